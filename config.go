@@ -1,0 +1,200 @@
+package ivrpay
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+)
+
+// Processing modes of a payin config.
+const (
+	ProcessingModeAuthorizeAndCapture = "AUTHORIZE_AND_CAPTURE"
+	ProcessingModeAuthorize           = "AUTHORIZE"
+)
+
+// MaxAmount is the largest payin amount in cents ($1,000,000, Twilio's chargeAmount ceiling).
+const MaxAmount = 100_000_000
+
+// MaxMetadataBytes bounds metadata objects ("under 8 KiB").
+const MaxMetadataBytes = 8 << 10
+
+// PayinConfig is step 1 of a payin, created with a full-permission key.
+type PayinConfig struct {
+	ID             string          `json:"payin_config_id"`
+	PlatformID     string          `json:"platform_id"`
+	MerchantID     string          `json:"merchant_id"`
+	Merchant       MerchantRef     `json:"merchant"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	Amount         int64           `json:"amount"`
+	CurrencyCode   string          `json:"currency_code"`
+	BillingContact *BillingContact `json:"billing_contact"`
+	Metadata       json.RawMessage `json:"metadata"`
+	MethodMetadata json.RawMessage `json:"method_metadata"`
+	ProcessingMode string          `json:"processing_mode"`
+	Payin          *PayinRef       `json:"payin"`
+	CreatedAt      time.Time       `json:"created_at"`
+}
+
+// MerchantRef is the minimal representation of a merchant.
+type MerchantRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// PayinRef is the minimal representation of the payin made with a config.
+type PayinRef struct {
+	PayinID string `json:"payin_id"`
+}
+
+// PayinConfigCreate is the body of POST /v1/payin_configs.
+type PayinConfigCreate struct {
+	MerchantID     string          `json:"merchant_id"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	Amount         json.Number     `json:"amount"`
+	CurrencyCode   string          `json:"currency_code"`
+	BillingContact *BillingContact `json:"billing_contact"`
+	Metadata       json.RawMessage `json:"metadata"`
+	MethodMetadata json.RawMessage `json:"method_metadata"`
+	ProcessingMode string          `json:"processing_mode"`
+}
+
+// Validate checks a payin config creation at API version v and returns the amount in cents.
+func (c *PayinConfigCreate) Validate(v APIVersion) (int64, error) {
+	if c.MerchantID == "" {
+		return 0, FieldErrorf("merchant_id", "is required")
+	}
+	if err := validateIdempotencyKey(c.IdempotencyKey); err != nil {
+		return 0, err
+	}
+	amount, err := ParseCents("amount", c.Amount)
+	if err != nil {
+		return 0, err
+	}
+	if err := validateCurrency(c.CurrencyCode); err != nil {
+		return 0, err
+	}
+	if err := c.BillingContact.Validate("billing_contact"); err != nil {
+		return 0, err
+	}
+	if err := ValidateMetadata("metadata", c.Metadata); err != nil {
+		return 0, err
+	}
+	if err := ValidateMetadata("method_metadata", c.MethodMetadata); err != nil {
+		return 0, err
+	}
+	switch c.ProcessingMode {
+	case "":
+		c.ProcessingMode = ProcessingModeAuthorizeAndCapture
+	case ProcessingModeAuthorizeAndCapture:
+	case ProcessingModeAuthorize:
+		if !v.SupportsAuthorize() {
+			return 0, FieldErrorf("processing_mode", "AUTHORIZE is available from API version 2024-10-16; this request runs at %s", v)
+		}
+	default:
+		return 0, FieldErrorf("processing_mode", "must be AUTHORIZE_AND_CAPTURE or AUTHORIZE")
+	}
+	return amount, nil
+}
+
+// ParseCents checks that a JSON number is a whole number of cents between 1 and MaxAmount.
+func ParseCents(field string, n json.Number) (int64, error) {
+	if n == "" {
+		return 0, FieldErrorf(field, "is required: an integer number of cents (1000 is 10.00 USD)")
+	}
+	v, err := n.Int64()
+	if err != nil {
+		return 0, FieldErrorf(field, "must be an integer number of cents (1000 is 10.00 USD), not %s", n)
+	}
+	if v < 1 || v > MaxAmount {
+		return 0, FieldErrorf(field, "must be between 1 and %d cents", MaxAmount)
+	}
+	return v, nil
+}
+
+func validateIdempotencyKey(k string) error {
+	if k == "" {
+		return FieldErrorf("idempotency_key", "is required (1 to 255 characters); a repeat with the same key returns the first result")
+	}
+	if utf8.RuneCountInString(k) > 255 {
+		return FieldErrorf("idempotency_key", "must be at most 255 characters")
+	}
+	return nil
+}
+
+func validateCurrency(c string) error {
+	if c == "" {
+		return FieldErrorf("currency_code", "is required; only USD is supported")
+	}
+	if c != "USD" {
+		return FieldErrorf("currency_code", "only USD is supported, not %q", c)
+	}
+	return nil
+}
+
+// ValidateMetadata checks that metadata, when present, is a JSON object under 8 KiB.
+func ValidateMetadata(field string, raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if len(raw) >= MaxMetadataBytes {
+		return FieldErrorf(field, "must be under 8 KiB")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return FieldErrorf(field, "must be a JSON object")
+	}
+	return nil
+}
+
+// PaymentMethodConfig is step 1 of storing a card.
+type PaymentMethodConfig struct {
+	ID             string            `json:"payment_method_config_id"`
+	PlatformID     string            `json:"platform_id"`
+	MerchantID     string            `json:"merchant_id,omitempty"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	BillingContact *BillingContact   `json:"billing_contact"`
+	Metadata       json.RawMessage   `json:"metadata"`
+	PaymentMethod  *PaymentMethodRef `json:"payment_method"`
+	CreatedAt      time.Time         `json:"created_at"`
+}
+
+// PaymentMethodRef is the minimal representation of a stored payment method.
+type PaymentMethodRef struct {
+	PaymentMethodID string `json:"payment_method_id"`
+}
+
+// PaymentMethodConfigCreate is the body of POST /v1/payment_method_configs.
+type PaymentMethodConfigCreate struct {
+	PlatformID     string          `json:"platform_id"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	MerchantID     string          `json:"merchant_id"`
+	BillingContact *BillingContact `json:"billing_contact"`
+	Metadata       json.RawMessage `json:"metadata"`
+}
+
+// Validate checks a payment method config creation.
+func (c *PaymentMethodConfigCreate) Validate() error {
+	if c.PlatformID == "" {
+		return FieldErrorf("platform_id", "is required")
+	}
+	if err := validateIdempotencyKey(c.IdempotencyKey); err != nil {
+		return err
+	}
+	if err := c.BillingContact.Validate("billing_contact"); err != nil {
+		return err
+	}
+	return ValidateMetadata("metadata", c.Metadata)
+}
+
+// PayinConfigService manages payin configs for the key in the context.
+type PayinConfigService interface {
+	CreatePayinConfig(ctx context.Context, c PayinConfigCreate) (*PayinConfig, error)
+	FindPayinConfig(ctx context.Context, id string) (*PayinConfig, error)
+}
+
+// PaymentMethodConfigService manages payment method configs for the key in the context.
+type PaymentMethodConfigService interface {
+	CreatePaymentMethodConfig(ctx context.Context, c PaymentMethodConfigCreate) (*PaymentMethodConfig, error)
+	FindPaymentMethodConfig(ctx context.Context, id string) (*PaymentMethodConfig, error)
+}

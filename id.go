@@ -1,0 +1,69 @@
+package ivrpay
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// Id prefixes, as Rainforest publishes them. In sandbox every id carries "sbx_" in front.
+const (
+	PrefixPlatform            = "plt_"
+	PrefixMerchant            = "mid_"
+	PrefixAPIKey              = "api_"
+	PrefixPayinConfig         = "cfg_"
+	PrefixPayin               = "pyi_"
+	PrefixPaymentMethodConfig = "pmc_"
+	PrefixPaymentMethod       = "mtd_"
+	PrefixRefund              = "rfd_"
+	PrefixWebhookEndpoint     = "whe_"
+	PrefixEvent               = "evt_"
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// idEpoch keeps the 32-bit second counter of ids far from overflow.
+const idEpoch = 1_400_000_000
+
+// NewID returns prefix followed by 27 base62 characters: a KSUID-like value of
+// 4 bytes of seconds and 16 random bytes, so that ids sort by creation time
+// (which is what start_key pagination walks).
+func NewID(mode Mode, prefix string, now time.Time) string {
+	var raw [20]byte
+	binary.BigEndian.PutUint32(raw[:4], uint32(now.Unix()-idEpoch))
+	if _, err := rand.Read(raw[4:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	n := new(big.Int).SetBytes(raw[:])
+	out := make([]byte, 27)
+	base := big.NewInt(62)
+	mod := new(big.Int)
+	for i := 26; i >= 0; i-- {
+		n.DivMod(n, base, mod)
+		out[i] = base62[mod.Int64()]
+	}
+	return mode.IDPrefix() + prefix + string(out)
+}
+
+// NewAPIKeySecret returns a fresh key secret: "apikey_" (or "sbx_apikey_") and 64 hex characters.
+func NewAPIKeySecret(mode Mode) string {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		panic(err)
+	}
+	return mode.IDPrefix() + "apikey_" + hex.EncodeToString(raw[:])
+}
+
+// MaskAPIKeySecret shows the first and last 8 hex characters of a secret, as
+// Rainforest does ("apikey_6802b550****30f3afc4").
+func MaskAPIKeySecret(secret string) string {
+	i := strings.LastIndex(secret, "_")
+	hexPart := secret[i+1:]
+	if len(hexPart) < 16 {
+		return secret[:i+1] + "****"
+	}
+	return secret[:i+1] + hexPart[:8] + "****" + hexPart[len(hexPart)-8:]
+}

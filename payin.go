@@ -1,0 +1,164 @@
+package ivrpay
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Payin statuses.
+const (
+	PayinStatusCreated    = "CREATED"
+	PayinStatusProcessing = "PROCESSING"
+	PayinStatusAuthorized = "AUTHORIZED"
+	PayinStatusSucceeded  = "SUCCEEDED"
+	PayinStatusFailed     = "FAILED"
+	PayinStatusCanceled   = "CANCELED"
+)
+
+// PayinStatuses lists every payin status (for filter validation).
+var PayinStatuses = []string{PayinStatusCreated, PayinStatusProcessing, PayinStatusAuthorized,
+	PayinStatusSucceeded, PayinStatusFailed, PayinStatusCanceled}
+
+// Payin sources.
+const (
+	PayinSourceIVR                    = "IVR"
+	PayinSourceAPIDirect              = "API_DIRECT"
+	PayinSourceAPIStoredPaymentMethod = "API_STORED_PAYMENT_METHOD"
+)
+
+// PayinSources lists every payin source (for filter validation).
+var PayinSources = []string{PayinSourceIVR, PayinSourceAPIDirect, PayinSourceAPIStoredPaymentMethod}
+
+// Refusal codes the sandbox processor and the connector produce.
+const (
+	RefusalDeclined                    = "DECLINED"
+	RefusalInsufficientFunds           = "INSUFFICIENT_FUNDS"
+	RefusalDoNotHonor                  = "DO_NOT_HONOR"
+	RefusalExpiredCard                 = "EXPIRED_CARD"
+	RefusalInvalidCardSecurityCode     = "INVALID_CARD_SECURITY_CODE"
+	RefusalIncorrectPaymentInformation = "INCORRECT_PAYMENT_INFORMATION"
+	RefusalProcessingError             = "PROCESSING_ERROR"
+	RefusalRiskDecline                 = "RISK_DECLINE"
+)
+
+// MethodTypeCard is the only method type ivrpay processes.
+const MethodTypeCard = "CARD"
+
+// OptString is a string that is JSON null when empty.
+type OptString string
+
+// MarshalJSON writes null for the empty string.
+func (s OptString) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(s))
+}
+
+// UnmarshalJSON reads null as the empty string.
+func (s *OptString) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*s = ""
+		return nil
+	}
+	return json.Unmarshal(b, (*string)(s))
+}
+
+// Card is how a card is shown: brand and last 4 only.
+type Card struct {
+	Brand    string `json:"brand"`
+	Last4    string `json:"last_4"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+}
+
+// IVRInfo tells which phone call made a payin.
+type IVRInfo struct {
+	Provider      string `json:"provider"`
+	TransactionID string `json:"transaction_id"`
+}
+
+// Payin is the money movement made from a payin config and card data.
+type Payin struct {
+	ID               string          `json:"payin_id"`
+	PayinConfigID    string          `json:"payin_config_id"`
+	MerchantID       string          `json:"merchant_id"`
+	PlatformID       string          `json:"platform_id"`
+	PaymentMethodID  OptString       `json:"payment_method_id"`
+	Amount           int64           `json:"amount"`
+	CurrencyCode     string          `json:"currency_code"`
+	Status           string          `json:"status"`
+	AuthorizedAmount int64           `json:"authorized_amount"`
+	CapturedAmount   int64           `json:"captured_amount"`
+	RefundableAmount int64           `json:"refundable_amount"`
+	RefusalCode      OptString       `json:"refusal_code"`
+	RefusalDesc      OptString       `json:"refusal_desc"`
+	AuthCode         OptString       `json:"auth_code"`
+	AVSResultCode    OptString       `json:"avs_result_code"`
+	CVCResultCode    OptString       `json:"cvc_result_code"`
+	MethodType       string          `json:"method_type"`
+	Card             *Card           `json:"card"`
+	BillingContact   *BillingContact `json:"billing_contact"`
+	Metadata         json.RawMessage `json:"metadata"`
+	Source           string          `json:"source"`
+	IVR              *IVRInfo        `json:"ivr"`
+	Refunds          []any           `json:"refunds"`
+	CreatedAt        time.Time       `json:"created_at"`
+	UpdatedAt        time.Time       `json:"updated_at"`
+}
+
+// Object returns what permissions on p are checked against.
+func (p *Payin) Object() Object { return Object{PlatformID: p.PlatformID, MerchantID: p.MerchantID} }
+
+// PayinFilter selects payins for GET /v1/payins.
+type PayinFilter struct {
+	Page
+	MerchantID string
+	Status     string
+	Source     string
+}
+
+// PayinService reads payins and charges stored cards for the key in the context.
+type PayinService interface {
+	FindPayin(ctx context.Context, id string) (*Payin, error)
+	ListPayins(ctx context.Context, f PayinFilter) (*List[*Payin], error)
+	// ChargePaymentMethod makes a payin from a stored payment method
+	// (source API_STORED_PAYMENT_METHOD). A config that already has an
+	// approved payin is an ECONFLICT.
+	ChargePaymentMethod(ctx context.Context, paymentMethodID, payinConfigID string) (*Payin, error)
+}
+
+// Payment method statuses.
+const (
+	PaymentMethodStatusActive      = "ACTIVE"
+	PaymentMethodStatusDeactivated = "DEACTIVATED"
+	PaymentMethodStatusFailed      = "FAILED"
+)
+
+// PaymentMethod is a stored, reusable card: the PAN is vaulted, the CVV never kept.
+type PaymentMethod struct {
+	ID                    string          `json:"payment_method_id"`
+	PaymentMethodConfigID OptString       `json:"payment_method_config_id"`
+	PlatformID            string          `json:"platform_id"`
+	MerchantID            OptString       `json:"merchant_id"`
+	Status                string          `json:"status"`
+	MethodType            string          `json:"method_type"`
+	Card                  *Card           `json:"card"`
+	Fingerprint           string          `json:"fingerprint"`
+	BillingContact        *BillingContact `json:"billing_contact"`
+	Metadata              json.RawMessage `json:"metadata"`
+	CreatedAt             time.Time       `json:"created_at"`
+}
+
+// Object returns what permissions on pm are checked against.
+func (pm *PaymentMethod) Object() Object {
+	return Object{PlatformID: pm.PlatformID, MerchantID: string(pm.MerchantID)}
+}
+
+// PaymentMethodService reads and deactivates stored payment methods for the key in the context.
+type PaymentMethodService interface {
+	FindPaymentMethod(ctx context.Context, id string) (*PaymentMethod, error)
+	ListPaymentMethods(ctx context.Context, page Page) (*List[*PaymentMethod], error)
+	DeactivatePaymentMethod(ctx context.Context, id string) (*PaymentMethod, error)
+}
