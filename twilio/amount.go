@@ -1,48 +1,13 @@
 package twilio
 
-import (
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
-)
+import "github.com/ivrpay/ivrpay"
 
 // ErrInvalidAmount is returned for amounts that are not decimal dollar strings with at most two decimals.
-var ErrInvalidAmount = errors.New("invalid amount")
+var ErrInvalidAmount = ivrpay.ErrInvalidDollars
 
 // ParseAmount parses a decimal dollar string as Twilio sends it ("10",
 // "10.0", "10.00") into integer cents, without ever going through a float.
-func ParseAmount(s string) (int64, error) {
-	whole, frac, hasDot := strings.Cut(s, ".")
-	if whole == "" || len(whole) > 9 || !allDigits(whole) || (hasDot && (frac == "" || len(frac) > 2 || !allDigits(frac))) {
-		return 0, fmt.Errorf("%w: %q is not a decimal amount with at most 2 decimals, such as 10.00", ErrInvalidAmount, truncate(s, 20))
-	}
-	dollars, _ := strconv.ParseInt(whole, 10, 64)
-	cents := int64(0)
-	if frac != "" {
-		c, _ := strconv.ParseInt(frac, 10, 64)
-		if len(frac) == 1 {
-			c *= 10
-		}
-		cents = c
-	}
-	return dollars*100 + cents, nil
-}
+func ParseAmount(s string) (int64, error) { return ivrpay.ParseDollars(s) }
 
-// FormatCents formats cents as a dollar string with two decimals ("10.00").
-func FormatCents(cents int64) string {
-	sign := ""
-	if cents < 0 {
-		sign, cents = "-", -cents
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, cents/100, cents%100)
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// FormatCents formats cents as Twilio's chargeAmount ("10.00").
+func FormatCents(cents int64) string { return ivrpay.FormatDollars(cents) }

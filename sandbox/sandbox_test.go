@@ -1,0 +1,318 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"pgregory.net/rapid"
+)
+
+// sleepRecorder is an injected Sleep that returns at once and remembers what
+// it was asked to wait, so no test ever really waits 12 s.
+type sleepRecorder struct {
+	mu    sync.Mutex
+	calls []time.Duration
+	err   error
+}
+
+func (s *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, d)
+	return s.err
+}
+
+func setup(t *testing.T) (*Processor, *sleepRecorder) {
+	t.Helper()
+	rec := &sleepRecorder{}
+	return &Processor{Sleep: rec.Sleep}, rec
+}
+
+func auth(pan string, amount int64) ivrpay.Authorization {
+	return ivrpay.Authorization{
+		Reference:  "payin_123",
+		Amount:     amount,
+		Currency:   "USD",
+		PAN:        pan,
+		CVV:        "123",
+		ExpMonth:   12,
+		ExpYear:    2030,
+		PostalCode: "94107",
+		Capture:    true,
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	t.Parallel()
+	const visa = "4111111111111111"
+	with := func(a ivrpay.Authorization, f func(*ivrpay.Authorization)) ivrpay.Authorization {
+		f(&a)
+		return a
+	}
+	tests := []struct {
+		name     string
+		a        ivrpay.Authorization
+		approved bool
+		refusal  string
+		desc     string
+		avs, cvc string
+	}{
+		// Twilio's test cards and the Diners Club card (SPEC §4) approve.
+		{"visa", auth("4111111111111111", 1000), true, "", "", "Y", "M"},
+		{"mastercard", auth("5555555555554444", 1000), true, "", "", "Y", "M"},
+		{"amex", auth("378282246310005", 1000), true, "", "", "Y", "M"},
+		{"discover", auth("6011111111111117", 1000), true, "", "", "Y", "M"},
+		{"jcb", auth("3566002020360505", 1000), true, "", "", "Y", "M"},
+		{"diners", auth("3056930009020004", 1000), true, "", "", "Y", "M"},
+		{"authorize only", with(auth(visa, 1000), func(a *ivrpay.Authorization) { a.Capture = false }), true, "", "", "Y", "M"},
+
+		// Card triggers.
+		{"card declined", auth("4000000000000002", 1000), false, ivrpay.RefusalDeclined, "Card declined", "Y", "M"},
+		{"card insufficient funds", auth("4000000000009995", 1000), false, ivrpay.RefusalInsufficientFunds, "Insufficient funds", "Y", "M"},
+		{"card expired", auth("4000000000000069", 1000), false, ivrpay.RefusalExpiredCard, "Expired card", "Y", "M"},
+		{"card bad cvc", auth("4000000000000127", 1000), false, ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code", "Y", "M"},
+		{"card processing error", auth("4000000000000119", 1000), false, ivrpay.RefusalProcessingError, "Processing error", "Y", "M"},
+		{"card risk", auth("4100000000000019", 1000), false, ivrpay.RefusalRiskDecline, "Declined by risk rules", "Y", "M"},
+
+		// CVC.
+		{"cvc 000", with(auth(visa, 1000), func(a *ivrpay.Authorization) { a.CVV = "000" }), false, ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code", "Y", "N"},
+		{"cvc empty", with(auth(visa, 1000), func(a *ivrpay.Authorization) { a.CVV = "" }), true, "", "", "Y", "P"},
+		{"cvc 4 digits", with(auth("378282246310005", 1000), func(a *ivrpay.Authorization) { a.CVV = "1234" }), true, "", "", "Y", "M"},
+
+		// AVS.
+		{"postal 00000", with(auth(visa, 1000), func(a *ivrpay.Authorization) { a.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match", "N", "M"},
+		{"postal empty", with(auth(visa, 1000), func(a *ivrpay.Authorization) { a.PostalCode = "" }), true, "", "", "U", "M"},
+
+		// Amount triggers.
+		{"amount 5101", auth(visa, 5101), false, ivrpay.RefusalDeclined, "Card declined", "Y", "M"},
+		{"amount 5102", auth(visa, 5102), false, ivrpay.RefusalInsufficientFunds, "Insufficient funds", "Y", "M"},
+		{"amount 5103", auth(visa, 5103), false, ivrpay.RefusalDoNotHonor, "Do not honor", "Y", "M"},
+		{"amount 5105", auth(visa, 5105), false, ivrpay.RefusalProcessingError, "Processing error", "Y", "M"},
+		{"amount 5104 is not a trigger", auth(visa, 5104), true, "", "", "Y", "M"},
+
+		// Order: card before CVC before AVS before amount; result codes always set.
+		{"card beats cvc", with(auth("4000000000009995", 5101), func(a *ivrpay.Authorization) { a.CVV = "000"; a.PostalCode = "00000" }), false, ivrpay.RefusalInsufficientFunds, "Insufficient funds", "N", "N"},
+		{"cvc beats avs", with(auth(visa, 5102), func(a *ivrpay.Authorization) { a.CVV = "000"; a.PostalCode = "00000" }), false, ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code", "N", "N"},
+		{"avs beats amount", with(auth(visa, 5103), func(a *ivrpay.Authorization) { a.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match", "N", "M"},
+		{"empty cvc and postal on amount decline", with(auth(visa, 5105), func(a *ivrpay.Authorization) { a.CVV = ""; a.PostalCode = "" }), false, ivrpay.RefusalProcessingError, "Processing error", "U", "P"},
+
+		// Amount 0 verifies the card (tokenize): amount rules skip, the others apply.
+		{"verify visa", auth(visa, 0), true, "", "", "Y", "M"},
+		{"verify declined card", auth("4000000000000002", 0), false, ivrpay.RefusalDeclined, "Card declined", "Y", "M"},
+		{"verify cvc 000", with(auth(visa, 0), func(a *ivrpay.Authorization) { a.CVV = "000" }), false, ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code", "Y", "N"},
+		{"verify postal 00000", with(auth(visa, 0), func(a *ivrpay.Authorization) { a.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match", "N", "M"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, rec := setup(t)
+			got, err := p.Authorize(context.Background(), tt.a)
+			if err != nil {
+				t.Fatalf("Authorize: %v", err)
+			}
+			want := ivrpay.AuthorizationResult{
+				Approved:      tt.approved,
+				AVSResultCode: tt.avs,
+				CVCResultCode: tt.cvc,
+				RefusalCode:   tt.refusal,
+				RefusalDesc:   tt.desc,
+			}
+			if tt.approved {
+				want.AuthCode = authCode(tt.a.Reference)
+			}
+			if got != want {
+				t.Fatalf("Authorize =\n %+v\nwant\n %+v", got, want)
+			}
+			if len(rec.calls) != 0 {
+				t.Fatalf("Authorize slept %v for amount %d", rec.calls, tt.a.Amount)
+			}
+		})
+	}
+}
+
+func TestSlowAmount(t *testing.T) {
+	t.Parallel()
+	p, rec := setup(t)
+	got, err := p.Authorize(context.Background(), auth("4111111111111111", SlowAmount))
+	if err != nil {
+		t.Fatalf("Authorize: %v", err)
+	}
+	if len(rec.calls) != 1 || rec.calls[0] != 12*time.Second {
+		t.Fatalf("Sleep calls = %v, want one of 12s", rec.calls)
+	}
+	if !got.Approved || got.AuthCode == "" {
+		t.Fatalf("slow amount on a normal card = %+v, want approved", got)
+	}
+
+	// The wait comes first, then the other rules still apply.
+	p, rec = setup(t)
+	got, err = p.Authorize(context.Background(), auth("4000000000000002", SlowAmount))
+	if err != nil || got.Approved || got.RefusalCode != ivrpay.RefusalDeclined || len(rec.calls) != 1 {
+		t.Fatalf("slow amount on a declined card = %+v, %v (slept %v)", got, err, rec.calls)
+	}
+
+	// Card verification never waits.
+	p, rec = setup(t)
+	if _, err := p.Authorize(context.Background(), auth("4111111111111111", 0)); err != nil || len(rec.calls) != 0 {
+		t.Fatalf("verification slept %v, err %v", rec.calls, err)
+	}
+}
+
+func TestSlowAmountCanceled(t *testing.T) {
+	t.Parallel()
+	p, rec := setup(t)
+	rec.err = context.DeadlineExceeded
+	got, err := p.Authorize(context.Background(), auth("4111111111111111", SlowAmount))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Authorize error = %v, want the Sleep error", err)
+	}
+	if got != (ivrpay.AuthorizationResult{}) {
+		t.Fatalf("Authorize returned %+v alongside an error", got)
+	}
+}
+
+// TestRealSleepHonoursContext runs the default timer with a canceled context,
+// so it returns at once instead of after 12 s.
+func TestRealSleepHonoursContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := New().Authorize(ctx, auth("4111111111111111", SlowAmount))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Authorize error = %v, want context.Canceled", err)
+	}
+	if err := New().sleep(context.Background(), time.Millisecond); err != nil {
+		t.Fatalf("real sleep: %v", err)
+	}
+}
+
+func TestAuthCodeDeterministic(t *testing.T) {
+	t.Parallel()
+	p, _ := setup(t)
+	get := func(ref, pan string, amount int64) string {
+		a := auth(pan, amount)
+		a.Reference = ref
+		res, err := p.Authorize(context.Background(), a)
+		if err != nil || !res.Approved {
+			t.Fatalf("Authorize(%q) = %+v, %v", ref, res, err)
+		}
+		return res.AuthCode
+	}
+	a := get("payin_abc", "4111111111111111", 1000)
+	if b := get("payin_abc", "5555555555554444", 2500); a != b {
+		t.Fatalf("same reference gave auth codes %q and %q", a, b)
+	}
+	if c := get("payin_abd", "4111111111111111", 1000); a == c {
+		t.Fatalf("different references gave the same auth code %q", a)
+	}
+	// A fixed value, so a change of derivation (which would change codes
+	// integrators may have recorded) is a deliberate one.
+	if got, want := authCode("payin_123"), "XEOAIP"; got != want {
+		t.Fatalf("authCode(payin_123) = %q, want %q", got, want)
+	}
+}
+
+// TestAuthorizeProperties checks, over arbitrary requests, what must hold for
+// every answer: well-formed codes, and no PAN or CVV in any returned string.
+func TestAuthorizeProperties(t *testing.T) {
+	t.Parallel()
+	p, _ := setup(t)
+	digits := rapid.StringMatching(`[0-9]{12,19}`)
+	rapid.Check(t, func(rt *rapid.T) {
+		a := ivrpay.Authorization{
+			Reference:  rapid.String().Draw(rt, "reference"),
+			Amount:     rapid.Int64Range(0, 10000).Draw(rt, "amount"),
+			PAN:        rapid.OneOf(digits, rapid.SampledFrom([]string{"4111111111111111", "4000000000000002"})).Draw(rt, "pan"),
+			CVV:        rapid.StringMatching(`[0-9]{0,4}`).Draw(rt, "cvv"),
+			PostalCode: rapid.StringMatching(`[0-9]{0,5}`).Draw(rt, "postal"),
+		}
+		res, err := p.Authorize(context.Background(), a)
+		if err != nil {
+			rt.Fatalf("Authorize: %v", err)
+		}
+		if res.Approved == (res.RefusalCode != "") || (res.RefusalCode == "") != (res.RefusalDesc == "") {
+			rt.Fatalf("inconsistent result %+v", res)
+		}
+		if res.Approved {
+			if len(res.AuthCode) != 6 || strings.Trim(res.AuthCode, authCodeAlphabet) != "" {
+				rt.Fatalf("auth code %q is not 6 uppercase alphanumerics", res.AuthCode)
+			}
+		} else if res.AuthCode != "" {
+			rt.Fatalf("declined with auth code %q", res.AuthCode)
+		}
+		if !strings.Contains("YNU", res.AVSResultCode) || len(res.AVSResultCode) != 1 ||
+			!strings.Contains("MNP", res.CVCResultCode) || len(res.CVCResultCode) != 1 {
+			rt.Fatalf("result codes %q %q", res.AVSResultCode, res.CVCResultCode)
+		}
+		for _, s := range []string{res.AuthCode, res.AVSResultCode, res.CVCResultCode, res.RefusalCode, res.RefusalDesc, fmt.Sprintf("%+v", res)} {
+			if strings.Contains(s, a.PAN) {
+				rt.Fatalf("result contains the PAN: %q", s)
+			}
+		}
+		// Refusal text has no digits at all, so it can hold no CVV.
+		if strings.ContainsAny(res.RefusalCode+res.RefusalDesc, "0123456789") {
+			rt.Fatalf("refusal has digits: %+v", res)
+		}
+	})
+}
+
+// TestTable checks that the published table lists every trigger and that each
+// row does what it says when sent to Authorize.
+func TestTable(t *testing.T) {
+	t.Parallel()
+	rules := Table()
+	seen := make(map[string]bool)
+	for _, r := range rules {
+		key := r.Kind + ":" + r.Trigger
+		if seen[key] {
+			t.Fatalf("duplicate row %s", key)
+		}
+		seen[key] = true
+		if r.Kind == "" || r.Trigger == "" || r.Description == "" {
+			t.Fatalf("incomplete row %+v", r)
+		}
+		a := auth("4111111111111111", 1000)
+		switch r.Kind {
+		case KindAmount:
+			n, err := strconv.ParseInt(r.Trigger, 10, 64)
+			if err != nil {
+				t.Fatalf("amount trigger %q: %v", r.Trigger, err)
+			}
+			a.Amount = n
+		case KindCard:
+			a.PAN = r.Trigger
+		case KindCVC:
+			a.CVV = r.Trigger
+		case KindPostalCode:
+			a.PostalCode = r.Trigger
+		case KindDefault:
+		default:
+			t.Fatalf("unknown kind %q", r.Kind)
+		}
+		p, _ := setup(t)
+		res, err := p.Authorize(context.Background(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RefusalCode != r.RefusalCode || (r.RefusalCode != "" && res.RefusalDesc != r.Description) {
+			t.Fatalf("row %+v: Authorize gave %+v", r, res)
+		}
+	}
+	for _, want := range []string{
+		"amount:5110", "amount:5101", "amount:5102", "amount:5103", "amount:5105",
+		"card:4000000000000002", "card:4000000000009995", "card:4000000000000069",
+		"card:4000000000000127", "card:4000000000000119", "card:4100000000000019",
+		"cvc:000", "postal_code:00000",
+	} {
+		if !seen[want] {
+			t.Errorf("Table lacks %s", want)
+		}
+	}
+}

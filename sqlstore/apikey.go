@@ -1,0 +1,169 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+var (
+	_ ivrpay.AuthService   = (*Store)(nil)
+	_ ivrpay.APIKeyService = (*Store)(nil)
+)
+
+// apiKeyStatusDeleted marks a deleted key; it is never shown and never authenticates.
+const apiKeyStatusDeleted = "DELETED"
+
+// Authenticate returns the enabled key with this secret and its platform.
+func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIKey, err error) {
+	defer wrap(&err, "Store.Authenticate")
+	k, err = s.scanAPIKey(s.rdb.QueryRowContext(ctx, apiKeySelect+` WHERE secret_hash = $1`, hashSecret(secret)))
+	if err != nil {
+		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
+			return nil, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: unknown API key.")
+		}
+		return nil, err
+	}
+	if k.Status != ivrpay.APIKeyStatusEnabled {
+		return nil, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: this API key is disabled.")
+	}
+	if k.Platform, err = s.findPlatform(ctx, s.rdb, k.PlatformID); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// CreateAPIKey creates a key on the caller's platform. Every permission of
+// every statement must be one the caller holds for the same constraints.
+func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement) (k *ivrpay.APIKey, err error) {
+	defer wrap(&err, "Store.CreateAPIKey")
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if err := ivrpay.Authorize(caller, "api_key:create", ivrpay.Object{PlatformID: caller.PlatformID}); err != nil {
+		return nil, err
+	}
+	if err := ivrpay.CheckGrant(caller.Statements, statements); err != nil {
+		return nil, err
+	}
+	for i, st := range statements {
+		if st.Constraints.Merchant == nil {
+			continue
+		}
+		m, err := s.findMerchant(ctx, st.Constraints.Merchant.MerchantID)
+		if err != nil || m.PlatformID != caller.PlatformID {
+			return nil, ivrpay.FieldErrorf(fieldf("statements[%d].constraints.merchant.merchant_id", i),
+				"merchant %s not found on platform %s", st.Constraints.Merchant.MerchantID, caller.PlatformID)
+		}
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		k, err = s.insertAPIKey(ctx, tx, caller.PlatformID, statements)
+		return err
+	})
+	return k, err
+}
+
+// FindAPIKey returns a key of the caller's platform.
+func (s *Store) FindAPIKey(ctx context.Context, id string) (k *ivrpay.APIKey, err error) {
+	defer wrap(&err, "Store.FindAPIKey(%q)", id)
+	k, err = s.findAPIKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorizeRead(ctx, "api_key:read", "API key", id, ivrpay.Object{PlatformID: k.PlatformID}); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// ListAPIKeys lists the caller's platform's keys.
+func (s *Store) ListAPIKeys(ctx context.Context, page ivrpay.Page) (l *ivrpay.List[*ivrpay.APIKey], err error) {
+	defer wrap(&err, "Store.ListAPIKeys")
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if err := ivrpay.Authorize(caller, "api_key:read", ivrpay.Object{PlatformID: caller.PlatformID}); err != nil {
+		return nil, err
+	}
+	return listPage(ctx, s.rdb, page, listQuery{
+		base: apiKeySelect, where: []string{"platform_id = $1", "status <> 'DELETED'"}, args: []any{caller.PlatformID},
+	}, s.scanAPIKey, func(k *ivrpay.APIKey) string { return k.ID })
+}
+
+// SetAPIKeyStatus enables or disables a key of the caller's platform.
+func (s *Store) SetAPIKeyStatus(ctx context.Context, id, status string) (k *ivrpay.APIKey, err error) {
+	defer wrap(&err, "Store.SetAPIKeyStatus(%q, %q)", id, status)
+	if k, err = s.authorizeKeyChange(ctx, id, "api_key:update"); err != nil {
+		return nil, err
+	}
+	if err := s.setKeyStatus(ctx, id, status); err != nil {
+		return nil, err
+	}
+	return s.findAPIKey(ctx, id)
+}
+
+// DeleteAPIKey deletes a key of the caller's platform; it stops authenticating at once.
+func (s *Store) DeleteAPIKey(ctx context.Context, id string) (err error) {
+	defer wrap(&err, "Store.DeleteAPIKey(%q)", id)
+	if _, err = s.authorizeKeyChange(ctx, id, "api_key:delete"); err != nil {
+		return err
+	}
+	return s.setKeyStatus(ctx, id, apiKeyStatusDeleted)
+}
+
+func (s *Store) authorizeKeyChange(ctx context.Context, id, permission string) (*ivrpay.APIKey, error) {
+	k, err := s.findAPIKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if caller == nil || k.PlatformID != caller.PlatformID {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id)
+	}
+	if err := ivrpay.Authorize(caller, permission, ivrpay.Object{PlatformID: k.PlatformID}); err != nil {
+		return nil, err
+	}
+	// Changing a key is granting or revoking what it holds: a caller may only
+	// touch keys whose statements it could have created itself.
+	if err := ivrpay.CheckGrant(caller.Statements, k.Statements); err != nil {
+		return nil, ivrpay.Errorf(ivrpay.EFORBIDDEN, "cannot change API key %s: it holds permissions this key does not", id)
+	}
+	return k, nil
+}
+
+func (s *Store) setKeyStatus(ctx context.Context, id, status string) error {
+	res, err := s.wdb.ExecContext(ctx, `UPDATE api_keys SET status = $2, updated_at = $3 WHERE id = $1 AND status <> 'DELETED'`,
+		id, status, ivrpay.FormatTime(s.now()))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id)
+	}
+	return nil
+}
+
+const apiKeySelect = `SELECT id, platform_id, masked, statements, status, created_at, updated_at FROM api_keys`
+
+func (s *Store) findAPIKey(ctx context.Context, id string) (*ivrpay.APIKey, error) {
+	k, err := s.scanAPIKey(s.rdb.QueryRowContext(ctx, apiKeySelect+` WHERE id = $1 AND status <> 'DELETED'`, id))
+	if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id)
+	}
+	return k, err
+}
+
+func (s *Store) scanAPIKey(row scanner) (*ivrpay.APIKey, error) {
+	var k ivrpay.APIKey
+	var statements, created, updated string
+	err := row.Scan(&k.ID, &k.PlatformID, &k.MaskedSecret, &statements, &k.Status, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key not found")
+	} else if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(statements), &k.Statements); err != nil {
+		return nil, err
+	}
+	k.CreatedAt, k.UpdatedAt = parseTime(created), parseTime(updated)
+	return &k, nil
+}

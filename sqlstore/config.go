@@ -1,0 +1,215 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+var (
+	_ ivrpay.PayinConfigService         = (*Store)(nil)
+	_ ivrpay.PaymentMethodConfigService = (*Store)(nil)
+)
+
+// CreatePayinConfig creates step 1 of a payin. A repeat with the same
+// idempotency_key and the same body returns the first config; the same key
+// with a different body is a conflict. Invalid requests do not use up the key.
+func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCreate) (c *ivrpay.PayinConfig, err error) {
+	defer wrap(&err, "Store.CreatePayinConfig")
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if in.MerchantID == "" {
+		return nil, ivrpay.FieldErrorf("merchant_id", "is required")
+	}
+	if err := ivrpay.Authorize(caller, "payin_config:create", ivrpay.Object{PlatformID: caller.PlatformID, MerchantID: in.MerchantID}); err != nil {
+		return nil, err
+	}
+	amount, err := in.Validate(ivrpay.VersionFromContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.findMerchant(ctx, in.MerchantID)
+	if err != nil || m.PlatformID != caller.PlatformID {
+		return nil, ivrpay.FieldErrorf("merchant_id", "merchant %s not found on platform %s", in.MerchantID, caller.PlatformID)
+	}
+	if m.Status != ivrpay.MerchantStatusActive {
+		return nil, ivrpay.FieldErrorf("merchant_id", "merchant %s is %s; payin configs need an ACTIVE merchant", m.ID, m.Status)
+	}
+	bc, err := jsonText(in.BillingContact)
+	if err != nil {
+		return nil, err
+	}
+	md, err := jsonText(in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	mmd, err := jsonText(in.MethodMetadata)
+	if err != nil {
+		return nil, err
+	}
+	hash := requestHash([]any{in.MerchantID, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode})
+	now := s.now()
+	id := s.newID(ivrpay.PrefixPayinConfig)
+	var inserted bool
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
+			id, caller.PlatformID, in.MerchantID, in.IdempotencyKey, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		inserted = n == 1
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !inserted {
+		var firstID, firstHash string
+		if err := s.rdb.QueryRowContext(ctx, `SELECT id, request_hash FROM payin_configs WHERE platform_id = $1 AND idempotency_key = $2`,
+			caller.PlatformID, in.IdempotencyKey).Scan(&firstID, &firstHash); err != nil {
+			return nil, err
+		}
+		if firstHash != hash {
+			return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
+				Message: "idempotency_key " + in.IdempotencyKey + " was already used for a different payin config (" + firstID + "); use a new key for a new config"}
+		}
+		id = firstID
+	}
+	return s.findPayinConfig(ctx, s.rdb, id)
+}
+
+// FindPayinConfig returns a payin config the caller may read.
+func (s *Store) FindPayinConfig(ctx context.Context, id string) (c *ivrpay.PayinConfig, err error) {
+	defer wrap(&err, "Store.FindPayinConfig(%q)", id)
+	if c, err = s.findPayinConfig(ctx, s.rdb, id); err != nil {
+		return nil, err
+	}
+	if err := authorizeRead(ctx, "payin_config:read", "payin config", id, ivrpay.Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Store) findPayinConfig(ctx context.Context, q querier, id string) (*ivrpay.PayinConfig, error) {
+	var c ivrpay.PayinConfig
+	var bc, md, mmd sql.NullString
+	var payinID sql.NullString
+	var created string
+	err := q.QueryRowContext(ctx, `SELECT c.id, c.platform_id, c.merchant_id, m.name, c.idempotency_key, c.amount, c.currency_code,
+		c.billing_contact, c.metadata, c.method_metadata, c.processing_mode, c.created_at,
+		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.status IN ('PROCESSING', 'AUTHORIZED', 'SUCCEEDED'))
+		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1`, id).
+		Scan(&c.ID, &c.PlatformID, &c.MerchantID, &c.Merchant.Name, &c.IdempotencyKey, &c.Amount, &c.CurrencyCode,
+			&bc, &md, &mmd, &c.ProcessingMode, &created, &payinID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payin config %s not found", id)
+	} else if err != nil {
+		return nil, err
+	}
+	c.Merchant.ID = c.MerchantID
+	c.BillingContact, c.Metadata, c.MethodMetadata = billingContact(bc), rawJSON(md), rawJSON(mmd)
+	c.CreatedAt = parseTime(created)
+	if payinID.Valid {
+		c.Payin = &ivrpay.PayinRef{PayinID: payinID.String}
+	}
+	return &c, nil
+}
+
+// CreatePaymentMethodConfig creates step 1 of storing a card, with the same
+// idempotency_key rules as payin configs.
+func (s *Store) CreatePaymentMethodConfig(ctx context.Context, in ivrpay.PaymentMethodConfigCreate) (c *ivrpay.PaymentMethodConfig, err error) {
+	defer wrap(&err, "Store.CreatePaymentMethodConfig")
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if in.PlatformID == "" {
+		return nil, ivrpay.FieldErrorf("platform_id", "is required")
+	}
+	if err := ivrpay.Authorize(caller, "payment_method_config:create", ivrpay.Object{PlatformID: in.PlatformID, MerchantID: in.MerchantID}); err != nil {
+		return nil, err
+	}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	if in.MerchantID != "" {
+		m, err := s.findMerchant(ctx, in.MerchantID)
+		if err != nil || m.PlatformID != caller.PlatformID {
+			return nil, ivrpay.FieldErrorf("merchant_id", "merchant %s not found on platform %s", in.MerchantID, caller.PlatformID)
+		}
+	}
+	bc, err := jsonText(in.BillingContact)
+	if err != nil {
+		return nil, err
+	}
+	md, err := jsonText(in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	merchant := sql.NullString{String: in.MerchantID, Valid: in.MerchantID != ""}
+	hash := requestHash([]any{in.PlatformID, in.MerchantID, bc, md})
+	id := s.newID(ivrpay.PrefixPaymentMethodConfig)
+	var inserted bool
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+			billing_contact, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
+			id, in.PlatformID, merchant, in.IdempotencyKey, hash, bc, md, ivrpay.FormatTime(s.now()))
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		inserted = n == 1
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !inserted {
+		var firstID, firstHash string
+		if err := s.rdb.QueryRowContext(ctx, `SELECT id, request_hash FROM payment_method_configs WHERE platform_id = $1 AND idempotency_key = $2`,
+			in.PlatformID, in.IdempotencyKey).Scan(&firstID, &firstHash); err != nil {
+			return nil, err
+		}
+		if firstHash != hash {
+			return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
+				Message: "idempotency_key " + in.IdempotencyKey + " was already used for a different payment method config (" + firstID + "); use a new key for a new config"}
+		}
+		id = firstID
+	}
+	return s.findPaymentMethodConfig(ctx, s.rdb, id)
+}
+
+// FindPaymentMethodConfig returns a payment method config the caller may read.
+func (s *Store) FindPaymentMethodConfig(ctx context.Context, id string) (c *ivrpay.PaymentMethodConfig, err error) {
+	defer wrap(&err, "Store.FindPaymentMethodConfig(%q)", id)
+	if c, err = s.findPaymentMethodConfig(ctx, s.rdb, id); err != nil {
+		return nil, err
+	}
+	if err := authorizeRead(ctx, "payment_method_config:read", "payment method config", id, ivrpay.Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Store) findPaymentMethodConfig(ctx context.Context, q querier, id string) (*ivrpay.PaymentMethodConfig, error) {
+	var c ivrpay.PaymentMethodConfig
+	var merchant, bc, md, pmID sql.NullString
+	var created string
+	err := q.QueryRowContext(ctx, `SELECT c.id, c.platform_id, c.merchant_id, c.idempotency_key, c.billing_contact, c.metadata, c.created_at,
+		(SELECT pm.id FROM payment_methods pm WHERE pm.payment_method_config_id = c.id)
+		FROM payment_method_configs c WHERE c.id = $1`, id).
+		Scan(&c.ID, &c.PlatformID, &merchant, &c.IdempotencyKey, &bc, &md, &created, &pmID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payment method config %s not found", id)
+	} else if err != nil {
+		return nil, err
+	}
+	c.MerchantID = merchant.String
+	c.BillingContact, c.Metadata = billingContact(bc), rawJSON(md)
+	c.CreatedAt = parseTime(created)
+	if pmID.Valid {
+		c.PaymentMethod = &ivrpay.PaymentMethodRef{PaymentMethodID: pmID.String}
+	}
+	return &c, nil
+}

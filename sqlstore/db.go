@@ -1,0 +1,251 @@
+// Package sqlstore implements ivrpay's services over database/sql, with one
+// code path for two engines: SQLite (modernc.org/sqlite, WAL, the embedded
+// default) and PostgreSQL (pgx). Correctness under concurrency comes from the
+// database (unique constraints and transactions), never from in-process locks
+// alone, so several server processes can share one PostgreSQL database.
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Engine names.
+const (
+	EngineSQLite   = "sqlite"
+	EnginePostgres = "postgres"
+)
+
+// Options are what the store needs besides the database.
+type Options struct {
+	Mode      ivrpay.Mode
+	Clock     ivrpay.Clock
+	Vault     ivrpay.Vault
+	Processor ivrpay.Processor
+	Logger    *slog.Logger
+}
+
+// Store implements the ivrpay service interfaces.
+type Store struct {
+	engine string
+	// wdb takes every write transaction. On SQLite it holds one connection, so
+	// writers queue in Go instead of spinning on SQLITE_BUSY; on PostgreSQL it
+	// is the same pool as rdb.
+	wdb  *sql.DB
+	rdb  *sql.DB
+	opts Options
+}
+
+// Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the
+// migrations and returns the store.
+func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
+	defer wrap(&err, "sqlstore.Open")
+	if opts.Clock == nil {
+		opts.Clock = ivrpay.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Mode == "" {
+		opts.Mode = ivrpay.ModeSandbox
+	}
+	s = &Store{opts: opts}
+	var dialect goose.Dialect
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.engine, dialect = EnginePostgres, goose.DialectPostgres
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(32)
+		s.wdb, s.rdb = db, db
+	} else {
+		s.engine, dialect = EngineSQLite, goose.DialectSQLite3
+		path := strings.TrimPrefix(dsn, "file:")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path = path[:i]
+		}
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		full := "file:" + path + "?" + q.Encode()
+		if s.wdb, err = sql.Open("sqlite", full); err != nil {
+			return nil, err
+		}
+		s.wdb.SetMaxOpenConns(1)
+		if s.rdb, err = sql.Open("sqlite", full); err != nil {
+			return nil, err
+		}
+		s.rdb.SetMaxOpenConns(8)
+	}
+	if err := s.wdb.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	provider, err := goose.NewProvider(dialect, s.wdb, mustSub(migrations, "migrations"))
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return s, nil
+}
+
+// Engine is EngineSQLite or EnginePostgres.
+func (s *Store) Engine() string { return s.engine }
+
+// Close closes the pools.
+func (s *Store) Close() error {
+	err := s.wdb.Close()
+	if s.rdb != s.wdb {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
+
+// Ping reports whether the database answers (GET /health).
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.PingContext(ctx) }
+
+// DB exposes the write pool for tests and operator tools that inspect the schema.
+func (s *Store) DB() *sql.DB { return s.wdb }
+
+func (s *Store) now() time.Time { return s.opts.Clock.Now().UTC() }
+
+func (s *Store) newID(prefix string) string { return ivrpay.NewID(s.opts.Mode, prefix, s.now()) }
+
+// inTx runs fn in one write transaction and commits it when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUniqueViolation reports whether err is a unique constraint failure on either engine.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// wrap annotates a returned internal error with the operation; *ivrpay.Error
+// values pass through untouched so their codes reach the client.
+func wrap(errp *error, format string, args ...any) {
+	if *errp == nil {
+		return
+	}
+	var e *ivrpay.Error
+	if errors.As(*errp, &e) {
+		return
+	}
+	*errp = fmt.Errorf(format+": %w", append(args, *errp)...)
+}
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t.UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// jsonText stores a JSON value as text, or NULL for none.
+func jsonText(v any) (sql.NullString, error) {
+	switch x := v.(type) {
+	case json.RawMessage:
+		if len(x) == 0 || string(x) == "null" {
+			return sql.NullString{}, nil
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, x); err != nil {
+			return sql.NullString{}, err
+		}
+		return sql.NullString{String: compact.String(), Valid: true}, nil
+	case *ivrpay.BillingContact:
+		if x == nil {
+			return sql.NullString{}, nil
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return sql.NullString{}, err
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+func rawJSON(ns sql.NullString) json.RawMessage {
+	if !ns.Valid {
+		return nil
+	}
+	return json.RawMessage(ns.String)
+}
+
+func billingContact(ns sql.NullString) *ivrpay.BillingContact {
+	if !ns.Valid {
+		return nil
+	}
+	var b ivrpay.BillingContact
+	if json.Unmarshal([]byte(ns.String), &b) != nil {
+		return nil
+	}
+	return &b
+}
+
+// requestHash fingerprints a validated request body for idempotency checks.
+func requestHash(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func mustSub(fsys embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return sub
+}

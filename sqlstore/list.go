@@ -1,0 +1,108 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+type scanner interface{ Scan(dest ...any) error }
+
+func fieldf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// authorizeRead answers 404 for objects of another platform (their existence
+// is not revealed) and 403, naming the permission, for objects of the
+// caller's platform that its statements exclude.
+func authorizeRead(ctx context.Context, permission, kind, id string, obj ivrpay.Object) error {
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if caller == nil {
+		return ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized.")
+	}
+	if obj.PlatformID != caller.PlatformID {
+		return ivrpay.Errorf(ivrpay.ENOTFOUND, "%s %s not found", kind, id)
+	}
+	return ivrpay.Authorize(caller, permission, obj)
+}
+
+// listQuery is a SELECT and its filters; args are numbered $1… in order.
+type listQuery struct {
+	base  string
+	where []string
+	args  []any
+}
+
+// arg adds a bind argument and returns its placeholder.
+func (q *listQuery) arg(v any) string {
+	q.args = append(q.args, v)
+	return fmt.Sprintf("$%d", len(q.args))
+}
+
+// scoped restricts q to what the caller may read with permission; the
+// column holding the merchant id is merchantColumn. A caller with no such
+// permission at all gets a 403 naming it.
+func scoped(ctx context.Context, permission, merchantColumn string) (listQuery, error) {
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if caller == nil {
+		return listQuery{}, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized.")
+	}
+	scope := ivrpay.ScopeFor(caller, permission)
+	if scope.Empty() {
+		return listQuery{}, ivrpay.Errorf(ivrpay.EFORBIDDEN, "missing permission %s for platform %s", permission, caller.PlatformID)
+	}
+	var q listQuery
+	q.where = append(q.where, "platform_id = "+q.arg(caller.PlatformID))
+	if !scope.All {
+		ph := make([]string, len(scope.MerchantIDs))
+		for i, m := range scope.MerchantIDs {
+			ph[i] = q.arg(m)
+		}
+		q.where = append(q.where, merchantColumn+" IN ("+strings.Join(ph, ", ")+")")
+	}
+	return q, nil
+}
+
+// listPage runs a cursor-paginated list: ids greater than page.StartKey, in id
+// order (ids sort by creation time), with the total count of all matches.
+func listPage[T any](ctx context.Context, db querier, page ivrpay.Page, q listQuery, scan func(scanner) (T, error), idOf func(T) string) (*ivrpay.List[T], error) {
+	where := ""
+	if len(q.where) > 0 {
+		where = " WHERE " + strings.Join(q.where, " AND ")
+	}
+	out := &ivrpay.List[T]{Results: []T{}}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM ("+q.base+where+") AS matches", q.args...).Scan(&out.TotalResults); err != nil {
+		return nil, err
+	}
+	limit := page.Limit
+	if limit <= 0 {
+		limit = ivrpay.DefaultPageLimit
+	}
+	if page.StartKey != "" {
+		cond := "id > " + q.arg(page.StartKey)
+		if where == "" {
+			where = " WHERE " + cond
+		} else {
+			where += " AND " + cond
+		}
+	}
+	rows, err := db.QueryContext(ctx, q.base+where+" ORDER BY id LIMIT "+q.arg(limit), q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if n := len(out.Results); n > 0 {
+		out.LastKey = idOf(out.Results[n-1])
+	}
+	return out, nil
+}

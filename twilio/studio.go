@@ -1,0 +1,180 @@
+package twilio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// StudioWidgetType is the flow JSON type of Studio's "Capture Payments" widget.
+const StudioWidgetType = "capture-payments"
+
+// StudioWidget renders the values to enter in Studio's "Capture Payments"
+// widget for this <Pay>, one field per line in the order of the guide's table,
+// so that a no-code integration gets the same settings as the TwiML.
+func (p *Pay) StudioWidget() []byte {
+	var b bytes.Buffer
+	b.WriteString("Studio \"Capture Payments\" widget (" + StudioWidgetType + ")\n")
+	line := func(label, value string) {
+		fmt.Fprintf(&b, "  %-25s%s\n", label+":", value)
+	}
+	labels := make([]string, 0, len(cardTypes))
+	for _, t := range p.CardTypes() {
+		labels = append(labels, studioCardTypeLabel(t))
+	}
+	line("Valid Card Types", strings.Join(labels, ", "))
+	line("Request Security Code", studioBool(p.SecurityCode))
+	line("Request Postal Code", studioBool(p.PostalCode))
+	line("Pay Connector", p.PaymentConnector)
+	line("Payment Token Type", studioTokenType(p.TokenType))
+	amount := p.ChargeAmount
+	if cents, err := p.ChargeCents(); err == nil && cents == 0 {
+		// Studio stores a card when the amount is empty; "0" is TwiML's spelling.
+		amount = "(leave empty)"
+	}
+	line("Charge Card with Amount", amount)
+	line("Currency", studioCurrency(p.Currency))
+	method := p.PaymentMethod
+	if method == "" {
+		method = "credit-card"
+	}
+	line("Payment Method", method)
+	if p.Description != "" {
+		line("Description", p.Description)
+	}
+	label := "Parameters:"
+	for _, prm := range p.Parameters {
+		fmt.Fprintf(&b, "  %-25s%s = %s\n", label, prm.Name, prm.Value)
+		label = "" // further parameters line up under the first
+	}
+	return b.Bytes()
+}
+
+func studioCardTypeLabel(name string) string {
+	for _, t := range cardTypes {
+		if t.name == name || (name == "master-card" && t.name == "mastercard") {
+			return t.studio
+		}
+	}
+	return name
+}
+
+func studioBool(v string) string {
+	switch strings.ToLower(v) {
+	case "", "true":
+		return "Yes"
+	case "false":
+		return "No"
+	}
+	return v
+}
+
+func studioTokenType(v string) string {
+	switch strings.ToLower(v) {
+	case "", "reusable":
+		return "Reusable"
+	case "one-time":
+		return "One-time"
+	}
+	return v
+}
+
+func studioCurrency(v string) string {
+	if v == "" || strings.EqualFold(v, "usd") {
+		return "US Dollar (USD)"
+	}
+	return strings.ToUpper(v)
+}
+
+// studioStep is one capture-payments widget of a Studio flow, turned into the
+// <Pay> it stands for so that lint applies the same rules to both.
+type studioStep struct {
+	name string
+	pay  Pay
+}
+
+// parseStudioFlow reads a Studio flow JSON export and returns its
+// capture-payments widgets. Property values are read leniently (a number or a
+// boolean where a string is expected is taken as its text), since flows are
+// edited by hand as well as exported.
+func parseStudioFlow(doc []byte) ([]studioStep, error) {
+	var flow struct {
+		States []struct {
+			Name       string                     `json:"name"`
+			Type       string                     `json:"type"`
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"states"`
+	}
+	if err := json.Unmarshal(doc, &flow); err != nil {
+		return nil, fmt.Errorf("the document is not a Studio flow: %w", err)
+	}
+	if flow.States == nil {
+		return nil, errors.New("the document is not a Studio flow: it has no states")
+	}
+	var steps []studioStep
+	for _, st := range flow.States {
+		if st.Type != StudioWidgetType {
+			continue
+		}
+		props := st.Properties
+		text := func(key string) string { return jsonText(props[key]) }
+		p := Pay{
+			PaymentConnector: text("payment_connector"),
+			ChargeAmount:     text("payment_amount"),
+			Currency:         text("currency"),
+			TokenType:        text("payment_token_type"),
+			SecurityCode:     text("security_code"),
+			PostalCode:       text("postal_code"),
+			Description:      text("description"),
+			ValidCardTypes:   studioCardTypes(props["valid_card_types"]),
+			// Studio exports the enum (CREDIT_CARD); <Pay> spells it credit-card.
+			PaymentMethod: strings.ReplaceAll(strings.ToLower(text("payment_method")), "_", "-"),
+		}
+		var params []struct {
+			Key   json.RawMessage `json:"key"`
+			Value json.RawMessage `json:"value"`
+		}
+		if raw, ok := props["parameters"]; ok && json.Unmarshal(raw, &params) == nil {
+			for _, prm := range params {
+				p.Parameters = append(p.Parameters, Parameter{Name: jsonText(prm.Key), Value: jsonText(prm.Value)})
+			}
+		}
+		steps = append(steps, studioStep{name: st.Name, pay: p})
+	}
+	return steps, nil
+}
+
+// studioCardTypes joins the valid_card_types array (or takes a string as is)
+// into <Pay>'s space-separated form, with Studio's "master-card" spelled as
+// Twilio's TwiML spells it.
+func studioCardTypes(raw json.RawMessage) string {
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return jsonText(raw)
+	}
+	names := make([]string, 0, len(list))
+	for _, item := range list {
+		name := strings.ToLower(strings.TrimSpace(jsonText(item)))
+		if name == "master-card" {
+			name = "mastercard"
+		}
+		if name != "" {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+// jsonText is a JSON scalar's text: a string's content, a number's or a
+// boolean's literal, "" for null or absence, and the raw JSON otherwise.
+func jsonText(raw json.RawMessage) string {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return ""
+	}
+	if s, _, err := scalar(raw); err == nil {
+		return s
+	}
+	return string(bytes.TrimSpace(raw))
+}

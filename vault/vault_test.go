@@ -1,0 +1,603 @@
+package vault
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+const testPAN = "4111111111111111"
+
+// fixedKey returns a deterministic key, so failures reproduce.
+func fixedKey(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
+
+func mustNew(tb testing.TB, current []byte, previous ...[]byte) *Vault {
+	tb.Helper()
+	v, err := New(current, previous...)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return v
+}
+
+func mustEncrypt(tb testing.TB, v *Vault, pan string) string {
+	tb.Helper()
+	ct, err := v.Encrypt(pan)
+	if err != nil {
+		tb.Fatalf("Encrypt: %v", err)
+	}
+	return ct
+}
+
+// assertNoPAN fails when err mentions the test PAN: errors end up in logs.
+func assertNoPAN(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil && strings.Contains(err.Error(), testPAN) {
+		tb.Fatalf("error contains the PAN: %v", err)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	v := mustNew(t, fixedKey(1))
+	ct := mustEncrypt(t, v, testPAN)
+	if strings.Contains(ct, testPAN) {
+		t.Fatalf("ciphertext contains the PAN: %s", ct)
+	}
+	want := "v1:" + v.KeyID() + ":"
+	if !strings.HasPrefix(ct, want) {
+		t.Fatalf("ciphertext %q does not start with %q", ct, want)
+	}
+	if len(v.KeyID()) != 8 {
+		t.Fatalf("KeyID %q is not 8 characters", v.KeyID())
+	}
+	got, err := v.Decrypt(ct)
+	if err != nil {
+		t.Fatalf("Decrypt: %v", err)
+	}
+	if got != testPAN {
+		t.Fatalf("Decrypt = %q, want %q", got, testPAN)
+	}
+	if ct2 := mustEncrypt(t, v, testPAN); ct2 == ct {
+		t.Fatalf("two encryptions of one PAN are equal; the nonce is not random")
+	}
+}
+
+func TestRoundTripProperty(t *testing.T) {
+	t.Parallel()
+	v := mustNew(t, fixedKey(2))
+	rapid.Check(t, func(t *rapid.T) {
+		pan := rapid.String().Draw(t, "pan")
+		ct, err := v.Encrypt(pan)
+		if err != nil {
+			t.Fatalf("Encrypt: %v", err)
+		}
+		got, err := v.Decrypt(ct)
+		if err != nil || got != pan {
+			t.Fatalf("Decrypt = %q, %v; want %q", got, err, pan)
+		}
+		if v.NeedsReencrypt(ct) {
+			t.Fatalf("NeedsReencrypt is true for a fresh ciphertext")
+		}
+	})
+}
+
+func TestDecryptRejects(t *testing.T) {
+	t.Parallel()
+	v := mustNew(t, fixedKey(1))
+	other := mustNew(t, fixedKey(2))
+	ct := mustEncrypt(t, v, testPAN)
+	payload := strings.SplitN(ct, ":", 3)[2]
+
+	// Flip one bit of every byte position in turn: GCM must catch each.
+	tampered := func(i int) string {
+		b := []byte(ct)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+
+	tests := []struct {
+		name string
+		ct   string
+		want error
+	}{
+		{"empty", "", ErrMalformed},
+		{"the PAN itself", testPAN, ErrMalformed},
+		{"PAN as key id", "v1:" + testPAN + ":" + payload, ErrMalformed},
+		{"PAN as payload", "v1:" + v.KeyID() + ":" + testPAN, ErrMalformed},
+		{"wrong version", "v2" + strings.TrimPrefix(ct, "v1"), ErrMalformed},
+		{"no payload", "v1:" + v.KeyID() + ":", ErrMalformed},
+		{"uppercase key id", "v1:" + strings.ToUpper(v.KeyID()) + ":" + payload, ErrMalformed},
+		{"not base64", "v1:" + v.KeyID() + ":!!!!", ErrMalformed},
+		{"too short", "v1:" + v.KeyID() + ":AAAA", ErrMalformed},
+		{"truncated", ct[:len(ct)-4], ErrAuthFailed},
+		{"tampered first payload byte", tampered(len("v1:") + 9), ErrAuthFailed},
+		{"tampered last byte", tampered(len(ct) - 1), ErrAuthFailed},
+		{"wrong key", mustEncrypt(t, other, testPAN), ErrUnknownKey},
+		// A ciphertext of another key relabelled with this key's id: the
+		// key id in the additional data and the key itself both differ.
+		{"relabelled", "v1:" + v.KeyID() + ":" + strings.SplitN(mustEncrypt(t, other, testPAN), ":", 3)[2], ErrAuthFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := v.Decrypt(tt.ct)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Decrypt = %q, %v; want error %v", got, err, tt.want)
+			}
+			if got != "" {
+				t.Fatalf("Decrypt returned %q alongside an error", got)
+			}
+			assertNoPAN(t, err)
+			if tt.want == ErrUnknownKey && !v.NeedsReencrypt(tt.ct) {
+				t.Fatalf("NeedsReencrypt is false for another key's ciphertext")
+			}
+		})
+	}
+}
+
+// The key id is bound in the additional data: the same key under two labels
+// must not open each other's ciphertexts. This is checked with the internal
+// seal, since no real key pair has colliding ids.
+func TestKeyIDBoundInAdditionalData(t *testing.T) {
+	t.Parallel()
+	v := mustNew(t, fixedKey(1))
+	k := v.current
+	nonce := make([]byte, nonceSize)
+	sealed := k.aead.Seal(nonce, nonce, []byte(testPAN), additionalData("00000000"))
+	if _, err := k.aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], additionalData(k.id)); err == nil {
+		t.Fatal("a ciphertext sealed under another key id opened")
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	a1 := mustNew(t, fixedKey(1))
+	a2 := mustNew(t, fixedKey(1))
+	b := mustNew(t, fixedKey(2))
+
+	fp := a1.Fingerprint(testPAN)
+	if len(fp) != 64 || strings.Trim(fp, "0123456789abcdef") != "" {
+		t.Fatalf("Fingerprint %q is not 64 lowercase hex characters", fp)
+	}
+	if fp != a1.Fingerprint(testPAN) || fp != a2.Fingerprint(testPAN) {
+		t.Fatal("Fingerprint is not stable for one key and PAN")
+	}
+	if fp == a1.Fingerprint("5555555555554444") {
+		t.Fatal("two PANs have the same fingerprint")
+	}
+	if fp == b.Fingerprint(testPAN) {
+		t.Fatal("two keys give the same fingerprint")
+	}
+	if strings.Contains(fp, testPAN) {
+		t.Fatal("fingerprint contains the PAN")
+	}
+	// The fingerprint follows the current key of a keyring, not the old one.
+	ring := mustNew(t, fixedKey(2), fixedKey(1))
+	if ring.Fingerprint(testPAN) != b.Fingerprint(testPAN) {
+		t.Fatal("keyring fingerprint does not use the current key")
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	t.Parallel()
+	old := mustNew(t, fixedKey(1))
+	oldCT := mustEncrypt(t, old, testPAN)
+
+	ring := mustNew(t, fixedKey(2), fixedKey(1))
+	if ring.KeyID() == old.KeyID() {
+		t.Fatal("keyring's current key is the old key")
+	}
+	got, err := ring.Decrypt(oldCT)
+	if err != nil || got != testPAN {
+		t.Fatalf("keyring Decrypt(old) = %q, %v", got, err)
+	}
+	if !ring.NeedsReencrypt(oldCT) {
+		t.Fatal("NeedsReencrypt is false for a ciphertext of the previous key")
+	}
+	newCT := mustEncrypt(t, ring, testPAN)
+	if ring.NeedsReencrypt(newCT) {
+		t.Fatal("NeedsReencrypt is true for a ciphertext of the current key")
+	}
+	if !strings.Contains(newCT, ":"+ring.KeyID()+":") {
+		t.Fatalf("keyring did not encrypt with the current key: %s", newCT)
+	}
+	// The old vault alone cannot read what the keyring wrote.
+	_, err = old.Decrypt(newCT)
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("old Decrypt(new) error = %v, want ErrUnknownKey", err)
+	}
+}
+
+func TestNewRejectsBadKeys(t *testing.T) {
+	t.Parallel()
+	if _, err := New(make([]byte, 16)); err == nil {
+		t.Fatal("New accepted a 16-byte key")
+	}
+	if _, err := New(fixedKey(1), make([]byte, 31)); err == nil {
+		t.Fatal("New accepted a 31-byte previous key")
+	}
+	// The same key twice is harmless.
+	if _, err := New(fixedKey(1), fixedKey(1)); err != nil {
+		t.Fatalf("New(k, k): %v", err)
+	}
+}
+
+func TestVaultDoesNotPrintKeys(t *testing.T) {
+	t.Parallel()
+	v := mustNew(t, fixedKey(7))
+	for _, s := range []string{fmt.Sprint(v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v)} {
+		if strings.Contains(s, "7 7 7") || strings.Contains(s, "0x07") || !strings.Contains(s, v.KeyID()) {
+			t.Fatalf("printed vault = %q", s)
+		}
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vault.key")
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(key) != KeySize {
+		t.Fatalf("GenerateKey returned %d bytes", len(key))
+	}
+	if err := WriteKeyFile(path, key); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("key file mode = %04o, want 0600", fi.Mode().Perm())
+		}
+	}
+	data, _ := os.ReadFile(path)
+	if !bytes.HasSuffix(data, []byte("\n")) || len(data) != 45 {
+		t.Fatalf("key file content is %d bytes, want 44 base64 + newline", len(data))
+	}
+	got, err := ReadKeyFile(path)
+	if err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("ReadKeyFile = %x, %v", got, err)
+	}
+
+	if err := WriteKeyFile(path, fixedKey(1)); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("WriteKeyFile over an existing file: %v, want fs.ErrExist", err)
+	}
+	if got, _ := ReadKeyFile(path); !bytes.Equal(got, key) {
+		t.Fatal("WriteKeyFile replaced an existing key")
+	}
+	if err := WriteKeyFile(filepath.Join(dir, "short"), make([]byte, 16)); err == nil {
+		t.Fatal("WriteKeyFile accepted a 16-byte key")
+	}
+}
+
+func TestReadKeyFileErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // WriteFile's mode is subject to umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=" // 32 bytes of 0x01
+	secretish := "c2VjcmV0LXNlY3JldC1zZWNyZXQ="            // base64 of "secret-secret-secret"
+
+	if k, err := ReadKeyFile(write("no-newline", good, 0o600)); err != nil || !bytes.Equal(k, fixedKey(1)) {
+		t.Fatalf("key without newline: %x, %v", k, err)
+	}
+	if k, err := ReadKeyFile(write("crlf", good+"\r\n", 0o400)); err != nil || !bytes.Equal(k, fixedKey(1)) {
+		t.Fatalf("key with CRLF: %x, %v", k, err)
+	}
+
+	tests := []struct {
+		name string
+		path string
+		want string // substring of the error
+	}{
+		{"missing", filepath.Join(dir, "missing"), "does not exist"},
+		{"not base64", write("garbage", "not base64 at all!\n", 0o600), "not standard base64"},
+		{"too short", write("short", secretish+"\n", 0o600), "holds 20 bytes, want 32"},
+		{"too large", write("large", strings.Repeat("A", 2000), 0o600), "too large"},
+		{"directory", dir, "not a regular file"},
+	}
+	if runtime.GOOS != "windows" {
+		tests = append(tests,
+			struct{ name, path, want string }{"world readable", write("0644", good+"\n", 0o644), "chmod 600"},
+			struct{ name, path, want string }{"group readable", write("0640", good+"\n", 0o640), "chmod 600"},
+		)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ReadKeyFile(tt.path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ReadKeyFile error = %v, want it to mention %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), secretish) || strings.Contains(err.Error(), good) {
+				t.Fatalf("error quotes the file content: %v", err)
+			}
+		})
+	}
+	if _, err := ReadKeyFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing key file error %v does not match fs.ErrNotExist", err)
+	}
+}
+
+func TestLoadOrCreate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "vault.key")
+	v1, created, err := LoadOrCreate(path)
+	if err != nil || !created {
+		t.Fatalf("LoadOrCreate (missing) = %v, %v", created, err)
+	}
+	if fi, err := os.Stat(path); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
+		t.Fatalf("created key file: %v, %v", fi, err)
+	}
+	ct := mustEncrypt(t, v1, testPAN)
+
+	v2, created, err := LoadOrCreate(path)
+	if err != nil || created {
+		t.Fatalf("LoadOrCreate (existing) = %v, %v", created, err)
+	}
+	if v2.KeyID() != v1.KeyID() {
+		t.Fatal("LoadOrCreate replaced an existing key")
+	}
+	if got, err := v2.Decrypt(ct); err != nil || got != testPAN {
+		t.Fatalf("Decrypt after reload = %q, %v", got, err)
+	}
+
+	// An existing but unsafe file is an error, never silently replaced.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		if _, _, err := LoadOrCreate(path); err == nil {
+			t.Fatal("LoadOrCreate accepted a world-readable key file")
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("Load created a missing key file")
+	}
+}
+
+// TestRotation walks `ivrpay admin vault rotate` end to end: begin, an
+// interruption, resume, re-encrypt, finish, and what backups still need.
+func TestRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vault.key")
+	orig, _, err := LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "database": ciphertexts and fingerprints of stored cards.
+	pans := []string{testPAN, "5555555555554444", "378282246310005"}
+	db := make([]string, len(pans))
+	for i, pan := range pans {
+		db[i] = mustEncrypt(t, orig, pan)
+	}
+	backup := append([]string(nil), db...)
+
+	if err := FinishRotation(path, time.Now()); err == nil {
+		t.Fatal("FinishRotation without BeginRotation succeeded")
+	}
+
+	ring, err := BeginRotation(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ring.KeyID() == orig.KeyID() {
+		t.Fatal("BeginRotation did not make a new current key")
+	}
+	if fi, err := os.Stat(path + ".next"); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
+		t.Fatalf(".next key file: %v, %v", fi, err)
+	}
+	// Re-encrypt only the first card, then "crash".
+	db[0] = mustEncrypt(t, ring, pans[0])
+
+	// A server started during the interrupted rotation must read both.
+	during, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during.KeyID() != ring.KeyID() {
+		t.Fatal("Load did not pick up the .next key as current")
+	}
+	for i, ct := range db {
+		if got, err := during.Decrypt(ct); err != nil || got != pans[i] {
+			t.Fatalf("Load during rotation: Decrypt(db[%d]) = %q, %v", i, got, err)
+		}
+	}
+
+	// Resume: the same new key, not a third one.
+	resumed, err := BeginRotation(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.KeyID() != ring.KeyID() {
+		t.Fatalf("resumed rotation uses key %s, want %s", resumed.KeyID(), ring.KeyID())
+	}
+	for i, ct := range db {
+		if !resumed.NeedsReencrypt(ct) {
+			continue
+		}
+		if i == 0 {
+			t.Fatal("NeedsReencrypt is true for a card already re-encrypted")
+		}
+		pan, err := resumed.Decrypt(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db[i] = mustEncrypt(t, resumed, pan)
+	}
+
+	now := time.Date(2025, 3, 4, 5, 6, 7, 0, time.FixedZone("X", 3600))
+	if err := FinishRotation(path, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".next"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf(".next still exists after FinishRotation: %v", err)
+	}
+	retired := path + ".retired-20250304T040607Z"
+	if _, err := os.Stat(retired); err != nil {
+		t.Fatalf("retired key file: %v", err)
+	}
+
+	after, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.KeyID() != ring.KeyID() {
+		t.Fatal("after FinishRotation, path does not hold the new key")
+	}
+	for i, ct := range db {
+		if after.NeedsReencrypt(ct) {
+			t.Fatalf("db[%d] still needs re-encryption", i)
+		}
+		if got, err := after.Decrypt(ct); err != nil || got != pans[i] {
+			t.Fatalf("after rotation: Decrypt(db[%d]) = %q, %v", i, got, err)
+		}
+	}
+	// A pre-rotation backup is unreadable with the new key alone but readable
+	// with the retired key, which is why the retired key is kept.
+	if _, err := after.Decrypt(backup[1]); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("new key read an old backup: %v", err)
+	}
+	oldKey, err := ReadKeyFile(retired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := mustNew(t, oldKey)
+	if got, err := restore.Decrypt(backup[1]); err != nil || got != pans[1] {
+		t.Fatalf("retired key: Decrypt(backup) = %q, %v", got, err)
+	}
+
+	// A second rotation starts afresh.
+	again, err := BeginRotation(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.KeyID() == after.KeyID() || again.KeyID() == orig.KeyID() {
+		t.Fatal("second rotation did not make a new key")
+	}
+}
+
+// TestFinishRotationResume covers a crash inside FinishRotation after the old
+// key was copied to its retired name but before .next was renamed.
+func TestFinishRotationResume(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "vault.key")
+	if err := WriteKeyFile(path, fixedKey(1)); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := BeginRotation(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	retired := path + ".retired-20250102T030405Z"
+	if err := WriteKeyFile(retired, fixedKey(1)); err != nil { // the half-done step
+		t.Fatal(err)
+	}
+	if v, err := Load(path); err != nil || v.KeyID() != ring.KeyID() {
+		t.Fatalf("Load mid-finish = %v, %v", v, err)
+	}
+	if err := FinishRotation(path, now); err != nil {
+		t.Fatalf("FinishRotation retry: %v", err)
+	}
+	if v, err := Load(path); err != nil || v.KeyID() != ring.KeyID() {
+		t.Fatalf("Load after finish = %v, %v", v, err)
+	}
+
+	// A retired file of that name holding some other key is not overwritten.
+	if _, err := BeginRotation(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := FinishRotation(path, now); err == nil {
+		t.Fatal("FinishRotation overwrote a retired key file holding another key")
+	}
+	if k, _ := ReadKeyFile(retired); !bytes.Equal(k, fixedKey(1)) {
+		t.Fatal("retired key file was changed")
+	}
+}
+
+func TestBeginRotationErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := BeginRotation(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("BeginRotation without a key file succeeded")
+	}
+	path := filepath.Join(dir, "vault.key")
+	if err := WriteKeyFile(path, fixedKey(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".next", []byte("junk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BeginRotation(path); err == nil {
+		t.Fatal("BeginRotation accepted a corrupt .next key")
+	}
+	if _, err := Load(path); err == nil {
+		t.Fatal("Load accepted a corrupt .next key")
+	}
+	os.Remove(path + ".next")
+	if err := WriteKeyFile(path+".next", fixedKey(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BeginRotation(path); err == nil {
+		t.Fatal("BeginRotation accepted a .next key equal to the current key")
+	}
+}
+
+func FuzzDecrypt(f *testing.F) {
+	v := mustNew(f, fixedKey(1))
+	ct := mustEncrypt(f, v, testPAN)
+	f.Add(ct)
+	f.Add(ct[:len(ct)-1])
+	f.Add("")
+	f.Add("v1:")
+	f.Add("v1::")
+	f.Add("v1:" + v.KeyID() + ":")
+	f.Add("v1:" + v.KeyID() + ":AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("v1:deadbeef:AAAA")
+	f.Add("v2:" + v.KeyID() + ":" + strings.SplitN(ct, ":", 3)[2])
+	f.Add(testPAN)
+	f.Fuzz(func(t *testing.T, in string) {
+		pt, err := v.Decrypt(in)
+		if err != nil {
+			if pt != "" {
+				t.Fatalf("Decrypt returned %q with error %v", pt, err)
+			}
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownKey) && !errors.Is(err, ErrAuthFailed) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		// Anything that opens must have been sealed by this vault.
+		if v.NeedsReencrypt(in) {
+			t.Fatalf("opened %q but NeedsReencrypt is true", in)
+		}
+	})
+}
