@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -150,4 +151,47 @@ func (s *Store) insertAPIKey(ctx context.Context, tx *sql.Tx, platformID string,
 	_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, platform_id, secret_hash, masked, statements, status, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, k.ID, platformID, hashSecret(secret), k.MaskedSecret, string(st), k.Status, ivrpay.FormatTime(now))
 	return k, err
+}
+
+// ReencryptPANs re-encrypts every stored PAN with v's current key and
+// recomputes its fingerprint, in one transaction (vault rotation).
+func (s *Store) ReencryptPANs(ctx context.Context, v ivrpay.Vault) (n int, err error) {
+	defer wrap(&err, "Store.ReencryptPANs")
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, pan_ciphertext FROM payment_methods ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		type row struct{ id, ct string }
+		var all []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.ct); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range all {
+			pan, err := v.Decrypt(r.ct)
+			if err != nil {
+				return fmt.Errorf("payment method %s: %w", r.id, err)
+			}
+			ct, err := v.Encrypt(pan)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE payment_methods SET pan_ciphertext = $2, fingerprint = $3 WHERE id = $1`,
+				r.id, ct, v.Fingerprint(pan)); err != nil {
+				return err
+			}
+		}
+		n = len(all)
+		return nil
+	})
+	return n, err
 }

@@ -1,0 +1,57 @@
+// Command ivrpay is the payments platform API whose headline feature is card
+// payments over the phone. See `ivrpay help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `ivrpay — card payments over the phone (Twilio Generic Pay Connector) behind a Rainforest-style API
+
+Usage:
+  ivrpay serve     [--addr 127.0.0.1:8080] [--db ivrpay.db | --db postgres://…] [--mode sandbox|production]
+                   [--base-url URL] [--vault-key-file FILE] [--tls-cert F --tls-key F | --behind-proxy]
+  ivrpay admin     platform create --name N [--enable-ivr] | platform enable-ivr ID | platform disable-ivr ID
+                   platform set-min-api-version ID VERSION | merchant activate ID | key disable ID | vault rotate
+  ivrpay twiml     --amount 10.00 --payin-config-id ID --connector NAME | --payment-method-config-id ID --connector NAME
+  ivrpay twiml check FILE [--amount A]
+  ivrpay simulate  --endpoint URL --api-key KEY (--twiml FILE | twiml flags) --card N --exp MM/YY --cvv C --postal-code Z
+  ivrpay demo      the whole story on a throw-away database
+
+Every flag can also be set as an environment variable IVRPAY_<NAME> (e.g. IVRPAY_DB, IVRPAY_VAULT_KEY_FILE).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, args[1:], stdout, stderr)
+	case "twiml":
+		return runTwiML(ctx, args[1:], stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ivrpay: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/sandbox"
+	"github.com/ivrpay/ivrpay/sqlstore"
+	"github.com/ivrpay/ivrpay/vault"
+)
+
+// defaultSandboxVaultKey is where sandbox keeps its auto-created vault key.
+const defaultSandboxVaultKey = "ivrpay-vault.key"
+
+// storeConfig is what every command that opens the database needs.
+type storeConfig struct {
+	db           string
+	mode         string
+	vaultKeyFile string
+}
+
+func (c *storeConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.db, "db", "ivrpay.db", "SQLite file, or a postgres:// URL to use PostgreSQL")
+	fs.StringVar(&c.mode, "mode", "sandbox", "sandbox or production")
+	fs.StringVar(&c.vaultKeyFile, "vault-key-file", "", "file holding the base64 32-byte key that encrypts stored card numbers (sandbox default: "+defaultSandboxVaultKey+", created if missing)")
+}
+
+// open loads the vault and opens the store. In production the vault key
+// must be given explicitly and must exist.
+func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.Writer) (*sqlstore.Store, *vault.Vault, ivrpay.Mode, error) {
+	mode, err := ivrpay.ParseMode(c.mode)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	var v *vault.Vault
+	if mode == ivrpay.ModeProduction {
+		if c.vaultKeyFile == "" {
+			return nil, nil, "", errors.New("production mode needs --vault-key-file: a file with 32 random bytes, base64-encoded (head -c 32 /dev/urandom | base64 > vault.key; chmod 600 vault.key)")
+		}
+		if v, err = vault.Load(c.vaultKeyFile); err != nil {
+			return nil, nil, "", err
+		}
+	} else {
+		path := c.vaultKeyFile
+		if path == "" {
+			path = defaultSandboxVaultKey
+		}
+		var created bool
+		if v, created, err = vault.LoadOrCreate(path); err != nil {
+			return nil, nil, "", err
+		}
+		if created {
+			fmt.Fprintf(stderr, "ivrpay: created sandbox vault key %s (mode 0600)\n", path)
+		}
+	}
+	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Vault: v, Processor: sandbox.New(), Logger: logger})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return s, v, mode, nil
+}
+
+func newLogger(mode string, w io.Writer) *slog.Logger {
+	if mode == string(ivrpay.ModeProduction) {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+func newAPIServer(s *sqlstore.Store, logger *slog.Logger) *httpapi.Server {
+	return &httpapi.Server{Logger: logger, Services: httpapi.Services{
+		Auth: s, APIKeys: s, Merchants: s, PayinConfigs: s, PaymentMethodConfigs: s, Payins: s, PaymentMethods: s,
+		Connector: s, Health: s.Ping,
+	}}
+}
+
+// newHTTPServer sets every server timeout deliberately: headers must come
+// quickly, bodies are small, and a write may wait for a slow processor
+// (the sandbox's 12-second answer) but no longer.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 40 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10}
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sc storeConfig
+	sc.register(fs)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	baseURL := fs.String("base-url", "", "public URL of this deployment, used in printed connector settings (default http://ADDR)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "TLS key file")
+	behindProxy := fs.Bool("behind-proxy", false, "TLS is terminated by a proxy in front of this server")
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ivrpay serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if sc.mode == string(ivrpay.ModeProduction) {
+		if err := checkProduction(*baseURL, *tlsCert, *tlsKey, *behindProxy, sc.vaultKeyFile); err != nil {
+			fmt.Fprintf(stderr, "ivrpay serve: refusing to start in production: %v\n", err)
+			return 1
+		}
+	}
+	logger := newLogger(sc.mode, stderr)
+	store, _, mode, err := sc.open(ctx, logger, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
+		return 1
+	}
+	defer store.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
+		return 1
+	}
+	base := strings.TrimRight(*baseURL, "/")
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	if mode == ivrpay.ModeSandbox {
+		if err := bootstrapSandbox(ctx, store, base, stdout); err != nil {
+			fmt.Fprintf(stderr, "ivrpay serve: sandbox bootstrap: %v\n", err)
+			return 1
+		}
+	}
+	srv := newHTTPServer(newAPIServer(store, logger).Handler())
+	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base)
+	errc := make(chan error, 1)
+	go func() {
+		if *tlsCert != "" {
+			errc <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
+		return 1
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// checkProduction refuses the settings that are fine for a sandbox but not
+// for card data: each refusal is one clear line.
+func checkProduction(baseURL, tlsCert, tlsKey string, behindProxy bool, vaultKeyFile string) error {
+	if vaultKeyFile == "" {
+		return errors.New("--vault-key-file is required (32 random bytes, base64-encoded; never the auto-created sandbox key)")
+	}
+	if strings.HasSuffix(vaultKeyFile, defaultSandboxVaultKey) {
+		return fmt.Errorf("--vault-key-file %s is the auto-created sandbox key; generate a production key of its own", vaultKeyFile)
+	}
+	u, err := url.Parse(baseURL)
+	if baseURL == "" || err != nil || u.Scheme != "https" || u.Host == "" {
+		return errors.New("--base-url must be the public https:// URL of this deployment (Twilio posts card data to it)")
+	}
+	if (tlsCert == "") != (tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if tlsCert == "" && !behindProxy {
+		return errors.New("plain HTTP is refused: give --tls-cert and --tls-key, or --behind-proxy when a proxy terminates TLS")
+	}
+	return nil
+}
+
+// bootstrapSandbox creates, on an empty database, one platform with IVR
+// enabled, an ACTIVE merchant, an admin key and an IVR key, and prints them
+// once with the connector settings to paste into Twilio.
+func bootstrapSandbox(ctx context.Context, store *sqlstore.Store, baseURL string, stdout io.Writer) error {
+	empty, err := store.Empty(ctx)
+	if err != nil || !empty {
+		return err
+	}
+	platform, admin, err := store.CreatePlatform(ctx, "Sandbox platform", true)
+	if err != nil {
+		return err
+	}
+	merchant, err := store.CreateMerchantAsOperator(ctx, platform.ID, ivrpay.MerchantCreate{Name: "Sandbox merchant"})
+	if err != nil {
+		return err
+	}
+	ivrKey, err := store.CreateAPIKey(ivrpay.NewContextWithPrincipal(ctx, admin), ivrKeyStatements(platform.ID, "payin:create", "payment_method:create"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `ivrpay sandbox bootstrap (printed once; the secrets are not stored and cannot be shown again)
+
+  platform_id     %s   (IVR payments enabled)
+  merchant_id     %s   (ACTIVE)
+  admin api_key   %s   (group#all: create merchants, payin configs, keys)
+  ivr api_key     %s   (payin:create + payment_method:create only)
+
+Twilio Generic Pay Connector settings (Console → Voice → Pay Connectors → Generic Pay Connector):
+  Unique Name     ivrpay_sandbox
+  Username        api_key
+  Password        %s
+  Endpoint URL    %s%s
+
+`, platform.ID, merchant.ID, admin.Secret, ivrKey.Secret, ivrKey.Secret, baseURL, httpapi.ConnectorPath)
+	return nil
+}
+
+// ivrKeyStatements are the guide's restricted IVR key statements.
+func ivrKeyStatements(platformID string, permissions ...string) []ivrpay.Statement {
+	return []ivrpay.Statement{{Permissions: permissions, Constraints: ivrpay.Constraints{Platform: &ivrpay.PlatformConstraint{PlatformID: platformID}}}}
+}

@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// requestInfo collects what the one log line of a request reports.
+type requestInfo struct {
+	id         string
+	keyID      string
+	platformID string
+	outcome    string // the connector's error_code, or "OK"
+	err        error  // an internal error, logged but never sent
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(infoKey{}).(*requestInfo)
+	return info
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// logRequests gives every request an id (X-Request-Id in and out), recovers
+// panics, and logs one line per request. It never logs bodies, so no card
+// data or secret can reach the log.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestInfo{id: requestID(r.Header.Get("X-Request-Id"))}
+		w.Header().Set("X-Request-Id", info.id)
+		rec := &statusRecorder{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		defer func() {
+			if p := recover(); p != nil {
+				info.err = panicError{p}
+				if rec.status == 0 {
+					writeError(rec, r, info.err)
+				}
+			}
+			attrs := []slog.Attr{
+				slog.String("request_id", info.id), slog.String("method", r.Method), slog.String("route", r.Pattern),
+				slog.Int("status", rec.status), slog.Duration("latency", time.Since(start)),
+			}
+			if r.Pattern == "" {
+				attrs[2] = slog.String("route", "unmatched")
+			}
+			if info.keyID != "" {
+				attrs = append(attrs, slog.String("key_id", info.keyID), slog.String("platform_id", info.platformID))
+			}
+			if info.outcome != "" {
+				attrs = append(attrs, slog.String("outcome", info.outcome))
+			}
+			level := slog.LevelInfo
+			if info.err != nil {
+				level = slog.LevelError
+				attrs = append(attrs, slog.String("error", info.err.Error()))
+			}
+			s.Logger.LogAttrs(r.Context(), level, "request", attrs...)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "panic in handler" }
+
+// requestID keeps a caller's id when it is short and printable, so ids can be
+// followed across systems without letting a header inject into the log.
+func requestID(in string) string {
+	if in != "" && len(in) <= 64 && strings.IndexFunc(in, func(r rune) bool { return r < 0x21 || r > 0x7e }) < 0 {
+		return in
+	}
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// api authenticates a /v1 request with its Bearer key and fixes its API version.
+func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || strings.TrimSpace(secret) == "" {
+			writeError(w, r, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: send your API key as Authorization: Bearer <api_key>."))
+			return
+		}
+		key, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		info := infoFrom(r.Context())
+		info.keyID, info.platformID = key.ID, key.PlatformID
+		version, err := ivrpay.EffectiveVersion(r.Header.Get("Rainforest-Api-Version"), key.Platform.MinAPIVersion)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Rainforest-Api-Version", string(version))
+		ctx := ivrpay.NewContextWithVersion(ivrpay.NewContextWithPrincipal(r.Context(), key), version)
+		if err := h(w, r.WithContext(ctx)); err != nil {
+			writeError(w, r, err)
+		}
+	})
+}

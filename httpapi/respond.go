@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 64 << 10
+
+type envelope struct {
+	Status string          `json:"status"`
+	Data   any             `json:"data"`
+	Errors []envelopeError `json:"errors"`
+}
+
+type envelopeError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ErrorStatus maps a domain error code to its HTTP status; it is the only such mapping.
+func ErrorStatus(code string) int {
+	switch code {
+	case ivrpay.EINVALID:
+		return http.StatusBadRequest
+	case ivrpay.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case ivrpay.EFORBIDDEN:
+		return http.StatusForbidden
+	case ivrpay.ENOTFOUND:
+		return http.StatusNotFound
+	case ivrpay.ECONFLICT:
+		return http.StatusConflict
+	case ivrpay.ERATELIMITED:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func writeData(w http.ResponseWriter, status int, data any) {
+	writeJSON(w, status, envelope{Status: "SUCCESS", Data: data})
+}
+
+// writeError writes the error envelope. Internal errors are logged by the
+// request logger and answered without detail.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := ivrpay.ErrorCode(err)
+	if code == ivrpay.EINTERNAL {
+		if info := infoFrom(r.Context()); info != nil {
+			info.err = err
+		}
+	}
+	writeJSON(w, ErrorStatus(code), envelope{Status: "ERROR", Errors: []envelopeError{{
+		Field: ivrpay.ErrorField(err), Code: code, Message: ivrpay.ErrorMessage(err)}}})
+}
+
+// decodeJSON reads a request body strictly: at most MaxBodyBytes, one JSON
+// value, no unknown fields. Every failure names the field when there is one.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ivrpay.FieldErrorf("body", "the request body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func bodyError(err error) error {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return ivrpay.FieldErrorf("body", "a JSON request body is required")
+	case errors.As(err, &tooLarge):
+		return ivrpay.FieldErrorf("body", "the request body is larger than %d KiB", MaxBodyBytes>>10)
+	case errors.As(err, &syntax):
+		return ivrpay.FieldErrorf("body", "the request body is not valid JSON (error at byte %d)", syntax.Offset)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return ivrpay.FieldErrorf(field, "must be %s, not a JSON %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return ivrpay.FieldErrorf(name, "unknown field")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return ivrpay.FieldErrorf("body", "the request body is truncated JSON")
+	}
+	return ivrpay.FieldErrorf("body", "the request body could not be read: %v", err)
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "float64":
+		return "a number"
+	}
+	return fmt.Sprintf("a %s", goKind)
+}

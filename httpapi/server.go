@@ -1,0 +1,85 @@
+// Package httpapi serves ivrpay over HTTP: the REST API under /v1, the Twilio
+// Generic Pay Connector endpoint and /health. Handlers read as decode →
+// authenticate → call a domain service → respond; storage is reached only
+// through the domain's service interfaces.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// Services are the domain services the handlers call.
+type Services struct {
+	Auth                 ivrpay.AuthService
+	APIKeys              ivrpay.APIKeyService
+	Merchants            ivrpay.MerchantService
+	PayinConfigs         ivrpay.PayinConfigService
+	PaymentMethodConfigs ivrpay.PaymentMethodConfigService
+	Payins               ivrpay.PayinService
+	PaymentMethods       ivrpay.PaymentMethodService
+	Connector            ivrpay.ConnectorService
+	// Health reports whether the database answers.
+	Health func(ctx context.Context) error
+}
+
+// Server is the HTTP transport.
+type Server struct {
+	Services
+	Logger *slog.Logger
+}
+
+// ConnectorPath is where Twilio posts Generic Pay Connector requests.
+const ConnectorPath = "/vendor/twilio/pay_generic"
+
+// Handler returns the routed handler with its middleware.
+func (s *Server) Handler() http.Handler {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", s.handleHealth)
+	mux.HandleFunc("POST "+ConnectorPath, s.handleConnector)
+
+	mux.Handle("POST /v1/api_keys", s.api(s.handleCreateAPIKey))
+	mux.Handle("GET /v1/api_keys", s.api(s.handleListAPIKeys))
+	mux.Handle("GET /v1/api_keys/{id}", s.api(s.handleGetAPIKey))
+	mux.Handle("POST /v1/api_keys/{id}/disable", s.api(s.handleSetAPIKeyStatus(ivrpay.APIKeyStatusDisabled)))
+	mux.Handle("POST /v1/api_keys/{id}/enable", s.api(s.handleSetAPIKeyStatus(ivrpay.APIKeyStatusEnabled)))
+	mux.Handle("DELETE /v1/api_keys/{id}", s.api(s.handleDeleteAPIKey))
+
+	mux.Handle("POST /v1/merchants", s.api(s.handleCreateMerchant))
+	mux.Handle("GET /v1/merchants", s.api(s.handleListMerchants))
+	mux.Handle("GET /v1/merchants/{id}", s.api(s.handleGetMerchant))
+
+	mux.Handle("POST /v1/payin_configs", s.api(s.handleCreatePayinConfig))
+	mux.Handle("GET /v1/payin_configs/{id}", s.api(s.handleGetPayinConfig))
+	mux.Handle("POST /v1/payment_method_configs", s.api(s.handleCreatePaymentMethodConfig))
+	mux.Handle("GET /v1/payment_method_configs/{id}", s.api(s.handleGetPaymentMethodConfig))
+
+	mux.Handle("GET /v1/payins", s.api(s.handleListPayins))
+	mux.Handle("GET /v1/payins/{id}", s.api(s.handleGetPayin))
+	mux.Handle("GET /v1/payment_methods", s.api(s.handleListPaymentMethods))
+	mux.Handle("GET /v1/payment_methods/{id}", s.api(s.handleGetPaymentMethod))
+	mux.Handle("POST /v1/payment_methods/{id}/payin", s.api(s.handleChargePaymentMethod))
+	mux.Handle("POST /v1/payment_methods/{id}/deactivate", s.api(s.handleDeactivatePaymentMethod))
+
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, ivrpay.Errorf(ivrpay.ENOTFOUND, "no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return s.logRequests(mux)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.Health(r.Context()); err != nil {
+		s.Logger.Error("health check failed", "error", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte("ERROR"))
+		return
+	}
+	w.Write([]byte("OK"))
+}
