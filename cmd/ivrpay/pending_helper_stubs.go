@@ -41,4 +41,3 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 func runTwiML(ctx context.Context, args []string, stdout, stderr io.Writer) int    { return 2 }
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) int { return 2 }
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int     { return 2 }

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/twilio"
+)
+
+// runDemo tells the whole story on a throw-away SQLite database: an
+// in-process server, a platform with IVR enabled, the restricted IVR key, a
+// $10.00 payin config, the TwiML to paste, a simulated call, the resulting
+// payin, a declined call and a stored card.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keep := fs.Bool("keep", false, "keep the demo database directory instead of deleting it")
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	if err := demo(ctx, stdout, *keep); err != nil {
+		fmt.Fprintf(stderr, "ivrpay demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func demo(ctx context.Context, out io.Writer, keep bool) error {
+	dir, err := os.MkdirTemp("", "ivrpay-demo-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	sc := storeConfig{db: filepath.Join(dir, "demo.db"), mode: string(ivrpay.ModeSandbox), vaultKeyFile: filepath.Join(dir, "vault.key")}
+	store, _, _, err := sc.open(ctx, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := newHTTPServer(newAPIServer(store, slog.New(slog.DiscardHandler)).Handler())
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	endpoint := base + httpapi.ConnectorPath
+
+	step := func(n int, title string) { fmt.Fprintf(out, "\n== %d. %s\n", n, title) }
+	fmt.Fprintf(out, "ivrpay demo: a sandbox on %s with a throw-away database in %s\n", base, dir)
+
+	step(1, "The operator creates a platform with IVR payments enabled (ivrpay admin platform create --enable-ivr)")
+	platform, admin, err := store.CreatePlatform(ctx, "Demo platform", true)
+	if err != nil {
+		return err
+	}
+	merchant, err := store.CreateMerchantAsOperator(ctx, platform.ID, ivrpay.MerchantCreate{Name: "Demo pizzeria"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "platform %s, merchant %s (ACTIVE), admin key %s\n", platform.ID, merchant.ID, ivrpay.MaskAPIKeySecret(admin.Secret))
+
+	api := demoClient{base: base, key: admin.Secret}
+	step(2, "The platform creates the restricted IVR key (POST /v1/api_keys, the guide's statements)")
+	statements := fmt.Sprintf(`[{"permissions":["payin:create","payment_method:create"],"constraints":{"platform":{"platform_id":%q}}}]`, platform.ID)
+	var ivrKey struct {
+		ID     string `json:"api_key_id"`
+		Secret string `json:"api_key"`
+	}
+	if err := api.call("POST", "/v1/api_keys", `{"statements":`+statements+`}`, &ivrKey); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "statements: %s\nIVR key %s; it cannot create payin configs:\n", statements, ivrKey.ID)
+	ivrAPI := demoClient{base: base, key: ivrKey.Secret}
+	if err := ivrAPI.call("POST", "/v1/payin_configs", fmt.Sprintf(`{"merchant_id":%q,"idempotency_key":"x","amount":1000,"currency_code":"USD"}`, merchant.ID), nil); err != nil {
+		fmt.Fprintf(out, "  POST /v1/payin_configs with the IVR key → %v\n", err)
+	} else {
+		return errors.New("the IVR key could create a payin config")
+	}
+
+	step(3, "Twilio Generic Pay Connector settings to paste")
+	fmt.Fprintf(out, "Unique Name   ivrpay_demo\nUsername      api_key\nPassword      %s\nEndpoint URL  %s\n", ivrKey.Secret, endpoint)
+
+	step(4, "Before the call, the platform creates a $10.00 payin config (POST /v1/payin_configs)")
+	cfgID, err := api.createPayinConfig(merchant.ID, "demo-order-1", 1000)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "payin config %s, amount 1000 cents\n", cfgID)
+
+	step(5, "The <Pay> TwiML for this config (ivrpay twiml --amount 10.00 --payin-config-id … --connector ivrpay_demo)")
+	pay, err := twilio.NewPay(twilio.PayOptions{Connector: "ivrpay_demo", AmountCents: 1000, PayinConfigID: cfgID})
+	if err != nil {
+		return err
+	}
+	out.Write(pay.TwiML())
+
+	step(6, "A simulated call: the caller types Visa 4111 1111 1111 1111 (ivrpay simulate)")
+	sim, err := demoCall(ctx, endpoint, ivrKey.Secret, pay, "4111111111111111", "123")
+	if err != nil {
+		return err
+	}
+	printJSON(out, "action callback Twilio would post", sim.Callback)
+	if sim.Result() != twilio.ResultSuccess {
+		return fmt.Errorf("the demo charge did not succeed: %s", sim.Callback.Get("ConnectorError"))
+	}
+	var payin json.RawMessage
+	if err := api.call("GET", "/v1/payins/"+sim.Callback.Get("PaymentConfirmationCode"), "", &payin); err != nil {
+		return err
+	}
+	printJSON(out, "GET /v1/payins/"+sim.Callback.Get("PaymentConfirmationCode"), payin)
+
+	step(7, "A declined call: card 4000 0000 0000 0002 on a new $10.00 payin config")
+	cfg2, err := api.createPayinConfig(merchant.ID, "demo-order-2", 1000)
+	if err != nil {
+		return err
+	}
+	pay2, _ := twilio.NewPay(twilio.PayOptions{Connector: "ivrpay_demo", AmountCents: 1000, PayinConfigID: cfg2})
+	sim2, err := demoCall(ctx, endpoint, ivrKey.Secret, pay2, "4000000000000002", "123")
+	if err != nil {
+		return err
+	}
+	printJSON(out, "action callback Twilio would post", sim2.Callback)
+
+	step(8, "Storing a card: a payment method config and a <Pay> with chargeAmount=\"0\"")
+	var pmc struct {
+		ID string `json:"payment_method_config_id"`
+	}
+	if err := api.call("POST", "/v1/payment_method_configs", fmt.Sprintf(`{"platform_id":%q,"idempotency_key":"demo-card-1"}`, platform.ID), &pmc); err != nil {
+		return err
+	}
+	pay3, _ := twilio.NewPay(twilio.PayOptions{Connector: "ivrpay_demo", PaymentMethodConfigID: pmc.ID})
+	sim3, err := demoCall(ctx, endpoint, ivrKey.Secret, pay3, "5555555555554444", "321")
+	if err != nil {
+		return err
+	}
+	printJSON(out, "action callback Twilio would post", sim3.Callback)
+	var pm json.RawMessage
+	if err := api.call("GET", "/v1/payment_methods/"+sim3.Callback.Get("PaymentToken"), "", &pm); err != nil {
+		return err
+	}
+	printJSON(out, "GET /v1/payment_methods/"+sim3.Callback.Get("PaymentToken"), pm)
+	fmt.Fprintf(out, "\nDone. Next: `ivrpay serve` for a sandbox that keeps its data, and README.md for the guide's steps with curl.\n")
+	return nil
+}
+
+func demoCall(ctx context.Context, endpoint, key string, pay *twilio.Pay, pan, cvv string) (*twilio.Simulation, error) {
+	exp := time.Now().AddDate(2, 0, 0).Format("01/06")
+	return twilio.Simulate(ctx, twilio.SimulateOptions{Endpoint: endpoint, APIKey: key, Pay: pay,
+		Caller: twilio.CallerInput{CardNumber: pan, Expiry: exp, CVV: cvv, PostalCode: "94111"}})
+}
+
+func printJSON(out io.Writer, title string, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintf(out, "%s:\n%s\n", title, b)
+}
+
+// demoClient calls the REST API as a platform would.
+type demoClient struct{ base, key string }
+
+func (c demoClient) call(method, path, body string, into any) error {
+	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Data   json.RawMessage `json:"data"`
+		Errors []struct {
+			Code, Message string
+		} `json:"errors"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&env); err != nil {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if resp.StatusCode != http.StatusOK {
+		if len(env.Errors) > 0 {
+			return fmt.Errorf("%d %s: %s", resp.StatusCode, env.Errors[0].Code, env.Errors[0].Message)
+		}
+		return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
+	}
+	if into != nil {
+		return json.Unmarshal(env.Data, into)
+	}
+	return nil
+}
+
+func (c demoClient) createPayinConfig(merchantID, idempotencyKey string, cents int64) (string, error) {
+	var cfg struct {
+		ID string `json:"payin_config_id"`
+	}
+	err := c.call("POST", "/v1/payin_configs", fmt.Sprintf(`{"merchant_id":%q,"idempotency_key":%q,"amount":%d,"currency_code":"USD","metadata":{"channel":"twilio-ivr"}}`,
+		merchantID, idempotencyKey, cents), &cfg)
+	return cfg.ID, err
+}

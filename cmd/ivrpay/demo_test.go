@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestDemo runs `ivrpay demo` as the README's first command does and checks
+// that it tells the whole story: a PROCESSING payin made over IVR, a decline
+// and a stored card, without printing a full card number.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"demo"}, &out, &errOut); code != 0 {
+		t.Fatalf("ivrpay demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{`"status": "PROCESSING"`, `"source": "IVR"`, `"ConnectorError": "DECLINED"`, `"PaymentToken": "sbx_mtd_`, `<Parameter name="payin_config_id"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %s", want)
+		}
+	}
+	for _, pan := range []string{"4111111111111111", "4000000000000002", "5555555555554444"} {
+		if strings.Contains(out.String(), pan) {
+			t.Errorf("demo output shows the full card number %s", pan)
+		}
+	}
+}
