@@ -34,7 +34,14 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 
 	// 1. Credentials: username api_key, password an API key.
 	user, password, ok := r.BasicAuth()
+	limitKey := credentialKey(clientAddress(r, s.BehindProxy), r.Header.Get("Authorization"))
+	if s.rateLimited(w, r, limitKey) {
+		respond(http.StatusTooManyRequests, twilio.ConnectorResponse{ErrorCode: "RATE_LIMITED",
+			ErrorMessage: "too many failed authentications with these credentials; check the connector's Username and Password"})
+		return
+	}
 	if !ok || user != "api_key" || password == "" {
+		s.authFailed(r, limitKey)
 		respond(http.StatusUnauthorized, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnUnauthorized,
 			ErrorMessage: "unauthorized: set the connector's Username to api_key and its Password to an IVR API key"})
 		return
@@ -42,6 +49,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 	key, err := s.Auth.Authenticate(r.Context(), password)
 	if err != nil {
 		if ivrpay.ErrorCode(err) == ivrpay.EUNAUTHORIZED {
+			s.authFailed(r, limitKey)
 			respond(http.StatusUnauthorized, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnUnauthorized,
 				ErrorMessage: "unauthorized: the connector's Password is not an enabled API key of this deployment"})
 		} else {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				attrs = append(attrs, slog.String("error", info.err.Error()))
 			}
 			s.Logger.LogAttrs(r.Context(), level, "request", attrs...)
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			s.Metrics.observe(route, rec.status, time.Since(start), info.outcome)
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -106,13 +112,22 @@ func requestID(in string) string {
 // api authenticates a /v1 request with its Bearer key and fixes its API version.
 func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := clientAddress(r, s.BehindProxy)
+		if s.rateLimited(w, r, addr) {
+			writeError(w, r, ivrpay.Errorf(ivrpay.ERATELIMITED, "too many failed authentications from %s; retry after the time in Retry-After", addr))
+			return
+		}
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || strings.TrimSpace(secret) == "" {
+			s.authFailed(r, addr)
 			writeError(w, r, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: send your API key as Authorization: Bearer <api_key>."))
 			return
 		}
 		key, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
+			if ivrpay.ErrorCode(err) == ivrpay.EUNAUTHORIZED {
+				s.authFailed(r, addr)
+			}
 			writeError(w, r, err)
 			return
 		}
@@ -129,4 +144,32 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 			writeError(w, r, err)
 		}
 	})
+}
+
+// rateLimited answers whether limitKey is blocked, and sets Retry-After when it is.
+func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, limitKey string) bool {
+	if s.Limiter == nil {
+		return false
+	}
+	left, blocked := s.Limiter.Blocked(limitKey)
+	if !blocked {
+		return false
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(left.Seconds())+1))
+	if s.Metrics != nil {
+		s.Metrics.rateLimits.Inc()
+	}
+	infoFrom(r.Context()).outcome = "RATE_LIMITED"
+	return true
+}
+
+// authFailed counts a 401 against limitKey and logs when the key becomes blocked.
+func (s *Server) authFailed(r *http.Request, limitKey string) {
+	if s.Limiter == nil {
+		return
+	}
+	if s.Limiter.Fail(limitKey) {
+		s.Logger.Warn("authentication failures rate limited", "request_id", infoFrom(r.Context()).id,
+			"client", clientAddress(r, s.BehindProxy), "route", r.Pattern, "blocked_for", AuthBlockDuration.String())
+	}
 }

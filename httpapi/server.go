@@ -22,6 +22,8 @@ type Services struct {
 	Payins               ivrpay.PayinService
 	PaymentMethods       ivrpay.PaymentMethodService
 	Connector            ivrpay.ConnectorService
+	Lifecycle            ivrpay.PayinLifecycleService
+	WebhookEndpoints     ivrpay.WebhookEndpointService
 	// Health reports whether the database answers.
 	Health func(ctx context.Context) error
 }
@@ -30,6 +32,14 @@ type Services struct {
 type Server struct {
 	Services
 	Logger *slog.Logger
+	// Metrics, when set, records requests and connector outcomes.
+	Metrics *Metrics
+	// Limiter blocks clients after repeated authentication failures; nil disables it.
+	Limiter *AuthLimiter
+	// BehindProxy takes the client address from X-Forwarded-For.
+	BehindProxy bool
+	// MetricsHandler, when set, serves GET /metrics on this listener.
+	MetricsHandler http.Handler
 }
 
 // ConnectorPath is where Twilio posts Generic Pay Connector requests.
@@ -43,6 +53,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("POST "+ConnectorPath, s.handleConnector)
+	if s.MetricsHandler != nil {
+		mux.Handle("GET /metrics", s.MetricsHandler)
+	}
 
 	mux.Handle("POST /v1/api_keys", s.api(s.handleCreateAPIKey))
 	mux.Handle("GET /v1/api_keys", s.api(s.handleListAPIKeys))
@@ -66,6 +79,15 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/payment_methods/{id}", s.api(s.handleGetPaymentMethod))
 	mux.Handle("POST /v1/payment_methods/{id}/payin", s.api(s.handleChargePaymentMethod))
 	mux.Handle("POST /v1/payment_methods/{id}/deactivate", s.api(s.handleDeactivatePaymentMethod))
+
+	mux.Handle("POST /v1/payins/{id}/capture", s.api(s.handleCapturePayin))
+	mux.Handle("POST /v1/payins/{id}/void_or_refund", s.api(s.handleVoidOrRefund))
+	mux.Handle("GET /v1/refunds/{id}", s.api(s.handleGetRefund))
+	mux.Handle("POST /v1/webhook_endpoints", s.api(s.handleCreateWebhookEndpoint))
+	mux.Handle("GET /v1/webhook_endpoints", s.api(s.handleListWebhookEndpoints))
+	mux.Handle("GET /v1/webhook_endpoints/{id}", s.api(s.handleGetWebhookEndpoint))
+	mux.Handle("DELETE /v1/webhook_endpoints/{id}", s.api(s.handleDeleteWebhookEndpoint))
+	mux.Handle("GET /v1/webhook_endpoints/{id}/deliveries", s.api(s.handleListWebhookDeliveries))
 
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, ivrpay.Errorf(ivrpay.ENOTFOUND, "no endpoint %s %s", r.Method, r.URL.Path))

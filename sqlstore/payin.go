@@ -173,3 +173,23 @@ func (s *Store) DeactivatePaymentMethod(ctx context.Context, id string) (pm *ivr
 	}
 	return s.findPaymentMethod(ctx, id)
 }
+
+// PayinStatusCounts counts payins by status across the database (for metrics).
+func (s *Store) PayinStatusCounts(ctx context.Context) (counts map[string]int, err error) {
+	defer wrap(&err, "Store.PayinStatusCounts")
+	rows, err := s.rdb.QueryContext(ctx, `SELECT status, COUNT(*) FROM payins GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts = map[string]int{}
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, err
+		}
+		counts[status] = n
+	}
+	return counts, rows.Err()
+}

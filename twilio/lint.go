@@ -424,8 +424,8 @@ func (c *lintCheck) payinParameter(amount string) {
 	case ok:
 	case c.hasPaymentMethodParam() != "":
 		c.add(SeverityError, "Parameter", fix+" instead of "+c.hasPaymentMethodParam(),
-			"the step charges (chargeAmount %s) but carries %s, a payment method config: the connector answers CONFIG_METHOD_MISMATCH",
-			amount, c.hasPaymentMethodParam())
+			"the step charges (%s %s) but carries %s, a payment method config: the connector answers CONFIG_METHOD_MISMATCH",
+			c.d.name("chargeAmount"), amount, c.hasPaymentMethodParam())
 	default:
 		c.add(SeverityError, "Parameter", fix,
 			"the step charges but has no %s parameter, so the connector cannot tell which payin config to charge and answers MISSING_CONFIG_ID",
@@ -453,8 +453,8 @@ func (c *lintCheck) paymentMethodParameter(amount string) {
 	if _, ok := c.pay.Param(ParamPayinConfigID); ok {
 		c.add(SeverityError, "Parameter",
 			"to charge, "+c.d.set("chargeAmount", "<the payin config's amount>")+"; to store a card, "+fix+" instead",
-			"chargeAmount is %s, so Twilio asks the connector to store the card (tokenize), but the step carries %s: the connector answers CONFIG_METHOD_MISMATCH",
-			amount, ParamPayinConfigID)
+			"%s is %s, so Twilio asks the connector to store the card (tokenize), but the step carries %s: the connector answers CONFIG_METHOD_MISMATCH",
+			c.d.name("chargeAmount"), amount, ParamPayinConfigID)
 		return
 	}
 	c.add(SeverityError, "Parameter", fix,

@@ -100,23 +100,34 @@ type studioStep struct {
 // boolean where a string is expected is taken as its text), since flows are
 // edited by hand as well as exported.
 func parseStudioFlow(doc []byte) ([]studioStep, error) {
-	var flow struct {
+	type definition struct {
 		States []struct {
 			Name       string                     `json:"name"`
 			Type       string                     `json:"type"`
 			Properties map[string]json.RawMessage `json:"properties"`
 		} `json:"states"`
 	}
+	var flow struct {
+		definition
+		// The Flows REST resource (and the twilio CLI) wrap the export in "definition".
+		Definition *definition `json:"definition"`
+	}
 	if err := json.Unmarshal(doc, &flow); err != nil {
 		return nil, fmt.Errorf("the document is not a Studio flow: %w", err)
+	}
+	if flow.States == nil && flow.Definition != nil {
+		flow.definition = *flow.Definition
 	}
 	if flow.States == nil {
 		return nil, errors.New("the document is not a Studio flow: it has no states")
 	}
 	var steps []studioStep
-	for _, st := range flow.States {
+	for i, st := range flow.States {
 		if st.Type != StudioWidgetType {
 			continue
+		}
+		if st.Name == "" {
+			st.Name = fmt.Sprintf("states[%d]", i) // findings must say where they are
 		}
 		props := st.Properties
 		text := func(key string) string { return jsonText(props[key]) }

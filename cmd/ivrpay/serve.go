@@ -81,7 +81,7 @@ func newLogger(mode string, w io.Writer) *slog.Logger {
 func newAPIServer(s *sqlstore.Store, logger *slog.Logger) *httpapi.Server {
 	return &httpapi.Server{Logger: logger, Services: httpapi.Services{
 		Auth: s, APIKeys: s, Merchants: s, PayinConfigs: s, PaymentMethodConfigs: s, Payins: s, PaymentMethods: s,
-		Connector: s, Health: s.Ping,
+		Connector: s, Health: s.Ping, Lifecycle: s, WebhookEndpoints: s,
 	}}
 }
 
@@ -103,6 +103,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	behindProxy := fs.Bool("behind-proxy", false, "TLS is terminated by a proxy in front of this server")
+	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -138,7 +140,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
-	srv := newHTTPServer(newAPIServer(store, logger).Handler())
+	api := newAPIServer(store, logger)
+	api.Limiter, api.BehindProxy = httpapi.NewAuthLimiter(), *behindProxy
+	var metricsHandler http.Handler
+	api.Metrics, metricsHandler = newMetrics(store)
+	if *metricsAddr == "" {
+		api.MetricsHandler = metricsHandler
+	} else {
+		metricsSrv := newHTTPServer(metricsHandler)
+		metricsSrv.Addr = *metricsAddr
+		go func() {
+			if err := metricsSrv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+				logger.Error("metrics listener stopped", "error", err)
+			}
+		}()
+		defer metricsSrv.Close()
+	}
+	srv := newHTTPServer(api.Handler())
+	workers := startWorkers(ctx, store, logger, mode, *settleAfter)
+	defer workers.stop()
 	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base)
 	errc := make(chan error, 1)
 	go func() {

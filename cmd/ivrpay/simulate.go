@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ivrpay/ivrpay/twilio"
+)
+
+// simulatedConnector names the connector of a <Pay> built from flags when
+// --connector is not given: the simulator posts to --endpoint whatever the name.
+const simulatedConnector = "ivrpay-simulate"
+
+// runSimulate is `ivrpay simulate`: it plays Twilio's part of a call against
+// a connector endpoint and prints the action callback fields as JSON on
+// stdout, with the attempts on stderr. It exits 0 when Result is success.
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoint := fs.String("endpoint", "", "the connector's ENDPOINT URL, e.g. http://127.0.0.1:8080/vendor/twilio/pay_generic")
+	apiKey := fs.String("api-key", "", "the connector's PASSWORD (an IVR key); the username is api_key")
+	configAPIKey := fs.String("config-api-key", "", "API key that can read --config (default: --api-key)")
+	twimlFile := fs.String("twiml", "", "TwiML document whose <Pay> to play (instead of the twiml flags)")
+	var pf payFlags
+	pf.register(fs)
+	cardNumber := fs.String("card", "", "card number the caller types (spaces and dashes are ignored)")
+	expiry := fs.String("exp", "", "expiry date the caller types, MM/YY")
+	cvv := fs.String("cvv", "", "security code the caller types")
+	postalCode := fs.String("postal-code", "", "postal code the caller types")
+	timeout := fs.Duration("timeout", twilio.DefaultTimeout, "how long each connector attempt may take")
+	retries := fs.Int("retries", twilio.DefaultRetries, "how many times a timed-out attempt is retried")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage:
+  ivrpay simulate --endpoint URL --api-key KEY --twiml FILE --card N --exp MM/YY --cvv C --postal-code Z
+  ivrpay simulate --endpoint URL --api-key KEY --amount 10.00 --payin-config-id ID --card N --exp MM/YY ...
+  ivrpay simulate --endpoint URL --api-key KEY --config ID --base-url URL [--config-api-key KEY] --card N ...
+
+Plays Twilio's part of a <Pay> call against a Generic Pay Connector endpoint and prints the fields
+Twilio would post to the action URL (and posts them there, with --action or the <Pay>'s action).
+Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
+
+`)
+		fs.PrintDefaults()
+	}
+	if code := parseCommandLine(fs, args); code >= 0 {
+		return code
+	}
+	usage := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "ivrpay simulate: "+format+"\n", args...)
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usage("unexpected argument %q", fs.Arg(0))
+	case *endpoint == "":
+		return usage("--endpoint is required: the connector's URL")
+	case *apiKey == "":
+		return usage("--api-key is required: the key the connector authenticates")
+	case *cardNumber == "" || *expiry == "":
+		return usage("--card and --exp are required: what the caller types")
+	case *twimlFile != "" && pf.describesPay():
+		return usage("give either --twiml FILE or the flags that build the <Pay>, not both")
+	case *twimlFile == "" && !pf.describesPay():
+		return usage("give --twiml FILE, or the flags that build the <Pay> (see ivrpay simulate --help)")
+	case *retries < 0:
+		return usage("--retries cannot be negative")
+	}
+
+	var pay *twilio.Pay
+	if *twimlFile != "" {
+		doc, err := os.ReadFile(*twimlFile)
+		if err != nil {
+			return usage("%v", err)
+		}
+		if pay, err = twilio.ParsePay(doc); err != nil {
+			fmt.Fprintf(stderr, "ivrpay simulate: %s: %v\n", *twimlFile, err)
+			return 1
+		}
+	} else {
+		if pf.connector == "" {
+			pf.connector = simulatedConnector
+		}
+		key := *configAPIKey
+		if key == "" {
+			key = *apiKey
+		}
+		o, cfg, err := pf.payOptions(ctx, key)
+		if err != nil {
+			fmt.Fprintf(stderr, "ivrpay simulate: %v\n", err)
+			return exitCode(err)
+		}
+		cfg.warnUsed(stderr, "ivrpay simulate")
+		if pay, err = twilio.NewPay(o); err != nil {
+			return usage("%v", err)
+		}
+	}
+
+	retriesOpt := *retries
+	if retriesOpt == 0 {
+		retriesOpt = -1 // Simulate reads 0 as "the default"; here it means none
+	}
+	sim, err := twilio.Simulate(ctx, twilio.SimulateOptions{
+		Endpoint: *endpoint,
+		APIKey:   *apiKey,
+		Pay:      pay,
+		Caller: twilio.CallerInput{
+			CardNumber: strings.NewReplacer(" ", "", "-", "").Replace(*cardNumber),
+			Expiry:     strings.TrimSpace(*expiry),
+			CVV:        strings.TrimSpace(*cvv),
+			PostalCode: strings.TrimSpace(*postalCode),
+		},
+		Action:  pf.action,
+		Timeout: *timeout,
+		Retries: retriesOpt,
+	})
+	if sim == nil {
+		fmt.Fprintf(stderr, "ivrpay simulate: %v\n", err)
+		return 1
+	}
+	reportAttempts(stderr, sim)
+	out, jerr := json.MarshalIndent(sim.Callback, "", "  ")
+	if jerr != nil {
+		fmt.Fprintf(stderr, "ivrpay simulate: %v\n", jerr)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\n", out)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrpay simulate: %v\n", err)
+		return 1
+	}
+	if sim.Result() != twilio.ResultSuccess {
+		return 1
+	}
+	return 0
+}
+
+// reportAttempts says on stderr what was sent and what came back.
+func reportAttempts(stderr io.Writer, sim *twilio.Simulation) {
+	if len(sim.Attempts) == 0 {
+		fmt.Fprintf(stderr, "ivrpay simulate: caller-side check failed (%s); no request sent\n", sim.Callback.Get("PaymentError"))
+	}
+	for i, a := range sim.Attempts {
+		outcome := a.Error
+		if outcome == "" {
+			outcome = fmt.Sprintf("HTTP %d in %s", a.StatusCode, a.Duration.Round(time.Millisecond))
+		}
+		fmt.Fprintf(stderr, "ivrpay simulate: attempt %d of %s (transaction_id %s): %s\n", i+1, sim.Method, a.TransactionID, outcome)
+	}
+	if sim.ActionStatus != 0 {
+		fmt.Fprintf(stderr, "ivrpay simulate: action URL answered HTTP %d\n", sim.ActionStatus)
+	}
+}
