@@ -103,7 +103,7 @@ type Payin struct {
 	Metadata         json.RawMessage `json:"metadata"`
 	Source           string          `json:"source"`
 	IVR              *IVRInfo        `json:"ivr"`
-	Refunds          []any           `json:"refunds"`
+	Refunds          []Refund        `json:"refunds"`
 	CreatedAt        time.Time       `json:"created_at"`
 	UpdatedAt        time.Time       `json:"updated_at"`
 }

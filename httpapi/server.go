@@ -40,6 +40,8 @@ type Server struct {
 	BehindProxy bool
 	// MetricsHandler, when set, serves GET /metrics on this listener.
 	MetricsHandler http.Handler
+	// Portal, when set, serves the web portal under /portal.
+	Portal http.Handler
 }
 
 // ConnectorPath is where Twilio posts Generic Pay Connector requests.
@@ -52,6 +54,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.handleHealth)
+	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	mux.HandleFunc("POST "+ConnectorPath, s.handleConnector)
 	if s.MetricsHandler != nil {
 		mux.Handle("GET /metrics", s.MetricsHandler)
@@ -88,6 +91,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/webhook_endpoints/{id}", s.api(s.handleGetWebhookEndpoint))
 	mux.Handle("DELETE /v1/webhook_endpoints/{id}", s.api(s.handleDeleteWebhookEndpoint))
 	mux.Handle("GET /v1/webhook_endpoints/{id}/deliveries", s.api(s.handleListWebhookDeliveries))
+
+	if s.Portal != nil {
+		mux.Handle("/portal", s.Portal)
+		mux.Handle("/portal/", s.Portal)
+	}
 
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, ivrpay.Errorf(ivrpay.ENOTFOUND, "no endpoint %s %s", r.Method, r.URL.Path))

@@ -68,15 +68,22 @@ func (s *Store) charge(ctx context.Context, spec chargeSpec) (*ivrpay.Payin, err
 			if err := s.insertPaymentMethod(ctx, tx, pmID, cfg.PlatformID, cfg.MerchantID, "", pmStatus, ci, p.BillingContact, cfg.MethodMetadata); err != nil {
 				return err
 			}
+			if err := s.emitPaymentMethodEvent(ctx, tx, pmID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, payment_method_id = $3, authorized_amount = $4, captured_amount = $5,
-			refusal_code = $6, refusal_desc = $7, auth_code = $8, avs_result_code = $9, cvc_result_code = $10, updated_at = $11 WHERE id = $1`,
+			refusal_code = $6, refusal_desc = $7, auth_code = $8, avs_result_code = $9, cvc_result_code = $10, updated_at = $11, status_at = $11 WHERE id = $1`,
 			p.ID, status, pmID, authorized, captured, auth.RefusalCode, auth.RefusalDesc, auth.AuthCode, auth.AVSResultCode,
 			auth.CVCResultCode, ivrpay.FormatTime(s.now())); err != nil {
 			return err
 		}
 		final, err := s.findPayin(ctx, tx, p.ID)
 		if err != nil {
+			return err
+		}
+		// The payin's event is written with its outcome, in this transaction.
+		if err := s.emitPayinEvent(ctx, tx, final); err != nil {
 			return err
 		}
 		if spec.finish != nil {
@@ -193,6 +200,14 @@ func (s *Store) ChargePaymentMethod(ctx context.Context, paymentMethodID, payinC
 	}
 	if err := ivrpay.Authorize(caller, "payin:create", ivrpay.Object{PlatformID: cfg.PlatformID, MerchantID: cfg.MerchantID}); err != nil {
 		return nil, err
+	}
+	// The card is used as well as the config: a key must be allowed to make
+	// payins with it, and a merchant's stored card never pays another merchant.
+	if err := ivrpay.Authorize(caller, "payin:create", pm.Object()); err != nil {
+		return nil, err
+	}
+	if pm.MerchantID != "" && string(pm.MerchantID) != cfg.MerchantID {
+		return nil, ivrpay.FieldErrorf("payment_method_id", "payment method %s belongs to merchant %s and cannot pay a payin config of merchant %s", pm.ID, pm.MerchantID, cfg.MerchantID)
 	}
 	if pm.Status != ivrpay.PaymentMethodStatusActive {
 		return nil, ivrpay.FieldErrorf("payment_method_id", "payment method %s is %s and cannot be charged", pm.ID, pm.Status)

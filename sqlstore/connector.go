@@ -42,7 +42,7 @@ func (s *Store) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res ivrp
 	res, err = s.runIVR(ctx, caller, req)
 	if err != nil {
 		// Release the lease so that the next retry takes over at once.
-		_, _ = s.wdb.ExecContext(ctx, `UPDATE connector_transactions SET lease_until = $3 WHERE platform_id = $1 AND transaction_id = $2 AND status = $4`,
+		_, _ = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $3 WHERE platform_id = $1 AND transaction_id = $2 AND status = $4`,
 			caller.PlatformID, req.TransactionID, ivrpay.FormatTime(s.now()), txRunning)
 	}
 	return res, err
@@ -69,13 +69,16 @@ func (s *Store) ivrRequestHash(req ivrpay.IVRRequest) string {
 // while it runs), or DUPLICATE_TRANSACTION when the request differs.
 func (s *Store) claimTransaction(ctx context.Context, platformID, txID, hash string) (owned bool, replay ivrpay.IVRResult, err error) {
 	now := s.now()
-	res, err := s.wdb.ExecContext(ctx, `INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, status, lease_until, created_at, updated_at)
+	// The claim is written whatever the client does (an owned attempt then
+	// runs to completion), so that it can share a group commit.
+	wctx := context.WithoutCancel(ctx)
+	n, err := s.execTx(wctx, `INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, status, lease_until, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (platform_id, transaction_id) DO NOTHING`,
-		platformID, txID, hash, txRunning, ivrpay.FormatTime(now.Add(leaseDuration)), ivrpay.FormatTime(now))
+		platformID, txID, hash, txRunning, ivrpay.FormatTime(now.Add(s.opts.ConnectorLease)), ivrpay.FormatTime(now))
 	if err != nil {
 		return false, replay, err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if n == 1 {
 		return true, replay, nil
 	}
 	for {
@@ -94,13 +97,13 @@ func (s *Store) claimTransaction(ctx context.Context, platformID, txID, hash str
 			return false, replay, err
 		}
 		if now := s.now(); lease < ivrpay.FormatTime(now) {
-			res, err := s.wdb.ExecContext(ctx, `UPDATE connector_transactions SET lease_until = $3, updated_at = $4
+			n, err := s.execTx(wctx, `UPDATE connector_transactions SET lease_until = $3, updated_at = $4
 				WHERE platform_id = $1 AND transaction_id = $2 AND status = $5 AND lease_until = $6`,
-				platformID, txID, ivrpay.FormatTime(now.Add(leaseDuration)), ivrpay.FormatTime(now), txRunning, lease)
+				platformID, txID, ivrpay.FormatTime(now.Add(s.opts.ConnectorLease)), ivrpay.FormatTime(now), txRunning, lease)
 			if err != nil {
 				return false, replay, err
 			}
-			if n, _ := res.RowsAffected(); n == 1 {
+			if n == 1 {
 				return true, replay, nil
 			}
 		}
@@ -165,14 +168,14 @@ func (s *Store) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IV
 		}
 		return fail(ivrpay.ConnMissingConfigID, `missing config id: add <Parameter name="payment_method_config_id" value="pmc_…"/> to <Pay> (Studio: a payment_method_config_id parameter)`)
 	case req.Method == ivrpay.IVRMethodCharge && (name != ivrpay.ParamPayinConfigID || isPMCID):
-		return fail(ivrpay.ConnConfigMethodMismatch, "Twilio sent a charge (chargeAmount above 0) with payment method config %s; to store a card set chargeAmount to 0 or leave it empty, to take a payment pass payin_config_id with chargeAmount equal to the config amount", truncate(configID, 64))
+		return fail(ivrpay.ConnConfigMethodMismatch, "Twilio sent a charge (chargeAmount above 0) with payment method config %s; to store a card set chargeAmount to 0 or leave it empty, to take a payment pass payin_config_id with chargeAmount equal to the config amount", shownID(configID))
 	case req.Method == ivrpay.IVRMethodTokenize && (name == ivrpay.ParamPayinConfigID || isPayinID):
-		return fail(ivrpay.ConnConfigMethodMismatch, "Twilio sent a tokenize (chargeAmount 0 or empty) with payin config %s; to take the payment set chargeAmount to the payin config amount, to store a card pass payment_method_config_id", truncate(configID, 64))
+		return fail(ivrpay.ConnConfigMethodMismatch, "Twilio sent a tokenize (chargeAmount 0 or empty) with payin config %s; to take the payment set chargeAmount to the payin config amount, to store a card pass payment_method_config_id", shownID(configID))
 	}
 	if req.Method == ivrpay.IVRMethodCharge {
 		cfg, err := s.findPayinConfig(ctx, s.rdb, configID)
 		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND || (err == nil && cfg.PlatformID != caller.PlatformID) {
-			return fail(ivrpay.ConnConfigNotFound, "payin config %s not found on platform %s", truncate(configID, 64), caller.PlatformID)
+			return fail(ivrpay.ConnConfigNotFound, "payin config %s not found on platform %s", shownID(configID), caller.PlatformID)
 		} else if err != nil {
 			return ivrpay.IVRResult{}, err
 		}
@@ -192,7 +195,7 @@ func (s *Store) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IV
 	}
 	pmc, err := s.findPaymentMethodConfig(ctx, s.rdb, configID)
 	if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND || (err == nil && pmc.PlatformID != caller.PlatformID) {
-		return fail(ivrpay.ConnConfigNotFound, "payment method config %s not found on platform %s", truncate(configID, 64), caller.PlatformID)
+		return fail(ivrpay.ConnConfigNotFound, "payment method config %s not found on platform %s", shownID(configID), caller.PlatformID)
 	} else if err != nil {
 		return ivrpay.IVRResult{}, err
 	}
@@ -316,13 +319,18 @@ func (s *Store) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 			if err := s.insertPaymentMethod(ctx, tx, pmID, pmc.PlatformID, pmc.MerchantID, pmc.ID, ivrpay.PaymentMethodStatusActive, ci, bc, pmc.Metadata); err != nil {
 				return err
 			}
+			if err := s.emitPaymentMethodEvent(ctx, tx, pmID); err != nil {
+				return err
+			}
 		}
 		return s.finishTransaction(ctx, tx, caller.PlatformID, req.TransactionID, result)
 	})
 	if isUniqueViolation(err) {
 		result = ivrpay.IVRResult{ErrorCode: ivrpay.ConnConfigAlreadyUsed, ErrorMessage: fmt.Sprintf(
 			"payment method config %s was used by another transaction at the same time; create a new payment method config to store another card", pmc.ID)}
-		err = s.inTx(ctx, func(tx *sql.Tx) error { return s.finishTransaction(ctx, tx, caller.PlatformID, req.TransactionID, result) })
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			return s.finishTransaction(ctx, tx, caller.PlatformID, req.TransactionID, result)
+		})
 	}
 	return result, err
 }
@@ -349,6 +357,15 @@ func mergePostal(b *ivrpay.BillingContact, postal string) *ivrpay.BillingContact
 
 func hasIDPrefix(id, prefix string) bool {
 	return strings.HasPrefix(strings.TrimPrefix(id, "sbx_"), prefix)
+}
+
+// shownID echoes a config id back in an answer only when it looks like an
+// ivrpay id, so that a card number put in the wrong field is never repeated.
+func shownID(id string) string {
+	if len(id) <= 64 && (hasIDPrefix(id, ivrpay.PrefixPayinConfig) || hasIDPrefix(id, ivrpay.PrefixPaymentMethodConfig)) {
+		return id
+	}
+	return "(a value that is not an ivrpay config id)"
 }
 
 func truncate(s string, n int) string {

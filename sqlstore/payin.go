@@ -44,7 +44,7 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	if txID.Valid {
 		p.IVR = &ivrpay.IVRInfo{Provider: "TWILIO", TransactionID: txID.String}
 	}
-	p.Refunds = []any{}
+	p.Refunds = []ivrpay.Refund{}
 	p.CreatedAt, p.UpdatedAt = parseTime(created), parseTime(updated)
 	return &p, nil
 }
@@ -53,8 +53,10 @@ func (s *Store) findPayin(ctx context.Context, q querier, id string) (*ivrpay.Pa
 	p, err := scanPayin(q.QueryRowContext(ctx, payinSelect+` WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payin %s not found", id)
+	} else if err != nil {
+		return nil, err
 	}
-	return p, err
+	return p, s.loadRefunds(ctx, q, p)
 }
 
 // FindPayin returns a payin the caller may read, shaped for the request's API version.
@@ -100,6 +102,9 @@ func (s *Store) ListPayins(ctx context.Context, f ivrpay.PayinFilter) (l *ivrpay
 	}
 	l, err = listPage(ctx, s.rdb, f.Page, q, scanPayin, func(p *ivrpay.Payin) string { return p.ID })
 	if err != nil {
+		return nil, err
+	}
+	if err := s.loadRefunds(ctx, s.rdb, l.Results...); err != nil {
 		return nil, err
 	}
 	for i, p := range l.Results {

@@ -64,7 +64,8 @@ func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.W
 			fmt.Fprintf(stderr, "ivrpay: created sandbox vault key %s (mode 0600)\n", path)
 		}
 	}
-	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Vault: v, Processor: sandbox.New(), Logger: logger})
+	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Vault: v, Processor: sandbox.New(), Logger: logger,
+		ConnectorLease: testConnectorLease(mode, stderr)})
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -142,6 +143,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	api := newAPIServer(store, logger)
 	api.Limiter, api.BehindProxy = httpapi.NewAuthLimiter(), *behindProxy
+	api.Portal = newPortal(store, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter)
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
 	if *metricsAddr == "" {

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// portalLog is a goroutine-safe buffer for the server's output.
+type portalLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *portalLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *portalLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestServeMountsPortal runs `ivrpay serve` in process and checks its wiring
+// of the portal: /portal is served, the connector fields show the base URL,
+// and the test call reaches the server's own connector over loopback.
+func TestServeMountsPortal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr portalLog
+	done := make(chan int, 1)
+	go func() {
+		done <- runServe(ctx, []string{"--addr", "127.0.0.1:0", "--mode", "sandbox", "--db", filepath.Join(dir, "ivrpay.db"),
+			"--vault-key-file", filepath.Join(dir, "vault.key"), "--base-url", "https://ivr.example.com/"}, &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}()
+	addrRE := regexp.MustCompile(`msg=listening addr=(\S+)`)
+	var base string
+	for deadline := time.Now().Add(30 * time.Second); base == ""; {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	keyRE := func(label string) string {
+		m := regexp.MustCompile(label + `\s+(\S+)`).FindStringSubmatch(stdout.String())
+		if m == nil {
+			t.Fatalf("no %s in the bootstrap output:\n%s", label, stdout.String())
+		}
+		return m[1]
+	}
+	admin, ivrKey, merchant := keyRE("admin api_key"), keyRE("ivr api_key"), keyRE("merchant_id")
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 60 * time.Second}
+	get := func(path string) (int, string) {
+		resp, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	post := func(path string, form url.Values) (int, string) {
+		resp, err := c.PostForm(base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	csrf := func(body string) string {
+		m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no csrf_token:\n%s", body)
+		}
+		return html.UnescapeString(m[1])
+	}
+
+	status, body := get("/portal")
+	if status != http.StatusOK || !strings.Contains(body, `name="api_key"`) {
+		t.Fatalf("GET /portal: %d\n%s", status, body)
+	}
+	status, body = post("/portal/signin", url.Values{"csrf_token": {csrf(body)}, "api_key": {admin}})
+	if status != http.StatusOK {
+		t.Fatalf("sign-in: %d", status)
+	}
+	token := csrf(body)
+	_, body = get("/portal/ivr")
+	if !strings.Contains(body, "https://ivr.example.com/vendor/twilio/pay_generic") {
+		t.Errorf("the connector's Endpoint URL is not the base URL's:\n%s", body)
+	}
+	_, body = get("/portal/configs")
+	idem := regexp.MustCompile(`name="idempotency_key" value="([^"]+)"`).FindStringSubmatch(body)[1]
+	_, body = post("/portal/configs/payin", url.Values{"csrf_token": {token}, "merchant_id": {merchant}, "amount": {"3.00"}, "idempotency_key": {idem}})
+	m := regexp.MustCompile(`id="config-id">([^<]+)<`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no config created:\n%s", body)
+	}
+	status, body = post("/portal/ivr/test-call", url.Values{"csrf_token": {token}, "config_id": {m[1]}, "api_key": {ivrKey},
+		"card": {"visa"}, "expiry": {"12/39"}, "postal_code": {"94107"}})
+	if status != http.StatusOK || !strings.Contains(body, `id="call-result">success<`) {
+		t.Errorf("test call through the loopback connector: %d\n%s", status, body)
+	}
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+)
+
+// TestWebhooksSurviveSIGKILL runs the built binary: events are produced while
+// the receiver answers 503, the server is killed with SIGKILL, the receiver
+// comes back, and a new server on the same database (the same SQLite file, or
+// the same PostgreSQL schema) delivers every event
+// (settling what was still PROCESSING on the way), repeats keeping their
+// webhook-id and body. A final SIGTERM must stop the server and its workers
+// cleanly.
+func TestWebhooksSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := whBuild(t)
+	for _, engine := range sqlstoretest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			webhooksSurviveSIGKILL(t, bin, sqlstoretest.DSN(t, engine))
+		})
+	}
+}
+
+func webhooksSurviveSIGKILL(t *testing.T, bin, db string) {
+	vaultKey := filepath.Join(t.TempDir(), "vault.key")
+	rcv := whNewReceiver(t)
+	rcv.down.Store(true)
+
+	srv := whStart(t, bin, db, vaultKey)
+	admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+	ep := srv.api(t, "POST", "/v1/webhook_endpoints", admin, map[string]any{"url": rcv.URL + "/hooks"})
+	rcv.setSecret(ep["secret"].(string))
+	endpointID := ep["webhook_endpoint_id"].(string)
+	cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": "order-1",
+		"amount": 1000, "currency_code": "USD"})
+	payinID := srv.chargeIVR(t, ivrKey, cfg["payin_config_id"].(string))
+	srv.waitFor(t, "the payin to settle", func() bool {
+		return srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil)["status"] == "SUCCEEDED"
+	})
+	refund := srv.api(t, "POST", "/v1/payins/"+payinID+"/void_or_refund", admin, map[string]any{"idempotency_key": "refund-1",
+		"reason": "REQUESTED_BY_CUSTOMER", "amount": 250})
+	refundID := refund["refund_id"].(string)
+	// payin.processing, payment_method.active, payin.succeeded, refund.processing.
+	srv.waitFor(t, "a failed attempt of each of the four deliveries", func() bool {
+		ds := srv.deliveries(t, admin, endpointID)
+		for _, d := range ds {
+			if d["attempt_count"].(float64) < 1 {
+				return false
+			}
+		}
+		return len(ds) >= 4
+	})
+	srv.kill()
+	if got := rcv.ids(); len(got) != 0 {
+		t.Fatalf("the receiver was down but accepted %v", got)
+	}
+
+	rcv.down.Store(false)
+	srv = whStart(t, bin, db, vaultKey)
+	var ds []map[string]any
+	srv.waitFor(t, "every delivery DELIVERED after the restart (refund.succeeded included)", func() bool {
+		ds = srv.deliveries(t, admin, endpointID)
+		for _, d := range ds {
+			if d["status"] != "DELIVERED" {
+				return false
+			}
+		}
+		return len(ds) == 5
+	})
+	if r := srv.api(t, "GET", "/v1/refunds/"+refundID, admin, nil); r["status"] != "SUCCEEDED" {
+		t.Fatalf("refund after the restart = %v", r)
+	}
+	got := rcv.ids()
+	for _, d := range ds {
+		id := d["event_id"].(string)
+		bodies := got[id]
+		if len(bodies) == 0 {
+			t.Errorf("event %s (%s) was never received", id, d["event_type"])
+		}
+		for _, b := range bodies[1:] {
+			if b != bodies[0] {
+				t.Errorf("event %s was received with different bodies", id)
+			}
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("the receiver got %d distinct webhook-ids, want 5", len(got))
+	}
+	if bad := rcv.refused(); len(bad) > 0 {
+		t.Fatalf("the receiver refused deliveries: %v", bad)
+	}
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-srv.exited:
+		if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("ivrpay serve exited %d after SIGTERM:\n%s", code, srv.logTail())
+		}
+	case <-time.After(40 * time.Second):
+		srv.kill()
+		t.Fatalf("ivrpay serve did not stop within 40s of SIGTERM:\n%s", srv.logTail())
+	}
+}
+
+func whBuild(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "ivrpay")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// whServer is one `ivrpay serve` process.
+type whServer struct {
+	cmd    *exec.Cmd
+	base   string
+	exited chan struct{}
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	tail   []string
+}
+
+func (s *whServer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stdout.Write(p)
+}
+
+var whListening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+func whStart(t *testing.T, bin, db, vaultKey string) *whServer {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey, "--sandbox-settle-after", "1s")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IVRPAY_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	// Retries every second, so the test does not wait for the real 5-minute step.
+	cmd.Env = append(cmd.Env, webhookScheduleEnv+"=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s")
+	s := &whServer{cmd: cmd, exited: make(chan struct{})}
+	cmd.Stdout = s
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.kill)
+	listening := make(chan string, 1)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := whListening.FindStringSubmatch(line); m != nil {
+				select {
+				case listening <- m[1]:
+				default:
+				}
+			}
+			s.mu.Lock()
+			s.tail = append(s.tail, line)
+			if len(s.tail) > 40 {
+				s.tail = s.tail[len(s.tail)-40:]
+			}
+			s.mu.Unlock()
+		}
+	}()
+	go func() { <-read; cmd.Wait(); close(s.exited) }()
+	select {
+	case addr := <-listening:
+		s.base = "http://" + addr
+	case <-s.exited:
+		t.Fatalf("ivrpay serve exited before listening:\n%s", s.logTail())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ivrpay serve did not listen within 30s:\n%s", s.logTail())
+	}
+	return s
+}
+
+func (s *whServer) kill() {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.exited
+	}
+}
+
+func (s *whServer) logTail() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.tail, "\n")
+}
+
+// bootstrap returns the value printed after label ("admin api_key", "merchant_id") by the sandbox bootstrap.
+func (s *whServer) bootstrap(t *testing.T, label string) string {
+	t.Helper()
+	s.mu.Lock()
+	out := s.stdout.String()
+	s.mu.Unlock()
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label+" "); ok {
+			return strings.Fields(rest)[0]
+		}
+	}
+	t.Fatalf("no %q in the bootstrap output:\n%s", label, out)
+	return ""
+}
+
+func (s *whServer) api(t *testing.T, method, path, key string, body any) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	var env struct {
+		Data map[string]any `json:"data"`
+	}
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || json.Unmarshal(raw, &env) != nil {
+		t.Fatalf("%s %s: HTTP %d %s", method, path, res.StatusCode, raw)
+	}
+	return env.Data
+}
+
+func (s *whServer) deliveries(t *testing.T, key, endpointID string) []map[string]any {
+	t.Helper()
+	l := s.api(t, "GET", "/v1/webhook_endpoints/"+endpointID+"/deliveries", key, nil)
+	var out []map[string]any
+	for _, r := range l["results"].([]any) {
+		out = append(out, r.(map[string]any))
+	}
+	return out
+}
+
+func (s *whServer) chargeIVR(t *testing.T, ivrKey, cfgID string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"method": "charge", "transaction_id": fmt.Sprintf("CA%d", time.Now().UnixNano()),
+		"cardnumber": "4111111111111111", "cvv": "123", "expiry_month": "08", "expiry_year": "39", "postal_code": "94111",
+		"amount": "10.00", "currency_code": "USD", "parameters": map[string]string{"payin_config_id": cfgID}})
+	req, _ := http.NewRequest("POST", s.base+"/vendor/twilio/pay_generic", bytes.NewReader(body))
+	req.SetBasicAuth("api_key", ivrKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		ChargeID *string `json:"charge_id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || out.ChargeID == nil {
+		t.Fatalf("IVR charge failed: HTTP %d %v", res.StatusCode, err)
+	}
+	return *out.ChargeID
+}
+
+func (s *whServer) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	// Generous: a kill in the middle of an attempt leaves its lease (20 s) behind.
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s:\n%s", what, s.logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// whReceiver answers 503 while down; otherwise it verifies the Standard
+// Webhooks signature on its own and records bodies by webhook-id.
+type whReceiver struct {
+	*httptest.Server
+	down   atomic.Bool
+	mu     sync.Mutex
+	secret string
+	bodies map[string][]string
+	bad    []string
+}
+
+func whNewReceiver(t *testing.T) *whReceiver {
+	r := &whReceiver{bodies: map[string][]string{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if r.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+		key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(r.secret, "whsec_"))
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id + "." + ts + "." + string(body)))
+		if req.Header.Get("webhook-signature") != "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+			r.bad = append(r.bad, "bad signature for "+id)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		r.bodies[id] = append(r.bodies[id], string(body))
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *whReceiver) setSecret(s string) { r.mu.Lock(); r.secret = s; r.mu.Unlock() }
+
+func (r *whReceiver) ids() map[string][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string][]string{}
+	for k, v := range r.bodies {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+func (r *whReceiver) refused() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bad...)
+}

@@ -1,0 +1,226 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+var _ ivrpay.WebhookOutbox = (*Store)(nil)
+
+// emitEvent writes an event to the outbox, with one PENDING delivery per
+// enabled endpoint of the platform that wants it, in tx: the transaction that
+// made the state change the event reports. So an event exists exactly when
+// its change was committed, and a crash loses neither.
+func (s *Store) emitEvent(ctx context.Context, tx *sql.Tx, platformID, eventType, objectID string, data any) error {
+	now := s.now().Truncate(time.Microsecond)
+	ev := ivrpay.Event{ID: s.newID(ivrpay.PrefixEvent), Type: eventType, CreatedAt: now, Data: data}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return err
+	}
+	payload := bytes.TrimRight(buf.Bytes(), "\n")
+	at := ivrpay.FormatTime(now)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, platform_id, type, object_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		ev.ID, platformID, eventType, objectID, string(payload), at); err != nil {
+		return err
+	}
+	endpoints, err := s.endpointsOf(ctx, tx, platformID)
+	if err != nil {
+		return err
+	}
+	for _, e := range endpoints {
+		if !e.Wants(eventType) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $4, $4)`, ev.ID, e.ID, ivrpay.DeliveryStatusPending, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endpointsOf returns the enabled endpoints of a platform. The rows are read
+// to the end before returning, so the transaction can run its next statement.
+func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) ([]*ivrpay.WebhookEndpoint, error) {
+	rows, err := q.QueryContext(ctx, webhookEndpointSelect+` WHERE platform_id = $1 AND status = $2 ORDER BY id`,
+		platformID, ivrpay.WebhookEndpointStatusEnabled)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ivrpay.WebhookEndpoint
+	for rows.Next() {
+		e, err := scanWebhookEndpoint(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// emitPayinEvent reports a payin's current status (payin.processing,
+// payin.authorized, …), with the payin as GET returns it at the platform's
+// minimum API version (a webhook has no request version). Statuses without
+// an event type (CREATED) emit nothing.
+func (s *Store) emitPayinEvent(ctx context.Context, tx *sql.Tx, p *ivrpay.Payin) error {
+	var v string
+	if err := tx.QueryRowContext(ctx, `SELECT min_api_version FROM platforms WHERE id = $1`, p.PlatformID).Scan(&v); err != nil {
+		return err
+	}
+	shaped := ivrpay.ShapePayin(ivrpay.APIVersion(v), p)
+	eventType := "payin." + strings.ToLower(shaped.Status)
+	if !slices.Contains(ivrpay.EventTypes, eventType) {
+		return nil
+	}
+	return s.emitEvent(ctx, tx, p.PlatformID, eventType, p.ID, shaped)
+}
+
+// emitPaymentMethodEvent reports a payment method that became ACTIVE.
+func (s *Store) emitPaymentMethodEvent(ctx context.Context, tx *sql.Tx, id string) error {
+	pm, err := scanPaymentMethod(tx.QueryRowContext(ctx, paymentMethodSelect+` WHERE id = $1`, id))
+	if err != nil {
+		return err
+	}
+	if pm.Status != ivrpay.PaymentMethodStatusActive {
+		return nil
+	}
+	return s.emitEvent(ctx, tx, pm.PlatformID, ivrpay.EventPaymentMethodActive, pm.ID, pm)
+}
+
+// emitRefundEvent reports a refund's current status.
+func (s *Store) emitRefundEvent(ctx context.Context, tx *sql.Tx, r *ivrpay.Refund) error {
+	return s.emitEvent(ctx, tx, r.PlatformID, "refund."+strings.ToLower(r.Status), r.ID, r)
+}
+
+type dueDelivery struct {
+	ivrpay.ClaimedDelivery
+	seenNextAttempt string
+}
+
+// ClaimWebhookDeliveries leases up to limit due deliveries. A delivery is
+// claimed by a conditional UPDATE that moves its next_attempt_at from the
+// value read to the end of the lease: of several workers (in one process or
+// many) that read the same row, exactly one changes it. A worker that dies
+// holding a lease loses nothing: the row is due again when the lease ends.
+func (s *Store) ClaimWebhookDeliveries(ctx context.Context, limit int, lease time.Duration) (claimed []ivrpay.ClaimedDelivery, err error) {
+	defer wrap(&err, "Store.ClaimWebhookDeliveries")
+	now := s.now()
+	rows, err := s.rdb.QueryContext(ctx, `SELECT d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, e.payload, w.url, w.secret
+		FROM webhook_deliveries d JOIN events e ON e.id = d.event_id JOIN webhook_endpoints w ON w.id = d.endpoint_id
+		WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND w.status = 'ENABLED'
+		ORDER BY d.next_attempt_at, d.event_id LIMIT $2`, ivrpay.FormatTime(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	var due []dueDelivery
+	for rows.Next() {
+		var d dueDelivery
+		var payload string
+		if err := rows.Scan(&d.EventID, &d.EndpointID, &d.Attempt, &d.seenNextAttempt, &payload, &d.URL, &d.Secret); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		d.Attempt++
+		d.Payload = []byte(payload)
+		due = append(due, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(due) == 0 {
+		return nil, nil
+	}
+	// Rows are locked in primary-key order, so that two PostgreSQL workers
+	// claiming overlapping batches cannot deadlock.
+	sort.Slice(due, func(i, j int) bool {
+		if due[i].EventID != due[j].EventID {
+			return due[i].EventID < due[j].EventID
+		}
+		return due[i].EndpointID < due[j].EndpointID
+	})
+	leaseEnd := ivrpay.FormatTime(now.Add(lease))
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		claimed = claimed[:0]
+		for _, d := range due {
+			token := randomToken()
+			res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $3, lease_token = $4, updated_at = $5
+				WHERE event_id = $1 AND endpoint_id = $2 AND status = $6 AND next_attempt_at = $7`,
+				d.EventID, d.EndpointID, leaseEnd, token, ivrpay.FormatTime(now), ivrpay.DeliveryStatusPending, d.seenNextAttempt)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				d.LeaseToken = token
+				claimed = append(claimed, d.ClaimedDelivery)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return claimed, nil
+}
+
+// maxAttemptErrorLength bounds the error text kept per attempt.
+const maxAttemptErrorLength = 500
+
+// RecordWebhookAttempt stores one attempt and moves its delivery on:
+// DELIVERED, FAILED, or PENDING until RetryIn has passed. It is a no-op when
+// the worker's lease was taken over (it outlived its lease), so that a
+// delivery's history has one writer at a time.
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a ivrpay.WebhookAttempt) (err error) {
+	defer wrap(&err, "Store.RecordWebhookAttempt(%q, %q)", a.EventID, a.EndpointID)
+	now := s.now()
+	status := ivrpay.DeliveryStatusPending
+	switch {
+	case a.Delivered:
+		status = ivrpay.DeliveryStatusDelivered
+	case a.GiveUp:
+		status = ivrpay.DeliveryStatusFailed
+	}
+	msg := a.Error
+	if len(msg) > maxAttemptErrorLength {
+		msg = msg[:maxAttemptErrorLength] + "…"
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, lease_token = '',
+			last_status_code = $6, last_error = $7, updated_at = $8
+			WHERE event_id = $1 AND endpoint_id = $2 AND status = $9 AND lease_token = $10`,
+			a.EventID, a.EndpointID, status, a.Attempt, ivrpay.FormatTime(now.Add(a.RetryIn)), a.StatusCode, msg,
+			ivrpay.FormatTime(now), ivrpay.DeliveryStatusPending, a.LeaseToken)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_delivery_attempts (id, event_id, endpoint_id, attempt, attempted_at, status_code, error, duration_ms)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, randomToken(), a.EventID, a.EndpointID, a.Attempt,
+			ivrpay.FormatTime(a.AttemptedAt), a.StatusCode, msg, a.Duration.Milliseconds())
+		return err
+	})
+}
+
+func randomToken() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,279 @@
+// Package webhook delivers events from the durable outbox to the platforms'
+// endpoints, signed per the Standard Webhooks specification
+// (https://www.standardwebhooks.com): headers webhook-id (the event id, the
+// same on every attempt), webhook-timestamp (unix seconds of the attempt) and
+// webhook-signature ("v1," and the base64 HMAC-SHA256 of
+// "id.timestamp.body", keyed with the base64-decoded part of the whsec_
+// secret). Delivery is at least once: a 2xx answer delivers; anything else is
+// retried on a schedule, and a worker that dies mid-send loses only its lease.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// Header names of the Standard Webhooks specification.
+const (
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
+)
+
+// DefaultSchedule is when attempts are made: the first at once, then after
+// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about 28 hours in all); a
+// delivery that no attempt delivered is then marked FAILED.
+var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+
+// secretKey decodes a "whsec_…" secret into its HMAC key.
+func secretKey(secret string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return nil, errors.New("webhook: the signing secret is not whsec_ followed by base64")
+	}
+	return key, nil
+}
+
+// Sign returns the webhook-signature header value, "v1,<base64 signature>",
+// of body sent as message msgID at timestamp (unix seconds).
+func Sign(secret, msgID string, timestamp int64, body []byte) (string, error) {
+	key, err := secretKey(secret)
+	if err != nil {
+		return "", err
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%d.", msgID, timestamp)
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// Worker drains the outbox: it claims due deliveries with a lease, sends
+// them, and records every attempt. Several workers, in one process or in
+// many sharing one database, never send one delivery at the same time.
+type Worker struct {
+	Outbox ivrpay.WebhookOutbox
+	// Client sends the requests; nil means NewClient(AllowPrivate, Timeout).
+	Client *http.Client
+	// AllowPrivate lets deliveries reach loopback and private addresses
+	// (sandbox). Without it the client refuses to connect to any address
+	// that is not public, whatever the URL's host resolves to at send time.
+	AllowPrivate bool
+	// Schedule is the delay before each attempt (Schedule[0], the first
+	// attempt, is at once); nil means DefaultSchedule.
+	Schedule []time.Duration
+	// PollInterval is how often the outbox is asked for due deliveries (default 1 s).
+	PollInterval time.Duration
+	// Timeout bounds one attempt (default 10 s).
+	Timeout time.Duration
+	// Lease is how long a claimed delivery stays away from other workers
+	// (default Timeout + 10 s: longer than an attempt and its recording). A
+	// worker that dies holding it delays that delivery by at most Lease.
+	Lease time.Duration
+	// BatchSize is how many deliveries one poll claims (default 50), and
+	// Concurrency how many are sent at once (default 8).
+	BatchSize   int
+	Concurrency int
+	Clock       ivrpay.Clock
+	Logger      *slog.Logger
+
+	once sync.Once
+}
+
+func (w *Worker) defaults() {
+	w.once.Do(func() {
+		if w.Schedule == nil {
+			w.Schedule = DefaultSchedule
+		}
+		if w.PollInterval <= 0 {
+			w.PollInterval = time.Second
+		}
+		if w.Timeout <= 0 {
+			w.Timeout = 10 * time.Second
+		}
+		if w.Lease <= 0 {
+			w.Lease = w.Timeout + 10*time.Second
+		}
+		if w.BatchSize <= 0 {
+			w.BatchSize = 50
+		}
+		if w.Concurrency <= 0 {
+			w.Concurrency = 8
+		}
+		if w.Clock == nil {
+			w.Clock = ivrpay.SystemClock{}
+		}
+		if w.Logger == nil {
+			w.Logger = slog.New(slog.DiscardHandler)
+		}
+		if w.Client == nil {
+			w.Client = NewClient(w.AllowPrivate, w.Timeout)
+		}
+	})
+}
+
+// Run delivers until ctx is done. Attempts in flight when ctx ends are
+// finished (each within Timeout) and recorded, so a graceful stop leaves no
+// lease behind; a killed process leaves its leases, which run out, and those
+// deliveries are sent again with the same webhook-id.
+func (w *Worker) Run(ctx context.Context) {
+	w.defaults()
+	for {
+		n, err := w.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.Logger.Error("webhook delivery pass failed", "error", err)
+		}
+		if n == w.BatchSize && err == nil {
+			continue // more may be due right now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(w.PollInterval):
+		}
+	}
+}
+
+// RunOnce claims one batch of due deliveries, sends them and records the
+// attempts. It returns how many deliveries it claimed.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	w.defaults()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// The claim is not cut short by ctx: a claim committed but not returned
+	// would hold its deliveries for a whole lease with nobody sending them.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	batch, err := w.Outbox.ClaimWebhookDeliveries(cctx, w.BatchSize, w.Lease)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	sem := make(chan struct{}, w.Concurrency)
+	var wg sync.WaitGroup
+	errs := make([]error, len(batch))
+	for i, d := range batch {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			// A claimed attempt runs to its end and is recorded even when
+			// ctx ends meanwhile: it is bounded by Timeout.
+			actx := context.WithoutCancel(ctx)
+			a := w.attempt(actx, d)
+			rctx, cancel := context.WithTimeout(actx, 10*time.Second)
+			defer cancel()
+			errs[i] = w.Outbox.RecordWebhookAttempt(rctx, a)
+		}()
+	}
+	wg.Wait()
+	return len(batch), errors.Join(errs...)
+}
+
+// attempt sends one delivery and decides what follows it.
+func (w *Worker) attempt(ctx context.Context, d ivrpay.ClaimedDelivery) ivrpay.WebhookAttempt {
+	start := w.Clock.Now()
+	a := ivrpay.WebhookAttempt{EventID: d.EventID, EndpointID: d.EndpointID, LeaseToken: d.LeaseToken, Attempt: d.Attempt, AttemptedAt: start}
+	status, err := w.send(ctx, d, start)
+	a.Duration = w.Clock.Now().Sub(start)
+	a.StatusCode = status
+	switch {
+	case err != nil:
+		a.Error = err.Error()
+	case status < 200 || status > 299:
+		a.Error = fmt.Sprintf("the endpoint answered %d %s; only a 2xx status delivers", status, http.StatusText(status))
+	default:
+		a.Delivered = true
+		return a
+	}
+	if d.Attempt < len(w.Schedule) {
+		a.RetryIn = w.Schedule[d.Attempt]
+	} else {
+		a.GiveUp = true
+	}
+	w.Logger.Warn("webhook attempt failed", "event_id", d.EventID, "webhook_endpoint_id", d.EndpointID,
+		"attempt", d.Attempt, "status_code", status, "error", a.Error, "give_up", a.GiveUp)
+	return a
+}
+
+func (w *Worker) send(ctx context.Context, d ivrpay.ClaimedDelivery, now time.Time) (int, error) {
+	ts := now.Unix()
+	sig, err := Sign(d.Secret, d.EventID, ts, d.Payload)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "ivrpay-webhooks/1")
+	req.Header.Set(HeaderID, d.EventID)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, sig)
+	resp, err := w.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
+
+// NewClient returns the HTTP client deliveries use: no proxy, no redirects
+// (a 3xx is not a delivery), a timeout per attempt, and, unless allowPrivate,
+// a dialer that refuses every address that is not public. Checking the
+// address at connect time, not only when the endpoint was created, keeps a
+// host whose DNS answer changes from turning the worker against internal
+// systems.
+func NewClient(allowPrivate bool, timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		dialer.Control = func(network, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			addr, err := netip.ParseAddr(host)
+			if err != nil || !ivrpay.IsPublicAddr(addr) {
+				return fmt.Errorf("refusing to connect to %s: webhooks are only sent to public addresses", host)
+			}
+			return nil
+		}
+	}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: timeout,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
