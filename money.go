@@ -15,11 +15,12 @@ var ErrInvalidDollars = errors.New("invalid amount")
 func ParseDollars(s string) (int64, error) {
 	whole, frac, hasDot := strings.Cut(s, ".")
 	if whole == "" || len(whole) > 9 || !allDigits(whole) || (hasDot && (frac == "" || len(frac) > 2 || !allDigits(frac))) {
-		shown := s
-		if len(shown) > 20 {
-			shown = shown[:20] + "…"
+		// Short inputs are echoed to help; longer ones (a card number in the
+		// wrong field, say) never are.
+		if len(s) > 10 {
+			return 0, fmt.Errorf("%w: the amount is not a decimal amount with at most 2 decimals, such as 10.00", ErrInvalidDollars)
 		}
-		return 0, fmt.Errorf("%w: %q is not a decimal amount with at most 2 decimals, such as 10.00", ErrInvalidDollars, shown)
+		return 0, fmt.Errorf("%w: %q is not a decimal amount with at most 2 decimals, such as 10.00", ErrInvalidDollars, s)
 	}
 	dollars, _ := strconv.ParseInt(whole, 10, 64)
 	var cents int64

@@ -117,8 +117,8 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 			writeError(w, r, ivrpay.Errorf(ivrpay.ERATELIMITED, "too many failed authentications from %s; retry after the time in Retry-After", addr))
 			return
 		}
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || strings.TrimSpace(secret) == "" {
+		scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 			s.authFailed(r, addr)
 			writeError(w, r, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: send your API key as Authorization: Bearer <api_key>."))
 			return

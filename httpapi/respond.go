@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/ivrpay/ivrpay"
@@ -73,10 +75,22 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads a request body strictly: at most MaxBodyBytes, one JSON
 // value, no unknown fields. Every failure names the field when there is one.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	var read bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &read))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		// encoding/json names neither an unknown nested field nor a string
+		// that is not a number (for json.Number fields) with its path: find
+		// the member in what was read.
+		unknown := strings.HasPrefix(err.Error(), "json: unknown field ")
+		if unknown || strings.HasPrefix(err.Error(), "json: invalid number literal") {
+			if path := badMember(read.Bytes(), reflect.TypeOf(v), ""); path != "" {
+				if unknown {
+					return ivrpay.FieldErrorf(path, "unknown field")
+				}
+				return ivrpay.FieldErrorf(path, "must be a number")
+			}
+		}
 		return bodyError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -109,6 +123,70 @@ func bodyError(err error) error {
 		return ivrpay.FieldErrorf("body", "the request body is truncated JSON")
 	}
 	return ivrpay.FieldErrorf("body", "the request body could not be read: %v", err)
+}
+
+// badMember returns the path ("billing_contact.zip") of the first member of
+// the JSON object raw, in document order and depth first, that does not
+// decode strictly into type t: the member encoding/json stopped at.
+func badMember(raw []byte, t reflect.Type, prefix string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return prefix
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return prefix
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		var value json.RawMessage
+		if err != nil || dec.Decode(&value) != nil {
+			return prefix
+		}
+		key, _ := tok.(string)
+		path := key
+		if prefix != "" {
+			path = prefix + "." + key
+		}
+		f, ok := jsonField(t, key)
+		if !ok {
+			return path
+		}
+		strict := json.NewDecoder(bytes.NewReader(value))
+		strict.DisallowUnknownFields()
+		if strict.Decode(reflect.New(f.Type).Interface()) != nil {
+			return badMember(value, f.Type, path)
+		}
+	}
+	return ""
+}
+
+// jsonField finds the struct field encoding/json decodes key into (exact
+// name first, then case-insensitively, as encoding/json does).
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	var folded *reflect.StructField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == key {
+			return f, true
+		}
+		if folded == nil && strings.EqualFold(name, key) {
+			folded = &f
+		}
+	}
+	if folded != nil {
+		return *folded, true
+	}
+	return reflect.StructField{}, false
 }
 
 func jsonKind(goKind string) string {

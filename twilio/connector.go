@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 )
@@ -64,7 +65,9 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 	if err := dec.Decode(&fields); err != nil || fields == nil {
 		return &ConnectorRequest{}, fmt.Errorf("%w: the body is not a JSON object", ErrInvalidRequest)
 	}
-	if dec.More() {
+	// Anything after the object, even a stray closing brace or bracket (which
+	// Decoder.More does not report), means the body is not one JSON object.
+	if _, err := dec.Token(); err != io.EOF {
 		return &ConnectorRequest{}, fmt.Errorf("%w: the body has data after the JSON object", ErrInvalidRequest)
 	}
 	r := &ConnectorRequest{Parameters: map[string]string{}}
@@ -113,7 +116,12 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 		if r.Method == "" {
 			return r, fmt.Errorf("%w: method is required: charge or tokenize", ErrInvalidRequest)
 		}
-		return r, fmt.Errorf("%w: method must be charge or tokenize, not %q", ErrInvalidRequest, truncate(r.Method, 40))
+		if !isWord(r.Method) {
+			// Echo a mistyped word ("refund"), never arbitrary caller input:
+			// a misplaced card number must not come back in an error.
+			return r, fmt.Errorf("%w: method must be charge or tokenize", ErrInvalidRequest)
+		}
+		return r, fmt.Errorf("%w: method must be charge or tokenize, not %q", ErrInvalidRequest, r.Method)
 	}
 	if firstErr != nil {
 		return r, firstErr
@@ -161,6 +169,19 @@ func parseParameters(raw json.RawMessage, into map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// isWord reports whether s is a short word of ASCII letters, '_' and '-'.
+func isWord(s string) bool {
+	if len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string, n int) string {
@@ -223,11 +244,14 @@ func (r ConnectorResponse) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// UnmarshalJSON reads either id key.
+// UnmarshalJSON reads either id key. The key's presence sets Method, also
+// when its value is null (a failure), so that a response reads back as it
+// was written; with both keys (an unknown method) Method stays empty unless
+// one of them holds an id.
 func (r *ConnectorResponse) UnmarshalJSON(data []byte) error {
 	var w struct {
-		ChargeID     *string           `json:"charge_id"`
-		TokenID      *string           `json:"token_id"`
+		ChargeID     json.RawMessage   `json:"charge_id"`
+		TokenID      json.RawMessage   `json:"token_id"`
 		ErrorCode    *string           `json:"error_code"`
 		ErrorMessage *string           `json:"error_message"`
 		Parameters   map[string]string `json:"parameters"`
@@ -235,11 +259,27 @@ func (r *ConnectorResponse) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
+	var chargeID, tokenID *string
+	for _, id := range []struct {
+		raw json.RawMessage
+		to  **string
+	}{{w.ChargeID, &chargeID}, {w.TokenID, &tokenID}} {
+		if id.raw != nil {
+			if err := json.Unmarshal(id.raw, id.to); err != nil {
+				return err
+			}
+		}
+	}
 	*r = ConnectorResponse{Parameters: w.Parameters}
-	if w.ChargeID != nil {
-		r.Method, r.ID = MethodCharge, *w.ChargeID
-	} else if w.TokenID != nil {
-		r.Method, r.ID = MethodTokenize, *w.TokenID
+	switch {
+	case chargeID != nil:
+		r.Method, r.ID = MethodCharge, *chargeID
+	case tokenID != nil:
+		r.Method, r.ID = MethodTokenize, *tokenID
+	case w.ChargeID != nil && w.TokenID == nil:
+		r.Method = MethodCharge
+	case w.TokenID != nil && w.ChargeID == nil:
+		r.Method = MethodTokenize
 	}
 	if w.ErrorCode != nil {
 		r.ErrorCode = *w.ErrorCode

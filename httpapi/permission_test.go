@@ -1,0 +1,471 @@
+package httpapi_test
+
+// Permissions over HTTP (SPEC §1.1): every endpoint against every key shape,
+// privilege escalation attempts, and statement validation.
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// permFixture is a platform with one key of every shape and objects to act on.
+type permFixture struct {
+	*bundle
+	keys map[string]string // shape → secret
+
+	other     tenant // another platform
+	merchantN string // a second merchant of the platform
+	targetKey string // an API key to read
+	cfgM      string // payin config of merchant M
+	cfgN      string // payin config of merchant N
+	pmcPlat   string // payment method config without a merchant
+	pmcM      string // payment method config of merchant M
+	payinM    string // payin of merchant M
+	pmM       string // ACTIVE payment method of merchant M
+	both      string // an IVR key with payin:create and payment_method:create, for fixtures
+}
+
+// The key shapes, in table order.
+const (
+	shAdmin    = "admin (group#all)"
+	shPayins   = "IVR payins"
+	shPMs      = "IVR payment methods"
+	shBoth     = "IVR both"
+	shMerchant = "IVR merchant-constrained"
+	shRead     = "merchant-constrained read"
+	shDisabled = "disabled key"
+	shNone     = "no key"
+	shOther    = "other platform's admin"
+)
+
+var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther}
+
+// readPerms is what the merchant-constrained read key holds (for merchant M).
+var readPerms = []string{"api_key:read", "merchant:read", "payin_config:read", "payment_method_config:read", "payin:read", "payment_method:read"}
+
+func newPermFixture(t *testing.T, engine string) *permFixture {
+	b := setup(t, engine)
+	f := &permFixture{bundle: b, keys: map[string]string{}}
+	m, err := b.store.CreateMerchantAsOperator(t.Context(), b.platformID, merchantCreate("Merchant N"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.merchantN = m.ID
+	f.other = b.newTenant("Other Platform", true)
+	f.keys[shAdmin] = b.admin
+	f.keys[shPayins] = b.ivrKey("payin:create")
+	f.keys[shPMs] = b.ivrKey("payment_method:create")
+	f.keys[shBoth] = b.ivrKey("payin:create", "payment_method:create")
+	f.keys[shMerchant], _ = b.createKey(b.admin, statementsJSON(b.platformID, b.merchantID, "payin:create"))
+	f.keys[shRead], _ = b.createKey(b.admin, statementsJSON(b.platformID, b.merchantID, readPerms...))
+	disabled, disabledID := b.createKey(b.admin, statementsJSON(b.platformID, "", "payin:read"))
+	wantStatus(t, b.api("POST", "/v1/api_keys/"+disabledID+"/disable", b.admin, nil), 200)
+	f.keys[shDisabled] = disabled
+	f.keys[shNone] = ""
+	f.keys[shOther] = f.other.admin
+	f.both = f.keys[shBoth]
+
+	_, f.targetKey = b.createKey(b.admin, statementsJSON(b.platformID, "", "payin:read"))
+	f.cfgM = b.payinConfig(b.admin, b.merchantID, 1000, nil)
+	f.cfgN = b.payinConfig(b.admin, f.merchantN, 1000, nil)
+	f.pmcPlat = b.paymentMethodConfig(b.admin, b.platformID, "", nil)
+	f.pmcM = b.paymentMethodConfig(b.admin, b.platformID, b.merchantID, nil)
+	charged := b.ivr(f.both, chargeBody(f.cfgM))
+	f.payinM = charged.wantOK(t, "charge")
+	f.pmM = charged.Params["payment_method_id"]
+	wantID(t, f.pmM, "mtd_")
+	return f
+}
+
+// freshKey makes a key for the disable/enable/delete cells.
+func (f *permFixture) freshKey(disabled bool) string {
+	_, id := f.createKey(f.admin, statementsJSON(f.platformID, "", "payin:read"))
+	if disabled {
+		wantStatus(f.t, f.api("POST", "/v1/api_keys/"+id+"/disable", f.admin, nil), 200)
+	}
+	return id
+}
+
+// freshPaymentMethod stores a card of merchant M for the deactivate cells.
+func (f *permFixture) freshPaymentMethod() string {
+	pmc := f.paymentMethodConfig(f.admin, f.platformID, f.merchantID, nil)
+	return f.ivr(f.both, tokenizeBody(pmc)).wantOK(f.t, "tokenize")
+}
+
+// expect lists the status per key shape.
+type expect struct{ admin, payins, pms, both, merchant, read, disabled, none, other int }
+
+func (e expect) of(shape string) int {
+	return map[string]int{shAdmin: e.admin, shPayins: e.payins, shPMs: e.pms, shBoth: e.both, shMerchant: e.merchant,
+		shRead: e.read, shDisabled: e.disabled, shNone: e.none, shOther: e.other}[shape]
+}
+
+type endpoint struct {
+	name string
+	perm string // the permission a 403 must name
+	req  func(f *permFixture) (method, path string, body any)
+	want expect
+}
+
+func endpoints() []endpoint {
+	keyBody := func(f *permFixture) any {
+		return `{"statements":` + statementsJSON(f.platformID, "", "payin:read") + `}`
+	}
+	return []endpoint{
+		{"POST /v1/api_keys", "api_key:create",
+			func(f *permFixture) (string, string, any) { return "POST", "/v1/api_keys", keyBody(f) },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403}},
+		{"GET /v1/api_keys", "api_key:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/api_keys", nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200}},
+		{"GET /v1/api_keys/{id}", "api_key:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/api_keys/" + f.targetKey, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+		{"POST /v1/api_keys/{id}/disable", "api_key:update",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/api_keys/" + f.freshKey(false) + "/disable", nil
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+		{"POST /v1/api_keys/{id}/enable", "api_key:update",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/api_keys/" + f.freshKey(true) + "/enable", nil
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+		{"DELETE /v1/api_keys/{id}", "api_key:delete",
+			func(f *permFixture) (string, string, any) { return "DELETE", "/v1/api_keys/" + f.freshKey(false), nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+		{"POST /v1/merchants", "merchant:create",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/merchants", map[string]any{"name": "New merchant"}
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200}},
+		{"GET /v1/merchants", "merchant:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants", nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200}},
+		{"GET /v1/merchants/{M}", "merchant:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantID, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}},
+		{"GET /v1/merchants/{N} (excluded by the merchant constraint)", "merchant:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantN, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+		{"POST /v1/payin_configs", "payin_config:create",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/payin_configs", map[string]any{"merchant_id": f.merchantID, "idempotency_key": "k-" + randHex(6),
+					"amount": 1000, "currency_code": "USD"}
+			},
+			// The other platform's admin names a merchant it cannot see: 400 on merchant_id.
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 400}},
+		{"GET /v1/payin_configs/{id of M}", "payin_config:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgM, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}},
+		{"GET /v1/payin_configs/{id of N}", "payin_config:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgN, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+		{"POST /v1/payment_method_configs", "payment_method_config:create",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/payment_method_configs", map[string]any{"platform_id": f.platformID, "idempotency_key": "k-" + randHex(6)}
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403}},
+		{"GET /v1/payment_method_configs/{platform-level}", "payment_method_config:read",
+			func(f *permFixture) (string, string, any) {
+				return "GET", "/v1/payment_method_configs/" + f.pmcPlat, nil
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+		{"GET /v1/payment_method_configs/{id of M}", "payment_method_config:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_method_configs/" + f.pmcM, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}},
+		{"GET /v1/payins", "payin:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins", nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200}},
+		{"GET /v1/payins/{id}", "payin:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins/" + f.payinM, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}},
+		{"GET /v1/payment_methods", "payment_method:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods", nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200}},
+		{"GET /v1/payment_methods/{id}", "payment_method:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods/" + f.pmM, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}},
+		{"POST /v1/payment_methods/{id}/payin", "payin:create",
+			func(f *permFixture) (string, string, any) {
+				cfg := f.payinConfig(f.admin, f.merchantID, 1000, nil)
+				return "POST", "/v1/payment_methods/" + f.pmM + "/payin", map[string]any{"payin_config_id": cfg}
+			},
+			expect{admin: 200, payins: 200, pms: 403, both: 200, merchant: 200, read: 403, disabled: 401, none: 401, other: 404}},
+		{"POST /v1/payment_methods/{id}/deactivate", "payment_method:update",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/payment_methods/" + f.freshPaymentMethod() + "/deactivate", nil
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}},
+	}
+}
+
+func merchantCreate(name string) ivrpay.MerchantCreate { return ivrpay.MerchantCreate{Name: name} }
+
+func TestPermissionMatrix(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		f := newPermFixture(t, engine)
+		for _, ep := range endpoints() {
+			for _, shape := range shapes {
+				method, path, body := ep.req(f)
+				r := f.api(method, path, f.keys[shape], body)
+				want := ep.want.of(shape)
+				if r.Status != want {
+					t.Errorf("%s with %s: HTTP %d, want %d\n%s", ep.name, shape, r.Status, want, r.Raw)
+					continue
+				}
+				switch {
+				case want == 403 && shape != shOther:
+					if !strings.Contains(r.err().Message, "missing permission "+ep.perm+" for ") {
+						t.Errorf("%s with %s: 403 message %q does not name %s", ep.name, shape, r.err().Message, ep.perm)
+					}
+				case want == 404:
+					// The other platform's object is not revealed: the answer is the
+					// same as for an id that does not exist.
+					if strings.Contains(r.err().Message, f.platformID) {
+						t.Errorf("%s with %s: 404 message %q names the owning platform", ep.name, shape, r.err().Message)
+					}
+				case want == 401 && shape == shDisabled:
+					if !strings.Contains(strings.ToLower(r.err().Message), "disabled") && !strings.Contains(r.err().Message, "Unauthorized") {
+						t.Errorf("%s with %s: 401 message %q", ep.name, shape, r.err().Message)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestListsShowOnlyReadableObjects: lists hold only what the key may read.
+func TestListsShowOnlyReadableObjects(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		f := newPermFixture(t, engine)
+		// A payin and a stored card of merchant N too.
+		payinN := f.ivr(f.both, chargeBody(f.cfgN))
+		payinN.wantOK(t, "charge")
+
+		for _, c := range []struct {
+			path, idKey string
+		}{{"/v1/merchants", "merchant_id"}, {"/v1/payins", "payin_id"}, {"/v1/payment_methods", "payment_method_id"}} {
+			// The admin sees both merchants' objects.
+			all := f.api("GET", c.path, f.admin, nil)
+			wantStatus(t, all, 200)
+			total, results := all.list(t)
+			if total != len(results) || total < 2 {
+				t.Errorf("admin %s: total_results %d, %d results; want both merchants' objects", c.path, total, len(results))
+			}
+			// The merchant-constrained read key sees merchant M's only.
+			r := f.api("GET", c.path, f.keys[shRead], nil)
+			wantStatus(t, r, 200)
+			total, results = r.list(t)
+			if total != len(results) || total == 0 {
+				t.Errorf("read key %s: total_results %d, %d results", c.path, total, len(results))
+			}
+			for _, res := range results {
+				if merchant := res["merchant_id"]; merchant != f.merchantID {
+					t.Errorf("read key %s lists %v of merchant %v", c.path, res[c.idKey], merchant)
+				}
+			}
+			// The other platform sees none of this platform's objects.
+			r = f.api("GET", c.path, f.other.admin, nil)
+			wantStatus(t, r, 200)
+			_, results = r.list(t)
+			for _, res := range results {
+				if res["platform_id"] != f.other.platformID {
+					t.Errorf("other platform %s lists %v of platform %v", c.path, res[c.idKey], res["platform_id"])
+				}
+			}
+		}
+		// A merchant filter cannot widen the read key's view.
+		r := f.api("GET", "/v1/payins?merchant_id="+f.merchantN, f.keys[shRead], nil)
+		wantStatus(t, r, 200)
+		if total, _ := r.list(t); total != 0 {
+			t.Errorf("read key filtering on merchant N sees %d payins", total)
+		}
+		// The other platform's key list holds only its admin key.
+		r = f.api("GET", "/v1/api_keys", f.other.admin, nil)
+		if total, results := r.list(t); total != 1 || results[0]["api_key_id"] != f.other.adminID {
+			t.Errorf("other platform's key list: %s", r.Data)
+		}
+	})
+}
+
+// TestNoPrivilegeEscalation: a key can only mint keys it could be itself.
+func TestNoPrivilegeEscalation(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		other := b.newTenant("Other Platform", true)
+		m2, err := b.store.CreateMerchantAsOperator(t.Context(), b.platformID, merchantCreate("Merchant N"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		P, M, N := b.platformID, b.merchantID, m2.ID
+		create := func(key, statements string) apiResp {
+			t.Helper()
+			return b.api("POST", "/v1/api_keys", key, `{"statements":`+statements+`}`)
+		}
+		refused := func(what string, r apiResp, status int, field string) {
+			t.Helper()
+			if r.Status != status || r.err().Field != field {
+				t.Errorf("%s: HTTP %d field %q, want %d naming %q\n%s", what, r.Status, r.err().Field, status, field, r.Raw)
+			}
+		}
+		keysBefore := b.count("api_keys")
+
+		// An IVR key cannot create keys at all.
+		ivr := b.ivrKey("payin:create", "payment_method:create")
+		r := create(ivr, statementsJSON(P, "", "payin:create"))
+		refused("IVR key creating a key", r, 403, "")
+		if !strings.Contains(r.err().Message, "missing permission api_key:create for platform "+P) {
+			t.Errorf("message %q", r.err().Message)
+		}
+
+		// A merchant-constrained statement never grants a platform-level
+		// permission such as api_key:create, even when it lists it.
+		mkey, _ := b.createKey(b.admin, statementsJSON(P, M, "api_key:create", "payin:create"))
+		r = create(mkey, statementsJSON(P, M, "payin:create"))
+		refused("merchant-constrained key with api_key:create", r, 403, "")
+
+		// The admin cannot mint a key for another platform, nor can the other
+		// platform's admin mint one for this platform.
+		refused("admin minting for another platform", create(b.admin, statementsJSON(other.platformID, "", "payin:create")), 403, "statements[0].permissions[0]")
+		refused("admin minting group#all for another platform", create(b.admin, statementsJSON(other.platformID, "", "group#all")), 403, "statements[0].permissions[0]")
+		refused("other admin minting for this platform", create(other.admin, statementsJSON(P, "", "group#all")), 403, "statements[0].permissions[0]")
+		// Two statements: one legitimate, one for another platform.
+		two := `[` + strings.Trim(statementsJSON(P, "", "payin:read"), "[]") + `,` + strings.Trim(statementsJSON(other.platformID, "", "payin:read"), "[]") + `]`
+		refused("second statement for another platform", create(b.admin, two), 403, "statements[1].permissions[0]")
+
+		// A key holding payin:create and payin:read (and api_key:create, so
+		// that it may create keys at all) cannot mint anything broader.
+		narrow, _ := b.createKey(b.admin, statementsJSON(P, "", "api_key:create", "payin:create", "payin:read"))
+		refused("narrow key minting group#all", create(narrow, statementsJSON(P, "", "group#all")), 403, "statements[0].permissions[0]")
+		refused("narrow key minting payin_config:create", create(narrow, statementsJSON(P, "", "payin:read", "payin_config:create")), 403, "statements[0].permissions[1]")
+		refused("narrow key minting refund:create", create(narrow, statementsJSON(P, "", "refund:create")), 403, "statements[0].permissions[0]")
+		wantStatus(t, create(narrow, statementsJSON(P, "", "payin:read")), 200)
+		wantStatus(t, create(narrow, statementsJSON(P, M, "payin:create")), 200) // adding a merchant constraint narrows
+
+		// A key whose payin:create is merchant-constrained cannot drop (or
+		// change) the merchant constraint when it mints.
+		split := `[{"permissions":["api_key:create","payin:read"],"constraints":{"platform":{"platform_id":"` + P + `"}}},` +
+			`{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"merchant":{"merchant_id":"` + M + `"}}}]`
+		splitKey, _ := b.createKey(b.admin, split)
+		refused("dropping the merchant constraint", create(splitKey, statementsJSON(P, "", "payin:create")), 403, "statements[0].permissions[0]")
+		refused("changing the merchant constraint", create(splitKey, statementsJSON(P, N, "payin:create")), 403, "statements[0].permissions[0]")
+		wantStatus(t, create(splitKey, statementsJSON(P, M, "payin:create")), 200)
+		wantStatus(t, create(splitKey, statementsJSON(P, M, "payin:read")), 200)
+		r = create(splitKey, statementsJSON(P, "", "payin:create"))
+		if !strings.Contains(r.err().Message, "payin:create") {
+			t.Errorf("message %q does not name the permission it cannot grant", r.err().Message)
+		}
+
+		// Five keys were created above (mkey, narrow, 2 by narrow, splitKey,
+		// 2 by splitKey) plus the IVR key; nothing else.
+		if n := b.count("api_keys"); n != keysBefore+8 {
+			t.Errorf("%d keys, want %d", n, keysBefore+8)
+		}
+
+		// A key that may update keys cannot disable, enable or delete a key
+		// holding more than it does (that would be revoking the admin).
+		updater, _ := b.createKey(b.admin, statementsJSON(P, "", "api_key:update", "api_key:delete", "api_key:read", "payin:read"))
+		for _, path := range []string{"/v1/api_keys/" + b.adminID + "/disable"} {
+			r := b.api("POST", path, updater, nil)
+			wantStatus(t, r, 403)
+		}
+		wantStatus(t, b.api("DELETE", "/v1/api_keys/"+b.adminID, updater, nil), 403)
+		// The admin key still works.
+		wantStatus(t, b.api("GET", "/v1/api_keys/"+b.adminID, b.admin, nil), 200)
+		// But it can manage a key within its own reach.
+		_, weakID := b.createKey(b.admin, statementsJSON(P, "", "payin:read"))
+		wantStatus(t, b.api("POST", "/v1/api_keys/"+weakID+"/disable", updater, nil), 200)
+		wantStatus(t, b.api("POST", "/v1/api_keys/"+weakID+"/enable", updater, nil), 200)
+		wantStatus(t, b.api("DELETE", "/v1/api_keys/"+weakID, updater, nil), 200)
+		wantStatus(t, b.api("GET", "/v1/api_keys/"+weakID, b.admin, nil), 404)
+	})
+}
+
+// TestDisabledAndDeletedKeysStopAtOnce: 401 right after disable or delete.
+func TestDisabledAndDeletedKeysStopAtOnce(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		secret, id := b.createKey(b.admin, statementsJSON(b.platformID, "", "merchant:read"))
+		wantStatus(t, b.api("GET", "/v1/merchants", secret, nil), 200)
+		r := b.api("POST", "/v1/api_keys/"+id+"/disable", b.admin, nil)
+		wantStatus(t, r, 200)
+		if d := r.data(t); d["status"] != "DISABLED" || d["api_key_id"] != id {
+			t.Errorf("disable answered %s", r.Data)
+		}
+		wantStatus(t, b.api("GET", "/v1/merchants", secret, nil), 401)
+		r = b.api("POST", "/v1/api_keys/"+id+"/enable", b.admin, nil)
+		if d := r.data(t); d["status"] != "ENABLED" {
+			t.Errorf("enable answered %s", r.Data)
+		}
+		wantStatus(t, b.api("GET", "/v1/merchants", secret, nil), 200)
+		wantStatus(t, b.api("DELETE", "/v1/api_keys/"+id, b.admin, nil), 200)
+		wantStatus(t, b.api("GET", "/v1/merchants", secret, nil), 401)
+		wantStatus(t, b.api("POST", "/v1/api_keys/"+id+"/enable", b.admin, nil), 404)
+		wantStatus(t, b.api("GET", "/v1/merchants", secret, nil), 401)
+		// Bad Authorization headers are 401 too.
+		for _, h := range []string{"Bearer", "Bearer ", "Basic " + secret, "Bearer sbx_apikey_" + strings.Repeat("0", 64), "Bearer " + b.admin + "x"} {
+			req := b.api("GET", "/v1/merchants", "", nil, header{"Authorization", h})
+			if req.Status != http.StatusUnauthorized {
+				t.Errorf("Authorization %q: HTTP %d, want 401", h, req.Status)
+			}
+		}
+		// Unknown routes answer the envelope too.
+		wantStatus(t, b.api("GET", "/v1/nothing", b.admin, nil), 404)
+	})
+}
+
+// TestStatementValidation: malformed statements are 400 naming the field, and create nothing.
+func TestStatementValidation(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		other := b.newTenant("Other Platform", true)
+		P, M := b.platformID, b.merchantID
+		plat := fmt.Sprintf(`{"platform":{"platform_id":%q}}`, P)
+		cases := []struct{ name, body, field string }{
+			{"unknown permission", `{"statements":[{"permissions":["payin:explode"],"constraints":` + plat + `}]}`, "statements[0].permissions[0]"},
+			{"unknown resource", `{"statements":[{"permissions":["payin:create","wallet:read"],"constraints":` + plat + `}]}`, "statements[0].permissions[1]"},
+			{"permission without action", `{"statements":[{"permissions":["payin"],"constraints":` + plat + `}]}`, "statements[0].permissions[0]"},
+			{"permission case", `{"statements":[{"permissions":["Payin:Create"],"constraints":` + plat + `}]}`, "statements[0].permissions[0]"},
+			{"permission not a string", `{"statements":[{"permissions":[1],"constraints":` + plat + `}]}`, "statements[0].permissions[0]"},
+			{"empty permissions", `{"statements":[{"permissions":[],"constraints":` + plat + `}]}`, "statements[0].permissions"},
+			{"permissions missing", `{"statements":[{"constraints":` + plat + `}]}`, "statements[0].permissions"},
+			{"unknown constraint kind", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"region":{"id":"eu"}}}]}`, "statements[0].constraints.region"},
+			{"missing platform constraint", `{"statements":[{"permissions":["payin:create"],"constraints":{"merchant":{"merchant_id":"` + M + `"}}}]}`, "statements[0].constraints.platform"},
+			{"empty constraints", `{"statements":[{"permissions":["payin:create"],"constraints":{}}]}`, "statements[0].constraints.platform"},
+			{"constraints missing", `{"statements":[{"permissions":["payin:create"]}]}`, "statements[0].constraints"},
+			{"unknown field in a statement", `{"statements":[{"permissions":["payin:create"],"constraints":` + plat + `,"effect":"allow"}]}`, "statements[0].effect"},
+			{"unknown field in a constraint", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `","region":"eu"}}}]}`, "statements[0].constraints.platform.region"},
+			{"empty platform_id", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":""}}}]}`, "statements[0].constraints.platform.platform_id"},
+			{"platform not an object", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":"` + P + `"}}]}`, "statements[0].constraints.platform"},
+			{"second statement bad", `{"statements":[{"permissions":["payin:create"],"constraints":` + plat + `},{"permissions":["payin:make"],"constraints":` + plat + `}]}`, "statements[1].permissions[0]"},
+			{"statement not an object", `{"statements":["payin:create"]}`, "statements[0]"},
+			{"statements missing", `{}`, "statements"},
+			{"statements null", `{"statements":null}`, "statements"},
+			{"statements empty", `{"statements":[]}`, "statements"},
+			{"statements not an array", `{"statements":{"permissions":["payin:create"]}}`, "statements"},
+			{"unknown merchant", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"merchant":{"merchant_id":"sbx_mid_000000000000000000000000000"}}}]}`, "statements[0].constraints.merchant.merchant_id"},
+			{"merchant of another platform", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"merchant":{"merchant_id":"` + other.merchantID + `"}}}]}`, "statements[0].constraints.merchant.merchant_id"},
+			{"unknown top-level field", `{"statements":[{"permissions":["payin:create"],"constraints":` + plat + `}],"name":"ivr"}`, "name"},
+		}
+		before := b.count("api_keys")
+		for _, c := range cases {
+			r := b.api("POST", "/v1/api_keys", b.admin, c.body)
+			if r.Status != 400 || r.err().Field != c.field {
+				t.Errorf("%s: HTTP %d field %q, want 400 naming %q\n%s", c.name, r.Status, r.err().Field, c.field, r.Raw)
+			}
+		}
+		if n := b.count("api_keys"); n != before {
+			t.Errorf("refused key creations wrote %d keys", n-before)
+		}
+	})
+}
