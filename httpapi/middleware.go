@@ -57,7 +57,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		info := &requestInfo{id: requestID(r.Header.Get("X-Request-Id"))}
 		w.Header().Set("X-Request-Id", info.id)
 		rec := &statusRecorder{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		ctx := context.WithValue(r.Context(), infoKey{}, info)
+		r = r.WithContext(ivrpay.NewContextWithClientAddress(ctx, clientAddress(r, s.BehindProxy)))
 		defer func() {
 			if p := recover(); p != nil {
 				info.err = panicError{p}
@@ -163,13 +164,21 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, limitKey st
 	return true
 }
 
-// authFailed counts a 401 against limitKey and logs when the key becomes blocked.
+// authFailed audits a 401, counts it against limitKey, and logs when the key becomes blocked.
 func (s *Server) authFailed(r *http.Request, limitKey string) {
-	if s.Limiter == nil {
-		return
-	}
-	if s.Limiter.Fail(limitKey) {
+	blocked := s.Limiter != nil && s.Limiter.Fail(limitKey)
+	if blocked {
 		s.Logger.Warn("authentication failures rate limited", "request_id", infoFrom(r.Context()).id,
 			"client", clientAddress(r, s.BehindProxy), "route", r.Pattern, "blocked_for", AuthBlockDuration.String())
+	}
+	if s.Audit != nil {
+		detail := "route=" + r.Pattern
+		if blocked {
+			detail += " blocked_for=" + AuthBlockDuration.String()
+		}
+		if err := s.Audit.RecordAudit(r.Context(), ivrpay.AuditEvent{Actor: ivrpay.ActorAnonymous, Action: "auth.failure",
+			Outcome: ivrpay.AuditDenied, Detail: detail}); err != nil {
+			s.Logger.Error("audit record failed", "request_id", infoFrom(r.Context()).id, "error", err)
+		}
 	}
 }

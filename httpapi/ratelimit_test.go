@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
@@ -64,7 +65,7 @@ func limitedServer(t *testing.T) (url, admin string, store *sqlstore.Store, metr
 	reg := prometheus.NewRegistry()
 	srv := &httpapi.Server{Logger: slog.New(slog.DiscardHandler), Limiter: httpapi.NewAuthLimiter(), Metrics: httpapi.NewMetrics(reg),
 		Services: httpapi.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store, PaymentMethodConfigs: store,
-			Payins: store, PaymentMethods: store, Connector: store, Health: store.Ping}}
+			Payins: store, PaymentMethods: store, Connector: store, Health: store.Ping, Audit: store}}
 	srv.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -84,7 +85,7 @@ func do(t *testing.T, req *http.Request) (*http.Response, string) {
 
 func TestRESTAuthFailuresAreRateLimited(t *testing.T) {
 	t.Parallel()
-	url, admin, _, _ := limitedServer(t)
+	url, admin, store, _ := limitedServer(t)
 	get := func(secret string) (*http.Response, string) {
 		req, _ := http.NewRequest("GET", url+"/v1/merchants", nil)
 		req.Header.Set("Authorization", "Bearer "+secret)
@@ -99,6 +100,14 @@ func TestRESTAuthFailuresAreRateLimited(t *testing.T) {
 	resp, body := get(admin)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, `"RateLimited"`) {
 		t.Fatalf("after the limit: %d Retry-After=%q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	// Every 401 is audited with where it came from; the last one notes the block.
+	events, err := store.ListAudit(context.Background(), ivrpay.AuditFilter{Action: "auth.failure"})
+	if err != nil || len(events) != httpapi.AuthFailureLimit {
+		t.Fatalf("auth.failure audit records: %d, %v", len(events), err)
+	}
+	if events[0].ClientAddress != "127.0.0.1" || events[0].Actor != ivrpay.ActorAnonymous || !strings.Contains(events[0].Detail, "blocked_for") {
+		t.Fatalf("newest auth.failure record = %+v", events[0])
 	}
 }
 

@@ -24,6 +24,8 @@ type Services struct {
 	Connector            ivrpay.ConnectorService
 	Lifecycle            ivrpay.PayinLifecycleService
 	WebhookEndpoints     ivrpay.WebhookEndpointService
+	// Audit, when set, records authentication failures.
+	Audit ivrpay.AuditService
 	// Health reports whether the database answers.
 	Health func(ctx context.Context) error
 }

@@ -42,9 +42,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 	defer wrap(&err, "Store.CreateAPIKey")
 	caller := ivrpay.PrincipalFromContext(ctx)
 	if err := ivrpay.Authorize(caller, "api_key:create", ivrpay.Object{PlatformID: caller.PlatformID}); err != nil {
+		s.auditRefusal(ctx, "api_key.create", "", err)
 		return nil, err
 	}
 	if err := ivrpay.CheckGrant(caller.Statements, statements); err != nil {
+		s.auditRefusal(ctx, "api_key.create", "", err)
 		return nil, err
 	}
 	for i, st := range statements {
@@ -58,8 +60,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 		}
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		k, err = s.insertAPIKey(ctx, tx, caller.PlatformID, statements)
-		return err
+		if k, err = s.insertAPIKey(ctx, tx, caller.PlatformID, statements); err != nil {
+			return err
+		}
+		st, _ := json.Marshal(statements)
+		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{Action: "api_key.create", Target: k.ID, Outcome: ivrpay.AuditSuccess, Detail: string(st)})
 	})
 	return k, err
 }
@@ -131,15 +136,13 @@ func (s *Store) authorizeKeyChange(ctx context.Context, id, permission string) (
 }
 
 func (s *Store) setKeyStatus(ctx context.Context, id, status string) error {
-	res, err := s.wdb.ExecContext(ctx, `UPDATE api_keys SET status = $2, updated_at = $3 WHERE id = $1 AND status <> 'DELETED'`,
-		id, status, ivrpay.FormatTime(s.now()))
+	k, err := s.findAPIKey(ctx, id)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id)
-	}
-	return nil
+	return s.updateAudited(ctx, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id),
+		ivrpay.AuditEvent{PlatformID: k.PlatformID, Action: "api_key.set_status", Target: id, Outcome: ivrpay.AuditSuccess, Detail: "status=" + status},
+		`UPDATE api_keys SET status = $2, updated_at = $3 WHERE id = $1 AND status <> 'DELETED'`, id, status, ivrpay.FormatTime(s.now()))
 }
 
 const apiKeySelect = `SELECT id, platform_id, masked, statements, status, created_at, updated_at FROM api_keys`

@@ -86,6 +86,10 @@ func (s *Store) charge(ctx context.Context, spec chargeSpec) (*ivrpay.Payin, err
 		if err := s.emitPayinEvent(ctx, tx, final); err != nil {
 			return err
 		}
+		if err := s.insertAudit(ctx, tx, ivrpay.AuditEvent{PlatformID: final.PlatformID, Action: "payin.create", Target: final.ID,
+			Outcome: final.Status, Detail: fmt.Sprintf("source=%s amount=%d config=%s refusal=%s", final.Source, final.Amount, final.PayinConfigID, final.RefusalCode)}); err != nil {
+			return err
+		}
 		if spec.finish != nil {
 			return spec.finish(tx, final)
 		}

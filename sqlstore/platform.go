@@ -39,8 +39,11 @@ func (s *Store) CreatePlatform(ctx context.Context, name string, enableIVR bool)
 			VALUES ($1, $2, $3, $4, $5, $5)`, p.ID, p.Name, boolInt(p.IVRPayments), string(p.MinAPIVersion), ivrpay.FormatTime(now)); err != nil {
 			return err
 		}
-		key, err = s.insertAPIKey(ctx, tx, p.ID, ivrpay.AdminStatements(p.ID))
-		return err
+		if key, err = s.insertAPIKey(ctx, tx, p.ID, ivrpay.AdminStatements(p.ID)); err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{PlatformID: p.ID, Action: "platform.create", Target: p.ID,
+			Outcome: ivrpay.AuditSuccess, Detail: fmt.Sprintf("ivr_payments=%t admin_key=%s", enableIVR, key.ID)})
 	})
 	if err != nil {
 		return nil, nil, err
@@ -52,7 +55,11 @@ func (s *Store) CreatePlatform(ctx context.Context, name string, enableIVR bool)
 // SetPlatformIVR turns the platform's ivr_payments feature flag on or off.
 func (s *Store) SetPlatformIVR(ctx context.Context, platformID string, enabled bool) (p *ivrpay.Platform, err error) {
 	defer wrap(&err, "Store.SetPlatformIVR(%q)", platformID)
-	return s.updatePlatform(ctx, platformID, `UPDATE platforms SET ivr_payments = $2, updated_at = $3 WHERE id = $1`, boolInt(enabled))
+	action := "platform.disable_ivr"
+	if enabled {
+		action = "platform.enable_ivr"
+	}
+	return s.updatePlatform(ctx, platformID, action, fmt.Sprintf("ivr_payments=%t", enabled), `UPDATE platforms SET ivr_payments = $2, updated_at = $3 WHERE id = $1`, boolInt(enabled))
 }
 
 // SetPlatformMinAPIVersion sets the platform's minimum API version.
@@ -61,18 +68,32 @@ func (s *Store) SetPlatformMinAPIVersion(ctx context.Context, platformID string,
 	if !v.Known() {
 		return nil, ivrpay.FieldErrorf("version", "unknown API version %q; known versions are 2023-01-01, 2023-12-01 and 2024-10-16", v)
 	}
-	return s.updatePlatform(ctx, platformID, `UPDATE platforms SET min_api_version = $2, updated_at = $3 WHERE id = $1`, string(v))
+	return s.updatePlatform(ctx, platformID, "platform.set_min_api_version", "min_api_version="+string(v), `UPDATE platforms SET min_api_version = $2, updated_at = $3 WHERE id = $1`, string(v))
 }
 
-func (s *Store) updatePlatform(ctx context.Context, id, query string, value any) (*ivrpay.Platform, error) {
-	res, err := s.wdb.ExecContext(ctx, query, id, value, ivrpay.FormatTime(s.now()))
+func (s *Store) updatePlatform(ctx context.Context, id, action, detail, query string, value any) (*ivrpay.Platform, error) {
+	err := s.updateAudited(ctx, ivrpay.Errorf(ivrpay.ENOTFOUND, "platform %s not found", id),
+		ivrpay.AuditEvent{PlatformID: id, Action: action, Target: id, Outcome: ivrpay.AuditSuccess, Detail: detail},
+		query, id, value, ivrpay.FormatTime(s.now()))
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "platform %s not found", id)
-	}
 	return s.findPlatform(ctx, s.rdb, id)
+}
+
+// updateAudited runs one UPDATE and its audit record in one transaction;
+// notFound is returned when the UPDATE matched no row.
+func (s *Store) updateAudited(ctx context.Context, notFound error, audit ivrpay.AuditEvent, query string, args ...any) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound
+		}
+		return s.insertAudit(ctx, tx, audit)
+	})
 }
 
 type querier interface {
@@ -106,13 +127,14 @@ func (s *Store) FindPlatform(ctx context.Context, id string) (p *ivrpay.Platform
 // ActivateMerchant sets a merchant ACTIVE (production merchants start PENDING).
 func (s *Store) ActivateMerchant(ctx context.Context, merchantID string) (m *ivrpay.Merchant, err error) {
 	defer wrap(&err, "Store.ActivateMerchant(%q)", merchantID)
-	res, err := s.wdb.ExecContext(ctx, `UPDATE merchants SET status = $2, updated_at = $3 WHERE id = $1`,
-		merchantID, ivrpay.MerchantStatusActive, ivrpay.FormatTime(s.now()))
+	m, err = s.findMerchant(ctx, merchantID)
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "merchant %s not found", merchantID)
+	if err := s.updateAudited(ctx, ivrpay.Errorf(ivrpay.ENOTFOUND, "merchant %s not found", merchantID),
+		ivrpay.AuditEvent{PlatformID: m.PlatformID, Action: "merchant.activate", Target: merchantID, Outcome: ivrpay.AuditSuccess},
+		`UPDATE merchants SET status = $2, updated_at = $3 WHERE id = $1`, merchantID, ivrpay.MerchantStatusActive, ivrpay.FormatTime(s.now())); err != nil {
+		return nil, err
 	}
 	return s.findMerchant(ctx, merchantID)
 }

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -20,6 +22,8 @@ const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|producti
   merchant activate ID
   key disable ID
   vault rotate                               re-encrypts every stored card number under a new key
+  audit [--actor A] [--platform P] [--action X] [--outcome O] [--since 24h|TIME] [--limit N] [--json]
+                                             who did what, when, from where, with what outcome
 `
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -30,6 +34,14 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	sc.register(fs)
 	name := fs.String("name", "", "platform name (platform create)")
 	enableIVR := fs.Bool("enable-ivr", false, "enable IVR payments on the new platform (platform create)")
+	var af ivrpay.AuditFilter
+	fs.StringVar(&af.Actor, "actor", "", "audit: only events by this actor (an API key id, operator or anonymous)")
+	fs.StringVar(&af.PlatformID, "platform", "", "audit: only events of this platform")
+	fs.StringVar(&af.Action, "action", "", "audit: only this action (e.g. api_key.create), or a family with a trailing dot (payin.)")
+	fs.StringVar(&af.Outcome, "outcome", "", "audit: only this outcome (success, denied, failed, or a payin status)")
+	since := fs.String("since", "", "audit: only events since a time (RFC 3339) or a duration ago (e.g. 24h)")
+	fs.IntVar(&af.Limit, "limit", 100, "audit: at most this many events, newest first")
+	asJSON := fs.Bool("json", false, "audit: print JSON lines instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -41,8 +53,21 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer store.Close()
+	host, _ := os.Hostname()
+	ctx = ivrpay.NewContextWithClientAddress(ctx, "cli:"+os.Getenv("USER")+"@"+host)
 	var out any
 	switch {
+	case cmd == "audit":
+		if af.Since, err = parseSince(*since, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "ivrpay admin audit: --since: %v\n", err)
+			return 2
+		}
+		events, err := store.ListAudit(ctx, af)
+		if err != nil {
+			return adminFail(stderr, err)
+		}
+		printAudit(stdout, events, *asJSON)
+		return 0
 	case fs.NArg() == 2 && arg(0) == "platform" && arg(1) == "create":
 		p, key, err := store.CreatePlatform(ctx, *name, *enableIVR)
 		if err != nil {
@@ -106,4 +131,36 @@ func rotateVault(ctx context.Context, sc storeConfig, store interface {
 	}
 	return map[string]any{"reencrypted_payment_methods": n, "key_id": keyring.KeyID(), "vault_key_file": path,
 		"note": "restart every ivrpay serve process so that it loads the new key"}, nil
+}
+
+// parseSince reads --since as an RFC 3339 time or a duration before now.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a duration (24h) nor an RFC 3339 time", v)
+	}
+	return t, nil
+}
+
+func printAudit(w io.Writer, events []ivrpay.AuditEvent, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, e := range events {
+			enc.Encode(e)
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WHEN\tWHO\tPLATFORM\tWHAT\tTARGET\tFROM\tOUTCOME\tDETAIL")
+	for _, e := range events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.OccurredAt.Format(time.RFC3339), e.Actor, e.PlatformID,
+			e.Action, e.Target, e.ClientAddress, e.Outcome, e.Detail)
+	}
+	tw.Flush()
 }

@@ -82,7 +82,7 @@ func newLogger(mode string, w io.Writer) *slog.Logger {
 func newAPIServer(s *sqlstore.Store, logger *slog.Logger) *httpapi.Server {
 	return &httpapi.Server{Logger: logger, Services: httpapi.Services{
 		Auth: s, APIKeys: s, Merchants: s, PayinConfigs: s, PaymentMethodConfigs: s, Payins: s, PaymentMethods: s,
-		Connector: s, Health: s.Ping, Lifecycle: s, WebhookEndpoints: s,
+		Connector: s, Health: s.Ping, Audit: s, Lifecycle: s, WebhookEndpoints: s,
 	}}
 }
 
