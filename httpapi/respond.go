@@ -76,7 +76,13 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 // value, no unknown fields. Every failure names the field when there is one.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	var read bytes.Buffer
-	dec := json.NewDecoder(io.TeeReader(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &read))
+	if _, err := read.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes)); err != nil {
+		return bodyError(err)
+	}
+	if ivrpay.JSONTooDeep(read.Bytes()) {
+		return ivrpay.FieldErrorf("body", "the request body nests objects or arrays deeper than %d levels", ivrpay.MaxJSONDepth)
+	}
+	dec := json.NewDecoder(bytes.NewReader(read.Bytes()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		// encoding/json names neither an unknown nested field nor a string

@@ -11,6 +11,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/ivrpay/ivrpay"
 )
 
 // Connector methods.
@@ -59,6 +61,9 @@ var ErrInvalidRequest = errors.New("invalid connector request")
 // transaction_id is present; the method is returned even when that check fails,
 // so the answer can carry the right id key.
 func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
+	if ivrpay.JSONTooDeep(body) {
+		return &ConnectorRequest{}, fmt.Errorf("%w: the body nests objects or arrays deeper than %d levels", ErrInvalidRequest, ivrpay.MaxJSONDepth)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var fields map[string]json.RawMessage
