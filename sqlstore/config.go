@@ -52,6 +52,10 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	now := s.now()
 	id := s.newID(ivrpay.PrefixPayinConfig)
 	var inserted bool
+	// The config is written even if the client hangs up, so that its retry
+	// with the same idempotency_key finds it, and so that the insert can
+	// share a group commit (see inTx).
+	ctx = context.WithoutCancel(ctx)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
@@ -99,9 +103,12 @@ func (s *Store) findPayinConfig(ctx context.Context, q querier, id string) (*ivr
 	var bc, md, mmd sql.NullString
 	var payinID sql.NullString
 	var created string
+	// The approved-payin subquery repeats the predicate of the partial index
+	// payins_one_live_per_config word for word, so that SQLite uses the index
+	// instead of scanning every payin (it only matches predicates literally).
 	err := q.QueryRowContext(ctx, `SELECT c.id, c.platform_id, c.merchant_id, m.name, c.idempotency_key, c.amount, c.currency_code,
 		c.billing_contact, c.metadata, c.method_metadata, c.processing_mode, c.created_at,
-		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.status IN ('PROCESSING', 'AUTHORIZED', 'SUCCEEDED'))
+		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED') AND p.status <> 'CREATED')
 		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1`, id).
 		Scan(&c.ID, &c.PlatformID, &c.MerchantID, &c.Merchant.Name, &c.IdempotencyKey, &c.Amount, &c.CurrencyCode,
 			&bc, &md, &mmd, &c.ProcessingMode, &created, &payinID)

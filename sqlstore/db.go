@@ -46,6 +46,11 @@ type Options struct {
 	Vault     ivrpay.Vault
 	Processor ivrpay.Processor
 	Logger    *slog.Logger
+	// ConnectorLease is how long a claimed connector transaction blocks its
+	// retries before one of them takes the attempt over; 0 means 30 s. It
+	// must outlast a live attempt (the processor's answer), so only tests,
+	// whose processor answers at once, shorten it.
+	ConnectorLease time.Duration
 }
 
 // Store implements the ivrpay service interfaces.
@@ -57,6 +62,8 @@ type Store struct {
 	wdb  *sql.DB
 	rdb  *sql.DB
 	opts Options
+	// group is SQLite's group commit (see inTx); nil on PostgreSQL.
+	group *groupCommit
 }
 
 // Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the
@@ -71,6 +78,9 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 	}
 	if opts.Mode == "" {
 		opts.Mode = ivrpay.ModeSandbox
+	}
+	if opts.ConnectorLease <= 0 {
+		opts.ConnectorLease = leaseDuration
 	}
 	s = &Store{opts: opts}
 	var dialect goose.Dialect
@@ -117,6 +127,9 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		s.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	if s.engine == EngineSQLite {
+		s.group = newGroupCommit(s.wdb)
+	}
 	return s, nil
 }
 
@@ -125,6 +138,9 @@ func (s *Store) Engine() string { return s.engine }
 
 // Close closes the pools.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	err := s.wdb.Close()
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
@@ -142,8 +158,18 @@ func (s *Store) now() time.Time { return s.opts.Clock.Now().UTC() }
 
 func (s *Store) newID(prefix string) string { return ivrpay.NewID(s.opts.Mode, prefix, s.now()) }
 
-// inTx runs fn in one write transaction and commits it when fn returns nil.
+// inTx runs fn in a write transaction and commits it when fn returns nil;
+// when inTx returns nil, fn's writes are durable. On SQLite, when ctx cannot
+// be canceled, fn joins a group commit: it shares one transaction (and one
+// fsync) with the other writes queued at the same time, inside a savepoint
+// of its own, so its error still undoes only its own writes. fn must then
+// use ctx (or another context that cannot be canceled) for its statements:
+// a canceled statement makes SQLite roll back the whole shared transaction.
+// A cancelable ctx, and PostgreSQL, get one transaction per call.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.group != nil && ctx.Done() == nil {
+		return s.group.do(fn)
+	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ Usage:
   ivrpay twiml check FILE [--amount A]
   ivrpay simulate  --endpoint URL --api-key KEY (--twiml FILE | twiml flags) --card N --exp MM/YY --cvv C --postal-code Z
   ivrpay demo      the whole story on a throw-away database
+  ivrpay loadtest  --base-url URL --api-key ADMIN_KEY [--rate R | --concurrency C] --duration D
 
 Every flag can also be set as an environment variable IVRPAY_<NAME> (e.g. IVRPAY_DB, IVRPAY_VAULT_KEY_FILE).
 `
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runSimulate(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "loadtest":
+		return runLoadtest(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
