@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 )
 
 // page is what every template gets.
@@ -199,24 +200,9 @@ func (p *Portal) renderError(w http.ResponseWriter, r *http.Request, rq *request
 	p.render(w, r, status, "error", pg)
 }
 
-// statusFor maps a domain error code to the page's HTTP status, as the REST API does.
-func statusFor(err error) int {
-	switch ivrpay.ErrorCode(err) {
-	case ivrpay.EINVALID:
-		return http.StatusBadRequest
-	case ivrpay.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case ivrpay.EFORBIDDEN:
-		return http.StatusForbidden
-	case ivrpay.ENOTFOUND:
-		return http.StatusNotFound
-	case ivrpay.ECONFLICT:
-		return http.StatusConflict
-	case ivrpay.ERATELIMITED:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
-}
+// statusFor maps a domain error code to the page's HTTP status with the REST
+// API's one mapping.
+func statusFor(err error) int { return httpapi.ErrorStatus(ivrpay.ErrorCode(err)) }
 
 // errorText is what a page shows of a service error: its field and message,
 // or a generic line for internal errors (which are logged, never shown).

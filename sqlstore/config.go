@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -51,37 +52,18 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	hash := requestHash([]any{in.MerchantID, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode})
 	now := s.now()
 	id := s.newID(ivrpay.PrefixPayinConfig)
-	var inserted bool
 	// The config is written even if the client hangs up, so that its retry
 	// with the same idempotency_key finds it, and so that the insert can
 	// share a group commit (see inTx).
 	ctx = context.WithoutCancel(ctx)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+	id, err = s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, in.IdempotencyKey, hash, id, func(tx *sql.Tx) (sql.Result, error) {
+		return tx.ExecContext(ctx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
 			id, caller.PlatformID, in.MerchantID, in.IdempotencyKey, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
-		inserted = n == 1
-		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if !inserted {
-		var firstID, firstHash string
-		if err := s.rdb.QueryRowContext(ctx, `SELECT id, request_hash FROM payin_configs WHERE platform_id = $1 AND idempotency_key = $2`,
-			caller.PlatformID, in.IdempotencyKey).Scan(&firstID, &firstHash); err != nil {
-			return nil, err
-		}
-		if firstHash != hash {
-			return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
-				Message: "idempotency_key " + in.IdempotencyKey + " was already used for a different payin config (" + firstID + "); use a new key for a new config"}
-		}
-		id = firstID
 	}
 	return s.findPayinConfig(ctx, s.rdb, id)
 }
@@ -157,32 +139,13 @@ func (s *Store) CreatePaymentMethodConfig(ctx context.Context, in ivrpay.Payment
 	merchant := sql.NullString{String: in.MerchantID, Valid: in.MerchantID != ""}
 	hash := requestHash([]any{in.PlatformID, in.MerchantID, bc, md})
 	id := s.newID(ivrpay.PrefixPaymentMethodConfig)
-	var inserted bool
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, in.IdempotencyKey, hash, id, func(tx *sql.Tx) (sql.Result, error) {
+		return tx.ExecContext(ctx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			billing_contact, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
 			id, in.PlatformID, merchant, in.IdempotencyKey, hash, bc, md, ivrpay.FormatTime(s.now()))
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
-		inserted = n == 1
-		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if !inserted {
-		var firstID, firstHash string
-		if err := s.rdb.QueryRowContext(ctx, `SELECT id, request_hash FROM payment_method_configs WHERE platform_id = $1 AND idempotency_key = $2`,
-			in.PlatformID, in.IdempotencyKey).Scan(&firstID, &firstHash); err != nil {
-			return nil, err
-		}
-		if firstHash != hash {
-			return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
-				Message: "idempotency_key " + in.IdempotencyKey + " was already used for a different payment method config (" + firstID + "); use a new key for a new config"}
-		}
-		id = firstID
 	}
 	return s.findPaymentMethodConfig(ctx, s.rdb, id)
 }
@@ -219,4 +182,35 @@ func (s *Store) findPaymentMethodConfig(ctx context.Context, q querier, id strin
 		c.PaymentMethod = &ivrpay.PaymentMethodRef{PaymentMethodID: pmID.String}
 	}
 	return &c, nil
+}
+
+// insertIdempotent runs insert, an INSERT … ON CONFLICT (platform_id,
+// idempotency_key) DO NOTHING into table, and returns the id that holds the
+// key: id when the row is new, the first row's id when the key was used
+// before for the same request. The same key with a different request is an
+// ECONFLICT; the database's unique constraint decides races.
+func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, key, hash, id string, insert func(tx *sql.Tx) (sql.Result, error)) (string, error) {
+	var inserted bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := insert(tx)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		inserted = n == 1
+		return nil
+	})
+	if err != nil || inserted {
+		return id, err
+	}
+	var firstID, firstHash string
+	if err := s.rdb.QueryRowContext(ctx, `SELECT id, request_hash FROM `+table+` WHERE platform_id = $1 AND idempotency_key = $2`,
+		platformID, key).Scan(&firstID, &firstHash); err != nil {
+		return "", err
+	}
+	if firstHash != hash {
+		return "", &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
+			Message: fmt.Sprintf("idempotency_key %s was already used for a different %s (%s); use a new key for a new config", key, what, firstID)}
+	}
+	return firstID, nil
 }
