@@ -1,0 +1,361 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/sqlstore"
+	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+)
+
+// TestNoCardDataAtRest runs charges, declines, refusals and tokenizations with
+// canary card numbers and a canary Amex CID, then reads what the database
+// holds — the raw bytes of the SQLite file and its WAL, or every row of every
+// table on PostgreSQL — and finds neither a full PAN nor the CID (SPEC §9).
+func TestNoCardDataAtRest(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		// A fixed clock keeps random-looking digits out of the stored
+		// timestamps; its digits do not contain the CID.
+		clock := newFakeClock(time.Date(2026, 3, 15, 10, 20, 30, 0, time.UTC))
+		var logs lockedBuffer
+		opts := sqlstoretest.Options(t)
+		opts.Clock = clock
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		dsn := sqlstoretest.DSN(t, engine)
+		s := openDSN(t, dsn, opts)
+		b := setupOn(t, s, engine, opts)
+
+		amex := func(req ivrpay.IVRRequest) ivrpay.IVRRequest {
+			req.CardNumber, req.CVV = canaryAmex, canaryCID
+			return req
+		}
+		// Store the Amex card, and charge it over IVR.
+		pmc := b.pmConfig(t, b.merchant.ID)
+		tok := process(t, s, b.ivrCtx, amex(tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-pci-tok", "")))
+		mustSucceed(t, tok)
+		cfg := b.payinConfig(t, 1000)
+		charge := process(t, s, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-charge", "", 1000)))
+		mustSucceed(t, charge)
+		// Its retry, and a different request under the same transaction_id.
+		process(t, s, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-charge", "", 1000)))
+		dup := chargeReq(cfg.ID, "CA-pci-charge", canaryVisa, 1000)
+		if r := process(t, s, b.ivrCtx, dup); r.ErrorCode != ivrpay.ConnDuplicateTransaction {
+			t.Fatalf("duplicate answered %+v", r)
+		}
+		// A decline by amount (a FAILED payin and a stored card), a refusal
+		// before the processor, a malformed CID, and a used config.
+		declined := process(t, s, b.ivrCtx, amex(chargeReq(b.payinConfig(t, 5101).ID, "CA-pci-decline", "", 5101)))
+		if declined.ErrorCode != ivrpay.RefusalDeclined {
+			t.Fatalf("decline answered %+v", declined)
+		}
+		if r := process(t, s, b.ivrCtx, amex(chargeReq(b.payinConfig(t, 1000).ID, "CA-pci-mismatch", "", 999))); r.ErrorCode != ivrpay.ConnAmountMismatch {
+			t.Fatalf("amount mismatch answered %+v", r)
+		}
+		badCID := amex(chargeReq(b.payinConfig(t, 1000).ID, "CA-pci-badcid", "", 1000))
+		badCID.CVV = canaryCID + "1"
+		if r := process(t, s, b.ivrCtx, badCID); r.ErrorCode != ivrpay.ConnInvalidCardSecurityCode {
+			t.Fatalf("5-digit CID answered %+v", r)
+		}
+		if r := process(t, s, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-used", "", 1000))); r.ErrorCode != ivrpay.ConnConfigAlreadyUsed {
+			t.Fatalf("used config answered %+v", r)
+		}
+		// The Visa canary, charged and tokenized, with the CID-free Visa CVV.
+		mustSucceed(t, process(t, s, b.ivrCtx, chargeReq(b.payinConfig(t, 2000).ID, "CA-pci-visa", canaryVisa, 2000)))
+		mustSucceed(t, process(t, s, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodIDAlias, b.pmConfig(t, "").ID, "CA-pci-visa-tok", canaryVisa)))
+		// The stored Amex card charged over the API.
+		if _, err := s.ChargePaymentMethod(b.adminCtx, tok.ID, b.payinConfig(t, 3000).ID); err != nil {
+			t.Fatal(err)
+		}
+
+		secrets := []string{canaryAmex, canaryVisa}
+		columns := allColumns(t, s)
+		for table, cols := range columns {
+			for _, c := range cols {
+				if c != "cvc_result_code" && regexp.MustCompile(`cvv|cvc|cid|security_code|card_?number|^pan$`).MatchString(c) {
+					t.Errorf("column %s.%s looks like it holds card data", table, c)
+				}
+			}
+		}
+		mask := randomTokens(t, s, columns)
+		for where, data := range snapshot(t, s, dsn, columns) {
+			for _, leak := range findLeaks(data, secrets, mask) {
+				t.Errorf("%s: %s", where, leak)
+			}
+		}
+		for _, leak := range findLeaks(logs.Bytes(), secrets, mask) {
+			t.Errorf("the log: %s", leak)
+		}
+
+		// Control: a CID written into a stored JSON value is found, so the
+		// checks above can see one.
+		if _, err := s.CreatePayinConfig(b.adminCtx, ivrpay.PayinConfigCreate{MerchantID: b.merchant.ID, IdempotencyKey: "control",
+			Amount: "1000", CurrencyCode: "USD", Metadata: json.RawMessage(`{"note":"` + canaryCID + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, data := range snapshot(t, s, dsn, columns) {
+			found = found || len(findLeaks(data, secrets, randomTokens(t, s, columns))) > 0
+		}
+		if !found {
+			t.Fatal("control: a CID stored in metadata was not found; the leak checks are blind")
+		}
+
+		if engine == sqlstore.EngineSQLite {
+			// After the last connection closes, SQLite checkpoints the WAL
+			// into the file; the control row is there, the card data is not.
+			s.Close()
+			mask = append(mask, []byte(`{"note":"`+canaryCID+`"}`))
+			for where, data := range snapshot(t, nil, dsn, nil) {
+				for _, leak := range findLeaks(data, secrets, mask) {
+					t.Errorf("%s after close: %s", where, leak)
+				}
+			}
+		}
+	})
+}
+
+// snapshot returns what the database holds: the SQLite file and its
+// companions (-wal, -shm) as raw bytes, or on PostgreSQL every row of every
+// table as JSON. s may be nil for SQLite (the store is closed).
+func snapshot(t *testing.T, s *sqlstore.Store, dsn string, columns map[string][]string) map[string][]byte {
+	t.Helper()
+	if s == nil || s.Engine() == sqlstore.EngineSQLite {
+		files := sqliteFiles(t, dsn)
+		if _, ok := files[dsn+"-wal"]; !ok && s != nil {
+			t.Fatalf("no WAL file next to %s (files: %v)", dsn, keys(files))
+		}
+		out := map[string][]byte{}
+		for name, data := range files {
+			out[filepath.Base(name)] = data
+		}
+		return out
+	}
+	out := map[string][]byte{}
+	for table := range columns {
+		rows, err := s.DB().Query(`SELECT row_to_json(t)::text FROM ` + table + ` t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dump bytes.Buffer
+		for rows.Next() {
+			var row string
+			if err := rows.Scan(&row); err != nil {
+				t.Fatal(err)
+			}
+			dump.WriteString(row)
+			dump.WriteByte('\n')
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		out["table "+table] = dump.Bytes()
+	}
+	return out
+}
+
+// findLeaks reports full card numbers in data, and the CID once the
+// machine-made tokens are masked out.
+func findLeaks(data []byte, pans []string, mask [][]byte) []string {
+	var leaks []string
+	for _, pan := range pans {
+		if bytes.Contains(data, []byte(pan)) {
+			leaks = append(leaks, fmt.Sprintf("full card number %s…%s", pan[:4], pan[len(pan)-4:]))
+		}
+	}
+	masked := maskTokens(data, mask)
+	if i := bytes.Index(masked, []byte(canaryCID)); i >= 0 {
+		lo, hi := max(i-40, 0), min(i+44, len(masked))
+		leaks = append(leaks, fmt.Sprintf("CID in …%q…", masked[lo:hi]))
+	}
+	return leaks
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger shared by goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// sqliteFiles reads the database file and its companions (-wal, -shm).
+func sqliteFiles(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	matches, err := filepath.Glob(path + "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[m] = data
+	}
+	if _, ok := out[path]; !ok {
+		t.Fatalf("database file %s not found", path)
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// allColumns lists the columns of every table of the store's schema.
+func allColumns(t *testing.T, s *sqlstore.Store) map[string][]string {
+	t.Helper()
+	query := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if s.Engine() == sqlstore.EnginePostgres {
+		query = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
+	}
+	rows, err := s.DB().Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	if len(tables) < 8 {
+		t.Fatalf("only %d tables found: %v", len(tables), tables)
+	}
+	out := map[string][]string{}
+	for _, table := range tables {
+		r, err := s.DB().Query(`SELECT * FROM ` + table + ` WHERE 1 = 0`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := r.Columns()
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[table] = cols
+	}
+	return out
+}
+
+// tokenPattern matches stored values that are machine-made tokens: ids,
+// hashes, fingerprints, ciphertexts, masked secrets, timestamps. A 4-digit
+// string can occur inside such random text by chance; it cannot be a CID
+// that was written down, which would stand alone or inside JSON.
+var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_.:*+/=-]{12,}$`)
+
+// randomTokens collects every token-like value stored in the tables, looking
+// into JSON text as well.
+func randomTokens(t *testing.T, s *sqlstore.Store, columns map[string][]string) [][]byte {
+	t.Helper()
+	seen := map[string]bool{}
+	var add func(v any)
+	add = func(v any) {
+		switch x := v.(type) {
+		case string:
+			if tokenPattern.MatchString(x) {
+				seen[x] = true
+				return
+			}
+			var j any
+			if (strings.HasPrefix(x, "{") || strings.HasPrefix(x, "[")) && json.Unmarshal([]byte(x), &j) == nil {
+				add(j)
+			}
+		case []byte:
+			add(string(x))
+		case map[string]any:
+			for _, e := range x {
+				add(e)
+			}
+		case []any:
+			for _, e := range x {
+				add(e)
+			}
+		}
+	}
+	for table, cols := range columns {
+		rows, err := s.DB().Query(`SELECT * FROM ` + table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				add(v)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	var out [][]byte
+	for k := range seen {
+		if k == canaryAmex || k == canaryVisa {
+			continue // never mask what the test looks for
+		}
+		out = append(out, []byte(k))
+	}
+	// JSON escapes "/" in some encoders; mask that spelling too.
+	for _, k := range slicesClone(out) {
+		if bytes.Contains(k, []byte("/")) {
+			out = append(out, bytes.ReplaceAll(k, []byte("/"), []byte(`\/`)))
+		}
+	}
+	return out
+}
+
+func slicesClone(in [][]byte) [][]byte { return append([][]byte(nil), in...) }
+
+// maskTokens blanks every occurrence of the tokens in data.
+func maskTokens(data []byte, tokens [][]byte) []byte {
+	out := bytes.Clone(data)
+	for _, tok := range tokens {
+		blank := bytes.Repeat([]byte{'#'}, len(tok))
+		for i := 0; ; {
+			j := bytes.Index(out[i:], tok)
+			if j < 0 {
+				break
+			}
+			copy(out[i+j:], blank)
+			i += j + len(tok)
+		}
+	}
+	return out
+}
