@@ -151,6 +151,14 @@ func (s *Store) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IV
 	}
 	// 3. The platform's feature flag and API version.
 	platform := caller.Platform
+	if platform == nil {
+		// Keys from Authenticate carry their platform; others are loaded here.
+		p, err := s.findPlatform(ctx, s.rdb, caller.PlatformID)
+		if err != nil {
+			return ivrpay.IVRResult{}, err
+		}
+		platform, caller.Platform = p, p
+	}
 	if !platform.IVRPayments {
 		return fail(ivrpay.ConnIVRNotEnabled, "IVR payments are not enabled for platform %s; ask your ivrpay operator (your Platform Success Manager) to enable them", platform.ID)
 	}
