@@ -17,7 +17,7 @@ func TestJSONTooDeep(t *testing.T) {
 		{`{"a":{"b":[1,2,{"c":null}]}}`, false},
 		{nest(ivrpay.MaxJSONDepth), false},
 		{nest(ivrpay.MaxJSONDepth + 1), true},
-		{`{"s":"` + strings.Repeat("[{", 100) + `"}`, false}, // brackets inside a string do not nest
+		{`{"s":"` + strings.Repeat("[{", 100) + `"}`, false},  // brackets inside a string do not nest
 		{`{"s":"\"` + strings.Repeat("[", 100) + `"}`, false}, // nor after an escaped quote
 		{`{"metadata":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat("}", 40) + `}`, true},
 	} {

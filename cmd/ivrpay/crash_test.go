@@ -1,0 +1,424 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/sqlstore"
+	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/twilio"
+)
+
+// crashLease is the connector lease the crash test's servers run with
+// (IVRPAY_CONNECTOR_LEASE), so that a retry takes over a killed server's
+// attempt within seconds instead of 30.
+const crashLease = 2 * time.Second
+
+// TestCrashRecovery runs `ivrpay serve` as a real process on a fresh
+// database, drives IVR charges against it with the loadtest's driver, and
+// kills it with SIGKILL at random moments (now and then while it is still
+// starting), restarting it each time on the same database and vault key.
+// After every restart: each charge acknowledged with a charge_id is still a
+// payin of its transaction_id, no config has two approved payins, no
+// transaction_id has two payins, every charge that got no answer completes
+// when Twilio would retry it, answered charges replay byte for byte, and a
+// SQLite file passes PRAGMA integrity_check. IVRPAY_CRASH_SEED replays a run.
+func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
+	bin := buildIvrpay(t)
+	for _, engine := range sqlstoretest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			crashRecovery(t, bin, engine)
+		})
+	}
+}
+
+func crashRecovery(t *testing.T, bin, engine string) {
+	rounds := 20
+	if testing.Short() {
+		rounds = 4
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("IVRPAY_CRASH_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("IVRPAY_CRASH_SEED=%d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+
+	dir := t.TempDir()
+	dsn := sqlstoretest.DSN(t, engine)
+	sv := crashServerConfig{bin: bin, dsn: dsn, vaultKey: filepath.Join(dir, "vault.key")}
+	srv := sv.start(t)
+	defer func() { srv.kill() }()
+	adminKey := srv.adminKey(t)
+	ctx := context.Background()
+	target, err := prepareLoadTarget(ctx, newLoadClient(32), []string{srv.baseURL}, adminKey, 1000)
+	if err != nil {
+		t.Fatalf("prepare the load target: %v\n%s", err, srv.logTail())
+	}
+
+	var mu sync.Mutex
+	var calls []loadCall // every call that sent a charge
+	acks := crashAcks{acked: map[string]string{}, requests: map[string][]byte{}, answers: map[string][]byte{}}
+	ack := func(c loadCall, answer []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		acks.acked[c.Response.ID] = c.TransactionID
+		acks.requests[c.TransactionID] = c.Request
+		acks.answers[c.TransactionID] = answer
+	}
+
+	began := time.Now()
+	for round := 1; round <= rounds; round++ {
+		// Drive charges and kill the server at a random moment.
+		var roundCalls []loadCall
+		driveCtx, stopDriving := context.WithCancel(ctx)
+		done := make(chan *loadReport, 1)
+		go func() {
+			done <- runLoad(driveCtx, target, loadOptions{Concurrency: 6, Duration: time.Minute, MaxCalls: 100000,
+				RetryFraction: 0.10, DuplicateFraction: 0.05, Timeout: 10 * time.Second,
+				OnCall: func(c loadCall) {
+					mu.Lock()
+					defer mu.Unlock()
+					if c.Request != nil {
+						roundCalls = append(roundCalls, c)
+					}
+				}})
+		}()
+		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
+		srv.kill()
+		stopDriving()
+		report := <-done
+		if report.Mismatches > 0 {
+			t.Errorf("round %d: %d replays differed: %s", round, report.Mismatches, strings.Join(report.MismatchSamples, "; "))
+		}
+
+		// Restart, now and then killing a start half-way first.
+		if rng.IntN(4) == 0 {
+			early := sv.spawn(t)
+			time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
+			early.kill()
+		}
+		srv = sv.start(t)
+		target.BaseURLs = []string{srv.baseURL}
+
+		var pending []loadCall
+		for _, c := range roundCalls {
+			calls = append(calls, c)
+			if c.Charged() {
+				ack(c, c.Answer)
+			} else if isRetryable(c.Outcome) {
+				pending = append(pending, c)
+			} else {
+				t.Errorf("round %d: transaction %s answered %s: %s", round, c.TransactionID, c.Outcome, c.Answer)
+			}
+		}
+		// Twilio retries every unanswered charge with its transaction_id:
+		// each must complete (its first answer, or a resumed attempt).
+		retryCtx, cancel := context.WithTimeout(ctx, crashLease+20*time.Second)
+		var wg sync.WaitGroup
+		for _, c := range pending {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answer, err := retryUntilAnswered(retryCtx, target, c.Request)
+				if err != nil {
+					t.Errorf("round %d: retry of %s: %v", round, c.TransactionID, err)
+					return
+				}
+				var r twilio.ConnectorResponse
+				if json.Unmarshal(answer, &r); r.ID == "" {
+					t.Errorf("round %d: retry of unanswered %s did not complete the charge: %s", round, c.TransactionID, answer)
+					return
+				}
+				c.Response = r
+				ack(c, answer)
+			}()
+		}
+		wg.Wait()
+		cancel()
+
+		charged := 0
+		for _, c := range roundCalls {
+			if c.Charged() {
+				charged++
+			}
+		}
+		t.Logf("round %d: %d charges sent, %d answered, %d retried after the restart (%.0fs)", round, len(roundCalls), charged, len(pending), time.Since(began).Seconds())
+		mu.Lock()
+		checkAfterRestart(t, ctx, round, target, engine, dsn, rng, acks)
+		mu.Unlock()
+		if t.Failed() {
+			t.Logf("server log tail:\n%s", srv.logTail())
+			return
+		}
+	}
+	srv.kill()
+	if engine == sqlstore.EngineSQLite {
+		checkIntegrity(t, dsn)
+	}
+	t.Logf("%d rounds, %d charges sent, %d acknowledged, in %.0fs", rounds, len(calls), len(acks.acked), time.Since(began).Seconds())
+}
+
+// crashAcks are the charges acknowledged so far.
+type crashAcks struct {
+	acked    map[string]string // charge_id → transaction_id
+	requests map[string][]byte // transaction_id → its connector request
+	answers  map[string][]byte // transaction_id → its acknowledged answer
+}
+
+// checkAfterRestart checks the invariants that must hold after every restart.
+func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loadTarget, engine, dsn string, rng *rand.Rand, acks crashAcks) {
+	t.Helper()
+	acked := acks.acked
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	audit, err := target.auditIVRPayins(ctx, acked)
+	if err != nil {
+		t.Fatalf("round %d: audit: %v", round, err)
+	}
+	if !audit.OK() {
+		t.Errorf("round %d: after the restart: %d configs with two approved payins, %d transaction_ids with two payins, %d acknowledged charges lost: %s",
+			round, audit.DuplicateConfigs, audit.DuplicateTransactions, audit.MissingCharges, strings.Join(audit.Samples, "; "))
+	}
+	if audit.IVRPayins < len(acked) {
+		t.Errorf("round %d: %d IVR payins for %d acknowledged charges", round, audit.IVRPayins, len(acked))
+	}
+	// Every acknowledged charge reads back by id, and a sample of them
+	// replays its answer byte for byte across the restarts.
+	ids := sortedKeys(acked)
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				var p struct {
+					Status string `json:"status"`
+					IVR    struct {
+						TransactionID string `json:"transaction_id"`
+					} `json:"ivr"`
+				}
+				if err := target.rest(ctx, "GET", "/v1/payins/"+id, nil, &p); err != nil {
+					t.Errorf("round %d: acknowledged charge %s: GET /v1/payins: %v", round, id, err)
+				} else if p.IVR.TransactionID != acked[id] || p.Status == ivrpay.PayinStatusFailed || p.Status == ivrpay.PayinStatusCreated {
+					t.Errorf("round %d: acknowledged charge %s is %s for transaction %s, want an approved payin of %s", round, id, p.Status, p.IVR.TransactionID, acked[id])
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	for range min(10, len(ids)) {
+		tx := acked[ids[rng.IntN(len(ids))]]
+		answer, err := retryUntilAnswered(ctx, target, acks.requests[tx])
+		if err != nil {
+			t.Errorf("round %d: replay of %s: %v", round, tx, err)
+		} else if !bytes.Equal(answer, acks.answers[tx]) {
+			t.Errorf("round %d: replay of %s after the restart differs:\n%s\nfirst:\n%s", round, tx, answer, acks.answers[tx])
+		}
+	}
+	if engine == sqlstore.EngineSQLite {
+		checkIntegrity(t, dsn)
+	}
+}
+
+// isRetryable reports whether a call's outcome is one Twilio retries: no
+// answer, or an internal error (which is not stored).
+func isRetryable(outcome string) bool {
+	switch outcome {
+	case outcomeTransport, outcomeTimeout, outcomeCanceled, ivrpay.ConnInternal:
+		return true
+	}
+	return strings.HasPrefix(outcome, outcomeHTTP)
+}
+
+// retryUntilAnswered sends a charge again until the server gives an answer
+// that is not an internal error, as Twilio's retries would.
+func retryUntilAnswered(ctx context.Context, target *loadTarget, body []byte) ([]byte, error) {
+	for {
+		status, answer, err := target.sendCharge(ctx, body)
+		if err == nil && replayable(status, answer) {
+			return answer, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no answer: last status %d, error %v, body %s", status, err, answer)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// checkIntegrity runs PRAGMA integrity_check on a read-only connection.
+func checkIntegrity(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var result string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&result); err != nil {
+		t.Errorf("PRAGMA integrity_check: %v", err)
+	} else if result != "ok" {
+		t.Errorf("PRAGMA integrity_check: %s", result)
+	}
+}
+
+// buildIvrpay builds the ivrpay binary into a temporary directory.
+func buildIvrpay(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "ivrpay")
+	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// crashServerConfig is how the crash test runs `ivrpay serve`.
+type crashServerConfig struct {
+	bin, dsn, vaultKey string
+}
+
+// crashServer is one `ivrpay serve` process.
+type crashServer struct {
+	cmd       *exec.Cmd
+	baseURL   string
+	listening chan string
+	exited    chan struct{}
+
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	tail   []string
+}
+
+// Write collects the server's stdout (the sandbox bootstrap).
+func (s *crashServer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stdout.Write(p)
+}
+
+var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// spawn starts the process without waiting for it to listen.
+func (c crashServerConfig) spawn(t *testing.T) *crashServer {
+	t.Helper()
+	cmd := exec.Command(c.bin, "serve", "--addr", "127.0.0.1:0", "--db", c.dsn, "--vault-key-file", c.vaultKey, "--mode", "sandbox")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IVRPAY_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, connectorLeaseEnv+"="+crashLease.String())
+	s := &crashServer{cmd: cmd, listening: make(chan string, 1), exited: make(chan struct{})}
+	cmd.Stdout = s
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan struct{})
+	go func() {
+		// The server logs every request: read all of it, keep the tail.
+		defer close(read)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := listeningAddr.FindStringSubmatch(line); m != nil {
+				select {
+				case s.listening <- m[1]:
+				default:
+				}
+			}
+			s.mu.Lock()
+			s.tail = append(s.tail, line)
+			if len(s.tail) > 40 {
+				s.tail = s.tail[len(s.tail)-40:]
+			}
+			s.mu.Unlock()
+		}
+	}()
+	go func() {
+		<-read
+		cmd.Wait()
+		close(s.exited)
+	}()
+	return s
+}
+
+// start spawns the server and waits until it listens.
+func (c crashServerConfig) start(t *testing.T) *crashServer {
+	t.Helper()
+	s := c.spawn(t)
+	select {
+	case addr := <-s.listening:
+		s.baseURL = "http://" + addr
+	case <-s.exited:
+		t.Fatalf("ivrpay serve exited before listening:\n%s", s.logTail())
+	case <-time.After(30 * time.Second):
+		s.kill()
+		t.Fatalf("ivrpay serve did not listen within 30s:\n%s", s.logTail())
+	}
+	return s
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (s *crashServer) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// adminKey is the admin key the sandbox bootstrap printed.
+func (s *crashServer) adminKey(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		out := s.stdout.String()
+		s.mu.Unlock()
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "admin" && f[1] == "api_key" {
+				return f[2]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no admin api_key in the bootstrap output:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *crashServer) logTail() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.tail, "\n")
+}

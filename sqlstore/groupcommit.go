@@ -1,0 +1,220 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// maxGroupCommit bounds how many write closures share one SQLite transaction.
+const maxGroupCommit = 128
+
+// errStoreClosed answers writes that arrive after Close.
+var errStoreClosed = errors.New("sqlstore: store is closed")
+
+// groupCommit is SQLite's group commit. SQLite has one writer, and a durable
+// commit (synchronous=FULL) costs an fsync whatever it carries, so
+// concurrent write transactions queue here and one goroutine runs the queued
+// closures in ONE transaction on the writer connection, each inside its own
+// SAVEPOINT: a closure that fails is rolled back to its savepoint and gets
+// its error while the others go on. After the one COMMIT, every waiter
+// returns, so each write is durable before it is acknowledged. The queue
+// fills while the previous batch commits; nothing waits on purpose.
+type groupCommit struct {
+	db       *sql.DB
+	requests chan *writeRequest
+	// mu guards closed: a request is only queued while it is false, so
+	// that close answers every queued request.
+	mu      sync.RWMutex
+	closed  bool
+	stop    chan struct{}
+	stopped sync.WaitGroup
+	once    sync.Once
+}
+
+// writeRequest is one inTx call waiting for its batch.
+type writeRequest struct {
+	fn   func(tx *sql.Tx) error
+	done chan writeResult
+}
+
+type writeResult struct {
+	err error
+	// panicked holds a closure's panic, re-raised in the caller's goroutine.
+	panicked any
+}
+
+func newGroupCommit(db *sql.DB) *groupCommit {
+	g := &groupCommit{db: db, requests: make(chan *writeRequest, maxGroupCommit), stop: make(chan struct{})}
+	g.stopped.Add(1)
+	go g.loop()
+	return g
+}
+
+// do queues fn and waits until its batch is committed (or fn failed).
+func (g *groupCommit) do(fn func(tx *sql.Tx) error) error {
+	r := &writeRequest{fn: fn, done: make(chan writeResult, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return errStoreClosed
+	}
+	g.requests <- r
+	g.mu.RUnlock()
+	res := <-r.done
+	if res.panicked != nil {
+		panic(res.panicked)
+	}
+	return res.err
+}
+
+// close stops the loop once the batch it is running is done.
+func (g *groupCommit) close() {
+	g.once.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+		close(g.stop)
+		g.stopped.Wait()
+		// Requests that were queued but not taken are answered, not dropped.
+		for {
+			select {
+			case r := <-g.requests:
+				r.done <- writeResult{err: errStoreClosed}
+			default:
+				return
+			}
+		}
+	})
+}
+
+func (g *groupCommit) loop() {
+	defer g.stopped.Done()
+	batch := make([]*writeRequest, 0, maxGroupCommit)
+	for {
+		select {
+		case <-g.stop:
+			return
+		case r := <-g.requests:
+			batch = append(batch[:0], r)
+		}
+	more:
+		for len(batch) < maxGroupCommit {
+			select {
+			case r := <-g.requests:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		g.run(batch)
+	}
+}
+
+// run commits one batch and answers every request in it.
+func (g *groupCommit) run(batch []*writeRequest) {
+	// The transaction belongs to no caller: none of them can cancel the
+	// others' work. (inTx only queues closures whose context cannot be
+	// canceled, since the driver interrupts the connection on a cancel and
+	// SQLite then rolls back the whole transaction.)
+	ctx := context.Background()
+	tx, err := g.db.BeginTx(ctx, nil)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- writeResult{err: err}
+		}
+		return
+	}
+	if len(batch) == 1 {
+		// Alone in its transaction: no savepoint needed.
+		r := batch[0]
+		res := call(r.fn, tx)
+		if res.err != nil || res.panicked != nil {
+			tx.Rollback()
+		} else {
+			res.err = tx.Commit()
+		}
+		r.done <- res
+		return
+	}
+	results := make([]writeResult, len(batch))
+	for i, r := range batch {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT group_commit`); err != nil {
+			g.abort(tx, batch, results, i, err)
+			return
+		}
+		results[i] = call(r.fn, tx)
+		if results[i].err != nil || results[i].panicked != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO group_commit`); err != nil {
+				// SQLite rolled the whole transaction back (an I/O error,
+				// an interrupt): the earlier closures' work is gone too.
+				g.abort(tx, batch, results, i+1, fmt.Errorf("group commit: transaction lost after a failed write: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE group_commit`); err != nil {
+			g.abort(tx, batch, results, i+1, fmt.Errorf("group commit: %w", err))
+			return
+		}
+	}
+	commitErr := tx.Commit()
+	for i, r := range batch {
+		if results[i].err == nil && results[i].panicked == nil {
+			results[i].err = commitErr
+		}
+		r.done <- results[i]
+	}
+}
+
+// abort rolls back a batch whose transaction broke: the closures that ran
+// (before ran) get err unless they failed on their own, and the ones that
+// have not run yet run in a batch of their own, since nothing of theirs was
+// written.
+func (g *groupCommit) abort(tx *sql.Tx, batch []*writeRequest, results []writeResult, ran int, err error) {
+	tx.Rollback()
+	for i := range ran {
+		if results[i].err == nil && results[i].panicked == nil {
+			results[i].err = err
+		}
+		batch[i].done <- results[i]
+	}
+	if ran < len(batch) {
+		g.run(batch[ran:])
+	}
+}
+
+// call runs fn, turning a panic into a result so that the loop survives it.
+func call(fn func(tx *sql.Tx) error, tx *sql.Tx) (res writeResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res.panicked = p
+		}
+	}()
+	res.err = fn(tx)
+	return res
+}
+
+// execTx runs one write statement and returns how many rows it affected. On
+// SQLite it goes through inTx, so that single-statement writes share group
+// commits too; elsewhere it is one autocommit statement.
+func (s *Store) execTx(ctx context.Context, query string, args ...any) (int64, error) {
+	if s.group == nil {
+		res, err := s.wdb.ExecContext(ctx, query, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,166 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openGroupCommitStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "gc.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.group == nil {
+		t.Fatal("a SQLite store has no group commit")
+	}
+	if _, err := s.wdb.Exec(`CREATE TABLE gc (id INTEGER PRIMARY KEY, note TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestGroupCommitIsolatesFailures runs many concurrent writes, a fifth of
+// which fail half-way (after a first insert, on a duplicate key): each
+// failing write loses only its own rows and gets its own error, and every
+// other write is committed.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	t.Parallel()
+	s := openGroupCommitStore(t)
+	ctx := context.Background()
+	if _, err := s.wdb.Exec(`INSERT INTO gc (id, note) VALUES (0, 'base')`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	var first sync.Once
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.inTx(ctx, func(tx *sql.Tx) error {
+				// The first write holds its batch until the queue is full,
+				// so that the next batches hold many writes each.
+				first.Do(func() {
+					deadline := time.Now().Add(10 * time.Second)
+					for len(s.group.requests) < maxGroupCommit && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+				})
+				if _, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES ($1, 'first')`, 1000+i); err != nil {
+					return err
+				}
+				if i%5 == 0 {
+					// Row 0 exists from the start: this insert always fails.
+					_, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES (0, 'clash')`)
+					return err
+				}
+				_, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES ($1, 'second')`, 5000+i)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case i%5 == 0 && !isUniqueViolation(err):
+			t.Errorf("write %d: err = %v, want its own unique violation", i, err)
+		case i%5 != 0 && err != nil:
+			t.Errorf("write %d: err = %v", i, err)
+		}
+	}
+	for i := range n {
+		var rows int
+		if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM gc WHERE id IN ($1, $2)`, 1000+i, 5000+i).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		want := 2
+		if i%5 == 0 {
+			want = 0
+		}
+		if rows != want {
+			t.Errorf("write %d left %d rows, want %d", i, rows, want)
+		}
+	}
+}
+
+// TestGroupCommitPanic re-raises a write's panic in its caller, rolls back
+// only that write, and keeps committing the others.
+func TestGroupCommitPanic(t *testing.T) {
+	t.Parallel()
+	s := openGroupCommitStore(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var recovered any
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 25 {
+				defer func() { recovered = recover() }()
+			}
+			err := s.inTx(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES ($1, 'row')`, i); err != nil {
+					return err
+				}
+				if i == 25 {
+					panic("write 25 panics")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Errorf("write %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if recovered != "write 25 panics" {
+		t.Errorf("recovered %v, want the write's panic", recovered)
+	}
+	var rows int
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM gc`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 49 {
+		t.Errorf("%d rows, want 49 (every write but the one that panicked)", rows)
+	}
+}
+
+// TestGroupCommitCancelableContext runs a write whose context can be
+// canceled in a transaction of its own, as before group commit.
+func TestGroupCommitCancelableContext(t *testing.T) {
+	t.Parallel()
+	s := openGroupCommitStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES (1, 'solo')`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return errors.New("must not run") })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("inTx with a canceled context: %v, want context.Canceled", err)
+	}
+}
+
+// TestGroupCommitClose answers writes that arrive after Close instead of hanging.
+func TestGroupCommitClose(t *testing.T) {
+	t.Parallel()
+	s := openGroupCommitStore(t)
+	s.Close()
+	err := s.inTx(context.Background(), func(tx *sql.Tx) error { return fmt.Errorf("must not run") })
+	if !errors.Is(err, errStoreClosed) {
+		t.Errorf("inTx after Close: %v, want errStoreClosed", err)
+	}
+}
