@@ -34,7 +34,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 
 	// 1. Credentials: username api_key, password an API key.
 	user, password, ok := r.BasicAuth()
-	limitKey := credentialKey(clientAddress(r, s.BehindProxy), r.Header.Get("Authorization"))
+	limitKey := credentialKey(ClientAddress(r, s.BehindProxy), r.Header.Get("Authorization"))
 	if s.rateLimited(w, r, limitKey) {
 		respond(http.StatusTooManyRequests, twilio.ConnectorResponse{ErrorCode: "RATE_LIMITED",
 			ErrorMessage: "too many failed authentications with these credentials; check the connector's Username and Password"})

@@ -58,7 +58,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", info.id)
 		rec := &statusRecorder{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), infoKey{}, info)
-		r = r.WithContext(ivrpay.NewContextWithClientAddress(ctx, clientAddress(r, s.BehindProxy)))
+		r = r.WithContext(ivrpay.NewContextWithClientAddress(ctx, ClientAddress(r, s.BehindProxy)))
 		defer func() {
 			if p := recover(); p != nil {
 				info.err = panicError{p}
@@ -113,7 +113,7 @@ func requestID(in string) string {
 // api authenticates a /v1 request with its Bearer key and fixes its API version.
 func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := clientAddress(r, s.BehindProxy)
+		addr := ClientAddress(r, s.BehindProxy)
 		if s.rateLimited(w, r, addr) {
 			writeError(w, r, ivrpay.Errorf(ivrpay.ERATELIMITED, "too many failed authentications from %s; retry after the time in Retry-After", addr))
 			return
@@ -169,7 +169,7 @@ func (s *Server) authFailed(r *http.Request, limitKey string) {
 	blocked := s.Limiter != nil && s.Limiter.Fail(limitKey)
 	if blocked {
 		s.Logger.Warn("authentication failures rate limited", "request_id", infoFrom(r.Context()).id,
-			"client", clientAddress(r, s.BehindProxy), "route", r.Pattern, "blocked_for", AuthBlockDuration.String())
+			"client", ClientAddress(r, s.BehindProxy), "route", r.Pattern, "blocked_for", AuthBlockDuration.String())
 	}
 	if s.Audit != nil {
 		detail := "route=" + r.Pattern

@@ -90,9 +90,9 @@ func (l *AuthLimiter) sweep(now time.Time) {
 	}
 }
 
-// clientAddress is the peer's IP address. Behind a proxy it is the address
+// ClientAddress is the peer's IP address. Behind a proxy it is the address
 // the proxy saw, taken from the last X-Forwarded-For hop.
-func clientAddress(r *http.Request, behindProxy bool) string {
+func ClientAddress(r *http.Request, behindProxy bool) string {
 	if behindProxy {
 		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 			hops := strings.Split(xff, ",")

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 )
 
 // Services are the domain services the portal calls; the same ones the REST
@@ -219,20 +220,9 @@ func (p *Portal) overTLS(r *http.Request) bool {
 	return p.opts.BehindProxy && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
 }
 
-// clientAddress is the peer's IP address; behind a proxy, the last
-// X-Forwarded-For hop (the address the proxy saw), as the REST API counts it.
+// clientAddress is the peer's address, counted as the REST API counts it.
 func (p *Portal) clientAddress(r *http.Request) string {
-	if p.opts.BehindProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			hops := strings.Split(xff, ",")
-			return strings.TrimSpace(hops[len(hops)-1])
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return httpapi.ClientAddress(r, p.opts.BehindProxy)
 }
 
 // LoopbackURL returns the http(s) URL at which a server listening on addr
