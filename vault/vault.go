@@ -157,7 +157,7 @@ func (v *Vault) Decrypt(ct string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w (key id %s)", ErrUnknownKey, id)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(payload)
 	if err != nil || len(raw) < nonceSize+k.aead.Overhead() {
 		return "", ErrMalformed
 	}

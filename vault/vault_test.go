@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -109,6 +110,36 @@ func TestDecryptRejects(t *testing.T) {
 		return string(b)
 	}
 
+	// Flip the last byte of the sealed bytes (the tag's), not the last base64
+	// character: that character may carry padding bits that decoding ignores.
+	tamperedTag := func() string {
+		raw, err := base64.RawURLEncoding.DecodeString(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[len(raw)-1] ^= 0x01
+		return "v1:" + v.KeyID() + ":" + base64.RawURLEncoding.EncodeToString(raw)
+	}
+	// The sealed bytes less their last three, canonically encoded.
+	truncated := func() string {
+		raw, err := base64.RawURLEncoding.DecodeString(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "v1:" + v.KeyID() + ":" + base64.RawURLEncoding.EncodeToString(raw[:len(raw)-3])
+	}
+	// The same bytes written with non-zero padding bits: only the canonical text is accepted.
+	nonCanonical := func() string {
+		if len(payload)%4 == 0 {
+			return "v1:" + v.KeyID() + ":" + payload + "!"
+		}
+		b := []byte(payload)
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		// The lowest bit of the last character is a padding bit when the length is not a multiple of 4.
+		b[len(b)-1] = alphabet[strings.IndexByte(alphabet, b[len(b)-1])|1]
+		return "v1:" + v.KeyID() + ":" + string(b)
+	}
+
 	tests := []struct {
 		name string
 		ct   string
@@ -123,9 +154,10 @@ func TestDecryptRejects(t *testing.T) {
 		{"uppercase key id", "v1:" + strings.ToUpper(v.KeyID()) + ":" + payload, ErrMalformed},
 		{"not base64", "v1:" + v.KeyID() + ":!!!!", ErrMalformed},
 		{"too short", "v1:" + v.KeyID() + ":AAAA", ErrMalformed},
-		{"truncated", ct[:len(ct)-4], ErrAuthFailed},
+		{"truncated", truncated(), ErrAuthFailed},
 		{"tampered first payload byte", tampered(len("v1:") + 9), ErrAuthFailed},
-		{"tampered last byte", tampered(len(ct) - 1), ErrAuthFailed},
+		{"tampered last byte", tamperedTag(), ErrAuthFailed},
+		{"non-canonical base64", nonCanonical(), ErrMalformed},
 		{"wrong key", mustEncrypt(t, other, testPAN), ErrUnknownKey},
 		// A ciphertext of another key relabelled with this key's id: the
 		// key id in the additional data and the key itself both differ.
