@@ -257,7 +257,9 @@ func TestSimulateAllAttemptsTimeOut(t *testing.T) {
 		<-r.Context().Done()
 	})
 	o := testOptions(fake.URL, payinPay(t))
-	o.Timeout, o.Retries = 50*time.Millisecond, 2
+	// Long enough that each attempt reaches the fake server even on a loaded
+	// machine, so that the server-side count is exact.
+	o.Timeout, o.Retries = 500*time.Millisecond, 2
 	sim, err := Simulate(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
