@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/twilio"
 )
 
 // requestInfo collects what the one log line of a request reports.
@@ -62,7 +64,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		defer func() {
 			if p := recover(); p != nil {
 				info.err = panicError{p}
-				if rec.status == 0 {
+				if rec.status == 0 && r.Pattern == "POST "+ConnectorPath {
+					// Twilio reads only its own shape; the id keys stay present and null.
+					b, _ := json.Marshal(twilio.ConnectorResponse{ErrorCode: ivrpay.ConnInternal, ErrorMessage: "internal error; Twilio may retry with the same transaction_id"})
+					rec.Header().Set("Content-Type", "application/json")
+					rec.WriteHeader(http.StatusOK)
+					rec.Write(b)
+				} else if rec.status == 0 {
 					writeError(rec, r, info.err)
 				}
 			}

@@ -1,0 +1,50 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/sqlstore"
+	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+)
+
+// panickingConnector stands in for a connector service with a bug.
+type panickingConnector struct{}
+
+func (panickingConnector) ProcessIVR(context.Context, ivrpay.IVRRequest) (ivrpay.IVRResult, error) {
+	panic("bug")
+}
+
+// TestConnectorPanicKeepsTwilioShape checks that even a crashing handler
+// answers Twilio in its own shape, and reveals nothing of the panic.
+func TestConnectorPanicKeepsTwilioShape(t *testing.T) {
+	t.Parallel()
+	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	_, key, err := store.CreatePlatform(context.Background(), "Panics", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httpapi.Server{Logger: slog.New(slog.DiscardHandler), Services: httpapi.Services{Auth: store, Connector: panickingConnector{}, Health: store.Ping}}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	req, _ := http.NewRequest("POST", ts.URL+httpapi.ConnectorPath, strings.NewReader(`{"method":"charge","transaction_id":"t1","parameters":{"payin_config_id":"sbx_cfg_x"}}`))
+	req.SetBasicAuth("api_key", key.Secret)
+	resp, body := do(t, req)
+	var shape map[string]any
+	if err := json.Unmarshal([]byte(body), &shape); err != nil {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if id, ok := shape["charge_id"]; !ok || id != nil || shape["error_code"] != ivrpay.ConnInternal || strings.Contains(body, "bug") {
+		t.Fatalf("panic answer: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
+	}
+}
