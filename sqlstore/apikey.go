@@ -20,7 +20,11 @@ const apiKeyStatusDeleted = "DELETED"
 // Authenticate returns the enabled key with this secret and its platform.
 func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIKey, err error) {
 	defer wrap(&err, "Store.Authenticate")
-	k, err = s.scanAPIKey(s.rdb.QueryRowContext(ctx, apiKeySelect+` WHERE secret_hash = $1`, hashSecret(secret)))
+	// One query on every request: the key and its platform together.
+	var pr platformRow
+	row := s.rdb.QueryRowContext(ctx, `SELECT k.id, k.platform_id, k.masked, k.statements, k.status, k.created_at, k.updated_at, `+
+		platformColumns+` FROM api_keys k JOIN platforms p ON p.id = k.platform_id WHERE k.secret_hash = $1`, hashSecret(secret))
+	k, err = s.scanAPIKey(scanWith{row, pr.dest()})
 	if err != nil {
 		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
 			return nil, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: unknown API key.")
@@ -30,11 +34,18 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIK
 	if k.Status != ivrpay.APIKeyStatusEnabled {
 		return nil, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: this API key is disabled.")
 	}
-	if k.Platform, err = s.findPlatform(ctx, s.rdb, k.PlatformID); err != nil {
-		return nil, err
-	}
+	k.Platform = pr.platform()
 	return k, nil
 }
+
+// scanWith scans a row into the caller's destinations and then extra ones, so
+// that one scan function serves a table alone and joined.
+type scanWith struct {
+	row   scanner
+	extra []any
+}
+
+func (w scanWith) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
 
 // CreateAPIKey creates a key on the caller's platform. Every permission of
 // every statement must be one the caller holds for the same constraints.

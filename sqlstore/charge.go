@@ -56,6 +56,7 @@ func (s *Store) charge(ctx context.Context, spec chargeSpec) (*ivrpay.Payin, err
 		}
 	}
 	pmID := spec.storedPaymentMethodID
+	var final *ivrpay.Payin
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if pmID == "" {
 			pmID = s.newID(ivrpay.PrefixPaymentMethod)
@@ -78,7 +79,7 @@ func (s *Store) charge(ctx context.Context, spec chargeSpec) (*ivrpay.Payin, err
 			auth.CVCResultCode, ivrpay.FormatTime(s.now())); err != nil {
 			return err
 		}
-		final, err := s.findPayin(ctx, tx, p.ID)
+		final, err = s.findPayin(ctx, tx, p.ID)
 		if err != nil {
 			return err
 		}
@@ -98,7 +99,8 @@ func (s *Store) charge(ctx context.Context, spec chargeSpec) (*ivrpay.Payin, err
 	if err != nil {
 		return nil, err
 	}
-	return s.findPayin(ctx, s.rdb, p.ID)
+	// The payin as the committed transaction wrote it; no need to read it again.
+	return final, nil
 }
 
 // reservePayin inserts the CREATED payin that reserves the config. For an IVR

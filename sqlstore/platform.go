@@ -103,19 +103,35 @@ type querier interface {
 }
 
 func (s *Store) findPlatform(ctx context.Context, q querier, id string) (*ivrpay.Platform, error) {
-	var p ivrpay.Platform
-	var ivr int
-	var v, created, updated string
-	err := q.QueryRowContext(ctx, `SELECT id, name, ivr_payments, min_api_version, created_at, updated_at FROM platforms WHERE id = $1`, id).
-		Scan(&p.ID, &p.Name, &ivr, &v, &created, &updated)
+	var r platformRow
+	err := q.QueryRowContext(ctx, `SELECT `+platformColumns+` FROM platforms p WHERE p.id = $1`, id).Scan(r.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "platform %s not found", id)
 	} else if err != nil {
 		return nil, err
 	}
-	p.IVRPayments, p.MinAPIVersion = ivr == 1, ivrpay.APIVersion(v)
-	p.CreatedAt, p.UpdatedAt = parseTime(created), parseTime(updated)
-	return &p, nil
+	return r.platform(), nil
+}
+
+// platformColumns are the platforms columns platformRow scans, for table alias p.
+const platformColumns = `p.id, p.name, p.ivr_payments, p.min_api_version, p.created_at, p.updated_at`
+
+// platformRow is a platforms row as scanned.
+type platformRow struct {
+	p                   ivrpay.Platform
+	ivr                 int
+	v, created, updated string
+}
+
+func (r *platformRow) dest() []any {
+	return []any{&r.p.ID, &r.p.Name, &r.ivr, &r.v, &r.created, &r.updated}
+}
+
+func (r *platformRow) platform() *ivrpay.Platform {
+	p := r.p
+	p.IVRPayments, p.MinAPIVersion = r.ivr == 1, ivrpay.APIVersion(r.v)
+	p.CreatedAt, p.UpdatedAt = parseTime(r.created), parseTime(r.updated)
+	return &p
 }
 
 // FindPlatform returns a platform by id (operator use).
