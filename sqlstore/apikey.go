@@ -22,7 +22,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIK
 	defer wrap(&err, "Store.Authenticate")
 	// One query on every request: the key and its platform together.
 	var pr platformRow
-	row := s.rdb.QueryRowContext(ctx, `SELECT k.id, k.platform_id, k.masked, k.statements, k.status, k.created_at, k.updated_at, `+
+	row := s.queryRow(ctx, s.rdb, `SELECT k.id, k.platform_id, k.masked, k.statements, k.status, k.created_at, k.updated_at, `+
 		platformColumns+` FROM api_keys k JOIN platforms p ON p.id = k.platform_id WHERE k.secret_hash = $1`, hashSecret(secret))
 	k, err = s.scanAPIKey(scanWith{row, pr.dest()})
 	if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) setKeyStatus(ctx context.Context, id, status string) error {
 const apiKeySelect = `SELECT id, platform_id, masked, statements, status, created_at, updated_at FROM api_keys`
 
 func (s *Store) findAPIKey(ctx context.Context, id string) (*ivrpay.APIKey, error) {
-	k, err := s.scanAPIKey(s.rdb.QueryRowContext(ctx, apiKeySelect+` WHERE id = $1 AND status <> 'DELETED'`, id))
+	k, err := s.scanAPIKey(s.queryRow(ctx, s.rdb, apiKeySelect+` WHERE id = $1 AND status <> 'DELETED'`, id))
 	if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id)
 	}

@@ -37,7 +37,7 @@ func (s *Store) auditFrom(ctx context.Context, e ivrpay.AuditEvent) ivrpay.Audit
 // change it describes commit together.
 func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, e ivrpay.AuditEvent) error {
 	e = s.auditFrom(ctx, e)
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit_events (id, occurred_at, actor, platform_id, action, target, client_address, outcome, detail)
+	_, err := s.exec(ctx, tx, `INSERT INTO audit_events (id, occurred_at, actor, platform_id, action, target, client_address, outcome, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.ID, ivrpay.FormatTime(e.OccurredAt), e.Actor, e.PlatformID, e.Action,
 		e.Target, e.ClientAddress, e.Outcome, e.Detail)
 	return err

@@ -73,7 +73,7 @@ func (s *Store) charge(ctx context.Context, spec chargeSpec) (*ivrpay.Payin, err
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, payment_method_id = $3, authorized_amount = $4, captured_amount = $5,
+		if _, err := s.exec(ctx, tx, `UPDATE payins SET status = $2, payment_method_id = $3, authorized_amount = $4, captured_amount = $5,
 			refusal_code = $6, refusal_desc = $7, auth_code = $8, avs_result_code = $9, cvc_result_code = $10, updated_at = $11, status_at = $11 WHERE id = $1`,
 			p.ID, status, pmID, authorized, captured, auth.RefusalCode, auth.RefusalDesc, auth.AuthCode, auth.AVSResultCode,
 			auth.CVCResultCode, ivrpay.FormatTime(s.now())); err != nil {
@@ -120,7 +120,7 @@ func (s *Store) reservePayin(ctx context.Context, spec chargeSpec) (*ivrpay.Payi
 	}
 	txID := sql.NullString{String: spec.ivrTxID, Valid: spec.ivrTxID != ""}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, amount, currency_code, status,
+		_, err := s.exec(ctx, tx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, amount, currency_code, status,
 			brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)`,
 			id, cfg.PlatformID, cfg.MerchantID, cfg.ID, cfg.Amount, cfg.CurrencyCode, ivrpay.PayinStatusCreated,
@@ -135,7 +135,7 @@ func (s *Store) reservePayin(ctx context.Context, spec chargeSpec) (*ivrpay.Payi
 	}
 	if spec.ivrTxID != "" {
 		var existing string
-		err := s.rdb.QueryRowContext(ctx, `SELECT id FROM payins WHERE platform_id = $1 AND ivr_transaction_id = $2`, cfg.PlatformID, spec.ivrTxID).Scan(&existing)
+		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE platform_id = $1 AND ivr_transaction_id = $2`, cfg.PlatformID, spec.ivrTxID).Scan(&existing)
 		if err == nil {
 			return s.findPayin(ctx, s.rdb, existing)
 		} else if !errors.Is(err, sql.ErrNoRows) {
@@ -143,7 +143,7 @@ func (s *Store) reservePayin(ctx context.Context, spec chargeSpec) (*ivrpay.Payi
 		}
 	}
 	var live, status string
-	if err := s.rdb.QueryRowContext(ctx, `SELECT id, status FROM payins WHERE payin_config_id = $1 AND status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED')`,
+	if err := s.queryRow(ctx, s.rdb, `SELECT id, status FROM payins WHERE payin_config_id = $1 AND status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED')`,
 		cfg.ID).Scan(&live, &status); err != nil {
 		return nil, ivrpay.Errorf(ivrpay.ECONFLICT, "payin config %s is already used; create a new payin config for a new payment", cfg.ID)
 	}
@@ -181,7 +181,7 @@ func (s *Store) insertPaymentMethod(ctx context.Context, tx *sql.Tx, id, platfor
 		return err
 	}
 	now := ivrpay.FormatTime(s.now())
-	_, err = tx.ExecContext(ctx, `INSERT INTO payment_methods (id, platform_id, merchant_id, payment_method_config_id, status, brand, last4,
+	_, err = s.exec(ctx, tx, `INSERT INTO payment_methods (id, platform_id, merchant_id, payment_method_config_id, status, brand, last4,
 		exp_month, exp_year, pan_ciphertext, fingerprint, billing_contact, metadata, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)`,
 		id, platformID, sql.NullString{String: merchantID, Valid: merchantID != ""}, sql.NullString{String: configID, Valid: configID != ""},
@@ -226,7 +226,7 @@ func (s *Store) ChargePaymentMethod(ctx context.Context, paymentMethodID, payinC
 		return nil, ivrpay.FieldErrorf("payment_method_id", "the stored card expired at the end of %02d/%d", exp.Month, exp.Year)
 	}
 	var ciphertext string
-	if err := s.rdb.QueryRowContext(ctx, `SELECT pan_ciphertext FROM payment_methods WHERE id = $1`, pm.ID).Scan(&ciphertext); err != nil {
+	if err := s.queryRow(ctx, s.rdb, `SELECT pan_ciphertext FROM payment_methods WHERE id = $1`, pm.ID).Scan(&ciphertext); err != nil {
 		return nil, err
 	}
 	pan, err := s.opts.Vault.Decrypt(ciphertext)

@@ -57,7 +57,7 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	// share a group commit (see inTx).
 	ctx = context.WithoutCancel(ctx)
 	id, err = s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, in.IdempotencyKey, hash, id, func(tx *sql.Tx) (sql.Result, error) {
-		return tx.ExecContext(ctx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+		return s.exec(ctx, tx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
 			id, caller.PlatformID, in.MerchantID, in.IdempotencyKey, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
@@ -88,7 +88,7 @@ func (s *Store) findPayinConfig(ctx context.Context, q querier, id string) (*ivr
 	// The approved-payin subquery repeats the predicate of the partial index
 	// payins_one_live_per_config word for word, so that SQLite uses the index
 	// instead of scanning every payin (it only matches predicates literally).
-	err := q.QueryRowContext(ctx, `SELECT c.id, c.platform_id, c.merchant_id, m.name, c.idempotency_key, c.amount, c.currency_code,
+	err := s.queryRow(ctx, q, `SELECT c.id, c.platform_id, c.merchant_id, m.name, c.idempotency_key, c.amount, c.currency_code,
 		c.billing_contact, c.metadata, c.method_metadata, c.processing_mode, c.created_at,
 		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED') AND p.status <> 'CREATED')
 		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1`, id).
@@ -140,7 +140,7 @@ func (s *Store) CreatePaymentMethodConfig(ctx context.Context, in ivrpay.Payment
 	hash := requestHash([]any{in.PlatformID, in.MerchantID, bc, md})
 	id := s.newID(ivrpay.PrefixPaymentMethodConfig)
 	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, in.IdempotencyKey, hash, id, func(tx *sql.Tx) (sql.Result, error) {
-		return tx.ExecContext(ctx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+		return s.exec(ctx, tx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			billing_contact, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
 			id, in.PlatformID, merchant, in.IdempotencyKey, hash, bc, md, ivrpay.FormatTime(s.now()))
 	})
@@ -166,7 +166,7 @@ func (s *Store) findPaymentMethodConfig(ctx context.Context, q querier, id strin
 	var c ivrpay.PaymentMethodConfig
 	var merchant, bc, md, pmID sql.NullString
 	var created string
-	err := q.QueryRowContext(ctx, `SELECT c.id, c.platform_id, c.merchant_id, c.idempotency_key, c.billing_contact, c.metadata, c.created_at,
+	err := s.queryRow(ctx, q, `SELECT c.id, c.platform_id, c.merchant_id, c.idempotency_key, c.billing_contact, c.metadata, c.created_at,
 		(SELECT pm.id FROM payment_methods pm WHERE pm.payment_method_config_id = c.id)
 		FROM payment_method_configs c WHERE c.id = $1`, id).
 		Scan(&c.ID, &c.PlatformID, &merchant, &c.IdempotencyKey, &bc, &md, &created, &pmID)
@@ -204,7 +204,7 @@ func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, k
 		return id, err
 	}
 	var firstID, firstHash string
-	if err := s.rdb.QueryRowContext(ctx, `SELECT id, request_hash FROM `+table+` WHERE platform_id = $1 AND idempotency_key = $2`,
+	if err := s.queryRow(ctx, s.rdb, `SELECT id, request_hash FROM `+table+` WHERE platform_id = $1 AND idempotency_key = $2`,
 		platformID, key).Scan(&firstID, &firstHash); err != nil {
 		return "", err
 	}

@@ -84,7 +84,7 @@ func (s *Store) claimTransaction(ctx context.Context, platformID, txID, hash str
 	for {
 		var firstHash, status, lease string
 		var response sql.NullString
-		if err := s.rdb.QueryRowContext(ctx, `SELECT request_hash, status, response, lease_until FROM connector_transactions
+		if err := s.queryRow(ctx, s.rdb, `SELECT request_hash, status, response, lease_until FROM connector_transactions
 			WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID).Scan(&firstHash, &status, &response, &lease); err != nil {
 			return false, replay, err
 		}
@@ -122,7 +122,7 @@ func (s *Store) finishTransaction(ctx context.Context, tx *sql.Tx, platformID, t
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE connector_transactions SET status = $3, response = $4, updated_at = $5
+	_, err = s.exec(ctx, tx, `UPDATE connector_transactions SET status = $3, response = $4, updated_at = $5
 		WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID, txDone, string(b), ivrpay.FormatTime(s.now()))
 	return err
 }

@@ -64,6 +64,8 @@ type Store struct {
 	opts Options
 	// group is SQLite's group commit (see inTx); nil on PostgreSQL.
 	group *groupCommit
+	// stmts caches the hot paths' prepared statements (see stmtCache).
+	stmts stmtCache
 }
 
 // Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the
@@ -113,6 +115,9 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 			return nil, err
 		}
 		s.rdb.SetMaxOpenConns(8)
+		// Idle readers are kept (database/sql keeps 2 by default), and with
+		// them the statements prepared on them (see stmtCache).
+		s.rdb.SetMaxIdleConns(8)
 	}
 	if err := s.wdb.PingContext(ctx); err != nil {
 		s.Close()
@@ -136,11 +141,12 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 // Engine is EngineSQLite or EnginePostgres.
 func (s *Store) Engine() string { return s.engine }
 
-// Close closes the pools.
+// Close closes the cached statements and the pools.
 func (s *Store) Close() error {
 	if s.group != nil {
 		s.group.close()
 	}
+	s.closeStmts()
 	err := s.wdb.Close()
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
@@ -167,6 +173,9 @@ func (s *Store) newID(prefix string) string { return ivrpay.NewID(s.opts.Mode, p
 // a canceled statement makes SQLite roll back the whole shared transaction.
 // A cancelable ctx, and PostgreSQL, get one transaction per call.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	// Once the transaction is over, the statements it met for the first
+	// time are prepared for the next ones.
+	defer s.preparePending()
 	if s.group != nil && ctx.Done() == nil {
 		return s.group.do(fn)
 	}

@@ -32,7 +32,7 @@ func (s *Store) emitEvent(ctx context.Context, tx *sql.Tx, platformID, eventType
 	}
 	payload := bytes.TrimRight(buf.Bytes(), "\n")
 	at := ivrpay.FormatTime(now)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, platform_id, type, object_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+	if _, err := s.exec(ctx, tx, `INSERT INTO events (id, platform_id, type, object_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		ev.ID, platformID, eventType, objectID, string(payload), at); err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (s *Store) emitEvent(ctx context.Context, tx *sql.Tx, platformID, eventType
 		if !e.Wants(eventType) {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
+		if _, err := s.exec(ctx, tx, `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $4, $4)`, ev.ID, e.ID, ivrpay.DeliveryStatusPending, at); err != nil {
 			return err
 		}
@@ -55,7 +55,7 @@ func (s *Store) emitEvent(ctx context.Context, tx *sql.Tx, platformID, eventType
 // endpointsOf returns the enabled endpoints of a platform. The rows are read
 // to the end before returning, so the transaction can run its next statement.
 func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) ([]*ivrpay.WebhookEndpoint, error) {
-	rows, err := q.QueryContext(ctx, webhookEndpointSelect+` WHERE platform_id = $1 AND status = $2 ORDER BY id`,
+	rows, err := s.query(ctx, q, webhookEndpointSelect+` WHERE platform_id = $1 AND status = $2 ORDER BY id`,
 		platformID, ivrpay.WebhookEndpointStatusEnabled)
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) (
 // an event type (CREATED) emit nothing.
 func (s *Store) emitPayinEvent(ctx context.Context, tx *sql.Tx, p *ivrpay.Payin) error {
 	var v string
-	if err := tx.QueryRowContext(ctx, `SELECT min_api_version FROM platforms WHERE id = $1`, p.PlatformID).Scan(&v); err != nil {
+	if err := s.queryRow(ctx, tx, `SELECT min_api_version FROM platforms WHERE id = $1`, p.PlatformID).Scan(&v); err != nil {
 		return err
 	}
 	shaped := ivrpay.ShapePayin(ivrpay.APIVersion(v), p)
@@ -91,7 +91,7 @@ func (s *Store) emitPayinEvent(ctx context.Context, tx *sql.Tx, p *ivrpay.Payin)
 
 // emitPaymentMethodEvent reports a payment method that became ACTIVE.
 func (s *Store) emitPaymentMethodEvent(ctx context.Context, tx *sql.Tx, id string) error {
-	pm, err := scanPaymentMethod(tx.QueryRowContext(ctx, paymentMethodSelect+` WHERE id = $1`, id))
+	pm, err := scanPaymentMethod(s.queryRow(ctx, tx, paymentMethodSelect+` WHERE id = $1`, id))
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, limit int, lease tim
 		claimed = claimed[:0]
 		for _, d := range due {
 			token := randomToken()
-			res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $3, lease_token = $4, updated_at = $5
+			res, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET next_attempt_at = $3, lease_token = $4, updated_at = $5
 				WHERE event_id = $1 AND endpoint_id = $2 AND status = $6 AND next_attempt_at = $7`,
 				d.EventID, d.EndpointID, leaseEnd, token, ivrpay.FormatTime(now), ivrpay.DeliveryStatusPending, d.seenNextAttempt)
 			if err != nil {
@@ -199,7 +199,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a ivrpay.WebhookAttemp
 		msg = msg[:maxAttemptErrorLength] + "…"
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, lease_token = '',
+		res, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, lease_token = '',
 			last_status_code = $6, last_error = $7, updated_at = $8
 			WHERE event_id = $1 AND endpoint_id = $2 AND status = $9 AND lease_token = $10`,
 			a.EventID, a.EndpointID, status, a.Attempt, ivrpay.FormatTime(now.Add(a.RetryIn)), a.StatusCode, msg,
@@ -210,7 +210,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a ivrpay.WebhookAttemp
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_delivery_attempts (id, event_id, endpoint_id, attempt, attempted_at, status_code, error, duration_ms)
+		_, err = s.exec(ctx, tx, `INSERT INTO webhook_delivery_attempts (id, event_id, endpoint_id, attempt, attempted_at, status_code, error, duration_ms)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, randomToken(), a.EventID, a.EndpointID, a.Attempt,
 			ivrpay.FormatTime(a.AttemptedAt), a.StatusCode, msg, a.Duration.Milliseconds())
 		return err

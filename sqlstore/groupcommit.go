@@ -201,7 +201,7 @@ func call(fn func(tx *sql.Tx) error, tx *sql.Tx) (res writeResult) {
 // commits too; elsewhere it is one autocommit statement.
 func (s *Store) execTx(ctx context.Context, query string, args ...any) (int64, error) {
 	if s.group == nil {
-		res, err := s.wdb.ExecContext(ctx, query, args...)
+		res, err := s.exec(ctx, s.wdb, query, args...)
 		if err != nil {
 			return 0, err
 		}
@@ -209,7 +209,7 @@ func (s *Store) execTx(ctx context.Context, query string, args ...any) (int64, e
 	}
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
+		res, err := s.exec(ctx, tx, query, args...)
 		if err != nil {
 			return err
 		}

@@ -50,7 +50,7 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 }
 
 func (s *Store) findPayin(ctx context.Context, q querier, id string) (*ivrpay.Payin, error) {
-	p, err := scanPayin(q.QueryRowContext(ctx, payinSelect+` WHERE id = $1`, id))
+	p, err := scanPayin(s.queryRow(ctx, q, payinSelect+` WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payin %s not found", id)
 	} else if err != nil {
@@ -133,7 +133,7 @@ func scanPaymentMethod(row scanner) (*ivrpay.PaymentMethod, error) {
 }
 
 func (s *Store) findPaymentMethod(ctx context.Context, id string) (*ivrpay.PaymentMethod, error) {
-	pm, err := scanPaymentMethod(s.rdb.QueryRowContext(ctx, paymentMethodSelect+` WHERE id = $1`, id))
+	pm, err := scanPaymentMethod(s.queryRow(ctx, s.rdb, paymentMethodSelect+` WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payment method %s not found", id)
 	}

@@ -104,7 +104,7 @@ type querier interface {
 
 func (s *Store) findPlatform(ctx context.Context, q querier, id string) (*ivrpay.Platform, error) {
 	var r platformRow
-	err := q.QueryRowContext(ctx, `SELECT `+platformColumns+` FROM platforms p WHERE p.id = $1`, id).Scan(r.dest()...)
+	err := s.queryRow(ctx, q, `SELECT `+platformColumns+` FROM platforms p WHERE p.id = $1`, id).Scan(r.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "platform %s not found", id)
 	} else if err != nil {

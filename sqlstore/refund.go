@@ -25,7 +25,7 @@ func scanRefund(row scanner) (*ivrpay.Refund, error) {
 }
 
 func (s *Store) findRefund(ctx context.Context, q querier, id string) (*ivrpay.Refund, error) {
-	r, err := scanRefund(q.QueryRowContext(ctx, refundSelect+` WHERE id = $1`, id))
+	r, err := scanRefund(s.queryRow(ctx, q, refundSelect+` WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "refund %s not found", id)
 	}
@@ -56,7 +56,15 @@ func (s *Store) loadRefunds(ctx context.Context, q querier, payins ...*ivrpay.Pa
 		byID[p.ID] = p
 		ph = append(ph, lq.arg(p.ID))
 	}
-	rows, err := q.QueryContext(ctx, refundSelect+` WHERE payin_id IN (`+strings.Join(ph, ", ")+`) ORDER BY id`, lq.args...)
+	query := refundSelect + ` WHERE payin_id IN (` + strings.Join(ph, ", ") + `) ORDER BY id`
+	var rows *sql.Rows
+	var err error
+	if len(payins) == 1 {
+		// One payin's query (findPayin's) is cached; a page's IN lists vary too much.
+		rows, err = s.query(ctx, q, query, lq.args...)
+	} else {
+		rows, err = q.QueryContext(ctx, query, lq.args...)
+	}
 	if err != nil {
 		return err
 	}

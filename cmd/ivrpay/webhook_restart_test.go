@@ -225,18 +225,23 @@ func (s *whServer) logTail() string {
 }
 
 // bootstrap returns the value printed after label ("admin api_key", "merchant_id") by the sandbox bootstrap.
+// Stdout and stderr are copied separately, so the bootstrap lines may arrive
+// just after the "listening" line that started the test: wait for them.
 func (s *whServer) bootstrap(t *testing.T, label string) string {
 	t.Helper()
-	s.mu.Lock()
-	out := s.stdout.String()
-	s.mu.Unlock()
-	for _, line := range strings.Split(out, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label+" "); ok {
-			return strings.Fields(rest)[0]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		out := s.stdout.String()
+		s.mu.Unlock()
+		for _, line := range strings.Split(out, "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label+" "); ok {
+				return strings.Fields(rest)[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the bootstrap output:\n%s", label, out)
 		}
 	}
-	t.Fatalf("no %q in the bootstrap output:\n%s", label, out)
-	return ""
 }
 
 func (s *whServer) api(t *testing.T, method, path, key string, body any) map[string]any {
