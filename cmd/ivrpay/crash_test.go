@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -9,14 +8,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +62,7 @@ func crashRecovery(t *testing.T, bin, engine string) {
 	sv := crashServerConfig{bin: bin, dsn: dsn, vaultKey: filepath.Join(dir, "vault.key")}
 	srv := sv.start(t)
 	defer func() { srv.kill() }()
-	adminKey := srv.adminKey(t)
+	adminKey := srv.bootstrap(t, "admin api_key")
 	ctx := context.Background()
 	target, err := prepareLoadTarget(ctx, newLoadClient(32), []string{srv.baseURL}, adminKey, 1000)
 	if err != nil {
@@ -286,139 +281,23 @@ func checkIntegrity(t *testing.T, path string) {
 	}
 }
 
-// buildIvrpay builds the ivrpay binary into a temporary directory.
-func buildIvrpay(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "ivrpay")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // crashServerConfig is how the crash test runs `ivrpay serve`.
 type crashServerConfig struct {
 	bin, dsn, vaultKey string
 }
 
-// crashServer is one `ivrpay serve` process.
-type crashServer struct {
-	cmd       *exec.Cmd
-	baseURL   string
-	listening chan string
-	exited    chan struct{}
-
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	tail   []string
-}
-
-// Write collects the server's stdout (the sandbox bootstrap).
-func (s *crashServer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stdout.Write(p)
-}
-
-var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// crashServer is one `ivrpay serve` process of the crash test.
+type crashServer = serveProcess
 
 // spawn starts the process without waiting for it to listen.
 func (c crashServerConfig) spawn(t *testing.T) *crashServer {
 	t.Helper()
-	cmd := exec.Command(c.bin, "serve", "--addr", "127.0.0.1:0", "--db", c.dsn, "--vault-key-file", c.vaultKey, "--mode", "sandbox")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IVRPAY_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, connectorLeaseEnv+"="+crashLease.String())
-	s := &crashServer{cmd: cmd, listening: make(chan string, 1), exited: make(chan struct{})}
-	cmd.Stdout = s
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	read := make(chan struct{})
-	go func() {
-		// The server logs every request: read all of it, keep the tail.
-		defer close(read)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := listeningAddr.FindStringSubmatch(line); m != nil {
-				select {
-				case s.listening <- m[1]:
-				default:
-				}
-			}
-			s.mu.Lock()
-			s.tail = append(s.tail, line)
-			if len(s.tail) > 40 {
-				s.tail = s.tail[len(s.tail)-40:]
-			}
-			s.mu.Unlock()
-		}
-	}()
-	go func() {
-		<-read
-		cmd.Wait()
-		close(s.exited)
-	}()
-	return s
+	return spawnServe(t, c.bin, []string{connectorLeaseEnv + "=" + crashLease.String()},
+		"--addr", "127.0.0.1:0", "--db", c.dsn, "--vault-key-file", c.vaultKey, "--mode", "sandbox")
 }
 
 // start spawns the server and waits until it listens.
 func (c crashServerConfig) start(t *testing.T) *crashServer {
 	t.Helper()
-	s := c.spawn(t)
-	select {
-	case addr := <-s.listening:
-		s.baseURL = "http://" + addr
-	case <-s.exited:
-		t.Fatalf("ivrpay serve exited before listening:\n%s", s.logTail())
-	case <-time.After(30 * time.Second):
-		s.kill()
-		t.Fatalf("ivrpay serve did not listen within 30s:\n%s", s.logTail())
-	}
-	return s
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (s *crashServer) kill() {
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.exited
-}
-
-// adminKey is the admin key the sandbox bootstrap printed.
-func (s *crashServer) adminKey(t *testing.T) string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		out := s.stdout.String()
-		s.mu.Unlock()
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) >= 3 && f[0] == "admin" && f[1] == "api_key" {
-				return f[2]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no admin api_key in the bootstrap output:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *crashServer) logTail() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.tail, "\n")
+	return awaitListening(t, c.spawn(t))
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,11 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +33,7 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	bin := whBuild(t)
+	bin := buildIvrpay(t)
 	for _, engine := range sqlstoretest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
@@ -127,121 +122,15 @@ func webhooksSurviveSIGKILL(t *testing.T, bin, db string) {
 	}
 }
 
-func whBuild(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "ivrpay")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// whServer is one `ivrpay serve` process.
-type whServer struct {
-	cmd    *exec.Cmd
-	base   string
-	exited chan struct{}
-	mu     sync.Mutex
-	stdout bytes.Buffer
-	tail   []string
-}
-
-func (s *whServer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stdout.Write(p)
-}
-
-var whListening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// whServer is one `ivrpay serve` process of the webhook restart test.
+type whServer struct{ *serveProcess }
 
 func whStart(t *testing.T, bin, db, vaultKey string) *whServer {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey, "--sandbox-settle-after", "1s")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IVRPAY_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
 	// Retries every second, so the test does not wait for the real 5-minute step.
-	cmd.Env = append(cmd.Env, webhookScheduleEnv+"=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s")
-	s := &whServer{cmd: cmd, exited: make(chan struct{})}
-	cmd.Stdout = s
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.kill)
-	listening := make(chan string, 1)
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := whListening.FindStringSubmatch(line); m != nil {
-				select {
-				case listening <- m[1]:
-				default:
-				}
-			}
-			s.mu.Lock()
-			s.tail = append(s.tail, line)
-			if len(s.tail) > 40 {
-				s.tail = s.tail[len(s.tail)-40:]
-			}
-			s.mu.Unlock()
-		}
-	}()
-	go func() { <-read; cmd.Wait(); close(s.exited) }()
-	select {
-	case addr := <-listening:
-		s.base = "http://" + addr
-	case <-s.exited:
-		t.Fatalf("ivrpay serve exited before listening:\n%s", s.logTail())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("ivrpay serve did not listen within 30s:\n%s", s.logTail())
-	}
-	return s
-}
-
-func (s *whServer) kill() {
-	if s.cmd.Process != nil {
-		s.cmd.Process.Signal(syscall.SIGKILL)
-		<-s.exited
-	}
-}
-
-func (s *whServer) logTail() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.tail, "\n")
-}
-
-// bootstrap returns the value printed after label ("admin api_key", "merchant_id") by the sandbox bootstrap.
-// Stdout and stderr are copied separately, so the bootstrap lines may arrive
-// just after the "listening" line that started the test: wait for them.
-func (s *whServer) bootstrap(t *testing.T, label string) string {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s.mu.Lock()
-		out := s.stdout.String()
-		s.mu.Unlock()
-		for _, line := range strings.Split(out, "\n") {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label+" "); ok {
-				return strings.Fields(rest)[0]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the bootstrap output:\n%s", label, out)
-		}
-	}
+	env := []string{webhookScheduleEnv + "=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"}
+	return &whServer{awaitListening(t, spawnServe(t, bin, env,
+		"--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey, "--sandbox-settle-after", "1s"))}
 }
 
 func (s *whServer) api(t *testing.T, method, path, key string, body any) map[string]any {
@@ -251,7 +140,7 @@ func (s *whServer) api(t *testing.T, method, path, key string, body any) map[str
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, s.base+path, rd)
+	req, _ := http.NewRequest(method, s.baseURL+path, rd)
 	req.Header.Set("Authorization", "Bearer "+key)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -283,7 +172,7 @@ func (s *whServer) chargeIVR(t *testing.T, ivrKey, cfgID string) string {
 	body, _ := json.Marshal(map[string]any{"method": "charge", "transaction_id": fmt.Sprintf("CA%d", time.Now().UnixNano()),
 		"cardnumber": "4111111111111111", "cvv": "123", "expiry_month": "08", "expiry_year": "39", "postal_code": "94111",
 		"amount": "10.00", "currency_code": "USD", "parameters": map[string]string{"payin_config_id": cfgID}})
-	req, _ := http.NewRequest("POST", s.base+"/vendor/twilio/pay_generic", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", s.baseURL+"/vendor/twilio/pay_generic", bytes.NewReader(body))
 	req.SetBasicAuth("api_key", ivrKey)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

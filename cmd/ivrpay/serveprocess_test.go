@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildIvrpay builds the ivrpay binary into a temporary directory.
+func buildIvrpay(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "ivrpay")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// serveProcess is one `ivrpay serve` process run from the built binary.
+type serveProcess struct {
+	cmd       *exec.Cmd
+	baseURL   string
+	listening chan string
+	exited    chan struct{}
+
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	tail   []string
+}
+
+// Write collects the server's stdout (the sandbox bootstrap).
+func (s *serveProcess) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stdout.Write(p)
+}
+
+var listeningAddr = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// spawnServe starts `bin serve args…` with this environment less its IVRPAY_*
+// variables plus env, without waiting for it to listen. It is killed at cleanup.
+func spawnServe(t *testing.T, bin string, env []string, args ...string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IVRPAY_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	s := &serveProcess{cmd: cmd, listening: make(chan string, 1), exited: make(chan struct{})}
+	cmd.Stdout = s
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.kill)
+	read := make(chan struct{})
+	go func() {
+		// The server logs every request: read all of it, keep the tail.
+		defer close(read)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := listeningAddr.FindStringSubmatch(line); m != nil {
+				select {
+				case s.listening <- m[1]:
+				default:
+				}
+			}
+			s.mu.Lock()
+			s.tail = append(s.tail, line)
+			if len(s.tail) > 40 {
+				s.tail = s.tail[len(s.tail)-40:]
+			}
+			s.mu.Unlock()
+		}
+	}()
+	go func() {
+		<-read
+		cmd.Wait()
+		close(s.exited)
+	}()
+	return s
+}
+
+// awaitListening waits until s listens and sets its base URL.
+func awaitListening(t *testing.T, s *serveProcess) *serveProcess {
+	t.Helper()
+	select {
+	case addr := <-s.listening:
+		s.baseURL = "http://" + addr
+	case <-s.exited:
+		t.Fatalf("ivrpay serve exited before listening:\n%s", s.logTail())
+	case <-time.After(30 * time.Second):
+		s.kill()
+		t.Fatalf("ivrpay serve did not listen within 30s:\n%s", s.logTail())
+	}
+	return s
+}
+
+// kill sends SIGKILL and waits for the process to be gone (a no-op once it is).
+func (s *serveProcess) kill() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// bootstrap returns the value printed after label ("admin api_key",
+// "merchant_id") by the sandbox bootstrap. Stdout and stderr are copied
+// separately, so the bootstrap may arrive just after the "listening" line:
+// wait for it.
+func (s *serveProcess) bootstrap(t *testing.T, label string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		out := s.stdout.String()
+		s.mu.Unlock()
+		for _, line := range strings.Split(out, "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label+" "); ok {
+				return strings.Fields(rest)[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the bootstrap output:\n%s", label, out)
+		}
+	}
+}
+
+func (s *serveProcess) logTail() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.tail, "\n")
+}
