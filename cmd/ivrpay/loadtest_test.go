@@ -1,81 +1,22 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
-
-// lockedBuffer is an io.Writer that a test reads while a server writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startLoadtestServer runs `ivrpay serve` in process on a fresh sandbox and
-// returns its URL and the bootstrap's admin key.
-func startLoadtestServer(t *testing.T) (base, adminKey string) {
-	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- runServe(ctx, []string{"--addr", "127.0.0.1:0", "--mode", "sandbox", "--db", filepath.Join(dir, "ivrpay.db"),
-			"--vault-key-file", filepath.Join(dir, "vault.key")}, &stdout, &stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	addrRE := regexp.MustCompile(`msg=listening addr=(\S+)`)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = "http://" + m[1]
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen:\n%s", stderr.String())
-		}
-	}
-	m := regexp.MustCompile(`admin api_key\s+(\S+)`).FindStringSubmatch(stdout.String())
-	if m == nil {
-		t.Fatalf("no admin api_key in the bootstrap output:\n%s", stdout.String())
-	}
-	return base, m[1]
-}
 
 // TestLoadtestCommand drives a sandbox with both loops for a second each and
 // checks the report: charges made, replays identical, no duplicate payin,
 // exit 0, and a progress line on stderr.
 func TestLoadtestCommand(t *testing.T) {
 	t.Parallel()
-	base, admin := startLoadtestServer(t)
+	srv := serveInProcess(t)
+	base, admin := srv.baseURL, srv.bootstrap(t, "admin api_key")
 	for _, loop := range [][]string{{"--concurrency", "4"}, {"--rate", "40"}} {
 		t.Run(loop[0], func(t *testing.T) {
 			args := append([]string{"loadtest", "--base-url", base, "--api-key", admin, "--duration", "1s", "--json",

@@ -1,77 +1,25 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// portalLog is a goroutine-safe buffer for the server's output.
-type portalLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *portalLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *portalLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // TestServeMountsPortal runs `ivrpay serve` in process and checks its wiring
 // of the portal: /portal is served, the connector fields show the base URL,
 // and the test call reaches the server's own connector over loopback.
 func TestServeMountsPortal(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr portalLog
-	done := make(chan int, 1)
-	go func() {
-		done <- runServe(ctx, []string{"--addr", "127.0.0.1:0", "--mode", "sandbox", "--db", filepath.Join(dir, "ivrpay.db"),
-			"--vault-key-file", filepath.Join(dir, "vault.key"), "--base-url", "https://ivr.example.com/"}, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
-	addrRE := regexp.MustCompile(`msg=listening addr=(\S+)`)
-	var base string
-	for deadline := time.Now().Add(30 * time.Second); base == ""; {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = "http://" + m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	keyRE := func(label string) string {
-		m := regexp.MustCompile(label + `\s+(\S+)`).FindStringSubmatch(stdout.String())
-		if m == nil {
-			t.Fatalf("no %s in the bootstrap output:\n%s", label, stdout.String())
-		}
-		return m[1]
-	}
+	srv := serveInProcess(t, "--base-url", "https://ivr.example.com/")
+	base := srv.baseURL
+	keyRE := func(label string) string { return srv.bootstrap(t, label) }
 	admin, ivrKey, merchant := keyRE("admin api_key"), keyRE("ivr api_key"), keyRE("merchant_id")
 
 	jar, _ := cookiejar.New(nil)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +152,61 @@ func (s *serveProcess) logTail() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Join(s.tail, "\n")
+}
+
+// lockedBuffer is an io.Writer that a test reads while a server writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serveInProcess runs `ivrpay serve` in this process on a fresh sandbox (with
+// extra flags), waits until it listens, and stops it at cleanup. Its result
+// answers baseURL and bootstrap like a serveProcess.
+func serveInProcess(t *testing.T, extra ...string) *serveProcess {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serveProcess{exited: make(chan struct{})}
+	var stderr lockedBuffer
+	args := append([]string{"--addr", "127.0.0.1:0", "--mode", "sandbox", "--db", filepath.Join(dir, "ivrpay.db"),
+		"--vault-key-file", filepath.Join(dir, "vault.key")}, extra...)
+	go func() {
+		defer close(s.exited)
+		runServe(ctx, args, s, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.exited:
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := listeningAddr.FindStringSubmatch(stderr.String()); m != nil {
+			s.baseURL = "http://" + m[1]
+			return s
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("serve exited before listening:\n%s", stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen:\n%s", stderr.String())
+		}
+	}
 }
