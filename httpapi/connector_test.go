@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,63 +30,22 @@ func connTest(t *testing.T, fn func(t *testing.T, b *bundle)) {
 	forEachEngine(t, func(t *testing.T, engine string) { fn(t, setup(t, engine)) })
 }
 
-// Twilio's documented request bodies (reference §1.3, copied from [GPC]), verbatim.
-const (
-	docCharge = `{
-  "method" : "charge",
-  "transaction_id" : "transaction_id",
-  "cardnumber" : "4111111111111111",
-  "cvv":"123",
-  "amount":"10.0",
-  "currency_code":"USD",
-  "expiry_month":"08",
-  "expiry_year":"27",
-  "description":"pizza",
-  "postal_code":"94111",
-  "parameters" : {
-    "customer_defined_key_1" :  "customer_defined_value_1",
-    "customer_defined_key_2" :  "customer_defined_value_2"
-  }
-}`
-	docACHCharge = `{
-    "method" : "charge",
-    "transaction_id" : "transaction_id",
-    "bankaccountnumber" : "4111111111111111",
-    "routingnumber" : "12345678",
-    "amount":"10.0",
-    "currency_code":"USD",
-    "description":"pizza",
-    "parameters" : {
-        "customer_defined_key_1" :  "customer_defined_value_1",
-        "customer_defined_key_2" :  "customer_defined_value_2"
-    }
-}`
-	docTokenize = `{
-  "method" : "tokenize",
-  "transaction_id" : "transaction_id",
-  "cardnumber" : "4111111111111111",
-  "cvv":"123",
-  "expiry_month":"08",
-  "expiry_year":"27",
-  "description":"pizza",
-  "postal_code":"94111",
-  "parameters" : {
-    "customer_defined_key_1" :  "customer_defined_value_1",
-    "customer_defined_key_2" :  "customer_defined_value_2"
-  }
-}`
-	docACHTokenize = `{
-  "method" : "tokenize",
-  "transaction_id" : "transaction_id",
-  "bankaccountnumber" : "4111111111111111",
-  "routingnumber" : "12345678",
-  "description":"pizza",
-  "parameters" : {
-    "customer_defined_key_1" :  "customer_defined_value_1",
-    "customer_defined_key_2" :  "customer_defined_value_2"
-  }
-}`
+// Twilio's documented request bodies (reference §1.3, copied from [GPC]),
+// verbatim, shared with the twilio package's parser tests.
+var (
+	docCharge      = gpcBody("charge")
+	docACHCharge   = gpcBody("ach_charge")
+	docTokenize    = gpcBody("tokenize")
+	docACHTokenize = gpcBody("ach_tokenize")
 )
+
+func gpcBody(name string) string {
+	b, err := os.ReadFile(filepath.Join("..", "twilio", "testdata", "gpc", name+".json"))
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(b))
+}
 
 // withConfigParam adds the config parameter as the first custom parameter, as
 // a <Parameter> child of <Pay> would; the rest of the body stays verbatim.

@@ -7,6 +7,8 @@ package twilio_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,62 +16,24 @@ import (
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
-// Twilio's documented bodies (Generic Pay Connector page), verbatim.
+// Twilio's documented bodies (Generic Pay Connector page), verbatim, in
+// testdata/gpc so that the HTTP tests replay the same bytes.
+var (
+	gpcCharge      = gpcBody("charge")
+	gpcACHCharge   = gpcBody("ach_charge")
+	gpcTokenize    = gpcBody("tokenize")
+	gpcACHTokenize = gpcBody("ach_tokenize")
+)
+
+func gpcBody(name string) string {
+	b, err := os.ReadFile(filepath.Join("testdata", "gpc", name+".json"))
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 const (
-	gpcCharge = `{
-  "method" : "charge",
-  "transaction_id" : "transaction_id",
-  "cardnumber" : "4111111111111111",
-  "cvv":"123",
-  "amount":"10.0",
-  "currency_code":"USD",
-  "expiry_month":"08",
-  "expiry_year":"27",
-  "description":"pizza",
-  "postal_code":"94111",
-  "parameters" : {
-    "customer_defined_key_1" :  "customer_defined_value_1",
-    "customer_defined_key_2" :  "customer_defined_value_2"
-  }
-}`
-	gpcACHCharge = `{
-    "method" : "charge",
-    "transaction_id" : "transaction_id",
-    "bankaccountnumber" : "4111111111111111",
-    "routingnumber" : "12345678",
-    "amount":"10.0",
-    "currency_code":"USD",
-    "description":"pizza",
-    "parameters" : {
-        "customer_defined_key_1" :  "customer_defined_value_1",
-        "customer_defined_key_2" :  "customer_defined_value_2"
-    }
-}`
-	gpcTokenize = `{
-  "method" : "tokenize",
-  "transaction_id" : "transaction_id",
-  "cardnumber" : "4111111111111111",
-  "cvv":"123",
-  "expiry_month":"08",
-  "expiry_year":"27",
-  "description":"pizza",
-  "postal_code":"94111",
-  "parameters" : {
-    "customer_defined_key_1" :  "customer_defined_value_1",
-    "customer_defined_key_2" :  "customer_defined_value_2"
-  }
-}`
-	gpcACHTokenize = `{
-  "method" : "tokenize",
-  "transaction_id" : "transaction_id",
-  "bankaccountnumber" : "4111111111111111",
-  "routingnumber" : "12345678",
-  "description":"pizza",
-  "parameters" : {
-    "customer_defined_key_1" :  "customer_defined_value_1",
-    "customer_defined_key_2" :  "customer_defined_value_2"
-  }
-}`
 	// A private-beta payload (posted to the old /tokenize path: no method).
 	privateBetaTokenize = `{ "transaction_id": "81e3c0b7-7680-4d3c-b22b-f3974925c4d1", "cardnumber": "4444333322221111",
   "cvv": "123", "expiry_month": "12", "expiry_year": "25", "description": null,
