@@ -2,15 +2,13 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ivrpay/ivrpay/sqlstore/testdsn"
 )
 
 // BenchmarkCommit measures durable one-row write transactions, the unit every
@@ -80,35 +78,7 @@ func BenchmarkCommit(b *testing.B) {
 func openBenchStore(b *testing.B, engine string) *Store {
 	b.Helper()
 	ctx := context.Background()
-	dsn := filepath.Join(b.TempDir(), "bench.db")
-	if engine == EnginePostgres {
-		base := os.Getenv("IVRPAY_TEST_POSTGRES")
-		var r [6]byte
-		rand.Read(r[:])
-		schema := "bench_" + hex.EncodeToString(r[:])
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer admin.Close()
-		if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			if db, err := sql.Open("pgx", base); err == nil {
-				db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-				db.Close()
-			}
-		})
-		u, err := url.Parse(base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		dsn = u.String()
-	}
+	dsn := testdsn.DSN(b, engine)
 	s, err := Open(ctx, dsn, Options{})
 	if err != nil {
 		b.Fatal(err)
