@@ -1,39 +1,152 @@
 package ivrpay
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
-// Processor authorizes cards. The sandbox implementation is deterministic.
+// Processor moves money at an acquirer (docs/processors.md). Every call is a
+// phone order (MOTO) and carries an idempotency key derived from ivrpay's own
+// ids, so that re-sending a call whose answer was lost never charges twice.
+//
+// A definite answer, approved or refused, is a ProcessorResult with a nil
+// error. An error means the outcome is unknown (a timeout, a network failure,
+// a 5xx): the call may or may not have moved money, and the caller must never
+// read it as a decline. Adapters wrap such errors in ErrOutcomeUnknown.
 type Processor interface {
-	// Authorize asks the card network to approve an amount. A decline is a
-	// result, not an error; an error means the processor could not answer.
-	Authorize(ctx context.Context, a Authorization) (AuthorizationResult, error)
+	// Kind names the adapter ("sandbox", "stripe", "adyen").
+	Kind() string
+	// Capabilities says which operations the adapter supports.
+	Capabilities() ProcessorCapabilities
+	// Authorize charges a card: captured at once when p.Capture, otherwise
+	// held for a later Capture. With p.Stored set it is a merchant-initiated
+	// charge of a stored card (no CVV).
+	Authorize(ctx context.Context, p CardPayment) (ProcessorResult, error)
+	// Verify checks a card without charging it (a zero-amount
+	// authorization), for tokenize.
+	Verify(ctx context.Context, p CardPayment) (ProcessorResult, error)
+	// Capture captures all or part of an authorization.
+	Capture(ctx context.Context, op PaymentOperation) (ProcessorResult, error)
+	// Void cancels an authorization, or a capture that has not settled.
+	Void(ctx context.Context, op PaymentOperation) (ProcessorResult, error)
+	// Refund gives back all or part of a captured payment; a payment can be
+	// refunded several times, each with its own idempotency key.
+	Refund(ctx context.Context, op PaymentOperation) (ProcessorResult, error)
+	// Resolve settles an unknown outcome of Authorize: it finds the charge
+	// made under p.IdempotencyKey and reports it as approved, or makes sure no
+	// money moved (reversing what it finds, if the adapter cannot look it up)
+	// and reports it as refused. It never needs the CVV.
+	Resolve(ctx context.Context, p CardPayment) (ProcessorResult, error)
 }
 
-// Authorization is one request to the processor. It holds the CVV, so it lives
-// in memory only and is never logged or stored.
-type Authorization struct {
-	// Reference is our id for the attempt (the payin or payment method id); a
-	// real processor uses it as its idempotency key, so a retry after a crash
-	// never charges twice.
-	Reference  string
-	Amount     int64 // cents; 0 verifies the card without charging it (tokenize)
-	Currency   string
+// ProcessorCapabilities are the operations an adapter supports. A missing
+// capability is refused before any card data leaves.
+type ProcessorCapabilities struct {
+	ManualCapture  bool // processing_mode AUTHORIZE, then Capture
+	PartialCapture bool
+	Void           bool
+	Refund         bool
+	PartialRefund  bool
+	Verify         bool // tokenize
+	StoredCharges  bool // merchant-initiated charges of stored cards
+}
+
+// ErrOutcomeUnknown is wrapped by every processor error: nobody knows whether
+// the call moved money.
+var ErrOutcomeUnknown = errors.New("processor outcome unknown")
+
+// UnknownOutcome wraps err (a timeout, a network error, a 5xx) in ErrOutcomeUnknown.
+func UnknownOutcome(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrOutcomeUnknown, fmt.Sprintf(format, args...))
+}
+
+// CardDetails is a card as the processor needs it. It holds the PAN and CVV,
+// so it lives in memory only and is never logged or stored.
+type CardDetails struct {
 	PAN        string
-	CVV        string // empty when the caller was not asked for it, or the card is stored
+	CVV        string // empty for stored cards and when the caller was not asked
 	ExpMonth   int
-	ExpYear    int
+	ExpYear    int // four digits
 	PostalCode string
-	Capture    bool // false for processing_mode AUTHORIZE
+	Brand      string
 }
 
-// AuthorizationResult is the processor's answer.
-type AuthorizationResult struct {
-	Approved      bool
-	AuthCode      string
-	AVSResultCode string
-	CVCResultCode string
-	RefusalCode   string
-	RefusalDesc   string
+// StoredCredential marks a merchant-initiated charge of a stored card.
+type StoredCredential struct {
+	// NetworkTransactionID is the card network's id of the card's first
+	// payment (or verification), which a merchant-initiated charge cites.
+	NetworkTransactionID string
+}
+
+// CardPayment is one Authorize, Verify or Resolve call.
+type CardPayment struct {
+	// IdempotencyKey is derived from ivrpay's id of the attempt (the payin or
+	// payment method id); the same attempt always sends the same key.
+	IdempotencyKey string
+	// Reference is ivrpay's id of the attempt, shown at the processor
+	// (Stripe metadata, Adyen's merchant reference).
+	Reference string
+	Amount    int64 // cents; 0 for Verify
+	Currency  string
+	Capture   bool // false for processing_mode AUTHORIZE
+	Card      CardDetails
+	// Stored is set for a merchant-initiated charge of a stored card.
+	Stored *StoredCredential
+	// AccountRef routes the call to a sub-account: a Stripe connected account
+	// (Stripe-Account) or an Adyen merchant account. Empty for the default.
+	AccountRef string
+	// Description is shown on the processor's dashboard.
+	Description string
+}
+
+// PaymentOperation is one Capture, Void or Refund of a payment the processor made.
+type PaymentOperation struct {
+	IdempotencyKey string
+	// Reference is the processor's reference of the payment (Stripe pi_…,
+	// Adyen pspReference).
+	Reference string
+	// PayinID is ivrpay's id of the payment.
+	PayinID    string
+	Amount     int64 // cents
+	Currency   string
+	AccountRef string
+}
+
+// ProcessorResult is a definite answer of the processor.
+type ProcessorResult struct {
+	Approved bool
+	// Reference is the processor's id of the payment or operation (Stripe
+	// pi_… or re_…, Adyen pspReference).
+	Reference            string
+	NetworkTransactionID string
+	AuthorizedAmount     int64 // may be less than asked (partial authorization); 0 means the amount asked
+	AuthCode             string
+	AVSResultCode        string // Y match, N no match, U unavailable, ...
+	CVCResultCode        string // M match, N no match, P not processed, U unavailable
+	// RefusalCode is one of the Refusal* codes; RefusalDesc keeps the
+	// processor's own code and message.
+	RefusalCode string
+	RefusalDesc string
+}
+
+// Processor outcomes as the payin shows them (processor.outcome).
+const (
+	ProcessorOutcomeApproved = "APPROVED"
+	ProcessorOutcomeDeclined = "DECLINED"
+	ProcessorOutcomeUnknown  = "UNKNOWN"
+)
+
+// PayinProcessor tells which processor account made a payin and how to find
+// the payment there.
+type PayinProcessor struct {
+	Account              string    `json:"account"`
+	Kind                 string    `json:"kind"`
+	Reference            OptString `json:"reference"`
+	NetworkTransactionID OptString `json:"network_transaction_id"`
+	// Outcome is APPROVED, DECLINED or UNKNOWN (the processor's answer did
+	// not arrive; the reconciler resolves it).
+	Outcome OptString `json:"outcome"`
 }
 
 // Vault encrypts PANs at rest and fingerprints them with a keyed hash.

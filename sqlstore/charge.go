@@ -41,8 +41,8 @@ func (s *Store) charge(ctx context.Context, spec chargeSpec) (*ivrpay.Payin, err
 		return p, nil
 	}
 	capture := cfg.ProcessingMode != ivrpay.ProcessingModeAuthorize
-	auth, err := s.authorize(ctx, ivrpay.Authorization{Reference: p.ID, Amount: cfg.Amount, Currency: cfg.CurrencyCode,
-		PAN: ci.pan, CVV: ci.cvv, ExpMonth: ci.expiry.Month, ExpYear: ci.expiry.Year, PostalCode: ci.postalCode, Capture: capture})
+	auth, err := s.authorize(ctx, ivrpay.CardPayment{IdempotencyKey: p.ID, Reference: p.ID, Amount: cfg.Amount, Currency: cfg.CurrencyCode,
+		Card: ci.details(), Capture: capture})
 	if err != nil {
 		return nil, err
 	}
@@ -155,13 +155,17 @@ func (s *Store) reservePayin(ctx context.Context, spec chargeSpec) (*ivrpay.Payi
 
 // authorize calls the processor with its own deadline, detached from the
 // client, and turns a failure to answer into a PROCESSING_ERROR decline.
-func (s *Store) authorize(ctx context.Context, a ivrpay.Authorization) (ivrpay.AuthorizationResult, error) {
+func (s *Store) authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), processorTimeout)
 	defer cancel()
-	res, err := s.opts.Processor.Authorize(ctx, a)
+	call := s.opts.Processor.Authorize
+	if a.Amount == 0 {
+		call = s.opts.Processor.Verify
+	}
+	res, err := call(ctx, a)
 	if err != nil {
 		s.opts.Logger.Error("processor did not answer", "reference", a.Reference, "error", err)
-		return ivrpay.AuthorizationResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: "The processor did not answer; try again"}, nil
+		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: "The processor did not answer; try again"}, nil
 	}
 	return res, nil
 }

@@ -309,8 +309,7 @@ func (s *Store) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay
 func (s *Store) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, pmc *ivrpay.PaymentMethodConfig, ci cardInput) (ivrpay.IVRResult, error) {
 	pmID := s.newID(ivrpay.PrefixPaymentMethod)
 	params := map[string]string{"card_brand": string(ci.brand), "card_last_4": card.Last4(ci.pan)}
-	auth, err := s.authorize(ctx, ivrpay.Authorization{Reference: pmID, Currency: "USD", PAN: ci.pan, CVV: ci.cvv,
-		ExpMonth: ci.expiry.Month, ExpYear: ci.expiry.Year, PostalCode: ci.postalCode})
+	auth, err := s.authorize(ctx, ivrpay.CardPayment{IdempotencyKey: pmID, Reference: pmID, Currency: "USD", Card: ci.details()})
 	if err != nil {
 		return ivrpay.IVRResult{}, err
 	}
@@ -341,6 +340,10 @@ func (s *Store) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		})
 	}
 	return result, err
+}
+
+func (ci cardInput) details() ivrpay.CardDetails {
+	return ivrpay.CardDetails{PAN: ci.pan, CVV: ci.cvv, ExpMonth: ci.expiry.Month, ExpYear: ci.expiry.Year, PostalCode: ci.postalCode, Brand: string(ci.brand)}
 }
 
 func postalOf(b *ivrpay.BillingContact) string {

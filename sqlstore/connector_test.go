@@ -12,7 +12,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/card"
-	"github.com/ivrpay/ivrpay/sandbox"
+	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/vault"
@@ -340,7 +340,7 @@ type crashingProcessor struct {
 
 type crashed struct{}
 
-func (p *crashingProcessor) Authorize(ctx context.Context, a ivrpay.Authorization) (ivrpay.AuthorizationResult, error) {
+func (p *crashingProcessor) Authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
 	if p.crash.Load() {
 		panic(crashed{})
 	}

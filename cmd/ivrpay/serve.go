@@ -15,7 +15,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
-	"github.com/ivrpay/ivrpay/sandbox"
+	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/vault"
 )

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/sandbox"
+	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/testdsn"
 	"github.com/ivrpay/ivrpay/vault"

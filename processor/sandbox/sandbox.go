@@ -1,0 +1,401 @@
+// Package sandbox is the deterministic card processor of sandbox deployments
+// (SPEC §4). It never touches a card network: its answer depends only on the
+// request, so integrators can script every outcome, including declines made
+// through Twilio's TEST mode, which only forwards Twilio's own test cards and
+// so can only be steered by amount.
+//
+// Authorize evaluates its rules in this order; the first decline wins:
+//
+//  1. Amounts whose answer does not arrive (the charge is made at the
+//     "acquirer", or not, whatever the caller hears): 5110 cents (SlowAmount)
+//     answers after SlowDelay (12 s), beyond the 6 s ivrpay gives a processor
+//     call; 5120 (TimeoutFirstAmount) times out on the first call of an
+//     idempotency key and answers its repeats; 5121 (LostAnswersAmount)
+//     never answers; 5122 (UnavailableAmount) answers 503 and charges
+//     nothing. Resolve answers them all: approved, except 5122.
+//  2. Card triggers: the test card numbers of Table decline with their refusal code.
+//  3. CVC: "000" declines with INVALID_CARD_SECURITY_CODE (cvc_result_code N);
+//     an empty CVV is P (not processed); any other is M.
+//  4. AVS: postal code "00000" declines with INCORRECT_PAYMENT_INFORMATION
+//     (avs_result_code N); an empty postal code is U (unavailable); any other is Y.
+//  5. Amount triggers: 5101, 5102, 5103 and 5105 cents decline.
+//  6. Otherwise approve, with an auth code derived from the reference.
+//
+// The AVS and CVC result codes are set on every result, approved or declined.
+// An amount of 0 is a card verification (tokenize): the amount rules (1 and 5)
+// do not apply, the card, CVC and AVS rules do.
+//
+// The processor logs nothing and no string it returns contains the PAN or CVV.
+// It does not check the Luhn digit or the expiry date: invalid card data is
+// refused before a processor is asked.
+package sandbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// SlowAmount is the amount, in cents, that makes Authorize answer only after
+// SlowDelay.
+const SlowAmount = 5110
+
+// SlowDelay is how long SlowAmount takes: longer than the 10 s Twilio waits
+// for a connector before it retries.
+const SlowDelay = 12 * time.Second
+
+// AVS and CVC result codes.
+const (
+	AVSMatch       = "Y"
+	AVSNoMatch     = "N"
+	AVSUnavailable = "U"
+	CVCMatch       = "M"
+	CVCNoMatch     = "N"
+	CVCNotProvided = "P"
+)
+
+// Trigger values of the CVC and AVS rules.
+const (
+	DeclineCVC        = "000"
+	DeclinePostalCode = "00000"
+)
+
+// Rule kinds in Table.
+const (
+	KindAmount     = "amount"
+	KindCard       = "card"
+	KindCVC        = "cvc"
+	KindPostalCode = "postal_code"
+	KindDefault    = "default"
+)
+
+// Rule is one row of the trigger table: a request with Trigger in the field
+// Kind gets RefusalCode and Description (the refusal_desc), or is approved
+// when RefusalCode is empty.
+type Rule struct{ Kind, Trigger, RefusalCode, Description string }
+
+// refusal is a decline outcome.
+type refusal struct{ code, desc string }
+
+// cardTrigger and amountTrigger are the single source of both Authorize and
+// Table, so the published table cannot drift from what the processor does.
+type cardTrigger struct {
+	pan string
+	refusal
+}
+
+type amountTrigger struct {
+	amount int64
+	refusal
+}
+
+var (
+	declined          = refusal{ivrpay.RefusalDeclined, "Card declined"}
+	insufficientFunds = refusal{ivrpay.RefusalInsufficientFunds, "Insufficient funds"}
+	expiredCard       = refusal{ivrpay.RefusalExpiredCard, "Expired card"}
+	badCVC            = refusal{ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code"}
+	processingError   = refusal{ivrpay.RefusalProcessingError, "Processing error"}
+	riskDecline       = refusal{ivrpay.RefusalRiskDecline, "Declined by risk rules"}
+	doNotHonor        = refusal{ivrpay.RefusalDoNotHonor, "Do not honor"}
+	badPostalCode     = refusal{ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match"}
+)
+
+var cardTriggers = []cardTrigger{
+	{"4000000000000002", declined},
+	{"4000000000009995", insufficientFunds},
+	{"4000000000000069", expiredCard},
+	{"4000000000000127", badCVC},
+	{"4000000000000119", processingError},
+	{"4100000000000019", riskDecline},
+}
+
+var amountTriggers = []amountTrigger{
+	{5101, declined},
+	{5102, insufficientFunds},
+	{5103, doNotHonor},
+	{5105, processingError},
+}
+
+// Table returns the trigger table, in the order Authorize evaluates it, for
+// the public docs and the portal. Amounts are in cents.
+func Table() []Rule {
+	rules := []Rule{{
+		Kind:        KindAmount,
+		Trigger:     strconv.Itoa(SlowAmount),
+		Description: "Answers after 12 s, beyond the 6 s a processor call gets: the outcome is unknown until a retry or the reconciler finds the charge",
+	}, {
+		Kind: KindAmount, Trigger: strconv.Itoa(TimeoutFirstAmount),
+		Description: "The first call times out although the charge went through; a retry or the reconciler finds it approved",
+	}, {
+		Kind: KindAmount, Trigger: strconv.Itoa(LostAnswersAmount),
+		Description: "The charge goes through and every answer is lost until the reconciler asks; it then finds it approved",
+	}, {
+		Kind: KindAmount, Trigger: strconv.Itoa(UnavailableAmount), RefusalCode: ivrpay.RefusalProcessingError,
+		Description: "503 without a charge: the reconciler finds no charge and fails the payin with PROCESSING_ERROR",
+	}}
+	for _, c := range cardTriggers {
+		rules = append(rules, Rule{KindCard, c.pan, c.code, c.desc})
+	}
+	rules = append(rules,
+		Rule{KindCVC, DeclineCVC, badCVC.code, badCVC.desc},
+		Rule{KindPostalCode, DeclinePostalCode, badPostalCode.code, badPostalCode.desc},
+	)
+	for _, a := range amountTriggers {
+		rules = append(rules, Rule{KindAmount, strconv.FormatInt(a.amount, 10), a.code, a.desc})
+	}
+	return append(rules, Rule{
+		Kind:        KindDefault,
+		Trigger:     "any other valid card",
+		Description: "Approved, with an auth code that depends only on the payin reference",
+	})
+}
+
+// Fault triggers: amounts whose answer does not arrive (SPEC §4.1,
+// docs/processors.md). The charge is made (or not) at the "acquirer"; only the
+// answer is lost, as when a real processor times out or answers 5xx.
+const (
+	// TimeoutFirstAmount: the first call for an idempotency key times out
+	// although the charge went through; a repeat with the same key, or
+	// Resolve, finds it approved.
+	TimeoutFirstAmount = 5120
+	// LostAnswersAmount: the charge goes through and every answer about it is
+	// lost (each call times out) until Resolve asks.
+	LostAnswersAmount = 5121
+	// UnavailableAmount: every call answers 503 and nothing is charged;
+	// Resolve reports no charge.
+	UnavailableAmount = 5122
+)
+
+// Processor is the sandbox ivrpay.Processor. Its answers depend only on the
+// request, except that it remembers which idempotency keys of
+// TimeoutFirstAmount it has seen (in memory, bounded), so that one value
+// serves any number of concurrent calls and a restarted server resolves what
+// an earlier one left unknown.
+type Processor struct {
+	// Sleep waits d or until ctx is done; tests replace it. nil means a real timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+
+	mu   sync.Mutex
+	seen map[string]bool // idempotency keys of TimeoutFirstAmount already answered once
+}
+
+var _ ivrpay.Processor = (*Processor)(nil)
+
+// Kind is "sandbox".
+const Kind = "sandbox"
+
+// maxSeen bounds the memory of TimeoutFirstAmount keys; past it the memory
+// starts again (a forgotten key times out once more, which the retry or the
+// reconciler resolves).
+const maxSeen = 10000
+
+// New returns a sandbox processor that really waits.
+func New() *Processor { return &Processor{} }
+
+// Kind names the adapter.
+func (p *Processor) Kind() string { return Kind }
+
+// Capabilities: the sandbox does everything.
+func (p *Processor) Capabilities() ivrpay.ProcessorCapabilities {
+	return ivrpay.ProcessorCapabilities{ManualCapture: true, PartialCapture: true, Void: true, Refund: true,
+		PartialRefund: true, Verify: true, StoredCharges: true}
+}
+
+// Authorize answers a by the rules of the package documentation. Declines are
+// results; errors are unknown outcomes (the fault triggers, or an interrupted
+// SlowDelay wait).
+func (p *Processor) Authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	switch a.Amount {
+	case SlowAmount:
+		// The charge goes through at the "acquirer" however long the caller waits.
+		if err := p.sleep(ctx, SlowDelay); err != nil {
+			return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("sandbox: no answer within the deadline: %v", err)
+		}
+	case TimeoutFirstAmount:
+		if p.firstCall(a.IdempotencyKey) {
+			return ivrpay.ProcessorResult{}, p.timeout(ctx)
+		}
+	case LostAnswersAmount:
+		return ivrpay.ProcessorResult{}, p.timeout(ctx)
+	case UnavailableAmount:
+		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("sandbox: HTTP 503 Service Unavailable")
+	}
+	return answer(a), nil
+}
+
+// Verify checks a card without an amount: the card, CVC and AVS rules apply.
+func (p *Processor) Verify(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	a.Amount = 0
+	return answer(a), nil
+}
+
+// Capture, Void and Refund approve; the service has already checked amounts
+// and states.
+func (p *Processor) Capture(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	return operation("cap", op), nil
+}
+
+// Void approves.
+func (p *Processor) Void(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	return operation("void", op), nil
+}
+
+// Refund approves.
+func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	return operation("re", op), nil
+}
+
+// Resolve answers what the lost call did: the fault triggers that charged
+// are approved, UnavailableAmount charged nothing (PROCESSING_ERROR), and
+// any other request gets the answer Authorize gives it.
+func (p *Processor) Resolve(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	if a.Amount == UnavailableAmount {
+		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError,
+			RefusalDesc:   "sandbox: no charge was made (the processor was unavailable)",
+			AVSResultCode: avsResult(a.Card.PostalCode), CVCResultCode: cvcResult(a.Card.CVV)}, nil
+	}
+	return answer(a), nil
+}
+
+// answer applies rules 2 to 6.
+func answer(a ivrpay.CardPayment) ivrpay.ProcessorResult {
+	res := ivrpay.ProcessorResult{
+		AVSResultCode: avsResult(a.Card.PostalCode),
+		CVCResultCode: cvcResult(a.Card.CVV),
+	}
+	if r, ok := decline(a, res); ok {
+		res.RefusalCode, res.RefusalDesc = r.code, r.desc
+		res.Reference = reference("ch", a.IdempotencyKey)
+		return res
+	}
+	res.Approved = true
+	res.AuthCode = authCode(a.IdempotencyKey)
+	res.Reference = reference("ch", a.IdempotencyKey)
+	res.AuthorizedAmount = a.Amount
+	res.NetworkTransactionID = networkTransactionID(a.IdempotencyKey)
+	return res
+}
+
+func operation(kind string, op ivrpay.PaymentOperation) ivrpay.ProcessorResult {
+	return ivrpay.ProcessorResult{Approved: true, Reference: reference(kind, op.IdempotencyKey), AuthorizedAmount: op.Amount}
+}
+
+// firstCall reports whether key is seen for the first time, and remembers it.
+func (p *Processor) firstCall(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen[key] {
+		return false
+	}
+	if p.seen == nil || len(p.seen) >= maxSeen {
+		p.seen = map[string]bool{}
+	}
+	p.seen[key] = true
+	return true
+}
+
+// timeout waits until the caller gives up (at most SlowDelay), as a processor
+// that never answers.
+func (p *Processor) timeout(ctx context.Context) error {
+	err := p.sleep(ctx, SlowDelay)
+	if err == nil {
+		err = context.DeadlineExceeded
+	}
+	return ivrpay.UnknownOutcome("sandbox: no answer: %v", err)
+}
+
+// decline applies rules 2 to 5 in order.
+func decline(a ivrpay.CardPayment, res ivrpay.ProcessorResult) (refusal, bool) {
+	for _, c := range cardTriggers {
+		if a.Card.PAN == c.pan {
+			return c.refusal, true
+		}
+	}
+	if res.CVCResultCode == CVCNoMatch {
+		return badCVC, true
+	}
+	if res.AVSResultCode == AVSNoMatch {
+		return badPostalCode, true
+	}
+	if a.Amount > 0 {
+		for _, t := range amountTriggers {
+			if a.Amount == t.amount {
+				return t.refusal, true
+			}
+		}
+	}
+	return refusal{}, false
+}
+
+func cvcResult(cvv string) string {
+	switch cvv {
+	case DeclineCVC:
+		return CVCNoMatch
+	case "":
+		return CVCNotProvided
+	}
+	return CVCMatch
+}
+
+func avsResult(postal string) string {
+	switch postal {
+	case DeclinePostalCode:
+		return AVSNoMatch
+	case "":
+		return AVSUnavailable
+	}
+	return AVSMatch
+}
+
+// authCodeAlphabet is what card networks put in approval codes: digits and
+// uppercase letters.
+const authCodeAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+// reference is the sandbox's id of a payment or operation: derived from the
+// idempotency key, so a repeat gets the same one.
+func reference(kind, key string) string {
+	sum := sha256.Sum256([]byte("ivrpay sandbox reference\x00" + key))
+	return "sbxproc_" + kind + "_" + hex.EncodeToString(sum[:12])
+}
+
+// networkTransactionID is a 15-digit id like the card networks', derived
+// from the idempotency key.
+func networkTransactionID(key string) string {
+	sum := sha256.Sum256([]byte("ivrpay sandbox network transaction\x00" + key))
+	d := make([]byte, 15)
+	for i := range d {
+		d[i] = '0' + sum[i]%10
+	}
+	return string(d)
+}
+
+// authCode derives a 6-character approval code from the reference, so a retry
+// of one attempt (same reference) gets the same code, as an idempotent real
+// processor would answer. The hash keeps the code free of reference text.
+func authCode(reference string) string {
+	sum := sha256.Sum256([]byte("ivrpay sandbox auth code\x00" + reference))
+	code := make([]byte, 6)
+	for i := range code {
+		code[i] = authCodeAlphabet[int(sum[i])%len(authCodeAlphabet)]
+	}
+	return string(code)
+}
+
+func (p *Processor) sleep(ctx context.Context, d time.Duration) error {
+	if p.Sleep != nil {
+		return p.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
