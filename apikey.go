@@ -111,6 +111,20 @@ func Authorize(key *APIKey, permission string, obj Object) error {
 	return Errorf(EFORBIDDEN, "missing permission %s for platform %s", permission, obj.PlatformID)
 }
 
+// AuthorizeObject is Authorize for an object that may belong to another
+// platform: that answers 404 (its existence is not revealed), and an object
+// of the key's platform that its statements exclude answers 403, naming the
+// permission.
+func AuthorizeObject(key *APIKey, permission, kind, id string, obj Object) error {
+	if key == nil {
+		return Errorf(EUNAUTHORIZED, "Unauthorized.")
+	}
+	if obj.PlatformID != key.PlatformID {
+		return Errorf(ENOTFOUND, "%s %s not found", kind, id)
+	}
+	return Authorize(key, permission, obj)
+}
+
 // ReadScope says which objects of its platform a key may read with a permission:
 // all of them, those of some merchants, or none.
 type ReadScope struct {

@@ -1,11 +1,21 @@
 package ivrpay
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ivrpay/ivrpay/card"
+)
 
 // Connector error codes, returned to Twilio as error_code and passed on to the
 // platform's action URL as ConnectorError.
 const (
 	ConnUnauthorized             = "UNAUTHORIZED"
+	ConnRateLimited              = "RATE_LIMITED"
 	ConnInvalidRequest           = "INVALID_REQUEST"
 	ConnIVRNotEnabled            = "IVR_NOT_ENABLED"
 	ConnUnsupportedAPIVersion    = "UNSUPPORTED_API_VERSION"
@@ -24,9 +34,42 @@ const (
 	ConnInvalidCardSecurityCode  = "INVALID_CARD_SECURITY_CODE"
 	ConnMissingPostalCode        = "MISSING_POSTAL_CODE"
 	ConnConfigAlreadyUsed        = "CONFIG_ALREADY_USED"
+	ConnProcessorNotConfigured   = "PROCESSOR_NOT_CONFIGURED"
 	ConnDuplicateTransaction     = "DUPLICATE_TRANSACTION"
-	ConnInternal                 = "INTERNAL_ERROR"
+	// ConnPaymentPending: the processor's answer did not arrive in time; the
+	// payment may have gone through, and its final status follows by webhook.
+	ConnPaymentPending = "PAYMENT_PENDING"
+	ConnInternal       = "INTERNAL_ERROR"
 )
+
+// ConnectorError is a refusal of a connector request: one of the Conn* codes
+// and a message for the platform developer. Transports map it to Twilio's
+// shape in one place.
+type ConnectorError struct {
+	Code    string
+	Message string
+}
+
+func (e *ConnectorError) Error() string { return e.Code + ": " + e.Message }
+
+// ConnectorErrorf returns a ConnectorError with a formatted message.
+func ConnectorErrorf(code, format string, args ...any) *ConnectorError {
+	return &ConnectorError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Result is the connector answer that reports e.
+func (e *ConnectorError) Result() IVRResult {
+	return IVRResult{ErrorCode: e.Code, ErrorMessage: e.Message}
+}
+
+// AsConnectorError returns the ConnectorError in err's chain, or nil.
+func AsConnectorError(err error) *ConnectorError {
+	var ce *ConnectorError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return nil
+}
 
 // IVR connector methods.
 const (
@@ -42,6 +85,21 @@ const (
 	ParamPaymentMethodIDAlias = "payment_method_id"
 )
 
+// IVRAmount is the connector's amount, parsed once at the edge.
+type IVRAmount struct {
+	Present bool   // the field was sent (not absent nor null)
+	Raw     string // as sent
+	Cents   int64  // when Err is nil
+	Err     error  // why Raw is not a decimal amount with at most two decimals
+}
+
+// ParseIVRAmount parses the amount Twilio sent (a decimal dollar string).
+func ParseIVRAmount(present bool, raw string) IVRAmount {
+	a := IVRAmount{Present: present, Raw: raw}
+	a.Cents, a.Err = ParseDollars(raw)
+	return a
+}
+
 // IVRRequest is a connector request that passed the INVALID_REQUEST checks.
 // It holds the card and CVV in memory only.
 type IVRRequest struct {
@@ -53,8 +111,7 @@ type IVRRequest struct {
 	ExpiryYear    string
 	PostalCode    string
 	ACH           bool
-	AmountPresent bool
-	Amount        string
+	Amount        IVRAmount
 	CurrencyCode  string
 	Parameters    map[string]string
 }
@@ -75,4 +132,194 @@ type ConnectorService interface {
 	// the platform replays its first answer (waiting for it if it is still
 	// running); a different request under the same id is DUPLICATE_TRANSACTION.
 	ProcessIVR(ctx context.Context, req IVRRequest) (IVRResult, error)
+}
+
+// IVRConfigRef is the config a connector request names with its custom parameter.
+type IVRConfigRef struct {
+	Param string // payin_config_id, payment_method_config_id or its alias
+	ID    string
+}
+
+// Payin reports whether the request charges a payin config (else it stores a card).
+func (r IVRConfigRef) Payin() bool { return r.Param == ParamPayinConfigID }
+
+// ConfigParam returns the config the request names: the first of
+// payin_config_id, payment_method_config_id and payment_method_id present.
+func (req IVRRequest) ConfigParam() IVRConfigRef {
+	for _, name := range []string{ParamPayinConfigID, ParamPaymentMethodConfigID, ParamPaymentMethodIDAlias} {
+		if v := req.Parameters[name]; v != "" {
+			return IVRConfigRef{Param: name, ID: v}
+		}
+	}
+	return IVRConfigRef{}
+}
+
+// CheckIVRPlatform is check 3: the platform's feature flag and API version.
+func CheckIVRPlatform(p *Platform) *ConnectorError {
+	if !p.IVRPayments {
+		return ConnectorErrorf(ConnIVRNotEnabled, "IVR payments are not enabled for platform %s; ask your ivrpay operator (your Platform Success Manager) to enable them", p.ID)
+	}
+	if !p.MinAPIVersion.SupportsIVR() {
+		return ConnectorErrorf(ConnUnsupportedAPIVersion, "IVR payments need API version 2023-12-01 or 2024-10-16; platform %s has minimum API version %s", p.ID, p.MinAPIVersion)
+	}
+	return nil
+}
+
+// CheckIVRConfigParam is the first half of check 4: a config id is present
+// and of the kind the method needs.
+func CheckIVRConfigParam(req IVRRequest) (IVRConfigRef, *ConnectorError) {
+	ref := req.ConfigParam()
+	isPayinID := IDHasKind(ref.ID, PrefixPayinConfig)
+	isPMCID := IDHasKind(ref.ID, PrefixPaymentMethodConfig)
+	switch {
+	case ref.Param == "":
+		if req.Method == IVRMethodCharge {
+			return ref, ConnectorErrorf(ConnMissingConfigID, `missing config id: add <Parameter name="payin_config_id" value="cfg_…"/> to <Pay> (Studio: a payin_config_id parameter)`)
+		}
+		return ref, ConnectorErrorf(ConnMissingConfigID, `missing config id: add <Parameter name="payment_method_config_id" value="pmc_…"/> to <Pay> (Studio: a payment_method_config_id parameter)`)
+	case req.Method == IVRMethodCharge && (ref.Param != ParamPayinConfigID || isPMCID):
+		return ref, ConnectorErrorf(ConnConfigMethodMismatch, "Twilio sent a charge (chargeAmount above 0) with payment method config %s; to store a card set chargeAmount to 0 or leave it empty, to take a payment pass payin_config_id with chargeAmount equal to the config amount", ShownConfigID(ref.ID))
+	case req.Method == IVRMethodTokenize && (ref.Param == ParamPayinConfigID || isPayinID):
+		return ref, ConnectorErrorf(ConnConfigMethodMismatch, "Twilio sent a tokenize (chargeAmount 0 or empty) with payin config %s; to take the payment set chargeAmount to the payin config amount, to store a card pass payment_method_config_id", ShownConfigID(ref.ID))
+	}
+	return ref, nil
+}
+
+// CardEntry is a card that passed the connector's checks. It holds the PAN
+// and CVV, so it lives in memory only.
+type CardEntry struct {
+	PAN        string
+	CVV        string
+	Brand      card.Brand
+	Expiry     card.Expiry
+	PostalCode string
+}
+
+// Details is the card as a processor needs it.
+func (c CardEntry) Details() CardDetails {
+	return CardDetails{PAN: c.PAN, CVV: c.CVV, ExpMonth: c.Expiry.Month, ExpYear: c.Expiry.Year, PostalCode: c.PostalCode, Brand: string(c.Brand)}
+}
+
+// CheckIVRCharge runs checks 4 to 10 of a charge against the payin config
+// the request names (nil when there is none): the config exists on the
+// caller's platform, the key may charge it, then the card request, then the
+// config's single use.
+func CheckIVRCharge(caller *APIKey, cfg *PayinConfig, configID string, req IVRRequest, now time.Time) (CardEntry, *ConnectorError) {
+	if cfg == nil || cfg.PlatformID != caller.PlatformID {
+		return CardEntry{}, ConnectorErrorf(ConnConfigNotFound, "payin config %s not found on platform %s", ShownConfigID(configID), caller.PlatformID)
+	}
+	if !Allows(caller.Statements, "payin:create", Object{PlatformID: cfg.PlatformID, MerchantID: cfg.MerchantID}) {
+		return CardEntry{}, ConnectorErrorf(ConnForbidden, "API key %s lacks permission payin:create for merchant %s", caller.ID, cfg.MerchantID)
+	}
+	c, refusal := checkIVRCard(req, cfg.Amount, cfg.BillingContact.PostalCodeOrEmpty(), now)
+	if refusal != nil {
+		return c, refusal
+	}
+	if cfg.Payin != nil {
+		return c, ConnectorErrorf(ConnConfigAlreadyUsed, "payin config %s already has payin %s; create a new payin config for a new payment", cfg.ID, cfg.Payin.PayinID)
+	}
+	return c, nil
+}
+
+// CheckIVRTokenize runs checks 4 to 10 of a tokenize against the payment
+// method config the request names (nil when there is none).
+func CheckIVRTokenize(caller *APIKey, pmc *PaymentMethodConfig, configID string, req IVRRequest, now time.Time) (CardEntry, *ConnectorError) {
+	if pmc == nil || pmc.PlatformID != caller.PlatformID {
+		return CardEntry{}, ConnectorErrorf(ConnConfigNotFound, "payment method config %s not found on platform %s", ShownConfigID(configID), caller.PlatformID)
+	}
+	if !Allows(caller.Statements, "payment_method:create", Object{PlatformID: pmc.PlatformID, MerchantID: pmc.MerchantID}) {
+		where := "platform " + pmc.PlatformID
+		if pmc.MerchantID != "" {
+			where = "merchant " + pmc.MerchantID
+		}
+		return CardEntry{}, ConnectorErrorf(ConnForbidden, "API key %s lacks permission payment_method:create for %s", caller.ID, where)
+	}
+	c, refusal := checkIVRCard(req, 0, pmc.BillingContact.PostalCodeOrEmpty(), now)
+	if refusal != nil {
+		return c, refusal
+	}
+	if pmc.PaymentMethod != nil {
+		return c, ConnectorErrorf(ConnConfigAlreadyUsed, "payment method config %s already stored payment method %s; create a new payment method config to store another card", pmc.ID, pmc.PaymentMethod.PaymentMethodID)
+	}
+	return c, nil
+}
+
+// checkIVRCard runs checks 6 to 9 (method, currency, amount, card) and
+// returns the validated card.
+func checkIVRCard(req IVRRequest, configAmount int64, configPostal string, now time.Time) (CardEntry, *ConnectorError) {
+	if req.ACH {
+		return CardEntry{}, ConnectorErrorf(ConnUnsupportedPaymentMethod, `ACH bank accounts are not supported over IVR; set paymentMethod="credit-card" on <Pay>`)
+	}
+	if req.CurrencyCode != "" && !strings.EqualFold(req.CurrencyCode, "USD") {
+		return CardEntry{}, ConnectorErrorf(ConnUnsupportedCurrency, `currency %s is not supported; only USD is: set currency="usd" on <Pay>`, Truncate(req.CurrencyCode, 8))
+	}
+	if req.Method == IVRMethodCharge {
+		if !req.Amount.Present {
+			return CardEntry{}, ConnectorErrorf(ConnInvalidAmount, "a charge needs an amount; set chargeAmount on <Pay> to the payin config amount %s", FormatDollars(configAmount))
+		}
+		if req.Amount.Err != nil {
+			return CardEntry{}, &ConnectorError{Code: ConnInvalidAmount, Message: req.Amount.Err.Error()}
+		}
+		if req.Amount.Cents != configAmount {
+			return CardEntry{}, ConnectorErrorf(ConnAmountMismatch, "amount %s does not match payin config amount %s; set chargeAmount to %s",
+				FormatDollars(req.Amount.Cents), FormatDollars(configAmount), FormatDollars(configAmount))
+		}
+	} else if req.Amount.Present && req.Amount.Raw != "" && (req.Amount.Err != nil || req.Amount.Cents != 0) {
+		return CardEntry{}, ConnectorErrorf(ConnInvalidAmount, "storing a card takes no amount; set chargeAmount to 0 or leave it empty")
+	}
+	brand, err := card.ParsePAN(req.CardNumber)
+	switch {
+	case errors.Is(err, card.ErrUnsupportedBrand):
+		return CardEntry{}, ConnectorErrorf(ConnUnsupportedCardBrand, "card brand not supported; accepted brands are Visa, Mastercard, American Express, Discover, JCB and Diners Club")
+	case err != nil:
+		return CardEntry{}, ConnectorErrorf(ConnInvalidCardNumber, "the card number is invalid (it must be 12 to 19 digits and pass the Luhn check)")
+	}
+	exp, err := card.ParseExpiry(req.ExpiryMonth, req.ExpiryYear)
+	if err != nil {
+		return CardEntry{}, ConnectorErrorf(ConnInvalidExpirationDate, "the expiration date is invalid: expiry_month must be 01 to 12 and expiry_year two or four digits")
+	}
+	if exp.Expired(now) {
+		return CardEntry{}, ConnectorErrorf(ConnExpiredCard, "the card expired at the end of %02d/%d", exp.Month, exp.Year)
+	}
+	if req.CVV != "" && card.CheckSecurityCode(req.CVV, brand) != nil {
+		digits := 3
+		if brand == card.Amex {
+			digits = 4
+		}
+		return CardEntry{}, ConnectorErrorf(ConnInvalidCardSecurityCode, "the card security code must be %d digits for this card", digits)
+	}
+	postal := req.PostalCode
+	if postal == "" {
+		postal = configPostal
+	}
+	if postal == "" {
+		return CardEntry{}, ConnectorErrorf(ConnMissingPostalCode, `no postal code: set postalCode="true" on <Pay>, or put billing_contact.postal_code in the config`)
+	}
+	return CardEntry{PAN: req.CardNumber, CVV: req.CVV, Brand: brand, Expiry: exp, PostalCode: postal}, nil
+}
+
+// DuplicateTransaction is the answer to a transaction_id reused for a different request.
+func DuplicateTransaction(txID string) *ConnectorError {
+	return ConnectorErrorf(ConnDuplicateTransaction, "transaction_id %s was already used for a different request (another card, amount or config); each payment attempt needs its own transaction_id", Truncate(txID, 64))
+}
+
+// ShownConfigID echoes a config id back in an answer only when it looks like
+// an ivrpay id, so that a card number put in the wrong field is never repeated.
+func ShownConfigID(id string) string {
+	if len(id) <= 64 && (IDHasKind(id, PrefixPayinConfig) || IDHasKind(id, PrefixPaymentMethodConfig)) {
+		return id
+	}
+	return "(a value that is not an ivrpay config id)"
+}
+
+// Truncate shortens s to at most n bytes followed by "…", never splitting a
+// UTF-8 character.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

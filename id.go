@@ -67,3 +67,9 @@ func MaskAPIKeySecret(secret string) string {
 	}
 	return secret[:i+1] + hexPart[:8] + "****" + hexPart[len(hexPart)-8:]
 }
+
+// IDHasKind reports whether id is an id of the kind prefix ("cfg_", …), in
+// either mode.
+func IDHasKind(id, prefix string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(id, "sbx_"), prefix)
+}

@@ -3,7 +3,10 @@ package ivrpay
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
+
+	"github.com/ivrpay/ivrpay/card"
 )
 
 // Payin statuses.
@@ -19,6 +22,16 @@ const (
 // PayinStatuses lists every payin status (for filter validation).
 var PayinStatuses = []string{PayinStatusCreated, PayinStatusProcessing, PayinStatusAuthorized,
 	PayinStatusSucceeded, PayinStatusFailed, PayinStatusCanceled}
+
+// PayinStatusesHoldingConfig are the statuses of a payin that keeps its
+// config from being charged again: one being charged (CREATED, also while its
+// processor outcome is unknown) or one whose money moved. FAILED and CANCELED
+// payins free their config. The database's unique index on live payins
+// (migrations/00001_init.sql) lists the same statuses.
+var PayinStatusesHoldingConfig = []string{PayinStatusCreated, PayinStatusProcessing, PayinStatusAuthorized, PayinStatusSucceeded}
+
+// HoldsConfig reports whether a payin in status keeps its config reserved.
+func HoldsConfig(status string) bool { return slices.Contains(PayinStatusesHoldingConfig, status) }
 
 // Payin sources.
 const (
@@ -41,6 +54,17 @@ const (
 	RefusalProcessingError             = "PROCESSING_ERROR"
 	RefusalRiskDecline                 = "RISK_DECLINE"
 )
+
+// PaymentMethodStatusAfterDecline is the status of a card stored from a
+// refused charge: a card the issuer refused for what it is must not be
+// charged again, while one refused for a passing condition (no funds today,
+// a processing error) stays usable.
+func PaymentMethodStatusAfterDecline(refusalCode string) string {
+	if refusalCode == RefusalInsufficientFunds || refusalCode == RefusalProcessingError {
+		return PaymentMethodStatusActive
+	}
+	return PaymentMethodStatusFailed
+}
 
 // MethodTypeCard is the only method type ivrpay processes.
 const MethodTypeCard = "CARD"
@@ -103,6 +127,7 @@ type Payin struct {
 	Metadata         json.RawMessage `json:"metadata"`
 	Source           string          `json:"source"`
 	IVR              *IVRInfo        `json:"ivr"`
+	Processor        *PayinProcessor `json:"processor"`
 	Refunds          []Refund        `json:"refunds"`
 	CreatedAt        time.Time       `json:"created_at"`
 	UpdatedAt        time.Time       `json:"updated_at"`
@@ -161,4 +186,52 @@ type PaymentMethodService interface {
 	FindPaymentMethod(ctx context.Context, id string) (*PaymentMethod, error)
 	ListPaymentMethods(ctx context.Context, page Page) (*List[*PaymentMethod], error)
 	DeactivatePaymentMethod(ctx context.Context, id string) (*PaymentMethod, error)
+}
+
+// PostalCodeOrEmpty is b's postal code, or "" when b is nil.
+func (b *BillingContact) PostalCodeOrEmpty() string {
+	if b == nil {
+		return ""
+	}
+	return b.PostalCode
+}
+
+// WithPostalCode is a copy of b (or an empty contact) with the postal code
+// the caller typed, which is what the processor checked.
+func (b *BillingContact) WithPostalCode(postal string) *BillingContact {
+	var out BillingContact
+	if b != nil {
+		out = *b
+	}
+	if postal != "" {
+		out.PostalCode = postal
+	}
+	return &out
+}
+
+// CheckStoredCharge decides whether caller may charge stored card pm for
+// payin config cfg now: the key may make payins on the config and with the
+// card, a merchant's card never pays another merchant, the card is ACTIVE
+// and unexpired, and the config has no approved payin yet.
+func CheckStoredCharge(caller *APIKey, pm *PaymentMethod, cfg *PayinConfig, now time.Time) error {
+	if err := Authorize(caller, "payin:create", Object{PlatformID: cfg.PlatformID, MerchantID: cfg.MerchantID}); err != nil {
+		return err
+	}
+	if err := Authorize(caller, "payin:create", pm.Object()); err != nil {
+		return err
+	}
+	if pm.MerchantID != "" && string(pm.MerchantID) != cfg.MerchantID {
+		return FieldErrorf("payment_method_id", "payment method %s belongs to merchant %s and cannot pay a payin config of merchant %s", pm.ID, pm.MerchantID, cfg.MerchantID)
+	}
+	if pm.Status != PaymentMethodStatusActive {
+		return FieldErrorf("payment_method_id", "payment method %s is %s and cannot be charged", pm.ID, pm.Status)
+	}
+	if cfg.Payin != nil {
+		return Errorf(ECONFLICT, "payin config %s already has payin %s; create a new payin config for a new payment", cfg.ID, cfg.Payin.PayinID)
+	}
+	exp := card.Expiry{Month: pm.Card.ExpMonth, Year: pm.Card.ExpYear}
+	if exp.Expired(now) {
+		return FieldErrorf("payment_method_id", "the stored card expired at the end of %02d/%d", exp.Month, exp.Year)
+	}
+	return nil
 }

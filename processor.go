@@ -147,6 +147,9 @@ type PayinProcessor struct {
 	// Outcome is APPROVED, DECLINED or UNKNOWN (the processor's answer did
 	// not arrive; the reconciler resolves it).
 	Outcome OptString `json:"outcome"`
+	// SubAccount is the merchant's sub-account the payment was made under
+	// (Stripe acct_…, an Adyen merchant account); not shown.
+	SubAccount string `json:"-"`
 }
 
 // Vault encrypts PANs at rest and fingerprints them with a keyed hash.
@@ -155,4 +158,23 @@ type Vault interface {
 	Decrypt(ciphertext string) (string, error)
 	// Fingerprint is a keyed HMAC of the PAN, stable for one vault key.
 	Fingerprint(pan string) string
+}
+
+// ProcessorNotConfiguredError says that no processor account serves a
+// merchant (production has no built-in processor).
+type ProcessorNotConfiguredError struct {
+	MerchantID string
+}
+
+func (e *ProcessorNotConfiguredError) Error() string {
+	return fmt.Sprintf("merchant %s has no processor account; the operator sets one with: ivrpay admin merchant set-processor %s ACCOUNT (or ivrpay admin platform set-processor PLATFORM_ID ACCOUNT for every merchant of the platform)",
+		e.MerchantID, e.MerchantID)
+}
+
+// AccountRef is the sub-account the payment was made under, if any.
+func (p *PayinProcessor) AccountRef() string {
+	if p == nil {
+		return ""
+	}
+	return p.SubAccount
 }

@@ -125,3 +125,88 @@ type PayinLifecycleService interface {
 	// FindRefund returns a refund the key may read (refund:read).
 	FindRefund(ctx context.Context, id string) (*Refund, error)
 }
+
+// VoidOrRefundPlan is what a void_or_refund request does to a payin in a given state.
+type VoidOrRefundPlan struct {
+	Kind   string // VOID or REFUND
+	Amount int64
+	Status string // the status the decision was made on
+}
+
+// PlanVoidOrRefund decides, from the payin's state, what a request of kind
+// (VOID, REFUND or "" for "the state decides") for amount (0: all) does, or
+// why the state forbids it (ECONFLICT with a message that says why).
+func PlanVoidOrRefund(p *Payin, kind string, amount int64) (VoidOrRefundPlan, error) {
+	conflict := func(field, format string, args ...any) (VoidOrRefundPlan, error) {
+		e := Errorf(ECONFLICT, format, args...)
+		e.Field = field
+		return VoidOrRefundPlan{}, e
+	}
+	switch p.Status {
+	case PayinStatusCreated:
+		return conflict("", "payin %s is still being processed; try again once it is PROCESSING", p.ID)
+	case PayinStatusFailed:
+		return conflict("", "payin %s FAILED (%s): no money moved, so there is nothing to void or refund", p.ID, p.RefusalCode)
+	case PayinStatusCanceled:
+		return conflict("", "payin %s was voided (CANCELED): no money moves, so there is nothing left to void or refund", p.ID)
+	case PayinStatusProcessing, PayinStatusAuthorized:
+		if kind == VoidOrRefundTypeRefund {
+			return conflict("type", "payin %s has not settled yet (it is %s): void it in full now (type VOID, or no type), or refund it once it is SUCCEEDED", p.ID, p.Status)
+		}
+		full := p.CapturedAmount
+		if p.Status == PayinStatusAuthorized {
+			full = p.AuthorizedAmount
+		}
+		if amount != 0 && amount != full {
+			return conflict("amount", "a payin cannot be partially voided: payin %s is %s, so only its full amount %s can be voided (omit amount); once it is SUCCEEDED it can be partially refunded",
+				p.ID, p.Status, FormatDollars(full))
+		}
+		return VoidOrRefundPlan{Kind: VoidOrRefundTypeVoid, Amount: full, Status: p.Status}, nil
+	case PayinStatusSucceeded:
+		if kind == VoidOrRefundTypeVoid {
+			return conflict("type", "payin %s has settled (SUCCEEDED) and can no longer be voided; use a refund instead (type REFUND, or no type) for all or part of its refundable amount %s",
+				p.ID, FormatDollars(p.RefundableAmount))
+		}
+		if p.RefundableAmount == 0 {
+			return conflict("", "payin %s is already fully refunded: its refundable amount is 0.00", p.ID)
+		}
+		if amount == 0 {
+			amount = p.RefundableAmount
+		}
+		if amount > p.RefundableAmount {
+			return conflict("amount", "amount %s is more than the refundable amount %s of payin %s",
+				FormatDollars(amount), FormatDollars(p.RefundableAmount), p.ID)
+		}
+		return VoidOrRefundPlan{Kind: VoidOrRefundTypeRefund, Amount: amount, Status: p.Status}, nil
+	}
+	return conflict("", "payin %s is %s and cannot be voided or refunded", p.ID, p.Status)
+}
+
+// CheckCaptureVersion refuses a capture at an API version without AUTHORIZED payins.
+func CheckCaptureVersion(v APIVersion) error {
+	if !v.SupportsAuthorize() {
+		return FieldErrorf("Rainforest-Api-Version", "capture is available from API version 2024-10-16 (with processing_mode AUTHORIZE); this request runs at %s", v)
+	}
+	return nil
+}
+
+// PlanCapture decides how much of an AUTHORIZED payin a capture request for
+// amount (0: all) captures, or why it cannot.
+func PlanCapture(p *Payin, amount int64) (int64, error) {
+	if p.Status != PayinStatusAuthorized {
+		return 0, CaptureConflict(p)
+	}
+	if amount == 0 {
+		amount = p.AuthorizedAmount
+	}
+	if amount > p.AuthorizedAmount {
+		return 0, &Error{Code: ECONFLICT, Field: "amount",
+			Message: "amount " + FormatDollars(amount) + " is more than the authorized amount " + FormatDollars(p.AuthorizedAmount) + " of payin " + p.ID}
+	}
+	return amount, nil
+}
+
+// CaptureConflict is the refusal of a capture of a payin that is not AUTHORIZED.
+func CaptureConflict(p *Payin) error {
+	return Errorf(ECONFLICT, "payin %s is %s; only AUTHORIZED payins (made with processing_mode AUTHORIZE) can be captured, once", p.ID, p.Status)
+}

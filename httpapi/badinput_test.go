@@ -332,7 +332,7 @@ func TestProductionMode(t *testing.T) {
 		opts.Mode = ivrpay.ModeProduction
 		log := &syncBuffer{}
 		opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
-		b := serve(t, engine, sqlstoretest.Open(t, engine, opts), log, opts.Logger)
+		b := serve(t, engine, sqlstoretest.Open(t, engine, opts), opts, log)
 		prodID := regexp.MustCompile(`^(plt|mid|api|cfg|pmc)_[0-9A-Za-z]{27}$`)
 		if !prodID.MatchString(b.platformID) || !regexp.MustCompile(`^apikey_[0-9a-f]{64}$`).MatchString(b.admin) {
 			t.Fatalf("production platform %q / key %q carry a sandbox prefix", b.platformID, b.admin)

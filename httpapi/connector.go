@@ -12,7 +12,8 @@ import (
 )
 
 // handleConnector is Twilio's Generic Pay Connector endpoint. It answers 401
-// for bad credentials and 200 for everything else, declines and validation
+// for missing or bad credentials, 429 while the credentials are rate limited,
+// and 200 for every request that authenticated, declines and validation
 // errors included, so that Twilio passes error_code on as ConnectorError.
 func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 	info := infoFrom(r.Context())
@@ -20,41 +21,39 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 	// form content type must not make anything parse a form.
 	body, readErr := io.ReadAll(io.LimitReader(r.Body, twilio.MaxRequestBytes+1))
 	req, parseErr := twilio.ParseConnectorRequest(body)
-	respond := func(status int, res twilio.ConnectorResponse) {
-		res.Method = req.Method
+	respond := func(res ivrpay.IVRResult) {
 		info.outcome = res.ErrorCode
 		if info.outcome == "" {
 			info.outcome = "OK"
 		}
-		b, _ := json.Marshal(res)
+		b, _ := json.Marshal(twilio.ConnectorResponse{Method: req.Method, ID: res.ID, ErrorCode: res.ErrorCode,
+			ErrorMessage: res.ErrorMessage, Parameters: res.Parameters})
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
+		w.WriteHeader(connectorStatus(res.ErrorCode))
 		w.Write(b)
 	}
+	refuse := func(code, message string) { respond(ivrpay.IVRResult{ErrorCode: code, ErrorMessage: message}) }
 
 	// 1. Credentials: username api_key, password an API key.
 	user, password, ok := r.BasicAuth()
 	limitKey := credentialKey(ClientAddress(r, s.BehindProxy), r.Header.Get("Authorization"))
 	if s.rateLimited(w, r, limitKey) {
-		respond(http.StatusTooManyRequests, twilio.ConnectorResponse{ErrorCode: "RATE_LIMITED",
-			ErrorMessage: "too many failed authentications with these credentials; check the connector's Username and Password"})
+		refuse(ivrpay.ConnRateLimited, "too many failed authentications with these credentials; check the connector's Username and Password")
 		return
 	}
 	if !ok || user != "api_key" || password == "" {
 		s.authFailed(r, limitKey)
-		respond(http.StatusUnauthorized, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnUnauthorized,
-			ErrorMessage: "unauthorized: set the connector's Username to api_key and its Password to an IVR API key"})
+		refuse(ivrpay.ConnUnauthorized, "unauthorized: set the connector's Username to api_key and its Password to an IVR API key")
 		return
 	}
 	key, err := s.Auth.Authenticate(r.Context(), password)
 	if err != nil {
 		if ivrpay.ErrorCode(err) == ivrpay.EUNAUTHORIZED {
 			s.authFailed(r, limitKey)
-			respond(http.StatusUnauthorized, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnUnauthorized,
-				ErrorMessage: "unauthorized: the connector's Password is not an enabled API key of this deployment"})
+			refuse(ivrpay.ConnUnauthorized, "unauthorized: the connector's Password is not an enabled API key of this deployment")
 		} else {
 			info.err = err
-			respond(http.StatusOK, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnInternal, ErrorMessage: "internal error; Twilio may retry"})
+			refuse(ivrpay.ConnInternal, "internal error; Twilio may retry")
 		}
 		return
 	}
@@ -63,13 +62,13 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 	// 2. The body.
 	switch {
 	case readErr != nil:
-		respond(http.StatusOK, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnInvalidRequest, ErrorMessage: "the request body could not be read"})
+		refuse(ivrpay.ConnInvalidRequest, "the request body could not be read")
 		return
 	case len(body) > twilio.MaxRequestBytes:
-		respond(http.StatusOK, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnInvalidRequest, ErrorMessage: "the request body is larger than 64 KiB"})
+		refuse(ivrpay.ConnInvalidRequest, "the request body is larger than 64 KiB")
 		return
 	case parseErr != nil:
-		respond(http.StatusOK, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnInvalidRequest, ErrorMessage: parseErr.Error()})
+		refuse(ivrpay.ConnInvalidRequest, parseErr.Error())
 		return
 	}
 
@@ -77,7 +76,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 	res, err := s.Connector.ProcessIVR(ctx, ivrpay.IVRRequest{
 		Method: req.Method, TransactionID: req.TransactionID, CardNumber: req.CardNumber, CVV: req.CVV,
 		ExpiryMonth: req.ExpiryMonth, ExpiryYear: req.ExpiryYear, PostalCode: req.PostalCode, ACH: req.IsACH(),
-		AmountPresent: req.AmountPresent, Amount: req.Amount, CurrencyCode: req.CurrencyCode, Parameters: req.Parameters,
+		Amount: ivrpay.ParseIVRAmount(req.AmountPresent, req.Amount), CurrencyCode: req.CurrencyCode, Parameters: req.Parameters,
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -85,8 +84,20 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 			return // Twilio hung up; its retry gets the answer.
 		}
 		info.err = err
-		respond(http.StatusOK, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnInternal, ErrorMessage: "internal error; Twilio may retry with the same transaction_id"})
+		refuse(ivrpay.ConnInternal, "internal error; Twilio may retry with the same transaction_id")
 		return
 	}
-	respond(http.StatusOK, twilio.ConnectorResponse{ID: res.ID, ErrorCode: res.ErrorCode, ErrorMessage: res.ErrorMessage, Parameters: res.Parameters})
+	respond(res)
+}
+
+// connectorStatus is the HTTP status of a connector answer: the one place
+// where a connector error code becomes a status.
+func connectorStatus(code string) int {
+	switch code {
+	case ivrpay.ConnUnauthorized:
+		return http.StatusUnauthorized
+	case ivrpay.ConnRateLimited:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusOK
 }

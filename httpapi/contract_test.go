@@ -315,6 +315,7 @@ func newContract(t *testing.T, doc *openapi3.T, engine string) *contract {
 	opts := sqlstoretest.Options(t)
 	opts.Logger = slog.New(slog.DiscardHandler)
 	store := sqlstoretest.Open(t, engine, opts)
+	pay := opts.Payments(store)
 	c := &contract{t: t, doc: doc, router: router, engine: engine, store: store, seen: map[string]map[int]int{},
 		options: &openapi3filter.Options{
 			AuthenticationFunc:                contractAuth,
@@ -324,11 +325,7 @@ func newContract(t *testing.T, doc *openapi3.T, engine string) *contract {
 		}}
 	limiter := httpapi.NewAuthLimiter()
 	limiter.Now = func() time.Time { return time.Now().Add(time.Duration(c.limiterOffset.Load())) }
-	server := &httpapi.Server{Logger: opts.Logger, Limiter: limiter, Services: httpapi.Services{
-		Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store, PaymentMethodConfigs: store,
-		Payins: store, PaymentMethods: store, Connector: store, Lifecycle: store, WebhookEndpoints: store,
-		Health: store.Ping,
-	}}
+	server := &httpapi.Server{Logger: opts.Logger, Limiter: limiter, Services: httpapi.NewServices(store, pay)}
 	srv := httptest.NewServer(server.Handler())
 	t.Cleanup(srv.Close)
 	c.url = srv.URL

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
@@ -63,6 +64,7 @@ type bundle struct {
 	t      *testing.T
 	engine string
 	store  *sqlstore.Store
+	pay    *payments.Service
 	log    *syncBuffer
 	logger *slog.Logger
 
@@ -84,21 +86,25 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 	}
 }
 
-// setup opens a fresh store on engine and serves it.
-func setup(t *testing.T, engine string) *bundle {
+// setup opens a fresh store on engine (adjust may change the configuration
+// first) and serves it.
+func setup(t *testing.T, engine string, adjust ...func(*sqlstoretest.Config)) *bundle {
 	t.Helper()
 	opts := sqlstoretest.Options(t)
+	for _, f := range adjust {
+		f(&opts)
+	}
 	log := &syncBuffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
 	s := sqlstoretest.Open(t, engine, opts)
-	return serve(t, engine, s, log, opts.Logger)
+	return serve(t, engine, s, opts, log)
 }
 
 // serve starts a server on s and creates the bundle's platform, merchant
 // and admin key.
-func serve(t *testing.T, engine string, s *sqlstore.Store, log *syncBuffer, logger *slog.Logger) *bundle {
+func serve(t *testing.T, engine string, s *sqlstore.Store, opts sqlstoretest.Config, log *syncBuffer) *bundle {
 	t.Helper()
-	b := &bundle{t: t, engine: engine, store: s, log: log, logger: logger, ctSeen: map[string][]string{}}
+	b := &bundle{t: t, engine: engine, store: s, pay: opts.Payments(s), log: log, logger: opts.Logger, ctSeen: map[string][]string{}}
 	b.startServer()
 	b.tenant = b.newTenant("Acme Platform", true)
 	return b
@@ -108,11 +114,8 @@ func serve(t *testing.T, engine string, s *sqlstore.Store, log *syncBuffer, logg
 // newAPIServer wires it (without the optional limiter, metrics and portal),
 // recording the Content-Type of every connector request it receives.
 func (b *bundle) startServer() {
-	s := b.store
-	server := &httpapi.Server{Services: httpapi.Services{
-		Auth: s, APIKeys: s, Merchants: s, PayinConfigs: s, PaymentMethodConfigs: s, Payins: s, PaymentMethods: s,
-		Connector: s, Health: s.Ping, Lifecycle: s, WebhookEndpoints: s,
-	}, Logger: b.logger}
+	s, pay := b.store, b.pay
+	server := &httpapi.Server{Services: httpapi.NewServices(s, pay), Logger: b.logger}
 	h := server.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == httpapi.ConnectorPath {

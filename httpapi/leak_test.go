@@ -31,12 +31,12 @@ func TestConnectorNoCardDataAtRest(t *testing.T) {
 		} else {
 			dsn = sqlstoretest.DSN(t, engine)
 		}
-		s, err := sqlstore.Open(context.Background(), dsn, opts)
+		s, err := sqlstore.Open(context.Background(), dsn, opts.StoreOptions())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		b := serve(t, engine, s, log, opts.Logger)
+		b := serve(t, engine, s, opts, log)
 
 		// Distinctive Luhn-valid cards, and CVVs that are no year, last 4,
 		// postal code or amount of this test.

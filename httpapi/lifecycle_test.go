@@ -46,10 +46,9 @@ type lcEnv struct {
 // settlement (after settleAfter) and the delivery worker until the test ends.
 func lcSetup(t *testing.T, engine string, settleAfter time.Duration) *lcEnv {
 	t.Helper()
-	store := sqlstoretest.Open(t, engine, sqlstoretest.Options(t))
-	api := &httpapi.Server{Services: httpapi.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-		PaymentMethodConfigs: store, Payins: store, PaymentMethods: store, Connector: store, Lifecycle: store,
-		WebhookEndpoints: store, Health: store.Ping}}
+	opts := sqlstoretest.Options(t)
+	store := sqlstoretest.Open(t, engine, opts)
+	api := &httpapi.Server{Services: httpapi.NewServices(store, opts.Payments(store))}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())

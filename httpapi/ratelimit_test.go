@@ -57,15 +57,15 @@ func TestAuthLimiterWindowAndBlock(t *testing.T) {
 // limitedServer is a real server with the limiter and metrics on a SQLite store.
 func limitedServer(t *testing.T) (url, admin string, store *sqlstore.Store, metrics http.Handler) {
 	t.Helper()
-	store = sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	opts := sqlstoretest.Options(t)
+	store = sqlstoretest.Open(t, sqlstore.EngineSQLite, opts)
 	_, key, err := store.CreatePlatform(context.Background(), "Limited", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	srv := &httpapi.Server{Logger: slog.New(slog.DiscardHandler), Limiter: httpapi.NewAuthLimiter(), Metrics: httpapi.NewMetrics(reg),
-		Services: httpapi.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store, PaymentMethodConfigs: store,
-			Payins: store, PaymentMethods: store, Connector: store, Health: store.Ping, Audit: store}}
+		Services: httpapi.NewServices(store, opts.Payments(store))}
 	srv.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -43,6 +43,8 @@ func ErrorStatus(code string) int {
 		return http.StatusConflict
 	case ivrpay.ERATELIMITED:
 		return http.StatusTooManyRequests
+	case ivrpay.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

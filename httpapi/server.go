@@ -30,6 +30,33 @@ type Services struct {
 	Health func(ctx context.Context) error
 }
 
+// Store is what the REST API reads and writes outside the money path
+// (sqlstore implements it).
+type Store interface {
+	ivrpay.AuthService
+	ivrpay.APIKeyService
+	ivrpay.MerchantService
+	ivrpay.PayinConfigService
+	ivrpay.PaymentMethodConfigService
+	ivrpay.PaymentMethodService
+	ivrpay.WebhookEndpointService
+	ivrpay.AuditService
+	Ping(ctx context.Context) error
+}
+
+// Payments is the money path (the payments service implements it).
+type Payments interface {
+	ivrpay.PayinService
+	ivrpay.ConnectorService
+	ivrpay.PayinLifecycleService
+}
+
+// NewServices wires every service: the money path to pay, the rest to store.
+func NewServices(store Store, pay Payments) Services {
+	return Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store, PaymentMethodConfigs: store,
+		Payins: pay, PaymentMethods: store, Connector: pay, Lifecycle: pay, WebhookEndpoints: store, Audit: store, Health: store.Ping}
+}
+
 // Server is the HTTP transport.
 type Server struct {
 	Services

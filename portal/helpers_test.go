@@ -44,7 +44,9 @@ func setup(t *testing.T) *env { return setupWith(t, envOptions{ivrEnabled: true}
 func setupWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	opts := sqlstoretest.Options(t)
+	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, opts)
+	pay := opts.Payments(store)
 	platform, admin, err := store.CreatePlatform(ctx, "Portal test platform", o.ivrEnabled)
 	if err != nil {
 		t.Fatal(err)
@@ -69,13 +71,10 @@ func setupWith(t *testing.T, o envOptions) *env {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	api := &httpapi.Server{Services: httpapi.Services{
-		Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store, PaymentMethodConfigs: store,
-		Payins: store, PaymentMethods: store, Connector: store, Health: store.Ping,
-	}}
+	api := &httpapi.Server{Services: httpapi.NewServices(store, pay)}
 	api.Portal = portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-			PaymentMethodConfigs: store, Payins: store, PaymentMethods: store, Webhooks: store},
+			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store},
 		Mode: ivrpay.ModeSandbox, BaseURL: srv.URL, ConnectorURL: srv.URL, ConnectorClient: srv.Client(),
 		BehindProxy: o.behindProxy, Limiter: o.limiter,
 	})

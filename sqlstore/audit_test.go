@@ -17,7 +17,8 @@ func TestAuditRecords(t *testing.T) {
 	for _, engine := range sqlstoretest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			s := sqlstoretest.Open(t, engine, sqlstoretest.Options(t))
+			opts := sqlstoretest.Options(t)
+			s := sqlstoretest.Open(t, engine, opts)
 			ctx := ivrpay.NewContextWithClientAddress(context.Background(), "203.0.113.7")
 			p, admin, err := s.CreatePlatform(ctx, "Audited", true)
 			if err != nil {
@@ -52,8 +53,8 @@ func TestAuditRecords(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := s.ProcessIVR(ictx, ivrpay.IVRRequest{Method: "charge", TransactionID: "audit-1", CardNumber: "4111111111111111",
-				CVV: "123", ExpiryMonth: "12", ExpiryYear: "39", PostalCode: "94111", AmountPresent: true, Amount: "10.00",
+			res, err := opts.Payments(s).ProcessIVR(ictx, ivrpay.IVRRequest{Method: "charge", TransactionID: "audit-1", CardNumber: "4111111111111111",
+				CVV: "123", ExpiryMonth: "12", ExpiryYear: "39", PostalCode: "94111", Amount: ivrpay.ParseIVRAmount(true, "10.00"),
 				Parameters: map[string]string{"payin_config_id": cfg.ID}})
 			if err != nil || res.ID == "" {
 				t.Fatalf("charge: %+v %v", res, err)

@@ -41,39 +41,39 @@ func TestNoCardDataAtRest(t *testing.T) {
 		}
 		// Store the Amex card, and charge it over IVR.
 		pmc := b.pmConfig(t, b.merchant.ID)
-		tok := process(t, s, b.ivrCtx, amex(tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-pci-tok", "")))
+		tok := process(t, b.pay, b.ivrCtx, amex(tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-pci-tok", "")))
 		mustSucceed(t, tok)
 		cfg := b.payinConfig(t, 1000)
-		charge := process(t, s, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-charge", "", 1000)))
+		charge := process(t, b.pay, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-charge", "", 1000)))
 		mustSucceed(t, charge)
 		// Its retry, and a different request under the same transaction_id.
-		process(t, s, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-charge", "", 1000)))
+		process(t, b.pay, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-charge", "", 1000)))
 		dup := chargeReq(cfg.ID, "CA-pci-charge", canaryVisa, 1000)
-		if r := process(t, s, b.ivrCtx, dup); r.ErrorCode != ivrpay.ConnDuplicateTransaction {
+		if r := process(t, b.pay, b.ivrCtx, dup); r.ErrorCode != ivrpay.ConnDuplicateTransaction {
 			t.Fatalf("duplicate answered %+v", r)
 		}
 		// A decline by amount (a FAILED payin and a stored card), a refusal
 		// before the processor, a malformed CID, and a used config.
-		declined := process(t, s, b.ivrCtx, amex(chargeReq(b.payinConfig(t, 5101).ID, "CA-pci-decline", "", 5101)))
+		declined := process(t, b.pay, b.ivrCtx, amex(chargeReq(b.payinConfig(t, 5101).ID, "CA-pci-decline", "", 5101)))
 		if declined.ErrorCode != ivrpay.RefusalDeclined {
 			t.Fatalf("decline answered %+v", declined)
 		}
-		if r := process(t, s, b.ivrCtx, amex(chargeReq(b.payinConfig(t, 1000).ID, "CA-pci-mismatch", "", 999))); r.ErrorCode != ivrpay.ConnAmountMismatch {
+		if r := process(t, b.pay, b.ivrCtx, amex(chargeReq(b.payinConfig(t, 1000).ID, "CA-pci-mismatch", "", 999))); r.ErrorCode != ivrpay.ConnAmountMismatch {
 			t.Fatalf("amount mismatch answered %+v", r)
 		}
 		badCID := amex(chargeReq(b.payinConfig(t, 1000).ID, "CA-pci-badcid", "", 1000))
 		badCID.CVV = canaryCID + "1"
-		if r := process(t, s, b.ivrCtx, badCID); r.ErrorCode != ivrpay.ConnInvalidCardSecurityCode {
+		if r := process(t, b.pay, b.ivrCtx, badCID); r.ErrorCode != ivrpay.ConnInvalidCardSecurityCode {
 			t.Fatalf("5-digit CID answered %+v", r)
 		}
-		if r := process(t, s, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-used", "", 1000))); r.ErrorCode != ivrpay.ConnConfigAlreadyUsed {
+		if r := process(t, b.pay, b.ivrCtx, amex(chargeReq(cfg.ID, "CA-pci-used", "", 1000))); r.ErrorCode != ivrpay.ConnConfigAlreadyUsed {
 			t.Fatalf("used config answered %+v", r)
 		}
 		// The Visa canary, charged and tokenized, with the CID-free Visa CVV.
-		mustSucceed(t, process(t, s, b.ivrCtx, chargeReq(b.payinConfig(t, 2000).ID, "CA-pci-visa", canaryVisa, 2000)))
-		mustSucceed(t, process(t, s, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodIDAlias, b.pmConfig(t, "").ID, "CA-pci-visa-tok", canaryVisa)))
+		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(b.payinConfig(t, 2000).ID, "CA-pci-visa", canaryVisa, 2000)))
+		mustSucceed(t, process(t, b.pay, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodIDAlias, b.pmConfig(t, "").ID, "CA-pci-visa-tok", canaryVisa)))
 		// The stored Amex card charged over the API.
-		if _, err := s.ChargePaymentMethod(b.adminCtx, tok.ID, b.payinConfig(t, 3000).ID); err != nil {
+		if _, err := b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, b.payinConfig(t, 3000).ID); err != nil {
 			t.Fatal(err)
 		}
 

@@ -49,7 +49,7 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	if err != nil {
 		return nil, err
 	}
-	hash := requestHash([]any{in.MerchantID, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode})
+	hash := ivrpay.RequestHash([]any{in.MerchantID, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode})
 	now := s.now()
 	id := s.newID(ivrpay.PrefixPayinConfig)
 	// The config is written even if the client hangs up, so that its retry
@@ -137,7 +137,7 @@ func (s *Store) CreatePaymentMethodConfig(ctx context.Context, in ivrpay.Payment
 		return nil, err
 	}
 	merchant := sql.NullString{String: in.MerchantID, Valid: in.MerchantID != ""}
-	hash := requestHash([]any{in.PlatformID, in.MerchantID, bc, md})
+	hash := ivrpay.RequestHash([]any{in.PlatformID, in.MerchantID, bc, md})
 	id := s.newID(ivrpay.PrefixPaymentMethodConfig)
 	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, in.IdempotencyKey, hash, id, func(tx *sql.Tx) (sql.Result, error) {
 		return s.exec(ctx, tx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,

@@ -36,7 +36,7 @@ func TestIVRIdenticalRequestsRace(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				results[i], errs[i] = b.s.ProcessIVR(b.ivrCtx, req)
+				results[i], errs[i] = b.pay.ProcessIVR(b.ivrCtx, req)
 			})
 		}
 		close(start)
@@ -72,7 +72,7 @@ func TestIVRIdenticalRequestsRace(t *testing.T) {
 			t.Fatalf("parameters = %v, want %v", results[0].Parameters, wantParams)
 		}
 		// One more, later: the same stored answer.
-		if again := process(t, b.s, b.ivrCtx, req); !reflect.DeepEqual(again, results[0]) {
+		if again := process(t, b.pay, b.ivrCtx, req); !reflect.DeepEqual(again, results[0]) {
 			t.Fatalf("late retry answered %+v, want %+v", again, results[0])
 		}
 	})
@@ -91,7 +91,7 @@ func TestIVRConfigRace(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				results[i], errs[i] = b.s.ProcessIVR(b.ivrCtx, chargeReq(cfg.ID, fmt.Sprintf("CA-race-%02d", i), visaOK, 2500))
+				results[i], errs[i] = b.pay.ProcessIVR(b.ivrCtx, chargeReq(cfg.ID, fmt.Sprintf("CA-race-%02d", i), visaOK, 2500))
 			})
 		}
 		close(start)
@@ -129,7 +129,7 @@ func TestIVRConfigRace(t *testing.T) {
 			if res.ID == winner {
 				continue
 			}
-			if again := process(t, b.s, b.ivrCtx, chargeReq(cfg.ID, fmt.Sprintf("CA-race-%02d", i), visaOK, 2500)); !reflect.DeepEqual(again, res) {
+			if again := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, fmt.Sprintf("CA-race-%02d", i), visaOK, 2500)); !reflect.DeepEqual(again, res) {
 				t.Fatalf("retry of transaction %d answered %+v, first answer %+v", i, again, res)
 			}
 		}
@@ -148,7 +148,7 @@ func TestIVRTokenizeRace(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				results[i], errs[i] = b.s.ProcessIVR(b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, fmt.Sprintf("CA-tok-race-%02d", i), visaOK))
+				results[i], errs[i] = b.pay.ProcessIVR(b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, fmt.Sprintf("CA-tok-race-%02d", i), visaOK))
 			})
 		}
 		close(start)
@@ -180,7 +180,7 @@ func TestIVRDuplicateTransaction(t *testing.T) {
 		cfg2 := b.payinConfig(t, 1000)
 		pmc := b.pmConfig(t, "")
 		const tx = "CA-dup"
-		first := process(t, b.s, b.ivrCtx, chargeReq(cfg.ID, tx, visaOK, 1000))
+		first := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, tx, visaOK, 1000))
 		mustSucceed(t, first)
 
 		for _, tc := range []struct {
@@ -193,9 +193,9 @@ func TestIVRDuplicateTransaction(t *testing.T) {
 			{"no CVV", func(r *ivrpay.IVRRequest) { r.CVV = "" }, true},
 			{"other expiry", func(r *ivrpay.IVRRequest) { r.ExpiryMonth, r.ExpiryYear = "09", "2040" }, true},
 			{"other postal code", func(r *ivrpay.IVRRequest) { r.PostalCode = "10001" }, true},
-			{"amount written differently", func(r *ivrpay.IVRRequest) { r.Amount = "10" }, true},
+			{"amount written differently", func(r *ivrpay.IVRRequest) { r.Amount = ivrpay.ParseIVRAmount(true, "10") }, true},
 			{"other card", func(r *ivrpay.IVRRequest) { r.CardNumber = mastercard }, false},
-			{"other amount", func(r *ivrpay.IVRRequest) { r.Amount = "10.01" }, false},
+			{"other amount", func(r *ivrpay.IVRRequest) { r.Amount = ivrpay.ParseIVRAmount(true, "10.01") }, false},
 			{"other config", func(r *ivrpay.IVRRequest) { r.Parameters = map[string]string{ivrpay.ParamPayinConfigID: cfg2.ID} }, false},
 			{"tokenize instead", func(r *ivrpay.IVRRequest) {
 				*r = tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, tx, visaOK)
@@ -203,7 +203,7 @@ func TestIVRDuplicateTransaction(t *testing.T) {
 		} {
 			req := chargeReq(cfg.ID, tx, visaOK, 1000)
 			tc.change(&req)
-			res := process(t, b.s, b.ivrCtx, req)
+			res := process(t, b.pay, b.ivrCtx, req)
 			if tc.same {
 				if !reflect.DeepEqual(res, first) {
 					t.Errorf("%s: answered %+v, want the first answer %+v", tc.name, res, first)
@@ -222,7 +222,7 @@ func TestIVRDuplicateTransaction(t *testing.T) {
 		// The same transaction_id on another platform is another transaction.
 		other := setupOn(t, b.s, engine, b.opts)
 		ocfg := other.payinConfig(t, 1000)
-		mustSucceed(t, process(t, b.s, other.ivrCtx, chargeReq(ocfg.ID, tx, visaOK, 1000)))
+		mustSucceed(t, process(t, b.pay, other.ivrCtx, chargeReq(ocfg.ID, tx, visaOK, 1000)))
 
 		// A known transaction gets its stored answer even after the platform's settings changed.
 		for _, change := range []struct {
@@ -244,10 +244,10 @@ func TestIVRDuplicateTransaction(t *testing.T) {
 			}
 			key := authenticate(t, b.s, b.ivrKey.Secret)
 			ctx := ivrpay.NewContextWithPrincipal(boundedContext(t), key)
-			if res := process(t, b.s, ctx, chargeReq(cfg.ID, tx, visaOK, 1000)); !reflect.DeepEqual(res, first) {
+			if res := process(t, b.pay, ctx, chargeReq(cfg.ID, tx, visaOK, 1000)); !reflect.DeepEqual(res, first) {
 				t.Fatalf("%s: replay answered %+v, want the stored %+v", change.name, res, first)
 			}
-			if res := process(t, b.s, ctx, chargeReq(cfg2.ID, "CA-after-"+change.newCode, visaOK, 1000)); res.ErrorCode != change.newCode {
+			if res := process(t, b.pay, ctx, chargeReq(cfg2.ID, "CA-after-"+change.newCode, visaOK, 1000)); res.ErrorCode != change.newCode {
 				t.Fatalf("%s: a new transaction answered %+v, want %s", change.name, res, change.newCode)
 			}
 		}
@@ -263,7 +263,7 @@ func TestIVRSlowProcessorRetry(t *testing.T) {
 		release := make(chan struct{})
 		var sleeps atomic.Int32
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 20, 30, 0, time.UTC))
-		b := setup(t, engine, func(o *sqlstore.Options) {
+		b := setup(t, engine, func(o *sqlstoretest.Config) {
 			o.Clock = clock
 			o.Processor = &sandbox.Processor{Sleep: func(ctx context.Context, d time.Duration) error {
 				sleeps.Add(1)
@@ -285,7 +285,7 @@ func TestIVRSlowProcessorRetry(t *testing.T) {
 		var res1, res2 ivrpay.IVRResult
 		var err1, err2 error
 		done1, done2 := make(chan struct{}), make(chan struct{})
-		go func() { defer close(done1); res1, err1 = b.s.ProcessIVR(ctx1, req) }()
+		go func() { defer close(done1); res1, err1 = b.pay.ProcessIVR(ctx1, req) }()
 		<-entered
 
 		// From now on only the retry reads the clock: its second reading is
@@ -297,7 +297,7 @@ func TestIVRSlowProcessorRetry(t *testing.T) {
 				close(waiting)
 			}
 		})
-		go func() { defer close(done2); res2, err2 = b.s.ProcessIVR(b.ivrCtx, req) }()
+		go func() { defer close(done2); res2, err2 = b.pay.ProcessIVR(b.ivrCtx, req) }()
 		select {
 		case <-waiting:
 		case <-done2:
@@ -380,7 +380,7 @@ func TestIVRCrashResume(t *testing.T) {
 				probeKey.Platform = &probePlatform
 				probeReq := req
 				probeReq.TransactionID = "probe"
-				if res := process(t, b.s, ivrpay.NewContextWithPrincipal(boundedContext(t), &probeKey), probeReq); res.ErrorCode != ivrpay.ConnIVRNotEnabled {
+				if res := process(t, b.pay, ivrpay.NewContextWithPrincipal(boundedContext(t), &probeKey), probeReq); res.ErrorCode != ivrpay.ConnIVRNotEnabled {
 					t.Fatalf("probe answered %+v", res)
 				}
 				var hash string
@@ -403,12 +403,12 @@ func TestIVRCrashResume(t *testing.T) {
 						t.Fatal(err)
 					}
 					// The reserved config refuses another transaction meanwhile.
-					if res := process(t, b.s, b.ivrCtx, chargeReq(cfg.ID, "CA-intruder", visaOK, 1000)); res.ErrorCode != ivrpay.ConnConfigAlreadyUsed {
+					if res := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, "CA-intruder", visaOK, 1000)); res.ErrorCode != ivrpay.ConnConfigAlreadyUsed {
 						t.Fatalf("another transaction on the reserved config answered %+v, want %s", res, ivrpay.ConnConfigAlreadyUsed)
 					}
 				}
 
-				res := process(t, b.s, b.ivrCtx, req)
+				res := process(t, b.pay, b.ivrCtx, req)
 				mustSucceed(t, res)
 				if tc.withPayin && res.ID != payinID {
 					t.Fatalf("the retry made payin %s instead of resuming %s", res.ID, payinID)
@@ -426,7 +426,7 @@ func TestIVRCrashResume(t *testing.T) {
 				if c, _ := b.s.FindPayinConfig(b.adminCtx, cfg.ID); c.Payin == nil || c.Payin.PayinID != res.ID {
 					t.Fatalf("config payin = %+v, want %s", c.Payin, res.ID)
 				}
-				if again := process(t, b.s, b.ivrCtx, req); !reflect.DeepEqual(again, res) {
+				if again := process(t, b.pay, b.ivrCtx, req); !reflect.DeepEqual(again, res) {
 					t.Fatalf("replay after the resume answered %+v, want %+v", again, res)
 				}
 			})
@@ -438,7 +438,7 @@ func TestIVRCrashResume(t *testing.T) {
 			t.Parallel()
 			clock := newFakeClock(time.Date(2026, 3, 15, 10, 20, 30, 0, time.UTC))
 			proc := &crashingProcessor{}
-			b := setup(t, engine, func(o *sqlstore.Options) { o.Clock, o.Processor = clock, proc })
+			b := setup(t, engine, func(o *sqlstoretest.Config) { o.Clock, o.Processor = clock, proc })
 			cfg := b.payinConfig(t, 1000)
 			req := chargeReq(cfg.ID, "CA-crash-real", visaOK, 1000)
 
@@ -449,7 +449,7 @@ func TestIVRCrashResume(t *testing.T) {
 						t.Fatalf("recovered %v, want the simulated crash", r)
 					}
 				}()
-				b.s.ProcessIVR(b.ivrCtx, req)
+				b.pay.ProcessIVR(b.ivrCtx, req)
 				t.Fatal("ProcessIVR returned although the processor crashed")
 			}()
 			proc.crash.Store(false)
@@ -468,7 +468,7 @@ func TestIVRCrashResume(t *testing.T) {
 			var res ivrpay.IVRResult
 			var err error
 			done := make(chan struct{})
-			go func() { defer close(done); res, err = b.s.ProcessIVR(b.ivrCtx, req) }()
+			go func() { defer close(done); res, err = b.pay.ProcessIVR(b.ivrCtx, req) }()
 			select {
 			case <-waiting:
 			case <-done:
@@ -512,7 +512,7 @@ func TestIVRTokenize(t *testing.T) {
 					merchantID = b.merchant.ID
 				}
 				pmc := b.pmConfig(t, merchantID)
-				res := process(t, b.s, b.ivrCtx, tokenizeReq(tc.param, pmc.ID, "CA-tok-1", mastercard))
+				res := process(t, b.pay, b.ivrCtx, tokenizeReq(tc.param, pmc.ID, "CA-tok-1", mastercard))
 				mustSucceed(t, res)
 				if !strings.HasPrefix(res.ID, "sbx_mtd_") {
 					t.Fatalf("token id %s", res.ID)
@@ -538,7 +538,7 @@ func TestIVRTokenize(t *testing.T) {
 					t.Fatalf("payment method = %+v", pm)
 				}
 				// The config stores one card only.
-				again := process(t, b.s, b.ivrCtx, tokenizeReq(tc.param, pmc.ID, "CA-tok-2", visaOK))
+				again := process(t, b.pay, b.ivrCtx, tokenizeReq(tc.param, pmc.ID, "CA-tok-2", visaOK))
 				if again.ErrorCode != ivrpay.ConnConfigAlreadyUsed || again.ID != "" {
 					t.Fatalf("second tokenize answered %+v, want %s", again, ivrpay.ConnConfigAlreadyUsed)
 				}
@@ -547,8 +547,8 @@ func TestIVRTokenize(t *testing.T) {
 				}
 				// A charge request naming a payment method config is the wrong kind.
 				mismatch := tokenizeReq(tc.param, pmc.ID, "CA-tok-3", visaOK)
-				mismatch.Method, mismatch.AmountPresent, mismatch.Amount = ivrpay.IVRMethodCharge, true, "10.00"
-				if r := process(t, b.s, b.ivrCtx, mismatch); r.ErrorCode != ivrpay.ConnConfigMethodMismatch {
+				mismatch.Method, mismatch.Amount = ivrpay.IVRMethodCharge, ivrpay.ParseIVRAmount(true, "10.00")
+				if r := process(t, b.pay, b.ivrCtx, mismatch); r.ErrorCode != ivrpay.ConnConfigMethodMismatch {
 					t.Fatalf("charge with a payment method config answered %+v, want %s", r, ivrpay.ConnConfigMethodMismatch)
 				}
 			})
@@ -562,9 +562,9 @@ func TestChargePaymentMethod(t *testing.T) {
 		s := b.s
 		// One card stored by an IVR tokenize, one by an IVR charge.
 		pmc := b.pmConfig(t, b.merchant.ID)
-		tok := process(t, s, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-store", visaOK))
+		tok := process(t, b.pay, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-store", visaOK))
 		mustSucceed(t, tok)
-		charged := process(t, s, b.ivrCtx, chargeReq(b.payinConfig(t, 700).ID, "CA-first-charge", mastercard, 700))
+		charged := process(t, b.pay, b.ivrCtx, chargeReq(b.payinConfig(t, 700).ID, "CA-first-charge", mastercard, 700))
 		mustSucceed(t, charged)
 
 		for _, tc := range []struct {
@@ -574,7 +574,7 @@ func TestChargePaymentMethod(t *testing.T) {
 			{"card of an IVR payin", charged.Parameters["payment_method_id"], "4444"},
 		} {
 			cfg := b.payinConfig(t, 4200)
-			p, err := s.ChargePaymentMethod(b.adminCtx, tc.pmID, cfg.ID)
+			p, err := b.pay.ChargePaymentMethod(b.adminCtx, tc.pmID, cfg.ID)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
@@ -587,11 +587,11 @@ func TestChargePaymentMethod(t *testing.T) {
 			}
 			// The config now has a payin: another charge conflicts, with either card.
 			for _, pmID := range []string{tok.ID, charged.Parameters["payment_method_id"]} {
-				_, err = s.ChargePaymentMethod(b.adminCtx, pmID, cfg.ID)
+				_, err = b.pay.ChargePaymentMethod(b.adminCtx, pmID, cfg.ID)
 				wantCode(t, err, ivrpay.ECONFLICT)
 			}
 			// So does an IVR charge of it.
-			if r := process(t, s, b.ivrCtx, chargeReq(cfg.ID, "CA-late-"+tc.last4, visaOK, 4200)); r.ErrorCode != ivrpay.ConnConfigAlreadyUsed {
+			if r := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, "CA-late-"+tc.last4, visaOK, 4200)); r.ErrorCode != ivrpay.ConnConfigAlreadyUsed {
 				t.Fatalf("%s: IVR charge of a used config answered %+v", tc.name, r)
 			}
 			if got := count(t, s.DB(), `SELECT COUNT(*) FROM payins WHERE payin_config_id = $1`, cfg.ID); got != 1 {
@@ -613,7 +613,7 @@ func TestChargePaymentMethod(t *testing.T) {
 				pmID = charged.Parameters["payment_method_id"]
 			}
 			wg.Go(func() {
-				_, err := s.ChargePaymentMethod(b.adminCtx, pmID, raced.ID)
+				_, err := b.pay.ChargePaymentMethod(b.adminCtx, pmID, raced.ID)
 				switch ivrpay.ErrorCode(err) {
 				case "":
 					wins.Add(1)
@@ -630,23 +630,23 @@ func TestChargePaymentMethod(t *testing.T) {
 
 		// Refusals.
 		cfg := b.payinConfig(t, 1000)
-		_, err := s.ChargePaymentMethod(b.adminCtx, "sbx_mtd_doesnotexist", cfg.ID)
+		_, err := b.pay.ChargePaymentMethod(b.adminCtx, "sbx_mtd_doesnotexist", cfg.ID)
 		wantCode(t, err, ivrpay.ENOTFOUND)
-		_, err = s.ChargePaymentMethod(b.adminCtx, tok.ID, "sbx_cfg_doesnotexist")
+		_, err = b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, "sbx_cfg_doesnotexist")
 		wantCode(t, err, ivrpay.EINVALID)
-		_, err = s.ChargePaymentMethod(b.adminCtx, tok.ID, "")
+		_, err = b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, "")
 		wantCode(t, err, ivrpay.EINVALID)
-		_, err = s.ChargePaymentMethod(b.ivrCtx, tok.ID, cfg.ID) // payin:create is all it takes
+		_, err = b.pay.ChargePaymentMethod(b.ivrCtx, tok.ID, cfg.ID) // payin:create is all it takes
 		if err != nil {
 			t.Fatalf("IVR key (payin:create) charging a stored card: %v", err)
 		}
 		other := setupOn(t, s, engine, b.opts)
-		_, err = s.ChargePaymentMethod(other.adminCtx, tok.ID, other.payinConfig(t, 1000).ID)
+		_, err = b.pay.ChargePaymentMethod(other.adminCtx, tok.ID, other.payinConfig(t, 1000).ID)
 		wantCode(t, err, ivrpay.ENOTFOUND)
-		_, err = s.ChargePaymentMethod(b.adminCtx, tok.ID, other.payinConfig(t, 1000).ID)
+		_, err = b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, other.payinConfig(t, 1000).ID)
 		wantCode(t, err, ivrpay.EINVALID)
 		readOnly := createKey(t, s, b.adminCtx, platformStatement(b.platform.ID, "", "payin:read"))
-		_, err = s.ChargePaymentMethod(ivrpay.NewContextWithPrincipal(boundedContext(t), readOnly), tok.ID, b.payinConfig(t, 1000).ID)
+		_, err = b.pay.ChargePaymentMethod(ivrpay.NewContextWithPrincipal(boundedContext(t), readOnly), tok.ID, b.payinConfig(t, 1000).ID)
 		wantCode(t, err, ivrpay.EFORBIDDEN)
 
 		// A deactivated card cannot be charged.
@@ -655,7 +655,7 @@ func TestChargePaymentMethod(t *testing.T) {
 			t.Fatalf("DeactivatePaymentMethod: %+v, %v", pm, err)
 		}
 		fresh := b.payinConfig(t, 1000)
-		_, err = s.ChargePaymentMethod(b.adminCtx, tok.ID, fresh.ID)
+		_, err = b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, fresh.ID)
 		wantCode(t, err, ivrpay.EINVALID)
 		if c, _ := s.FindPayinConfig(b.adminCtx, fresh.ID); c.Payin != nil {
 			t.Fatalf("a refused charge used the config: %+v", c.Payin)
@@ -678,14 +678,14 @@ func TestChargePaymentMethodMerchantScope(t *testing.T) {
 			t.Fatal(err)
 		}
 		pmc := b.pmConfig(t, b.merchant.ID)
-		tok := process(t, b.s, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-m1-card", visaOK))
+		tok := process(t, b.pay, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-m1-card", visaOK))
 		mustSucceed(t, tok)
 		m2Key := createKey(t, b.s, b.adminCtx, platformStatement(b.platform.ID, m2.ID, "payin:create", "payin:read"))
 		m2Cfg, err := b.s.CreatePayinConfig(b.adminCtx, ivrpay.PayinConfigCreate{MerchantID: m2.ID, IdempotencyKey: "m2", Amount: "1000", CurrencyCode: "USD"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := b.s.ChargePaymentMethod(ivrpay.NewContextWithPrincipal(boundedContext(t), m2Key), tok.ID, m2Cfg.ID)
+		p, err := b.pay.ChargePaymentMethod(ivrpay.NewContextWithPrincipal(boundedContext(t), m2Key), tok.ID, m2Cfg.ID)
 		if ivrpay.ErrorCode(err) != ivrpay.EFORBIDDEN {
 			var made string
 			if p != nil {
@@ -695,15 +695,15 @@ func TestChargePaymentMethodMerchantScope(t *testing.T) {
 				m2.ID, b.merchant.ID, err, made, ivrpay.EFORBIDDEN)
 		}
 		// Not even a platform key pays one merchant's config with another merchant's card.
-		_, err = b.s.ChargePaymentMethod(b.adminCtx, tok.ID, m2Cfg.ID)
+		_, err = b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, m2Cfg.ID)
 		wantCode(t, err, ivrpay.EINVALID)
 		if got := count(t, b.s.DB(), `SELECT COUNT(*) FROM payins WHERE payin_config_id = $1`, m2Cfg.ID); got != 0 {
 			t.Fatalf("refused charges made %d payins", got)
 		}
 		// A card stored without a merchant (platform level) pays any merchant's config for a platform key.
-		platformCard := process(t, b.s, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, b.pmConfig(t, "").ID, "CA-platform-card", mastercard))
+		platformCard := process(t, b.pay, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, b.pmConfig(t, "").ID, "CA-platform-card", mastercard))
 		mustSucceed(t, platformCard)
-		if _, err := b.s.ChargePaymentMethod(b.adminCtx, platformCard.ID, m2Cfg.ID); err != nil {
+		if _, err := b.pay.ChargePaymentMethod(b.adminCtx, platformCard.ID, m2Cfg.ID); err != nil {
 			t.Fatalf("platform key charging a platform-level card: %v", err)
 		}
 	})
@@ -737,7 +737,7 @@ func TestIVRDeclines(t *testing.T) {
 				cfg := b.payinConfig(t, tc.amount)
 				req := chargeReq(cfg.ID, "CA-decline", tc.pan, tc.amount)
 				req.CVV, req.PostalCode = tc.cvv, tc.zip
-				res := process(t, b.s, b.ivrCtx, req)
+				res := process(t, b.pay, b.ivrCtx, req)
 				if res.ErrorCode != tc.code || res.ID != "" || res.ErrorMessage == "" {
 					t.Fatalf("answer = %+v, want error_code %s", res, tc.code)
 				}
@@ -756,12 +756,12 @@ func TestIVRDeclines(t *testing.T) {
 					t.Fatalf("a declined payin holds the config: %+v", c.Payin)
 				}
 				// The retry of the declined transaction replays the decline.
-				if again := process(t, b.s, b.ivrCtx, req); !reflect.DeepEqual(again, res) {
+				if again := process(t, b.pay, b.ivrCtx, req); !reflect.DeepEqual(again, res) {
 					t.Fatalf("replay of the decline = %+v, want %+v", again, res)
 				}
 
 				// The config stays usable: the caller tries again (a new transaction).
-				next := process(t, b.s, b.ivrCtx, chargeReq(cfg.ID, "CA-after-decline", visaOK, tc.amount))
+				next := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, "CA-after-decline", visaOK, tc.amount))
 				if tc.declineByAmout {
 					// The sandbox declines this amount whatever the card: the
 					// config is charged again, not refused as used.
@@ -789,7 +789,7 @@ func TestIVRAuthorizeMode(t *testing.T) {
 		if cfg.ProcessingMode != ivrpay.ProcessingModeAuthorize {
 			t.Fatalf("processing mode = %s", cfg.ProcessingMode)
 		}
-		res := process(t, b.s, b.ivrCtx, chargeReq(cfg.ID, "CA-auth", visaOK, 3000))
+		res := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, "CA-auth", visaOK, 3000))
 		mustSucceed(t, res)
 		if res.Parameters["payin_status"] != ivrpay.PayinStatusAuthorized {
 			t.Fatalf("payin_status = %s, want AUTHORIZED", res.Parameters["payin_status"])
@@ -891,9 +891,9 @@ func TestIVRChecks(t *testing.T) {
 			{"key without payin:create", tokOnly, nil, ivrpay.ConnForbidden},
 			{"ACH", nil, func(r *ivrpay.IVRRequest) { r.ACH, r.CardNumber = true, "" }, ivrpay.ConnUnsupportedPaymentMethod},
 			{"EUR", nil, func(r *ivrpay.IVRRequest) { r.CurrencyCode = "EUR" }, ivrpay.ConnUnsupportedCurrency},
-			{"no amount", nil, func(r *ivrpay.IVRRequest) { r.AmountPresent, r.Amount = false, "" }, ivrpay.ConnInvalidAmount},
-			{"three decimals", nil, func(r *ivrpay.IVRRequest) { r.Amount = "10.000" }, ivrpay.ConnInvalidAmount},
-			{"other amount", nil, func(r *ivrpay.IVRRequest) { r.Amount = "10.50" }, ivrpay.ConnAmountMismatch},
+			{"no amount", nil, func(r *ivrpay.IVRRequest) { r.Amount = ivrpay.ParseIVRAmount(false, "") }, ivrpay.ConnInvalidAmount},
+			{"three decimals", nil, func(r *ivrpay.IVRRequest) { r.Amount = ivrpay.ParseIVRAmount(true, "10.000") }, ivrpay.ConnInvalidAmount},
+			{"other amount", nil, func(r *ivrpay.IVRRequest) { r.Amount = ivrpay.ParseIVRAmount(true, "10.50") }, ivrpay.ConnAmountMismatch},
 			{"Luhn", nil, func(r *ivrpay.IVRRequest) { r.CardNumber = "4111111111111112" }, ivrpay.ConnInvalidCardNumber},
 			{"short", nil, func(r *ivrpay.IVRRequest) { r.CardNumber = "41111" }, ivrpay.ConnInvalidCardNumber},
 			{"UnionPay", nil, func(r *ivrpay.IVRRequest) { r.CardNumber = unionPay }, ivrpay.ConnUnsupportedCardBrand},
@@ -914,7 +914,7 @@ func TestIVRChecks(t *testing.T) {
 			if key == nil {
 				key = b.ivrKey
 			}
-			res := process(t, s, ivrpay.NewContextWithPrincipal(boundedContext(t), key), req)
+			res := process(t, b.pay, ivrpay.NewContextWithPrincipal(boundedContext(t), key), req)
 			if res.ErrorCode != tc.code || res.ID != "" || res.ErrorMessage == "" {
 				t.Errorf("%s: answered %+v, want %s", tc.name, res, tc.code)
 			}
@@ -928,10 +928,10 @@ func TestIVRChecks(t *testing.T) {
 		// The config's postal code stands in for the caller's.
 		req := chargeReq(zipCfg.ID, "CA-config-zip", visaOK, 1000)
 		req.PostalCode = ""
-		mustSucceed(t, process(t, s, b.ivrCtx, req))
+		mustSucceed(t, process(t, b.pay, b.ivrCtx, req))
 		// The refused requests used up nothing.
-		mustSucceed(t, process(t, s, b.ivrCtx, chargeReq(cfg.ID, "CA-checks-ok", visaOK, 1000)))
-		mustSucceed(t, process(t, s, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-checks-tok", visaOK)))
+		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, "CA-checks-ok", visaOK, 1000)))
+		mustSucceed(t, process(t, b.pay, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, "CA-checks-tok", visaOK)))
 	})
 }
 
@@ -952,11 +952,11 @@ func TestVaultRotation(t *testing.T) {
 		b := setupOn(t, s, engine, opts)
 
 		pans := map[string]string{} // payment method id → PAN
-		tok := process(t, s, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, b.pmConfig(t, "").ID, "CA-rot-1", mastercard))
+		tok := process(t, b.pay, b.ivrCtx, tokenizeReq(ivrpay.ParamPaymentMethodConfigID, b.pmConfig(t, "").ID, "CA-rot-1", mastercard))
 		mustSucceed(t, tok)
 		pans[tok.ID] = mastercard
 		for i, pan := range []string{visaOK, canaryVisa, "4000000000000002"} { // the last one declines: a FAILED card is re-encrypted too
-			res := process(t, s, b.ivrCtx, chargeReq(b.payinConfig(t, 1000).ID, fmt.Sprint("CA-rot-charge-", i), pan, 1000))
+			res := process(t, b.pay, b.ivrCtx, chargeReq(b.payinConfig(t, 1000).ID, fmt.Sprint("CA-rot-charge-", i), pan, 1000))
 			pans[res.Parameters["payment_method_id"]] = pan
 		}
 		before := readPANColumns(t, s)
@@ -1007,7 +1007,7 @@ func TestVaultRotation(t *testing.T) {
 		s2 := openDSN(t, dsn, opts)
 		admin := authenticate(t, s2, b.admin.Secret)
 		ctx := ivrpay.NewContextWithPrincipal(boundedContext(t), admin)
-		p, err := s2.ChargePaymentMethod(ctx, tok.ID, rotCfg.ID)
+		p, err := opts.Payments(s2).ChargePaymentMethod(ctx, tok.ID, rotCfg.ID)
 		if err != nil {
 			t.Fatalf("charging a rotated card: %v", err)
 		}
@@ -1046,11 +1046,11 @@ func readPANColumns(t *testing.T, s *sqlstore.Store) map[string]panColumns {
 }
 
 // openDSN opens the store at dsn and closes it at cleanup.
-func openDSN(t *testing.T, dsn string, opts sqlstore.Options) *sqlstore.Store {
+func openDSN(t *testing.T, dsn string, opts sqlstoretest.Config) *sqlstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := sqlstore.Open(ctx, dsn, opts)
+	s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 	if err != nil {
 		t.Fatalf("open %s: %v", dsn, err)
 	}

@@ -8,10 +8,8 @@ package sqlstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,16 +39,10 @@ const (
 
 // Options are what the store needs besides the database.
 type Options struct {
-	Mode      ivrpay.Mode
-	Clock     ivrpay.Clock
-	Vault     ivrpay.Vault
-	Processor ivrpay.Processor
-	Logger    *slog.Logger
-	// ConnectorLease is how long a claimed connector transaction blocks its
-	// retries before one of them takes the attempt over; 0 means 30 s. It
-	// must outlast a live attempt (the processor's answer), so only tests,
-	// whose processor answers at once, shorten it.
-	ConnectorLease time.Duration
+	Mode   ivrpay.Mode
+	Clock  ivrpay.Clock
+	Vault  ivrpay.Vault
+	Logger *slog.Logger
 }
 
 // Store implements the ivrpay service interfaces.
@@ -80,9 +72,6 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 	}
 	if opts.Mode == "" {
 		opts.Mode = ivrpay.ModeSandbox
-	}
-	if opts.ConnectorLease <= 0 {
-		opts.ConnectorLease = leaseDuration
 	}
 	s = &Store{opts: opts}
 	var dialect goose.Dialect
@@ -268,13 +257,6 @@ func billingContact(ns sql.NullString) *ivrpay.BillingContact {
 		return nil
 	}
 	return &b
-}
-
-// requestHash fingerprints a validated request body for idempotency checks.
-func requestHash(v any) string {
-	b, _ := json.Marshal(v)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 func mustSub(fsys embed.FS, dir string) fs.FS {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
@@ -34,7 +35,8 @@ const (
 // authenticated (so that Platform is loaded, as the transports do).
 type bundle struct {
 	s        *sqlstore.Store
-	opts     sqlstore.Options
+	pay      *payments.Service
+	opts     sqlstoretest.Config
 	engine   string
 	platform *ivrpay.Platform
 	merchant *ivrpay.Merchant
@@ -46,7 +48,7 @@ type bundle struct {
 
 // setup opens a fresh store on engine (opts may adjust the options first) and
 // creates the bundle's platform, merchant and keys.
-func setup(t *testing.T, engine string, adjust ...func(*sqlstore.Options)) *bundle {
+func setup(t *testing.T, engine string, adjust ...func(*sqlstoretest.Config)) *bundle {
 	t.Helper()
 	opts := sqlstoretest.Options(t)
 	for _, f := range adjust {
@@ -57,7 +59,7 @@ func setup(t *testing.T, engine string, adjust ...func(*sqlstore.Options)) *bund
 }
 
 // setupOn creates the bundle's objects on an already opened store.
-func setupOn(t *testing.T, s *sqlstore.Store, engine string, opts sqlstore.Options) *bundle {
+func setupOn(t *testing.T, s *sqlstore.Store, engine string, opts sqlstoretest.Config) *bundle {
 	t.Helper()
 	ctx := boundedContext(t)
 	p, admin, err := s.CreatePlatform(ctx, "Acme Platform", true)
@@ -76,7 +78,7 @@ func setupOn(t *testing.T, s *sqlstore.Store, engine string, opts sqlstore.Optio
 		t.Fatalf("sandbox merchant status = %s, want ACTIVE", m.Status)
 	}
 	ivrKey := createKey(t, s, adminCtx, platformStatement(p.ID, "", "payin:create", "payment_method:create"))
-	return &bundle{s: s, opts: opts, engine: engine, platform: p, merchant: m, admin: admin, ivrKey: ivrKey,
+	return &bundle{s: s, pay: opts.Payments(s), opts: opts, engine: engine, platform: p, merchant: m, admin: admin, ivrKey: ivrKey,
 		adminCtx: adminCtx, ivrCtx: ivrpay.NewContextWithPrincipal(ctx, ivrKey)}
 }
 
@@ -173,8 +175,8 @@ func jsonNumber(cents int64) json.Number { return json.Number(fmt.Sprint(cents))
 // chargeReq is the connector request Twilio sends to charge pan for cents on cfgID.
 func chargeReq(cfgID, txID, pan string, cents int64) ivrpay.IVRRequest {
 	return ivrpay.IVRRequest{Method: ivrpay.IVRMethodCharge, TransactionID: txID, CardNumber: pan, CVV: goodCVV,
-		ExpiryMonth: expiryMonth, ExpiryYear: expiryYear, PostalCode: goodPostal, AmountPresent: true,
-		Amount: ivrpay.FormatDollars(cents), CurrencyCode: "USD", Parameters: map[string]string{ivrpay.ParamPayinConfigID: cfgID}}
+		ExpiryMonth: expiryMonth, ExpiryYear: expiryYear, PostalCode: goodPostal,
+		Amount: ivrpay.ParseIVRAmount(true, ivrpay.FormatDollars(cents)), CurrencyCode: "USD", Parameters: map[string]string{ivrpay.ParamPayinConfigID: cfgID}}
 }
 
 // tokenizeReq is the connector request Twilio sends to store pan with the
@@ -186,7 +188,7 @@ func tokenizeReq(param, pmcID, txID, pan string) ivrpay.IVRRequest {
 }
 
 // process runs a connector request with the key in ctx and fails the test on an error.
-func process(t *testing.T, s *sqlstore.Store, ctx context.Context, req ivrpay.IVRRequest) ivrpay.IVRResult {
+func process(t *testing.T, s *payments.Service, ctx context.Context, req ivrpay.IVRRequest) ivrpay.IVRResult {
 	t.Helper()
 	res, err := s.ProcessIVR(ctx, req)
 	if err != nil {

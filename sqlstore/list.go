@@ -16,14 +16,7 @@ func fieldf(format string, args ...any) string { return fmt.Sprintf(format, args
 // is not revealed) and 403, naming the permission, for objects of the
 // caller's platform that its statements exclude.
 func authorizeRead(ctx context.Context, permission, kind, id string, obj ivrpay.Object) error {
-	caller := ivrpay.PrincipalFromContext(ctx)
-	if caller == nil {
-		return ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized.")
-	}
-	if obj.PlatformID != caller.PlatformID {
-		return ivrpay.Errorf(ivrpay.ENOTFOUND, "%s %s not found", kind, id)
-	}
-	return ivrpay.Authorize(caller, permission, obj)
+	return ivrpay.AuthorizeObject(ivrpay.PrincipalFromContext(ctx), permission, kind, id, obj)
 }
 
 // listQuery is a SELECT and its filters; args are numbered $1… in order.

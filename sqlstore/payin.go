@@ -9,14 +9,12 @@ import (
 	"github.com/ivrpay/ivrpay"
 )
 
-var (
-	_ ivrpay.PayinService         = (*Store)(nil)
-	_ ivrpay.PaymentMethodService = (*Store)(nil)
-)
+var _ ivrpay.PaymentMethodService = (*Store)(nil)
 
 const payinSelect = `SELECT id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 	authorized_amount, captured_amount, refunded_amount, refusal_code, refusal_desc, auth_code, avs_result_code, cvc_result_code,
-	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, created_at, updated_at FROM payins`
+	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, created_at, updated_at,
+	processor_account, processor_kind, processor_sub_account, processor_reference, network_transaction_id, processor_outcome FROM payins`
 
 func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var p ivrpay.Payin
@@ -25,11 +23,16 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var refusalCode, refusalDesc, authCode, avs, cvc, brand, last4 string
 	var expMonth, expYear int
 	var created, updated string
+	var proc ivrpay.PayinProcessor
+	var procRef, nti, outcome string
 	if err := row.Scan(&p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
 		&p.AuthorizedAmount, &p.CapturedAmount, &refunded, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
-		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &txID, &created, &updated); err != nil {
+		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &txID, &created, &updated,
+		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome); err != nil {
 		return nil, err
 	}
+	proc.Reference, proc.NetworkTransactionID, proc.Outcome = ivrpay.OptString(procRef), ivrpay.OptString(nti), ivrpay.OptString(outcome)
+	p.Processor = &proc
 	p.PaymentMethodID = ivrpay.OptString(pmID.String)
 	p.RefusalCode, p.RefusalDesc, p.AuthCode = ivrpay.OptString(refusalCode), ivrpay.OptString(refusalDesc), ivrpay.OptString(authCode)
 	p.AVSResultCode, p.CVCResultCode = ivrpay.OptString(avs), ivrpay.OptString(cvc)

@@ -10,8 +10,6 @@ import (
 	"github.com/ivrpay/ivrpay"
 )
 
-var _ ivrpay.PayinLifecycleService = (*Store)(nil)
-
 const refundSelect = `SELECT id, platform_id, merchant_id, payin_id, amount, currency_code, reason, status, created_at FROM refunds`
 
 func scanRefund(row scanner) (*ivrpay.Refund, error) {
@@ -81,189 +79,37 @@ func (s *Store) loadRefunds(ctx context.Context, q querier, payins ...*ivrpay.Pa
 	return rows.Err()
 }
 
-// CapturePayin captures an AUTHORIZED payin, in full or in part, which moves
-// it to PROCESSING (then settlement moves it to SUCCEEDED like any other).
-// The status change is a conditional UPDATE, so of two racing captures one
-// wins and the other is a conflict.
-func (s *Store) CapturePayin(ctx context.Context, payinID string, in ivrpay.PayinCapture) (p *ivrpay.Payin, err error) {
-	defer wrap(&err, "Store.CapturePayin(%q)", payinID)
-	if p, err = s.findPayin(ctx, s.rdb, payinID); err != nil {
-		return nil, err
-	}
-	if err := authorizeRead(ctx, "payin:update", "payin", payinID, p.Object()); err != nil {
-		return nil, err
-	}
-	v := ivrpay.VersionFromContext(ctx)
-	if !v.SupportsAuthorize() {
-		return nil, ivrpay.FieldErrorf("Rainforest-Api-Version", "capture is available from API version 2024-10-16 (with processing_mode AUTHORIZE); this request runs at %s", v)
-	}
-	amount, err := in.Validate()
-	if err != nil {
-		return nil, err
-	}
-	if p.Status != ivrpay.PayinStatusAuthorized {
-		return nil, captureConflict(p)
-	}
-	if amount == 0 {
-		amount = p.AuthorizedAmount
-	}
-	if amount > p.AuthorizedAmount {
-		return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "amount",
-			Message: "amount " + ivrpay.FormatDollars(amount) + " is more than the authorized amount " + ivrpay.FormatDollars(p.AuthorizedAmount) + " of payin " + p.ID}
-	}
-	now := ivrpay.FormatTime(s.now())
+// RecordCapture moves an AUTHORIZED payin to PROCESSING with its captured
+// amount, by a conditional UPDATE: of two racing captures one wins and the
+// other gets ErrStateChanged.
+func (s *Store) RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) (final *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.RecordCapture(%q)", c.PayinID)
+	now := ivrpay.FormatTime(c.At)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, captured_amount = $3, updated_at = $4, status_at = $4
 			WHERE id = $1 AND status = $5 AND authorized_amount >= $3`,
-			payinID, ivrpay.PayinStatusProcessing, amount, now, ivrpay.PayinStatusAuthorized)
+			c.PayinID, ivrpay.PayinStatusProcessing, c.Amount, now, ivrpay.PayinStatusAuthorized)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return errStateChanged
+			return ivrpay.ErrStateChanged
 		}
-		final, err := s.findPayin(ctx, tx, payinID)
-		if err != nil {
+		if final, err = s.findPayin(ctx, tx, c.PayinID); err != nil {
 			return err
 		}
 		return s.emitPayinEvent(ctx, tx, final)
 	})
-	if errors.Is(err, errStateChanged) {
-		if p, err = s.findPayin(ctx, s.rdb, payinID); err != nil {
-			return nil, err
-		}
-		return nil, captureConflict(p)
-	} else if err != nil {
-		return nil, err
-	}
-	if p, err = s.findPayin(ctx, s.rdb, payinID); err != nil {
-		return nil, err
-	}
-	return ivrpay.ShapePayin(v, p), nil
+	return final, err
 }
 
-func captureConflict(p *ivrpay.Payin) error {
-	return ivrpay.Errorf(ivrpay.ECONFLICT, "payin %s is %s; only AUTHORIZED payins (made with processing_mode AUTHORIZE) can be captured, once", p.ID, p.Status)
-}
-
-// errStateChanged rolls back a transaction whose conditional UPDATE found the
-// payin in another state than the one the decision was made on.
-var errStateChanged = errors.New("payin state changed")
-
-// errKeyTaken rolls back a transaction whose idempotency key another request committed first.
-var errKeyTaken = errors.New("idempotency key taken")
-
-// voidOrRefundPlan is what a void_or_refund request does to a payin in a given state.
-type voidOrRefundPlan struct {
-	kind   string // VOID or REFUND
-	amount int64
-	status string // the status the decision was made on
-}
-
-// planVoidOrRefund decides, from the payin's state, what a request does, or
-// why the state forbids it (ECONFLICT with a message that says why).
-func planVoidOrRefund(p *ivrpay.Payin, kind string, amount int64) (voidOrRefundPlan, error) {
-	conflict := func(field, format string, args ...any) (voidOrRefundPlan, error) {
-		e := ivrpay.Errorf(ivrpay.ECONFLICT, format, args...)
-		e.Field = field
-		return voidOrRefundPlan{}, e
-	}
-	switch p.Status {
-	case ivrpay.PayinStatusCreated:
-		return conflict("", "payin %s is still being processed; try again once it is PROCESSING", p.ID)
-	case ivrpay.PayinStatusFailed:
-		return conflict("", "payin %s FAILED (%s): no money moved, so there is nothing to void or refund", p.ID, p.RefusalCode)
-	case ivrpay.PayinStatusCanceled:
-		return conflict("", "payin %s was voided (CANCELED): no money moves, so there is nothing left to void or refund", p.ID)
-	case ivrpay.PayinStatusProcessing, ivrpay.PayinStatusAuthorized:
-		if kind == ivrpay.VoidOrRefundTypeRefund {
-			return conflict("type", "payin %s has not settled yet (it is %s): void it in full now (type VOID, or no type), or refund it once it is SUCCEEDED", p.ID, p.Status)
-		}
-		full := p.CapturedAmount
-		if p.Status == ivrpay.PayinStatusAuthorized {
-			full = p.AuthorizedAmount
-		}
-		if amount != 0 && amount != full {
-			return conflict("amount", "a payin cannot be partially voided: payin %s is %s, so only its full amount %s can be voided (omit amount); once it is SUCCEEDED it can be partially refunded",
-				p.ID, p.Status, ivrpay.FormatDollars(full))
-		}
-		return voidOrRefundPlan{kind: ivrpay.VoidOrRefundTypeVoid, amount: full, status: p.Status}, nil
-	case ivrpay.PayinStatusSucceeded:
-		if kind == ivrpay.VoidOrRefundTypeVoid {
-			return conflict("type", "payin %s has settled (SUCCEEDED) and can no longer be voided; use a refund instead (type REFUND, or no type) for all or part of its refundable amount %s",
-				p.ID, ivrpay.FormatDollars(p.RefundableAmount))
-		}
-		if p.RefundableAmount == 0 {
-			return conflict("", "payin %s is already fully refunded: its refundable amount is 0.00", p.ID)
-		}
-		if amount == 0 {
-			amount = p.RefundableAmount
-		}
-		if amount > p.RefundableAmount {
-			return conflict("amount", "amount %s is more than the refundable amount %s of payin %s",
-				ivrpay.FormatDollars(amount), ivrpay.FormatDollars(p.RefundableAmount), p.ID)
-		}
-		return voidOrRefundPlan{kind: ivrpay.VoidOrRefundTypeRefund, amount: amount, status: p.Status}, nil
-	}
-	return conflict("", "payin %s is %s and cannot be voided or refunded", p.ID, p.Status)
-}
-
-// VoidOrRefund voids a payin that has not settled (in full: → CANCELED) or
-// refunds a SUCCEEDED one (in full or in part: a PROCESSING refund). The
-// refundable amount is enforced by the database: the refund's transaction
-// adds to refunded_amount with an UPDATE whose WHERE requires enough left,
-// so concurrent refunds, in one process or many, never exceed it. The
-// idempotency row is written in the same transaction, so only a request
-// that did something uses up its key.
-func (s *Store) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.VoidOrRefund) (res *ivrpay.VoidOrRefundResult, err error) {
-	defer wrap(&err, "Store.VoidOrRefund(%q)", payinID)
-	caller := ivrpay.PrincipalFromContext(ctx)
-	p, err := s.findPayin(ctx, s.rdb, payinID)
-	if err != nil {
-		return nil, err
-	}
-	if err := authorizeRead(ctx, "refund:create", "payin", payinID, p.Object()); err != nil {
-		return nil, err
-	}
-	amount, err := in.Validate()
-	if err != nil {
-		return nil, err
-	}
-	hash := requestHash([]any{payinID, in.Reason, amount, in.Type})
-	if res, err := s.replayVoidOrRefund(ctx, caller.PlatformID, in.IdempotencyKey, hash); res != nil || err != nil {
-		return res, err
-	}
-	// A conditional UPDATE that finds the payin changed since it was read
-	// (settled, captured, refunded by another request) makes the decision
-	// again on the new state.
-	for range 10 {
-		plan, err := planVoidOrRefund(p, in.Type, amount)
-		if err != nil {
-			return nil, err
-		}
-		res, err := s.applyVoidOrRefund(ctx, caller.PlatformID, p, plan, in, hash)
-		switch {
-		case errors.Is(err, errKeyTaken):
-			return s.replayVoidOrRefund(ctx, caller.PlatformID, in.IdempotencyKey, hash)
-		case errors.Is(err, errStateChanged):
-			if p, err = s.findPayin(ctx, s.rdb, payinID); err != nil {
-				return nil, err
-			}
-			continue
-		case err != nil:
-			return nil, err
-		}
-		return res, nil
-	}
-	return nil, ivrpay.Errorf(ivrpay.ECONFLICT, "payin %s kept changing while this request ran; try again", payinID)
-}
-
-// replayVoidOrRefund returns the first result of an idempotency key, an
+// ReplayVoidOrRefund returns the first result of an idempotency key, an
 // ECONFLICT when the key was used for a different request, or nil, nil when
 // the key is unused.
-func (s *Store) replayVoidOrRefund(ctx context.Context, platformID, key, hash string) (*ivrpay.VoidOrRefundResult, error) {
+func (s *Store) ReplayVoidOrRefund(ctx context.Context, platformID, key, hash string) (res *ivrpay.VoidOrRefundResult, err error) {
+	defer wrap(&err, "Store.ReplayVoidOrRefund")
 	var firstHash, firstPayin, result string
-	err := s.rdb.QueryRowContext(ctx, `SELECT request_hash, payin_id, result FROM void_or_refund_requests WHERE platform_id = $1 AND idempotency_key = $2`,
+	err = s.rdb.QueryRowContext(ctx, `SELECT request_hash, payin_id, result FROM void_or_refund_requests WHERE platform_id = $1 AND idempotency_key = $2`,
 		platformID, key).Scan(&firstHash, &firstPayin, &result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -274,47 +120,43 @@ func (s *Store) replayVoidOrRefund(ctx context.Context, platformID, key, hash st
 		return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
 			Message: "idempotency_key " + key + " was already used for a different void or refund (of payin " + firstPayin + "); use a new key for a new request"}
 	}
-	var res ivrpay.VoidOrRefundResult
-	if err := json.Unmarshal([]byte(result), &res); err != nil {
+	res = &ivrpay.VoidOrRefundResult{}
+	if err := json.Unmarshal([]byte(result), res); err != nil {
 		return nil, err
 	}
-	return &res, nil
+	return res, nil
 }
 
-func (s *Store) applyVoidOrRefund(ctx context.Context, platformID string, p *ivrpay.Payin, plan voidOrRefundPlan, in ivrpay.VoidOrRefund, hash string) (*ivrpay.VoidOrRefundResult, error) {
-	now := ivrpay.FormatTime(s.now())
-	res := &ivrpay.VoidOrRefundResult{Type: plan.kind, MerchantID: p.MerchantID, PayinID: p.ID, Amount: plan.amount,
-		CurrencyCode: p.CurrencyCode, Reason: in.Reason}
-	var refundID string
-	if plan.kind == ivrpay.VoidOrRefundTypeVoid {
-		res.PayinStatus = ivrpay.PayinStatusCanceled
-	} else {
-		refundID = s.newID(ivrpay.PrefixRefund)
-		res.PayinStatus = ivrpay.PayinStatusSucceeded
-		res.RefundID, res.RefundStatus = ivrpay.OptString(refundID), ivrpay.RefundStatusProcessing
-	}
-	resJSON, err := json.Marshal(res)
+// RecordVoidOrRefund stores a void (the payin CANCELED) or a PROCESSING
+// refund, with the idempotency row, in one transaction. The refund adds to
+// refunded_amount with an UPDATE whose WHERE requires enough left, so
+// concurrent refunds, in one process or many, never exceed it.
+func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (err error) {
+	defer wrap(&err, "Store.RecordVoidOrRefund(%q)", r.Payin.ID)
+	p := r.Payin
+	now := ivrpay.FormatTime(r.At)
+	resJSON, err := json.Marshal(r.Result)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.ExecContext(ctx, `INSERT INTO void_or_refund_requests (platform_id, idempotency_key, request_hash, payin_id, result, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
-			platformID, in.IdempotencyKey, hash, p.ID, string(resJSON), now)
+			r.PlatformID, r.IdempotencyKey, r.RequestHash, p.ID, string(resJSON), now)
 		if err != nil {
 			return err
 		}
 		if n, _ := ins.RowsAffected(); n != 1 {
-			return errKeyTaken
+			return ivrpay.ErrIdempotencyKeyTaken
 		}
-		if plan.kind == ivrpay.VoidOrRefundTypeVoid {
+		if r.Plan.Kind == ivrpay.VoidOrRefundTypeVoid {
 			upd, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, updated_at = $3, status_at = $3 WHERE id = $1 AND status = $4`,
-				p.ID, ivrpay.PayinStatusCanceled, now, plan.status)
+				p.ID, ivrpay.PayinStatusCanceled, now, r.Plan.Status)
 			if err != nil {
 				return err
 			}
 			if n, _ := upd.RowsAffected(); n != 1 {
-				return errStateChanged
+				return ivrpay.ErrStateChanged
 			}
 			final, err := s.findPayin(ctx, tx, p.ID)
 			if err != nil {
@@ -324,26 +166,64 @@ func (s *Store) applyVoidOrRefund(ctx context.Context, platformID string, p *ivr
 		}
 		upd, err := tx.ExecContext(ctx, `UPDATE payins SET refunded_amount = refunded_amount + $2, updated_at = $3
 			WHERE id = $1 AND status = $4 AND captured_amount - refunded_amount >= $2`,
-			p.ID, plan.amount, now, ivrpay.PayinStatusSucceeded)
+			p.ID, r.Plan.Amount, now, ivrpay.PayinStatusSucceeded)
 		if err != nil {
 			return err
 		}
 		if n, _ := upd.RowsAffected(); n != 1 {
-			return errStateChanged
+			return ivrpay.ErrStateChanged
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds (id, platform_id, merchant_id, payin_id, amount, currency_code, reason, status, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-			refundID, p.PlatformID, p.MerchantID, p.ID, plan.amount, p.CurrencyCode, in.Reason, ivrpay.RefundStatusProcessing, now); err != nil {
+			r.RefundID, p.PlatformID, p.MerchantID, p.ID, r.Plan.Amount, p.CurrencyCode, r.Reason, ivrpay.RefundStatusProcessing, now); err != nil {
 			return err
 		}
-		r, err := s.findRefund(ctx, tx, refundID)
+		rf, err := s.findRefund(ctx, tx, r.RefundID)
 		if err != nil {
 			return err
 		}
-		return s.emitRefundEvent(ctx, tx, r)
+		return s.emitRefundEvent(ctx, tx, rf)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
+}
+
+// RecordRefundOutcome stores the processor's answer to a reserved refund. A
+// refused refund is FAILED, gives its amount back to the payin and replaces
+// the replayed result, in one transaction.
+func (s *Store) RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) (err error) {
+	defer wrap(&err, "Store.RecordRefundOutcome(%q)", o.RefundID)
+	now := ivrpay.FormatTime(o.At)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if o.Outcome != ivrpay.ProcessorOutcomeDeclined {
+			_, err := tx.ExecContext(ctx, `UPDATE refunds SET processor_outcome = $2, processor_reference = $3, updated_at = $4 WHERE id = $1`,
+				o.RefundID, o.Outcome, o.Result.Reference, now)
+			return err
+		}
+		upd, err := tx.ExecContext(ctx, `UPDATE refunds SET status = $2, processor_outcome = $3, processor_reference = $4, updated_at = $5
+			WHERE id = $1 AND status = $6`, o.RefundID, ivrpay.RefundStatusFailed, o.Outcome, o.Result.Reference, now, ivrpay.RefundStatusProcessing)
+		if err != nil {
+			return err
+		}
+		if n, _ := upd.RowsAffected(); n != 1 {
+			return ivrpay.ErrStateChanged
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE payins SET refunded_amount = refunded_amount - $2, updated_at = $3 WHERE id = $1`,
+			o.PayinID, o.Amount, now); err != nil {
+			return err
+		}
+		if o.Replay != nil {
+			b, err := json.Marshal(o.Replay)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE void_or_refund_requests SET result = $3 WHERE platform_id = $1 AND idempotency_key = $2`,
+				o.PlatformID, o.IdempotencyKey, string(b)); err != nil {
+				return err
+			}
+		}
+		rf, err := s.findRefund(ctx, tx, o.RefundID)
+		if err != nil {
+			return err
+		}
+		return s.emitRefundEvent(ctx, tx, rf)
+	})
 }

@@ -15,7 +15,8 @@ func TestChargeOverIVR(t *testing.T) {
 	for _, engine := range sqlstoretest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			s := sqlstoretest.Open(t, engine, sqlstoretest.Options(t))
+			opts := sqlstoretest.Options(t)
+			s := sqlstoretest.Open(t, engine, opts)
 			ctx := context.Background()
 			p, admin, err := s.CreatePlatform(ctx, "Acme", true)
 			if err != nil {
@@ -30,8 +31,8 @@ func TestChargeOverIVR(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := s.ProcessIVR(actx, ivrpay.IVRRequest{Method: "charge", TransactionID: "tx1", CardNumber: "4111111111111111", CVV: "123",
-				ExpiryMonth: "08", ExpiryYear: "39", PostalCode: "94111", AmountPresent: true, Amount: "10.00", CurrencyCode: "USD",
+			res, err := opts.Payments(s).ProcessIVR(actx, ivrpay.IVRRequest{Method: "charge", TransactionID: "tx1", CardNumber: "4111111111111111", CVV: "123",
+				ExpiryMonth: "08", ExpiryYear: "39", PostalCode: "94111", Amount: ivrpay.ParseIVRAmount(true, "10.00"), CurrencyCode: "USD",
 				Parameters: map[string]string{"payin_config_id": cfg.ID}})
 			if err != nil {
 				t.Fatal(err)

@@ -130,7 +130,7 @@ func TestMerchants(t *testing.T) {
 		})
 		t.Run("production merchants wait for the operator", func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, engine, func(o *sqlstore.Options) { o.Mode = ivrpay.ModeProduction })
+			b := setup(t, engine, func(o *sqlstoretest.Config) { o.Mode = ivrpay.ModeProduction })
 			if strings.HasPrefix(b.platform.ID, "sbx_") || !strings.HasPrefix(b.admin.ID, "api_") || !strings.HasPrefix(b.ivrKey.MaskedSecret, "apikey_") {
 				t.Fatalf("production ids carry a sandbox prefix: %s %s %s", b.platform.ID, b.admin.ID, b.ivrKey.MaskedSecret)
 			}
@@ -642,13 +642,13 @@ func TestListScoping(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := process(t, s, b.ivrCtx, chargeReq(cfg.ID, fmt.Sprint("scoping-tx-", i), visaOK, 1000))
+			res := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, fmt.Sprint("scoping-tx-", i), visaOK, 1000))
 			mustSucceed(t, res)
 			payinOf[res.ID] = m.ID
 		}
 		other := setupOn(t, s, engine, b.opts)
 		ocfg := other.payinConfig(t, 1000)
-		ores := process(t, s, other.ivrCtx, chargeReq(ocfg.ID, "other-tx", visaOK, 1000))
+		ores := process(t, other.pay, other.ivrCtx, chargeReq(ocfg.ID, "other-tx", visaOK, 1000))
 		mustSucceed(t, ores)
 
 		m1Key := createKey(t, s, b.adminCtx, platformStatement(b.platform.ID, m1.ID, "payin:read", "merchant:read", "payin_config:read", "payment_method:read"))

@@ -167,7 +167,7 @@ func parseParameters(raw json.RawMessage, into map[string]string) error {
 	for k, v := range m {
 		s, isNull, err := scalar(v)
 		if err != nil {
-			return fmt.Errorf("%w: parameters.%s must be a string", ErrInvalidRequest, truncate(k, 40))
+			return fmt.Errorf("%w: parameters.%s must be a string", ErrInvalidRequest, ivrpay.Truncate(k, 40))
 		}
 		if !isNull {
 			into[k] = strings.TrimSpace(s)
@@ -189,12 +189,6 @@ func isWord(s string) bool {
 	return true
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
 
 // ConnectorResponse is the answer Twilio expects. The id key (charge_id for a
 // charge, token_id for a tokenize, both when the method is unknown) is always

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/webhook"
@@ -124,6 +125,7 @@ func (r *receiver) snapshot() (map[string][]string, []string) {
 // fixture is one platform with a merchant and an authenticated admin key on a store.
 type fixture struct {
 	s        *sqlstore.Store
+	pay      *payments.Service
 	adminCtx context.Context
 	merchant *ivrpay.Merchant
 	secret   string
@@ -140,7 +142,7 @@ func newFixture(t *testing.T, s *sqlstore.Store) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{s: s, adminCtx: adminContext(t, s, admin.Secret), merchant: m, secret: admin.Secret}
+	return &fixture{s: s, pay: sqlstoretest.Options(t).Payments(s), adminCtx: adminContext(t, s, admin.Secret), merchant: m, secret: admin.Secret}
 }
 
 func adminContext(t *testing.T, s *sqlstore.Store, secret string) context.Context {
@@ -163,9 +165,9 @@ func (f *fixture) charge(t *testing.T, cents int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.s.ProcessIVR(f.adminCtx, ivrpay.IVRRequest{Method: ivrpay.IVRMethodCharge, TransactionID: fmt.Sprintf("CA-%d-%d", n, time.Now().UnixNano()),
-		CardNumber: "4111111111111111", CVV: "123", ExpiryMonth: "08", ExpiryYear: "39", PostalCode: "94111", AmountPresent: true,
-		Amount: ivrpay.FormatDollars(cents), CurrencyCode: "USD", Parameters: map[string]string{ivrpay.ParamPayinConfigID: cfg.ID}})
+	res, err := f.pay.ProcessIVR(f.adminCtx, ivrpay.IVRRequest{Method: ivrpay.IVRMethodCharge, TransactionID: fmt.Sprintf("CA-%d-%d", n, time.Now().UnixNano()),
+		CardNumber: "4111111111111111", CVV: "123", ExpiryMonth: "08", ExpiryYear: "39", PostalCode: "94111",
+		Amount: ivrpay.ParseIVRAmount(true, ivrpay.FormatDollars(cents)), CurrencyCode: "USD", Parameters: map[string]string{ivrpay.ParamPayinConfigID: cfg.ID}})
 	if err != nil || res.ID == "" {
 		t.Fatalf("charge: %+v %v", res, err)
 	}
@@ -242,7 +244,7 @@ func TestRestartLosesNothing(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			dsn, opts := sqlstoretest.DSN(t, engine), sqlstoretest.Options(t)
-			s1, err := sqlstore.Open(ctx, dsn, opts)
+			s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +262,7 @@ func TestRestartLosesNothing(t *testing.T) {
 			if _, err := s1.SettleDue(ctx, 0); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s1.VoidOrRefund(f.adminCtx, payin, ivrpay.VoidOrRefund{IdempotencyKey: "r1", Reason: ivrpay.RefundReasonDuplicate, Amount: "250"}); err != nil {
+			if _, err := f.pay.VoidOrRefund(f.adminCtx, payin, ivrpay.VoidOrRefund{IdempotencyKey: "r1", Reason: ivrpay.RefundReasonDuplicate, Amount: "250"}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s1.SettleDue(ctx, 0); err != nil {
@@ -293,7 +295,7 @@ func TestRestartLosesNothing(t *testing.T) {
 			s1.Close()
 
 			rcv.down.Store(false)
-			s2, err := sqlstore.Open(ctx, dsn, opts)
+			s2, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,12 +342,12 @@ func TestWorkersNeverDoubleSend(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			dsn, opts := sqlstoretest.DSN(t, engine), sqlstoretest.Options(t)
-			s1, err := sqlstore.Open(ctx, dsn, opts)
+			s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s1.Close()
-			s2, err := sqlstore.Open(ctx, dsn, opts)
+			s2, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
 			}

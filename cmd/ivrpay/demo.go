@@ -18,6 +18,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -48,7 +49,7 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 		defer os.RemoveAll(dir)
 	}
 	sc := storeConfig{db: filepath.Join(dir, "demo.db"), mode: string(ivrpay.ModeSandbox), vaultKeyFile: filepath.Join(dir, "vault.key")}
-	store, _, _, err := sc.open(ctx, slog.New(slog.DiscardHandler), io.Discard)
+	store, v, mode, err := sc.open(ctx, slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {
 		return err
 	}
@@ -57,7 +58,8 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	if err != nil {
 		return err
 	}
-	srv := newHTTPServer(newAPIServer(store, slog.New(slog.DiscardHandler)).Handler())
+	service := newPayments(store, v, mode, slog.New(slog.DiscardHandler), payments.DefaultReconcileAfter, io.Discard)
+	srv := newHTTPServer(newAPIServer(store, service, slog.New(slog.DiscardHandler)).Handler())
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()

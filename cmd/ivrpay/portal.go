@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/portal"
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
@@ -13,14 +14,14 @@ import (
 // its test call reaches this server's own listener over loopback (or, when the
 // server speaks TLS, whose certificate names the public host, the base URL).
 // Failed sign-ins count in the REST API's limiter, per client address.
-func newPortal(store *sqlstore.Store, logger *slog.Logger, mode ivrpay.Mode, baseURL string, addr net.Addr, tls, behindProxy bool, limiter portal.Limiter) *portal.Portal {
+func newPortal(store *sqlstore.Store, pay *payments.Service, logger *slog.Logger, mode ivrpay.Mode, baseURL string, addr net.Addr, tls, behindProxy bool, limiter portal.Limiter) *portal.Portal {
 	connectorURL := baseURL
 	if !tls {
 		connectorURL = portal.LoopbackURL(addr, false)
 	}
 	return portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-			PaymentMethodConfigs: store, Payins: store, PaymentMethods: store, Webhooks: store},
+			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store},
 		Mode: mode, BaseURL: baseURL, ConnectorURL: connectorURL, BehindProxy: behindProxy, Limiter: limiter, Logger: logger,
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/vault"
@@ -64,8 +65,7 @@ func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.W
 			fmt.Fprintf(stderr, "ivrpay: created sandbox vault key %s (mode 0600)\n", path)
 		}
 	}
-	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Vault: v, Processor: sandbox.New(), Logger: logger,
-		ConnectorLease: testConnectorLease(mode, stderr)})
+	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Logger: logger})
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -79,11 +79,15 @@ func newLogger(mode string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-func newAPIServer(s *sqlstore.Store, logger *slog.Logger) *httpapi.Server {
-	return &httpapi.Server{Logger: logger, Services: httpapi.Services{
-		Auth: s, APIKeys: s, Merchants: s, PayinConfigs: s, PaymentMethodConfigs: s, Payins: s, PaymentMethods: s,
-		Connector: s, Health: s.Ping, Audit: s, Lifecycle: s, WebhookEndpoints: s,
-	}}
+// newPayments is the payments service over store, with the processors of
+// the deployment: in sandbox, the built-in sandbox processor.
+func newPayments(store *sqlstore.Store, v *vault.Vault, mode ivrpay.Mode, logger *slog.Logger, reconcileAfter time.Duration, stderr io.Writer) *payments.Service {
+	return payments.New(store, v, payments.SandboxRouter{Processor: sandbox.New()}, payments.Options{Mode: mode, Logger: logger,
+		ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: reconcileAfter})
+}
+
+func newAPIServer(s *sqlstore.Store, pay *payments.Service, logger *slog.Logger) *httpapi.Server {
+	return &httpapi.Server{Logger: logger, Services: httpapi.NewServices(s, pay)}
 }
 
 // newHTTPServer sets every server timeout deliberately: headers must come
@@ -106,6 +110,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	behindProxy := fs.Bool("behind-proxy", false, "TLS is terminated by a proxy in front of this server")
 	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener")
+	reconcileAfter := fs.Duration("reconcile-after", payments.DefaultReconcileAfter, "how long an unknown processor outcome waits before the reconciler asks the processor")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -120,7 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	logger := newLogger(sc.mode, stderr)
-	store, _, mode, err := sc.open(ctx, logger, stderr)
+	store, v, mode, err := sc.open(ctx, logger, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
 		return 1
@@ -141,9 +146,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
-	api := newAPIServer(store, logger)
+	pay := newPayments(store, v, mode, logger, *reconcileAfter, stderr)
+	api := newAPIServer(store, pay, logger)
 	api.Limiter, api.BehindProxy = httpapi.NewAuthLimiter(), *behindProxy
-	api.Portal = newPortal(store, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter)
+	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter)
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
 	if *metricsAddr == "" {
@@ -159,7 +165,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer metricsSrv.Close()
 	}
 	srv := newHTTPServer(api.Handler())
-	workers := startWorkers(ctx, store, logger, mode, *settleAfter)
+	workers := startWorkers(ctx, store, pay, logger, mode, *settleAfter)
 	defer workers.stop()
 	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base)
 	errc := make(chan error, 1)

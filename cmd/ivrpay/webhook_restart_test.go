@@ -125,12 +125,12 @@ func webhooksSurviveSIGKILL(t *testing.T, bin, db string) {
 // whServer is one `ivrpay serve` process of the webhook restart test.
 type whServer struct{ *serveProcess }
 
-func whStart(t *testing.T, bin, db, vaultKey string) *whServer {
+func whStart(t *testing.T, bin, db, vaultKey string, extra ...string) *whServer {
 	t.Helper()
 	// Retries every second, so the test does not wait for the real 5-minute step.
 	env := []string{webhookScheduleEnv + "=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"}
-	return &whServer{awaitListening(t, spawnServe(t, bin, env,
-		"--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey, "--sandbox-settle-after", "1s"))}
+	return &whServer{awaitListening(t, spawnServe(t, bin, env, append([]string{
+		"--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey, "--sandbox-settle-after", "1s"}, extra...)...))}
 }
 
 func (s *whServer) api(t *testing.T, method, path, key string, body any) map[string]any {
@@ -169,9 +169,31 @@ func (s *whServer) deliveries(t *testing.T, key, endpointID string) []map[string
 
 func (s *whServer) chargeIVR(t *testing.T, ivrKey, cfgID string) string {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"method": "charge", "transaction_id": fmt.Sprintf("CA%d", time.Now().UnixNano()),
+	out := s.connector(t, ivrKey, chargeBody(cfgID, fmt.Sprintf("CA%d", time.Now().UnixNano()), "10.00"))
+	if out.ChargeID == nil {
+		t.Fatalf("IVR charge failed: %+v", out)
+	}
+	return *out.ChargeID
+}
+
+// connectorAnswer is the part of a connector answer the restart tests read.
+type connectorAnswer struct {
+	ChargeID   *string           `json:"charge_id"`
+	ErrorCode  *string           `json:"error_code"`
+	Parameters map[string]string `json:"parameters"`
+}
+
+// chargeBody is a connector charge as Twilio sends it.
+func chargeBody(cfgID, txID, amount string) []byte {
+	body, _ := json.Marshal(map[string]any{"method": "charge", "transaction_id": txID,
 		"cardnumber": "4111111111111111", "cvv": "123", "expiry_month": "08", "expiry_year": "39", "postal_code": "94111",
-		"amount": "10.00", "currency_code": "USD", "parameters": map[string]string{"payin_config_id": cfgID}})
+		"amount": amount, "currency_code": "USD", "parameters": map[string]string{"payin_config_id": cfgID}})
+	return body
+}
+
+// connector posts a connector request with ivrKey and decodes the answer.
+func (s *whServer) connector(t *testing.T, ivrKey string, body []byte) connectorAnswer {
+	t.Helper()
 	req, _ := http.NewRequest("POST", s.baseURL+"/vendor/twilio/pay_generic", bytes.NewReader(body))
 	req.SetBasicAuth("api_key", ivrKey)
 	res, err := http.DefaultClient.Do(req)
@@ -179,13 +201,11 @@ func (s *whServer) chargeIVR(t *testing.T, ivrKey, cfgID string) string {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var out struct {
-		ChargeID *string `json:"charge_id"`
+	var out connectorAnswer
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != 200 {
+		t.Fatalf("connector: HTTP %d %v", res.StatusCode, err)
 	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || out.ChargeID == nil {
-		t.Fatalf("IVR charge failed: HTTP %d %v", res.StatusCode, err)
-	}
-	return *out.ChargeID
+	return out
 }
 
 func (s *whServer) waitFor(t *testing.T, what string, cond func() bool) {

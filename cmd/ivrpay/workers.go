@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/webhook"
 )
@@ -24,11 +25,15 @@ type backgroundWorkers struct {
 // startWorkers starts settlement (PROCESSING → SUCCEEDED after settleAfter)
 // and the webhook delivery worker. In sandbox, deliveries may go to loopback
 // and private addresses; in production only to public ones.
-func startWorkers(ctx context.Context, store *sqlstore.Store, logger *slog.Logger, mode ivrpay.Mode, settleAfter time.Duration) *backgroundWorkers {
+func startWorkers(ctx context.Context, store *sqlstore.Store, pay *payments.Service, logger *slog.Logger, mode ivrpay.Mode, settleAfter time.Duration) *backgroundWorkers {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &backgroundWorkers{cancel: cancel}
 	poll := min(max(settleAfter/4, 50*time.Millisecond), time.Second)
-	w.wg.Add(2)
+	w.wg.Add(3)
+	go func() {
+		defer w.wg.Done()
+		pay.RunReconciler(ctx, time.Second)
+	}()
 	go func() {
 		defer w.wg.Done()
 		store.RunSettlement(ctx, settleAfter, poll)

@@ -5,11 +5,13 @@ package sqlstoretest
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/testdsn"
@@ -35,9 +37,29 @@ func DSN(tb testing.TB, engine string) string {
 	return testdsn.DSN(tb, engine)
 }
 
-// Options are the store options tests use: sandbox mode, a fresh vault key
-// and the sandbox processor.
-func Options(tb testing.TB) sqlstore.Options {
+// Config is what a test deployment is made of: the store's settings and the
+// payments service's (the same mode, clock and logger), a vault key and a processor.
+type Config struct {
+	Mode      ivrpay.Mode
+	Clock     ivrpay.Clock
+	Logger    *slog.Logger
+	Vault     *vault.Vault
+	Processor ivrpay.Processor
+	// ConnectorLease and ProcessorTimeout, when set, replace the service's defaults.
+	ConnectorLease   time.Duration
+	ProcessorTimeout time.Duration
+	ReconcileAfter   time.Duration
+}
+
+// Options returns the configuration tests use: sandbox mode, a fresh vault
+// key and the sandbox processor.
+func Options(tb testing.TB) Config {
+	tb.Helper()
+	return Config{Mode: ivrpay.ModeSandbox, Vault: NewVault(tb), Processor: sandbox.New()}
+}
+
+// NewVault returns a vault with a fresh key.
+func NewVault(tb testing.TB) *vault.Vault {
 	tb.Helper()
 	key, err := vault.GenerateKey()
 	if err != nil {
@@ -47,15 +69,27 @@ func Options(tb testing.TB) sqlstore.Options {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return sqlstore.Options{Mode: ivrpay.ModeSandbox, Vault: v, Processor: sandbox.New()}
+	return v
 }
 
-// Open opens a fresh store on engine with opts and closes it at cleanup.
-func Open(tb testing.TB, engine string, opts sqlstore.Options) *sqlstore.Store {
+// StoreOptions are the store's part of c.
+func (c Config) StoreOptions() sqlstore.Options {
+	return sqlstore.Options{Mode: c.Mode, Clock: c.Clock, Logger: c.Logger}
+}
+
+// Payments returns the payments service of c over store, routing every
+// payment to c's processor as the built-in sandbox account.
+func (c Config) Payments(store *sqlstore.Store) *payments.Service {
+	return payments.New(store, c.Vault, payments.SandboxRouter{Processor: c.Processor}, payments.Options{Mode: c.Mode, Clock: c.Clock,
+		Logger: c.Logger, ConnectorLease: c.ConnectorLease, ProcessorTimeout: c.ProcessorTimeout, ReconcileAfter: c.ReconcileAfter})
+}
+
+// Open opens a fresh store on engine with c's settings and closes it at cleanup.
+func Open(tb testing.TB, engine string, c Config) *sqlstore.Store {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := sqlstore.Open(ctx, DSN(tb, engine), opts)
+	s, err := sqlstore.Open(ctx, DSN(tb, engine), c.StoreOptions())
 	if err != nil {
 		tb.Fatalf("open %s store: %v", engine, err)
 	}

@@ -1,0 +1,232 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/card"
+)
+
+// chargeAttempt is one payin to make from a config and a card.
+type chargeAttempt struct {
+	cfg    *ivrpay.PayinConfig
+	entry  ivrpay.CardEntry
+	source string
+	// ivrTxID is the Twilio transaction_id, for payins made over IVR.
+	ivrTxID string
+	// stored is the stored card charged (merchant-initiated), with the
+	// network transaction id of its first payment; nil for a card just typed.
+	stored    *ivrpay.PaymentMethod
+	storedNTI string
+	account   ivrpay.ProcessorAccountRef
+	processor ivrpay.Processor
+	// answer, for connector charges, is the answer stored with the outcome.
+	answer func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer
+}
+
+// charge makes a payin in three steps. (1) A CREATED payin reserves the
+// config: the unique index on live payins lets exactly one racer through.
+// (2) The processor answers, outside any database transaction, with the payin
+// id as its idempotency key. (3) One transaction stores the outcome with the
+// card, the events and the connector answer. An attempt that crashed after
+// (1), or whose processor outcome is unknown, is resumed by its retry, which
+// finds its CREATED payin and asks the processor again under the same key.
+// A config already in use is an ECONFLICT, or CONFIG_ALREADY_USED over IVR.
+func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, error) {
+	p, err := s.reserve(ctx, a)
+	if err != nil || p.Status != ivrpay.PayinStatusCreated {
+		return p, err
+	}
+	pay := ivrpay.CardPayment{IdempotencyKey: p.ID, Reference: p.ID, Amount: a.cfg.Amount, Currency: a.cfg.CurrencyCode,
+		Capture: a.cfg.ProcessingMode != ivrpay.ProcessingModeAuthorize, Card: a.entry.Details(), AccountRef: a.account.AccountRef}
+	if a.stored != nil {
+		pay.Stored = &ivrpay.StoredCredential{NetworkTransactionID: a.storedNTI}
+	}
+	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return a.processor.Authorize(ctx, pay) })
+	if err != nil {
+		s.opts.Logger.Warn("processor outcome unknown; the payin keeps its config until a retry or the reconciler resolves it",
+			"payin_id", p.ID, "processor", a.account.Name, "error", err)
+		return s.recordUnknown(ctx, p, a)
+	}
+	return s.recordOutcome(ctx, p, a, res)
+}
+
+// reserve inserts the CREATED payin, or finds the payin of the same attempt
+// (a crashed or unknown one, which the caller resumes), or refuses: the
+// config is used.
+func (s *Service) reserve(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, error) {
+	r := ivrpay.PayinReservation{ID: s.newID(ivrpay.PrefixPayin), Config: a.cfg, Card: cardOf(a.entry),
+		BillingContact: a.cfg.BillingContact.WithPostalCode(a.entry.PostalCode), Source: a.source,
+		IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now()}
+	if a.stored != nil {
+		r.PaymentMethodID = a.stored.ID
+	}
+	p, holder, err := s.store.ReservePayin(context.WithoutCancel(ctx), r)
+	if err != nil || holder == nil {
+		return p, err
+	}
+	if sameAttempt(holder, a) {
+		return holder, nil
+	}
+	if holder.Status == ivrpay.PayinStatusCreated {
+		return nil, s.configUsed(a, fmt.Sprintf("payin config %s is being charged by another request (payin %s); create a new payin config for a new payment", a.cfg.ID, holder.ID))
+	}
+	return nil, s.configUsed(a, fmt.Sprintf("payin config %s already has payin %s; create a new payin config for a new payment", a.cfg.ID, holder.ID))
+}
+
+// sameAttempt reports whether the payin holding the config is the one this
+// attempt made before: the payin of its IVR transaction, or, for a stored
+// card charged over REST, the CREATED payin of the same card and config
+// whose outcome is unknown (a retry of that request; one still at the
+// processor is another request's).
+func sameAttempt(holder *ivrpay.Payin, a chargeAttempt) bool {
+	if a.ivrTxID != "" {
+		return holder.IVR != nil && holder.IVR.TransactionID == a.ivrTxID
+	}
+	return a.stored != nil && holder.Status == ivrpay.PayinStatusCreated && holder.Source == a.source &&
+		string(holder.PaymentMethodID) == a.stored.ID && holder.PayinConfigID == a.cfg.ID &&
+		holder.Processor != nil && holder.Processor.Outcome == ivrpay.ProcessorOutcomeUnknown
+}
+
+func (s *Service) configUsed(a chargeAttempt, msg string) error {
+	if a.ivrTxID != "" {
+		return &ivrpay.ConnectorError{Code: ivrpay.ConnConfigAlreadyUsed, Message: msg}
+	}
+	return &ivrpay.Error{Code: ivrpay.ECONFLICT, Message: msg}
+}
+
+// recordOutcome stores the processor's definite answer. When another attempt
+// (a retry, the reconciler) recorded the payin first, its record stands.
+func (s *Service) recordOutcome(ctx context.Context, p *ivrpay.Payin, a chargeAttempt, res ivrpay.ProcessorResult) (*ivrpay.Payin, error) {
+	o := ivrpay.PayinOutcome{PayinID: p.ID, Result: res, At: s.now()}
+	o.Status, o.AuthorizedAmount, o.CapturedAmount = outcomeStatus(a.cfg.Amount, a.cfg.ProcessingMode, res)
+	pmStatus := ivrpay.PaymentMethodStatusActive
+	if !res.Approved {
+		pmStatus = ivrpay.PaymentMethodStatusAfterDecline(res.RefusalCode)
+	}
+	switch {
+	case a.stored != nil:
+		o.PaymentMethodID = a.stored.ID
+		if !res.Approved && pmStatus != ivrpay.PaymentMethodStatusActive {
+			o.PaymentMethodStatus = pmStatus
+		}
+	case p.PaymentMethodID != "":
+		// Stored when the outcome became unknown; its status follows the answer.
+		o.PaymentMethodID = string(p.PaymentMethodID)
+		o.PaymentMethodStatus, o.AnnouncePaymentMethod = pmStatus, pmStatus == ivrpay.PaymentMethodStatusActive
+	case a.entry.PAN == "":
+		// An attempt that died before its card was stored: there is no card to keep.
+	default:
+		pm, err := s.newPaymentMethod(a, p, pmStatus, res.NetworkTransactionID)
+		if err != nil {
+			return nil, err
+		}
+		o.NewPaymentMethod, o.PaymentMethodID = pm, pm.ID
+	}
+	o.Audit = ivrpay.AuditEvent{PlatformID: p.PlatformID, Action: "payin.create", Target: p.ID, Outcome: o.Status,
+		Detail: fmt.Sprintf("source=%s amount=%d config=%s refusal=%s", p.Source, p.Amount, p.PayinConfigID, res.RefusalCode)}
+	if a.answer != nil {
+		final := *p
+		final.Status, final.PaymentMethodID = o.Status, ivrpay.OptString(o.PaymentMethodID)
+		final.RefusalCode, final.RefusalDesc = ivrpay.OptString(res.RefusalCode), ivrpay.OptString(res.RefusalDesc)
+		o.Answer = a.answer(&final)
+	}
+	final, err := s.store.RecordPayinOutcome(context.WithoutCancel(ctx), o)
+	if errors.Is(err, ivrpay.ErrStateChanged) {
+		return s.store.LoadPayin(ctx, p.ID)
+	}
+	return final, err
+}
+
+// outcomeStatus is a payin's status and amounts after the processor's answer.
+func outcomeStatus(amount int64, mode string, res ivrpay.ProcessorResult) (status string, authorized, captured int64) {
+	if !res.Approved {
+		return ivrpay.PayinStatusFailed, 0, 0
+	}
+	authorized = amount
+	if res.AuthorizedAmount > 0 && res.AuthorizedAmount < amount {
+		authorized = res.AuthorizedAmount
+	}
+	if mode == ivrpay.ProcessingModeAuthorize {
+		return ivrpay.PayinStatusAuthorized, authorized, 0
+	}
+	return ivrpay.PayinStatusProcessing, authorized, authorized
+}
+
+// recordUnknown keeps the payin CREATED, holding its config, with its card
+// stored so that the reconciler can resolve it without the caller.
+func (s *Service) recordUnknown(ctx context.Context, p *ivrpay.Payin, a chargeAttempt) (*ivrpay.Payin, error) {
+	u := ivrpay.PayinUnknown{PayinID: p.ID, At: s.now()}
+	if a.stored == nil && p.PaymentMethodID == "" {
+		pm, err := s.newPaymentMethod(a, p, ivrpay.PaymentMethodStatusActive, "")
+		if err != nil {
+			return nil, err
+		}
+		u.NewPaymentMethod = pm
+	}
+	return s.store.RecordPayinUnknown(context.WithoutCancel(ctx), u)
+}
+
+func (s *Service) newPaymentMethod(a chargeAttempt, p *ivrpay.Payin, status, nti string) (*ivrpay.NewPaymentMethod, error) {
+	ciphertext, fingerprint, err := s.encryptCard(a.entry.PAN)
+	if err != nil {
+		return nil, err
+	}
+	return &ivrpay.NewPaymentMethod{ID: s.newID(ivrpay.PrefixPaymentMethod), PlatformID: a.cfg.PlatformID, MerchantID: a.cfg.MerchantID,
+		Status: status, Card: cardOf(a.entry), PANCiphertext: ciphertext, Fingerprint: fingerprint, NetworkTransactionID: nti,
+		BillingContact: p.BillingContact, Metadata: a.cfg.MethodMetadata, Announce: true, CreatedAt: s.now()}, nil
+}
+
+// ChargePaymentMethod charges a stored card for a payin config, as a
+// merchant-initiated transaction (no CVV: it was never kept).
+func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payinConfigID string) (*ivrpay.Payin, error) {
+	caller := ivrpay.PrincipalFromContext(ctx)
+	if payinConfigID == "" {
+		return nil, ivrpay.FieldErrorf("payin_config_id", "is required")
+	}
+	pm, err := s.store.LoadPaymentMethod(ctx, paymentMethodID)
+	if err != nil || pm.PlatformID != caller.PlatformID {
+		if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+			return nil, err
+		}
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payment method %s not found", paymentMethodID)
+	}
+	cfg, err := s.store.LoadPayinConfig(ctx, payinConfigID)
+	if err != nil || cfg.PlatformID != caller.PlatformID {
+		if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+			return nil, err
+		}
+		return nil, ivrpay.FieldErrorf("payin_config_id", "payin config %s not found on platform %s", payinConfigID, caller.PlatformID)
+	}
+	if err := ivrpay.CheckStoredCharge(caller, pm, cfg, s.now()); err != nil {
+		return nil, err
+	}
+	account, proc, err := s.router.Route(ctx, cfg.PlatformID, cfg.MerchantID)
+	var notConfigured *ivrpay.ProcessorNotConfiguredError
+	if errors.As(err, &notConfigured) {
+		return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Message: notConfigured.Error()}
+	} else if err != nil {
+		return nil, err
+	}
+	ciphertext, nti, err := s.store.LoadPaymentMethodCard(ctx, pm.ID)
+	if err != nil {
+		return nil, err
+	}
+	pan, err := s.vault.Decrypt(ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	postal := cfg.BillingContact.PostalCodeOrEmpty()
+	if postal == "" {
+		postal = pm.BillingContact.PostalCodeOrEmpty()
+	}
+	entry := ivrpay.CardEntry{PAN: pan, Brand: card.Brand(pm.Card.Brand), Expiry: card.Expiry{Month: pm.Card.ExpMonth, Year: pm.Card.ExpYear}, PostalCode: postal}
+	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceAPIStoredPaymentMethod,
+		stored: pm, storedNTI: nti, account: account, processor: proc})
+	if err != nil {
+		return nil, err
+	}
+	return ivrpay.ShapePayin(ivrpay.VersionFromContext(ctx), p), nil
+}

@@ -1,0 +1,214 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/card"
+)
+
+// ProcessIVR runs one connector request: claim the transaction, run the
+// checks in order, charge or store the card, and store the answer with the
+// change it reports, so that every retry replays it.
+func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res ivrpay.IVRResult, err error) {
+	caller := ivrpay.PrincipalFromContext(ctx)
+	ref := req.ConfigParam()
+	tx, err := s.claimTransaction(ctx, caller.PlatformID, req.TransactionID, s.ivrRequestHash(req, ref), ref.ID)
+	if err != nil {
+		return res, err
+	}
+	if !tx.Owned {
+		if tx.RequestHash != s.ivrRequestHash(req, ref) {
+			return ivrpay.DuplicateTransaction(req.TransactionID).Result(), nil
+		}
+		return tx.Response, nil
+	}
+	// From here the attempt runs to completion even if Twilio hangs up, so
+	// that its retry finds the answer.
+	ctx = context.WithoutCancel(ctx)
+	res, finished, err := s.runIVR(ctx, caller, req)
+	if err == nil && !finished {
+		// A refusal decided without a change to record.
+		err = s.store.FinishConnectorTransaction(ctx, ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: res})
+	}
+	if err != nil || (finished && res.ErrorCode == ivrpay.ConnPaymentPending) {
+		// Release the lease so that the next retry takes over at once: after
+		// an error, or while the processor's outcome is unknown (the retry
+		// asks the processor again with the same idempotency key).
+		if rerr := s.store.ReleaseConnectorTransaction(ctx, caller.PlatformID, req.TransactionID); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return res, err
+}
+
+// ivrRequestHash identifies "the same request" for a transaction_id: method,
+// config, card fingerprint and amount. CVV, expiry and postal code are not
+// compared, and the card enters only as a keyed fingerprint.
+func (s *Service) ivrRequestHash(req ivrpay.IVRRequest, ref ivrpay.IVRConfigRef) string {
+	cardFP := ""
+	if req.CardNumber != "" {
+		cardFP = s.vault.Fingerprint(req.CardNumber)
+	}
+	amount := req.Amount.Raw
+	if req.Amount.Err == nil {
+		amount = fmt.Sprint(req.Amount.Cents)
+	}
+	return ivrpay.RequestHash([]string{req.Method, ref.ID, cardFP, amount, fmt.Sprint(req.ACH)})
+}
+
+// claimTransaction makes this request the owner of its transaction, or
+// returns the transaction as the first request left it: answered, or
+// answered for another request (the caller compares hashes). While the first
+// request runs, it waits.
+func (s *Service) claimTransaction(ctx context.Context, platformID, txID, hash, configID string) (ivrpay.ConnectorTransaction, error) {
+	// The claim is written whatever the client does (an owned attempt then
+	// runs to completion), so that it can share a group commit.
+	wctx := context.WithoutCancel(ctx)
+	for {
+		tx, err := s.store.ClaimConnectorTransaction(wctx, platformID, txID, hash, configID, s.opts.ConnectorLease)
+		if err != nil || tx.Owned || tx.Done || tx.RequestHash != hash {
+			return tx, err
+		}
+		select {
+		case <-ctx.Done():
+			return tx, ctx.Err()
+		case <-time.After(s.pollEvery):
+		}
+	}
+}
+
+// runIVR runs checks 3 to 11 and the charge or tokenize. finished reports
+// that the answer was stored with the change it reports.
+func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest) (res ivrpay.IVRResult, finished bool, err error) {
+	platform := caller.Platform
+	if platform == nil {
+		// Keys from Authenticate carry their platform; others are loaded here.
+		if platform, err = s.store.FindPlatform(ctx, caller.PlatformID); err != nil {
+			return res, false, err
+		}
+		caller.Platform = platform
+	}
+	if refusal := ivrpay.CheckIVRPlatform(platform); refusal != nil {
+		return refusal.Result(), false, nil
+	}
+	ref, refusal := ivrpay.CheckIVRConfigParam(req)
+	if refusal != nil {
+		return refusal.Result(), false, nil
+	}
+	if req.Method == ivrpay.IVRMethodCharge {
+		cfg, err := s.store.LoadPayinConfig(ctx, ref.ID)
+		if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+			return res, false, err
+		}
+		entry, refusal := ivrpay.CheckIVRCharge(caller, cfg, ref.ID, req, s.now())
+		if refusal != nil {
+			return refusal.Result(), false, nil
+		}
+		return s.chargeIVR(ctx, caller, req, cfg, entry)
+	}
+	pmc, err := s.store.LoadPaymentMethodConfig(ctx, ref.ID)
+	if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+		return res, false, err
+	}
+	entry, refusal := ivrpay.CheckIVRTokenize(caller, pmc, ref.ID, req, s.now())
+	if refusal != nil {
+		return refusal.Result(), false, nil
+	}
+	return s.tokenizeIVR(ctx, caller, req, pmc, entry)
+}
+
+func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry) (ivrpay.IVRResult, bool, error) {
+	account, proc, err := s.router.Route(ctx, cfg.PlatformID, cfg.MerchantID)
+	var notConfigured *ivrpay.ProcessorNotConfiguredError
+	if errors.As(err, &notConfigured) {
+		return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", notConfigured.Error()).Result(), false, nil
+	} else if err != nil {
+		return ivrpay.IVRResult{}, false, err
+	}
+	version := caller.Platform.MinAPIVersion
+	answer := func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer {
+		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: ivrChargeResult(version, p, entry)}
+	}
+	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrTxID: req.TransactionID,
+		account: account, processor: proc, answer: answer})
+	if ce := ivrpay.AsConnectorError(err); ce != nil {
+		return ce.Result(), false, nil
+	} else if err != nil {
+		return ivrpay.IVRResult{}, false, err
+	}
+	return answer(p).Result, true, nil
+}
+
+// ivrChargeResult is the connector's answer for a payin: its id when
+// approved, the refusal when declined, PAYMENT_PENDING while the processor's
+// outcome is unknown; the parameters Twilio passes on either way.
+func ivrChargeResult(v ivrpay.APIVersion, p *ivrpay.Payin, entry ivrpay.CardEntry) ivrpay.IVRResult {
+	shaped := ivrpay.ShapePayin(v, p)
+	r := ivrpay.IVRResult{Parameters: map[string]string{
+		"payin_id": p.ID, "payin_status": shaped.Status, "payment_method_id": string(p.PaymentMethodID),
+		"card_brand": string(entry.Brand), "card_last_4": card.Last4(entry.PAN),
+	}}
+	switch p.Status {
+	case ivrpay.PayinStatusFailed:
+		r.ErrorCode, r.ErrorMessage = string(p.RefusalCode), string(p.RefusalDesc)
+	case ivrpay.PayinStatusCreated:
+		r.ErrorCode = ivrpay.ConnPaymentPending
+		r.ErrorMessage = "the processor has not confirmed the payment yet; it may have gone through: tell the caller it is being confirmed (the final status follows by webhook, payin " + p.ID + ")"
+	default:
+		r.ID = p.ID
+	}
+	return r
+}
+
+func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, pmc *ivrpay.PaymentMethodConfig, entry ivrpay.CardEntry) (ivrpay.IVRResult, bool, error) {
+	account, proc, err := s.router.Route(ctx, pmc.PlatformID, pmc.MerchantID)
+	var notConfigured *ivrpay.ProcessorNotConfiguredError
+	if errors.As(err, &notConfigured) {
+		return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", notConfigured.Error()).Result(), false, nil
+	} else if err != nil {
+		return ivrpay.IVRResult{}, false, err
+	}
+	pmID := s.newID(ivrpay.PrefixPaymentMethod)
+	params := map[string]string{"card_brand": string(entry.Brand), "card_last_4": card.Last4(entry.PAN)}
+	verified, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
+		return proc.Verify(ctx, ivrpay.CardPayment{IdempotencyKey: pmID, Reference: pmID, Currency: "USD", Card: entry.Details(), AccountRef: account.AccountRef})
+	})
+	if err != nil {
+		// A verification moves no money, so an unknown one is answered as a
+		// processing error the caller may try again (docs/decisions.md).
+		s.opts.Logger.Error("processor did not answer a card verification", "payment_method_id", pmID, "error", err)
+		verified = ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: "The processor did not answer; try again"}
+	}
+	result := ivrpay.IVRResult{Parameters: params}
+	if !verified.Approved {
+		result.ErrorCode, result.ErrorMessage = verified.RefusalCode, verified.RefusalDesc
+		return result, false, nil
+	}
+	result.ID = pmID
+	params["payment_method_id"] = pmID
+	ciphertext, fingerprint, err := s.encryptCard(entry.PAN)
+	if err != nil {
+		return ivrpay.IVRResult{}, false, err
+	}
+	err = s.store.StorePaymentMethod(ctx, ivrpay.NewPaymentMethod{ID: pmID, PlatformID: pmc.PlatformID, MerchantID: pmc.MerchantID,
+		PaymentMethodConfigID: pmc.ID, Status: ivrpay.PaymentMethodStatusActive, Card: cardOf(entry), PANCiphertext: ciphertext,
+		Fingerprint: fingerprint, NetworkTransactionID: verified.NetworkTransactionID,
+		BillingContact: pmc.BillingContact.WithPostalCode(entry.PostalCode), Metadata: pmc.Metadata, Announce: true, CreatedAt: s.now()},
+		&ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: result})
+	if errors.Is(err, ivrpay.ErrConfigUsed) {
+		return ivrpay.ConnectorErrorf(ivrpay.ConnConfigAlreadyUsed,
+			"payment method config %s was used by another transaction at the same time; create a new payment method config to store another card", pmc.ID).Result(), false, nil
+	} else if err != nil {
+		return ivrpay.IVRResult{}, false, err
+	}
+	return result, true, nil
+}
+
+// cardOf is how a card entry is shown: brand, last 4 and expiry.
+func cardOf(e ivrpay.CardEntry) ivrpay.Card {
+	return ivrpay.Card{Brand: string(e.Brand), Last4: card.Last4(e.PAN), ExpMonth: e.Expiry.Month, ExpYear: e.Expiry.Year}
+}

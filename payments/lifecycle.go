@@ -1,0 +1,191 @@
+package payments
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// CapturePayin captures an AUTHORIZED payin, in full or in part, at the
+// processor that authorized it, which moves it to PROCESSING (then
+// settlement moves it to SUCCEEDED like any other). The status change is a
+// conditional write, so of two racing captures one wins and the other is a
+// conflict.
+func (s *Service) CapturePayin(ctx context.Context, payinID string, in ivrpay.PayinCapture) (*ivrpay.Payin, error) {
+	p, err := s.readable(ctx, "payin:update", payinID)
+	if err != nil {
+		return nil, err
+	}
+	v := ivrpay.VersionFromContext(ctx)
+	if err := ivrpay.CheckCaptureVersion(v); err != nil {
+		return nil, err
+	}
+	amount, err := in.Validate()
+	if err != nil {
+		return nil, err
+	}
+	if amount, err = ivrpay.PlanCapture(p, amount); err != nil {
+		return nil, err
+	}
+	res, err := s.operate(ctx, p, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
+		return proc.Capture(ctx, ivrpay.PaymentOperation{IdempotencyKey: "capture_" + p.ID, Reference: string(p.Processor.Reference),
+			PayinID: p.ID, Amount: amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !res.Approved {
+		return nil, processorRefused("capture", p.ID, res)
+	}
+	final, err := s.store.RecordCapture(context.WithoutCancel(ctx), ivrpay.PayinCaptureRecord{PayinID: p.ID, Amount: amount, At: s.now()})
+	if errors.Is(err, ivrpay.ErrStateChanged) {
+		if p, err = s.store.LoadPayin(ctx, payinID); err != nil {
+			return nil, err
+		}
+		return nil, ivrpay.CaptureConflict(p)
+	} else if err != nil {
+		return nil, err
+	}
+	return ivrpay.ShapePayin(v, final), nil
+}
+
+// VoidOrRefund voids a payin that has not settled (in full: → CANCELED) or
+// refunds a SUCCEEDED one (in full or in part: a PROCESSING refund), at the
+// processor that made it. A refund reserves its amount in the database
+// before the processor is asked (a conditional write requires enough left),
+// so concurrent refunds, in one process or many, never exceed the refundable
+// amount; a refused refund gives its amount back. The idempotency row is
+// written with the void or the reservation, so only a request that did
+// something uses up its key, and its retry re-sends the same processor
+// idempotency key.
+func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.VoidOrRefund) (*ivrpay.VoidOrRefundResult, error) {
+	caller := ivrpay.PrincipalFromContext(ctx)
+	p, err := s.readable(ctx, "refund:create", payinID)
+	if err != nil {
+		return nil, err
+	}
+	amount, err := in.Validate()
+	if err != nil {
+		return nil, err
+	}
+	hash := ivrpay.RequestHash([]any{payinID, in.Reason, amount, in.Type})
+	if res, err := s.store.ReplayVoidOrRefund(ctx, caller.PlatformID, in.IdempotencyKey, hash); res != nil || err != nil {
+		return res, err
+	}
+	// The processor's idempotency key follows the request's, so a retry of
+	// the same request never voids or refunds twice.
+	opKey := "vor_" + ivrpay.RequestHash([]string{caller.PlatformID, payinID, in.IdempotencyKey})[:40]
+	// A conditional write that finds the payin changed since it was read
+	// (settled, captured, refunded by another request) makes the decision
+	// again on the new state.
+	for range 10 {
+		plan, err := ivrpay.PlanVoidOrRefund(p, in.Type, amount)
+		if err != nil {
+			return nil, err
+		}
+		rec := ivrpay.VoidOrRefundRecord{PlatformID: caller.PlatformID, IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
+			Payin: p, Plan: plan, Reason: in.Reason, At: s.now(),
+			Result: ivrpay.VoidOrRefundResult{Type: plan.Kind, MerchantID: p.MerchantID, PayinID: p.ID, Amount: plan.Amount,
+				CurrencyCode: p.CurrencyCode, Reason: in.Reason}}
+		if plan.Kind == ivrpay.VoidOrRefundTypeVoid {
+			err = s.void(ctx, p, plan, opKey, &rec)
+		} else {
+			err = s.refund(ctx, p, plan, opKey, &rec)
+		}
+		switch {
+		case errors.Is(err, ivrpay.ErrIdempotencyKeyTaken):
+			return s.store.ReplayVoidOrRefund(ctx, caller.PlatformID, in.IdempotencyKey, hash)
+		case errors.Is(err, ivrpay.ErrStateChanged):
+			if p, err = s.store.LoadPayin(ctx, payinID); err != nil {
+				return nil, err
+			}
+			continue
+		case err != nil:
+			return nil, err
+		}
+		return &rec.Result, nil
+	}
+	return nil, ivrpay.Errorf(ivrpay.ECONFLICT, "payin %s kept changing while this request ran; try again", payinID)
+}
+
+// void cancels the payment at the processor, then records the payin CANCELED.
+func (s *Service) void(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrRefundPlan, opKey string, rec *ivrpay.VoidOrRefundRecord) error {
+	res, err := s.operate(ctx, p, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
+		return proc.Void(ctx, ivrpay.PaymentOperation{IdempotencyKey: opKey, Reference: string(p.Processor.Reference), PayinID: p.ID,
+			Amount: plan.Amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
+	})
+	if err != nil {
+		return err
+	}
+	if !res.Approved {
+		return processorRefused("void", p.ID, res)
+	}
+	rec.Result.PayinStatus = ivrpay.PayinStatusCanceled
+	return s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec)
+}
+
+// refund reserves the refund, asks the processor, and records its answer.
+func (s *Service) refund(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrRefundPlan, opKey string, rec *ivrpay.VoidOrRefundRecord) error {
+	rec.RefundID = s.newID(ivrpay.PrefixRefund)
+	rec.Result.PayinStatus = ivrpay.PayinStatusSucceeded
+	rec.Result.RefundID, rec.Result.RefundStatus = ivrpay.OptString(rec.RefundID), ivrpay.RefundStatusProcessing
+	wctx := context.WithoutCancel(ctx)
+	if err := s.store.RecordVoidOrRefund(wctx, *rec); err != nil {
+		return err
+	}
+	proc, err := s.router.Account(ctx, p.Processor.Account)
+	if err != nil {
+		return err
+	}
+	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
+		return proc.Refund(ctx, ivrpay.PaymentOperation{IdempotencyKey: opKey, Reference: string(p.Processor.Reference), PayinID: p.ID,
+			Amount: plan.Amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
+	})
+	o := ivrpay.RefundOutcome{RefundID: rec.RefundID, PayinID: p.ID, Amount: plan.Amount, Outcome: ivrpay.ProcessorOutcomeApproved,
+		Result: res, PlatformID: rec.PlatformID, IdempotencyKey: rec.IdempotencyKey, At: s.now()}
+	switch {
+	case err != nil:
+		// The refund stays PROCESSING; the same request sent again asks the
+		// processor again under the same key (docs/processors.md).
+		s.opts.Logger.Warn("processor outcome of a refund unknown", "refund_id", rec.RefundID, "error", err)
+		o.Outcome = ivrpay.ProcessorOutcomeUnknown
+	case !res.Approved:
+		o.Outcome = ivrpay.ProcessorOutcomeDeclined
+		rec.Result.RefundStatus = ivrpay.RefundStatusFailed
+		o.Replay = &rec.Result
+	}
+	return s.store.RecordRefundOutcome(wctx, o)
+}
+
+// operate runs a capture or void at the processor that made p. An unknown
+// outcome is an error the client may retry with the same request (the same
+// processor idempotency key); nothing was recorded.
+func (s *Service) operate(ctx context.Context, p *ivrpay.Payin, f func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error)) (ivrpay.ProcessorResult, error) {
+	proc, err := s.router.Account(ctx, p.Processor.Account)
+	if err != nil {
+		return ivrpay.ProcessorResult{}, err
+	}
+	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return f(ctx, proc) })
+	if err != nil {
+		s.opts.Logger.Warn("processor outcome unknown", "payin_id", p.ID, "error", err)
+		return res, ivrpay.Errorf(ivrpay.EUNAVAILABLE, "the processor did not answer in time; nothing was recorded: send the same request again (it reuses the processor's idempotency key, so it never acts twice)")
+	}
+	return res, nil
+}
+
+func processorRefused(what, payinID string, res ivrpay.ProcessorResult) error {
+	return ivrpay.Errorf(ivrpay.ECONFLICT, "the processor refused the %s of payin %s: %s (%s)", what, payinID, res.RefusalCode, res.RefusalDesc)
+}
+
+// readable loads a payin and checks that the caller has permission on it.
+func (s *Service) readable(ctx context.Context, permission, payinID string) (*ivrpay.Payin, error) {
+	p, err := s.store.LoadPayin(ctx, payinID)
+	if err != nil {
+		return nil, err
+	}
+	if err := ivrpay.AuthorizeObject(ivrpay.PrincipalFromContext(ctx), permission, "payin", payinID, p.Object()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}

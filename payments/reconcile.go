@@ -1,0 +1,134 @@
+package payments
+
+import (
+	"context"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/card"
+)
+
+// reconcileBatch bounds how many unresolved payins one pass leases.
+const reconcileBatch = 50
+
+// ReconcileDue resolves the payins whose processor outcome is unknown: each
+// CREATED payin unchanged for ReconcileAfter (and at least one processor
+// call's time, so that a live attempt is never overtaken) is leased by this
+// process alone, and its processor asked what the payment did under the
+// payin's idempotency key. An approved payment is recorded with its events;
+// one that moved no money (or was reversed) fails with PROCESSING_ERROR and
+// frees its config. Several processes may reconcile one database: the lease
+// is a conditional write. It returns how many payins it resolved.
+func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
+	wait := max(s.opts.ReconcileAfter, s.opts.ProcessorTimeout+time.Second)
+	payins, err := s.store.ClaimUnresolvedPayins(context.WithoutCancel(ctx), s.now().Add(-wait), 2*s.opts.ProcessorTimeout+time.Second, reconcileBatch)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range payins {
+		resolved, err := s.resolve(ctx, p)
+		if err != nil {
+			s.opts.Logger.Warn("reconciler could not resolve a payin yet; it tries again", "payin_id", p.ID, "error", err)
+			continue
+		}
+		if resolved {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin) (bool, error) {
+	proc, err := s.router.Account(ctx, p.Processor.Account)
+	if err != nil {
+		return false, err
+	}
+	cfg, err := s.store.LoadPayinConfig(ctx, p.PayinConfigID)
+	if err != nil {
+		return false, err
+	}
+	entry := ivrpay.CardEntry{PostalCode: p.BillingContact.PostalCodeOrEmpty()}
+	if p.Card != nil {
+		entry.Brand, entry.Expiry = card.Brand(p.Card.Brand), card.Expiry{Month: p.Card.ExpMonth, Year: p.Card.ExpYear}
+	}
+	var stored *ivrpay.PaymentMethod
+	var nti string
+	if p.PaymentMethodID != "" {
+		// The card was stored when the outcome became unknown (or it is the
+		// stored card charged); a payin whose attempt died before that is
+		// resolved without the card number.
+		ciphertext, storedNTI, err := s.store.LoadPaymentMethodCard(ctx, string(p.PaymentMethodID))
+		if err != nil {
+			return false, err
+		}
+		if entry.PAN, err = s.vault.Decrypt(ciphertext); err != nil {
+			return false, err
+		}
+		if p.Source == ivrpay.PayinSourceAPIStoredPaymentMethod {
+			if stored, err = s.store.LoadPaymentMethod(ctx, string(p.PaymentMethodID)); err != nil {
+				return false, err
+			}
+			nti = storedNTI
+		}
+	}
+	pay := ivrpay.CardPayment{IdempotencyKey: p.ID, Reference: p.ID, Amount: p.Amount, Currency: p.CurrencyCode,
+		Capture: cfg.ProcessingMode != ivrpay.ProcessingModeAuthorize, Card: entry.Details(), AccountRef: p.Processor.AccountRef()}
+	if stored != nil {
+		pay.Stored = &ivrpay.StoredCredential{NetworkTransactionID: nti}
+	}
+	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return proc.Resolve(ctx, pay) })
+	if err != nil {
+		return false, err
+	}
+	if !res.Approved && res.RefusalCode == "" {
+		res.RefusalCode = ivrpay.RefusalProcessingError
+	}
+	a := chargeAttempt{cfg: cfg, entry: entry, source: p.Source, stored: stored,
+		account: ivrpay.ProcessorAccountRef{Name: p.Processor.Account, Kind: p.Processor.Kind, AccountRef: p.Processor.AccountRef()}}
+	if p.IVR != nil {
+		a.ivrTxID = p.IVR.TransactionID
+		if a.answer, err = s.ivrAnswer(ctx, p, entry); err != nil {
+			return false, err
+		}
+	}
+	if _, err := s.recordOutcome(ctx, p, a, res); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ivrAnswer is the connector answer a reconciled IVR payin leaves for a
+// late retry of its transaction.
+func (s *Service) ivrAnswer(ctx context.Context, p *ivrpay.Payin, entry ivrpay.CardEntry) (func(*ivrpay.Payin) *ivrpay.ConnectorAnswer, error) {
+	platform, err := s.store.FindPlatform(ctx, p.PlatformID)
+	if err != nil {
+		return nil, err
+	}
+	return func(final *ivrpay.Payin) *ivrpay.ConnectorAnswer {
+		r := ivrChargeResult(platform.MinAPIVersion, final, entry)
+		if p.Card != nil {
+			r.Parameters["card_last_4"] = p.Card.Last4
+		}
+		return &ivrpay.ConnectorAnswer{PlatformID: p.PlatformID, TransactionID: p.IVR.TransactionID, Result: r}
+	}, nil
+}
+
+// RunReconciler runs ReconcileDue every poll until ctx is done. Errors are
+// logged and the next pass tries again.
+func (s *Service) RunReconciler(ctx context.Context, poll time.Duration) {
+	if poll <= 0 {
+		poll = time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if _, err := s.ReconcileDue(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Logger.Error("reconciler pass failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

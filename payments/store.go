@@ -1,0 +1,73 @@
+package payments
+
+import (
+	"context"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// Store persists what the service decided, each method in one database
+// transaction. It makes no decision of its own beyond the conditions the
+// database enforces (unique keys, conditional updates); it never calls a
+// processor. sqlstore implements it on SQLite and PostgreSQL.
+type Store interface {
+	// FindPlatform, LoadPayinConfig, LoadPaymentMethodConfig, LoadPayin and
+	// LoadPaymentMethod read without permission checks (the service makes
+	// them); a missing row is an ENOTFOUND *ivrpay.Error.
+	FindPlatform(ctx context.Context, id string) (*ivrpay.Platform, error)
+	LoadPayinConfig(ctx context.Context, id string) (*ivrpay.PayinConfig, error)
+	LoadPaymentMethodConfig(ctx context.Context, id string) (*ivrpay.PaymentMethodConfig, error)
+	LoadPayin(ctx context.Context, id string) (*ivrpay.Payin, error)
+	LoadPaymentMethod(ctx context.Context, id string) (*ivrpay.PaymentMethod, error)
+	// LoadPaymentMethodCard returns a stored card's PAN ciphertext and the
+	// network transaction id of its first payment.
+	LoadPaymentMethodCard(ctx context.Context, id string) (panCiphertext, networkTransactionID string, err error)
+
+	// ClaimConnectorTransaction inserts the transaction (owned), takes over
+	// one whose lease has ended (owned), or returns it as it is.
+	ClaimConnectorTransaction(ctx context.Context, platformID, txID, requestHash, configID string, lease time.Duration) (ivrpay.ConnectorTransaction, error)
+	// FinishConnectorTransaction stores the answer of a transaction that
+	// ended without a change to record (a refusal).
+	FinishConnectorTransaction(ctx context.Context, a ivrpay.ConnectorAnswer) error
+	// ReleaseConnectorTransaction ends the lease of a running transaction,
+	// so that the next retry takes it over at once.
+	ReleaseConnectorTransaction(ctx context.Context, platformID, txID string) error
+
+	// ReservePayin inserts a CREATED payin. When the config already has a
+	// live payin (or the IVR transaction a payin), it inserts nothing and
+	// returns that payin as holder.
+	ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (reserved, holder *ivrpay.Payin, err error)
+	// RecordPayinOutcome stores a CREATED payin's definite outcome with its
+	// card, events, audit record and connector answer. ErrStateChanged when
+	// the payin is no longer CREATED (another attempt recorded it first).
+	RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (*ivrpay.Payin, error)
+	// RecordPayinUnknown marks a CREATED payin's outcome unknown and stores its card.
+	RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (*ivrpay.Payin, error)
+	// StorePaymentMethod stores a tokenized card with its event and connector
+	// answer; ErrConfigUsed when its config already stored one.
+	StorePaymentMethod(ctx context.Context, pm ivrpay.NewPaymentMethod, answer *ivrpay.ConnectorAnswer) error
+	// ClaimUnresolvedPayins leases, for the caller alone, up to limit
+	// CREATED payins last changed before cutoff and not leased by another.
+	ClaimUnresolvedPayins(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]*ivrpay.Payin, error)
+
+	// RecordCapture moves an AUTHORIZED payin to PROCESSING (ErrStateChanged otherwise).
+	RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) (*ivrpay.Payin, error)
+	// ReplayVoidOrRefund returns the first result of an idempotency key, an
+	// ECONFLICT when the key was used for another request, or nil, nil.
+	ReplayVoidOrRefund(ctx context.Context, platformID, key, hash string) (*ivrpay.VoidOrRefundResult, error)
+	// RecordVoidOrRefund stores a void (payin CANCELED) or a PROCESSING
+	// refund that reserves its amount, with the idempotency row.
+	// ErrStateChanged when the payin changed; ivrpay.ErrIdempotencyKeyTaken
+	// when another request committed the key first.
+	RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) error
+	// RecordRefundOutcome stores the processor's answer to a refund: its
+	// reference when approved, FAILED (and the amount given back to the
+	// payin) when refused, UNKNOWN when no answer came.
+	RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) error
+
+	// The reads the REST API serves, with their permission checks.
+	FindPayin(ctx context.Context, id string) (*ivrpay.Payin, error)
+	ListPayins(ctx context.Context, f ivrpay.PayinFilter) (*ivrpay.List[*ivrpay.Payin], error)
+	FindRefund(ctx context.Context, id string) (*ivrpay.Refund, error)
+}

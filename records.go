@@ -1,0 +1,162 @@
+package ivrpay
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// The records below are what the payments service hands its Store to
+// persist. Each record is written in one database transaction.
+
+// ErrStateChanged is returned by a Store when a conditional write finds the
+// row in another state than the one the decision was made on.
+var ErrStateChanged = errors.New("state changed since it was read")
+
+// ErrConfigUsed is returned by a Store when a payment method config already
+// stored its payment method.
+var ErrConfigUsed = errors.New("config already used")
+
+// ConnectorTransaction is the state of a connector transaction_id as a claim found it.
+type ConnectorTransaction struct {
+	// Owned: this request now runs the transaction (it was new, or the
+	// attempt that ran it lost its lease).
+	Owned       bool
+	RequestHash string
+	// Done: the transaction has its answer in Response.
+	Done     bool
+	Response IVRResult
+	// ConfigID is the config the first request named.
+	ConfigID string
+}
+
+// ConnectorAnswer is the answer of a connector transaction, stored with the
+// change that decided it.
+type ConnectorAnswer struct {
+	PlatformID    string
+	TransactionID string
+	Result        IVRResult
+}
+
+// PayinReservation is a CREATED payin that reserves its config while the processor answers.
+type PayinReservation struct {
+	ID             string
+	Config         *PayinConfig
+	Card           Card
+	BillingContact *BillingContact
+	Source         string
+	// IVRTransactionID is the Twilio transaction_id, for payins made over IVR.
+	IVRTransactionID string
+	// PaymentMethodID is the stored card charged, for API_STORED_PAYMENT_METHOD payins.
+	PaymentMethodID string
+	Processor       ProcessorAccountRef
+	CreatedAt       time.Time
+}
+
+// ProcessorAccountRef is the processor account a payment goes to.
+type ProcessorAccountRef struct {
+	Name string // the account's name ("sandbox" for the built-in sandbox processor)
+	Kind string // sandbox, stripe, adyen
+	// AccountRef is the merchant's sub-account there (Stripe acct_…, an Adyen merchant account).
+	AccountRef string
+}
+
+// NewPaymentMethod is a card to store: the PAN only as vault ciphertext and
+// keyed fingerprint.
+type NewPaymentMethod struct {
+	ID                    string
+	PlatformID            string
+	MerchantID            string
+	PaymentMethodConfigID string
+	Status                string
+	Card                  Card
+	PANCiphertext         string
+	Fingerprint           string
+	NetworkTransactionID  string
+	BillingContact        *BillingContact
+	Metadata              json.RawMessage
+	// Announce emits payment_method.active (an ACTIVE card whose first use is known).
+	Announce  bool
+	CreatedAt time.Time
+}
+
+// PayinOutcome is the processor's definite answer for a CREATED payin.
+type PayinOutcome struct {
+	PayinID          string
+	Status           string // PROCESSING, AUTHORIZED or FAILED
+	AuthorizedAmount int64
+	CapturedAmount   int64
+	Result           ProcessorResult
+	// NewPaymentMethod is the card to store with the payin (nil when it is
+	// a stored card, or was stored when the outcome became unknown).
+	NewPaymentMethod *NewPaymentMethod
+	// PaymentMethodID links the payin to its card.
+	PaymentMethodID string
+	// PaymentMethodStatus, when set, is the new status of the payin's card
+	// (a stored card refused for what it is).
+	PaymentMethodStatus string
+	// AnnouncePaymentMethod emits payment_method.active for PaymentMethodID.
+	AnnouncePaymentMethod bool
+	Answer                *ConnectorAnswer
+	Audit                 AuditEvent
+	At                    time.Time
+}
+
+// PayinUnknown records that a CREATED payin's processor outcome is unknown;
+// the card is stored so that the outcome can be resolved without the caller.
+type PayinUnknown struct {
+	PayinID          string
+	NewPaymentMethod *NewPaymentMethod
+	At               time.Time
+}
+
+// PayinCaptureRecord is a capture the processor accepted.
+type PayinCaptureRecord struct {
+	PayinID string
+	Amount  int64
+	At      time.Time
+}
+
+// VoidOrRefundRecord is a void the processor accepted, or a refund to
+// reserve before the processor is asked, with the idempotency row that
+// replays its result.
+type VoidOrRefundRecord struct {
+	PlatformID     string
+	IdempotencyKey string
+	RequestHash    string
+	Payin          *Payin
+	Plan           VoidOrRefundPlan
+	Result         VoidOrRefundResult
+	RefundID       string
+	Reason         string
+	At             time.Time
+}
+
+// RequestHash fingerprints a validated request for idempotency checks: the
+// SHA-256 of its JSON encoding.
+func RequestHash(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// ErrIdempotencyKeyTaken is returned by a Store when another request
+// committed the same idempotency key first.
+var ErrIdempotencyKeyTaken = errors.New("idempotency key taken")
+
+// RefundOutcome is the processor's answer to a refund that was reserved.
+type RefundOutcome struct {
+	RefundID string
+	PayinID  string
+	Amount   int64
+	Outcome  string // APPROVED, DECLINED or UNKNOWN
+	Result   ProcessorResult
+	// Replay, for a refused refund, replaces the idempotency row's result
+	// (its refund_status becomes FAILED).
+	PlatformID     string
+	IdempotencyKey string
+	Replay         *VoidOrRefundResult
+	At             time.Time
+}

@@ -1,0 +1,341 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// This file is the payments service's Store: persistence only, each method
+// one transaction; the decisions are the service's (package payments).
+
+const (
+	txRunning = "RUNNING"
+	txDone    = "DONE"
+)
+
+// LoadPayinConfig reads a payin config without a permission check.
+func (s *Store) LoadPayinConfig(ctx context.Context, id string) (c *ivrpay.PayinConfig, err error) {
+	defer wrap(&err, "Store.LoadPayinConfig(%q)", id)
+	return s.findPayinConfig(ctx, s.rdb, id)
+}
+
+// LoadPaymentMethodConfig reads a payment method config without a permission check.
+func (s *Store) LoadPaymentMethodConfig(ctx context.Context, id string) (c *ivrpay.PaymentMethodConfig, err error) {
+	defer wrap(&err, "Store.LoadPaymentMethodConfig(%q)", id)
+	return s.findPaymentMethodConfig(ctx, s.rdb, id)
+}
+
+// LoadPayin reads a payin without a permission check.
+func (s *Store) LoadPayin(ctx context.Context, id string) (p *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.LoadPayin(%q)", id)
+	return s.findPayin(ctx, s.rdb, id)
+}
+
+// LoadPaymentMethod reads a payment method without a permission check.
+func (s *Store) LoadPaymentMethod(ctx context.Context, id string) (pm *ivrpay.PaymentMethod, err error) {
+	defer wrap(&err, "Store.LoadPaymentMethod(%q)", id)
+	return s.findPaymentMethod(ctx, id)
+}
+
+// LoadPaymentMethodCard returns a stored card's PAN ciphertext and the
+// network transaction id of its first payment.
+func (s *Store) LoadPaymentMethodCard(ctx context.Context, id string) (ciphertext, nti string, err error) {
+	defer wrap(&err, "Store.LoadPaymentMethodCard(%q)", id)
+	err = s.queryRow(ctx, s.rdb, `SELECT pan_ciphertext, network_transaction_id FROM payment_methods WHERE id = $1`, id).Scan(&ciphertext, &nti)
+	return ciphertext, nti, err
+}
+
+// ClaimConnectorTransaction inserts the transaction, owned by the caller,
+// or takes over one whose lease has ended, or returns it as it is.
+func (s *Store) ClaimConnectorTransaction(ctx context.Context, platformID, txID, hash, configID string, lease time.Duration) (t ivrpay.ConnectorTransaction, err error) {
+	defer wrap(&err, "Store.ClaimConnectorTransaction")
+	now := s.now()
+	n, err := s.execTx(ctx, `INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, config_id, status, lease_until, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (platform_id, transaction_id) DO NOTHING`,
+		platformID, txID, hash, configID, txRunning, ivrpay.FormatTime(now.Add(lease)), ivrpay.FormatTime(now))
+	if err != nil || n == 1 {
+		return ivrpay.ConnectorTransaction{Owned: n == 1, RequestHash: hash, ConfigID: configID}, err
+	}
+	var status, leaseUntil string
+	var response sql.NullString
+	if err := s.queryRow(ctx, s.rdb, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
+		WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID).Scan(&t.RequestHash, &t.ConfigID, &status, &response, &leaseUntil); err != nil {
+		return t, err
+	}
+	if status == txDone {
+		t.Done = true
+		return t, json.Unmarshal([]byte(response.String), &t.Response)
+	}
+	if t.RequestHash != hash || leaseUntil >= ivrpay.FormatTime(now) {
+		return t, nil
+	}
+	n, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $3, updated_at = $4
+		WHERE platform_id = $1 AND transaction_id = $2 AND status = $5 AND lease_until = $6`,
+		platformID, txID, ivrpay.FormatTime(now.Add(lease)), ivrpay.FormatTime(now), txRunning, leaseUntil)
+	t.Owned = n == 1
+	return t, err
+}
+
+// FinishConnectorTransaction stores the answer of a transaction on its own.
+func (s *Store) FinishConnectorTransaction(ctx context.Context, a ivrpay.ConnectorAnswer) (err error) {
+	defer wrap(&err, "Store.FinishConnectorTransaction")
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.finishTransaction(ctx, tx, a) })
+}
+
+// ReleaseConnectorTransaction ends the lease of a running transaction.
+func (s *Store) ReleaseConnectorTransaction(ctx context.Context, platformID, txID string) (err error) {
+	defer wrap(&err, "Store.ReleaseConnectorTransaction")
+	_, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $3 WHERE platform_id = $1 AND transaction_id = $2 AND status = $4`,
+		platformID, txID, ivrpay.FormatTime(s.now()), txRunning)
+	return err
+}
+
+// finishTransaction stores the answer of a transaction inside tx.
+func (s *Store) finishTransaction(ctx context.Context, tx *sql.Tx, a ivrpay.ConnectorAnswer) error {
+	b, err := json.Marshal(a.Result)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, tx, `UPDATE connector_transactions SET status = $3, response = $4, updated_at = $5
+		WHERE platform_id = $1 AND transaction_id = $2`, a.PlatformID, a.TransactionID, txDone, string(b), ivrpay.FormatTime(s.now()))
+	return err
+}
+
+// ReservePayin inserts a CREATED payin, or returns the payin that holds the
+// config (or the IVR transaction) as holder.
+func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (reserved, holder *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.ReservePayin")
+	cfg := r.Config
+	bc, err := jsonText(r.BillingContact)
+	if err != nil {
+		return nil, nil, err
+	}
+	md, err := jsonText(cfg.Metadata)
+	if err != nil {
+		return nil, nil, err
+	}
+	txID := sql.NullString{String: r.IVRTransactionID, Valid: r.IVRTransactionID != ""}
+	pmID := sql.NullString{String: r.PaymentMethodID, Valid: r.PaymentMethodID != ""}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
+			brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, processor_account, processor_kind,
+			processor_sub_account, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)`,
+			r.ID, cfg.PlatformID, cfg.MerchantID, cfg.ID, pmID, cfg.Amount, cfg.CurrencyCode, ivrpay.PayinStatusCreated,
+			r.Card.Brand, r.Card.Last4, r.Card.ExpMonth, r.Card.ExpYear, bc, md, r.Source, txID,
+			r.Processor.Name, r.Processor.Kind, r.Processor.AccountRef, ivrpay.FormatTime(r.CreatedAt))
+		return err
+	})
+	if err == nil {
+		p, err := s.findPayin(ctx, s.rdb, r.ID)
+		return p, nil, err
+	}
+	if !isUniqueViolation(err) {
+		return nil, nil, err
+	}
+	var id string
+	if r.IVRTransactionID != "" {
+		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE platform_id = $1 AND ivr_transaction_id = $2`, cfg.PlatformID, r.IVRTransactionID).Scan(&id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, err
+		}
+	}
+	if id == "" {
+		// The predicate repeats the partial index payins_one_live_per_config.
+		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE payin_config_id = $1 AND status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED')`,
+			cfg.ID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			// The holder finished (declined or voided) since the insert: try again.
+			return s.ReservePayin(ctx, r)
+		} else if err != nil {
+			return nil, nil, err
+		}
+	}
+	holder, err = s.findPayin(ctx, s.rdb, id)
+	return nil, holder, err
+}
+
+// RecordPayinOutcome stores a CREATED payin's definite outcome.
+func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (final *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.RecordPayinOutcome(%q)", o.PayinID)
+	res := o.Result
+	outcome := ivrpay.ProcessorOutcomeDeclined
+	if res.Approved {
+		outcome = ivrpay.ProcessorOutcomeApproved
+	}
+	at := ivrpay.FormatTime(o.At)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if pm := o.NewPaymentMethod; pm != nil {
+			if err := s.insertPaymentMethod(ctx, tx, *pm); err != nil {
+				return err
+			}
+			if pm.Announce {
+				if err := s.emitPaymentMethodEvent(ctx, tx, pm.ID); err != nil {
+					return err
+				}
+			}
+		}
+		upd, err := s.exec(ctx, tx, `UPDATE payins SET status = $2, payment_method_id = $3, authorized_amount = $4, captured_amount = $5,
+			refusal_code = $6, refusal_desc = $7, auth_code = $8, avs_result_code = $9, cvc_result_code = $10, processor_reference = $11,
+			network_transaction_id = $12, processor_outcome = $13, reconcile_lease_until = NULL, updated_at = $14, status_at = $14
+			WHERE id = $1 AND status = 'CREATED'`,
+			o.PayinID, o.Status, sql.NullString{String: o.PaymentMethodID, Valid: o.PaymentMethodID != ""}, o.AuthorizedAmount, o.CapturedAmount,
+			res.RefusalCode, res.RefusalDesc, res.AuthCode, res.AVSResultCode, res.CVCResultCode, res.Reference,
+			res.NetworkTransactionID, outcome, at)
+		if err != nil {
+			return err
+		}
+		if n, _ := upd.RowsAffected(); n != 1 {
+			return ivrpay.ErrStateChanged
+		}
+		if o.PaymentMethodStatus != "" {
+			if _, err := s.exec(ctx, tx, `UPDATE payment_methods SET status = $2, updated_at = $3,
+				network_transaction_id = CASE WHEN network_transaction_id = '' THEN $4 ELSE network_transaction_id END WHERE id = $1`,
+				o.PaymentMethodID, o.PaymentMethodStatus, at, res.NetworkTransactionID); err != nil {
+				return err
+			}
+		}
+		if o.AnnouncePaymentMethod {
+			if err := s.emitPaymentMethodEvent(ctx, tx, o.PaymentMethodID); err != nil {
+				return err
+			}
+		}
+		if final, err = s.findPayin(ctx, tx, o.PayinID); err != nil {
+			return err
+		}
+		// The payin's event is written with its outcome, in this transaction.
+		if err := s.emitPayinEvent(ctx, tx, final); err != nil {
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, o.Audit); err != nil {
+			return err
+		}
+		if o.Answer != nil {
+			return s.finishTransaction(ctx, tx, *o.Answer)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The payin as the committed transaction wrote it; no need to read it again.
+	return final, nil
+}
+
+// RecordPayinUnknown marks a CREATED payin's outcome unknown and stores its card.
+func (s *Store) RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (p *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.RecordPayinUnknown(%q)", u.PayinID)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var pmID sql.NullString
+		if pm := u.NewPaymentMethod; pm != nil {
+			if err := s.insertPaymentMethod(ctx, tx, *pm); err != nil {
+				return err
+			}
+			pmID = sql.NullString{String: pm.ID, Valid: true}
+		}
+		upd, err := s.exec(ctx, tx, `UPDATE payins SET processor_outcome = $2, payment_method_id = COALESCE($3, payment_method_id), updated_at = $4
+			WHERE id = $1 AND status = 'CREATED'`, u.PayinID, ivrpay.ProcessorOutcomeUnknown, pmID, ivrpay.FormatTime(u.At))
+		if err != nil {
+			return err
+		}
+		if n, _ := upd.RowsAffected(); n != 1 {
+			return ivrpay.ErrStateChanged
+		}
+		p, err = s.findPayin(ctx, tx, u.PayinID)
+		return err
+	})
+	if errors.Is(err, ivrpay.ErrStateChanged) {
+		// Resolved meanwhile (the reconciler, or another attempt): that stands.
+		return s.findPayin(ctx, s.rdb, u.PayinID)
+	}
+	return p, err
+}
+
+// StorePaymentMethod stores a tokenized card with its event and connector answer.
+func (s *Store) StorePaymentMethod(ctx context.Context, pm ivrpay.NewPaymentMethod, answer *ivrpay.ConnectorAnswer) (err error) {
+	defer wrap(&err, "Store.StorePaymentMethod")
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.insertPaymentMethod(ctx, tx, pm); err != nil {
+			return err
+		}
+		if err := s.emitPaymentMethodEvent(ctx, tx, pm.ID); err != nil {
+			return err
+		}
+		if answer != nil {
+			return s.finishTransaction(ctx, tx, *answer)
+		}
+		return nil
+	})
+	if isUniqueViolation(err) {
+		return ivrpay.ErrConfigUsed
+	}
+	return err
+}
+
+func (s *Store) insertPaymentMethod(ctx context.Context, tx *sql.Tx, pm ivrpay.NewPaymentMethod) error {
+	bc, err := jsonText(pm.BillingContact)
+	if err != nil {
+		return err
+	}
+	md, err := jsonText(pm.Metadata)
+	if err != nil {
+		return err
+	}
+	at := ivrpay.FormatTime(pm.CreatedAt)
+	_, err = s.exec(ctx, tx, `INSERT INTO payment_methods (id, platform_id, merchant_id, payment_method_config_id, status, brand, last4,
+		exp_month, exp_year, pan_ciphertext, fingerprint, network_transaction_id, billing_contact, metadata, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)`,
+		pm.ID, pm.PlatformID, sql.NullString{String: pm.MerchantID, Valid: pm.MerchantID != ""},
+		sql.NullString{String: pm.PaymentMethodConfigID, Valid: pm.PaymentMethodConfigID != ""},
+		pm.Status, pm.Card.Brand, pm.Card.Last4, pm.Card.ExpMonth, pm.Card.ExpYear, pm.PANCiphertext, pm.Fingerprint,
+		pm.NetworkTransactionID, bc, md, at)
+	return err
+}
+
+// ClaimUnresolvedPayins leases up to limit CREATED payins last changed
+// before cutoff. Each is claimed by a conditional UPDATE, so of several
+// processes that read the same row exactly one leases it.
+func (s *Store) ClaimUnresolvedPayins(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) (out []*ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.ClaimUnresolvedPayins")
+	now := ivrpay.FormatTime(s.now())
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM payins WHERE status = 'CREATED' AND updated_at <= $1
+		AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`, ivrpay.FormatTime(cutoff), now, limit)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	until := ivrpay.FormatTime(s.now().Add(lease))
+	for _, id := range ids {
+		n, err := s.execTx(ctx, `UPDATE payins SET reconcile_lease_until = $2 WHERE id = $1 AND status = 'CREATED'
+			AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $3)`, id, until, now)
+		if err != nil {
+			return out, err
+		}
+		if n != 1 {
+			continue // another process leased it, or it was resolved
+		}
+		p, err := s.findPayin(ctx, s.rdb, id)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
