@@ -189,7 +189,6 @@ func isWord(s string) bool {
 	return true
 }
 
-
 // ConnectorResponse is the answer Twilio expects. The id key (charge_id for a
 // charge, token_id for a tokenize, both when the method is unknown) is always
 // present and null on failure.
