@@ -235,6 +235,9 @@ func (p *Processor) Verify(ctx context.Context, pay ivrpay.CardPayment) (ivrpay.
 }
 
 func (p *Processor) pay(ctx context.Context, pay ivrpay.CardPayment, value int64) (ivrpay.ProcessorResult, error) {
+	if pay.IdempotencyKey == "" {
+		return noKey, nil
+	}
 	req := paymentRequest{
 		Amount:          amount{Value: value, Currency: currency(pay.Currency)},
 		Reference:       pay.Reference,
@@ -339,6 +342,9 @@ func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivr
 // webhook (CAPTURE, CANCELLATION, REFUND, with success true or false). ivrpay
 // does not consume Adyen webhooks yet and treats "received" as approved.
 func (p *Processor) modify(ctx context.Context, op ivrpay.PaymentOperation, what string, amt *amount) (ivrpay.ProcessorResult, error) {
+	if op.IdempotencyKey == "" {
+		return noKey, nil
+	}
 	if op.Reference == "" {
 		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError,
 			RefusalDesc: "adyen: no pspReference to " + strings.TrimSuffix(what, "s")}, nil
@@ -367,6 +373,9 @@ func (p *Processor) modify(ctx context.Context, op ivrpay.PaymentOperation, what
 // carries the final outcome. A technical cancel only releases a payment that
 // is not captured yet, within 24 hours (see the package documentation).
 func (p *Processor) Resolve(ctx context.Context, pay ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	if pay.IdempotencyKey == "" || pay.Reference == "" {
+		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("adyen: cannot resolve a payment without idempotency key and reference")
+	}
 	req := technicalCancelRequest{MerchantAccount: p.merchant(pay.AccountRef), PaymentReference: pay.Reference,
 		Reference: truncate("tcancel-"+pay.Reference, 80)}
 	var res modificationResponse
@@ -387,6 +396,11 @@ func (p *Processor) Resolve(ctx context.Context, pay ivrpay.CardPayment) (ivrpay
 		RefusalDesc: fmt.Sprintf("adyen: the outcome was lost; any payment with reference %s was reversed by technical cancel (received, pspReference %s)",
 			pay.Reference, res.PSPReference)}, nil
 }
+
+// noKey refuses a call without an idempotency key before anything is sent:
+// Adyen would replay one shared answer to every such call.
+var noKey = ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError,
+	RefusalDesc: "adyen: no idempotency key; nothing was sent"}
 
 // call POSTs body as JSON to path and decodes a 2xx answer into out. A
 // non-nil *serviceError is a definite refusal of the request (a 4xx: Adyen

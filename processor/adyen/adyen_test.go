@@ -541,6 +541,27 @@ func TestNew(t *testing.T) {
 	}
 }
 
+func TestNoIdempotencyKeyNothingSent(t *testing.T) {
+	f := newFake(t)
+	p := f.processor(t)
+	pay := processortest.Payment("", 1000, true)
+	pay.Reference = "pyi_nokey"
+	r, err := p.Authorize(context.Background(), pay)
+	if err != nil || r.RefusalCode != ivrpay.RefusalProcessingError {
+		t.Errorf("authorize = %+v, %v; want PROCESSING_ERROR", r, err)
+	}
+	r, err = p.Refund(context.Background(), ivrpay.PaymentOperation{Reference: "FK1", Amount: 100, Currency: "USD"})
+	if err != nil || r.RefusalCode != ivrpay.RefusalProcessingError {
+		t.Errorf("refund = %+v, %v; want PROCESSING_ERROR", r, err)
+	}
+	if _, err := p.Resolve(context.Background(), pay); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
+		t.Errorf("resolve error = %v, want an unknown outcome", err)
+	}
+	if n := len(f.received("/payments")) + len(f.received("/cancels")); n != 0 {
+		t.Errorf("%d requests sent without an idempotency key", n)
+	}
+}
+
 func TestIdempotencyKey(t *testing.T) {
 	short := "pyi_2Zc1TFkQo3cb4Wq8vDxS0RYk9mE"
 	long := strings.Repeat("k", 80)
