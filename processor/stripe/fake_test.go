@@ -1,0 +1,539 @@
+package stripe
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// fake is a replaying Stripe: it answers the documented JSON bodies of the
+// endpoints the adapter calls, replays the first answer of an idempotency key
+// (as Stripe does, 500s included), and is steered by amount like the
+// processortest contract (see fakeTriggers).
+type fake struct {
+	srv *httptest.Server
+
+	mu        sync.Mutex
+	seq       int
+	intents   []*fakeIntent         // oldest first
+	cards     map[string]url.Values // pm id → the card fields it was made from
+	replies   map[string]fakeReply  // path + idempotency key → first answer
+	refunds   map[string]int64      // re id → amount
+	requests  []fakeRequest         // every request, in order
+	searchLag bool                  // search finds nothing (Stripe's indexing lag)
+	failPaths map[string]int        // path → HTTP status answered instead
+	hang      chan struct{}         // closed at cleanup, releasing hung handlers
+	cancelled map[string]bool       // pi ids cancelled
+}
+
+type fakeIntent struct {
+	ID, Status, CaptureMethod, Ref, Account, PM string
+	Amount, Capturable, Received                int64
+	CVC                                         bool
+}
+
+type fakeReply struct {
+	status int
+	body   []byte
+}
+
+type fakeRequest struct {
+	Method, Path, Key, Account string
+	Form                       url.Values
+}
+
+// Amounts (cents) the fake answers specially, beyond processortest's.
+const (
+	amountIncorrectCVC    = 5104
+	amountExpiredCard     = 5105
+	amountProcessingError = 5106
+	amountFraudulent      = 5107
+	amountIncorrectZip    = 5108
+	amountLostCard        = 5109
+	amountOtherDecline    = 5111
+	amountLostPending     = 5123 // the intent is left requires_action and the answer is a 500
+	amountRequiresAction  = 5124
+	amountRateLimited     = 5129
+	amountHang            = 5130
+	amountInvalidRequest  = 5131
+	amountIdempotencyErr  = 5132
+	amountBadKey          = 5133
+	amountEchoCard        = 5134 // a 402 whose message echoes the card (a misbehaving proxy)
+	amountEchoCardHTML    = 5135 // a 502 HTML page echoing the card
+	amountBadGateway      = 5136
+	amountConflict        = 5137
+	amountProcessing      = 5138
+)
+
+func newFake(t *testing.T) *fake {
+	t.Helper()
+	f := &fake{cards: map[string]url.Values{}, replies: map[string]fakeReply{}, refunds: map[string]int64{},
+		failPaths: map[string]int{}, hang: make(chan struct{}), cancelled: map[string]bool{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/payment_methods", f.idempotent(f.createPaymentMethod))
+	mux.HandleFunc("POST /v1/payment_intents", f.idempotent(f.createIntent))
+	mux.HandleFunc("POST /v1/payment_intents/{id}/capture", f.idempotent(f.captureIntent))
+	mux.HandleFunc("POST /v1/payment_intents/{id}/cancel", f.idempotent(f.cancelIntent))
+	mux.HandleFunc("GET /v1/payment_intents/search", f.searchIntents)
+	mux.HandleFunc("GET /v1/payment_intents", f.listIntents)
+	mux.HandleFunc("POST /v1/setup_intents", f.idempotent(f.createSetupIntent))
+	mux.HandleFunc("POST /v1/refunds", f.idempotent(f.createRefund))
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, r.Header.Get("Idempotency-Key"),
+			r.Header.Get("Stripe-Account"), r.Form})
+		status := f.failPaths[r.URL.Path]
+		f.mu.Unlock()
+		if status != 0 {
+			writeJSON(w, status, apiError())
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { close(f.hang); f.srv.Close() })
+	return f
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Request-Id", "req_fake")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// handler answers one request; a zero status means "do not answer" (hang).
+type handler func(r *http.Request) (int, any)
+
+// idempotent replays the first answer of an idempotency key, as Stripe does,
+// except for 429s (the rate limiter runs before the idempotency layer).
+func (f *fake) idempotent(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.URL.Path + "\x00" + r.Header.Get("Idempotency-Key")
+		f.mu.Lock()
+		rep, ok := f.replies[key]
+		f.mu.Unlock()
+		if ok && r.Header.Get("Idempotency-Key") != "" {
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(rep.status)
+			_, _ = w.Write(rep.body)
+			return
+		}
+		status, v := h(r)
+		if status == 0 {
+			select {
+			case <-r.Context().Done():
+			case <-f.hang:
+			}
+			return
+		}
+		var body []byte
+		if s, isHTML := v.(string); isHTML {
+			body = []byte(s)
+			w.Header().Set("Content-Type", "text/html")
+		} else {
+			var err error
+			if body, err = json.Marshal(v); err != nil {
+				panic(err) // a broken fake body would read as an unknown outcome and hide the bug
+			}
+			w.Header().Set("Content-Type", "application/json")
+		}
+		if status != http.StatusTooManyRequests {
+			f.mu.Lock()
+			f.replies[key] = fakeReply{status, body}
+			f.mu.Unlock()
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}
+}
+
+func (f *fake) id(prefix string) string {
+	f.seq++
+	return fmt.Sprintf("%s_3Fake%08dxYz", prefix, f.seq)
+}
+
+func (f *fake) createPaymentMethod(r *http.Request) (int, any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.id("pm")
+	f.cards[id] = r.Form
+	num := r.Form.Get("card[number]")
+	last4 := ""
+	if len(num) >= 4 {
+		last4 = num[len(num)-4:]
+	}
+	return 200, map[string]any{
+		"id": id, "object": "payment_method", "type": "card", "livemode": false, "created": 1700000000,
+		"billing_details": map[string]any{"address": map[string]any{"postal_code": nullable(r.Form.Get("billing_details[address][postal_code]"))}},
+		"card": map[string]any{"brand": "visa", "last4": last4, "exp_month": atoi(r.Form.Get("card[exp_month]")),
+			"exp_year": atoi(r.Form.Get("card[exp_year]")), "funding": "credit", "country": "US",
+			"checks": map[string]any{"address_line1_check": nil, "address_postal_code_check": nil, "cvc_check": nil}},
+	}
+}
+
+func (f *fake) createIntent(r *http.Request) (int, any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	amount := int64(atoi(r.Form.Get("amount")))
+	in := &fakeIntent{ID: f.id("pi"), Status: "succeeded", CaptureMethod: r.Form.Get("capture_method"),
+		Ref: r.Form.Get("metadata[ivrpay_reference]"), Account: r.Header.Get("Stripe-Account"),
+		PM: r.Form.Get("payment_method"), Amount: amount}
+	in.CVC = f.cards[in.PM].Get("card[cvc]") != ""
+	if in.CaptureMethod == "manual" {
+		in.Status, in.Capturable = "requires_capture", amount
+	} else {
+		in.Received = amount
+	}
+	card := f.cards[in.PM]
+	if d, ok := fakeDeclines[amount]; ok {
+		return 402, cardError(d, in)
+	}
+	switch amount {
+	case 5121: // processortest.AmountLostAnswers: charged, answer lost
+		f.intents = append(f.intents, in)
+		return 500, apiError()
+	case 5122: // processortest.AmountUnavailable
+		return 503, apiError()
+	case amountLostPending:
+		in.Status, in.Capturable, in.Received = "requires_action", 0, 0
+		f.intents = append(f.intents, in)
+		return 500, apiError()
+	case amountRequiresAction:
+		in.Status, in.Capturable, in.Received = "requires_action", 0, 0
+		f.intents = append(f.intents, in)
+		return 200, in.json(true)
+	case amountProcessing:
+		in.Status, in.Capturable, in.Received = "processing", 0, 0
+		f.intents = append(f.intents, in)
+		return 200, in.json(true)
+	case amountRateLimited:
+		return 429, map[string]any{"error": map[string]any{"code": "rate_limit", "type": "invalid_request_error",
+			"message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+			"doc_url": "https://stripe.com/docs/error-codes/rate-limit"}}
+	case amountHang:
+		f.intents = append(f.intents, in)
+		return 0, nil
+	case amountInvalidRequest:
+		return 400, map[string]any{"error": map[string]any{"code": "amount_too_small", "param": "amount", "type": "invalid_request_error",
+			"message": "Amount must be at least $0.50 usd", "doc_url": "https://stripe.com/docs/error-codes/amount-too-small"}}
+	case amountIdempotencyErr:
+		return 400, map[string]any{"error": map[string]any{"type": "idempotency_error",
+			"message": "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '" + r.Header.Get("Idempotency-Key") + "' if you meant to execute a different request."}}
+	case amountBadKey:
+		// Stripe masks the key; a misbehaving proxy might not.
+		return 401, map[string]any{"error": map[string]any{"type": "invalid_request_error",
+			"message": "Invalid API Key provided: " + bearer(r)}}
+	case amountEchoCard:
+		return 402, map[string]any{"error": map[string]any{"code": "card_declined", "decline_code": "generic_decline", "type": "card_error",
+			"message": fmt.Sprintf("Card %s (cvc %s) was declined.", card.Get("card[number]"), card.Get("card[cvc]"))}}
+	case amountEchoCardHTML:
+		return 502, fmt.Sprintf("<html><body>Bad gateway for card=%s&cvc=%s</body></html>", card.Get("card[number]"), card.Get("card[cvc]"))
+	case amountBadGateway:
+		return 502, "<html><body>502 Bad Gateway</body></html>"
+	case amountConflict:
+		return 409, map[string]any{"error": map[string]any{"code": "idempotency_key_in_use", "type": "invalid_request_error",
+			"message": "There is currently another in-progress request using this Stripe-Account, Idempotency-Key, and endpoint. Please try again later."}}
+	}
+	f.intents = append(f.intents, in)
+	return 200, in.json(expands(r, "latest_charge"))
+}
+
+func bearer(r *http.Request) string {
+	if u, _, ok := r.BasicAuth(); ok {
+		return u
+	}
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 {
+		return h[7:]
+	}
+	return ""
+}
+
+type fakeDecline struct{ code, declineCode, param, message string }
+
+var fakeDeclines = map[int64]fakeDecline{
+	5101:                  {"card_declined", "generic_decline", "", "Your card was declined."},
+	5102:                  {"card_declined", "insufficient_funds", "", "Your card has insufficient funds."},
+	5103:                  {"card_declined", "do_not_honor", "", "Your card was declined."},
+	amountIncorrectCVC:    {"incorrect_cvc", "", "cvc", "Your card's security code is incorrect."},
+	amountExpiredCard:     {"expired_card", "", "exp_month", "Your card has expired."},
+	amountProcessingError: {"processing_error", "", "", "An error occurred while processing your card. Try again in a little bit."},
+	amountFraudulent:      {"card_declined", "fraudulent", "", "Your card was declined."},
+	amountIncorrectZip:    {"incorrect_zip", "", "address_zip", "Your card's zip code failed validation."},
+	amountLostCard:        {"card_declined", "lost_card", "", "Your card was declined."},
+	amountOtherDecline:    {"card_declined", "transaction_not_allowed", "", "Your card does not support this type of purchase."},
+}
+
+// cardError is Stripe's 402 body: the error with the declined PaymentIntent.
+func cardError(d fakeDecline, in *fakeIntent) map[string]any {
+	in.Status, in.Capturable, in.Received = "requires_payment_method", 0, 0
+	e := map[string]any{"type": "card_error", "code": d.code, "message": d.message,
+		"charge":          "ch_3FakeDeclined",
+		"doc_url":         "https://stripe.com/docs/error-codes/" + d.code,
+		"request_log_url": "https://dashboard.stripe.com/test/logs/req_fake?t=1700000000",
+	}
+	if d.declineCode != "" {
+		e["decline_code"] = d.declineCode
+	}
+	if d.param != "" {
+		e["param"] = d.param
+	}
+	pi := in.json(false)
+	pi["last_payment_error"] = maps.Clone(e)
+	e["payment_intent"] = pi
+	return map[string]any{"error": e}
+}
+
+func apiError() map[string]any {
+	return map[string]any{"error": map[string]any{"type": "api_error", "message": "An unknown error occurred"}}
+}
+
+func (in *fakeIntent) json(expandCharge bool) map[string]any {
+	cvc := any(nil)
+	if in.CVC {
+		cvc = "pass"
+	}
+	var charge any = "ch_" + in.ID[3:]
+	if expandCharge {
+		charge = map[string]any{
+			"id": "ch_" + in.ID[3:], "object": "charge", "amount": in.Amount, "amount_captured": in.Received,
+			"captured": in.Status == "succeeded", "currency": "usd", "paid": true, "status": "succeeded",
+			"payment_intent": in.ID, "payment_method": in.PM,
+			"outcome": map[string]any{"network_status": "approved_by_network", "reason": nil, "risk_level": "normal",
+				"seller_message": "Payment complete.", "type": "authorized"},
+			"payment_method_details": map[string]any{"type": "card", "card": map[string]any{
+				"amount_authorized": in.Amount, "authorization_code": "A1B2C3", "brand": "visa", "country": "US",
+				"exp_month": 12, "exp_year": 2030, "funding": "credit", "last4": "1111", "moto": true, "network": "visa",
+				"network_transaction_id": "104557651805572",
+				"checks":                 map[string]any{"address_line1_check": nil, "address_postal_code_check": "pass", "cvc_check": cvc},
+			}},
+		}
+	}
+	return map[string]any{
+		"id": in.ID, "object": "payment_intent", "amount": in.Amount, "amount_capturable": in.Capturable,
+		"amount_received": in.Received, "capture_method": in.CaptureMethod, "confirmation_method": "automatic",
+		"created": 1700000000, "currency": "usd", "livemode": false, "status": in.Status,
+		"metadata": map[string]any{"ivrpay_reference": in.Ref}, "payment_method": in.PM,
+		"payment_method_types": []string{"card"}, "last_payment_error": nil, "latest_charge": charge,
+		"client_secret": in.ID + "_secret_fake", "next_action": nil,
+	}
+}
+
+func (f *fake) intent(id string) *fakeIntent {
+	for _, in := range f.intents {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+func missing(kind, id string) map[string]any {
+	return map[string]any{"error": map[string]any{"code": "resource_missing", "param": "intent", "type": "invalid_request_error",
+		"message": fmt.Sprintf("No such %s: '%s'", kind, id)}}
+}
+
+func (f *fake) captureIntent(r *http.Request) (int, any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.intent(r.PathValue("id"))
+	if in == nil {
+		return 400, missing("payment_intent", r.PathValue("id"))
+	}
+	if in.Status != "requires_capture" {
+		return 400, map[string]any{"error": map[string]any{"code": "payment_intent_unexpected_state", "type": "invalid_request_error",
+			"message": "This PaymentIntent could not be captured because it has a status of " + in.Status + "."}}
+	}
+	amt := in.Capturable
+	if v := r.Form.Get("amount_to_capture"); v != "" {
+		amt = int64(atoi(v))
+	}
+	in.Status, in.Received, in.Capturable = "succeeded", amt, 0
+	return 200, in.json(expands(r, "latest_charge"))
+}
+
+func (f *fake) cancelIntent(r *http.Request) (int, any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.intent(r.PathValue("id"))
+	if in == nil {
+		return 400, missing("payment_intent", r.PathValue("id"))
+	}
+	if in.Status == "succeeded" || in.Status == "processing" {
+		return 400, map[string]any{"error": map[string]any{"code": "payment_intent_unexpected_state", "type": "invalid_request_error",
+			"message": "You cannot cancel this PaymentIntent because it has a status of " + in.Status + "."}}
+	}
+	in.Status, in.Capturable = "canceled", 0
+	f.cancelled[in.ID] = true
+	return 200, in.json(false)
+}
+
+var searchQuery = regexp.MustCompile(`^metadata\['ivrpay_reference'\]:'((?:[^'\\]|\\.)*)'$`)
+
+func (f *fake) searchIntents(w http.ResponseWriter, r *http.Request) {
+	m := searchQuery.FindStringSubmatch(r.Form.Get("query"))
+	if m == nil {
+		writeJSON(w, 400, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "Invalid query"}})
+		return
+	}
+	ref := regexp.MustCompile(`\\(.)`).ReplaceAllString(m[1], "$1")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data := []any{}
+	if !f.searchLag {
+		for _, in := range f.intents {
+			if in.Ref == ref && in.Account == r.Header.Get("Stripe-Account") {
+				data = append(data, in.json(expands(r, "data.latest_charge")))
+			}
+		}
+	}
+	writeJSON(w, 200, map[string]any{"object": "search_result", "url": "/v1/payment_intents/search", "has_more": false,
+		"next_page": nil, "data": data})
+}
+
+func (f *fake) listIntents(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data := []any{}
+	for i := len(f.intents) - 1; i >= 0; i-- {
+		if in := f.intents[i]; in.Account == r.Header.Get("Stripe-Account") {
+			data = append(data, in.json(expands(r, "data.latest_charge")))
+		}
+	}
+	writeJSON(w, 200, map[string]any{"object": "list", "url": "/v1/payment_intents", "has_more": false, "data": data})
+}
+
+func (f *fake) createSetupIntent(r *http.Request) (int, any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.id("seti")
+	pm := r.Form.Get("payment_method")
+	card := f.cards[pm]
+	si := map[string]any{"id": id, "object": "setup_intent", "status": "succeeded", "usage": r.Form.Get("usage"),
+		"payment_method": pm, "payment_method_types": []string{"card"}, "livemode": false, "created": 1700000000,
+		"last_setup_error": nil, "next_action": nil, "metadata": map[string]any{}}
+	if card.Get("card[number]") == "4000000000000002" {
+		e := map[string]any{"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+			"message": "Your card was declined.", "doc_url": "https://stripe.com/docs/error-codes/card-declined"}
+		si["status"], si["last_setup_error"], si["payment_method"] = "requires_payment_method", maps.Clone(e), nil
+		e["setup_intent"] = si
+		return 402, map[string]any{"error": e}
+	}
+	cvc := any(nil)
+	if card.Get("card[cvc]") != "" {
+		cvc = "pass"
+	}
+	attempt := map[string]any{"id": "setatt_" + id[5:], "object": "setup_attempt", "setup_intent": id, "status": "succeeded",
+		"payment_method": pm, "usage": r.Form.Get("usage"),
+		"payment_method_details": map[string]any{"type": "card", "card": map[string]any{
+			"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2030, "last4": "1111", "network": "visa",
+			"network_transaction_id": "586214590330745",
+			"checks":                 map[string]any{"address_line1_check": nil, "address_postal_code_check": "pass", "cvc_check": cvc},
+		}}}
+	if expands(r, "latest_attempt") {
+		si["latest_attempt"] = attempt
+	} else {
+		si["latest_attempt"] = attempt["id"]
+	}
+	return 200, si
+}
+
+func (f *fake) createRefund(r *http.Request) (int, any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.intent(r.Form.Get("payment_intent"))
+	if in == nil {
+		return 400, missing("payment_intent", r.Form.Get("payment_intent"))
+	}
+	amt := in.Received
+	if v := r.Form.Get("amount"); v != "" {
+		amt = int64(atoi(v))
+	}
+	id := f.id("re")
+	f.refunds[id] = amt
+	return 200, map[string]any{"id": id, "object": "refund", "amount": amt, "currency": "usd", "status": "succeeded",
+		"payment_intent": in.ID, "charge": "ch_" + in.ID[3:], "created": 1700000000, "metadata": map[string]any{},
+		"reason": nil, "balance_transaction": "txn_fake"}
+}
+
+func expands(r *http.Request, field string) bool {
+	for _, e := range r.Form["expand[]"] {
+		if e == field {
+			return true
+		}
+	}
+	for k, v := range r.Form { // expand[0]=…
+		if len(k) > 7 && k[:7] == "expand[" && len(v) > 0 && v[0] == field {
+			return true
+		}
+	}
+	return false
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// recorded returns the requests made to path.
+func (f *fake) recorded(method, path string) []fakeRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []fakeRequest
+	for _, r := range f.requests {
+		if r.Method == method && r.Path == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// locked runs fn holding the fake's lock, for tests that steer it.
+func (f *fake) locked(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+}
+
+func (f *fake) isCancelled(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cancelled[id]
+}
+
+func (f *fake) intentID(i int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.intents[i].ID
+}
+
+func (f *fake) intentStatus(i int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.intents[i].Status
+}
+
+func (f *fake) refundCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.refunds)
+}
