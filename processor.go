@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 )
 
 // Processor moves money at an acquirer (docs/processors.md). Every call is a
@@ -177,4 +179,54 @@ func (p *PayinProcessor) AccountRef() string {
 		return ""
 	}
 	return p.SubAccount
+}
+
+// Processor account kinds (the adapters ivrpay ships).
+const (
+	ProcessorKindSandbox = "sandbox"
+	ProcessorKindStripe  = "stripe"
+	ProcessorKindAdyen   = "adyen"
+)
+
+// ProcessorAccount is an operator's account at an acquirer. Its secret (a
+// Stripe secret key, an Adyen API key) is stored only as vault ciphertext and
+// never shown.
+type ProcessorAccount struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// SecretCiphertext is the vault ciphertext of the secret.
+	SecretCiphertext string `json:"-"`
+	// MerchantAccount is Adyen's default merchant account.
+	MerchantAccount string `json:"merchant_account,omitempty"`
+	// APIBase points the account at another endpoint (a test double).
+	APIBase   string    `json:"api_base,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Validate checks the account's name and kind.
+func (a *ProcessorAccount) Validate() error {
+	if a.Name == "" || len(a.Name) > 64 || strings.Trim(a.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "" {
+		return FieldErrorf("name", "must be 1 to 64 letters, digits, '-', '_' or '.'")
+	}
+	if a.Name == ProcessorKindSandbox {
+		return FieldErrorf("name", "%q is the built-in sandbox processor's name", a.Name)
+	}
+	switch a.Kind {
+	case ProcessorKindStripe:
+	case ProcessorKindAdyen:
+		if a.MerchantAccount == "" {
+			return FieldErrorf("merchant-account", "an Adyen account needs its merchant account")
+		}
+	default:
+		return FieldErrorf("kind", "must be stripe or adyen, not %q", a.Kind)
+	}
+	return nil
+}
+
+// ProcessorRoute is the processor account a merchant's payments go to: the
+// merchant's own, else its platform's default; empty when neither is set.
+type ProcessorRoute struct {
+	Account string
+	// AccountRef is the merchant's sub-account (Stripe acct_…, an Adyen merchant account).
+	AccountRef string
 }

@@ -3,6 +3,8 @@ package payments
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -27,4 +29,79 @@ func (r SandboxRouter) Account(ctx context.Context, name string) (ivrpay.Process
 		return nil, fmt.Errorf("processor account %q does not exist", name)
 	}
 	return r.Processor, nil
+}
+
+// AccountStore is where AccountRouter finds accounts and routes.
+type AccountStore interface {
+	ProcessorRoute(ctx context.Context, platformID, merchantID string) (ivrpay.ProcessorRoute, error)
+	FindProcessorAccount(ctx context.Context, name string) (*ivrpay.ProcessorAccount, error)
+}
+
+// AccountRouter routes payments to the operator's processor accounts: a
+// merchant's own account, else its platform's default, else (sandbox only)
+// the built-in sandbox processor. Adapters are made once per account and kept.
+type AccountRouter struct {
+	Store AccountStore
+	Vault ivrpay.Vault
+	// Sandbox is the built-in processor of merchants without an account;
+	// nil in production, which has none.
+	Sandbox ivrpay.Processor
+	// Open makes the adapter of an account from its decrypted secret.
+	Open func(a *ivrpay.ProcessorAccount, secret string) (ivrpay.Processor, error)
+
+	mu       sync.Mutex
+	adapters map[string]openAdapter
+}
+
+type openAdapter struct {
+	created   time.Time // tells a re-added account of the same name from the old one
+	processor ivrpay.Processor
+}
+
+// Route returns the account that serves a merchant.
+func (r *AccountRouter) Route(ctx context.Context, platformID, merchantID string) (ivrpay.ProcessorAccountRef, ivrpay.Processor, error) {
+	route, err := r.Store.ProcessorRoute(ctx, platformID, merchantID)
+	if err != nil {
+		return ivrpay.ProcessorAccountRef{}, nil, err
+	}
+	if route.Account == "" {
+		if r.Sandbox == nil {
+			return ivrpay.ProcessorAccountRef{}, nil, &ivrpay.ProcessorNotConfiguredError{MerchantID: merchantID}
+		}
+		return ivrpay.ProcessorAccountRef{Name: SandboxAccount, Kind: r.Sandbox.Kind()}, r.Sandbox, nil
+	}
+	p, err := r.Account(ctx, route.Account)
+	if err != nil {
+		return ivrpay.ProcessorAccountRef{}, nil, err
+	}
+	return ivrpay.ProcessorAccountRef{Name: route.Account, Kind: p.Kind(), AccountRef: route.AccountRef}, p, nil
+}
+
+// Account returns the adapter of the named account.
+func (r *AccountRouter) Account(ctx context.Context, name string) (ivrpay.Processor, error) {
+	if name == SandboxAccount && r.Sandbox != nil {
+		return r.Sandbox, nil
+	}
+	a, err := r.Store.FindProcessorAccount(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if open, ok := r.adapters[name]; ok && open.created.Equal(a.CreatedAt) {
+		return open.processor, nil
+	}
+	secret, err := r.Vault.Decrypt(a.SecretCiphertext)
+	if err != nil {
+		return nil, fmt.Errorf("processor account %s: vault: %w", name, err)
+	}
+	p, err := r.Open(a, secret)
+	if err != nil {
+		return nil, fmt.Errorf("processor account %s: %w", name, err)
+	}
+	if r.adapters == nil {
+		r.adapters = map[string]openAdapter{}
+	}
+	r.adapters[name] = openAdapter{created: a.CreatedAt, processor: p}
+	return p, nil
 }

@@ -972,12 +972,12 @@ func TestVaultRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := s.ReencryptPANs(boundedContext(t), ring)
+		n, _, err := s.ReencryptSecrets(boundedContext(t), ring)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n != len(pans) {
-			t.Fatalf("ReencryptPANs re-encrypted %d PANs, want %d", n, len(pans))
+			t.Fatalf("ReencryptSecrets re-encrypted %d PANs, want %d", n, len(pans))
 		}
 		newOnly, err := vault.New(newKey)
 		if err != nil {

@@ -191,45 +191,60 @@ func (s *Store) insertAPIKey(ctx context.Context, tx *sql.Tx, platformID string,
 	return k, err
 }
 
-// ReencryptPANs re-encrypts every stored PAN with v's current key and
-// recomputes its fingerprint, in one transaction (vault rotation).
-func (s *Store) ReencryptPANs(ctx context.Context, v ivrpay.Vault) (n int, err error) {
-	defer wrap(&err, "Store.ReencryptPANs")
+// ReencryptSecrets re-encrypts every stored PAN (recomputing its
+// fingerprint) and every processor account secret with v's current key, in
+// one transaction (vault rotation).
+func (s *Store) ReencryptSecrets(ctx context.Context, v ivrpay.Vault) (pans, accounts int, err error) {
+	defer wrap(&err, "Store.ReencryptSecrets")
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, pan_ciphertext FROM payment_methods ORDER BY id`)
-		if err != nil {
+		if pans, err = reencrypt(ctx, tx, v, `SELECT id, pan_ciphertext FROM payment_methods ORDER BY id`, func(id, pan, ct string) error {
+			_, err := tx.ExecContext(ctx, `UPDATE payment_methods SET pan_ciphertext = $2, fingerprint = $3 WHERE id = $1`, id, ct, v.Fingerprint(pan))
+			return err
+		}); err != nil {
 			return err
 		}
-		type row struct{ id, ct string }
-		var all []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.ct); err != nil {
-				rows.Close()
-				return err
-			}
-			all = append(all, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		accounts, err = reencrypt(ctx, tx, v, `SELECT name, secret_ciphertext FROM processor_accounts ORDER BY name`, func(name, _, ct string) error {
+			_, err := tx.ExecContext(ctx, `UPDATE processor_accounts SET secret_ciphertext = $2 WHERE name = $1`, name, ct)
 			return err
-		}
-		for _, r := range all {
-			pan, err := v.Decrypt(r.ct)
-			if err != nil {
-				return fmt.Errorf("payment method %s: %w", r.id, err)
-			}
-			ct, err := v.Encrypt(pan)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE payment_methods SET pan_ciphertext = $2, fingerprint = $3 WHERE id = $1`,
-				r.id, ct, v.Fingerprint(pan)); err != nil {
-				return err
-			}
-		}
-		n = len(all)
-		return nil
+		})
+		return err
 	})
-	return n, err
+	return pans, accounts, err
+}
+
+// reencrypt reads (id, ciphertext) rows with query and hands each row's
+// plaintext and new ciphertext to update.
+func reencrypt(ctx context.Context, tx *sql.Tx, v ivrpay.Vault, query string, update func(id, plaintext, ciphertext string) error) (int, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	type row struct{ id, ct string }
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.ct); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, r := range all {
+		plain, err := v.Decrypt(r.ct)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", r.id, err)
+		}
+		ct, err := v.Encrypt(plain)
+		if err != nil {
+			return 0, err
+		}
+		if err := update(r.id, plain, ct); err != nil {
+			return 0, err
+		}
+	}
+	return len(all), nil
 }

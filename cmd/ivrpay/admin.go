@@ -20,8 +20,15 @@ const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|producti
   platform enable-ivr ID | platform disable-ivr ID
   platform set-min-api-version ID VERSION    (2023-01-01, 2023-12-01 or 2024-10-16)
   merchant activate ID
+  merchant set-processor ID ACCOUNT [--account-ref REF]
+                                             routes the merchant's payments to a processor account
+  platform set-processor ID ACCOUNT          the default processor account of the platform's merchants
+  processor add --name N --kind stripe --secret-key-file F [--api-base URL]
+  processor add --name N --kind adyen --api-key-file F --merchant-account M [--api-base URL]
+  processor list                             JSON, never a secret
+  processor remove NAME                      refused while a platform, merchant or payin uses it
   key disable ID
-  vault rotate                               re-encrypts every stored card number under a new key
+  vault rotate                               re-encrypts every stored card number and processor secret under a new key
   audit [--actor A] [--platform P] [--action X] [--outcome O] [--since 24h|TIME] [--limit N] [--json]
                                              who did what, when, from where, with what outcome
 `
@@ -32,7 +39,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
 	var sc storeConfig
 	sc.register(fs)
-	name := fs.String("name", "", "platform name (platform create)")
+	name := fs.String("name", "", "platform name (platform create), account name (processor add)")
 	enableIVR := fs.Bool("enable-ivr", false, "enable IVR payments on the new platform (platform create)")
 	var af ivrpay.AuditFilter
 	fs.StringVar(&af.Actor, "actor", "", "audit: only events by this actor (an API key id, operator or anonymous)")
@@ -42,12 +49,14 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	since := fs.String("since", "", "audit: only events since a time (RFC 3339) or a duration ago (e.g. 24h)")
 	fs.IntVar(&af.Limit, "limit", 100, "audit: at most this many events, newest first")
 	asJSON := fs.Bool("json", false, "audit: print JSON lines instead of a table")
+	var pf processorFlags
+	pf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	cmd := strings.Join(fs.Args(), " ")
 	arg := func(i int) string { return fs.Arg(i) }
-	store, _, _, err := sc.open(ctx, newLogger(sc.mode, io.Discard), stderr)
+	store, v, mode, err := sc.open(ctx, newLogger(sc.mode, io.Discard), stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay admin: %v\n", err)
 		return 1
@@ -83,6 +92,20 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		out, err = store.ActivateMerchant(ctx, arg(2))
 	case fs.NArg() == 3 && arg(0) == "key" && arg(1) == "disable":
 		out, err = store.DisableAPIKey(ctx, arg(2))
+	case cmd == "processor add":
+		out, err = addProcessorAccount(ctx, store, v, mode, *name, pf)
+	case cmd == "processor list":
+		if out, err = store.ListProcessorAccounts(ctx); err == nil && out.([]*ivrpay.ProcessorAccount) == nil {
+			out = []*ivrpay.ProcessorAccount{}
+		}
+	case fs.NArg() == 3 && arg(0) == "processor" && arg(1) == "remove":
+		if err = store.RemoveProcessorAccount(ctx, arg(2)); err == nil {
+			out = map[string]any{"removed": arg(2)}
+		}
+	case fs.NArg() == 4 && arg(0) == "platform" && arg(1) == "set-processor":
+		out, err = store.SetPlatformProcessor(ctx, arg(2), arg(3))
+	case fs.NArg() == 4 && arg(0) == "merchant" && arg(1) == "set-processor":
+		out, err = store.SetMerchantProcessor(ctx, arg(2), arg(3), pf.accountRef)
 	case cmd == "vault rotate":
 		out, err = rotateVault(ctx, sc, store)
 	default:
@@ -112,7 +135,7 @@ func adminFail(stderr io.Writer, err error) int {
 // the new key current and keeps the old one as a retired file. A rotation
 // cut short resumes where it stopped: the vault reads the .next key too.
 func rotateVault(ctx context.Context, sc storeConfig, store interface {
-	ReencryptPANs(ctx context.Context, v ivrpay.Vault) (int, error)
+	ReencryptSecrets(ctx context.Context, v ivrpay.Vault) (pans, accounts int, err error)
 }) (any, error) {
 	path := sc.vaultKeyFile
 	if path == "" {
@@ -122,14 +145,14 @@ func rotateVault(ctx context.Context, sc storeConfig, store interface {
 	if err != nil {
 		return nil, err
 	}
-	n, err := store.ReencryptPANs(ctx, keyring)
+	n, accounts, err := store.ReencryptSecrets(ctx, keyring)
 	if err != nil {
 		return nil, err
 	}
 	if err := vault.FinishRotation(path, time.Now()); err != nil {
 		return nil, err
 	}
-	return map[string]any{"reencrypted_payment_methods": n, "key_id": keyring.KeyID(), "vault_key_file": path,
+	return map[string]any{"reencrypted_payment_methods": n, "reencrypted_processor_accounts": accounts, "key_id": keyring.KeyID(), "vault_key_file": path,
 		"note": "restart every ivrpay serve process so that it loads the new key"}, nil
 }
 

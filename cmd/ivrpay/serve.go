@@ -79,10 +79,15 @@ func newLogger(mode string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// newPayments is the payments service over store, with the processors of
-// the deployment: in sandbox, the built-in sandbox processor.
+// newPayments is the payments service over store, with the deployment's
+// processor accounts; in sandbox, merchants without one use the built-in
+// sandbox processor.
 func newPayments(store *sqlstore.Store, v *vault.Vault, mode ivrpay.Mode, logger *slog.Logger, reconcileAfter time.Duration, stderr io.Writer) *payments.Service {
-	return payments.New(store, v, payments.SandboxRouter{Processor: sandbox.New()}, payments.Options{Mode: mode, Logger: logger,
+	router := &payments.AccountRouter{Store: store, Vault: v, Open: openProcessor(mode)}
+	if mode == ivrpay.ModeSandbox {
+		router.Sandbox = sandbox.New()
+	}
+	return payments.New(store, v, router, payments.Options{Mode: mode, Logger: logger,
 		ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: reconcileAfter})
 }
 
@@ -131,6 +136,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer store.Close()
+	if mode == ivrpay.ModeProduction {
+		if n, err := store.CountProcessorAccounts(ctx); err != nil || n == 0 {
+			if err == nil {
+				err = errNoProcessorAccount
+			}
+			fmt.Fprintf(stderr, "ivrpay serve: refusing to start in production: %v\n", err)
+			return 1
+		}
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)

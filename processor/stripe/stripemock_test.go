@@ -1,162 +1,16 @@
 package stripe
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
-	"os/exec"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/processor/processortest"
+	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 )
-
-// startStripeMock runs stripe-mock on a free loopback port until the test
-// ends and returns its base URL. It skips when stripe-mock is not installed,
-// except in CI (CI=true), where that is a failure.
-func startStripeMock(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("stripe-mock")
-	if err != nil {
-		if home, herr := os.UserHomeDir(); herr == nil {
-			if _, serr := os.Stat(home + "/go/bin/stripe-mock"); serr == nil {
-				bin, err = home+"/go/bin/stripe-mock", nil
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("stripe-mock is not installed (go install github.com/stripe/stripe-mock@v0.203.0)")
-		}
-		t.Skip("stripe-mock is not installed (go install github.com/stripe/stripe-mock@v0.203.0)")
-	}
-	// Both listeners on loopback with system-chosen ports: stripe-mock opens
-	// HTTPS on all interfaces at 12112 unless told otherwise.
-	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:0", "-https-addr", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`Listening for HTTP at address: (\S+)`)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(15 * time.Second):
-		t.Fatal("stripe-mock did not start within 15 s")
-	}
-	// Listening is logged before serving; wait until it answers.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		req, _ := http.NewRequest("GET", base+"/v1/balance", nil)
-		req.SetBasicAuth(testKey, "")
-		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stripe-mock at %s does not answer: %v", base, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// recorded is one request that went through the recording proxy.
-type recorded struct {
-	Method, Path, Key, Account string
-	Form                       url.Values
-	Status                     int
-	Body                       string // the answer, for failure messages
-}
-
-// recorder is a reverse proxy in front of stripe-mock that keeps every
-// request's form and headers and every answer's status.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []*recorded
-}
-
-func newRecorder(t *testing.T, target string) (*recorder, string) {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ModifyResponse = func(res *http.Response) error {
-		body, err := io.ReadAll(res.Body)
-		if err != nil {
-			return err
-		}
-		res.Body = io.NopCloser(bytes.NewReader(body))
-		r := res.Request.Context().Value(recordKey{}).(*recorded)
-		rec.mu.Lock()
-		r.Status, r.Body = res.StatusCode, string(body)
-		rec.mu.Unlock()
-		return nil
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		form, _ := url.ParseQuery(string(body))
-		if req.Method == http.MethodGet {
-			form = req.URL.Query()
-		}
-		r := &recorded{Method: req.Method, Path: req.URL.Path, Key: req.Header.Get("Idempotency-Key"),
-			Account: req.Header.Get("Stripe-Account"), Form: form}
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, r)
-		rec.mu.Unlock()
-		proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), recordKey{}, r)))
-	}))
-	t.Cleanup(srv.Close)
-	return rec, srv.URL
-}
-
-type recordKey struct{}
-
-// take returns the requests recorded since the last take.
-func (rec *recorder) take() []recorded {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	out := make([]recorded, len(rec.reqs))
-	for i, r := range rec.reqs {
-		out[i] = *r
-	}
-	rec.reqs = nil
-	return out
-}
 
 // TestStripeMock runs every call of the adapter against stripe-mock, which
 // checks each request against Stripe's OpenAPI description (400 on an invalid
@@ -165,18 +19,19 @@ func (rec *recorder) take() []recorded {
 // requires_payment_method), so results are not checked here; the replaying
 // fake covers them.
 func TestStripeMock(t *testing.T) {
-	base := startStripeMock(t)
-	rec, proxyURL := newRecorder(t, base)
+	base := stripetest.StartMock(t)
+	rec := stripetest.NewRecorder(t, base, nil)
+	proxyURL := rec.URL
 	p, err := New(Config{SecretKey: testKey, APIBase: proxyURL, HTTPClient: &http.Client{Timeout: 10 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	type check func(t *testing.T, reqs []recorded)
+	type check func(t *testing.T, reqs []stripetest.Request)
 	// want checks that one request to path (a prefix for paths with ids) was
 	// made with these form values and headers.
 	want := func(method, path, key, account string, form map[string]string) check {
-		return func(t *testing.T, reqs []recorded) {
+		return func(t *testing.T, reqs []stripetest.Request) {
 			t.Helper()
 			for _, r := range reqs {
 				if r.Method != method || !strings.HasPrefix(r.Path, path) {
@@ -253,7 +108,7 @@ func TestStripeMock(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := tc.call()
-			reqs := rec.take()
+			reqs := rec.Take()
 			if err != nil {
 				t.Errorf("error %v (stripe-mock answers every valid request)", err)
 			}
