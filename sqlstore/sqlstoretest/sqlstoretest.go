@@ -45,6 +45,9 @@ type Config struct {
 	Logger    *slog.Logger
 	Vault     *vault.Vault
 	Processor ivrpay.Processor
+	// Router, when set, routes payments instead of sending them all to
+	// Processor as the built-in sandbox account.
+	Router payments.Router
 	// ConnectorLease and ProcessorTimeout, when set, replace the service's defaults.
 	ConnectorLease   time.Duration
 	ProcessorTimeout time.Duration
@@ -78,9 +81,14 @@ func (c Config) StoreOptions() sqlstore.Options {
 }
 
 // Payments returns the payments service of c over store, routing every
-// payment to c's processor as the built-in sandbox account.
+// payment with c.Router, or else to c's processor as the built-in sandbox
+// account.
 func (c Config) Payments(store *sqlstore.Store) *payments.Service {
-	return payments.New(store, c.Vault, payments.SandboxRouter{Processor: c.Processor}, payments.Options{Mode: c.Mode, Clock: c.Clock,
+	var router payments.Router = payments.SandboxRouter{Processor: c.Processor}
+	if c.Router != nil {
+		router = c.Router
+	}
+	return payments.New(store, c.Vault, router, payments.Options{Mode: c.Mode, Clock: c.Clock,
 		Logger: c.Logger, ConnectorLease: c.ConnectorLease, ProcessorTimeout: c.ProcessorTimeout, ReconcileAfter: c.ReconcileAfter})
 }
 

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,6 +100,9 @@ func StartMock(t testing.TB) string {
 // Request is one request that went through a Recorder.
 type Request struct {
 	Method, Path, Key, Account string
+	// LiveKey: the request carried a live key (which the Recorder handed
+	// stripe-mock, which only takes test keys, as a test key).
+	LiveKey bool
 	Form                       url.Values
 	Status                     int
 	Body                       string // the answer, for failure messages
@@ -114,7 +118,9 @@ type Recorder struct {
 	reqs []*Request
 }
 
-// NewRecorder starts a recording proxy to target. rewrite, when not nil,
+// NewRecorder starts a recording proxy to target. A live key (a production
+// deployment's) reaches stripe-mock as a test key, since it takes no other.
+// rewrite, when not nil,
 // may change each answer's body (it gets the request and the body).
 func NewRecorder(t testing.TB, target string, rewrite func(r *Request, body []byte) []byte) *Recorder {
 	t.Helper()
@@ -150,6 +156,10 @@ func NewRecorder(t testing.TB, target string, rewrite func(r *Request, body []by
 		}
 		r := &Request{Method: req.Method, Path: req.URL.Path, Key: req.Header.Get("Idempotency-Key"),
 			Account: req.Header.Get("Stripe-Account"), Form: form}
+		if auth := req.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer sk_live_") || strings.HasPrefix(auth, "Bearer rk_live_") {
+			r.LiveKey = true
+			req.Header.Set("Authorization", strings.Replace(auth, "_live_", "_test_", 1))
+		}
 		rec.mu.Lock()
 		rec.reqs = append(rec.reqs, r)
 		rec.mu.Unlock()
