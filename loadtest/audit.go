@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -52,26 +51,14 @@ func (t *Target) AuditReport(ctx context.Context, r *Report) {
 // configs with two approved payins, transaction_ids with two payins, and
 // acknowledged charges (charge_id → transaction_id) that have no payin.
 func (t *Target) AuditIVRPayins(ctx context.Context, acknowledged map[string]string) (*Audit, error) {
-	type payin struct {
-		ID       string `json:"payin_id"`
-		ConfigID string `json:"payin_config_id"`
-		Status   string `json:"status"`
-		IVR      *struct {
-			TransactionID string `json:"transaction_id"`
-		} `json:"ivr"`
-	}
 	a := &Audit{}
 	live := map[string][]string{}
 	byTx := map[string][]string{}
 	txOf := map[string]string{}
-	const limit = ivrpay.MaxPageLimit
-	for start := ""; ; {
-		var page ivrpay.List[payin]
-		path := fmt.Sprintf("/v1/payins?source=%s&limit=%d", ivrpay.PayinSourceIVR, limit)
-		if start != "" {
-			path += "&start_key=" + url.QueryEscape(start)
-		}
-		if err := t.rest(ctx, "GET", path, nil, &page); err != nil {
+	filter := ivrpay.PayinFilter{Source: ivrpay.PayinSourceIVR, Page: ivrpay.Page{Limit: ivrpay.MaxPageLimit}}
+	for {
+		page, err := t.AdminClient().ListPayins(ctx, filter)
+		if err != nil {
 			return nil, fmt.Errorf("list IVR payins: %w", err)
 		}
 		for _, p := range page.Results {
@@ -79,17 +66,17 @@ func (t *Target) AuditIVRPayins(ctx context.Context, acknowledged map[string]str
 			switch p.Status {
 			case ivrpay.PayinStatusFailed, ivrpay.PayinStatusCanceled:
 			default:
-				live[p.ConfigID] = append(live[p.ConfigID], p.ID)
+				live[p.PayinConfigID] = append(live[p.PayinConfigID], p.ID)
 			}
 			if p.IVR != nil {
 				byTx[p.IVR.TransactionID] = append(byTx[p.IVR.TransactionID], p.ID)
 				txOf[p.ID] = p.IVR.TransactionID
 			}
 		}
-		if len(page.Results) < limit || page.LastKey == "" {
+		if len(page.Results) < filter.Limit || page.LastKey == "" {
 			break
 		}
-		start = page.LastKey
+		filter.StartKey = page.LastKey
 	}
 	for _, k := range sortedKeys(live) {
 		if ids := live[k]; len(ids) > 1 {

@@ -6,6 +6,7 @@ package loadtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +76,11 @@ func NewHTTPClient(conns int) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// AdminClient is the REST client with the admin key for the next server process.
+func (t *Target) AdminClient() *httpapi.Client {
+	return &httpapi.Client{BaseURL: t.baseURL(), APIKey: t.AdminKey, HTTP: t.Client}
+}
+
 // Prepare finds an ACTIVE merchant of the admin key's platform (or creates
 // one) and creates a restricted IVR key with payin:create on that platform.
 func Prepare(ctx context.Context, client *http.Client, baseURLs []string, adminKey string, amount int64) (*Target, error) {
@@ -83,12 +90,8 @@ func Prepare(ctx context.Context, client *http.Client, baseURLs []string, adminK
 	for _, u := range baseURLs {
 		t.BaseURLs = append(t.BaseURLs, strings.TrimRight(u, "/"))
 	}
-	var merchants ivrpay.List[struct {
-		ID         string `json:"merchant_id"`
-		PlatformID string `json:"platform_id"`
-		Status     string `json:"status"`
-	}]
-	if err := t.rest(ctx, "GET", "/v1/merchants?limit=1000", nil, &merchants); err != nil {
+	merchants, err := t.AdminClient().ListMerchants(ctx, ivrpay.Page{Limit: ivrpay.MaxPageLimit})
+	if err != nil {
 		return nil, fmt.Errorf("list merchants: %w", err)
 	}
 	for _, m := range merchants.Results {
@@ -98,12 +101,8 @@ func Prepare(ctx context.Context, client *http.Client, baseURLs []string, adminK
 		}
 	}
 	if t.MerchantID == "" {
-		var m struct {
-			ID         string `json:"merchant_id"`
-			PlatformID string `json:"platform_id"`
-			Status     string `json:"status"`
-		}
-		if err := t.rest(ctx, "POST", "/v1/merchants", map[string]string{"name": "ivrpay loadtest merchant"}, &m); err != nil {
+		m, err := t.AdminClient().CreateMerchant(ctx, ivrpay.MerchantCreate{Name: "ivrpay loadtest merchant"})
+		if err != nil {
 			return nil, fmt.Errorf("create merchant: %w", err)
 		}
 		if m.Status != ivrpay.MerchantStatusActive {
@@ -114,101 +113,24 @@ func Prepare(ctx context.Context, client *http.Client, baseURLs []string, adminK
 	t.Sandbox = strings.HasPrefix(t.MerchantID, "sbx_")
 	statements := []ivrpay.Statement{{Permissions: []string{"payin:create"},
 		Constraints: ivrpay.Constraints{Platform: &ivrpay.PlatformConstraint{PlatformID: t.PlatformID}}}}
-	var key struct {
-		Secret string `json:"api_key"`
-	}
-	if err := t.rest(ctx, "POST", "/v1/api_keys", map[string]any{"statements": statements}, &key); err != nil {
+	key, err := t.AdminClient().CreateAPIKey(ctx, statements)
+	if err != nil {
 		return nil, fmt.Errorf("create the IVR key: %w", err)
 	}
 	t.IVRKey = key.Secret
 	return t, nil
 }
 
-// restError is a /v1 error answer.
-type restError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *restError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
-
-// rest calls the REST API with the admin key and decodes the envelope's data into into.
-func (t *Target) rest(ctx context.Context, method, path string, body, into any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, t.baseURL()+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+t.AdminKey)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := t.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	var env struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return &restError{Status: resp.StatusCode, Code: "NotJSON", Message: truncateText(string(raw), 200)}
-	}
-	if resp.StatusCode != http.StatusOK {
-		e := &restError{Status: resp.StatusCode, Code: "Unknown"}
-		if len(env.Errors) > 0 {
-			e.Code, e.Message = env.Errors[0].Code, env.Errors[0].Message
-		}
-		return e
-	}
-	if into == nil {
-		return nil
-	}
-	return json.Unmarshal(env.Data, into)
-}
-
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// GetPayin reads a payin with the admin key.
-func (t *Target) GetPayin(ctx context.Context, id string) (*ivrpay.Payin, error) {
-	var p ivrpay.Payin
-	if err := t.rest(ctx, "GET", "/v1/payins/"+id, nil, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
 // createPayinConfig creates one payin config with a unique idempotency key.
 func (t *Target) createPayinConfig(ctx context.Context, n int64) (string, error) {
-	var cfg struct {
-		ID string `json:"payin_config_id"`
+	cfg, err := t.AdminClient().CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{
+		MerchantID: t.MerchantID, IdempotencyKey: fmt.Sprintf("loadtest-%s-%d", t.runID, n),
+		Amount: json.Number(strconv.FormatInt(t.Amount, 10)), CurrencyCode: "USD", Metadata: json.RawMessage(`{"source":"ivrpay loadtest"}`),
+	})
+	if err != nil {
+		return "", err
 	}
-	err := t.rest(ctx, "POST", "/v1/payin_configs", map[string]any{
-		"merchant_id": t.MerchantID, "idempotency_key": fmt.Sprintf("loadtest-%s-%d", t.runID, n),
-		"amount": t.Amount, "currency_code": "USD", "metadata": map[string]string{"source": "ivrpay loadtest"},
-	}, &cfg)
-	return cfg.ID, err
+	return cfg.ID, nil
 }
 
 // chargeBody is the connector request Twilio would send for a charge on
@@ -465,9 +387,8 @@ func (t *Target) call(ctx context.Context, o Options, rec *recorder) {
 	cancel()
 	if err != nil {
 		c.Outcome = outcomeOf(err, ctx)
-		var re *restError
-		if errors.As(err, &re) {
-			c.Outcome = outcomeConfigErr + re.Code
+		if apiErr, ok := errors.AsType[*httpapi.Error](err); ok {
+			c.Outcome = outcomeConfigErr + cmp.Or(apiErr.Code, "Unknown")
 		}
 		return
 	}

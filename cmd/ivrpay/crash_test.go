@@ -208,7 +208,7 @@ func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loa
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				p, err := target.GetPayin(ctx, id)
+				p, err := target.AdminClient().GetPayin(ctx, id)
 				if err != nil {
 					t.Errorf("round %d: acknowledged charge %s: GET /v1/payins: %v", round, id, err)
 					continue
