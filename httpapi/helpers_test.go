@@ -69,7 +69,7 @@ type bundle struct {
 	url    string
 	client *http.Client
 
-	ctMu   sync.Mutex
+	ctMu   *sync.Mutex
 	ctSeen map[string][]string // X-Request-Id → Content-Type values the server received on the connector
 }
 
@@ -98,7 +98,7 @@ func setup(t *testing.T, engine string) *bundle {
 // and admin key.
 func serve(t *testing.T, engine string, s *sqlstore.Store, log *syncBuffer, logger *slog.Logger) *bundle {
 	t.Helper()
-	b := &bundle{t: t, engine: engine, store: s, log: log, logger: logger, ctSeen: map[string][]string{}}
+	b := &bundle{t: t, engine: engine, store: s, log: log, logger: logger, ctMu: &sync.Mutex{}, ctSeen: map[string][]string{}}
 	b.startServer()
 	b.tenant = b.newTenant("Acme Platform", true)
 	return b
@@ -124,6 +124,13 @@ func (b *bundle) startServer() {
 	}))
 	b.t.Cleanup(srv.Close)
 	b.url, b.client = srv.URL, srv.Client()
+}
+
+// on returns the bundle reporting to t, for a subtest.
+func (b *bundle) on(t *testing.T) *bundle {
+	c := *b
+	c.t = t
+	return &c
 }
 
 // server returns the server's URL and client.

@@ -52,8 +52,10 @@ func TestLoadtestUsage(t *testing.T) {
 		{"--base-url", "http://127.0.0.1:1", "--api-key", "k", "--rate", "5", "--concurrency", "2"},
 		{"--base-url", "http://127.0.0.1:1", "--api-key", "k", "--retry-fraction", "2"},
 	} {
-		if code, _, stderr := runCLI(run, append([]string{"loadtest"}, args...)...); code != 2 || !strings.Contains(stderr, "ivrpay loadtest:") {
-			t.Errorf("loadtest %v: exit %d, stderr %q; want 2 with a reason", args, code, stderr)
-		}
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if code, _, stderr := runCLI(run, append([]string{"loadtest"}, args...)...); code != 2 || !strings.Contains(stderr, "ivrpay loadtest:") {
+				t.Errorf("loadtest %v: exit %d, stderr %q; want 2 with a reason", args, code, stderr)
+			}
+		})
 	}
 }
