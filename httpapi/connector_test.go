@@ -1,7 +1,7 @@
 package httpapi_test
 
-// The Twilio Generic Pay Connector endpoint over real HTTP (SPEC §5): Twilio's
-// documented bodies, every check of §5.3 in order, tolerance, idempotency,
+// The Twilio Generic Pay Connector endpoint over real HTTP (docs/connector.md):
+// Twilio's documented bodies, every check in the documented order, tolerance, idempotency,
 // card data at rest and in logs, and stored cards charged later.
 
 import (
@@ -173,7 +173,7 @@ func wantParams(t *testing.T, r connResp, keys ...string) {
 	}
 }
 
-// ---- §5.3 checks, in order ----
+// ---- the checks of docs/connector.md, in order ----
 
 // Check 1: credentials.
 func TestConnectorUnauthorized(t *testing.T) {
@@ -903,7 +903,7 @@ func TestConnectorDeclines(t *testing.T) {
 	})
 }
 
-// TestConnectorCheckOrder walks §5.3 from the first check to the last: a
+// TestConnectorCheckOrder walks docs/connector.md's checks from the first to the last: a
 // request wrong in every way is fixed one fault at a time, and each answer
 // names the next check.
 func TestConnectorCheckOrder(t *testing.T) {
@@ -1389,7 +1389,7 @@ func luhnValid(s string) bool {
 }
 
 // TestConnectorHangUpAndRetry: Twilio gives up after 10 s and retries with
-// the same transaction_id (SPEC §5.4). An attempt whose client hung up runs
+// the same transaction_id (docs/connector.md, "Retries and idempotency"). An attempt whose client hung up runs
 // to completion on its own; a retry arriving while it still runs waits for
 // it and gets its answer; either way there is one payin. The sandbox's slow
 // amount (51.10, answered after 12 s) keeps the attempts running long enough.

@@ -209,7 +209,7 @@ var statusCodes = map[int]string{
 
 // api sends a REST request with key as the Bearer key ("" sends no
 // Authorization header). body is nil, a string or []byte sent as is, or a
-// value sent as JSON. Every answer's envelope is checked against SPEC §3:
+// value sent as JSON. Every answer's envelope is checked (checkEnvelope):
 // the request is built by httpapi.Client, but the answer is read here, to
 // check the wire format that the client takes for granted.
 func (b *bundle) api(method, path, key string, body any, headers ...header) apiResp {

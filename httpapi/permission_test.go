@@ -1,6 +1,6 @@
 package httpapi_test
 
-// Permissions over HTTP (SPEC §1.1): every endpoint against every key shape,
+// Permissions over HTTP (docs/decisions.md): every endpoint against every key shape,
 // privilege escalation attempts, and statement validation.
 
 import (
