@@ -318,8 +318,17 @@ func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	return Clip(s, n) + "…"
+}
+
+// Clip shortens s to at most n bytes (a field's limit), never splitting a
+// UTF-8 character.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return s[:n] + "…"
+	return s[:n]
 }

@@ -59,7 +59,7 @@ type iinRange struct {
 	lo, hi string
 }
 
-// iinRanges are the ranges the product decided on (SPEC §5.3 step 9). UnionPay's
+// iinRanges are the ranges the product decided on (docs/connector.md, check 9). UnionPay's
 // 62 and Maestro's ranges are deliberately absent: those cards are unsupported.
 var iinRanges = []iinRange{
 	{Visa, "4", "4"},
@@ -146,7 +146,7 @@ func BrandOf(pan string) Brand {
 
 // ParsePAN validates a PAN exactly as received: digits only, since a keypad sends
 // no separators and silently stripping them could hide a garbled request. The
-// checks run in the order of SPEC §5.3 step 9 — 12–19 digits, Luhn, brand, the
+// checks run in the order of docs/connector.md's check 9 — 12–19 digits, Luhn, brand, the
 // brand's lengths — and on error the brand is "" and the error is a sentinel.
 func ParsePAN(pan string) (Brand, error) {
 	if len(pan) < 12 || len(pan) > 19 || !allDigits(pan) {

@@ -2,6 +2,7 @@ package card
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,9 +75,11 @@ func TestLuhn(t *testing.T) {
 		{"٤١١١", false}, // Arabic-Indic digits are not ASCII digits
 	}
 	for _, tt := range tests {
-		if got := Luhn(tt.in); got != tt.want {
-			t.Errorf("Luhn(%q) = %v, want %v", tt.in, got, tt.want)
-		}
+		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {
+			if got := Luhn(tt.in); got != tt.want {
+				t.Errorf("Luhn(%q) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -226,9 +229,11 @@ func TestBrandOf(t *testing.T) {
 		{"3528", JCB},
 	}
 	for _, tt := range tests {
-		if got := BrandOf(tt.in); got != tt.want {
-			t.Errorf("BrandOf(%q) = %q, want %q", tt.in, got, tt.want)
-		}
+		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {
+			if got := BrandOf(tt.in); got != tt.want {
+				t.Errorf("BrandOf(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -263,10 +268,12 @@ func TestParseExpiry(t *testing.T) {
 		{"08", "abc", Expiry{}, ErrInvalidExpiry},
 	}
 	for _, tt := range tests {
-		got, err := ParseExpiry(tt.month, tt.year)
-		if !errors.Is(err, tt.wantErr) || got != tt.want {
-			t.Errorf("ParseExpiry(%q, %q) = %+v, %v; want %+v, %v", tt.month, tt.year, got, err, tt.want, tt.wantErr)
-		}
+		t.Run(fmt.Sprintf("%q/%q", tt.month, tt.year), func(t *testing.T) {
+			got, err := ParseExpiry(tt.month, tt.year)
+			if !errors.Is(err, tt.wantErr) || got != tt.want {
+				t.Errorf("ParseExpiry(%q, %q) = %+v, %v; want %+v, %v", tt.month, tt.year, got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }
 
@@ -293,9 +300,11 @@ func TestExpired(t *testing.T) {
 		{"other zone, still this month in UTC", Expiry{8, 2027}, time.Date(2027, 8, 31, 18, 59, 59, 0, est), false},
 	}
 	for _, tt := range tests {
-		if got := tt.e.Expired(tt.now); got != tt.want {
-			t.Errorf("%s: %+v.Expired(%v) = %v, want %v", tt.name, tt.e, tt.now, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.e.Expired(tt.now); got != tt.want {
+				t.Errorf("%s: %+v.Expired(%v) = %v, want %v", tt.name, tt.e, tt.now, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -310,9 +319,11 @@ func TestMMYY(t *testing.T) {
 		{Expiry{1, 2099}, "0199"},
 	}
 	for _, tt := range tests {
-		if got := tt.e.MMYY(); got != tt.want {
-			t.Errorf("%+v.MMYY() = %q, want %q", tt.e, got, tt.want)
-		}
+		t.Run(fmt.Sprint(tt.e), func(t *testing.T) {
+			if got := tt.e.MMYY(); got != tt.want {
+				t.Errorf("%+v.MMYY() = %q, want %q", tt.e, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -339,9 +350,11 @@ func TestCheckSecurityCode(t *testing.T) {
 		{" 123", Visa, ErrInvalidSecurityCode},
 	}
 	for _, tt := range tests {
-		if err := CheckSecurityCode(tt.cvv, tt.b); !errors.Is(err, tt.wantErr) {
-			t.Errorf("CheckSecurityCode(%q, %q) = %v, want %v", tt.cvv, tt.b, err, tt.wantErr)
-		}
+		t.Run(fmt.Sprintf("%q %s", tt.cvv, tt.b), func(t *testing.T) {
+			if err := CheckSecurityCode(tt.cvv, tt.b); !errors.Is(err, tt.wantErr) {
+				t.Errorf("CheckSecurityCode(%q, %q) = %v, want %v", tt.cvv, tt.b, err, tt.wantErr)
+			}
+		})
 	}
 }
 
@@ -361,16 +374,18 @@ func TestLast4AndMask(t *testing.T) {
 		{Visa, "", "", "VISA •••• "},
 	}
 	for _, tt := range tests {
-		if got := Last4(tt.pan); got != tt.wantLast4 {
-			t.Errorf("Last4(%q) = %q, want %q", tt.pan, got, tt.wantLast4)
-		}
-		got := Mask(tt.b, tt.pan)
-		if got != tt.wantMask {
-			t.Errorf("Mask(%q, %q) = %q, want %q", tt.b, tt.pan, got, tt.wantMask)
-		}
-		if len(tt.pan) > 4 && strings.Contains(got, tt.pan[:len(tt.pan)-4]) {
-			t.Errorf("Mask(%q, %q) = %q shows more than the last 4 digits", tt.b, tt.pan, got)
-		}
+		t.Run(tt.pan, func(t *testing.T) {
+			if got := Last4(tt.pan); got != tt.wantLast4 {
+				t.Errorf("Last4(%q) = %q, want %q", tt.pan, got, tt.wantLast4)
+			}
+			got := Mask(tt.b, tt.pan)
+			if got != tt.wantMask {
+				t.Errorf("Mask(%q, %q) = %q, want %q", tt.b, tt.pan, got, tt.wantMask)
+			}
+			if len(tt.pan) > 4 && strings.Contains(got, tt.pan[:len(tt.pan)-4]) {
+				t.Errorf("Mask(%q, %q) = %q shows more than the last 4 digits", tt.b, tt.pan, got)
+			}
+		})
 	}
 }
 
@@ -385,9 +400,11 @@ func TestErrorsAreDistinctAndCarryNoCardData(t *testing.T) {
 		}
 	}
 	for _, pan := range []string{"4242424242424241", "6200000000000005", "3065930009020004"} {
-		if _, err := ParsePAN(pan); err == nil || strings.Contains(err.Error(), pan) {
-			t.Errorf("ParsePAN(%q) error %v must be non-nil and must not contain the PAN", pan, err)
-		}
+		t.Run(pan, func(t *testing.T) {
+			if _, err := ParsePAN(pan); err == nil || strings.Contains(err.Error(), pan) {
+				t.Errorf("ParsePAN(%q) error %v must be non-nil and must not contain the PAN", pan, err)
+			}
+		})
 	}
 }
 

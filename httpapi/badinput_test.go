@@ -156,12 +156,15 @@ func TestBadInput(t *testing.T) {
 		for _, ep := range endpoints {
 			cases := append(commonBadBodies(ep.valid), ep.cases...)
 			for _, c := range cases {
-				before := b.counts()
-				r := b.api("POST", ep.path, b.admin, c.body, c.hdrs...)
-				if r.Status != http.StatusBadRequest || r.err().Field != c.field {
-					t.Errorf("POST %s, %s: HTTP %d field %q, want 400 naming %q\n%.300s", ep.path, c.name, r.Status, r.err().Field, c.field, r.Raw)
-				}
-				b.wantCounts(t, "POST "+ep.path+", "+c.name, before)
+				t.Run(ep.path+" "+c.name, func(t *testing.T) {
+					b := b.on(t)
+					before := b.counts()
+					r := b.api("POST", ep.path, b.admin, c.body, c.hdrs...)
+					if r.Status != http.StatusBadRequest || r.err().Field != c.field {
+						t.Errorf("POST %s, %s: HTTP %d field %q, want 400 naming %q\n%.300s", ep.path, c.name, r.Status, r.err().Field, c.field, r.Raw)
+					}
+					b.wantCounts(t, "POST "+ep.path+", "+c.name, before)
+				})
 			}
 		}
 
@@ -187,8 +190,11 @@ func TestListLimits(t *testing.T) {
 		b := setup(t, engine)
 		for _, path := range []string{"/v1/api_keys", "/v1/merchants", "/v1/payins", "/v1/payment_methods"} {
 			for _, limit := range []string{"0", "2000", "1001", "-1", "abc", "1.5"} {
-				r := b.api("GET", path+"?limit="+limit, b.admin, nil)
-				want400(t, r, "limit")
+				t.Run(path+"?limit="+limit, func(t *testing.T) {
+					b := b.on(t)
+					r := b.api("GET", path+"?limit="+limit, b.admin, nil)
+					want400(t, r, "limit")
+				})
 			}
 			wantStatus(t, b.api("GET", path+"?limit=1000", b.admin, nil), 200)
 			wantStatus(t, b.api("GET", path+"?limit=1", b.admin, nil), 200)
@@ -292,10 +298,13 @@ func TestIdempotencyKeys(t *testing.T) {
 			"billing_contact": mergeBody(body, "billing_contact", map[string]any{"postal_code": "94112"}),
 			"processing_mode": mergeBody(body, "processing_mode", "AUTHORIZE"),
 		} {
-			r := b.api("POST", "/v1/payin_configs", b.admin, changed)
-			if r.Status != http.StatusConflict || r.err().Field != "idempotency_key" {
-				t.Errorf("same key, different %s: HTTP %d field %q, want 409 naming idempotency_key\n%s", name, r.Status, r.err().Field, r.Raw)
-			}
+			t.Run(name, func(t *testing.T) {
+				b := b.on(t)
+				r := b.api("POST", "/v1/payin_configs", b.admin, changed)
+				if r.Status != http.StatusConflict || r.err().Field != "idempotency_key" {
+					t.Errorf("same key, different %s: HTTP %d field %q, want 409 naming idempotency_key\n%s", name, r.Status, r.err().Field, r.Raw)
+				}
+			})
 		}
 		b.wantCounts(t, "conflicting repeats", before)
 		// The same key on another platform is another config.

@@ -1,7 +1,7 @@
 package httpapi_test
 
-// The Twilio Generic Pay Connector endpoint over real HTTP (SPEC §5): Twilio's
-// documented bodies, every check of §5.3 in order, tolerance, idempotency,
+// The Twilio Generic Pay Connector endpoint over real HTTP (docs/connector.md):
+// Twilio's documented bodies, every check in the documented order, tolerance, idempotency,
 // card data at rest and in logs, and stored cards charged later.
 
 import (
@@ -175,7 +175,7 @@ func wantParams(t *testing.T, r connResp, keys ...string) {
 	}
 }
 
-// ---- §5.3 checks, in order ----
+// ---- the checks of docs/connector.md, in order ----
 
 // Check 1: credentials.
 func TestConnectorUnauthorized(t *testing.T) {
@@ -207,12 +207,15 @@ func TestConnectorUnauthorized(t *testing.T) {
 			{"malformed Basic", "", "", []header{{"Authorization", "Basic !!!"}}},
 		}
 		for _, c := range cases {
-			r := b.connector(c.user, c.pass, []byte(charge), "", c.hdr...)
-			r.wantErr(t, "charge", "UNAUTHORIZED", 401)
-			r = b.connector(c.user, c.pass, []byte(tokenize), "", c.hdr...)
-			r.wantErr(t, "tokenize", "UNAUTHORIZED", 401)
-			r = b.connector(c.user, c.pass, []byte("not json"), "", c.hdr...)
-			r.wantErr(t, "", "UNAUTHORIZED", 401)
+			t.Run(c.name, func(t *testing.T) {
+				b := b.on(t)
+				r := b.connector(c.user, c.pass, []byte(charge), "", c.hdr...)
+				r.wantErr(t, "charge", "UNAUTHORIZED", 401)
+				r = b.connector(c.user, c.pass, []byte(tokenize), "", c.hdr...)
+				r.wantErr(t, "tokenize", "UNAUTHORIZED", 401)
+				r = b.connector(c.user, c.pass, []byte("not json"), "", c.hdr...)
+				r.wantErr(t, "", "UNAUTHORIZED", 401)
+			})
 		}
 		// Nothing was recorded: the same transactions succeed with the right key.
 		if n := b.count("connector_transactions"); n != 0 {
@@ -261,11 +264,14 @@ func TestConnectorInvalidRequest(t *testing.T) {
 			{"body over 64 KiB", mustJSON(with(valid, "description", strings.Repeat("p", 65<<10))), ""},
 		}
 		for _, c := range cases {
-			r := b.connector("api_key", key, []byte(c.body), "")
-			msg := r.wantErr(t, c.method, "INVALID_REQUEST", 200)
-			if strings.Contains(msg, "4111111111111111") {
-				t.Errorf("%s: the message echoes the card number: %q", c.name, msg)
-			}
+			t.Run(c.name, func(t *testing.T) {
+				b := b.on(t)
+				r := b.connector("api_key", key, []byte(c.body), "")
+				msg := r.wantErr(t, c.method, "INVALID_REQUEST", 200)
+				if strings.Contains(msg, "4111111111111111") {
+					t.Errorf("%s: the message echoes the card number: %q", c.name, msg)
+				}
+			})
 		}
 		// An INVALID_REQUEST does not use up its transaction_id or the config.
 		bad := with(valid, "cardnumber", map[string]any{})
@@ -337,10 +343,13 @@ func TestConnectorUnsupportedAPIVersion(t *testing.T) {
 		// It comes before the config checks.
 		b.ivr(key, with(chargeBody(cfg), "parameters", nil)).wantErr(t, "charge", "UNSUPPORTED_API_VERSION", 200)
 		for _, v := range []ivrpay.APIVersion{ivrpay.APIVersion20231201, ivrpay.APIVersion20241016} {
-			if _, err := b.store.SetPlatformMinAPIVersion(ctx, b.platformID, v); err != nil {
-				t.Fatal(err)
-			}
-			b.ivr(key, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
+			t.Run(string(v), func(t *testing.T) {
+				b := b.on(t)
+				if _, err := b.store.SetPlatformMinAPIVersion(ctx, b.platformID, v); err != nil {
+					t.Fatal(err)
+				}
+				b.ivr(key, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
+			})
 		}
 	})
 }
@@ -354,14 +363,17 @@ func TestConnectorMissingConfigID(t *testing.T) {
 		for _, params := range []any{nil, jsonNull, map[string]any{}, map[string]any{"payin_config_id": ""},
 			map[string]any{"payin_config_id": jsonNull}, map[string]any{"payin_config_id": "   "},
 			map[string]any{"config_id": cfg}, map[string]any{"PAYIN_CONFIG_ID": cfg}, map[string]any{"payinConfigId": cfg}} {
-			msg := b.ivr(key, with(chargeBody(cfg), "parameters", params)).wantErr(t, "charge", "MISSING_CONFIG_ID", 200)
-			if !strings.Contains(msg, "payin_config_id") {
-				t.Errorf("charge message %q does not say which parameter to add", msg)
-			}
-			msg = b.ivr(key, with(tokenizeBody(pmc), "parameters", params)).wantErr(t, "tokenize", "MISSING_CONFIG_ID", 200)
-			if !strings.Contains(msg, "payment_method_config_id") {
-				t.Errorf("tokenize message %q does not say which parameter to add", msg)
-			}
+			t.Run(fmt.Sprint(params), func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, with(chargeBody(cfg), "parameters", params)).wantErr(t, "charge", "MISSING_CONFIG_ID", 200)
+				if !strings.Contains(msg, "payin_config_id") {
+					t.Errorf("charge message %q does not say which parameter to add", msg)
+				}
+				msg = b.ivr(key, with(tokenizeBody(pmc), "parameters", params)).wantErr(t, "tokenize", "MISSING_CONFIG_ID", 200)
+				if !strings.Contains(msg, "payment_method_config_id") {
+					t.Errorf("tokenize message %q does not say which parameter to add", msg)
+				}
+			})
 		}
 		// It comes before the card checks.
 		b.ivr(key, with(chargeBody(cfg), "parameters", nil, "cardnumber", "1", "currency_code", "EUR")).wantErr(t, "charge", "MISSING_CONFIG_ID", 200)
@@ -389,10 +401,13 @@ func TestConnectorConfigMethodMismatch(t *testing.T) {
 			{"charge with a payment method config id under payin_config_id", "charge", chargeBody(pmc)},
 		}
 		for _, c := range cases {
-			msg := b.ivr(key, c.body).wantErr(t, c.method, "CONFIG_METHOD_MISMATCH", 200)
-			if !strings.Contains(msg, "chargeAmount") {
-				t.Errorf("%s: message %q does not say how to set chargeAmount", c.name, msg)
-			}
+			t.Run(c.name, func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, c.body).wantErr(t, c.method, "CONFIG_METHOD_MISMATCH", 200)
+				if !strings.Contains(msg, "chargeAmount") {
+					t.Errorf("%s: message %q does not say how to set chargeAmount", c.name, msg)
+				}
+			})
 		}
 		// The guide's alias payment_method_id works for tokenize, and the
 		// configs were not used by the refused requests.
@@ -408,13 +423,19 @@ func TestConnectorConfigNotFound(t *testing.T) {
 		otherCfg := b.payinConfig(other.admin, other.merchantID, 1000, nil)
 		otherPMC := b.paymentMethodConfig(other.admin, other.platformID, "", nil)
 		for _, id := range []string{"sbx_cfg_000000000000000000000000000", "sbx_cfg_", "cfg_000000000000000000000000000", "nonsense", otherCfg} {
-			msg := b.ivr(key, chargeBody(id)).wantErr(t, "charge", "CONFIG_NOT_FOUND", 200)
-			if strings.Contains(msg, other.platformID) || strings.Contains(msg, other.merchantID) {
-				t.Errorf("message %q reveals the other platform", msg)
-			}
+			t.Run(id, func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, chargeBody(id)).wantErr(t, "charge", "CONFIG_NOT_FOUND", 200)
+				if strings.Contains(msg, other.platformID) || strings.Contains(msg, other.merchantID) {
+					t.Errorf("message %q reveals the other platform", msg)
+				}
+			})
 		}
 		for _, id := range []string{"sbx_pmc_000000000000000000000000000", otherPMC} {
-			b.ivr(key, tokenizeBody(id)).wantErr(t, "tokenize", "CONFIG_NOT_FOUND", 200)
+			t.Run(id, func(t *testing.T) {
+				b := b.on(t)
+				b.ivr(key, tokenizeBody(id)).wantErr(t, "tokenize", "CONFIG_NOT_FOUND", 200)
+			})
 		}
 		// It comes before the permission and card checks.
 		pmOnly := b.ivrKey("payment_method:create")
@@ -501,20 +522,26 @@ func TestConnectorUnsupportedCurrency(t *testing.T) {
 		key := b.ivrKey("payin:create", "payment_method:create")
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		for _, cur := range []string{"EUR", "usd ", "US", "USDollar", "840"} {
-			if cur == "usd " {
-				continue // surrounding spaces are trimmed like every field
-			}
-			msg := b.ivr(key, with(chargeBody(cfg), "currency_code", cur)).wantErr(t, "charge", "UNSUPPORTED_CURRENCY", 200)
-			if !strings.Contains(msg, "USD") {
-				t.Errorf("message %q should say only USD is supported", msg)
-			}
+			t.Run(fmt.Sprintf("%q", cur), func(t *testing.T) {
+				b := b.on(t)
+				if cur == "usd " {
+					return // surrounding spaces are trimmed like every field
+				}
+				msg := b.ivr(key, with(chargeBody(cfg), "currency_code", cur)).wantErr(t, "charge", "UNSUPPORTED_CURRENCY", 200)
+				if !strings.Contains(msg, "USD") {
+					t.Errorf("message %q should say only USD is supported", msg)
+				}
+			})
 		}
 		b.ivr(key, with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "currency_code", "EUR")).wantErr(t, "tokenize", "UNSUPPORTED_CURRENCY", 200)
 		// Before amount and card.
 		b.ivr(key, with(chargeBody(cfg), "currency_code", "EUR", "amount", "abc", "cardnumber", "1")).wantErr(t, "charge", "UNSUPPORTED_CURRENCY", 200)
 		// USD in any case is accepted, as is a tokenize that sends USD (private-beta sample).
 		for _, cur := range []string{"usd", "Usd", "USD"} {
-			b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "currency_code", cur)).wantOK(t, "charge")
+			t.Run(cur, func(t *testing.T) {
+				b := b.on(t)
+				b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "currency_code", cur)).wantOK(t, "charge")
+			})
 		}
 		b.ivr(key, with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "currency_code", "USD", "amount", "0")).wantOK(t, "tokenize")
 	})
@@ -527,24 +554,33 @@ func TestConnectorInvalidAmount(t *testing.T) {
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		for _, amount := range []any{"10.005", "-1", "-10.00", "abc", "", "1e3", "10.", ".5", "10,00", "$10.00", "0x10", "10.00 USD",
 			"1000000000.00", 10.005, -10, jsonNull, nil} {
-			body := with(chargeBody(cfg), "amount", amount)
-			if amount == nil {
-				body = with(chargeBody(cfg), "amount", nil) // absent on a charge
-			}
-			msg := b.ivr(key, body).wantErr(t, "charge", "INVALID_AMOUNT", 200)
-			if msg == "" {
-				t.Errorf("amount %v: no message", amount)
-			}
+			t.Run(fmt.Sprintf("%#v", amount), func(t *testing.T) {
+				b := b.on(t)
+				body := with(chargeBody(cfg), "amount", amount)
+				if amount == nil {
+					body = with(chargeBody(cfg), "amount", nil) // absent on a charge
+				}
+				msg := b.ivr(key, body).wantErr(t, "charge", "INVALID_AMOUNT", 200)
+				if msg == "" {
+					t.Errorf("amount %v: no message", amount)
+				}
+			})
 		}
 		// Before the card checks.
 		b.ivr(key, with(chargeBody(cfg), "amount", "abc", "cardnumber", "4111111111111112")).wantErr(t, "charge", "INVALID_AMOUNT", 200)
 		// A tokenize takes no amount: 0 or absent is fine, anything else is not.
 		pmc := b.paymentMethodConfig(b.admin, b.platformID, "", nil)
 		for _, amount := range []any{"5.00", "0.01", "abc", "-1"} {
-			b.ivr(key, with(tokenizeBody(pmc), "amount", amount)).wantErr(t, "tokenize", "INVALID_AMOUNT", 200)
+			t.Run(fmt.Sprintf("%#v", amount), func(t *testing.T) {
+				b := b.on(t)
+				b.ivr(key, with(tokenizeBody(pmc), "amount", amount)).wantErr(t, "tokenize", "INVALID_AMOUNT", 200)
+			})
 		}
 		for _, amount := range []any{"0", "0.00", "0.0", "", jsonNull, 0} {
-			b.ivr(key, with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "amount", amount)).wantOK(t, "tokenize")
+			t.Run(fmt.Sprintf("%#v", amount), func(t *testing.T) {
+				b := b.on(t)
+				b.ivr(key, with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "amount", amount)).wantOK(t, "tokenize")
+			})
 		}
 		// The refused charges did not use the config.
 		b.ivr(key, chargeBody(cfg)).wantOK(t, "charge")
@@ -560,7 +596,10 @@ func TestConnectorAmountMismatch(t *testing.T) {
 			t.Errorf("message %q", msg)
 		}
 		for _, amount := range []string{"10.01", "9.99", "0", "100.00", "1000", "1", "10.1"} {
-			b.ivr(key, with(chargeBody(cfg), "amount", amount)).wantErr(t, "charge", "AMOUNT_MISMATCH", 200)
+			t.Run(amount, func(t *testing.T) {
+				b := b.on(t)
+				b.ivr(key, with(chargeBody(cfg), "amount", amount)).wantErr(t, "charge", "AMOUNT_MISMATCH", 200)
+			})
 		}
 		// Before the card checks.
 		b.ivr(key, with(chargeBody(cfg), "amount", "10.50", "cardnumber", "4111111111111112", "expiry_month", "13")).wantErr(t, "charge", "AMOUNT_MISMATCH", 200)
@@ -573,17 +612,23 @@ func TestConnectorAmountForms(t *testing.T) {
 		key := b.ivrKey("payin:create")
 		// "10", "10.0", "10.00" (and numbers) all match a 1000-cent config.
 		for _, amount := range []any{"10", "10.0", "10.00", "010.00", " 10.00 ", 10, 10.0, json.Number("10.00")} {
-			cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
-			r := b.ivr(key, with(chargeBody(cfg), "amount", amount))
-			id := r.wantOK(t, "charge")
-			p := b.api("GET", "/v1/payins/"+id, b.admin, nil)
-			if p.data(t)["amount"] != float64(1000) {
-				t.Errorf("amount %v: payin amount %v", amount, p.data(t)["amount"])
-			}
+			t.Run(fmt.Sprintf("%#v", amount), func(t *testing.T) {
+				b := b.on(t)
+				cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
+				r := b.ivr(key, with(chargeBody(cfg), "amount", amount))
+				id := r.wantOK(t, "charge")
+				p := b.api("GET", "/v1/payins/"+id, b.admin, nil)
+				if p.data(t)["amount"] != float64(1000) {
+					t.Errorf("amount %v: payin amount %v", amount, p.data(t)["amount"])
+				}
+			})
 		}
 		for cents, amount := range map[int64]string{1: "0.01", 5: "0.05", 10: "0.1", 123456: "1234.56", 100_000_000: "1000000.00"} {
-			cfg := b.payinConfig(b.admin, b.merchantID, cents, nil)
-			b.ivr(key, with(chargeBody(cfg), "amount", amount)).wantOK(t, "charge")
+			t.Run(amount, func(t *testing.T) {
+				b := b.on(t)
+				cfg := b.payinConfig(b.admin, b.merchantID, cents, nil)
+				b.ivr(key, with(chargeBody(cfg), "amount", amount)).wantOK(t, "charge")
+			})
 		}
 	})
 }
@@ -595,11 +640,14 @@ func TestConnectorInvalidCardNumber(t *testing.T) {
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		for _, pan := range []any{"4111111111111112", "3065930009020004", "4111 1111 1111 1111", "4111-1111-1111-1111", "411111111111111a",
 			"41111111111", "41111111111111111111", "", jsonNull, nil, luhnComplete("41111111111111"), "０４111111111111111"} {
-			body := with(chargeBody(cfg), "cardnumber", pan)
-			msg := b.ivr(key, body).wantErr(t, "charge", "INVALID_CARD_NUMBER", 200)
-			if s, ok := pan.(string); ok && len(s) > 8 && strings.Contains(msg, s) {
-				t.Errorf("message %q echoes the card number", msg)
-			}
+			t.Run(fmt.Sprintf("%#v", pan), func(t *testing.T) {
+				b := b.on(t)
+				body := with(chargeBody(cfg), "cardnumber", pan)
+				msg := b.ivr(key, body).wantErr(t, "charge", "INVALID_CARD_NUMBER", 200)
+				if s, ok := pan.(string); ok && len(s) > 8 && strings.Contains(msg, s) {
+					t.Errorf("message %q echoes the card number", msg)
+				}
+			})
 		}
 		b.ivr(key, with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "cardnumber", "3065930009020004")).
 			wantErr(t, "tokenize", "INVALID_CARD_NUMBER", 200)
@@ -608,15 +656,18 @@ func TestConnectorInvalidCardNumber(t *testing.T) {
 		// Every supported brand's test card goes through, with the API's brand enum.
 		for pan, brand := range map[string]string{"4111111111111111": "VISA", "5555555555554444": "MASTERCARD", "378282246310005": "AMERICAN_EXPRESS",
 			"6011111111111117": "DISCOVER", "3566002020360505": "JCB", "3056930009020004": "DINERS_CLUB"} {
-			cvv := "123"
-			if brand == "AMERICAN_EXPRESS" {
-				cvv = "1234"
-			}
-			r := b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cardnumber", pan, "cvv", cvv))
-			r.wantOK(t, "charge")
-			if r.Params["card_brand"] != brand || r.Params["card_last_4"] != pan[len(pan)-4:] {
-				t.Errorf("%s: parameters %v, want brand %s", pan, r.Params, brand)
-			}
+			t.Run(brand, func(t *testing.T) {
+				b := b.on(t)
+				cvv := "123"
+				if brand == "AMERICAN_EXPRESS" {
+					cvv = "1234"
+				}
+				r := b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cardnumber", pan, "cvv", cvv))
+				r.wantOK(t, "charge")
+				if r.Params["card_brand"] != brand || r.Params["card_last_4"] != pan[len(pan)-4:] {
+					t.Errorf("%s: parameters %v, want brand %s", pan, r.Params, brand)
+				}
+			})
 		}
 	})
 }
@@ -626,11 +677,14 @@ func TestConnectorUnsupportedCardBrand(t *testing.T) {
 		key := b.ivrKey("payin:create", "payment_method:create")
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		for _, pan := range []string{"6200000000000005", "6771798021000008"} { // UnionPay and Maestro test cards
-			msg := b.ivr(key, with(chargeBody(cfg), "cardnumber", pan)).wantErr(t, "charge", "UNSUPPORTED_CARD_BRAND", 200)
-			if !strings.Contains(msg, "Visa") {
-				t.Errorf("message %q should list the accepted brands", msg)
-			}
-			b.ivr(key, with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "cardnumber", pan)).wantErr(t, "tokenize", "UNSUPPORTED_CARD_BRAND", 200)
+			t.Run(pan, func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, with(chargeBody(cfg), "cardnumber", pan)).wantErr(t, "charge", "UNSUPPORTED_CARD_BRAND", 200)
+				if !strings.Contains(msg, "Visa") {
+					t.Errorf("message %q should list the accepted brands", msg)
+				}
+				b.ivr(key, with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "cardnumber", pan)).wantErr(t, "tokenize", "UNSUPPORTED_CARD_BRAND", 200)
+			})
 		}
 		// Before the expiry check.
 		b.ivr(key, with(chargeBody(cfg), "cardnumber", "6200000000000005", "expiry_month", "13")).wantErr(t, "charge", "UNSUPPORTED_CARD_BRAND", 200)
@@ -643,7 +697,10 @@ func TestConnectorInvalidExpirationDate(t *testing.T) {
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		for _, exp := range [][2]any{{"13", futureYear()}, {"00", futureYear()}, {"0", futureYear()}, {"1a", futureYear()}, {"", futureYear()},
 			{"-1", futureYear()}, {"08", "2"}, {"08", "202"}, {"08", "abc"}, {"08", ""}, {"08", "1999"}, {"08", "2100"}, {jsonNull, futureYear()}, {"08", jsonNull}} {
-			b.ivr(key, with(chargeBody(cfg), "expiry_month", exp[0], "expiry_year", exp[1])).wantErr(t, "charge", "INVALID_EXPIRATION_DATE", 200)
+			t.Run(fmt.Sprint(exp), func(t *testing.T) {
+				b := b.on(t)
+				b.ivr(key, with(chargeBody(cfg), "expiry_month", exp[0], "expiry_year", exp[1])).wantErr(t, "charge", "INVALID_EXPIRATION_DATE", 200)
+			})
 		}
 		// Before the CVV check.
 		b.ivr(key, with(chargeBody(cfg), "expiry_month", "13", "cvv", "1")).wantErr(t, "charge", "INVALID_EXPIRATION_DATE", 200)
@@ -664,10 +721,13 @@ func TestConnectorExpiredCard(t *testing.T) {
 			{fmt.Sprintf("%02d", last.Month()), fmt.Sprint(last.Year())},
 			{"12", "20"},
 		} {
-			msg := b.ivr(key, with(chargeBody(cfg), "expiry_month", exp[0], "expiry_year", exp[1])).wantErr(t, "charge", "EXPIRED_CARD", 200)
-			if !strings.Contains(msg, "expired") {
-				t.Errorf("message %q", msg)
-			}
+			t.Run(fmt.Sprint(exp), func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, with(chargeBody(cfg), "expiry_month", exp[0], "expiry_year", exp[1])).wantErr(t, "charge", "EXPIRED_CARD", 200)
+				if !strings.Contains(msg, "expired") {
+					t.Errorf("message %q", msg)
+				}
+			})
 		}
 		// Before the CVV check.
 		b.ivr(key, with(chargeBody(cfg), "expiry_month", "12", "expiry_year", "20", "cvv", "1")).wantErr(t, "charge", "EXPIRED_CARD", 200)
@@ -682,17 +742,23 @@ func TestConnectorInvalidCardSecurityCode(t *testing.T) {
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		for _, c := range [][2]string{{"4111111111111111", "12"}, {"4111111111111111", "1234"}, {"4111111111111111", "12a"},
 			{"378282246310005", "123"}, {"378282246310005", "12345"}} {
-			msg := b.ivr(key, with(chargeBody(cfg), "cardnumber", c[0], "cvv", c[1])).wantErr(t, "charge", "INVALID_CARD_SECURITY_CODE", 200)
-			if strings.Contains(msg, c[1]) {
-				t.Errorf("message %q echoes the CVV", msg)
-			}
+			t.Run(fmt.Sprint(c), func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, with(chargeBody(cfg), "cardnumber", c[0], "cvv", c[1])).wantErr(t, "charge", "INVALID_CARD_SECURITY_CODE", 200)
+				if strings.Contains(msg, c[1]) {
+					t.Errorf("message %q echoes the CVV", msg)
+				}
+			})
 		}
 		// Before the postal code check.
 		b.ivr(key, with(chargeBody(cfg), "cvv", "12", "postal_code", jsonNull)).wantErr(t, "charge", "INVALID_CARD_SECURITY_CODE", 200)
 		// Four digits on Amex, and no CVV at all (securityCode="false"), are fine.
 		b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cardnumber", "378282246310005", "cvv", "1234")).wantOK(t, "charge")
 		for _, cvv := range []any{jsonNull, nil, ""} {
-			b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cvv", cvv)).wantOK(t, "charge")
+			t.Run(fmt.Sprintf("%#v", cvv), func(t *testing.T) {
+				b := b.on(t)
+				b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cvv", cvv)).wantOK(t, "charge")
+			})
 		}
 	})
 }
@@ -702,10 +768,13 @@ func TestConnectorMissingPostalCode(t *testing.T) {
 		key := b.ivrKey("payin:create", "payment_method:create")
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		for _, postal := range []any{jsonNull, nil, "", "  "} {
-			msg := b.ivr(key, with(chargeBody(cfg), "postal_code", postal)).wantErr(t, "charge", "MISSING_POSTAL_CODE", 200)
-			if !strings.Contains(msg, "postalCode") || !strings.Contains(msg, "billing_contact.postal_code") {
-				t.Errorf("message %q should name both ways to provide one", msg)
-			}
+			t.Run(fmt.Sprintf("%#v", postal), func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, with(chargeBody(cfg), "postal_code", postal)).wantErr(t, "charge", "MISSING_POSTAL_CODE", 200)
+				if !strings.Contains(msg, "postalCode") || !strings.Contains(msg, "billing_contact.postal_code") {
+					t.Errorf("message %q should name both ways to provide one", msg)
+				}
+			})
 		}
 		pmc := b.paymentMethodConfig(b.admin, b.platformID, "", nil)
 		b.ivr(key, with(tokenizeBody(pmc), "postal_code", jsonNull)).wantErr(t, "tokenize", "MISSING_POSTAL_CODE", 200)
@@ -810,13 +879,16 @@ func TestConnectorDeclines(t *testing.T) {
 			{"amount 51.05", "PROCESSING_ERROR", 5105, []any{"amount", "51.05"}},
 		}
 		for _, c := range cases {
-			cfg := b.payinConfig(b.admin, b.merchantID, c.cents, nil)
-			r := b.ivr(key, with(chargeBody(cfg), c.kv...))
-			r.wantErr(t, "charge", c.code, 200)
-			p := b.api("GET", "/v1/payins/"+r.Params["payin_id"], b.admin, nil)
-			if d := p.data(t); d["status"] != "FAILED" || d["refusal_code"] != c.code {
-				t.Errorf("%s: payin %s", c.name, p.Data)
-			}
+			t.Run(c.name, func(t *testing.T) {
+				b := b.on(t)
+				cfg := b.payinConfig(b.admin, b.merchantID, c.cents, nil)
+				r := b.ivr(key, with(chargeBody(cfg), c.kv...))
+				r.wantErr(t, "charge", c.code, 200)
+				p := b.api("GET", "/v1/payins/"+r.Params["payin_id"], b.admin, nil)
+				if d := p.data(t); d["status"] != "FAILED" || d["refusal_code"] != c.code {
+					t.Errorf("%s: payin %s", c.name, p.Data)
+				}
+			})
 		}
 
 		// A declined tokenize stores nothing.
@@ -833,7 +905,7 @@ func TestConnectorDeclines(t *testing.T) {
 	})
 }
 
-// TestConnectorCheckOrder walks §5.3 from the first check to the last: a
+// TestConnectorCheckOrder walks docs/connector.md's checks from the first to the last: a
 // request wrong in every way is fixed one fault at a time, and each answer
 // names the next check.
 func TestConnectorCheckOrder(t *testing.T) {
@@ -984,12 +1056,15 @@ func TestConnectorIdempotency(t *testing.T) {
 		first := b.ivr(key, charge)
 		first.wantOK(t, "charge")
 		// A retry gets the same bytes, also with a different CVV, expiry or postal code.
-		for _, retry := range []map[string]any{charge, with(charge, "cvv", "999"), with(charge, "expiry_month", "09"),
+		for i, retry := range []map[string]any{charge, with(charge, "cvv", "999"), with(charge, "expiry_month", "09"),
 			with(charge, "postal_code", "10001"), with(charge, "description", "another"), with(charge, "amount", "10.0"), with(charge, "amount", 10)} {
-			r := b.ivr(key, retry)
-			if !bytes.Equal(r.Raw, first.Raw) {
-				t.Errorf("retry answered\n%s\nwant\n%s", r.Raw, first.Raw)
-			}
+			t.Run(fmt.Sprint("row ", i), func(t *testing.T) {
+				b := b.on(t)
+				r := b.ivr(key, retry)
+				if !bytes.Equal(r.Raw, first.Raw) {
+					t.Errorf("retry answered\n%s\nwant\n%s", r.Raw, first.Raw)
+				}
+			})
 		}
 		// A different request under the same transaction_id.
 		other := b.payinConfig(b.admin, b.merchantID, 1000, nil)
@@ -999,10 +1074,13 @@ func TestConnectorIdempotency(t *testing.T) {
 			"config": with(charge, "parameters", map[string]any{"payin_config_id": other}),
 			"ACH":    with(charge, "bankaccountnumber", "123456789"),
 		} {
-			msg := b.ivr(key, changed).wantErr(t, "charge", "DUPLICATE_TRANSACTION", 200)
-			if !strings.Contains(msg, "transaction_id") {
-				t.Errorf("%s: message %q", name, msg)
-			}
+			t.Run(name, func(t *testing.T) {
+				b := b.on(t)
+				msg := b.ivr(key, changed).wantErr(t, "charge", "DUPLICATE_TRANSACTION", 200)
+				if !strings.Contains(msg, "transaction_id") {
+					t.Errorf("%s: message %q", name, msg)
+				}
+			})
 		}
 		b.ivr(key, with(charge, "method", "tokenize", "parameters", map[string]any{"payment_method_config_id": b.paymentMethodConfig(b.admin, b.platformID, "", nil)})).
 			wantErr(t, "tokenize", "DUPLICATE_TRANSACTION", 200)
@@ -1016,17 +1094,20 @@ func TestConnectorIdempotency(t *testing.T) {
 		}
 
 		// Declines and refusals replay byte for byte too.
-		for _, body := range []map[string]any{
+		for i, body := range []map[string]any{
 			with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cardnumber", "4000000000000002"),
 			with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "amount", "10.50"),
 			with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cardnumber", "4111111111111112"),
 			tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)),
 			with(tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil)), "postal_code", "00000"),
 		} {
-			r1, r2 := b.ivr(key, body), b.ivr(key, body)
-			if !bytes.Equal(r1.Raw, r2.Raw) {
-				t.Errorf("retry answered\n%s\nwant\n%s", r2.Raw, r1.Raw)
-			}
+			t.Run(fmt.Sprint("row ", i), func(t *testing.T) {
+				b := b.on(t)
+				r1, r2 := b.ivr(key, body), b.ivr(key, body)
+				if !bytes.Equal(r1.Raw, r2.Raw) {
+					t.Errorf("retry answered\n%s\nwant\n%s", r2.Raw, r1.Raw)
+				}
+			})
 		}
 		// A decline's retry does not make a second FAILED payin.
 		declined := with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cardnumber", "4000000000000002")
@@ -1120,44 +1201,47 @@ func TestConnectorRaceOnOneConfig(t *testing.T) {
 	connTest(t, func(t *testing.T, b *bundle) {
 		key := b.ivrKey("payin:create", "payment_method:create")
 		for _, method := range []string{"charge", "tokenize"} {
-			var mk func() []byte
-			if method == "charge" {
-				cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
-				mk = func() []byte { return []byte(mustJSON(chargeBody(cfg))) }
-			} else {
-				pmc := b.paymentMethodConfig(b.admin, b.platformID, "", nil)
-				mk = func() []byte { return []byte(mustJSON(tokenizeBody(pmc))) }
-			}
-			const n = 6
-			var wg sync.WaitGroup
-			answers := make([][]byte, n)
-			errs := make([]error, n)
-			for i := range n {
-				body := mk()
-				wg.Go(func() { _, answers[i], errs[i] = b.post(key, body) })
-			}
-			wg.Wait()
-			ok, used := 0, 0
-			for i := range n {
-				if errs[i] != nil {
-					t.Fatal(errs[i])
+			t.Run(method, func(t *testing.T) {
+				b := b.on(t)
+				var mk func() []byte
+				if method == "charge" {
+					cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
+					mk = func() []byte { return []byte(mustJSON(chargeBody(cfg))) }
+				} else {
+					pmc := b.paymentMethodConfig(b.admin, b.platformID, "", nil)
+					mk = func() []byte { return []byte(mustJSON(tokenizeBody(pmc))) }
 				}
-				r := connResp{Raw: answers[i], ContentType: "application/json", Status: 200}
-				b.parseConn(&r)
-				switch code, _ := r.str("error_code"); code {
-				case "":
-					r.wantOK(t, method)
-					ok++
-				case "CONFIG_ALREADY_USED":
-					r.wantErr(t, method, "CONFIG_ALREADY_USED", 200)
-					used++
-				default:
-					t.Errorf("%s race answered %s", method, answers[i])
+				const n = 6
+				var wg sync.WaitGroup
+				answers := make([][]byte, n)
+				errs := make([]error, n)
+				for i := range n {
+					body := mk()
+					wg.Go(func() { _, answers[i], errs[i] = b.post(key, body) })
 				}
-			}
-			if ok != 1 || used != n-1 {
-				t.Fatalf("%s race: %d successes and %d CONFIG_ALREADY_USED, want 1 and %d", method, ok, used, n-1)
-			}
+				wg.Wait()
+				ok, used := 0, 0
+				for i := range n {
+					if errs[i] != nil {
+						t.Fatal(errs[i])
+					}
+					r := connResp{Raw: answers[i], ContentType: "application/json", Status: 200}
+					b.parseConn(&r)
+					switch code, _ := r.str("error_code"); code {
+					case "":
+						r.wantOK(t, method)
+						ok++
+					case "CONFIG_ALREADY_USED":
+						r.wantErr(t, method, "CONFIG_ALREADY_USED", 200)
+						used++
+					default:
+						t.Errorf("%s race answered %s", method, answers[i])
+					}
+				}
+				if ok != 1 || used != n-1 {
+					t.Fatalf("%s race: %d successes and %d CONFIG_ALREADY_USED, want 1 and %d", method, ok, used, n-1)
+				}
+			})
 		}
 	})
 }
@@ -1307,7 +1391,7 @@ func luhnValid(s string) bool {
 }
 
 // TestConnectorHangUpAndRetry: Twilio gives up after 10 s and retries with
-// the same transaction_id (SPEC §5.4). An attempt whose client hung up runs
+// the same transaction_id (docs/connector.md, "Retries and idempotency"). An attempt whose client hung up runs
 // to completion on its own; a retry arriving while it still runs waits for
 // it and gets its answer; either way there is one payin. The sandbox's slow
 // amount (51.10) keeps the attempts running: here it answers after 3 s,

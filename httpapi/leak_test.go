@@ -1,6 +1,7 @@
 package httpapi_test
 
-// Card data and key secrets never reach the log or the database (SPEC §9).
+// Card data and key secrets never reach the log or the database in the clear
+// (docs/operations.md, "Logs"; README.md, "Operating").
 
 import (
 	"context"

@@ -94,13 +94,10 @@ func (r lcResp) obj(t *testing.T) lcObj {
 
 func (e *lcEnv) do(method, path, key string, body any, headers ...string) lcResp {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	req, err := (&httpapi.Client{BaseURL: e.base, APIKey: key}).NewRequest(context.Background(), method, path, body)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	req, _ := http.NewRequest(method, e.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}

@@ -1,6 +1,6 @@
 package httpapi_test
 
-// Permissions over HTTP (SPEC §1.1): every endpoint against every key shape,
+// Permissions over HTTP (docs/decisions.md): every endpoint against every key shape,
 // privilege escalation attempts, and statement validation.
 
 import (
@@ -27,6 +27,13 @@ type permFixture struct {
 	payinM    string // payin of merchant M
 	pmM       string // ACTIVE payment method of merchant M
 	both      string // an IVR key with payin:create and payment_method:create, for fixtures
+}
+
+// on returns the fixture reporting to t, for a subtest.
+func (f *permFixture) on(t *testing.T) *permFixture {
+	c := *f
+	c.bundle = f.bundle.on(t)
+	return &c
 }
 
 // The key shapes, in table order.
@@ -212,29 +219,32 @@ func TestPermissionMatrix(t *testing.T) {
 		f := newPermFixture(t, engine)
 		for _, ep := range endpoints() {
 			for _, shape := range shapes {
-				method, path, body := ep.req(f)
-				r := f.api(method, path, f.keys[shape], body)
-				want := ep.want.of(shape)
-				if r.Status != want {
-					t.Errorf("%s with %s: HTTP %d, want %d\n%s", ep.name, shape, r.Status, want, r.Raw)
-					continue
-				}
-				switch {
-				case want == 403 && shape != shOther:
-					if !strings.Contains(r.err().Message, "missing permission "+ep.perm+" for ") {
-						t.Errorf("%s with %s: 403 message %q does not name %s", ep.name, shape, r.err().Message, ep.perm)
+				t.Run(ep.name+" "+shape, func(t *testing.T) {
+					f := f.on(t)
+					method, path, body := ep.req(f)
+					r := f.api(method, path, f.keys[shape], body)
+					want := ep.want.of(shape)
+					if r.Status != want {
+						t.Errorf("%s with %s: HTTP %d, want %d\n%s", ep.name, shape, r.Status, want, r.Raw)
+						return
 					}
-				case want == 404:
-					// The other platform's object is not revealed: the answer is the
-					// same as for an id that does not exist.
-					if strings.Contains(r.err().Message, f.platformID) {
-						t.Errorf("%s with %s: 404 message %q names the owning platform", ep.name, shape, r.err().Message)
+					switch {
+					case want == 403 && shape != shOther:
+						if !strings.Contains(r.err().Message, "missing permission "+ep.perm+" for ") {
+							t.Errorf("%s with %s: 403 message %q does not name %s", ep.name, shape, r.err().Message, ep.perm)
+						}
+					case want == 404:
+						// The other platform's object is not revealed: the answer is the
+						// same as for an id that does not exist.
+						if strings.Contains(r.err().Message, f.platformID) {
+							t.Errorf("%s with %s: 404 message %q names the owning platform", ep.name, shape, r.err().Message)
+						}
+					case want == 401 && shape == shDisabled:
+						if !strings.Contains(strings.ToLower(r.err().Message), "disabled") && !strings.Contains(r.err().Message, "Unauthorized") {
+							t.Errorf("%s with %s: 401 message %q", ep.name, shape, r.err().Message)
+						}
 					}
-				case want == 401 && shape == shDisabled:
-					if !strings.Contains(strings.ToLower(r.err().Message), "disabled") && !strings.Contains(r.err().Message, "Unauthorized") {
-						t.Errorf("%s with %s: 401 message %q", ep.name, shape, r.err().Message)
-					}
-				}
+				})
 			}
 		}
 	})
@@ -413,10 +423,13 @@ func TestDisabledAndDeletedKeysStopAtOnce(t *testing.T) {
 		wantStatus(t, b.api("GET", "/v1/merchants", secret, nil), 401)
 		// Bad Authorization headers are 401 too.
 		for _, h := range []string{"Bearer", "Bearer ", "Basic " + secret, "Bearer sbx_apikey_" + strings.Repeat("0", 64), "Bearer " + b.admin + "x"} {
-			req := b.api("GET", "/v1/merchants", "", nil, header{"Authorization", h})
-			if req.Status != http.StatusUnauthorized {
-				t.Errorf("Authorization %q: HTTP %d, want 401", h, req.Status)
-			}
+			t.Run(fmt.Sprintf("%q", h), func(t *testing.T) {
+				b := b.on(t)
+				req := b.api("GET", "/v1/merchants", "", nil, header{"Authorization", h})
+				if req.Status != http.StatusUnauthorized {
+					t.Errorf("Authorization %q: HTTP %d, want 401", h, req.Status)
+				}
+			})
 		}
 		// Unknown routes answer the envelope too.
 		wantStatus(t, b.api("GET", "/v1/nothing", b.admin, nil), 404)
@@ -459,10 +472,13 @@ func TestStatementValidation(t *testing.T) {
 		}
 		before := b.count("api_keys")
 		for _, c := range cases {
-			r := b.api("POST", "/v1/api_keys", b.admin, c.body)
-			if r.Status != 400 || r.err().Field != c.field {
-				t.Errorf("%s: HTTP %d field %q, want 400 naming %q\n%s", c.name, r.Status, r.err().Field, c.field, r.Raw)
-			}
+			t.Run(c.name, func(t *testing.T) {
+				b := b.on(t)
+				r := b.api("POST", "/v1/api_keys", b.admin, c.body)
+				if r.Status != 400 || r.err().Field != c.field {
+					t.Errorf("%s: HTTP %d field %q, want 400 naming %q\n%s", c.name, r.Status, r.err().Field, c.field, r.Raw)
+				}
+			})
 		}
 		if n := b.count("api_keys"); n != before {
 			t.Errorf("refused key creations wrote %d keys", n-before)

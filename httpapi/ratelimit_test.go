@@ -87,8 +87,10 @@ func TestRESTAuthFailuresAreRateLimited(t *testing.T) {
 	t.Parallel()
 	url, admin, store, _ := limitedServer(t)
 	get := func(secret string) (*http.Response, string) {
-		req, _ := http.NewRequest("GET", url+"/v1/merchants", nil)
-		req.Header.Set("Authorization", "Bearer "+secret)
+		req, err := (&httpapi.Client{BaseURL: url, APIKey: secret}).NewRequest(context.Background(), "GET", "/v1/merchants", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return do(t, req)
 	}
 	for i := 0; i < httpapi.AuthFailureLimit; i++ {

@@ -3,6 +3,7 @@ package portal_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -36,10 +37,12 @@ func TestStripTrailingCommas(t *testing.T) {
 		{`"unterminated ,]`, `"unterminated ,]`, 0},
 		{`[{"é":"ü",},]`, `[{"é":"ü"}]`, 2},
 	} {
-		got, n := portal.StripTrailingCommas([]byte(tc.in))
-		if string(got) != tc.want || n != tc.removed {
-			t.Errorf("StripTrailingCommas(%q) = %q, %d; want %q, %d", tc.in, got, n, tc.want, tc.removed)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, n := portal.StripTrailingCommas([]byte(tc.in))
+			if string(got) != tc.want || n != tc.removed {
+				t.Errorf("StripTrailingCommas(%q) = %q, %d; want %q, %d", tc.in, got, n, tc.want, tc.removed)
+			}
+		})
 	}
 }
 
@@ -128,14 +131,17 @@ func TestCreateKeyPresetsAndAdvancedEditor(t *testing.T) {
 		{"both", "", `[{"permissions":["payin:create","payment_method:create"],"constraints":{"platform":{"platform_id":"` + plt + `"}}}]`},
 		{"payins", mid, `[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + plt + `"},"merchant":{"merchant_id":"` + mid + `"}}}]`},
 	} {
-		p := c.post("/portal/keys", url.Values{"csrf_token": {token}, "mode": {"preset"}, "preset": {tc.preset}, "merchant_id": {tc.merchant}})
-		if p.status != http.StatusOK {
-			t.Fatalf("preset %s: status %d:\n%s", tc.preset, p.status, p.text())
-		}
-		if got := createdStatements(t, p); got != tc.want {
-			t.Errorf("preset %s merchant %q: statements\n%s\nwant\n%s", tc.preset, tc.merchant, got, tc.want)
-		}
-		mustContain(t, p, "shown this once")
+		t.Run(tc.preset+" "+tc.merchant, func(t *testing.T) {
+			c := c.on(t)
+			p := c.post("/portal/keys", url.Values{"csrf_token": {token}, "mode": {"preset"}, "preset": {tc.preset}, "merchant_id": {tc.merchant}})
+			if p.status != http.StatusOK {
+				t.Fatalf("preset %s: status %d:\n%s", tc.preset, p.status, p.text())
+			}
+			if got := createdStatements(t, p); got != tc.want {
+				t.Errorf("preset %s merchant %q: statements\n%s\nwant\n%s", tc.preset, tc.merchant, got, tc.want)
+			}
+			mustContain(t, p, "shown this once")
+		})
 	}
 
 	// The guide's merchant example, trailing comma included, creates the key.
@@ -180,23 +186,26 @@ func TestCreateKeyPresetsAndAdvancedEditor(t *testing.T) {
 		{"unknown merchant", `[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + plt + `"},"merchant":{"merchant_id":"sbx_mid_nope"}}}]`,
 			400, "statements[0].constraints.merchant.merchant_id", "not found"},
 	} {
-		p := c.post("/portal/keys", url.Values{"csrf_token": {token}, "mode": {"advanced"}, "statements": {tc.statements}})
-		if p.status != tc.status {
-			t.Errorf("%s: status %d, want %d", tc.name, p.status, tc.status)
-		}
-		m := regexp.MustCompile(`(?s)<p class="error" id="statements-error"[^>]*>(.*?)</p>`).FindStringSubmatch(p.body)
-		if m == nil {
-			t.Errorf("%s: no error next to the textarea:\n%s", tc.name, p.text())
-			continue
-		}
-		shown := page{body: m[1]}.text()
-		if !strings.Contains(shown, tc.field) || !strings.Contains(shown, tc.message) {
-			t.Errorf("%s: error %q, want field %q and %q", tc.name, shown, tc.field, tc.message)
-		}
-		// The textarea keeps what the user typed, to fix it.
-		if !strings.Contains(page{body: p.body}.text(), strings.Split(tc.statements, "\n")[0]) {
-			t.Errorf("%s: the textarea lost the statements", tc.name)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.on(t)
+			p := c.post("/portal/keys", url.Values{"csrf_token": {token}, "mode": {"advanced"}, "statements": {tc.statements}})
+			if p.status != tc.status {
+				t.Errorf("%s: status %d, want %d", tc.name, p.status, tc.status)
+			}
+			m := regexp.MustCompile(`(?s)<p class="error" id="statements-error"[^>]*>(.*?)</p>`).FindStringSubmatch(p.body)
+			if m == nil {
+				t.Errorf("%s: no error next to the textarea:\n%s", tc.name, p.text())
+				return
+			}
+			shown := page{body: m[1]}.text()
+			if !strings.Contains(shown, tc.field) || !strings.Contains(shown, tc.message) {
+				t.Errorf("%s: error %q, want field %q and %q", tc.name, shown, tc.field, tc.message)
+			}
+			// The textarea keeps what the user typed, to fix it.
+			if !strings.Contains(page{body: p.body}.text(), strings.Split(tc.statements, "\n")[0]) {
+				t.Errorf("%s: the textarea lost the statements", tc.name)
+			}
+		})
 	}
 	if countKeys(t, e) != before {
 		t.Error("a refused statement created a key")
@@ -237,27 +246,33 @@ func TestPayinConfigAmountsInCents(t *testing.T) {
 	token := c.signIn(e.admin.Secret)
 	admin := ivrpay.NewContextWithPrincipal(t.Context(), e.admin)
 	for amount, cents := range map[string]int64{"10.50": 1050, "$7": 700, "0.1": 10, "1234.99": 123499, " 19.99 ": 1999} {
-		p, id := c.createPayinConfig(token, e.merchant.ID, amount)
-		if id == "" {
-			t.Fatalf("amount %q: no config created (status %d):\n%s", amount, p.status, p.text())
-		}
-		cfg, err := e.store.FindPayinConfig(admin, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Amount != cents {
-			t.Errorf("amount %q: %d cents, want %d", amount, cfg.Amount, cents)
-		}
-		if string(cfg.Metadata) != `{"integration":"twilio_ivr"}` {
-			t.Errorf("metadata %s", cfg.Metadata)
-		}
+		t.Run(amount, func(t *testing.T) {
+			c := c.on(t)
+			p, id := c.createPayinConfig(token, e.merchant.ID, amount)
+			if id == "" {
+				t.Fatalf("amount %q: no config created (status %d):\n%s", amount, p.status, p.text())
+			}
+			cfg, err := e.store.FindPayinConfig(admin, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Amount != cents {
+				t.Errorf("amount %q: %d cents, want %d", amount, cfg.Amount, cents)
+			}
+			if string(cfg.Metadata) != `{"integration":"twilio_ivr"}` {
+				t.Errorf("metadata %s", cfg.Metadata)
+			}
+		})
 	}
 	for _, bad := range []string{"1.999", "ten", "-5", "", "1e3", "0"} {
-		p, id := c.createPayinConfig(token, e.merchant.ID, bad)
-		if id != "" || p.status != http.StatusBadRequest {
-			t.Errorf("amount %q: status %d, config %q; want 400", bad, p.status, id)
-		}
-		mustContain(t, p, "amount")
+		t.Run(fmt.Sprintf("%q", bad), func(t *testing.T) {
+			c := c.on(t)
+			p, id := c.createPayinConfig(token, e.merchant.ID, bad)
+			if id != "" || p.status != http.StatusBadRequest {
+				t.Errorf("amount %q: status %d, config %q; want 400", bad, p.status, id)
+			}
+			mustContain(t, p, "amount")
+		})
 	}
 	// The form's idempotency key makes a double submit return the same config.
 	form := c.get("/portal/configs")

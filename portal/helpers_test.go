@@ -101,6 +101,9 @@ func (e *env) newClient(t *testing.T) *client {
 	return &client{t: t, e: e, http: &c}
 }
 
+// on returns the same browser reporting to t, for a subtest.
+func (c *client) on(t *testing.T) *client { return &client{t: t, e: c.e, http: c.http} }
+
 // page is a response read whole.
 type page struct {
 	status int

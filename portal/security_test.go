@@ -16,16 +16,19 @@ func TestSecurityHeaders(t *testing.T) {
 	e := setup(t)
 	c := e.newClient(t)
 	for _, path := range []string{"/portal/signin", "/portal/static/portal.css", "/portal/nowhere"} {
-		p := c.get(path)
-		for h, want := range map[string]string{
-			"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
-			"X-Content-Type-Options":  "nosniff",
-			"Referrer-Policy":         "same-origin",
-		} {
-			if got := p.header.Get(h); got != want {
-				t.Errorf("GET %s: %s = %q, want %q", path, h, got, want)
+		t.Run(path, func(t *testing.T) {
+			c := c.on(t)
+			p := c.get(path)
+			for h, want := range map[string]string{
+				"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+				"X-Content-Type-Options":  "nosniff",
+				"Referrer-Policy":         "same-origin",
+			} {
+				if got := p.header.Get(h); got != want {
+					t.Errorf("GET %s: %s = %q, want %q", path, h, got, want)
+				}
 			}
-		}
+		})
 	}
 	if p := c.get("/portal/signin"); p.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("sign-in page Cache-Control = %q, want no-store", p.header.Get("Cache-Control"))
@@ -73,9 +76,11 @@ func TestCSRFTokenRequiredOnEveryPost(t *testing.T) {
 	}
 	for _, path := range []string{"/portal/keys", "/portal/configs/payin", "/portal/ivr/test-call", "/portal/signout",
 		"/portal/keys/" + e.ivrKey.ID + "/disable", "/portal/webhooks"} {
-		if p := c.post(path, url.Values{}); p.status != http.StatusForbidden {
-			t.Errorf("POST %s without csrf_token: status %d, want 403", path, p.status)
-		}
+		t.Run(path, func(t *testing.T) {
+			if p := c.on(t).post(path, url.Values{}); p.status != http.StatusForbidden {
+				t.Errorf("POST %s without csrf_token: status %d, want 403", path, p.status)
+			}
+		})
 	}
 	l, err := e.store.ListMerchants(ivrpay.NewContextWithPrincipal(t.Context(), e.admin), ivrpay.Page{})
 	if err != nil {

@@ -77,18 +77,20 @@ func TestAuditRecords(t *testing.T) {
 				{ivrKey.ID, "payin.create", res.ID, ivrpay.PayinStatusProcessing},
 				{admin.ID, "api_key.set_status", ivrKey.ID, ivrpay.AuditSuccess},
 			} {
-				found := false
-				for _, e := range events {
-					if e.Actor == w.actor && e.Action == w.action && e.Target == w.target && e.Outcome == w.outcome {
-						found = true
-						if e.ClientAddress != "203.0.113.7" || e.OccurredAt.IsZero() {
-							t.Errorf("%s: from %q at %v", w.action, e.ClientAddress, e.OccurredAt)
+				t.Run(w.action+" "+w.outcome, func(t *testing.T) {
+					found := false
+					for _, e := range events {
+						if e.Actor == w.actor && e.Action == w.action && e.Target == w.target && e.Outcome == w.outcome {
+							found = true
+							if e.ClientAddress != "203.0.113.7" || e.OccurredAt.IsZero() {
+								t.Errorf("%s: from %q at %v", w.action, e.ClientAddress, e.OccurredAt)
+							}
 						}
 					}
-				}
-				if !found {
-					t.Errorf("no audit record %+v in %+v", w, events)
-				}
+					if !found {
+						t.Errorf("no audit record %+v in %+v", w, events)
+					}
+				})
 			}
 			for _, e := range events {
 				if strings.Contains(e.Detail, admin.Secret) || strings.Contains(e.Detail, "4111111111111111") {

@@ -21,7 +21,8 @@ import (
 // TestNoCardDataAtRest runs charges, declines, refusals and tokenizations with
 // canary card numbers and a canary Amex CID, then reads what the database
 // holds — the raw bytes of the SQLite file and its WAL, or every row of every
-// table on PostgreSQL — and finds neither a full PAN nor the CID (SPEC §9).
+// table on PostgreSQL — and finds neither a full PAN nor the CID: PANs are
+// stored only encrypted and the CVV never (README.md, "Operating").
 func TestNoCardDataAtRest(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		// A fixed clock keeps random-looking digits out of the stored

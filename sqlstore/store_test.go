@@ -45,21 +45,23 @@ func TestPlatforms(t *testing.T) {
 		}
 
 		for _, enabled := range []bool{true, false, true} {
-			got, err := s.SetPlatformIVR(ctx, p.ID, enabled)
-			if err != nil {
-				t.Fatal(err)
-			}
-			found, err := s.FindPlatform(ctx, p.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.IVRPayments != enabled || found.IVRPayments != enabled {
-				t.Fatalf("after SetPlatformIVR(%v): returned %v, stored %v", enabled, got.IVRPayments, found.IVRPayments)
-			}
-			// The authenticated key sees the platform as it is now.
-			if k := authenticate(t, s, admin.Secret); k.Platform.IVRPayments != enabled {
-				t.Fatalf("Authenticate after SetPlatformIVR(%v) loaded ivr_payments %v", enabled, k.Platform.IVRPayments)
-			}
+			t.Run(fmt.Sprint("enabled=", enabled), func(t *testing.T) {
+				got, err := s.SetPlatformIVR(ctx, p.ID, enabled)
+				if err != nil {
+					t.Fatal(err)
+				}
+				found, err := s.FindPlatform(ctx, p.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.IVRPayments != enabled || found.IVRPayments != enabled {
+					t.Fatalf("after SetPlatformIVR(%v): returned %v, stored %v", enabled, got.IVRPayments, found.IVRPayments)
+				}
+				// The authenticated key sees the platform as it is now.
+				if k := authenticate(t, s, admin.Secret); k.Platform.IVRPayments != enabled {
+					t.Fatalf("Authenticate after SetPlatformIVR(%v) loaded ivr_payments %v", enabled, k.Platform.IVRPayments)
+				}
+			})
 		}
 		_, err = s.SetPlatformIVR(ctx, "sbx_plt_doesnotexist", true)
 		wantCode(t, err, ivrpay.ENOTFOUND)
@@ -75,21 +77,23 @@ func TestPlatforms(t *testing.T) {
 			{"latest", ivrpay.EINVALID},
 			{"", ivrpay.EINVALID},
 		} {
-			got, err := s.SetPlatformMinAPIVersion(ctx, p.ID, tc.version)
-			if tc.code != "" {
-				wantCode(t, err, tc.code)
-				if ivrpay.ErrorField(err) == "" && !strings.Contains(ivrpay.ErrorMessage(err), "version") {
-					t.Errorf("error for version %q does not say what is wrong: %v", tc.version, err)
+			t.Run(string(tc.version), func(t *testing.T) {
+				got, err := s.SetPlatformMinAPIVersion(ctx, p.ID, tc.version)
+				if tc.code != "" {
+					wantCode(t, err, tc.code)
+					if ivrpay.ErrorField(err) == "" && !strings.Contains(ivrpay.ErrorMessage(err), "version") {
+						t.Errorf("error for version %q does not say what is wrong: %v", tc.version, err)
+					}
+					return
 				}
-				continue
-			}
-			if err != nil {
-				t.Fatalf("SetPlatformMinAPIVersion(%s): %v", tc.version, err)
-			}
-			found, _ := s.FindPlatform(ctx, p.ID)
-			if got.MinAPIVersion != tc.version || found.MinAPIVersion != tc.version {
-				t.Fatalf("min API version = %s (stored %s), want %s", got.MinAPIVersion, found.MinAPIVersion, tc.version)
-			}
+				if err != nil {
+					t.Fatalf("SetPlatformMinAPIVersion(%s): %v", tc.version, err)
+				}
+				found, _ := s.FindPlatform(ctx, p.ID)
+				if got.MinAPIVersion != tc.version || found.MinAPIVersion != tc.version {
+					t.Fatalf("min API version = %s (stored %s), want %s", got.MinAPIVersion, found.MinAPIVersion, tc.version)
+				}
+			})
 		}
 		// A refused version leaves the stored one alone.
 		if found, _ := s.FindPlatform(ctx, p.ID); found.MinAPIVersion != ivrpay.APIVersion20241016 {
@@ -229,8 +233,10 @@ func TestAPIKeys(t *testing.T) {
 			t.Fatalf("Authenticate = %+v", got)
 		}
 		for _, bad := range []string{"", "sbx_apikey_", secret + "0", strings.ToUpper(secret), k.MaskedSecret, k.ID} {
-			_, err := s.Authenticate(ctx, bad)
-			wantCode(t, err, ivrpay.EUNAUTHORIZED)
+			t.Run(fmt.Sprintf("%q", bad), func(t *testing.T) {
+				_, err := s.Authenticate(ctx, bad)
+				wantCode(t, err, ivrpay.EUNAUTHORIZED)
+			})
 		}
 
 		// Disabled keys do not authenticate; enabled again they do.
@@ -330,18 +336,20 @@ func TestAPIKeyEscalation(t *testing.T) {
 			// API keys are platform-level objects: a merchant-constrained api_key:create grants nothing.
 			{"merchant-constrained api_key:create", merchantOnlyCtx, []ivrpay.Statement{platformStatement(b.platform.ID, b.merchant.ID, "payin:create")}, ivrpay.EFORBIDDEN},
 		} {
-			k, err := b.s.CreateAPIKey(tc.ctx, tc.statements)
-			if tc.code == "" {
-				if err != nil {
-					t.Errorf("%s: %v", tc.name, err)
-				} else if k.Secret == "" {
-					t.Errorf("%s: no secret", tc.name)
+			t.Run(tc.name, func(t *testing.T) {
+				k, err := b.s.CreateAPIKey(tc.ctx, tc.statements)
+				if tc.code == "" {
+					if err != nil {
+						t.Errorf("%s: %v", tc.name, err)
+					} else if k.Secret == "" {
+						t.Errorf("%s: no secret", tc.name)
+					}
+					return
 				}
-				continue
-			}
-			if ivrpay.ErrorCode(err) != tc.code {
-				t.Errorf("%s: error %v, want code %s", tc.name, err, tc.code)
-			}
+				if ivrpay.ErrorCode(err) != tc.code {
+					t.Errorf("%s: error %v, want code %s", tc.name, err, tc.code)
+				}
+			})
 		}
 		// A key cannot change a key that holds more than it does.
 		_, err = b.s.SetAPIKeyStatus(keyAdminCtx, b.admin.ID, ivrpay.APIKeyStatusDisabled)
@@ -389,12 +397,14 @@ func TestPayinConfigIdempotency(t *testing.T) {
 			"billing":  func(c *ivrpay.PayinConfigCreate) { c.BillingContact = nil },
 			"mode":     func(c *ivrpay.PayinConfigCreate) { c.ProcessingMode = ivrpay.ProcessingModeAuthorize },
 		} {
-			in := valid("same")
-			change(&in)
-			_, err := s.CreatePayinConfig(b.adminCtx, in)
-			if ivrpay.ErrorCode(err) != ivrpay.ECONFLICT {
-				t.Errorf("same key, different %s: %v; want %s", name, err, ivrpay.ECONFLICT)
-			}
+			t.Run(name, func(t *testing.T) {
+				in := valid("same")
+				change(&in)
+				_, err := s.CreatePayinConfig(b.adminCtx, in)
+				if ivrpay.ErrorCode(err) != ivrpay.ECONFLICT {
+					t.Errorf("same key, different %s: %v; want %s", name, err, ivrpay.ECONFLICT)
+				}
+			})
 		}
 
 		// A 400 does not use up its key.
@@ -413,20 +423,22 @@ func TestPayinConfigIdempotency(t *testing.T) {
 			"too large amount":  func(c *ivrpay.PayinConfigCreate) { c.Amount = "100000001" },
 			"non-number amount": func(c *ivrpay.PayinConfigCreate) { c.Amount = "ten" },
 		} {
-			key := "after-400-" + strings.ReplaceAll(name, " ", "-")
-			bad := valid(key)
-			change(&bad)
-			_, err := s.CreatePayinConfig(b.adminCtx, bad)
-			if ivrpay.ErrorCode(err) != ivrpay.EINVALID {
-				t.Errorf("%s: %v; want %s", name, err, ivrpay.EINVALID)
-				continue
-			}
-			cfg, err := s.CreatePayinConfig(b.adminCtx, valid(key))
-			if err != nil {
-				t.Errorf("%s: the valid request after a 400 with the same key: %v", name, err)
-			} else if cfg.ID == first.ID {
-				t.Errorf("%s: got the config of another key", name)
-			}
+			t.Run(name, func(t *testing.T) {
+				key := "after-400-" + strings.ReplaceAll(name, " ", "-")
+				bad := valid(key)
+				change(&bad)
+				_, err := s.CreatePayinConfig(b.adminCtx, bad)
+				if ivrpay.ErrorCode(err) != ivrpay.EINVALID {
+					t.Errorf("%s: %v; want %s", name, err, ivrpay.EINVALID)
+					return
+				}
+				cfg, err := s.CreatePayinConfig(b.adminCtx, valid(key))
+				if err != nil {
+					t.Errorf("%s: the valid request after a 400 with the same key: %v", name, err)
+				} else if cfg.ID == first.ID {
+					t.Errorf("%s: got the config of another key", name)
+				}
+			})
 		}
 		// A 403 does not use it up either, and the IVR key cannot create configs at all.
 		_, err = s.CreatePayinConfig(b.ivrCtx, valid("after-403"))
@@ -496,12 +508,14 @@ func TestPaymentMethodConfigIdempotency(t *testing.T) {
 			"metadata": func(c *ivrpay.PaymentMethodConfigCreate) { c.Metadata = nil },
 			"billing":  func(c *ivrpay.PaymentMethodConfigCreate) { c.BillingContact = &ivrpay.BillingContact{Name: "Bob"} },
 		} {
-			in := valid("same")
-			change(&in)
-			_, err := s.CreatePaymentMethodConfig(b.adminCtx, in)
-			if ivrpay.ErrorCode(err) != ivrpay.ECONFLICT {
-				t.Errorf("same key, different %s: %v; want %s", name, err, ivrpay.ECONFLICT)
-			}
+			t.Run(name, func(t *testing.T) {
+				in := valid("same")
+				change(&in)
+				_, err := s.CreatePaymentMethodConfig(b.adminCtx, in)
+				if ivrpay.ErrorCode(err) != ivrpay.ECONFLICT {
+					t.Errorf("same key, different %s: %v; want %s", name, err, ivrpay.ECONFLICT)
+				}
+			})
 		}
 		for name, change := range map[string]func(*ivrpay.PaymentMethodConfigCreate){
 			"metadata":         func(c *ivrpay.PaymentMethodConfigCreate) { c.Metadata = json.RawMessage(`"x"`) },
@@ -509,17 +523,19 @@ func TestPaymentMethodConfigIdempotency(t *testing.T) {
 			"billing country":  func(c *ivrpay.PaymentMethodConfigCreate) { c.BillingContact = &ivrpay.BillingContact{Country: "us"} },
 			"long key":         func(c *ivrpay.PaymentMethodConfigCreate) { c.IdempotencyKey += strings.Repeat("k", 256) },
 		} {
-			key := "after-400-" + strings.ReplaceAll(name, " ", "-")
-			bad := valid(key)
-			change(&bad)
-			_, err := s.CreatePaymentMethodConfig(b.adminCtx, bad)
-			if ivrpay.ErrorCode(err) != ivrpay.EINVALID {
-				t.Errorf("%s: %v; want %s", name, err, ivrpay.EINVALID)
-				continue
-			}
-			if _, err := s.CreatePaymentMethodConfig(b.adminCtx, valid(key)); err != nil {
-				t.Errorf("%s: the valid request after a 400 with the same key: %v", name, err)
-			}
+			t.Run(name, func(t *testing.T) {
+				key := "after-400-" + strings.ReplaceAll(name, " ", "-")
+				bad := valid(key)
+				change(&bad)
+				_, err := s.CreatePaymentMethodConfig(b.adminCtx, bad)
+				if ivrpay.ErrorCode(err) != ivrpay.EINVALID {
+					t.Errorf("%s: %v; want %s", name, err, ivrpay.EINVALID)
+					return
+				}
+				if _, err := s.CreatePaymentMethodConfig(b.adminCtx, valid(key)); err != nil {
+					t.Errorf("%s: the valid request after a 400 with the same key: %v", name, err)
+				}
+			})
 		}
 		_, err = s.CreatePaymentMethodConfig(b.ivrCtx, valid("ivr"))
 		wantCode(t, err, ivrpay.EFORBIDDEN)
@@ -564,45 +580,47 @@ func TestCursorPagination(t *testing.T) {
 		setupOn(t, b.s, engine, b.opts)
 
 		for _, limit := range []int{1, 3, 8, 100} {
-			var got []string
-			page := ivrpay.Page{Limit: limit}
-			for pages := 0; ; pages++ {
-				if pages > len(want)+1 {
-					t.Fatalf("limit %d: pagination does not end", limit)
-				}
-				l, err := b.s.ListMerchants(b.adminCtx, page)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if l.TotalResults != len(want) {
-					t.Fatalf("limit %d: total_results = %d, want %d", limit, l.TotalResults, len(want))
-				}
-				if len(l.Results) > limit {
-					t.Fatalf("limit %d: page of %d", limit, len(l.Results))
-				}
-				if len(l.Results) == 0 {
-					if l.LastKey != "" {
-						t.Fatalf("limit %d: empty page with last_key %q", limit, l.LastKey)
+			t.Run(fmt.Sprint("limit=", limit), func(t *testing.T) {
+				var got []string
+				page := ivrpay.Page{Limit: limit}
+				for pages := 0; ; pages++ {
+					if pages > len(want)+1 {
+						t.Fatalf("limit %d: pagination does not end", limit)
 					}
-					break
+					l, err := b.s.ListMerchants(b.adminCtx, page)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if l.TotalResults != len(want) {
+						t.Fatalf("limit %d: total_results = %d, want %d", limit, l.TotalResults, len(want))
+					}
+					if len(l.Results) > limit {
+						t.Fatalf("limit %d: page of %d", limit, len(l.Results))
+					}
+					if len(l.Results) == 0 {
+						if l.LastKey != "" {
+							t.Fatalf("limit %d: empty page with last_key %q", limit, l.LastKey)
+						}
+						break
+					}
+					if l.LastKey != l.Results[len(l.Results)-1].ID {
+						t.Fatalf("limit %d: last_key %q is not the last id of the page", limit, l.LastKey)
+					}
+					for _, m := range l.Results {
+						got = append(got, m.ID)
+					}
+					if len(l.Results) < limit {
+						break
+					}
+					page.StartKey = l.LastKey
 				}
-				if l.LastKey != l.Results[len(l.Results)-1].ID {
-					t.Fatalf("limit %d: last_key %q is not the last id of the page", limit, l.LastKey)
+				if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+					t.Fatalf("limit %d: ids not strictly increasing: %v", limit, got)
 				}
-				for _, m := range l.Results {
-					got = append(got, m.ID)
+				if !sameSet(got, want) {
+					t.Fatalf("limit %d: paged ids %v, want %v", limit, got, want)
 				}
-				if len(l.Results) < limit {
-					break
-				}
-				page.StartKey = l.LastKey
-			}
-			if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
-				t.Fatalf("limit %d: ids not strictly increasing: %v", limit, got)
-			}
-			if !sameSet(got, want) {
-				t.Fatalf("limit %d: paged ids %v, want %v", limit, got, want)
-			}
+			})
 		}
 		if limit3 := pageSizes(t, b, 3); !slices.Equal(limit3, []int{3, 3, 2}) {
 			t.Fatalf("page sizes with limit 3 = %v, want [3 3 2]", limit3)
@@ -678,26 +696,32 @@ func TestListScoping(t *testing.T) {
 			t.Fatalf("admin lists %d payins, want 3 (none of the other platform)", all.TotalResults)
 		}
 		for _, f := range []ivrpay.PayinFilter{{Source: ivrpay.PayinSourceIVR}, {Status: ivrpay.PayinStatusProcessing}, {MerchantID: m2.ID}} {
-			l, err := s.ListPayins(b.adminCtx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantN := 3
-			if f.MerchantID != "" {
-				wantN = 1
-			}
-			if l.TotalResults != wantN {
-				t.Fatalf("filter %+v: %d payins, want %d", f, l.TotalResults, wantN)
-			}
+			t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+				l, err := s.ListPayins(b.adminCtx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantN := 3
+				if f.MerchantID != "" {
+					wantN = 1
+				}
+				if l.TotalResults != wantN {
+					t.Fatalf("filter %+v: %d payins, want %d", f, l.TotalResults, wantN)
+				}
+			})
 		}
 		for _, f := range []ivrpay.PayinFilter{{Status: ivrpay.PayinStatusFailed}, {Source: ivrpay.PayinSourceAPIDirect}} {
-			if l, err := s.ListPayins(b.adminCtx, f); err != nil || l.TotalResults != 0 {
-				t.Fatalf("filter %+v: %v, %v; want none", f, l, err)
-			}
+			t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+				if l, err := s.ListPayins(b.adminCtx, f); err != nil || l.TotalResults != 0 {
+					t.Fatalf("filter %+v: %v, %v; want none", f, l, err)
+				}
+			})
 		}
 		for _, f := range []ivrpay.PayinFilter{{Status: "DONE"}, {Source: "PHONE"}} {
-			_, err := s.ListPayins(b.adminCtx, f)
-			wantCode(t, err, ivrpay.EINVALID)
+			t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+				_, err := s.ListPayins(b.adminCtx, f)
+				wantCode(t, err, ivrpay.EINVALID)
+			})
 		}
 
 		merchants, err := s.ListMerchants(m1Ctx, ivrpay.Page{})
@@ -715,10 +739,12 @@ func TestListScoping(t *testing.T) {
 			"payment_method:read": func() error { _, err := s.ListPaymentMethods(b.ivrCtx, ivrpay.Page{}); return err },
 			"api_key:read":        func() error { _, err := s.ListAPIKeys(b.ivrCtx, ivrpay.Page{}); return err },
 		} {
-			err := call()
-			if ivrpay.ErrorCode(err) != ivrpay.EFORBIDDEN || !strings.Contains(ivrpay.ErrorMessage(err), name) {
-				t.Errorf("list without %s: %v; want a 403 naming it", name, err)
-			}
+			t.Run(name, func(t *testing.T) {
+				err := call()
+				if ivrpay.ErrorCode(err) != ivrpay.EFORBIDDEN || !strings.Contains(ivrpay.ErrorMessage(err), name) {
+					t.Errorf("list without %s: %v; want a 403 naming it", name, err)
+				}
+			})
 		}
 		// A merchant key never lists platform-level objects.
 		_, err = s.ListAPIKeys(m1Ctx, ivrpay.Page{})

@@ -290,19 +290,23 @@ func TestConnectorResponseUnmarshal(t *testing.T) {
 		`{"token_id":null,"error_code":"FORBIDDEN","error_message":"no"}`:                       {Method: "tokenize", ErrorCode: "FORBIDDEN", ErrorMessage: "no"},
 		`{"charge_id":null,"token_id":null,"error_code":"INVALID_REQUEST","error_message":"m"}`: {ErrorCode: "INVALID_REQUEST", ErrorMessage: "m"},
 	} {
-		var got twilio.ConnectorResponse
-		if err := json.Unmarshal([]byte(body), &got); err != nil {
-			t.Fatalf("%s: %v", body, err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: got %+v, want %+v", body, got, want)
-		}
+		t.Run(body, func(t *testing.T) {
+			var got twilio.ConnectorResponse
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatalf("%s: %v", body, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: got %+v, want %+v", body, got, want)
+			}
+		})
 	}
 	for _, body := range []string{`{"charge_id":7}`, `{"token_id":{}}`, `[]`, `{"parameters":{"a":1}}`} {
-		var got twilio.ConnectorResponse
-		if err := json.Unmarshal([]byte(body), &got); err == nil {
-			t.Errorf("%s: read as %+v, want an error", body, got)
-		}
+		t.Run(body, func(t *testing.T) {
+			var got twilio.ConnectorResponse
+			if err := json.Unmarshal([]byte(body), &got); err == nil {
+				t.Errorf("%s: read as %+v, want an error", body, got)
+			}
+		})
 	}
 }
 

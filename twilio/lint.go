@@ -89,7 +89,7 @@ func (o LintOptions) validate() error {
 }
 
 // Lint checks a TwiML document or a Studio flow JSON export (told apart by
-// their first character) against what ivrpay's connector needs (SPEC §5.5):
+// their first character) against what ivrpay's connector needs (docs/connector.md):
 // every <Pay> verb or capture-payments widget is checked. The error is for
 // input that is neither well-formed TwiML nor a Studio flow, and for bad opts.
 func Lint(doc []byte, opts LintOptions) ([]Finding, error) {

@@ -260,21 +260,23 @@ func TestLintDocument(t *testing.T) {
 func TestLintGeneratedIsClean(t *testing.T) {
 	t.Parallel()
 	for name, o := range goldenOptions {
-		doc, err := GenerateTwiML(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts := LintOptions{AmountCents: o.AmountCents, ConfigKind: ConfigKindPayin}
-		if o.PaymentMethodConfigID != "" {
-			opts.ConfigKind = ConfigKindPaymentMethod
-		}
-		got, err := Lint(doc, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 0 {
-			t.Errorf("%s: the generator's own TwiML has findings:\n%s", name, findingLines(got))
-		}
+		t.Run(name, func(t *testing.T) {
+			doc, err := GenerateTwiML(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := LintOptions{AmountCents: o.AmountCents, ConfigKind: ConfigKindPayin}
+			if o.PaymentMethodConfigID != "" {
+				opts.ConfigKind = ConfigKindPaymentMethod
+			}
+			got, err := Lint(doc, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 0 {
+				t.Errorf("%s: the generator's own TwiML has findings:\n%s", name, findingLines(got))
+			}
+		})
 	}
 }
 

@@ -193,7 +193,7 @@ type captured struct {
 	expiry           card.Expiry
 }
 
-// Simulate plays Twilio's part of a call against a connector (SPEC §6): the
+// Simulate plays Twilio's part of a call against a connector (docs/connector.md): the
 // caller-side checks of <Pay> (no request when they fail), the connector
 // request as Twilio sends it, Twilio's per-attempt timeout and retries with
 // the same transaction_id, and the action callback built from the answer,

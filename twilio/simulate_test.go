@@ -450,13 +450,15 @@ func TestSimulateValidationKeepsWhatWasCaptured(t *testing.T) {
 func TestSimulateAcceptsExpiryForms(t *testing.T) {
 	t.Parallel()
 	for _, exp := range []string{"08/27", "0827", "08/2027", "8/27"} {
-		fake := newFakeConnector(t, answerJSON(approved))
-		o := testOptions(fake.URL, payinPay(t))
-		o.Caller.Expiry = exp
-		sim, err := Simulate(context.Background(), o)
-		if err != nil || sim.Callback.Get("ExpirationDate") != "0827" {
-			t.Errorf("%s: ExpirationDate %q, err %v", exp, sim.Callback.Get("ExpirationDate"), err)
-		}
+		t.Run(exp, func(t *testing.T) {
+			fake := newFakeConnector(t, answerJSON(approved))
+			o := testOptions(fake.URL, payinPay(t))
+			o.Caller.Expiry = exp
+			sim, err := Simulate(context.Background(), o)
+			if err != nil || sim.Callback.Get("ExpirationDate") != "0827" {
+				t.Errorf("%s: ExpirationDate %q, err %v", exp, sim.Callback.Get("ExpirationDate"), err)
+			}
+		})
 	}
 }
 

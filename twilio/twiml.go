@@ -40,10 +40,6 @@ var SupportedCardTypes = func() string {
 // Discover, JCB and Diners Club callers are then refused before ivrpay sees them.
 const DefaultValidCardTypes = "visa mastercard amex"
 
-// twilioCardTypes lists every validCardTypes value Twilio knows; the ones
-// outside SupportedCardTypes are brands ivrpay cannot process.
-var twilioCardTypes = []string{"visa", "mastercard", "amex", "maestro", "discover", "optima", "jcb", "diners-club", "enroute"}
-
 // CardType returns Twilio's card type name for a brand ("visa", "diners-club",
 // …), or "" for a brand Twilio has no name for.
 func CardType(b card.Brand) string {

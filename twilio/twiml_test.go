@@ -3,6 +3,7 @@ package twilio
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,13 +40,15 @@ func TestCardTypeMapping(t *testing.T) {
 		t.Fatalf("card.Brands has %d brands, the Twilio table %d", len(card.Brands), len(cardTypes))
 	}
 	for _, b := range card.Brands {
-		name := CardType(b)
-		if name == "" {
-			t.Errorf("CardType(%s) is empty", b)
-		}
-		if got := BrandForCardType(name); got != b {
-			t.Errorf("BrandForCardType(%q) = %q, want %q", name, got, b)
-		}
+		t.Run(string(b), func(t *testing.T) {
+			name := CardType(b)
+			if name == "" {
+				t.Errorf("CardType(%s) is empty", b)
+			}
+			if got := BrandForCardType(name); got != b {
+				t.Errorf("BrandForCardType(%q) = %q, want %q", name, got, b)
+			}
+		})
 	}
 	tests := []struct {
 		in   string
@@ -59,9 +62,11 @@ func TestCardTypeMapping(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := BrandForCardType(tt.in); got != tt.want {
-			t.Errorf("BrandForCardType(%q) = %q, want %q", tt.in, got, tt.want)
-		}
+		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {
+			if got := BrandForCardType(tt.in); got != tt.want {
+				t.Errorf("BrandForCardType(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
 	}
 	if CardType("UNIONPAY") != "" {
 		t.Error("CardType of an unknown brand should be empty")

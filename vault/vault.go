@@ -1,5 +1,5 @@
 // Package vault encrypts card numbers at rest and fingerprints them, so that
-// the database never holds a PAN in the clear (SPEC §9).
+// the database never holds a PAN in the clear (README.md, "Operating").
 //
 // A PAN is sealed with AES-256-GCM under the current key of a keyring. The
 // ciphertext names the key that sealed it ("v1:<keyid>:<base64url(nonce|ct)>"),

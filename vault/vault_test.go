@@ -271,10 +271,13 @@ func TestNewRejectsBadKeys(t *testing.T) {
 func TestVaultDoesNotPrintKeys(t *testing.T) {
 	t.Parallel()
 	v := mustNew(t, fixedKey(7))
-	for _, s := range []string{fmt.Sprint(v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v)} {
-		if strings.Contains(s, "7 7 7") || strings.Contains(s, "0x07") || !strings.Contains(s, v.KeyID()) {
-			t.Fatalf("printed vault = %q", s)
-		}
+	for _, verb := range []string{"%v", "%+v", "%#v"} {
+		t.Run(verb, func(t *testing.T) {
+			s := fmt.Sprintf(verb, v)
+			if strings.Contains(s, "7 7 7") || strings.Contains(s, "0x07") || !strings.Contains(s, v.KeyID()) {
+				t.Fatalf("printed vault = %q", s)
+			}
+		})
 	}
 }
 

@@ -5,10 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/loadtest"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/twilio"
@@ -64,15 +66,15 @@ func crashRecovery(t *testing.T, bin, engine string) {
 	defer func() { srv.kill() }()
 	adminKey := srv.bootstrap(t, "admin api_key")
 	ctx := context.Background()
-	target, err := prepareLoadTarget(ctx, newLoadClient(32), []string{srv.baseURL}, adminKey, 1000)
+	target, err := loadtest.Prepare(ctx, loadtest.NewHTTPClient(32), []string{srv.baseURL}, adminKey, 1000)
 	if err != nil {
 		t.Fatalf("prepare the load target: %v\n%s", err, srv.logTail())
 	}
 
 	var mu sync.Mutex
-	var calls []loadCall // every call that sent a charge
+	var calls []loadtest.Call // every call that sent a charge
 	acks := crashAcks{acked: map[string]string{}, requests: map[string][]byte{}, answers: map[string][]byte{}}
-	ack := func(c loadCall, answer []byte) {
+	ack := func(c loadtest.Call, answer []byte) {
 		mu.Lock()
 		defer mu.Unlock()
 		acks.acked[c.Response.ID] = c.TransactionID
@@ -83,13 +85,13 @@ func crashRecovery(t *testing.T, bin, engine string) {
 	began := time.Now()
 	for round := 1; round <= rounds; round++ {
 		// Drive charges and kill the server at a random moment.
-		var roundCalls []loadCall
+		var roundCalls []loadtest.Call
 		driveCtx, stopDriving := context.WithCancel(ctx)
-		done := make(chan *loadReport, 1)
+		done := make(chan *loadtest.Report, 1)
 		go func() {
-			done <- runLoad(driveCtx, target, loadOptions{Concurrency: 6, Duration: time.Minute, MaxCalls: 100000,
+			done <- loadtest.Run(driveCtx, target, loadtest.Options{Concurrency: 6, Duration: time.Minute, MaxCalls: 100000,
 				RetryFraction: 0.10, DuplicateFraction: 0.05, Timeout: 10 * time.Second,
-				OnCall: func(c loadCall) {
+				OnCall: func(c loadtest.Call) {
 					mu.Lock()
 					defer mu.Unlock()
 					if c.Request != nil {
@@ -114,12 +116,12 @@ func crashRecovery(t *testing.T, bin, engine string) {
 		srv = sv.start(t)
 		target.BaseURLs = []string{srv.baseURL}
 
-		var pending []loadCall
+		var pending []loadtest.Call
 		for _, c := range roundCalls {
 			calls = append(calls, c)
 			if c.Charged() {
 				ack(c, c.Answer)
-			} else if isRetryable(c.Outcome) {
+			} else if c.Retryable() {
 				pending = append(pending, c)
 			} else {
 				t.Errorf("round %d: transaction %s answered %s: %s", round, c.TransactionID, c.Outcome, c.Answer)
@@ -133,7 +135,7 @@ func crashRecovery(t *testing.T, bin, engine string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				answer, err := retryUntilAnswered(retryCtx, target, c.Request)
+				answer, err := target.RetryUntilAnswered(retryCtx, c.Request)
 				if err != nil {
 					t.Errorf("round %d: retry of %s: %v", round, c.TransactionID, err)
 					return
@@ -180,12 +182,12 @@ type crashAcks struct {
 }
 
 // checkAfterRestart checks the invariants that must hold after every restart.
-func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loadTarget, engine, dsn string, rng *rand.Rand, acks crashAcks) {
+func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loadtest.Target, engine, dsn string, rng *rand.Rand, acks crashAcks) {
 	t.Helper()
 	acked := acks.acked
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	audit, err := target.auditIVRPayins(ctx, acked)
+	audit, err := target.AuditIVRPayins(ctx, acked)
 	if err != nil {
 		t.Fatalf("round %d: audit: %v", round, err)
 	}
@@ -198,7 +200,7 @@ func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loa
 	}
 	// Every acknowledged charge reads back by id, and a sample of them
 	// replays its answer byte for byte across the restarts.
-	ids := sortedKeys(acked)
+	ids := slices.Sorted(maps.Keys(acked))
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -206,16 +208,17 @@ func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loa
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				var p struct {
-					Status string `json:"status"`
-					IVR    struct {
-						TransactionID string `json:"transaction_id"`
-					} `json:"ivr"`
-				}
-				if err := target.rest(ctx, "GET", "/v1/payins/"+id, nil, &p); err != nil {
+				p, err := target.AdminClient().GetPayin(ctx, id)
+				if err != nil {
 					t.Errorf("round %d: acknowledged charge %s: GET /v1/payins: %v", round, id, err)
-				} else if p.IVR.TransactionID != acked[id] || p.Status == ivrpay.PayinStatusFailed || p.Status == ivrpay.PayinStatusCreated {
-					t.Errorf("round %d: acknowledged charge %s is %s for transaction %s, want an approved payin of %s", round, id, p.Status, p.IVR.TransactionID, acked[id])
+					continue
+				}
+				var tx string
+				if p.IVR != nil {
+					tx = p.IVR.TransactionID
+				}
+				if tx != acked[id] || p.Status == ivrpay.PayinStatusFailed || p.Status == ivrpay.PayinStatusCreated {
+					t.Errorf("round %d: acknowledged charge %s is %s for transaction %s, want an approved payin of %s", round, id, p.Status, tx, acked[id])
 				}
 			}
 		}()
@@ -227,7 +230,7 @@ func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loa
 	wg.Wait()
 	for range min(10, len(ids)) {
 		tx := acked[ids[rng.IntN(len(ids))]]
-		answer, err := retryUntilAnswered(ctx, target, acks.requests[tx])
+		answer, err := target.RetryUntilAnswered(ctx, acks.requests[tx])
 		if err != nil {
 			t.Errorf("round %d: replay of %s: %v", round, tx, err)
 		} else if !bytes.Equal(answer, acks.answers[tx]) {
@@ -236,32 +239,6 @@ func checkAfterRestart(t *testing.T, ctx context.Context, round int, target *loa
 	}
 	if engine == sqlstore.EngineSQLite {
 		checkIntegrity(t, dsn)
-	}
-}
-
-// isRetryable reports whether a call's outcome is one Twilio retries: no
-// answer, or an internal error (which is not stored).
-func isRetryable(outcome string) bool {
-	switch outcome {
-	case outcomeTransport, outcomeTimeout, outcomeCanceled, ivrpay.ConnInternal:
-		return true
-	}
-	return strings.HasPrefix(outcome, outcomeHTTP)
-}
-
-// retryUntilAnswered sends a charge again until the server gives an answer
-// that is not an internal error, as Twilio's retries would.
-func retryUntilAnswered(ctx context.Context, target *loadTarget, body []byte) ([]byte, error) {
-	for {
-		status, answer, err := target.sendCharge(ctx, body)
-		if err == nil && replayable(status, answer) {
-			return answer, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no answer: last status %d, error %v, body %s", status, err, answer)
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
 }
 

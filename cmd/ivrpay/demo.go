@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -79,20 +77,19 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	fmt.Fprintf(out, "platform %s, merchant %s (ACTIVE), admin key %s\n", platform.ID, merchant.ID, ivrpay.MaskAPIKeySecret(admin.Secret))
 
-	api := demoClient{base: base, key: admin.Secret}
+	api := &httpapi.Client{BaseURL: base, APIKey: admin.Secret}
 	step(2, "The platform creates the restricted IVR key (POST /v1/api_keys, the guide's statements)")
-	statements := fmt.Sprintf(`[{"permissions":["payin:create","payment_method:create"],"constraints":{"platform":{"platform_id":%q}}}]`, platform.ID)
-	var ivrKey struct {
-		ID     string `json:"api_key_id"`
-		Secret string `json:"api_key"`
-	}
-	if err := api.call("POST", "/v1/api_keys", `{"statements":`+statements+`}`, &ivrKey); err != nil {
+	statements := []ivrpay.Statement{{Permissions: []string{"payin:create", "payment_method:create"},
+		Constraints: ivrpay.Constraints{Platform: &ivrpay.PlatformConstraint{PlatformID: platform.ID}}}}
+	ivrKey, err := api.CreateAPIKey(ctx, statements)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "statements: %s\nIVR key %s; it cannot create payin configs:\n", statements, ivrKey.ID)
-	ivrAPI := demoClient{base: base, key: ivrKey.Secret}
-	if err := ivrAPI.call("POST", "/v1/payin_configs", fmt.Sprintf(`{"merchant_id":%q,"idempotency_key":"x","amount":1000,"currency_code":"USD"}`, merchant.ID), nil); err != nil {
-		fmt.Fprintf(out, "  POST /v1/payin_configs with the IVR key → %v\n", err)
+	statementsJSON, _ := json.Marshal(statements)
+	fmt.Fprintf(out, "statements: %s\nIVR key %s; it cannot create payin configs:\n", statementsJSON, ivrKey.ID)
+	ivrAPI := &httpapi.Client{BaseURL: base, APIKey: ivrKey.Secret}
+	if _, err := ivrAPI.CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{MerchantID: merchant.ID, IdempotencyKey: "x", Amount: "1000", CurrencyCode: "USD"}); err != nil {
+		fmt.Fprintf(out, "  with the IVR key, %v\n", err)
 	} else {
 		return errors.New("the IVR key could create a payin config")
 	}
@@ -101,7 +98,7 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	fmt.Fprintf(out, "Unique Name   ivrpay_demo\nUsername      api_key\nPassword      %s\nEndpoint URL  %s\n", ivrKey.Secret, endpoint)
 
 	step(4, "Before the call, the platform creates a $10.00 payin config (POST /v1/payin_configs)")
-	cfgID, err := api.createPayinConfig(merchant.ID, "demo-order-1", 1000)
+	cfgID, err := demoPayinConfig(ctx, api, merchant.ID, "demo-order-1", 1000)
 	if err != nil {
 		return err
 	}
@@ -124,13 +121,13 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 		return fmt.Errorf("the demo charge did not succeed: %s", sim.Callback.Get("ConnectorError"))
 	}
 	var payin json.RawMessage
-	if err := api.call("GET", "/v1/payins/"+sim.Callback.Get("PaymentConfirmationCode"), "", &payin); err != nil {
+	if err := api.Do(ctx, "GET", "/v1/payins/"+sim.Callback.Get("PaymentConfirmationCode"), nil, &payin); err != nil {
 		return err
 	}
 	printJSON(out, "GET /v1/payins/"+sim.Callback.Get("PaymentConfirmationCode"), payin)
 
 	step(7, "A declined call: card 4000 0000 0000 0002 on a new $10.00 payin config")
-	cfg2, err := api.createPayinConfig(merchant.ID, "demo-order-2", 1000)
+	cfg2, err := demoPayinConfig(ctx, api, merchant.ID, "demo-order-2", 1000)
 	if err != nil {
 		return err
 	}
@@ -142,10 +139,8 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	printJSON(out, "action callback Twilio would post", sim2.Callback)
 
 	step(8, "Storing a card: a payment method config and a <Pay> with chargeAmount=\"0\"")
-	var pmc struct {
-		ID string `json:"payment_method_config_id"`
-	}
-	if err := api.call("POST", "/v1/payment_method_configs", fmt.Sprintf(`{"platform_id":%q,"idempotency_key":"demo-card-1"}`, platform.ID), &pmc); err != nil {
+	pmc, err := api.CreatePaymentMethodConfig(ctx, ivrpay.PaymentMethodConfigCreate{PlatformID: platform.ID, IdempotencyKey: "demo-card-1"})
+	if err != nil {
 		return err
 	}
 	pay3, _ := twilio.NewPay(twilio.PayOptions{Connector: "ivrpay_demo", PaymentMethodConfigID: pmc.ID})
@@ -155,7 +150,7 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	printJSON(out, "action callback Twilio would post", sim3.Callback)
 	var pm json.RawMessage
-	if err := api.call("GET", "/v1/payment_methods/"+sim3.Callback.Get("PaymentToken"), "", &pm); err != nil {
+	if err := api.Do(ctx, "GET", "/v1/payment_methods/"+sim3.Callback.Get("PaymentToken"), nil, &pm); err != nil {
 		return err
 	}
 	printJSON(out, "GET /v1/payment_methods/"+sim3.Callback.Get("PaymentToken"), pm)
@@ -174,47 +169,12 @@ func printJSON(out io.Writer, title string, v any) {
 	fmt.Fprintf(out, "%s:\n%s\n", title, b)
 }
 
-// demoClient calls the REST API as a platform would.
-type demoClient struct{ base, key string }
-
-func (c demoClient) call(method, path, body string, into any) error {
-	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+// demoPayinConfig creates a payin config of cents, marked as made for IVR.
+func demoPayinConfig(ctx context.Context, api *httpapi.Client, merchantID, idempotencyKey string, cents int64) (string, error) {
+	cfg, err := api.CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{MerchantID: merchantID, IdempotencyKey: idempotencyKey,
+		Amount: json.Number(strconv.FormatInt(cents, 10)), CurrencyCode: "USD", Metadata: json.RawMessage(`{"channel":"twilio-ivr"}`)})
 	if err != nil {
-		return err
+		return "", err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var env struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []struct {
-			Code, Message string
-		} `json:"errors"`
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&env); err != nil {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	if resp.StatusCode != http.StatusOK {
-		if len(env.Errors) > 0 {
-			return fmt.Errorf("%d %s: %s", resp.StatusCode, env.Errors[0].Code, env.Errors[0].Message)
-		}
-		return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
-	}
-	if into != nil {
-		return json.Unmarshal(env.Data, into)
-	}
-	return nil
-}
-
-func (c demoClient) createPayinConfig(merchantID, idempotencyKey string, cents int64) (string, error) {
-	var cfg struct {
-		ID string `json:"payin_config_id"`
-	}
-	err := c.call("POST", "/v1/payin_configs", fmt.Sprintf(`{"merchant_id":%q,"idempotency_key":%q,"amount":%d,"currency_code":"USD","metadata":{"channel":"twilio-ivr"}}`,
-		merchantID, idempotencyKey, cents), &cfg)
-	return cfg.ID, err
+	return cfg.ID, nil
 }

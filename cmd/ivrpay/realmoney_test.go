@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 	"github.com/ivrpay/ivrpay/vault"
 )
@@ -100,40 +101,12 @@ func (d *deployment) serve() {
 	}
 }
 
-// api calls the REST API and returns the HTTP status and the envelope's data.
-func (d *deployment) api(method, path, key string, body any) (int, map[string]any) {
-	d.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, d.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var env struct {
-		Data   map[string]any `json:"data"`
-		Errors []struct{ Message string }
-	}
-	raw, _ := io.ReadAll(res.Body)
-	if err := json.Unmarshal(raw, &env); err != nil {
-		d.t.Fatalf("%s %s: %s", method, path, raw)
-	}
-	if res.StatusCode != 200 && len(env.Errors) > 0 {
-		env.Data = map[string]any{"message": env.Errors[0].Message}
-	}
-	return res.StatusCode, env.Data
-}
-
+// mustAPI calls the REST API with key and returns the answer's data.
 func (d *deployment) mustAPI(method, path, key string, body any) map[string]any {
 	d.t.Helper()
-	status, data := d.api(method, path, key, body)
-	if status != 200 {
-		d.t.Fatalf("%s %s: HTTP %d %v", method, path, status, data)
+	var data map[string]any
+	if err := (&httpapi.Client{BaseURL: d.base, APIKey: key}).Do(context.Background(), method, path, body, &data); err != nil {
+		d.t.Fatal(err)
 	}
 	return data
 }

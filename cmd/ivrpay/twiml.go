@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -151,90 +150,60 @@ func (c *remoteConfig) lintOptions() twilio.LintOptions {
 }
 
 // configKind tells a payin config id from a payment method config id by its prefix.
-func configKind(id string) (kind, path string, err error) {
+func configKind(id string) (kind string, err error) {
 	bare := strings.TrimPrefix(id, ivrpay.ModeSandbox.IDPrefix())
 	switch {
 	case strings.HasPrefix(bare, ivrpay.PrefixPayinConfig):
-		return twilio.ConfigKindPayin, "/v1/payin_configs/", nil
+		return twilio.ConfigKindPayin, nil
 	case strings.HasPrefix(bare, ivrpay.PrefixPaymentMethodConfig):
-		return twilio.ConfigKindPaymentMethod, "/v1/payment_method_configs/", nil
+		return twilio.ConfigKindPaymentMethod, nil
 	}
-	return "", "", usagef("--config %q: a config id starts with %s (payin config) or %s (payment method config), with %s in front in sandbox",
+	return "", usagef("--config %q: a config id starts with %s (payin config) or %s (payment method config), with %s in front in sandbox",
 		id, ivrpay.PrefixPayinConfig, ivrpay.PrefixPaymentMethodConfig, ivrpay.ModeSandbox.IDPrefix())
 }
 
 // fetchConfig reads a config with GET /v1/payin_configs/{id} or
 // /v1/payment_method_configs/{id}.
 func fetchConfig(ctx context.Context, baseURL, apiKey, id string) (*remoteConfig, error) {
-	kind, path, err := configKind(id)
+	kind, err := configKind(id)
 	if err != nil {
 		return nil, err
 	}
 	if baseURL == "" || apiKey == "" {
 		return nil, usagef("--config needs --base-url and an API key that can read the config")
 	}
-	u, err := url.Parse(strings.TrimRight(baseURL, "/") + path + url.PathEscape(id))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+	if u, err := url.Parse(baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, usagef("--base-url %q is not an http(s) URL", baseURL)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reading config %s: %w", id, err)
-	}
-	defer resp.Body.Close()
-	var env struct {
-		Status string `json:"status"`
-		Data   struct {
-			Amount         int64 `json:"amount"`
-			BillingContact *struct {
-				PostalCode string `json:"postal_code"`
-			} `json:"billing_contact"`
-			Payin *struct {
-				PayinID string `json:"payin_id"`
-			} `json:"payin"`
-			PaymentMethod *struct {
-				PaymentMethodID string `json:"payment_method_id"`
-			} `json:"payment_method"`
-		} `json:"data"`
-		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	}
-	decodeErr := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&env)
-	if resp.StatusCode != http.StatusOK || env.Status != "SUCCESS" {
-		msg := resp.Status
-		if decodeErr == nil && len(env.Errors) > 0 {
-			msg += ": " + env.Errors[0].Code + ": " + env.Errors[0].Message
+	api := &httpapi.Client{BaseURL: baseURL, APIKey: apiKey}
+	c := &remoteConfig{kind: kind, id: id}
+	var contact *ivrpay.BillingContact
+	if kind == twilio.ConfigKindPayin {
+		cfg, err := api.GetPayinConfig(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("reading config %s: %w", id, err)
 		}
-		return nil, fmt.Errorf("reading config %s: GET %s answered %s", id, u.Redacted(), msg)
+		if cfg.Amount <= 0 {
+			return nil, fmt.Errorf("reading config %s: the payin config has no amount", id)
+		}
+		c.amountCents, contact = cfg.Amount, cfg.BillingContact
+		if cfg.Payin != nil {
+			c.usedBy = cfg.Payin.PayinID
+		}
+	} else {
+		cfg, err := api.GetPaymentMethodConfig(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("reading config %s: %w", id, err)
+		}
+		contact = cfg.BillingContact
+		if cfg.PaymentMethod != nil {
+			c.usedBy = cfg.PaymentMethod.PaymentMethodID
+		}
 	}
-	if decodeErr != nil {
-		return nil, fmt.Errorf("reading config %s: the answer is not the API's JSON envelope: %v", id, decodeErr)
-	}
-	c := &remoteConfig{kind: kind, id: id, amountCents: env.Data.Amount}
-	if kind == twilio.ConfigKindPaymentMethod {
-		c.amountCents = 0
-	}
-	if env.Data.BillingContact != nil {
-		c.postalCode = strings.TrimSpace(env.Data.BillingContact.PostalCode)
-	}
-	switch {
-	case env.Data.Payin != nil && env.Data.Payin.PayinID != "":
-		c.usedBy = env.Data.Payin.PayinID
-	case env.Data.PaymentMethod != nil && env.Data.PaymentMethod.PaymentMethodID != "":
-		c.usedBy = env.Data.PaymentMethod.PaymentMethodID
-	}
-	if kind == twilio.ConfigKindPayin && c.amountCents <= 0 {
-		return nil, fmt.Errorf("reading config %s: the payin config has no amount", id)
+	if contact != nil {
+		c.postalCode = strings.TrimSpace(contact.PostalCode)
 	}
 	return c, nil
 }

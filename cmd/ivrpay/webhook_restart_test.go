@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
@@ -135,26 +137,11 @@ func whStart(t *testing.T, bin, db, vaultKey string, extra ...string) *whServer 
 
 func (s *whServer) api(t *testing.T, method, path, key string, body any) map[string]any {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	var data map[string]any
+	if err := (&httpapi.Client{BaseURL: s.baseURL, APIKey: key}).Do(context.Background(), method, path, body, &data); err != nil {
+		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(method, s.baseURL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	var env struct {
-		Data map[string]any `json:"data"`
-	}
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != 200 || json.Unmarshal(raw, &env) != nil {
-		t.Fatalf("%s %s: HTTP %d %s", method, path, res.StatusCode, raw)
-	}
-	return env.Data
+	return data
 }
 
 func (s *whServer) deliveries(t *testing.T, key, endpointID string) []map[string]any {

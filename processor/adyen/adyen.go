@@ -377,7 +377,7 @@ func (p *Processor) Resolve(ctx context.Context, pay ivrpay.CardPayment) (ivrpay
 		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("adyen: cannot resolve a payment without idempotency key and reference")
 	}
 	req := technicalCancelRequest{MerchantAccount: p.merchant(pay.AccountRef), PaymentReference: pay.Reference,
-		Reference: truncate("tcancel-"+pay.Reference, 80)}
+		Reference: ivrpay.Clip("tcancel-"+pay.Reference, 80)}
 	var res modificationResponse
 	apiErr, err := p.call(ctx, "/cancels", derivedKey("technical-cancel", pay.IdempotencyKey), req, &res, pay.Card)
 	if err != nil {
@@ -440,7 +440,7 @@ func (p *Processor) call(ctx context.Context, path, idemKey string, body, out an
 	if json.Unmarshal(raw, se) != nil || se.Status == 0 {
 		se.Status = resp.StatusCode
 	}
-	se.Message = truncate(redact(se.Message, card), 200)
+	se.Message = ivrpay.Clip(redact(se.Message, card), 200)
 	// 5xx and 429 may or may not have done the work. 704 (with 409 or 422)
 	// is the same idempotency key still in progress, and Transient-Error
 	// marks any error that a retry with the same key may turn around.
@@ -474,9 +474,9 @@ func refusalDesc(res paymentResponse, raw string) string {
 	if reason == "" {
 		reason = res.ResultCode
 	}
-	d := "adyen " + code + ": " + truncate(reason, 120)
+	d := "adyen " + code + ": " + ivrpay.Clip(reason, 120)
 	if raw != "" && !strings.EqualFold(raw, reason) {
-		d += " (raw " + truncate(raw, 80) + ")"
+		d += " (raw " + ivrpay.Clip(raw, 80) + ")"
 	}
 	return d
 }
@@ -509,13 +509,6 @@ func idempotencyKey(key string) string {
 func derivedKey(purpose, key string) string {
 	sum := sha256.Sum256([]byte("ivrpay adyen " + purpose + "\x00" + key))
 	return hex.EncodeToString(sum[:])
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // redact removes the card number, and the CVV as a separate word, from text
