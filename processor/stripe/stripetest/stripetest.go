@@ -103,9 +103,9 @@ type Request struct {
 	// LiveKey: the request carried a live key (which the Recorder handed
 	// stripe-mock, which only takes test keys, as a test key).
 	LiveKey bool
-	Form                       url.Values
-	Status                     int
-	Body                       string // the answer, for failure messages
+	Form    url.Values
+	Status  int
+	Body    string // the answer, for failure messages
 }
 
 // Recorder is a reverse proxy in front of stripe-mock that keeps every
