@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Event types (SPEC §7). An event's data is the object as GET returns it.
+// Event types (docs/webhooks.md). An event's data is the object as GET returns it.
 const (
 	EventPayinProcessing     = "payin.processing"
 	EventPayinFailed         = "payin.failed"

@@ -303,7 +303,9 @@ func TestIVRSlowProcessorRetry(t *testing.T) {
 		case <-done2:
 			t.Fatalf("the retry returned %+v, %v while the first attempt was still running", res2, err2)
 		case <-time.After(30 * time.Second):
-			t.Log("the retry was not seen polling; releasing the processor anyway")
+			hangUp()
+			close(release)
+			t.Fatal("the retry was not seen waiting for the running attempt within 30 s")
 		}
 		clock.setHook(nil)
 		hangUp()
@@ -474,7 +476,8 @@ func TestIVRCrashResume(t *testing.T) {
 			case <-done:
 				t.Fatalf("the retry returned %+v, %v before the crashed attempt's lease ended", res, err)
 			case <-time.After(30 * time.Second):
-				t.Log("the retry was not seen polling; ending the lease anyway")
+				clock.Advance(time.Minute)
+				t.Fatal("the retry was not seen waiting for the crashed attempt's lease within 30 s")
 			}
 			clock.setHook(nil)
 			clock.Advance(time.Minute)
@@ -667,7 +670,7 @@ func TestChargePaymentMethod(t *testing.T) {
 }
 
 // TestChargePaymentMethodMerchantScope: a key limited to one merchant must not
-// charge a card stored for another merchant of the platform (SPEC §1.1: an
+// charge a card stored for another merchant of the platform (docs/decisions.md: an
 // object of the same platform that the key's merchant constraint excludes
 // answers 403).
 func TestChargePaymentMethodMerchantScope(t *testing.T) {
@@ -840,7 +843,7 @@ func luhnComplete(prefix string) string {
 	panic("unreachable")
 }
 
-// TestIVRChecks runs the connector's checks of SPEC §5.3 after the
+// TestIVRChecks runs the connector's checks of docs/connector.md after the
 // transaction claim: each refusal makes no payin and leaves the config usable.
 func TestIVRChecks(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {

@@ -95,7 +95,7 @@ func New(cfg Config) (*Processor, error) {
 // CheckEndpointMode refuses an endpoint that does not fit the mode: production
 // needs a live Checkout endpoint over https, and sandbox refuses any live
 // Adyen endpoint, so that test credentials never meet real money and the
-// other way round (SPEC §4.1). An empty apiBase is TestAPIBase.
+// other way round (docs/processors.md). An empty apiBase is TestAPIBase.
 func CheckEndpointMode(apiBase string, production bool) error {
 	if apiBase == "" {
 		apiBase = TestAPIBase
@@ -245,7 +245,7 @@ func (p *Processor) pay(ctx context.Context, pay ivrpay.CardPayment, value int64
 		PaymentMethod: cardDetails{Type: "scheme", Number: pay.Card.PAN,
 			ExpiryMonth: fmt.Sprintf("%02d", pay.Card.ExpMonth), ExpiryYear: strconv.Itoa(pay.Card.ExpYear)},
 		ShopperInteraction: "Moto",
-		// Every card ivrpay charges is kept as a payment method (SPEC §4), so
+		// Every card ivrpay charges is kept as a payment method (docs/sandbox.md), so
 		// the first payment is flagged as the start of a card-on-file series.
 		RecurringProcessingModel: "UnscheduledCardOnFile",
 		ReturnURL:                p.returnURL,

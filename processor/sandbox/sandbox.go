@@ -1,5 +1,5 @@
 // Package sandbox is the deterministic card processor of sandbox deployments
-// (SPEC §4). It never touches a card network: its answer depends only on the
+// (docs/sandbox.md). It never touches a card network: its answer depends only on the
 // request, so integrators can script every outcome, including declines made
 // through Twilio's TEST mode, which only forwards Twilio's own test cards and
 // so can only be steered by amount.
@@ -155,8 +155,8 @@ func Table() []Rule {
 	})
 }
 
-// Fault triggers: amounts whose answer does not arrive (SPEC §4.1,
-// docs/processors.md). The charge is made (or not) at the "acquirer"; only the
+// Fault triggers: amounts whose answer does not arrive (docs/processors.md).
+// The charge is made (or not) at the "acquirer"; only the
 // answer is lost, as when a real processor times out or answers 5xx.
 const (
 	// TimeoutFirstAmount: the first call for an idempotency key times out

@@ -62,7 +62,7 @@ func TestAuthorize(t *testing.T) {
 		desc     string
 		avs, cvc string
 	}{
-		// Twilio's test cards and the Diners Club card (SPEC §4) approve.
+		// Twilio's test cards and the Diners Club card (docs/sandbox.md) approve.
 		{"visa", auth("4111111111111111", 1000), true, "", "", "Y", "M"},
 		{"mastercard", auth("5555555555554444", 1000), true, "", "", "Y", "M"},
 		{"amex", auth("378282246310005", 1000), true, "", "", "Y", "M"},

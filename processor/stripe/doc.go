@@ -1,4 +1,4 @@
-// Package stripe is the ivrpay.Processor of Stripe (SPEC §4.1), built on
+// Package stripe is the ivrpay.Processor of Stripe (docs/processors.md), built on
 // github.com/stripe/stripe-go/v84. Every call goes through stripe-go with its
 // own network retries off (the ivrpay service decides retries) and carries an
 // Idempotency-Key derived from ivrpay's ids; connected accounts get the

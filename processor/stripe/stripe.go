@@ -72,7 +72,7 @@ func New(cfg Config) (*Processor, error) {
 }
 
 // CheckKeyMode refuses live keys outside production and test keys in
-// production (SPEC §4.1).
+// production (docs/processors.md).
 func CheckKeyMode(secretKey string, production bool) error {
 	live := strings.HasPrefix(secretKey, "sk_live_") || strings.HasPrefix(secretKey, "rk_live_")
 	test := strings.HasPrefix(secretKey, "sk_test_") || strings.HasPrefix(secretKey, "rk_test_")
