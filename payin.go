@@ -150,7 +150,10 @@ type PayinService interface {
 	ListPayins(ctx context.Context, f PayinFilter) (*List[*Payin], error)
 	// ChargePaymentMethod makes a payin from a stored payment method
 	// (source API_STORED_PAYMENT_METHOD). A config that already has an
-	// approved payin is an ECONFLICT.
+	// approved payin, or one being charged by another request, is an
+	// ECONFLICT; when the processor's outcome is unknown the payin is
+	// returned CREATED with processor.outcome UNKNOWN, and the same request
+	// sent again asks the processor again under the same idempotency key.
 	ChargePaymentMethod(ctx context.Context, paymentMethodID, payinConfigID string) (*Payin, error)
 }
 

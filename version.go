@@ -51,8 +51,10 @@ func EffectiveVersion(requested string, min APIVersion) (APIVersion, error) {
 	return v, nil
 }
 
-// ShapePayin adapts a payin to the API version a client reads it at. All
-// version-specific response shaping lives here.
+// ShapePayin adapts a payin to the API version a client reads it at: the one
+// place where a response changes with the version. What a version refuses
+// or reads differently in a request (processing_mode AUTHORIZE, capture, the
+// PROCESSING status filter) is checked where that request is validated.
 func ShapePayin(v APIVersion, p *Payin) *Payin {
 	if p == nil || v.SupportsAuthorize() || p.Status != PayinStatusAuthorized {
 		return p

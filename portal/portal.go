@@ -51,9 +51,8 @@ type Limiter interface {
 	Fail(key string) bool
 }
 
-// ConnectorPath is where Twilio posts Generic Pay Connector requests
-// (httpapi.ConnectorPath; repeated here so the portal needs only the domain).
-const ConnectorPath = "/vendor/twilio/pay_generic"
+// ConnectorPath is where Twilio posts Generic Pay Connector requests.
+const ConnectorPath = httpapi.ConnectorPath
 
 // Options configure the portal.
 type Options struct {
