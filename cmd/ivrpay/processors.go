@@ -26,7 +26,8 @@ func openProcessor(mode ivrpay.Mode) func(a *ivrpay.ProcessorAccount, secret str
 		case ivrpay.ProcessorKindStripe:
 			return stripe.New(stripe.Config{SecretKey: secret, APIBase: a.APIBase})
 		case ivrpay.ProcessorKindAdyen:
-			return adyen.New(adyen.Config{APIKey: secret, MerchantAccount: a.MerchantAccount, APIBase: a.APIBase, Live: production})
+			return adyen.New(adyen.Config{APIKey: secret, MerchantAccount: a.MerchantAccount, APIBase: a.APIBase, Live: production,
+				AmountTriggers: !production})
 		}
 		return nil, fmt.Errorf("unknown processor kind %q", a.Kind)
 	}

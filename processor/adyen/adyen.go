@@ -55,12 +55,24 @@ type Config struct {
 	HTTPClient *http.Client
 	// ReturnURL is sent as returnUrl; DefaultReturnURL when empty.
 	ReturnURL string
+	// AmountTriggers asks Adyen's test platform for the refusals of
+	// TestAcquirerResponseCodes by amount, so that a decline can be made
+	// through Twilio's TEST mode, which only forwards fixed test cards. Only
+	// for test accounts: New refuses it with Live.
+	AmountTriggers bool
 }
+
+// TestAcquirerResponseCodes maps the sandbox's decline amounts (cents) to the
+// RequestedTestAcquirerResponseCode Adyen's test platform answers with that
+// refusal: 2 Refused, 12 Not enough balance, 27 Declined Non Generic, 4
+// Acquirer Error.
+var TestAcquirerResponseCodes = map[int64]string{5101: "2", 5102: "12", 5103: "27", 5105: "4"}
 
 // Processor is the Adyen ivrpay.Processor. It is safe for concurrent use.
 type Processor struct {
 	apiKey, merchantAccount, apiBase, returnURL string
 	client                                      *http.Client
+	amountTriggers                              bool
 }
 
 var _ ivrpay.Processor = (*Processor)(nil)
@@ -88,8 +100,11 @@ func New(cfg Config) (*Processor, error) {
 	if ret == "" {
 		ret = DefaultReturnURL
 	}
+	if cfg.AmountTriggers && cfg.Live {
+		return nil, errors.New("adyen: amount triggers are for test accounts only")
+	}
 	return &Processor{apiKey: cfg.APIKey, merchantAccount: cfg.MerchantAccount,
-		apiBase: strings.TrimRight(base, "/"), returnURL: ret, client: client}, nil
+		apiBase: strings.TrimRight(base, "/"), returnURL: ret, client: client, amountTriggers: cfg.AmountTriggers}, nil
 }
 
 // CheckEndpointMode refuses an endpoint that does not fit the mode: production
@@ -269,6 +284,9 @@ func (p *Processor) pay(ctx context.Context, pay ivrpay.CardPayment, value int64
 	}
 	if value > 0 && !pay.Capture {
 		req.AdditionalData["manualCapture"] = "true"
+	}
+	if code, ok := TestAcquirerResponseCodes[value]; ok && p.amountTriggers {
+		req.AdditionalData["RequestedTestAcquirerResponseCode"] = code
 	}
 	if len(req.AdditionalData) == 0 {
 		req.AdditionalData = nil
