@@ -230,3 +230,27 @@ type ProcessorRoute struct {
 	// AccountRef is the merchant's sub-account (Stripe acct_…, an Adyen merchant account).
 	AccountRef string
 }
+
+// Operations a processor may lack, for ProcessorCapabilities.Check.
+const (
+	OpAuthorizeOnly  = "authorize now and capture later"
+	OpVerify         = "verify a card to store it"
+	OpStoredCharge   = "charge a stored card"
+	OpCapture        = "capture"
+	OpPartialCapture = "capture part of an authorization"
+	OpVoid           = "void"
+	OpRefund         = "refund"
+	OpPartialRefund  = "refund part of a payment"
+)
+
+// Check refuses an operation the adapter lacks, before any card data
+// leaves: an ECONFLICT naming the processor and what it cannot do.
+func (c ProcessorCapabilities) Check(kind, op string) error {
+	has := map[string]bool{OpAuthorizeOnly: c.ManualCapture, OpVerify: c.Verify, OpStoredCharge: c.StoredCharges,
+		OpCapture: c.ManualCapture, OpPartialCapture: c.PartialCapture, OpVoid: c.Void, OpRefund: c.Refund,
+		OpPartialRefund: c.PartialRefund}
+	if has[op] {
+		return nil
+	}
+	return Errorf(ECONFLICT, "the %s processor of this payment cannot %s; ask the operator to route the merchant to a processor account that can", kind, op)
+}

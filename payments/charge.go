@@ -210,6 +210,14 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 	} else if err != nil {
 		return nil, err
 	}
+	if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpStoredCharge); err != nil {
+		return nil, err
+	}
+	if cfg.ProcessingMode == ivrpay.ProcessingModeAuthorize {
+		if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpAuthorizeOnly); err != nil {
+			return nil, err
+		}
+	}
 	ciphertext, nti, err := s.store.LoadPaymentMethodCard(ctx, pm.ID)
 	if err != nil {
 		return nil, err

@@ -129,6 +129,11 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 	} else if err != nil {
 		return ivrpay.IVRResult{}, false, err
 	}
+	if cfg.ProcessingMode == ivrpay.ProcessingModeAuthorize {
+		if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpAuthorizeOnly); err != nil {
+			return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", ivrpay.ErrorMessage(err)).Result(), false, nil
+		}
+	}
 	version := caller.Platform.MinAPIVersion
 	answer := func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer {
 		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: ivrChargeResult(version, p, entry)}
@@ -171,6 +176,9 @@ func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req iv
 		return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", notConfigured.Error()).Result(), false, nil
 	} else if err != nil {
 		return ivrpay.IVRResult{}, false, err
+	}
+	if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpVerify); err != nil {
+		return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", ivrpay.ErrorMessage(err)).Result(), false, nil
 	}
 	pmID := s.newID(ivrpay.PrefixPaymentMethod)
 	params := map[string]string{"card_brand": string(entry.Brand), "card_last_4": card.Last4(entry.PAN)}

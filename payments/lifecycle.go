@@ -28,7 +28,11 @@ func (s *Service) CapturePayin(ctx context.Context, payinID string, in ivrpay.Pa
 	if amount, err = ivrpay.PlanCapture(p, amount); err != nil {
 		return nil, err
 	}
-	res, err := s.operate(ctx, p, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
+	op := ivrpay.OpCapture
+	if amount < p.AuthorizedAmount {
+		op = ivrpay.OpPartialCapture
+	}
+	res, err := s.operate(ctx, p, op, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
 		return proc.Capture(ctx, ivrpay.PaymentOperation{IdempotencyKey: "capture_" + p.ID, Reference: string(p.Processor.Reference),
 			PayinID: p.ID, Amount: amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
 	})
@@ -111,7 +115,7 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 
 // void cancels the payment at the processor, then records the payin CANCELED.
 func (s *Service) void(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrRefundPlan, opKey string, rec *ivrpay.VoidOrRefundRecord) error {
-	res, err := s.operate(ctx, p, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
+	res, err := s.operate(ctx, p, ivrpay.OpVoid, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
 		return proc.Void(ctx, ivrpay.PaymentOperation{IdempotencyKey: opKey, Reference: string(p.Processor.Reference), PayinID: p.ID,
 			Amount: plan.Amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
 	})
@@ -127,15 +131,19 @@ func (s *Service) void(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrR
 
 // refund reserves the refund, asks the processor, and records its answer.
 func (s *Service) refund(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrRefundPlan, opKey string, rec *ivrpay.VoidOrRefundRecord) error {
+	op := ivrpay.OpRefund
+	if plan.Amount < p.CapturedAmount {
+		op = ivrpay.OpPartialRefund
+	}
+	proc, err := s.capable(ctx, p, op)
+	if err != nil {
+		return err
+	}
 	rec.RefundID = s.newID(ivrpay.PrefixRefund)
 	rec.Result.PayinStatus = ivrpay.PayinStatusSucceeded
 	rec.Result.RefundID, rec.Result.RefundStatus = ivrpay.OptString(rec.RefundID), ivrpay.RefundStatusProcessing
 	wctx := context.WithoutCancel(ctx)
 	if err := s.store.RecordVoidOrRefund(wctx, *rec); err != nil {
-		return err
-	}
-	proc, err := s.router.Account(ctx, p.Processor.Account)
-	if err != nil {
 		return err
 	}
 	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
@@ -158,11 +166,11 @@ func (s *Service) refund(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidO
 	return s.store.RecordRefundOutcome(wctx, o)
 }
 
-// operate runs a capture or void at the processor that made p. An unknown
+// operate runs a capture or void (op) at the processor that made p. An unknown
 // outcome is an error the client may retry with the same request (the same
 // processor idempotency key); nothing was recorded.
-func (s *Service) operate(ctx context.Context, p *ivrpay.Payin, f func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error)) (ivrpay.ProcessorResult, error) {
-	proc, err := s.router.Account(ctx, p.Processor.Account)
+func (s *Service) operate(ctx context.Context, p *ivrpay.Payin, op string, f func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error)) (ivrpay.ProcessorResult, error) {
+	proc, err := s.capable(ctx, p, op)
 	if err != nil {
 		return ivrpay.ProcessorResult{}, err
 	}
@@ -172,6 +180,15 @@ func (s *Service) operate(ctx context.Context, p *ivrpay.Payin, f func(ctx conte
 		return res, ivrpay.Errorf(ivrpay.EUNAVAILABLE, "the processor did not answer in time; nothing was recorded: send the same request again (it reuses the processor's idempotency key, so it never acts twice)")
 	}
 	return res, nil
+}
+
+// capable returns the processor that made p, or why it cannot do op.
+func (s *Service) capable(ctx context.Context, p *ivrpay.Payin, op string) (ivrpay.Processor, error) {
+	proc, err := s.router.Account(ctx, p.Processor.Account)
+	if err != nil {
+		return nil, err
+	}
+	return proc, proc.Capabilities().Check(proc.Kind(), op)
 }
 
 func processorRefused(what, payinID string, res ivrpay.ProcessorResult) error {
