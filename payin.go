@@ -214,13 +214,18 @@ func (b *BillingContact) WithPostalCode(postal string) *BillingContact {
 
 // CheckStoredCharge decides whether caller may charge stored card pm for
 // payin config cfg now: the key may make payins on the config and with the
-// card, a merchant's card never pays another merchant, the card is ACTIVE
-// and unexpired, and the config has no approved payin yet.
+// card, and may read the card (charging a stored card picks whose card pays,
+// which an IVR key's payin:create alone must not), a merchant's card never
+// pays another merchant, the card is ACTIVE and unexpired, and the config
+// has no approved payin yet.
 func CheckStoredCharge(caller *APIKey, pm *PaymentMethod, cfg *PayinConfig, now time.Time) error {
 	if err := Authorize(caller, "payin:create", Object{PlatformID: cfg.PlatformID, MerchantID: cfg.MerchantID}); err != nil {
 		return err
 	}
 	if err := Authorize(caller, "payin:create", pm.Object()); err != nil {
+		return err
+	}
+	if err := Authorize(caller, "payment_method:read", pm.Object()); err != nil {
 		return err
 	}
 	if pm.MerchantID != "" && string(pm.MerchantID) != cfg.MerchantID {

@@ -1330,11 +1330,14 @@ func TestStoredCardChargedLater(t *testing.T) {
 		wantStatus(t, r, http.StatusConflict)
 		b.ivr(key, with(chargeBody(cfg), "amount", "25.00")).wantErr(t, "charge", "CONFIG_ALREADY_USED", 200)
 
-		// The card an IVR charge stored is reusable too, with the IVR key (payin:create).
+		// The card an IVR charge stored is reusable too, but not with the IVR
+		// key: charging a stored card needs payment_method:read as well.
 		charged := b.ivr(key, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)))
 		charged.wantOK(t, "charge")
-		r = b.api("POST", "/v1/payment_methods/"+charged.Params["payment_method_id"]+"/payin", key,
-			map[string]any{"payin_config_id": b.payinConfig(b.admin, b.merchantID, 1000, nil)})
+		reuse := map[string]any{"payin_config_id": b.payinConfig(b.admin, b.merchantID, 1000, nil)}
+		r = b.api("POST", "/v1/payment_methods/"+charged.Params["payment_method_id"]+"/payin", key, reuse)
+		wantStatus(t, r, http.StatusForbidden)
+		r = b.api("POST", "/v1/payment_methods/"+charged.Params["payment_method_id"]+"/payin", b.admin, reuse)
 		wantStatus(t, r, 200)
 		if r.data(t)["source"] != "API_STORED_PAYMENT_METHOD" {
 			t.Errorf("payin %s", r.Data)

@@ -24,6 +24,12 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		if tx.RequestHash != s.ivrRequestHash(req, ref) {
 			return ivrpay.DuplicateTransaction(req.TransactionID).Result(), nil
 		}
+		refusal, err := s.checkReplay(ctx, caller, req.Method, tx.ConfigID)
+		if err != nil {
+			return res, err
+		} else if refusal != nil {
+			return refusal.Result(), nil
+		}
 		return tx.Response, nil
 	}
 	// From here the attempt runs to completion even if Twilio hangs up, so
@@ -43,6 +49,35 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		}
 	}
 	return res, err
+}
+
+// checkReplay refuses a replayed transaction to a key that may not act on
+// its config (another merchant's key of the platform resending the
+// transaction id it learned); the answer names nothing of the transaction.
+func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method, configID string) (*ivrpay.ConnectorError, error) {
+	var obj ivrpay.Object
+	permission := "payin:create"
+	if method == ivrpay.IVRMethodCharge {
+		cfg, err := s.store.LoadPayinConfig(ctx, configID)
+		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
+			return nil, nil // the first answer was CONFIG_NOT_FOUND: nothing to protect
+		} else if err != nil {
+			return nil, err
+		}
+		obj = ivrpay.Object{PlatformID: cfg.PlatformID, MerchantID: cfg.MerchantID}
+	} else {
+		pmc, err := s.store.LoadPaymentMethodConfig(ctx, configID)
+		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		permission, obj = "payment_method:create", ivrpay.Object{PlatformID: pmc.PlatformID, MerchantID: pmc.MerchantID}
+	}
+	if ivrpay.Allows(caller.Statements, permission, obj) {
+		return nil, nil
+	}
+	return ivrpay.ConnectorErrorf(ivrpay.ConnForbidden, "API key %s lacks permission %s on the config of this transaction_id", caller.ID, permission), nil
 }
 
 // ivrRequestHash identifies "the same request" for a transaction_id: method,

@@ -639,9 +639,15 @@ func TestChargePaymentMethod(t *testing.T) {
 		wantCode(t, err, ivrpay.EINVALID)
 		_, err = b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, "")
 		wantCode(t, err, ivrpay.EINVALID)
-		_, err = b.pay.ChargePaymentMethod(b.ivrCtx, tok.ID, cfg.ID) // payin:create is all it takes
-		if err != nil {
-			t.Fatalf("IVR key (payin:create) charging a stored card: %v", err)
+		// An IVR key's payin:create is not enough: charging a stored card
+		// needs payment_method:read on the card too.
+		_, err = b.pay.ChargePaymentMethod(b.ivrCtx, tok.ID, cfg.ID)
+		wantCode(t, err, ivrpay.EFORBIDDEN)
+		if !strings.Contains(ivrpay.ErrorMessage(err), "payment_method:read") {
+			t.Fatalf("IVR key charging a stored card: %v, want a 403 naming payment_method:read", err)
+		}
+		if _, err = b.pay.ChargePaymentMethod(b.adminCtx, tok.ID, cfg.ID); err != nil {
+			t.Fatalf("admin charging a stored card: %v", err)
 		}
 		other := setupOn(t, s, engine, b.opts)
 		_, err = b.pay.ChargePaymentMethod(other.adminCtx, tok.ID, other.payinConfig(t, 1000).ID)
