@@ -3,7 +3,9 @@ package ivrpay
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -119,7 +121,35 @@ func validateIdempotencyKey(k string) error {
 	if utf8.RuneCountInString(k) > 255 {
 		return FieldErrorf("idempotency_key", "must be at most 255 characters")
 	}
+	if strings.ContainsFunc(k, unicode.IsControl) {
+		return FieldErrorf("idempotency_key", "must not contain control characters")
+	}
 	return nil
+}
+
+// idempotencyScopeSep separates a merchant's id from a key in a scoped key;
+// keys cannot contain it (validateIdempotencyKey refuses control characters).
+const idempotencyScopeSep = "\x1f"
+
+// ScopedIdempotencyKey is the key as it is unique in the database: keys of a
+// merchant's objects are the merchant's own, so one merchant's key can never
+// take, or reveal, another merchant's; keys of platform-level objects are the
+// platform's.
+func ScopedIdempotencyKey(merchantID, key string) string {
+	if merchantID == "" {
+		return key
+	}
+	return merchantID + idempotencyScopeSep + key
+}
+
+// ClientIdempotencyKey is the key the client sent, from a scoped key (keys
+// stored before scoping are returned as they are).
+func ClientIdempotencyKey(scoped string) string {
+	_, key, found := strings.Cut(scoped, idempotencyScopeSep)
+	if !found {
+		return scoped
+	}
+	return key
 }
 
 func validateCurrency(c string) error {

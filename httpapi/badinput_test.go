@@ -324,9 +324,18 @@ func TestIdempotencyKeys(t *testing.T) {
 		if p1.data(t)["payment_method_config_id"] != p2.data(t)["payment_method_config_id"] {
 			t.Fatal("a repeated payment method config made a second config")
 		}
-		r = b.api("POST", "/v1/payment_method_configs", b.admin, mergeBody(pmcBody, "merchant_id", b.merchantID))
+		r = b.api("POST", "/v1/payment_method_configs", b.admin, mergeBody(pmcBody, "metadata", map[string]any{"x": 2}))
 		if r.Status != http.StatusConflict || r.err().Field != "idempotency_key" {
 			t.Errorf("same pmc key, different body: HTTP %d field %q, want 409\n%s", r.Status, r.err().Field, r.Raw)
+		}
+		if strings.Contains(r.err().Message, p1.data(t)["payment_method_config_id"].(string)) {
+			t.Errorf("the conflict names the first config: %s", r.err().Message)
+		}
+		// A merchant's keys are its own: the same key for a merchant's config is another config.
+		r = b.api("POST", "/v1/payment_method_configs", b.admin, mergeBody(pmcBody, "merchant_id", b.merchantID))
+		wantStatus(t, r, 200)
+		if r.data(t)["payment_method_config_id"] == p1.data(t)["payment_method_config_id"] {
+			t.Error("a merchant's config took the platform-level config of the same key")
 		}
 	})
 }

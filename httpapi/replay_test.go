@@ -46,3 +46,49 @@ func TestReplayNeedsPermissionOnTheConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotencyKeysAreTheMerchants is the squatting attack: a merchant's
+// key used to take idempotency keys platform-wide, so it could claim another
+// merchant's future keys (and the conflict named the other merchant's
+// config). Keys of merchant objects are now the merchant's own, and a
+// conflict names no object.
+func TestIdempotencyKeysAreTheMerchants(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		r := b.api("POST", "/v1/merchants", b.admin, map[string]any{"name": "Second shop"})
+		wantStatus(t, r, 200)
+		m2 := r.data(t)["merchant_id"].(string)
+		m1Key, _ := b.createKey(b.admin, statementsJSON(b.platformID, b.merchantID, "payin_config:create", "refund:create"))
+		m2Key, _ := b.createKey(b.admin, statementsJSON(b.platformID, m2, "payin_config:create", "refund:create"))
+		config := func(key, merchant string, amount int) apiResp {
+			return b.api("POST", "/v1/payin_configs", key, map[string]any{"merchant_id": merchant, "idempotency_key": "order-42",
+				"amount": amount, "currency_code": "USD"})
+		}
+		squat := config(m1Key, b.merchantID, 100)
+		wantStatus(t, squat, 200)
+		mine := config(m2Key, m2, 2500)
+		wantStatus(t, mine, 200)
+		if mine.data(t)["payin_config_id"] == squat.data(t)["payin_config_id"] || mine.data(t)["amount"] != float64(2500) {
+			t.Fatalf("merchant 2's key order-42 got %v", mine.data(t))
+		}
+		conflict := config(m1Key, b.merchantID, 200)
+		wantStatus(t, conflict, 409)
+		if strings.Contains(conflict.err().Message, squat.data(t)["payin_config_id"].(string)) {
+			t.Fatalf("the conflict names a config: %s", conflict.err().Message)
+		}
+
+		// Voids and refunds: one merchant's key does not replay or block another's.
+		key := b.ivrKey("payin:create")
+		p1 := b.ivr(key, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
+		p2 := b.ivr(key, chargeBody(b.payinConfig(b.admin, m2, 1000, nil))).wantOK(t, "charge")
+		void := map[string]any{"idempotency_key": "void-1", "reason": "DUPLICATE"}
+		v1 := b.api("POST", "/v1/payins/"+p1+"/void_or_refund", m1Key, void)
+		wantStatus(t, v1, 200)
+		v2 := b.api("POST", "/v1/payins/"+p2+"/void_or_refund", m2Key, void)
+		wantStatus(t, v2, 200)
+		if v2.data(t)["payin_id"] != p2 {
+			t.Fatalf("merchant 2's void-1 answered %v", v2.data(t))
+		}
+	})
+}

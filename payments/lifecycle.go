@@ -74,7 +74,9 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 		return nil, err
 	}
 	hash := ivrpay.RequestHash([]any{payinID, in.Reason, amount, in.Type})
-	if res, err := s.store.ReplayVoidOrRefund(ctx, caller.PlatformID, in.IdempotencyKey, hash); res != nil || err != nil {
+	// Keys are the merchant's own: another merchant's key never replays or blocks this one.
+	key := ivrpay.ScopedIdempotencyKey(p.MerchantID, in.IdempotencyKey)
+	if res, err := s.store.ReplayVoidOrRefund(ctx, caller.PlatformID, key, hash); res != nil || err != nil {
 		return res, err
 	}
 	// The processor's idempotency key follows the request's, so a retry of
@@ -88,7 +90,7 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 		if err != nil {
 			return nil, err
 		}
-		rec := ivrpay.VoidOrRefundRecord{PlatformID: caller.PlatformID, IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
+		rec := ivrpay.VoidOrRefundRecord{PlatformID: caller.PlatformID, IdempotencyKey: key, RequestHash: hash,
 			Payin: p, Plan: plan, Reason: in.Reason, At: s.now(),
 			Result: ivrpay.VoidOrRefundResult{Type: plan.Kind, MerchantID: p.MerchantID, PayinID: p.ID, Amount: plan.Amount,
 				CurrencyCode: p.CurrencyCode, Reason: in.Reason}}
@@ -99,7 +101,7 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 		}
 		switch {
 		case errors.Is(err, ivrpay.ErrIdempotencyKeyTaken):
-			return s.store.ReplayVoidOrRefund(ctx, caller.PlatformID, in.IdempotencyKey, hash)
+			return s.store.ReplayVoidOrRefund(ctx, caller.PlatformID, key, hash)
 		case errors.Is(err, ivrpay.ErrStateChanged):
 			if p, err = s.store.LoadPayin(ctx, payinID); err != nil {
 				return nil, err

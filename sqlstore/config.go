@@ -56,11 +56,12 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	// with the same idempotency_key finds it, and so that the insert can
 	// share a group commit (see inTx).
 	ctx = context.WithoutCancel(ctx)
-	id, err = s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, in.IdempotencyKey, hash, id, func(tx *sql.Tx) (sql.Result, error) {
+	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
+	id, err = s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id, func(tx *sql.Tx) (sql.Result, error) {
 		return s.exec(ctx, tx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
-			id, caller.PlatformID, in.MerchantID, in.IdempotencyKey, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
+			id, caller.PlatformID, in.MerchantID, key, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
 	})
 	if err != nil {
 		return nil, err
@@ -100,6 +101,7 @@ func (s *Store) findPayinConfig(ctx context.Context, q querier, id string) (*ivr
 		return nil, err
 	}
 	c.Merchant.ID = c.MerchantID
+	c.IdempotencyKey = ivrpay.ClientIdempotencyKey(c.IdempotencyKey)
 	c.BillingContact, c.Metadata, c.MethodMetadata = billingContact(bc), rawJSON(md), rawJSON(mmd)
 	c.CreatedAt = parseTime(created)
 	if payinID.Valid {
@@ -139,10 +141,11 @@ func (s *Store) CreatePaymentMethodConfig(ctx context.Context, in ivrpay.Payment
 	merchant := sql.NullString{String: in.MerchantID, Valid: in.MerchantID != ""}
 	hash := ivrpay.RequestHash([]any{in.PlatformID, in.MerchantID, bc, md})
 	id := s.newID(ivrpay.PrefixPaymentMethodConfig)
-	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, in.IdempotencyKey, hash, id, func(tx *sql.Tx) (sql.Result, error) {
+	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
+	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, key, hash, id, func(tx *sql.Tx) (sql.Result, error) {
 		return s.exec(ctx, tx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			billing_contact, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
-			id, in.PlatformID, merchant, in.IdempotencyKey, hash, bc, md, ivrpay.FormatTime(s.now()))
+			id, in.PlatformID, merchant, key, hash, bc, md, ivrpay.FormatTime(s.now()))
 	})
 	if err != nil {
 		return nil, err
@@ -176,6 +179,7 @@ func (s *Store) findPaymentMethodConfig(ctx context.Context, q querier, id strin
 		return nil, err
 	}
 	c.MerchantID = merchant.String
+	c.IdempotencyKey = ivrpay.ClientIdempotencyKey(c.IdempotencyKey)
 	c.BillingContact, c.Metadata = billingContact(bc), rawJSON(md)
 	c.CreatedAt = parseTime(created)
 	if pmID.Valid {
@@ -186,9 +190,10 @@ func (s *Store) findPaymentMethodConfig(ctx context.Context, q querier, id strin
 
 // insertIdempotent runs insert, an INSERT … ON CONFLICT (platform_id,
 // idempotency_key) DO NOTHING into table, and returns the id that holds the
-// key: id when the row is new, the first row's id when the key was used
-// before for the same request. The same key with a different request is an
-// ECONFLICT; the database's unique constraint decides races.
+// (scoped) key: id when the row is new, the first row's id when the key was
+// used before for the same request. The same key with a different request
+// is an ECONFLICT that names no object; the database's unique constraint
+// decides races.
 func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, key, hash, id string, insert func(tx *sql.Tx) (sql.Result, error)) (string, error) {
 	var inserted bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -210,7 +215,7 @@ func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, k
 	}
 	if firstHash != hash {
 		return "", &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
-			Message: fmt.Sprintf("idempotency_key %s was already used for a different %s (%s); use a new key for a new config", key, what, firstID)}
+			Message: fmt.Sprintf("idempotency_key %s was already used for a different %s; use a new key for a new config", ivrpay.ClientIdempotencyKey(key), what)}
 	}
 	return firstID, nil
 }

@@ -108,9 +108,9 @@ func (s *Store) RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) 
 // the key is unused.
 func (s *Store) ReplayVoidOrRefund(ctx context.Context, platformID, key, hash string) (res *ivrpay.VoidOrRefundResult, err error) {
 	defer wrap(&err, "Store.ReplayVoidOrRefund")
-	var firstHash, firstPayin, result string
-	err = s.rdb.QueryRowContext(ctx, `SELECT request_hash, payin_id, result FROM void_or_refund_requests WHERE platform_id = $1 AND idempotency_key = $2`,
-		platformID, key).Scan(&firstHash, &firstPayin, &result)
+	var firstHash, result string
+	err = s.rdb.QueryRowContext(ctx, `SELECT request_hash, result FROM void_or_refund_requests WHERE platform_id = $1 AND idempotency_key = $2`,
+		platformID, key).Scan(&firstHash, &result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
@@ -118,7 +118,7 @@ func (s *Store) ReplayVoidOrRefund(ctx context.Context, platformID, key, hash st
 	}
 	if firstHash != hash {
 		return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
-			Message: "idempotency_key " + key + " was already used for a different void or refund (of payin " + firstPayin + "); use a new key for a new request"}
+			Message: "idempotency_key " + ivrpay.ClientIdempotencyKey(key) + " was already used for a different void or refund; use a new key for a new request"}
 	}
 	res = &ivrpay.VoidOrRefundResult{}
 	if err := json.Unmarshal([]byte(result), res); err != nil {

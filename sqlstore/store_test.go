@@ -479,7 +479,7 @@ func TestPayinConfigIdempotency(t *testing.T) {
 				t.Fatalf("concurrent create %d: id %s, err %v; want id %s", i, ids[i], errs[i], ids[0])
 			}
 		}
-		if got := count(t, s.DB(), `SELECT COUNT(*) FROM payin_configs WHERE idempotency_key = 'concurrent'`); got != 1 {
+		if got := count(t, s.DB(), `SELECT COUNT(*) FROM payin_configs WHERE idempotency_key LIKE '%concurrent'`); got != 1 {
 			t.Fatalf("%d payin configs for one idempotency key", got)
 		}
 	})
@@ -503,8 +503,13 @@ func TestPaymentMethodConfigIdempotency(t *testing.T) {
 		if again, err := s.CreatePaymentMethodConfig(b.adminCtx, valid("same")); err != nil || again.ID != first.ID {
 			t.Fatalf("same key, same body: %v, %v", again, err)
 		}
+		// Keys are scoped: the same key on a platform-level config is another config.
+		pl := valid("same")
+		pl.MerchantID = ""
+		if c, err := s.CreatePaymentMethodConfig(b.adminCtx, pl); err != nil || c.ID == first.ID || c.IdempotencyKey != "same" {
+			t.Fatalf("same key, platform-level: %+v, %v; want a config of its own", c, err)
+		}
 		for name, change := range map[string]func(*ivrpay.PaymentMethodConfigCreate){
-			"merchant": func(c *ivrpay.PaymentMethodConfigCreate) { c.MerchantID = "" },
 			"metadata": func(c *ivrpay.PaymentMethodConfigCreate) { c.Metadata = nil },
 			"billing":  func(c *ivrpay.PaymentMethodConfigCreate) { c.BillingContact = &ivrpay.BillingContact{Name: "Bob"} },
 		} {
@@ -559,7 +564,7 @@ func TestPaymentMethodConfigIdempotency(t *testing.T) {
 				t.Fatalf("concurrent create %d: id %s, err %v; want id %s", i, ids[i], errs[i], ids[0])
 			}
 		}
-		if got := count(t, s.DB(), `SELECT COUNT(*) FROM payment_method_configs WHERE idempotency_key = 'concurrent'`); got != 1 {
+		if got := count(t, s.DB(), `SELECT COUNT(*) FROM payment_method_configs WHERE idempotency_key LIKE '%concurrent'`); got != 1 {
 			t.Fatalf("%d payment method configs for one idempotency key", got)
 		}
 	})
