@@ -3,7 +3,9 @@
 // front of it that records every request (form, Idempotency-Key,
 // Stripe-Account) and may rewrite answers into the states a real Stripe
 // returns (stripe-mock answers canned objects: a PaymentIntent always reads
-// requires_payment_method).
+// requires_payment_method). Fake is a replaying Stripe of its own, steered by
+// amount, for the outcomes stripe-mock cannot give (declines, lost answers,
+// timeouts, 5xx).
 package stripetest
 
 import (
@@ -103,9 +105,9 @@ type Request struct {
 	// LiveKey: the request carried a live key (which the Recorder handed
 	// stripe-mock, which only takes test keys, as a test key).
 	LiveKey bool
-	Form                       url.Values
-	Status                     int
-	Body                       string // the answer, for failure messages
+	Form    url.Values
+	Status  int
+	Body    string // the answer, for failure messages
 }
 
 // Recorder is a reverse proxy in front of stripe-mock that keeps every
