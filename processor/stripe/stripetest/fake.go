@@ -567,3 +567,20 @@ func (f *Fake) RefundCount() int {
 	defer f.mu.Unlock()
 	return len(f.refunds)
 }
+
+// IntentRef is a PaymentIntent the Fake made: its id and current status.
+type IntentRef struct{ ID, Status string }
+
+// IntentsFor returns the PaymentIntents made with metadata ivrpay_reference
+// ref, oldest first.
+func (f *Fake) IntentsFor(ref string) []IntentRef {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []IntentRef
+	for _, in := range f.intents {
+		if in.Ref == ref {
+			out = append(out, IntentRef{in.ID, in.Status})
+		}
+	}
+	return out
+}
