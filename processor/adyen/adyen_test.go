@@ -11,12 +11,23 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/processor/adyen/adyentest"
 	"github.com/ivrpay/ivrpay/processor/processortest"
 )
 
+// newProcessor returns an adapter pointed at f.
+func newProcessor(t *testing.T, f *adyentest.Fake) *Processor {
+	t.Helper()
+	p, err := New(Config{APIKey: adyentest.APIKey, MerchantAccount: adyentest.MerchantAccount, APIBase: f.URL, HTTPClient: f.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestContract(t *testing.T) {
 	processortest.Run(t, func(t *testing.T) ivrpay.Processor {
-		return newFake(t).processor(t)
+		return newProcessor(t, adyentest.NewFake(t))
 	})
 }
 
@@ -42,16 +53,16 @@ func TestPaymentRequest(t *testing.T) {
 		ntr         string
 		postal      string
 	}{
-		{"captured at once", processortest.Payment("pyi_req_capture", 1000, true), false, "Moto", fakeMerchant, "1000", false, "123", "", "94111"},
-		{"manual capture", processortest.Payment("pyi_req_manual", 1500, false), false, "Moto", fakeMerchant, "1500", true, "123", "", "94111"},
-		{"stored card", stored, false, "ContAuth", fakeMerchant, "2500", false, "", "583412345678901", "94111"},
+		{"captured at once", processortest.Payment("pyi_req_capture", 1000, true), false, "Moto", adyentest.MerchantAccount, "1000", false, "123", "", "94111"},
+		{"manual capture", processortest.Payment("pyi_req_manual", 1500, false), false, "Moto", adyentest.MerchantAccount, "1500", true, "123", "", "94111"},
+		{"stored card", stored, false, "ContAuth", adyentest.MerchantAccount, "2500", false, "", "583412345678901", "94111"},
 		{"merchant account from AccountRef", routed, false, "Moto", "IvrpaySubMerchant_TEST", "1000", false, "123", "", "94111"},
-		{"no postal code, no billing address", noPostal, false, "Moto", fakeMerchant, "1000", false, "123", "", ""},
-		{"verify", processortest.Payment("mtd_req_verify", 0, false), true, "Moto", fakeMerchant, "0", false, "123", "", "94111"},
+		{"no postal code, no billing address", noPostal, false, "Moto", adyentest.MerchantAccount, "1000", false, "123", "", ""},
+		{"verify", processortest.Payment("mtd_req_verify", 0, false), true, "Moto", adyentest.MerchantAccount, "0", false, "123", "", "94111"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			p := f.processor(t)
+			f := adyentest.NewFake(t)
+			p := newProcessor(t, f)
 			call := p.Authorize
 			if tc.verify {
 				call = p.Verify
@@ -60,38 +71,38 @@ func TestPaymentRequest(t *testing.T) {
 			if err != nil || !r.Approved {
 				t.Fatalf("got %+v, %v; want approved", r, err)
 			}
-			reqs := f.received("/payments")
+			reqs := f.Received("/payments")
 			if len(reqs) != 1 {
 				t.Fatalf("%d /payments requests, want 1", len(reqs))
 			}
 			h, b := reqs[0].Header, reqs[0].Body
-			for k, want := range map[string]string{"X-API-Key": fakeAPIKey, "Idempotency-Key": tc.pay.IdempotencyKey, "Content-Type": "application/json"} {
+			for k, want := range map[string]string{"X-API-Key": adyentest.APIKey, "Idempotency-Key": tc.pay.IdempotencyKey, "Content-Type": "application/json"} {
 				if got := h.Get(k); got != want {
 					t.Errorf("header %s = %q, want %q", k, got, want)
 				}
 			}
-			v, _ := num(b, "amount", "value")
+			v, _ := adyentest.Num(b, "amount", "value")
 			for _, c := range []struct{ field, got, want string }{
-				{"merchantAccount", str(b, "merchantAccount"), tc.merchant},
-				{"reference", str(b, "reference"), tc.pay.Reference},
-				{"shopperInteraction", str(b, "shopperInteraction"), tc.interaction},
-				{"recurringProcessingModel", str(b, "recurringProcessingModel"), "UnscheduledCardOnFile"},
+				{"merchantAccount", adyentest.Str(b, "merchantAccount"), tc.merchant},
+				{"reference", adyentest.Str(b, "reference"), tc.pay.Reference},
+				{"shopperInteraction", adyentest.Str(b, "shopperInteraction"), tc.interaction},
+				{"recurringProcessingModel", adyentest.Str(b, "recurringProcessingModel"), "UnscheduledCardOnFile"},
 				{"amount.value", itoa(v), tc.value},
-				{"amount.currency", str(b, "amount", "currency"), "USD"},
-				{"paymentMethod.type", str(b, "paymentMethod", "type"), "scheme"},
-				{"paymentMethod.number", str(b, "paymentMethod", "number"), tc.pay.Card.PAN},
-				{"paymentMethod.expiryMonth", str(b, "paymentMethod", "expiryMonth"), "12"},
-				{"paymentMethod.expiryYear", str(b, "paymentMethod", "expiryYear"), "2030"},
-				{"paymentMethod.cvc", str(b, "paymentMethod", "cvc"), tc.cvc},
-				{"additionalData.networkTxReference", str(b, "additionalData", "networkTxReference"), tc.ntr},
-				{"billingAddress.postalCode", str(b, "billingAddress", "postalCode"), tc.postal},
-				{"returnUrl", str(b, "returnUrl"), DefaultReturnURL},
+				{"amount.currency", adyentest.Str(b, "amount", "currency"), "USD"},
+				{"paymentMethod.type", adyentest.Str(b, "paymentMethod", "type"), "scheme"},
+				{"paymentMethod.number", adyentest.Str(b, "paymentMethod", "number"), tc.pay.Card.PAN},
+				{"paymentMethod.expiryMonth", adyentest.Str(b, "paymentMethod", "expiryMonth"), "12"},
+				{"paymentMethod.expiryYear", adyentest.Str(b, "paymentMethod", "expiryYear"), "2030"},
+				{"paymentMethod.cvc", adyentest.Str(b, "paymentMethod", "cvc"), tc.cvc},
+				{"additionalData.networkTxReference", adyentest.Str(b, "additionalData", "networkTxReference"), tc.ntr},
+				{"billingAddress.postalCode", adyentest.Str(b, "billingAddress", "postalCode"), tc.postal},
+				{"returnUrl", adyentest.Str(b, "returnUrl"), DefaultReturnURL},
 			} {
 				if c.got != c.want {
 					t.Errorf("%s = %q, want %q", c.field, c.got, c.want)
 				}
 			}
-			if got := str(b, "additionalData", "manualCapture") == "true"; got != tc.manual {
+			if got := adyentest.Str(b, "additionalData", "manualCapture") == "true"; got != tc.manual {
 				t.Errorf("additionalData.manualCapture set = %v, want %v", got, tc.manual)
 			}
 			if _, ok := b["storePaymentMethod"]; ok {
@@ -103,12 +114,12 @@ func TestPaymentRequest(t *testing.T) {
 
 // TestAuthorisedResult checks what an Authorised answer becomes.
 func TestAuthorisedResult(t *testing.T) {
-	f := newFake(t)
-	r, err := f.processor(t).Authorize(context.Background(), processortest.Payment("pyi_result", 1000, true))
+	f := adyentest.NewFake(t)
+	r, err := newProcessor(t, f).Authorize(context.Background(), processortest.Payment("pyi_result", 1000, true))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pay, ok := f.payment("pyi_result")
+	pay, ok := f.Payment("pyi_result")
 	if !ok {
 		t.Fatal("the fake recorded no payment")
 	}
@@ -132,8 +143,8 @@ func TestRefusedResult(t *testing.T) {
 		{processortest.AmountDoNotHonor, ivrpay.RefusalDoNotHonor, "adyen 2: Refused (raw 05 : Do not honor)"},
 	} {
 		t.Run(tc.code, func(t *testing.T) {
-			f := newFake(t)
-			r, err := f.processor(t).Authorize(context.Background(), processortest.Payment("pyi_refused", tc.amount, true))
+			f := adyentest.NewFake(t)
+			r, err := newProcessor(t, f).Authorize(context.Background(), processortest.Payment("pyi_refused", tc.amount, true))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -264,7 +275,7 @@ func TestHTTPErrors(t *testing.T) {
 				w.Write([]byte(tc.answer.body))
 			}))
 			defer srv.Close()
-			p, err := New(Config{APIKey: fakeAPIKey, MerchantAccount: fakeMerchant, APIBase: srv.URL})
+			p, err := New(Config{APIKey: adyentest.APIKey, MerchantAccount: adyentest.MerchantAccount, APIBase: srv.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -289,7 +300,7 @@ func TestConnectionRefusedIsUnknown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	base := srv.URL
 	srv.Close()
-	p, err := New(Config{APIKey: fakeAPIKey, MerchantAccount: fakeMerchant, APIBase: base})
+	p, err := New(Config{APIKey: adyentest.APIKey, MerchantAccount: adyentest.MerchantAccount, APIBase: base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,17 +313,17 @@ func TestConnectionRefusedIsUnknown(t *testing.T) {
 // TestDeadline: a call that gets no answer ends with the caller's context,
 // as an unknown outcome, although the fake made the payment.
 func TestDeadline(t *testing.T) {
-	f := newFake(t)
+	f := adyentest.NewFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_, err := f.processor(t).Authorize(ctx, processortest.Payment("pyi_hang", amountHang, true))
+	_, err := newProcessor(t, f).Authorize(ctx, processortest.Payment("pyi_hang", adyentest.AmountHang, true))
 	if !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
 		t.Fatalf("error = %v, want one wrapping ErrOutcomeUnknown", err)
 	}
 	if ctx.Err() == nil {
 		t.Error("the call returned before the deadline without an answer")
 	}
-	if _, ok := f.payment("pyi_hang"); !ok {
+	if _, ok := f.Payment("pyi_hang"); !ok {
 		t.Error("the fake recorded no payment: the test does not reach the lost-answer path")
 	}
 }
@@ -321,13 +332,13 @@ func TestDeadline(t *testing.T) {
 func TestResolve(t *testing.T) {
 	ctx := context.Background()
 	t.Run("lost answers: the payment is reversed", func(t *testing.T) {
-		f := newFake(t)
-		p := f.processor(t)
+		f := adyentest.NewFake(t)
+		p := newProcessor(t, f)
 		pay := processortest.Payment("pyi_resolve_lost", processortest.AmountLostAnswers, true)
 		if _, err := p.Authorize(ctx, pay); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
 			t.Fatalf("authorize: %v, want an unknown outcome", err)
 		}
-		if got, ok := f.payment(pay.Reference); !ok || got.Reversed {
+		if got, ok := f.Payment(pay.Reference); !ok || got.Reversed {
 			t.Fatalf("before Resolve the fake holds %+v (found %v), want an unreversed payment", got, ok)
 		}
 		pay.Card.CVV = ""
@@ -338,15 +349,15 @@ func TestResolve(t *testing.T) {
 		if r.Approved || r.RefusalCode != ivrpay.RefusalProcessingError || !strings.Contains(r.RefusalDesc, "technical cancel") {
 			t.Errorf("resolve = %+v, want PROCESSING_ERROR saying it was reversed by technical cancel", r)
 		}
-		if got, _ := f.payment(pay.Reference); !got.Reversed {
+		if got, _ := f.Payment(pay.Reference); !got.Reversed {
 			t.Error("the fake's payment was not reversed")
 		}
-		cancels := f.received("/cancels")
+		cancels := f.Received("/cancels")
 		if len(cancels) != 1 {
 			t.Fatalf("%d technical cancels, want 1", len(cancels))
 		}
 		b, h := cancels[0].Body, cancels[0].Header
-		if str(b, "paymentReference") != pay.Reference || str(b, "merchantAccount") != fakeMerchant || str(b, "reference") == "" {
+		if adyentest.Str(b, "paymentReference") != pay.Reference || adyentest.Str(b, "merchantAccount") != adyentest.MerchantAccount || adyentest.Str(b, "reference") == "" {
 			t.Errorf("technical cancel body %v", b)
 		}
 		if k := h.Get("Idempotency-Key"); k == "" || k == pay.IdempotencyKey {
@@ -354,22 +365,22 @@ func TestResolve(t *testing.T) {
 		}
 	})
 	t.Run("unavailable: nothing to reverse", func(t *testing.T) {
-		f := newFake(t)
-		p := f.processor(t)
+		f := adyentest.NewFake(t)
+		p := newProcessor(t, f)
 		pay := processortest.Payment("pyi_resolve_unavailable", processortest.AmountUnavailable, true)
 		pay.AccountRef = "IvrpaySubMerchant_TEST"
 		if _, err := p.Authorize(ctx, pay); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
 			t.Fatalf("authorize: %v, want an unknown outcome", err)
 		}
-		if _, ok := f.payment(pay.Reference); ok {
+		if _, ok := f.Payment(pay.Reference); ok {
 			t.Fatal("the fake recorded a payment for a 503")
 		}
 		r, err := p.Resolve(ctx, pay)
 		if err != nil || r.Approved || r.RefusalCode != ivrpay.RefusalProcessingError {
 			t.Errorf("resolve = %+v, %v; want PROCESSING_ERROR", r, err)
 		}
-		cancels := f.received("/cancels")
-		if len(cancels) != 1 || str(cancels[0].Body, "merchantAccount") != "IvrpaySubMerchant_TEST" {
+		cancels := f.Received("/cancels")
+		if len(cancels) != 1 || adyentest.Str(cancels[0].Body, "merchantAccount") != "IvrpaySubMerchant_TEST" {
 			t.Errorf("technical cancels %v, want one on the routed merchant account", cancels)
 		}
 	})
@@ -379,7 +390,7 @@ func TestResolve(t *testing.T) {
 			w.Write([]byte(`{"status":422,"errorCode":"702","message":"nope","errorType":"validation"}`))
 		}))
 		defer srv.Close()
-		p, err := New(Config{APIKey: fakeAPIKey, MerchantAccount: fakeMerchant, APIBase: srv.URL})
+		p, err := New(Config{APIKey: adyentest.APIKey, MerchantAccount: adyentest.MerchantAccount, APIBase: srv.URL})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -410,8 +421,8 @@ func TestModifications(t *testing.T) {
 		}, "refunds", 400, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			p := f.processor(t)
+			f := adyentest.NewFake(t)
+			p := newProcessor(t, f)
 			a, err := p.Authorize(ctx, processortest.Payment("pyi_mod", 1500, false))
 			if err != nil || !a.Approved {
 				t.Fatalf("authorize: %+v, %v", a, err)
@@ -422,23 +433,23 @@ func TestModifications(t *testing.T) {
 			if err != nil || !r.Approved || r.Reference == "" || r.Reference == a.Reference {
 				t.Fatalf("got %+v, %v; want approved with the modification's own pspReference", r, err)
 			}
-			reqs := f.received("/payments/" + a.Reference + "/" + tc.path)
+			reqs := f.Received("/payments/" + a.Reference + "/" + tc.path)
 			if len(reqs) != 1 {
 				t.Fatalf("%d requests to %s, want 1", len(reqs), tc.path)
 			}
 			b := reqs[0].Body
-			if reqs[0].Header.Get("Idempotency-Key") != op.IdempotencyKey || str(b, "merchantAccount") != op.AccountRef || str(b, "reference") != op.IdempotencyKey {
+			if reqs[0].Header.Get("Idempotency-Key") != op.IdempotencyKey || adyentest.Str(b, "merchantAccount") != op.AccountRef || adyentest.Str(b, "reference") != op.IdempotencyKey {
 				t.Errorf("request %v %v", reqs[0].Header, b)
 			}
-			v, ok := num(b, "amount", "value")
+			v, ok := adyentest.Num(b, "amount", "value")
 			if ok != tc.hasAmount || (ok && v != tc.amount) {
 				t.Errorf("amount.value = %d (sent %v), want %d (sent %v)", v, ok, tc.amount, tc.hasAmount)
 			}
 		})
 	}
 	t.Run("unknown pspReference is refused", func(t *testing.T) {
-		f := newFake(t)
-		r, err := f.processor(t).Capture(ctx, ivrpay.PaymentOperation{IdempotencyKey: "cap_x", Reference: "NOPE", Amount: 100, Currency: "USD"})
+		f := adyentest.NewFake(t)
+		r, err := newProcessor(t, f).Capture(ctx, ivrpay.PaymentOperation{IdempotencyKey: "cap_x", Reference: "NOPE", Amount: 100, Currency: "USD"})
 		if err != nil || r.Approved || r.RefusalCode != ivrpay.RefusalProcessingError || !strings.Contains(r.RefusalDesc, "adyen 167") {
 			t.Errorf("got %+v, %v; want PROCESSING_ERROR with adyen 167", r, err)
 		}
@@ -467,7 +478,7 @@ func TestNoCardDataInAnswers(t *testing.T) {
 				w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			p, err := New(Config{APIKey: fakeAPIKey, MerchantAccount: fakeMerchant, APIBase: srv.URL})
+			p, err := New(Config{APIKey: adyentest.APIKey, MerchantAccount: adyentest.MerchantAccount, APIBase: srv.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -480,7 +491,7 @@ func TestNoCardDataInAnswers(t *testing.T) {
 				if text == " " {
 					t.Fatal("nothing to check: the answer produced no text")
 				}
-				if strings.Contains(text, card.PAN) || strings.Contains(text, " "+card.CVV+" ") || strings.Contains(text, fakeAPIKey) {
+				if strings.Contains(text, card.PAN) || strings.Contains(text, " "+card.CVV+" ") || strings.Contains(text, adyentest.APIKey) {
 					t.Errorf("card data or key in %q", text)
 				}
 			}
@@ -521,10 +532,10 @@ func TestNew(t *testing.T) {
 		cfg  Config
 		ok   bool
 	}{
-		{"test endpoint by default", Config{APIKey: fakeAPIKey, MerchantAccount: fakeMerchant}, true},
-		{"no key", Config{MerchantAccount: fakeMerchant}, false},
-		{"no merchant account", Config{APIKey: fakeAPIKey}, false},
-		{"live account on the test endpoint", Config{APIKey: fakeAPIKey, MerchantAccount: fakeMerchant, Live: true}, false},
+		{"test endpoint by default", Config{APIKey: adyentest.APIKey, MerchantAccount: adyentest.MerchantAccount}, true},
+		{"no key", Config{MerchantAccount: adyentest.MerchantAccount}, false},
+		{"no merchant account", Config{APIKey: adyentest.APIKey}, false},
+		{"live account on the test endpoint", Config{APIKey: adyentest.APIKey, MerchantAccount: adyentest.MerchantAccount, Live: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := New(tc.cfg)
@@ -542,8 +553,8 @@ func TestNew(t *testing.T) {
 }
 
 func TestNoIdempotencyKeyNothingSent(t *testing.T) {
-	f := newFake(t)
-	p := f.processor(t)
+	f := adyentest.NewFake(t)
+	p := newProcessor(t, f)
 	pay := processortest.Payment("", 1000, true)
 	pay.Reference = "pyi_nokey"
 	r, err := p.Authorize(context.Background(), pay)
@@ -557,7 +568,7 @@ func TestNoIdempotencyKeyNothingSent(t *testing.T) {
 	if _, err := p.Resolve(context.Background(), pay); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
 		t.Errorf("resolve error = %v, want an unknown outcome", err)
 	}
-	if n := len(f.received("/payments")) + len(f.received("/cancels")); n != 0 {
+	if n := len(f.Received("/payments")) + len(f.Received("/cancels")); n != 0 {
 		t.Errorf("%d requests sent without an idempotency key", n)
 	}
 }

@@ -11,14 +11,15 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/processor/processortest"
+	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 )
 
 const testKey = "sk_test_4eC39HqLyjWDarjtT1zdp7dcFAKE"
 
-func setup(t *testing.T) (*Processor, *fake) {
+func setup(t *testing.T) (*Processor, *stripetest.Fake) {
 	t.Helper()
-	f := newFake(t)
-	p, err := New(Config{SecretKey: testKey, APIBase: f.srv.URL, HTTPClient: &http.Client{Timeout: 3 * time.Second}})
+	f := stripetest.NewFake(t)
+	p, err := New(Config{SecretKey: testKey, APIBase: f.URL, HTTPClient: &http.Client{Timeout: 3 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +108,8 @@ func TestAuthorizeWire(t *testing.T) {
 			if err != nil || !r.Approved {
 				t.Fatalf("authorize = %+v, %v", r, err)
 			}
-			pms := f.recorded("POST", "/v1/payment_methods")
-			pis := f.recorded("POST", "/v1/payment_intents")
+			pms := f.Recorded("POST", "/v1/payment_methods")
+			pis := f.Recorded("POST", "/v1/payment_intents")
 			if len(pms) != 1 || len(pis) != 1 {
 				t.Fatalf("%d payment methods and %d intents created, want 1 and 1", len(pms), len(pis))
 			}
@@ -175,13 +176,13 @@ func TestAuthorizeApprovedResult(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := ivrpay.ProcessorResult{Approved: true, Reference: f.intentID(0), NetworkTransactionID: "104557651805572",
+			want := ivrpay.ProcessorResult{Approved: true, Reference: f.IntentID(0), NetworkTransactionID: "104557651805572",
 				AuthorizedAmount: tc.wantAmt, AuthCode: "A1B2C3", AVSResultCode: "Y", CVCResultCode: tc.wantCVC}
 			if r != want {
 				t.Errorf("result = %+v\nwant     %+v", r, want)
 			}
-			if f.intentStatus(0) != tc.wantStat {
-				t.Errorf("intent status %s, want %s", f.intentStatus(0), tc.wantStat)
+			if f.IntentStatus(0) != tc.wantStat {
+				t.Errorf("intent status %s, want %s", f.IntentStatus(0), tc.wantStat)
 			}
 		})
 	}
@@ -199,16 +200,16 @@ func TestRefusals(t *testing.T) {
 		{"generic decline", 5101, ivrpay.RefusalDeclined, "stripe card_declined/generic_decline: Your card was declined.", "", ""},
 		{"insufficient funds", 5102, ivrpay.RefusalInsufficientFunds, "stripe card_declined/insufficient_funds: Your card has insufficient funds.", "", ""},
 		{"do not honor", 5103, ivrpay.RefusalDoNotHonor, "stripe card_declined/do_not_honor: Your card was declined.", "", ""},
-		{"incorrect cvc", amountIncorrectCVC, ivrpay.RefusalInvalidCardSecurityCode, "stripe incorrect_cvc: Your card's security code is incorrect.", "", "N"},
-		{"expired card", amountExpiredCard, ivrpay.RefusalExpiredCard, "stripe expired_card: Your card has expired.", "", ""},
-		{"processing error", amountProcessingError, ivrpay.RefusalProcessingError, "stripe processing_error: An error occurred while processing your card. Try again in a little bit.", "", ""},
-		{"fraudulent", amountFraudulent, ivrpay.RefusalRiskDecline, "stripe card_declined/fraudulent: Your card was declined.", "", ""},
-		{"lost card", amountLostCard, ivrpay.RefusalRiskDecline, "stripe card_declined/lost_card: Your card was declined.", "", ""},
-		{"incorrect zip", amountIncorrectZip, ivrpay.RefusalIncorrectPaymentInformation, "stripe incorrect_zip: Your card's zip code failed validation.", "N", ""},
-		{"other decline code", amountOtherDecline, ivrpay.RefusalDeclined, "stripe card_declined/transaction_not_allowed: Your card does not support this type of purchase.", "", ""},
-		{"invalid request", amountInvalidRequest, ivrpay.RefusalProcessingError, "stripe amount_too_small (HTTP 400): Amount must be at least $0.50 usd", "", ""},
-		{"bad api key", amountBadKey, ivrpay.RefusalProcessingError, "stripe invalid_request_error (HTTP 401): Invalid API Key provided: [redacted]", "", ""},
-		{"requires action", amountRequiresAction, ivrpay.RefusalProcessingError, "stripe: payment intent pi_3Fake00000002xYz is requires_action", "", ""},
+		{"incorrect cvc", stripetest.AmountIncorrectCVC, ivrpay.RefusalInvalidCardSecurityCode, "stripe incorrect_cvc: Your card's security code is incorrect.", "", "N"},
+		{"expired card", stripetest.AmountExpiredCard, ivrpay.RefusalExpiredCard, "stripe expired_card: Your card has expired.", "", ""},
+		{"processing error", stripetest.AmountProcessingError, ivrpay.RefusalProcessingError, "stripe processing_error: An error occurred while processing your card. Try again in a little bit.", "", ""},
+		{"fraudulent", stripetest.AmountFraudulent, ivrpay.RefusalRiskDecline, "stripe card_declined/fraudulent: Your card was declined.", "", ""},
+		{"lost card", stripetest.AmountLostCard, ivrpay.RefusalRiskDecline, "stripe card_declined/lost_card: Your card was declined.", "", ""},
+		{"incorrect zip", stripetest.AmountIncorrectZip, ivrpay.RefusalIncorrectPaymentInformation, "stripe incorrect_zip: Your card's zip code failed validation.", "N", ""},
+		{"other decline code", stripetest.AmountOtherDecline, ivrpay.RefusalDeclined, "stripe card_declined/transaction_not_allowed: Your card does not support this type of purchase.", "", ""},
+		{"invalid request", stripetest.AmountInvalidRequest, ivrpay.RefusalProcessingError, "stripe amount_too_small (HTTP 400): Amount must be at least $0.50 usd", "", ""},
+		{"bad api key", stripetest.AmountBadKey, ivrpay.RefusalProcessingError, "stripe invalid_request_error (HTTP 401): Invalid API Key provided: [redacted]", "", ""},
+		{"requires action", stripetest.AmountRequiresAction, ivrpay.RefusalProcessingError, "stripe: payment intent pi_3Fake00000002xYz is requires_action", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -226,7 +227,7 @@ func TestRefusals(t *testing.T) {
 			if tc.amount < 5112 && !strings.HasPrefix(r.Reference, "pi_") {
 				t.Errorf("a card decline has no payment intent reference: %q", r.Reference)
 			}
-			if tc.amount == amountRequiresAction && !f.isCancelled(r.Reference) {
+			if tc.amount == stripetest.AmountRequiresAction && !f.Cancelled(r.Reference) {
 				t.Errorf("the intent left in requires_action was not cancelled")
 			}
 		})
@@ -241,13 +242,13 @@ func TestUnknownOutcomes(t *testing.T) {
 	}{
 		{"500 after charging", processortest.AmountLostAnswers},
 		{"503", processortest.AmountUnavailable},
-		{"429 rate limited", amountRateLimited},
-		{"timeout", amountHang},
-		{"idempotency_error", amountIdempotencyErr},
-		{"502 html", amountBadGateway},
-		{"409 key in use", amountConflict},
-		{"still processing", amountProcessing},
-		{"requires_action behind a 500", amountLostPending},
+		{"429 rate limited", stripetest.AmountRateLimited},
+		{"timeout", stripetest.AmountHang},
+		{"idempotency_error", stripetest.AmountIdempotencyErr},
+		{"502 html", stripetest.AmountBadGateway},
+		{"409 key in use", stripetest.AmountConflict},
+		{"still processing", stripetest.AmountProcessing},
+		{"requires_action behind a 500", stripetest.AmountLostPending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -265,9 +266,9 @@ func TestUnknownOutcomes(t *testing.T) {
 	}
 	t.Run("connection refused", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		base := f.srv.URL
-		f.srv.Close()
+		f := stripetest.NewFake(t)
+		base := f.URL
+		f.Close()
 		p, err := New(Config{SecretKey: testKey, APIBase: base})
 		if err != nil {
 			t.Fatal(err)
@@ -283,8 +284,8 @@ func TestUnknownOutcomes(t *testing.T) {
 // refusal description.
 func TestNoCardDataInErrors(t *testing.T) {
 	t.Parallel()
-	amounts := []int64{amountEchoCard, amountEchoCardHTML, amountBadKey, amountIdempotencyErr, amountInvalidRequest,
-		5101, 5102, 5103, amountIncorrectCVC, amountHang, processortest.AmountUnavailable}
+	amounts := []int64{stripetest.AmountEchoCard, stripetest.AmountEchoCardHTML, stripetest.AmountBadKey, stripetest.AmountIdempotencyErr, stripetest.AmountInvalidRequest,
+		5101, 5102, 5103, stripetest.AmountIncorrectCVC, stripetest.AmountHang, processortest.AmountUnavailable}
 	for _, amount := range amounts {
 		t.Run(strconv.FormatInt(amount, 10), func(t *testing.T) {
 			t.Parallel()
@@ -306,7 +307,7 @@ func TestNoCardDataInErrors(t *testing.T) {
 					t.Errorf("%q leaks %q", text, secret)
 				}
 			}
-			if len(f.recorded("POST", "/v1/payment_methods")) != 1 {
+			if len(f.Recorded("POST", "/v1/payment_methods")) != 1 {
 				t.Error("the card never reached the fake, so nothing was checked")
 			}
 		})
@@ -328,7 +329,7 @@ func TestVerify(t *testing.T) {
 			r.AVSResultCode != "Y" || r.CVCResultCode != "M" {
 			t.Errorf("verify = %+v", r)
 		}
-		sis := f.recorded("POST", "/v1/setup_intents")
+		sis := f.Recorded("POST", "/v1/setup_intents")
 		if len(sis) != 1 {
 			t.Fatalf("%d setup intents", len(sis))
 		}
@@ -342,7 +343,7 @@ func TestVerify(t *testing.T) {
 		if si.Key != "mtd_verify" || si.Account != "acct_1Fake" {
 			t.Errorf("setup intent key %q account %q", si.Key, si.Account)
 		}
-		if pm := f.recorded("POST", "/v1/payment_methods"); len(pm) != 1 || pm[0].Key != "mtd_verify-pm" {
+		if pm := f.Recorded("POST", "/v1/payment_methods"); len(pm) != 1 || pm[0].Key != "mtd_verify-pm" {
 			t.Errorf("payment method requests %+v", pm)
 		}
 	})
@@ -388,7 +389,7 @@ func TestCaptureVoidRefund(t *testing.T) {
 		if err != nil || !r.Approved || r.Reference != a.Reference || r.AuthorizedAmount != 1000 {
 			t.Fatalf("capture = %+v, %v", r, err)
 		}
-		c := f.recorded("POST", "/v1/payment_intents/"+a.Reference+"/capture")
+		c := f.Recorded("POST", "/v1/payment_intents/"+a.Reference+"/capture")
 		if len(c) != 1 || c[0].Form.Get("amount_to_capture") != "1000" || c[0].Key != "cap_1" {
 			t.Errorf("capture requests %+v", c)
 		}
@@ -404,10 +405,10 @@ func TestCaptureVoidRefund(t *testing.T) {
 		p, f := setup(t)
 		a, _ := p.Authorize(ctx, processortest.Payment("pyi_ops", 1500, false))
 		r, err := p.Void(ctx, op("void_1", a.Reference, 1500))
-		if err != nil || !r.Approved || r.Reference != a.Reference || !f.isCancelled(a.Reference) {
+		if err != nil || !r.Approved || r.Reference != a.Reference || !f.Cancelled(a.Reference) {
 			t.Fatalf("void = %+v, %v", r, err)
 		}
-		if c := f.recorded("POST", "/v1/payment_intents/"+a.Reference+"/cancel"); len(c) != 1 || c[0].Key != "void_1" {
+		if c := f.Recorded("POST", "/v1/payment_intents/"+a.Reference+"/cancel"); len(c) != 1 || c[0].Key != "void_1" {
 			t.Errorf("cancel requests %+v", c)
 		}
 	})
@@ -429,10 +430,10 @@ func TestCaptureVoidRefund(t *testing.T) {
 		if err1 != nil || err2 != nil || err3 != nil || !r1.Approved || !r2.Approved {
 			t.Fatalf("refunds = %+v %v, %+v %v, %v", r1, err1, r2, err2, err3)
 		}
-		if r1.Reference == r2.Reference || again.Reference != r1.Reference || f.refundCount() != 2 {
-			t.Errorf("refund references %s %s %s; %d refunds made, want 2", r1.Reference, r2.Reference, again.Reference, f.refundCount())
+		if r1.Reference == r2.Reference || again.Reference != r1.Reference || f.RefundCount() != 2 {
+			t.Errorf("refund references %s %s %s; %d refunds made, want 2", r1.Reference, r2.Reference, again.Reference, f.RefundCount())
 		}
-		reqs := f.recorded("POST", "/v1/refunds")
+		reqs := f.Recorded("POST", "/v1/refunds")
 		if reqs[0].Form.Get("payment_intent") != a.Reference || reqs[0].Form.Get("amount") != "300" || reqs[0].Key != "rfd_1" {
 			t.Errorf("refund request %+v", reqs[0])
 		}
@@ -440,9 +441,9 @@ func TestCaptureVoidRefund(t *testing.T) {
 	t.Run("5xx is unknown", func(t *testing.T) {
 		t.Parallel()
 		p, f := setup(t)
-		f.locked(func() { f.failPaths["/v1/refunds"] = 500 })
-		f.locked(func() { f.failPaths["/v1/payment_intents/pi_x/capture"] = 503 })
-		f.locked(func() { f.failPaths["/v1/payment_intents/pi_x/cancel"] = 502 })
+		f.FailPath("/v1/refunds", 500)
+		f.FailPath("/v1/payment_intents/pi_x/capture", 503)
+		f.FailPath("/v1/payment_intents/pi_x/cancel", 502)
 		if _, err := p.Refund(ctx, op("rfd_x", "pi_x", 100)); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
 			t.Errorf("refund error = %v", err)
 		}
@@ -471,21 +472,21 @@ func TestResolve(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := p.Resolve(ctx, lost("pyi_lost", processortest.AmountLostAnswers))
-		if err != nil || !r.Approved || r.Reference != f.intentID(0) || r.NetworkTransactionID == "" {
+		if err != nil || !r.Approved || r.Reference != f.IntentID(0) || r.NetworkTransactionID == "" {
 			t.Fatalf("resolve = %+v, %v", r, err)
 		}
-		s := f.recorded("GET", "/v1/payment_intents/search")
+		s := f.Recorded("GET", "/v1/payment_intents/search")
 		if len(s) != 1 || s[0].Form.Get("query") != "metadata['ivrpay_reference']:'pyi_lost'" {
 			t.Errorf("search requests %+v", s)
 		}
-		if len(f.recorded("GET", "/v1/payment_intents")) != 0 {
+		if len(f.Recorded("GET", "/v1/payment_intents")) != 0 {
 			t.Error("listed although search found the intent")
 		}
 	})
 	t.Run("search lags, list finds it", func(t *testing.T) {
 		t.Parallel()
 		p, f := setup(t)
-		f.locked(func() { f.searchLag = true })
+		f.SetSearchLag(true)
 		pay := processortest.Payment("pyi_lag", processortest.AmountLostAnswers, true)
 		pay.AccountRef = "acct_1Fake"
 		_, _ = p.Authorize(ctx, pay)
@@ -497,22 +498,22 @@ func TestResolve(t *testing.T) {
 		}())
 		pay.Card.CVV = ""
 		r, err := p.Resolve(ctx, pay)
-		if err != nil || !r.Approved || r.Reference != f.intentID(0) {
+		if err != nil || !r.Approved || r.Reference != f.IntentID(0) {
 			t.Fatalf("resolve = %+v, %v", r, err)
 		}
-		if l := f.recorded("GET", "/v1/payment_intents"); len(l) != 1 || l[0].Account != "acct_1Fake" {
+		if l := f.Recorded("GET", "/v1/payment_intents"); len(l) != 1 || l[0].Account != "acct_1Fake" {
 			t.Errorf("list requests %+v", l)
 		}
 	})
 	t.Run("left requires_action: cancelled and refused", func(t *testing.T) {
 		t.Parallel()
 		p, f := setup(t)
-		_, _ = p.Authorize(ctx, processortest.Payment("pyi_pending", amountLostPending, true))
-		r, err := p.Resolve(ctx, lost("pyi_pending", amountLostPending))
+		_, _ = p.Authorize(ctx, processortest.Payment("pyi_pending", stripetest.AmountLostPending, true))
+		r, err := p.Resolve(ctx, lost("pyi_pending", stripetest.AmountLostPending))
 		if err != nil || r.Approved || r.RefusalCode != ivrpay.RefusalProcessingError {
 			t.Fatalf("resolve = %+v, %v", r, err)
 		}
-		if !f.isCancelled(f.intentID(0)) {
+		if !f.Cancelled(f.IntentID(0)) {
 			t.Error("the pending intent was not cancelled")
 		}
 	})
@@ -527,7 +528,7 @@ func TestResolve(t *testing.T) {
 	t.Run("search unavailable is unknown", func(t *testing.T) {
 		t.Parallel()
 		p, f := setup(t)
-		f.locked(func() { f.failPaths["/v1/payment_intents/search"] = 500 })
+		f.FailPath("/v1/payment_intents/search", 500)
 		if _, err := p.Resolve(ctx, lost("pyi_x", 1000)); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
 			t.Fatalf("error = %v", err)
 		}
@@ -536,7 +537,7 @@ func TestResolve(t *testing.T) {
 		t.Parallel()
 		p, f := setup(t)
 		_, _ = p.Resolve(ctx, lost(`pyi_'x\`, 1000))
-		s := f.recorded("GET", "/v1/payment_intents/search")
+		s := f.Recorded("GET", "/v1/payment_intents/search")
 		if len(s) != 1 || s[0].Form.Get("query") != `metadata['ivrpay_reference']:'pyi_\'x\\'` {
 			t.Errorf("search requests %+v", s)
 		}

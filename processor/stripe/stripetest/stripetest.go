@@ -3,7 +3,9 @@
 // front of it that records every request (form, Idempotency-Key,
 // Stripe-Account) and may rewrite answers into the states a real Stripe
 // returns (stripe-mock answers canned objects: a PaymentIntent always reads
-// requires_payment_method).
+// requires_payment_method). Fake is a replaying Stripe of its own, steered by
+// amount, for the outcomes stripe-mock cannot give (declines, lost answers,
+// timeouts, 5xx).
 package stripetest
 
 import (

@@ -1,4 +1,4 @@
-package stripe
+package stripetest
 
 import (
 	"encoding/json"
@@ -13,11 +13,16 @@ import (
 	"testing"
 )
 
-// fake is a replaying Stripe: it answers the documented JSON bodies of the
-// endpoints the adapter calls, replays the first answer of an idempotency key
-// (as Stripe does, 500s included), and is steered by amount like the
-// processortest contract (see fakeTriggers).
-type fake struct {
+// Fake is a replaying Stripe on a loopback port: it answers the documented
+// JSON bodies of the endpoints the stripe adapter calls, replays the first
+// answer of an idempotency key (as Stripe does, 500s included), and is
+// steered by amount like the processortest contract: 5101 to 5103 decline,
+// 5121 (processortest.AmountLostAnswers) charges and answers 500, 5122
+// (processortest.AmountUnavailable) answers 503 without charging, and the
+// Amount* constants trigger the rest. Any other amount succeeds.
+type Fake struct {
+	// URL is the fake's base URL (the adapter's APIBase).
+	URL string
 	srv *httptest.Server
 
 	mu        sync.Mutex
@@ -26,7 +31,7 @@ type fake struct {
 	cards     map[string]url.Values // pm id → the card fields it was made from
 	replies   map[string]fakeReply  // path + idempotency key → first answer
 	refunds   map[string]int64      // re id → amount
-	requests  []fakeRequest         // every request, in order
+	requests  []FakeRequest         // every request, in order
 	searchLag bool                  // search finds nothing (Stripe's indexing lag)
 	failPaths map[string]int        // path → HTTP status answered instead
 	hang      chan struct{}         // closed at cleanup, releasing hung handlers
@@ -44,37 +49,45 @@ type fakeReply struct {
 	body   []byte
 }
 
-type fakeRequest struct {
+// FakeRequest is one request the Fake received.
+type FakeRequest struct {
 	Method, Path, Key, Account string
 	Form                       url.Values
 }
 
-// Amounts (cents) the fake answers specially, beyond processortest's.
+// Amounts (cents) the Fake answers specially, beyond processortest's.
 const (
-	amountIncorrectCVC    = 5104
-	amountExpiredCard     = 5105
-	amountProcessingError = 5106
-	amountFraudulent      = 5107
-	amountIncorrectZip    = 5108
-	amountLostCard        = 5109
-	amountOtherDecline    = 5111
-	amountLostPending     = 5123 // the intent is left requires_action and the answer is a 500
-	amountRequiresAction  = 5124
-	amountRateLimited     = 5129
-	amountHang            = 5130
-	amountInvalidRequest  = 5131
-	amountIdempotencyErr  = 5132
-	amountBadKey          = 5133
-	amountEchoCard        = 5134 // a 402 whose message echoes the card (a misbehaving proxy)
-	amountEchoCardHTML    = 5135 // a 502 HTML page echoing the card
-	amountBadGateway      = 5136
-	amountConflict        = 5137
-	amountProcessing      = 5138
+	// AmountIncorrectCVC and the declines after it answer a 402 card_error
+	// with Stripe's code (incorrect_cvc, expired_card, processing_error,
+	// fraudulent, incorrect_zip, lost_card, transaction_not_allowed).
+	AmountIncorrectCVC    = 5104
+	AmountExpiredCard     = 5105
+	AmountProcessingError = 5106
+	AmountFraudulent      = 5107
+	AmountIncorrectZip    = 5108
+	AmountLostCard        = 5109
+	AmountOtherDecline    = 5111
+	// AmountLostPending leaves the intent requires_action and answers 500.
+	AmountLostPending    = 5123
+	AmountRequiresAction = 5124 // a 200 with the intent requires_action
+	AmountRateLimited    = 5129 // a 429 (not replayed)
+	// AmountHang records a succeeded intent and never answers (until the
+	// client gives up or the test ends): a timeout after the charge.
+	AmountHang           = 5130
+	AmountInvalidRequest = 5131 // a 400 invalid_request_error
+	AmountIdempotencyErr = 5132 // a 400 idempotency_error
+	AmountBadKey         = 5133 // a 401 whose message echoes the key (a misbehaving proxy)
+	AmountEchoCard       = 5134 // a 402 whose message echoes the card (a misbehaving proxy)
+	AmountEchoCardHTML   = 5135 // a 502 HTML page echoing the card
+	AmountBadGateway     = 5136 // a 502 HTML page
+	AmountConflict       = 5137 // a 409 idempotency_key_in_use
+	AmountProcessing     = 5138 // a 200 with the intent processing
 )
 
-func newFake(t *testing.T) *fake {
+// NewFake starts a Fake on a loopback port until the test ends.
+func NewFake(t testing.TB) *Fake {
 	t.Helper()
-	f := &fake{cards: map[string]url.Values{}, replies: map[string]fakeReply{}, refunds: map[string]int64{},
+	f := &Fake{cards: map[string]url.Values{}, replies: map[string]fakeReply{}, refunds: map[string]int64{},
 		failPaths: map[string]int{}, hang: make(chan struct{}), cancelled: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/payment_methods", f.idempotent(f.createPaymentMethod))
@@ -91,7 +104,7 @@ func newFake(t *testing.T) *fake {
 			return
 		}
 		f.mu.Lock()
-		f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, r.Header.Get("Idempotency-Key"),
+		f.requests = append(f.requests, FakeRequest{r.Method, r.URL.Path, r.Header.Get("Idempotency-Key"),
 			r.Header.Get("Stripe-Account"), r.Form})
 		status := f.failPaths[r.URL.Path]
 		f.mu.Unlock()
@@ -101,8 +114,28 @@ func newFake(t *testing.T) *fake {
 		}
 		mux.ServeHTTP(w, r)
 	}))
+	f.URL = f.srv.URL
 	t.Cleanup(func() { close(f.hang); f.srv.Close() })
 	return f
+}
+
+// Close stops the fake before the test ends (a connection refused).
+func (f *Fake) Close() { f.srv.Close() }
+
+// FailPath makes the fake answer every later request to path with status
+// and Stripe's api_error body.
+func (f *Fake) FailPath(path string, status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failPaths[path] = status
+}
+
+// SetSearchLag makes the search endpoint find nothing (Stripe's indexing
+// lag) while on.
+func (f *Fake) SetSearchLag(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.searchLag = on
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -117,7 +150,7 @@ type handler func(r *http.Request) (int, any)
 
 // idempotent replays the first answer of an idempotency key, as Stripe does,
 // except for 429s (the rate limiter runs before the idempotency layer).
-func (f *fake) idempotent(h handler) http.HandlerFunc {
+func (f *Fake) idempotent(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.URL.Path + "\x00" + r.Header.Get("Idempotency-Key")
 		f.mu.Lock()
@@ -159,12 +192,12 @@ func (f *fake) idempotent(h handler) http.HandlerFunc {
 	}
 }
 
-func (f *fake) id(prefix string) string {
+func (f *Fake) id(prefix string) string {
 	f.seq++
 	return fmt.Sprintf("%s_3Fake%08dxYz", prefix, f.seq)
 }
 
-func (f *fake) createPaymentMethod(r *http.Request) (int, any) {
+func (f *Fake) createPaymentMethod(r *http.Request) (int, any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.id("pm")
@@ -183,7 +216,7 @@ func (f *fake) createPaymentMethod(r *http.Request) (int, any) {
 	}
 }
 
-func (f *fake) createIntent(r *http.Request) (int, any) {
+func (f *Fake) createIntent(r *http.Request) (int, any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	amount := int64(atoi(r.Form.Get("amount")))
@@ -206,43 +239,43 @@ func (f *fake) createIntent(r *http.Request) (int, any) {
 		return 500, apiError()
 	case 5122: // processortest.AmountUnavailable
 		return 503, apiError()
-	case amountLostPending:
+	case AmountLostPending:
 		in.Status, in.Capturable, in.Received = "requires_action", 0, 0
 		f.intents = append(f.intents, in)
 		return 500, apiError()
-	case amountRequiresAction:
+	case AmountRequiresAction:
 		in.Status, in.Capturable, in.Received = "requires_action", 0, 0
 		f.intents = append(f.intents, in)
 		return 200, in.json(true)
-	case amountProcessing:
+	case AmountProcessing:
 		in.Status, in.Capturable, in.Received = "processing", 0, 0
 		f.intents = append(f.intents, in)
 		return 200, in.json(true)
-	case amountRateLimited:
+	case AmountRateLimited:
 		return 429, map[string]any{"error": map[string]any{"code": "rate_limit", "type": "invalid_request_error",
 			"message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
 			"doc_url": "https://stripe.com/docs/error-codes/rate-limit"}}
-	case amountHang:
+	case AmountHang:
 		f.intents = append(f.intents, in)
 		return 0, nil
-	case amountInvalidRequest:
+	case AmountInvalidRequest:
 		return 400, map[string]any{"error": map[string]any{"code": "amount_too_small", "param": "amount", "type": "invalid_request_error",
 			"message": "Amount must be at least $0.50 usd", "doc_url": "https://stripe.com/docs/error-codes/amount-too-small"}}
-	case amountIdempotencyErr:
+	case AmountIdempotencyErr:
 		return 400, map[string]any{"error": map[string]any{"type": "idempotency_error",
 			"message": "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '" + r.Header.Get("Idempotency-Key") + "' if you meant to execute a different request."}}
-	case amountBadKey:
+	case AmountBadKey:
 		// Stripe masks the key; a misbehaving proxy might not.
 		return 401, map[string]any{"error": map[string]any{"type": "invalid_request_error",
 			"message": "Invalid API Key provided: " + bearer(r)}}
-	case amountEchoCard:
+	case AmountEchoCard:
 		return 402, map[string]any{"error": map[string]any{"code": "card_declined", "decline_code": "generic_decline", "type": "card_error",
 			"message": fmt.Sprintf("Card %s (cvc %s) was declined.", card.Get("card[number]"), card.Get("card[cvc]"))}}
-	case amountEchoCardHTML:
+	case AmountEchoCardHTML:
 		return 502, fmt.Sprintf("<html><body>Bad gateway for card=%s&cvc=%s</body></html>", card.Get("card[number]"), card.Get("card[cvc]"))
-	case amountBadGateway:
+	case AmountBadGateway:
 		return 502, "<html><body>502 Bad Gateway</body></html>"
-	case amountConflict:
+	case AmountConflict:
 		return 409, map[string]any{"error": map[string]any{"code": "idempotency_key_in_use", "type": "invalid_request_error",
 			"message": "There is currently another in-progress request using this Stripe-Account, Idempotency-Key, and endpoint. Please try again later."}}
 	}
@@ -267,13 +300,13 @@ var fakeDeclines = map[int64]fakeDecline{
 	5101:                  {"card_declined", "generic_decline", "", "Your card was declined."},
 	5102:                  {"card_declined", "insufficient_funds", "", "Your card has insufficient funds."},
 	5103:                  {"card_declined", "do_not_honor", "", "Your card was declined."},
-	amountIncorrectCVC:    {"incorrect_cvc", "", "cvc", "Your card's security code is incorrect."},
-	amountExpiredCard:     {"expired_card", "", "exp_month", "Your card has expired."},
-	amountProcessingError: {"processing_error", "", "", "An error occurred while processing your card. Try again in a little bit."},
-	amountFraudulent:      {"card_declined", "fraudulent", "", "Your card was declined."},
-	amountIncorrectZip:    {"incorrect_zip", "", "address_zip", "Your card's zip code failed validation."},
-	amountLostCard:        {"card_declined", "lost_card", "", "Your card was declined."},
-	amountOtherDecline:    {"card_declined", "transaction_not_allowed", "", "Your card does not support this type of purchase."},
+	AmountIncorrectCVC:    {"incorrect_cvc", "", "cvc", "Your card's security code is incorrect."},
+	AmountExpiredCard:     {"expired_card", "", "exp_month", "Your card has expired."},
+	AmountProcessingError: {"processing_error", "", "", "An error occurred while processing your card. Try again in a little bit."},
+	AmountFraudulent:      {"card_declined", "fraudulent", "", "Your card was declined."},
+	AmountIncorrectZip:    {"incorrect_zip", "", "address_zip", "Your card's zip code failed validation."},
+	AmountLostCard:        {"card_declined", "lost_card", "", "Your card was declined."},
+	AmountOtherDecline:    {"card_declined", "transaction_not_allowed", "", "Your card does not support this type of purchase."},
 }
 
 // cardError is Stripe's 402 body: the error with the declined PaymentIntent.
@@ -331,7 +364,7 @@ func (in *fakeIntent) json(expandCharge bool) map[string]any {
 	}
 }
 
-func (f *fake) intent(id string) *fakeIntent {
+func (f *Fake) intent(id string) *fakeIntent {
 	for _, in := range f.intents {
 		if in.ID == id {
 			return in
@@ -345,7 +378,7 @@ func missing(kind, id string) map[string]any {
 		"message": fmt.Sprintf("No such %s: '%s'", kind, id)}}
 }
 
-func (f *fake) captureIntent(r *http.Request) (int, any) {
+func (f *Fake) captureIntent(r *http.Request) (int, any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.intent(r.PathValue("id"))
@@ -364,7 +397,7 @@ func (f *fake) captureIntent(r *http.Request) (int, any) {
 	return 200, in.json(expands(r, "latest_charge"))
 }
 
-func (f *fake) cancelIntent(r *http.Request) (int, any) {
+func (f *Fake) cancelIntent(r *http.Request) (int, any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.intent(r.PathValue("id"))
@@ -382,7 +415,7 @@ func (f *fake) cancelIntent(r *http.Request) (int, any) {
 
 var searchQuery = regexp.MustCompile(`^metadata\['ivrpay_reference'\]:'((?:[^'\\]|\\.)*)'$`)
 
-func (f *fake) searchIntents(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) searchIntents(w http.ResponseWriter, r *http.Request) {
 	m := searchQuery.FindStringSubmatch(r.Form.Get("query"))
 	if m == nil {
 		writeJSON(w, 400, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": "Invalid query"}})
@@ -403,7 +436,7 @@ func (f *fake) searchIntents(w http.ResponseWriter, r *http.Request) {
 		"next_page": nil, "data": data})
 }
 
-func (f *fake) listIntents(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) listIntents(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	data := []any{}
@@ -415,7 +448,7 @@ func (f *fake) listIntents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"object": "list", "url": "/v1/payment_intents", "has_more": false, "data": data})
 }
 
-func (f *fake) createSetupIntent(r *http.Request) (int, any) {
+func (f *Fake) createSetupIntent(r *http.Request) (int, any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.id("seti")
@@ -450,7 +483,7 @@ func (f *fake) createSetupIntent(r *http.Request) (int, any) {
 	return 200, si
 }
 
-func (f *fake) createRefund(r *http.Request) (int, any) {
+func (f *Fake) createRefund(r *http.Request) (int, any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := f.intent(r.Form.Get("payment_intent"))
@@ -494,11 +527,11 @@ func atoi(s string) int {
 	return n
 }
 
-// recorded returns the requests made to path.
-func (f *fake) recorded(method, path string) []fakeRequest {
+// Recorded returns the requests made to path with method, in order.
+func (f *Fake) Recorded(method, path string) []FakeRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []fakeRequest
+	var out []FakeRequest
 	for _, r := range f.requests {
 		if r.Method == method && r.Path == path {
 			out = append(out, r)
@@ -507,33 +540,47 @@ func (f *fake) recorded(method, path string) []fakeRequest {
 	return out
 }
 
-// locked runs fn holding the fake's lock, for tests that steer it.
-func (f *fake) locked(fn func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn()
-}
-
-func (f *fake) isCancelled(id string) bool {
+// Cancelled says whether the PaymentIntent id was cancelled.
+func (f *Fake) Cancelled(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cancelled[id]
 }
 
-func (f *fake) intentID(i int) string {
+// IntentID returns the id of the i-th PaymentIntent made (oldest first).
+func (f *Fake) IntentID(i int) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.intents[i].ID
 }
 
-func (f *fake) intentStatus(i int) string {
+// IntentStatus returns the status of the i-th PaymentIntent made.
+func (f *Fake) IntentStatus(i int) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.intents[i].Status
 }
 
-func (f *fake) refundCount() int {
+// RefundCount returns how many refunds were made.
+func (f *Fake) RefundCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.refunds)
+}
+
+// IntentRef is a PaymentIntent the Fake made: its id and current status.
+type IntentRef struct{ ID, Status string }
+
+// IntentsFor returns the PaymentIntents made with metadata ivrpay_reference
+// ref, oldest first.
+func (f *Fake) IntentsFor(ref string) []IntentRef {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []IntentRef
+	for _, in := range f.intents {
+		if in.Ref == ref {
+			out = append(out, IntentRef{in.ID, in.Status})
+		}
+	}
+	return out
 }
