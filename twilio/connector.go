@@ -137,6 +137,16 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 	if len(r.TransactionID) > 255 {
 		return r, fmt.Errorf("%w: transaction_id must be at most 255 characters", ErrInvalidRequest)
 	}
+	// A card number typed at the postal code prompt must not be stored with
+	// the payin (SPEC §9); neither message echoes the value.
+	if ivrpay.ContainsCardNumber(r.PostalCode) {
+		r.PostalCode = ""
+		return r, fmt.Errorf("%w: postal_code looks like a card number; it must be a postal code of at most %d letters, digits, spaces and dashes", ErrInvalidRequest, ivrpay.MaxPostalCodeLength)
+	}
+	if !ivrpay.ValidPostalCode(r.PostalCode) {
+		r.PostalCode = ""
+		return r, fmt.Errorf("%w: postal_code must be at most %d letters, digits, spaces and dashes", ErrInvalidRequest, ivrpay.MaxPostalCodeLength)
+	}
 	return r, nil
 }
 
