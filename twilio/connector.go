@@ -128,6 +128,13 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 		}
 		return r, fmt.Errorf("%w: method must be charge or tokenize, not %q", ErrInvalidRequest, r.Method)
 	}
+	// encoding/json keeps the last of duplicated keys: {"amount":"10.00",
+	// "amount":"0.07"} must not mean whichever a reader happens to take.
+	// Keys are otherwise matched exactly (map lookups): "AMOUNT" is an
+	// unknown field, ignored like any other.
+	if path, dup := ivrpay.DuplicateJSONKey(body); dup {
+		return r, fmt.Errorf("%w: the key %s appears more than once in its object", ErrInvalidRequest, path)
+	}
 	if firstErr != nil {
 		return r, firstErr
 	}
