@@ -34,14 +34,14 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 
 	// 1. Credentials: username api_key, password an API key.
 	user, password, ok := r.BasicAuth()
-	limitKey := credentialKey(ClientAddress(r, s.BehindProxy), r.Header.Get("Authorization"))
-	if s.rateLimited(w, r, limitKey) {
+	credLimit, addrLimit := s.connectorLimits(r)
+	if s.rateLimited(w, r, credLimit.key) || (!s.Limiter.KnownGood(credLimit.key) && s.rateLimited(w, r, addrLimit.key)) {
 		respond(http.StatusTooManyRequests, twilio.ConnectorResponse{ErrorCode: "RATE_LIMITED",
-			ErrorMessage: "too many failed authentications with these credentials; check the connector's Username and Password"})
+			ErrorMessage: "too many failed authentications with these credentials or from this address; check the connector's Username and Password"})
 		return
 	}
 	if !ok || user != "api_key" || password == "" {
-		s.authFailed(r, limitKey)
+		s.authFailed(r, credLimit, addrLimit)
 		respond(http.StatusUnauthorized, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnUnauthorized,
 			ErrorMessage: "unauthorized: set the connector's Username to api_key and its Password to an IVR API key"})
 		return
@@ -49,7 +49,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 	key, err := s.Auth.Authenticate(r.Context(), password)
 	if err != nil {
 		if ivrpay.ErrorCode(err) == ivrpay.EUNAUTHORIZED {
-			s.authFailed(r, limitKey)
+			s.authFailed(r, credLimit, addrLimit)
 			respond(http.StatusUnauthorized, twilio.ConnectorResponse{ErrorCode: ivrpay.ConnUnauthorized,
 				ErrorMessage: "unauthorized: the connector's Password is not an enabled API key of this deployment"})
 		} else {
@@ -59,6 +59,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.keyID, info.platformID = key.ID, key.PlatformID
+	s.Limiter.Succeeded(credLimit.key)
 
 	// 2. The body.
 	switch {
