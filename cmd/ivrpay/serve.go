@@ -51,6 +51,9 @@ func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.W
 		if v, err = vault.Load(c.vaultKeyFile); err != nil {
 			return nil, nil, "", err
 		}
+		if m, err := vault.KeyFileMode(c.vaultKeyFile); err != nil || m == string(ivrpay.ModeSandbox) {
+			return nil, nil, "", fmt.Errorf("--vault-key-file %s was created by a sandbox deployment; production needs a key of its own (head -c 32 /dev/urandom | base64 > vault.key; chmod 600 vault.key)", c.vaultKeyFile)
+		}
 	} else {
 		path := c.vaultKeyFile
 		if path == "" {
@@ -60,12 +63,18 @@ func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.W
 		if v, created, err = vault.LoadOrCreate(path); err != nil {
 			return nil, nil, "", err
 		}
+		if m, _ := vault.KeyFileMode(path); m == string(ivrpay.ModeProduction) {
+			return nil, nil, "", fmt.Errorf("--vault-key-file %s is a production key; a sandbox needs a key of its own", path)
+		}
 		if created {
 			fmt.Fprintf(stderr, "ivrpay: created sandbox vault key %s (mode 0600)\n", path)
 		}
 	}
 	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Vault: v, Processor: sandbox.New(), Logger: logger,
 		ConnectorLease: testConnectorLease(mode, stderr)})
+	if mm := (*sqlstore.ModeMismatchError)(nil); errors.As(err, &mm) {
+		return nil, nil, "", fmt.Errorf("--db: %v", mm)
+	}
 	if err != nil {
 		return nil, nil, "", err
 	}
