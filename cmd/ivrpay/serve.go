@@ -114,7 +114,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	behindProxy := fs.Bool("behind-proxy", false, "TLS is terminated by a proxy in front of this server")
 	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
-	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener (in production, the only place it is served)")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -156,7 +156,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
 	if *metricsAddr == "" {
-		api.MetricsHandler = metricsHandler
+		// Production serves /metrics only on its own listener (SPEC §9):
+		// tenant-wide counts are not for the public address.
+		if mode != ivrpay.ModeProduction {
+			api.MetricsHandler = metricsHandler
+		}
 	} else {
 		metricsSrv := newHTTPServer(metricsHandler)
 		metricsSrv.Addr = *metricsAddr
