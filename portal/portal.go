@@ -78,9 +78,15 @@ type Options struct {
 	// SessionMaxAge ends any session this long after sign-in (default 12 h).
 	SessionIdleTimeout time.Duration
 	SessionMaxAge      time.Duration
-	// MaxSessions bounds the sessions held in memory (default 10000).
+	// MaxSessions bounds the signed-in sessions held in memory (default
+	// 10000). Signed-out visitors hold none: the sign-in form's CSRF token is
+	// stateless.
 	MaxSessions int
-	Logger      *slog.Logger
+	// SignInSecret, when set, keys the sign-in form's CSRF tokens, so that
+	// several processes accept each other's forms; nil means a random key of
+	// this process.
+	SignInSecret []byte
+	Logger       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -90,11 +96,13 @@ type Portal struct {
 	opts     Options
 	svc      Services
 	sessions *sessionStore
-	pages    map[string]*pageTemplate
-	mux      *http.ServeMux
-	assets   map[string]string // asset name → URL with a content hash
-	log      *slog.Logger
-	now      func() time.Time
+	// signInKey keys the sign-in form's stateless CSRF tokens.
+	signInKey []byte
+	pages     map[string]*pageTemplate
+	mux       *http.ServeMux
+	assets    map[string]string // asset name → URL with a content hash
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 //go:embed templates/*.html
@@ -132,7 +140,7 @@ func New(o Options) *Portal {
 	if o.ConnectorClient == nil {
 		o.ConnectorClient = &http.Client{}
 	}
-	p := &Portal{opts: o, svc: o.Services, log: o.Logger, now: o.Now,
+	p := &Portal{opts: o, svc: o.Services, log: o.Logger, now: o.Now, signInKey: newSignInKey(o.SignInSecret),
 		sessions: newSessionStore(o.Now, o.SessionIdleTimeout, o.SessionMaxAge, o.MaxSessions)}
 	p.assets = assetURLs()
 	p.pages = parseTemplates(p.assets)
