@@ -76,7 +76,7 @@ func setupWith(t *testing.T, o envOptions) *env {
 	}}
 	api.Portal = portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-			PaymentMethodConfigs: store, Payins: store, PaymentMethods: store, Webhooks: store},
+			PaymentMethodConfigs: store, Payins: store, PaymentMethods: store, Webhooks: store, Audit: store},
 		Mode: ivrpay.ModeSandbox, BaseURL: srv.URL, ConnectorURL: srv.URL, ConnectorClient: srv.Client(),
 		BehindProxy: o.behindProxy, Limiter: o.limiter, MaxSessions: o.maxSessions,
 	})

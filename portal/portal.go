@@ -40,6 +40,8 @@ type Services struct {
 	Payins               ivrpay.PayinService
 	PaymentMethods       ivrpay.PaymentMethodService
 	Webhooks             ivrpay.WebhookEndpointService
+	// Audit, when set, records failed sign-ins as the REST API records its 401s.
+	Audit ivrpay.AuditService
 }
 
 // Limiter blocks clients after repeated failed sign-ins; *httpapi.AuthLimiter
@@ -49,6 +51,15 @@ type Limiter interface {
 	Blocked(key string) (time.Duration, bool)
 	// Fail records a failure for key and reports whether it is now blocked.
 	Fail(key string) bool
+}
+
+// AuditAggregator is what a Limiter may also do (*httpapi.AuthLimiter does):
+// aggregate the audit rows of an address's authentication failures, so that
+// a flood writes a few rows, not one per attempt.
+type AuditAggregator interface {
+	// AuditDue counts a failure from address and reports whether a row is
+	// due now, and how many failures (since when) it stands for.
+	AuditDue(address string, blocked bool) (n int, since time.Time, due bool)
 }
 
 // ConnectorPath is where Twilio posts Generic Pay Connector requests

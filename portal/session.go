@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 )
 
 // SessionCookie is the name of the portal's session cookie.
@@ -256,10 +257,9 @@ func (p *Portal) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch ivrpay.ErrorCode(err) {
 		case ivrpay.EUNAUTHORIZED:
-			if p.opts.Limiter != nil {
-				p.opts.Limiter.Fail(addr)
-			}
+			blocked := p.opts.Limiter != nil && p.opts.Limiter.Fail(addr)
 			p.log.Info("portal sign-in refused", "client", addr)
+			p.auditSignInFailure(r, addr, blocked)
 			fail(http.StatusUnauthorized, "That API key was not accepted: "+ivrpay.ErrorMessage(err))
 		case ivrpay.ERATELIMITED:
 			fail(http.StatusTooManyRequests, ivrpay.ErrorMessage(err))
@@ -279,6 +279,30 @@ func (p *Portal) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	p.clearSignInCookie(w, r)
 	p.log.Info("portal sign-in", "key_id", key.ID, "platform_id", key.PlatformID, "client", addr)
 	http.Redirect(w, r, "/portal/", http.StatusSeeOther)
+}
+
+// auditSignInFailure records a refused sign-in like the REST API's 401s
+// (actor anonymous, action auth.failure, outcome denied, the client address),
+// aggregated per address when the limiter can.
+func (p *Portal) auditSignInFailure(r *http.Request, addr string, blocked bool) {
+	if p.svc.Audit == nil {
+		return
+	}
+	detail := "route=POST /portal/signin"
+	if agg, ok := p.opts.Limiter.(AuditAggregator); ok {
+		n, since, due := agg.AuditDue(addr, blocked)
+		if !due {
+			return
+		}
+		detail += " failures=" + itoa(n) + " since=" + ivrpay.FormatTime(since)
+	}
+	if blocked {
+		detail += " blocked_for=" + httpapi.AuthBlockDuration.String()
+	}
+	if err := p.svc.Audit.RecordAudit(r.Context(), ivrpay.AuditEvent{Actor: ivrpay.ActorAnonymous, Action: "auth.failure",
+		ClientAddress: addr, Outcome: ivrpay.AuditDenied, Detail: detail}); err != nil {
+		p.log.Error("audit record failed", "error", err)
+	}
 }
 
 func retryAfter(d time.Duration) string {

@@ -1,10 +1,15 @@
 package portal_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 )
 
 // TestAnonymousFloodDoesNotStopSignIns is the attack of issue 12: anonymous
@@ -64,5 +69,60 @@ func TestSignInTokenIsBoundToTheBrowser(t *testing.T) {
 	})
 	if p := alice.post("/portal/signin", url.Values{"csrf_token": {aliceToken}, "api_key": {e.admin.Secret}}); p.url.Path != "/portal/" {
 		t.Fatalf("alice's own token: ended at %s (status %d)", p.url, p.status)
+	}
+}
+
+// TestFailedSignInsAreAudited: a refused sign-in is an authentication
+// failure like a REST 401: audited (aggregated per address when the limiter
+// can) and counted in the limit.
+func TestFailedSignInsAreAudited(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		limiter  bool
+		failures int
+		rows     int
+	}{
+		{"without a limiter, one row each", false, 3, 3},
+		{"with the limiter, aggregated until the block", true, httpapi.AuthFailureLimit, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := envOptions{ivrEnabled: true}
+			if tc.limiter {
+				o.limiter = httpapi.NewAuthLimiter()
+			}
+			e := setupWith(t, o)
+			c := e.newClient(t)
+			for i := 0; i < tc.failures; i++ {
+				token := c.get("/portal/signin").csrf(t)
+				if p := c.post("/portal/signin", url.Values{"csrf_token": {token}, "api_key": {"sbx_apikey_" + strings.Repeat("0", 64)}}); p.status != http.StatusUnauthorized {
+					t.Fatalf("failure %d: status %d", i+1, p.status)
+				}
+			}
+			events, err := e.store.ListAudit(context.Background(), ivrpay.AuditFilter{Action: "auth.failure"})
+			if err != nil || len(events) != tc.rows {
+				t.Fatalf("%d auth.failure rows (%v), want %d: %+v", len(events), err, tc.rows, events)
+			}
+			total := 0
+			for _, ev := range events {
+				if ev.Actor != ivrpay.ActorAnonymous || ev.Outcome != ivrpay.AuditDenied || ev.ClientAddress != "127.0.0.1" ||
+					!strings.Contains(ev.Detail, "POST /portal/signin") || strings.Contains(ev.Detail, "apikey") {
+					t.Fatalf("audit row %+v", ev)
+				}
+				if _, n, ok := strings.Cut(ev.Detail, "failures="); ok {
+					k, _ := strconv.Atoi(strings.Fields(n)[0])
+					total += k
+				} else {
+					total++
+				}
+			}
+			if total != tc.failures {
+				t.Fatalf("audit rows count %d failures, want %d", total, tc.failures)
+			}
+			if tc.limiter && !strings.Contains(events[0].Detail, "blocked_for") {
+				t.Fatalf("the newest row does not note the block: %+v", events[0])
+			}
+		})
 	}
 }

@@ -20,7 +20,7 @@ func newPortal(store *sqlstore.Store, logger *slog.Logger, mode ivrpay.Mode, bas
 	}
 	return portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-			PaymentMethodConfigs: store, Payins: store, PaymentMethods: store, Webhooks: store},
+			PaymentMethodConfigs: store, Payins: store, PaymentMethods: store, Webhooks: store, Audit: store},
 		Mode: mode, BaseURL: baseURL, ConnectorURL: connectorURL, BehindProxy: behindProxy, Limiter: limiter, Logger: logger,
 	})
 }
