@@ -162,7 +162,9 @@ func validateCurrency(c string) error {
 	return nil
 }
 
-// ValidateMetadata checks that metadata, when present, is a JSON object under 8 KiB.
+// ValidateMetadata checks that metadata, when present, is a JSON object under
+// 8 KiB whose keys and values (at any depth) hold no card number; the
+// refusal names the path of the first one, e.g. metadata.customer.note.
 func ValidateMetadata(field string, raw json.RawMessage) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
@@ -173,6 +175,9 @@ func ValidateMetadata(field string, raw json.RawMessage) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return FieldErrorf(field, "must be a JSON object")
+	}
+	if path, found := metadataCardPath(field, raw); found {
+		return cardNumberError(path)
 	}
 	return nil
 }

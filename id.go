@@ -37,6 +37,24 @@ func NewID(mode Mode, prefix string, now time.Time) string {
 	if _, err := rand.Read(raw[4:]); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
+	return mode.IDPrefix() + prefix + encodeID(raw)
+}
+
+// FirstIDAt returns the smallest id NewID can make at time t: every id made
+// at t or later sorts at or after it, so it bounds a range of ids by time.
+func FirstIDAt(mode Mode, prefix string, t time.Time) string {
+	var raw [20]byte
+	secs := t.Unix() - idEpoch
+	if secs < 0 {
+		secs = 0
+	}
+	binary.BigEndian.PutUint32(raw[:4], uint32(secs))
+	return mode.IDPrefix() + prefix + encodeID(raw)
+}
+
+// encodeID writes 20 bytes as 27 base62 characters, most significant first,
+// so that ids compare as strings as their bytes compare as numbers.
+func encodeID(raw [20]byte) string {
 	n := new(big.Int).SetBytes(raw[:])
 	out := make([]byte, 27)
 	base := big.NewInt(62)
@@ -45,7 +63,7 @@ func NewID(mode Mode, prefix string, now time.Time) string {
 		n.DivMod(n, base, mod)
 		out[i] = base62[mod.Int64()]
 	}
-	return mode.IDPrefix() + prefix + string(out)
+	return string(out)
 }
 
 // NewAPIKeySecret returns a fresh key secret: "apikey_" (or "sbx_apikey_") and 64 hex characters.

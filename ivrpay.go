@@ -62,8 +62,9 @@ type BillingContact struct {
 	Phone        string `json:"phone,omitempty"`
 }
 
-// Validate checks lengths: 15 characters for postal codes, 2 letters for the
-// country, 100 characters for the rest.
+// Validate checks lengths (100 characters, 2 letters for the country),
+// postal codes (at most 10 letters, digits, spaces and dashes), and that no
+// field holds a card number typed into the wrong place (SPEC §9).
 func (b *BillingContact) Validate(field string) error {
 	if b == nil {
 		return nil
@@ -73,12 +74,18 @@ func (b *BillingContact) Validate(field string) error {
 		max         int
 	}{
 		{"name", b.Name, 100}, {"address_line_1", b.AddressLine1, 100}, {"address_line_2", b.AddressLine2, 100},
-		{"city", b.City, 100}, {"state", b.State, 100}, {"postal_code", b.PostalCode, 15},
-		{"email", b.Email, 100}, {"phone", b.Phone, 100},
+		{"city", b.City, 100}, {"state", b.State, 100}, {"postal_code", b.PostalCode, 100},
+		{"email", b.Email, 100}, {"phone", b.Phone, 100}, {"country", b.Country, 100},
 	} {
+		if err := checkFreeText(field+"."+f.name, f.value); err != nil {
+			return err
+		}
 		if len(f.value) > f.max {
 			return FieldErrorf(field+"."+f.name, "must be at most %d characters", f.max)
 		}
+	}
+	if !ValidPostalCode(b.PostalCode) {
+		return FieldErrorf(field+".postal_code", "must be at most %d letters, digits, spaces and dashes", MaxPostalCodeLength)
 	}
 	if b.Country != "" && (len(b.Country) != 2 || !isUpperAlpha(b.Country)) {
 		return FieldErrorf(field+".country", "must be a two-letter ISO country code such as US")

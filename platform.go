@@ -53,6 +53,11 @@ func (m *MerchantCreate) Validate() error {
 	} else if len(m.Email) > 100 {
 		return FieldErrorf("email", "must be at most 100 characters")
 	}
+	for _, f := range []struct{ name, value string }{{"name", m.Name}, {"dba_name", m.DBAName}, {"email", m.Email}} {
+		if err := checkFreeText(f.name, f.value); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

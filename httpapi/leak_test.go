@@ -6,6 +6,7 @@ package httpapi_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -87,6 +88,34 @@ func TestConnectorNoCardDataAtRest(t *testing.T) {
 		run(card(with(chargeBody(c), "amount", "10.51"), visa, visaCVV, "leak-charge-visa")).wantErr(t, "charge", "DUPLICATE_TRANSACTION", 200)
 		run(card(with(chargeBody(c), "parameters", []any{visa}), visa, visaCVV, "leak-invalid")).wantErr(t, "charge", "INVALID_REQUEST", 200)
 		run(card(with(chargeBody(c), "method", visa), visa, visaCVV, "leak-invalid-method"))
+		// A card number typed into free text is refused (400 naming the
+		// field; INVALID_REQUEST on the connector) and stored nowhere.
+		typed := luhnComplete("601100099013942") // Discover, 16 digits
+		spaced := typed[:4] + " " + typed[4:8] + " " + typed[8:12] + " " + typed[12:]
+		dashed := strings.ReplaceAll(spaced, " ", "-")
+		var refused []string
+		for _, tc := range []struct {
+			path, field string
+			body        map[string]any
+		}{
+			{"/v1/payin_configs", "billing_contact.postal_code", map[string]any{"merchant_id": b.merchantID, "idempotency_key": "leak-free-1",
+				"amount": 1000, "currency_code": "USD", "billing_contact": map[string]any{"postal_code": typed}}},
+			{"/v1/payin_configs", "billing_contact.name", map[string]any{"merchant_id": b.merchantID, "idempotency_key": "leak-free-2",
+				"amount": 1000, "currency_code": "USD", "billing_contact": map[string]any{"name": "Ada " + spaced}}},
+			{"/v1/payin_configs", "metadata.order.note", map[string]any{"merchant_id": b.merchantID, "idempotency_key": "leak-free-3",
+				"amount": 1000, "currency_code": "USD", "metadata": map[string]any{"order": map[string]any{"note": "card " + dashed}}}},
+			{"/v1/payment_method_configs", "metadata.card", map[string]any{"platform_id": b.platformID, "idempotency_key": "leak-free-4",
+				"metadata": map[string]any{"card": json.Number(typed)}}},
+			{"/v1/merchants", "dba_name", map[string]any{"name": "Shop", "dba_name": spaced}},
+		} {
+			r := b.api("POST", tc.path, b.admin, tc.body)
+			want400(t, r, tc.field)
+			refused = append(refused, string(r.Raw))
+		}
+		for _, pc := range []string{typed, spaced} {
+			run(with(chargeBody(c), "postal_code", pc, "transaction_id", "leak-free-postal-"+pc[:4]+pc[len(pc)-2:])).wantErr(t, "charge", "INVALID_REQUEST", 200)
+			run(with(tokenizeBody(pmc()), "postal_code", pc)).wantErr(t, "tokenize", "INVALID_REQUEST", 200)
+		}
 		for _, r := range []connResp{
 			b.connector("api_key", "sbx_apikey_"+strings.Repeat("a", 64), []byte(mustJSON(card(chargeBody(c), visa, visaCVV, "leak-401"))), ""),
 			b.connector("apikey", key, []byte(mustJSON(card(chargeBody(c), amex, amexCVV, "leak-401-user"))), ""),
@@ -106,8 +135,9 @@ func TestConnectorNoCardDataAtRest(t *testing.T) {
 		for _, a := range answers {
 			shown = append(shown, string(a.Raw))
 		}
+		shown = append(shown, refused...)
 
-		pans := []string{visa, amex}
+		pans := []string{visa, amex, typed, spaced, dashed}
 		cvvs := []string{visaCVV, amexCVV}
 		// A CVV leaks as a number of its own: not inside a longer run of
 		// digits or letters (an id, a hash, a timestamp's microseconds).

@@ -128,14 +128,14 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 		}
 		scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
-			s.authFailed(r, addr)
+			s.authFailed(r, limit{addr, AuthFailureLimit})
 			writeError(w, r, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: send your API key as Authorization: Bearer <api_key>."))
 			return
 		}
 		key, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
 			if ivrpay.ErrorCode(err) == ivrpay.EUNAUTHORIZED {
-				s.authFailed(r, addr)
+				s.authFailed(r, limit{addr, AuthFailureLimit})
 			}
 			writeError(w, r, err)
 			return
@@ -172,21 +172,46 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, limitKey st
 	return true
 }
 
-// authFailed audits a 401, counts it against limitKey, and logs when the key becomes blocked.
-func (s *Server) authFailed(r *http.Request, limitKey string) {
-	blocked := s.Limiter != nil && s.Limiter.Fail(limitKey)
+// limit is one count an authentication failure adds to: a limiter key and
+// the number of failures within AuthFailureWindow that blocks it.
+type limit struct {
+	key string
+	max int
+}
+
+// authFailed counts a 401 against each limit, logs when one becomes
+// blocked, and audits it: with a limiter, failures are aggregated per client
+// address (AuditDue), so a flood writes a few rows rather than one each.
+func (s *Server) authFailed(r *http.Request, limits ...limit) {
+	blocked := false
+	if s.Limiter != nil {
+		for _, l := range limits {
+			if s.Limiter.FailLimit(l.key, l.max) {
+				blocked = true
+			}
+		}
+	}
+	addr := ClientAddress(r, s.BehindProxy)
 	if blocked {
 		s.Logger.Warn("authentication failures rate limited", "request_id", infoFrom(r.Context()).id,
-			"client", ClientAddress(r, s.BehindProxy), "route", r.Pattern, "blocked_for", AuthBlockDuration.String())
+			"client", addr, "route", r.Pattern, "blocked_for", AuthBlockDuration.String())
 	}
-	if s.Audit != nil {
-		detail := "route=" + r.Pattern
-		if blocked {
-			detail += " blocked_for=" + AuthBlockDuration.String()
+	if s.Audit == nil {
+		return
+	}
+	detail := "route=" + r.Pattern
+	if s.Limiter != nil {
+		n, since, due := s.Limiter.AuditDue(addr, blocked)
+		if !due {
+			return
 		}
-		if err := s.Audit.RecordAudit(r.Context(), ivrpay.AuditEvent{Actor: ivrpay.ActorAnonymous, Action: "auth.failure",
-			Outcome: ivrpay.AuditDenied, Detail: detail}); err != nil {
-			s.Logger.Error("audit record failed", "request_id", infoFrom(r.Context()).id, "error", err)
-		}
+		detail += " failures=" + strconv.Itoa(n) + " since=" + ivrpay.FormatTime(since)
+	}
+	if blocked {
+		detail += " blocked_for=" + AuthBlockDuration.String()
+	}
+	if err := s.Audit.RecordAudit(r.Context(), ivrpay.AuditEvent{Actor: ivrpay.ActorAnonymous, Action: "auth.failure",
+		Outcome: ivrpay.AuditDenied, Detail: detail}); err != nil {
+		s.Logger.Error("audit record failed", "request_id", infoFrom(r.Context()).id, "error", err)
 	}
 }

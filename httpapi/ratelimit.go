@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"container/list"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
@@ -18,77 +21,210 @@ const (
 	AuthBlockDuration = 30 * time.Minute
 )
 
+// ConnectorAddressFailureLimit is how many failed connector authentications
+// one client address may make in AuthFailureWindow, whatever credentials it
+// presents, before the address is blocked for AuthBlockDuration. It is higher
+// than AuthFailureLimit because every platform's calls come from Twilio's few
+// shared addresses: one misconfigured connector is stopped by its own
+// credential's limit after 10 failures, so it takes five at once to block an
+// address. While an address is blocked, only credentials that authenticated
+// from it before (see KnownGood) are still checked; every other one is
+// refused unchecked, so a guessing run learns nothing more.
+const ConnectorAddressFailureLimit = 50
+
+// DefaultMaxLimiterEntries bounds the limiter's memory (about 300 bytes an
+// entry); the least recently used entries are evicted first.
+const DefaultMaxLimiterEntries = 20000
+
+// knownGoodFor is how long a credential that authenticated from an address
+// stays trusted there while the address is blocked.
+const knownGoodFor = 24 * time.Hour
+
 // AuthLimiter counts authentication failures (401s; 403s do not count) per
 // key — a client address, or on the connector an address and a credential —
-// and blocks a key that reached the limit. It lives in each process's
-// memory: several processes each enforce the limit on their own share.
+// and blocks a key that reached its limit. It also remembers which connector
+// credentials authenticated from which address, and how many failures of an
+// address are still to be written to the audit trail. It lives in each
+// process's memory (several processes each enforce the limit on their own
+// share), holds at most MaxEntries entries and evicts the least recently used.
 type AuthLimiter struct {
 	Now func() time.Time
+	// MaxEntries bounds the entries held; 0 means DefaultMaxLimiterEntries.
+	MaxEntries int
 
-	mu       sync.Mutex
-	failures map[string][]time.Time
-	blocked  map[string]time.Time
-	calls    int
+	mu      sync.Mutex
+	entries map[string]*list.Element // of *limitEntry
+	order   list.List                // front: least recently used
+	secret  [32]byte                 // keys the credential hashes
+}
+
+type limitEntry struct {
+	key      string
+	failures []time.Time
+	blocked  time.Time // blocked until
+	good     time.Time // a credential: when it last authenticated
+	// audit aggregation, per address
+	auditStart time.Time // when the address's current audit window began
+	auditCount int       // failures since the last audit row
+	auditSince time.Time // the first failure not yet written
 }
 
 // NewAuthLimiter returns a limiter on the wall clock.
 func NewAuthLimiter() *AuthLimiter {
-	return &AuthLimiter{Now: time.Now, failures: map[string][]time.Time{}, blocked: map[string]time.Time{}}
+	l := &AuthLimiter{Now: time.Now, entries: map[string]*list.Element{}}
+	_, _ = rand.Read(l.secret[:]) // crypto/rand.Read never fails
+	return l
+}
+
+// entry returns key's entry, creating it when create is set (evicting the
+// least recently used one beyond MaxEntries), and marks it used.
+func (l *AuthLimiter) entry(key string, create bool) *limitEntry {
+	if el, ok := l.entries[key]; ok {
+		l.order.MoveToBack(el)
+		return el.Value.(*limitEntry)
+	}
+	if !create {
+		return nil
+	}
+	max := l.MaxEntries
+	if max <= 0 {
+		max = DefaultMaxLimiterEntries
+	}
+	for len(l.entries) >= max {
+		oldest := l.order.Front()
+		l.order.Remove(oldest)
+		delete(l.entries, oldest.Value.(*limitEntry).key)
+	}
+	e := &limitEntry{key: key}
+	l.entries[key] = l.order.PushBack(e)
+	return e
+}
+
+// Len is the number of entries held.
+func (l *AuthLimiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
 }
 
 // Blocked reports whether key is blocked, and for how long still.
 func (l *AuthLimiter) Blocked(key string) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	until, ok := l.blocked[key]
+	el, ok := l.entries[key]
 	if !ok {
 		return 0, false
 	}
-	if left := until.Sub(l.Now()); left > 0 {
+	e := el.Value.(*limitEntry)
+	if left := e.blocked.Sub(l.Now()); left > 0 {
+		l.order.MoveToBack(el) // a block in use is the last thing to evict
 		return left, true
 	}
-	delete(l.blocked, key)
 	return 0, false
 }
 
-// Fail records a failure for key and reports whether it is now blocked.
-func (l *AuthLimiter) Fail(key string) bool {
+// Fail records a failure for key against AuthFailureLimit and reports
+// whether key is now blocked.
+func (l *AuthLimiter) Fail(key string) bool { return l.FailLimit(key, AuthFailureLimit) }
+
+// FailLimit records a failure for key and blocks it for AuthBlockDuration
+// once limit failures fall within AuthFailureWindow; it reports whether key
+// is now blocked.
+func (l *AuthLimiter) FailLimit(key string, limit int) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.Now()
-	l.calls++
-	if l.calls%1024 == 0 {
-		l.sweep(now)
-	}
-	recent := l.failures[key][:0]
-	for _, t := range l.failures[key] {
+	e := l.entry(key, true)
+	recent := e.failures[:0]
+	for _, t := range e.failures {
 		if now.Sub(t) < AuthFailureWindow {
 			recent = append(recent, t)
 		}
 	}
 	recent = append(recent, now)
-	if len(recent) >= AuthFailureLimit {
-		delete(l.failures, key)
-		l.blocked[key] = now.Add(AuthBlockDuration)
+	if len(recent) >= limit {
+		e.failures = nil
+		e.blocked = now.Add(AuthBlockDuration)
 		return true
 	}
-	l.failures[key] = recent
+	e.failures = recent
 	return false
 }
 
-// sweep drops stale entries so that the maps stay bounded by recent traffic.
-func (l *AuthLimiter) sweep(now time.Time) {
-	for k, ts := range l.failures {
-		if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= AuthFailureWindow {
-			delete(l.failures, k)
-		}
+// Succeeded records that a connector credential (a CredentialKey)
+// authenticated, so that it keeps working while its address is blocked.
+func (l *AuthLimiter) Succeeded(credentialKey string) {
+	if l == nil {
+		return
 	}
-	for k, until := range l.blocked {
-		if !now.Before(until) {
-			delete(l.blocked, k)
-		}
-	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entry(credentialKey, true).good = l.Now()
 }
+
+// KnownGood reports whether the credential authenticated within the last 24
+// hours (in this process).
+func (l *AuthLimiter) KnownGood(credentialKey string) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.entries[credentialKey]
+	if !ok {
+		return false
+	}
+	good := el.Value.(*limitEntry).good
+	return !good.IsZero() && l.Now().Sub(good) < knownGoodFor
+}
+
+// AuditDue counts an authentication failure from address for the audit
+// trail and reports whether a row is due now, and how many failures (since
+// when) it stands for. A row is due for the first failure of an address in
+// each AuthFailureWindow (carrying any count left from the window before)
+// and when the failure blocked something (carrying the failures since the
+// previous row); the failures in between are only counted. A flood thus
+// writes a few rows per address per window, not one per request.
+func (l *AuthLimiter) AuditDue(address string, blocked bool) (n int, since time.Time, due bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.Now()
+	e := l.entry("audit|"+address, true)
+	if e.auditCount == 0 {
+		e.auditSince = now
+	}
+	e.auditCount++
+	if e.auditStart.IsZero() || now.Sub(e.auditStart) >= AuthFailureWindow {
+		e.auditStart = now
+		due = true
+	}
+	if blocked || due {
+		n, since = e.auditCount, e.auditSince
+		e.auditCount = 0
+		return n, since, true
+	}
+	return 0, time.Time{}, false
+}
+
+// CredentialKey scopes connector limits to the client address and the
+// presented credential. Basic credentials are keyed by their decoded
+// username and password, so that "basic …", "BASIC …" or another base64
+// spelling of the same password count as one credential; anything else by
+// the header's text. The credential is kept only as an HMAC under a key of
+// this process.
+func (l *AuthLimiter) CredentialKey(address string, r *http.Request) string {
+	cred := "raw:" + r.Header.Get("Authorization")
+	// net/http matches the Basic scheme name case-insensitively; so must the key.
+	if user, password, ok := r.BasicAuth(); ok {
+		cred = "basic:" + user + ":" + password
+	}
+	mac := hmac.New(sha256.New, l.secret[:])
+	mac.Write([]byte(cred))
+	return address + "|" + hex.EncodeToString(mac.Sum(nil)[:12])
+}
+
+// ConnectorAddressKey is the limiter key of a client address on the connector.
+func ConnectorAddressKey(address string) string { return "connector|" + address }
 
 // ClientAddress is the peer's IP address. Behind a proxy it is the address
 // the proxy saw, taken from the last X-Forwarded-For hop.
@@ -106,10 +242,14 @@ func ClientAddress(r *http.Request, behindProxy bool) string {
 	return host
 }
 
-// credentialKey scopes connector limits to a presented credential (hashed,
-// never kept), so that one misconfigured connector behind Twilio's shared
-// addresses never locks out another platform's valid key.
-func credentialKey(address, credential string) string {
-	sum := sha256.Sum256([]byte(credential))
-	return address + "|" + hex.EncodeToString(sum[:8])
+// connectorLimits are the two counts a failed connector authentication adds
+// to: its credential from its address (AuthFailureLimit) and its address
+// whatever the credential (ConnectorAddressFailureLimit).
+func (s *Server) connectorLimits(r *http.Request) (credential, address limit) {
+	addr := ClientAddress(r, s.BehindProxy)
+	address = limit{ConnectorAddressKey(addr), ConnectorAddressFailureLimit}
+	if s.Limiter == nil {
+		return limit{}, address
+	}
+	return limit{s.Limiter.CredentialKey(addr, r), AuthFailureLimit}, address
 }

@@ -84,6 +84,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ivrpay.JSONTooDeep(read.Bytes()) {
 		return ivrpay.FieldErrorf("body", "the request body nests objects or arrays deeper than %d levels", ivrpay.MaxJSONDepth)
 	}
+	// encoding/json takes the last of duplicated keys and matches keys
+	// case-insensitively, so {"amount":1000,"AMOUNT":7} would mean 7 cents:
+	// refuse both before decoding (SPEC §9).
+	if path, dup := ivrpay.DuplicateJSONKey(read.Bytes()); dup {
+		return ivrpay.FieldErrorf(path, "appears more than once in its object; each key may appear only once")
+	}
+	if err := strictMembers(read.Bytes(), reflect.TypeOf(v), ""); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(read.Bytes()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -171,10 +180,9 @@ func badMember(raw []byte, t reflect.Type, prefix string) string {
 	return ""
 }
 
-// jsonField finds the struct field encoding/json decodes key into (exact
-// name first, then case-insensitively, as encoding/json does).
+// jsonField finds the struct field whose JSON name is exactly key. Unlike
+// encoding/json, it never matches a key that differs only in case.
 func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
-	var folded *reflect.StructField
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -187,14 +195,92 @@ func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
 		if name == key {
 			return f, true
 		}
-		if folded == nil && strings.EqualFold(name, key) {
-			folded = &f
-		}
-	}
-	if folded != nil {
-		return *folded, true
 	}
 	return reflect.StructField{}, false
+}
+
+var (
+	numberType      = reflect.TypeFor[json.Number]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	// stringAmountType is the one body whose amount may be a string of
+	// digits ("1000"): Rainforest's older clients send the payin config
+	// amount that way (docs/decisions.md). Every other amount is a JSON number.
+	stringAmountType = reflect.TypeFor[ivrpay.PayinConfigCreate]()
+)
+
+// strictMembers walks the JSON value raw as it will be decoded into t and
+// refuses, in document order, a member whose key matches no field of its
+// struct exactly (case included) and a json.Number field given as a string
+// (except the tolerated payin config amount, and then only digits). Values
+// of the wrong kind are left to the decoder, which names them.
+func strictMembers(raw []byte, t reflect.Type, prefix string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil // json.RawMessage: its own validation reads it
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	switch t.Kind() {
+	case reflect.Struct:
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			return nil
+		}
+		for dec.More() {
+			tok, err := dec.Token()
+			var value json.RawMessage
+			if err != nil || dec.Decode(&value) != nil {
+				return nil
+			}
+			key, _ := tok.(string)
+			path := ivrpay.SafeJSONKey(key)
+			if prefix != "" {
+				path = prefix + "." + path
+			}
+			f, ok := jsonField(t, key)
+			if !ok {
+				return ivrpay.FieldErrorf(path, "unknown field (keys are case-sensitive)")
+			}
+			if f.Type == numberType {
+				if err := checkNumber(value, path, t == stringAmountType && key == "amount"); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := strictMembers(value, f.Type, path); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+			return nil
+		}
+		for i := 0; dec.More(); i++ {
+			var value json.RawMessage
+			if dec.Decode(&value) != nil {
+				return nil
+			}
+			if err := strictMembers(value, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkNumber refuses a string where a number of cents is expected, unless
+// tolerated and made of digits only.
+func checkNumber(value json.RawMessage, path string, tolerateDigits bool) error {
+	v := bytes.TrimSpace(value)
+	if len(v) == 0 || v[0] != '"' {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err == nil && tolerateDigits && s != "" && len(s) <= 10 && strings.Trim(s, "0123456789") == "" {
+		return nil
+	}
+	return ivrpay.FieldErrorf(path, "must be an integer number of cents (1000 is 10.00 USD), not a string")
 }
 
 func jsonKind(goKind string) string {

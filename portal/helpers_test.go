@@ -37,6 +37,7 @@ type envOptions struct {
 	behindProxy bool
 	ivrEnabled  bool
 	limiter     portal.Limiter
+	maxSessions int
 }
 
 func setup(t *testing.T) *env { return setupWith(t, envOptions{ivrEnabled: true}) }
@@ -74,9 +75,9 @@ func setupWith(t *testing.T, o envOptions) *env {
 	api := &httpapi.Server{Services: httpapi.NewServices(store, pay)}
 	api.Portal = portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store},
+			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store, Audit: store},
 		Mode: ivrpay.ModeSandbox, BaseURL: srv.URL, ConnectorURL: srv.URL, ConnectorClient: srv.Client(),
-		BehindProxy: o.behindProxy, Limiter: o.limiter,
+		BehindProxy: o.behindProxy, Limiter: o.limiter, MaxSessions: o.maxSessions,
 	})
 	handler = api.Handler()
 	return &env{store: store, srv: srv, platform: platform, admin: admin, merchant: merchant, ivrKey: ivrKey}

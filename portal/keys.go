@@ -137,13 +137,30 @@ func (p *Portal) merchantOptions(rq *request, permission string) ([]*ivrpay.Merc
 
 func (p *Portal) handleKeys(w http.ResponseWriter, rq *request) {
 	pg, _ := p.keysPage(rq, keyForm{})
-	switch rq.URL.Query().Get("done") {
-	case "disabled":
-		pg.Notice = "Key " + rq.URL.Query().Get("id") + " is disabled: it no longer authenticates."
-	case "enabled":
-		pg.Notice = "Key " + rq.URL.Query().Get("id") + " is enabled."
-	}
+	pg.Notice = p.keyStatusNotice(rq)
 	p.render(w, rq.Request, http.StatusOK, "keys", pg)
+}
+
+// keyStatusNotice is the banner after a key was disabled or enabled. It shows
+// nothing taken from the URL: a fixed message per done value, about a key the
+// signed-in key may read, looked up, whose status is the one announced.
+// Anything else (a crafted link) shows no banner.
+func (p *Portal) keyStatusNotice(rq *request) string {
+	q := rq.URL.Query()
+	var status, message string
+	switch q.Get("done") {
+	case "disabled":
+		status, message = ivrpay.APIKeyStatusDisabled, " is disabled: it no longer authenticates."
+	case "enabled":
+		status, message = ivrpay.APIKeyStatusEnabled, " is enabled."
+	default:
+		return ""
+	}
+	key, err := p.svc.APIKeys.FindAPIKey(rq.Context(), q.Get("id"))
+	if err != nil || key.Status != status {
+		return ""
+	}
+	return "Key " + key.ID + message
 }
 
 // handleCreateKey creates a key from a preset or from the Advanced editor's

@@ -94,8 +94,11 @@ func (p *Portal) merchantsPage(rq *request, form ivrpay.MerchantCreate) *page {
 
 func (p *Portal) handleMerchants(w http.ResponseWriter, rq *request) {
 	pg := p.merchantsPage(rq, ivrpay.MerchantCreate{})
+	// The banner names a merchant the key may read, looked up; never text from the URL.
 	if id := rq.URL.Query().Get("created"); id != "" {
-		pg.Notice = "Merchant " + id + " created."
+		if m, err := p.svc.Merchants.FindMerchant(rq.Context(), id); err == nil {
+			pg.Notice = "Merchant " + m.ID + " created."
+		}
 	}
 	p.render(w, rq.Request, http.StatusOK, "merchants", pg)
 }

@@ -40,6 +40,8 @@ type Services struct {
 	Payins               ivrpay.PayinService
 	PaymentMethods       ivrpay.PaymentMethodService
 	Webhooks             ivrpay.WebhookEndpointService
+	// Audit, when set, records failed sign-ins as the REST API records its 401s.
+	Audit ivrpay.AuditService
 }
 
 // Limiter blocks clients after repeated failed sign-ins; *httpapi.AuthLimiter
@@ -49,6 +51,15 @@ type Limiter interface {
 	Blocked(key string) (time.Duration, bool)
 	// Fail records a failure for key and reports whether it is now blocked.
 	Fail(key string) bool
+}
+
+// AuditAggregator is what a Limiter may also do (*httpapi.AuthLimiter does):
+// aggregate the audit rows of an address's authentication failures, so that
+// a flood writes a few rows, not one per attempt.
+type AuditAggregator interface {
+	// AuditDue counts a failure from address and reports whether a row is
+	// due now, and how many failures (since when) it stands for.
+	AuditDue(address string, blocked bool) (n int, since time.Time, due bool)
 }
 
 // ConnectorPath is where Twilio posts Generic Pay Connector requests.
@@ -77,9 +88,15 @@ type Options struct {
 	// SessionMaxAge ends any session this long after sign-in (default 12 h).
 	SessionIdleTimeout time.Duration
 	SessionMaxAge      time.Duration
-	// MaxSessions bounds the sessions held in memory (default 10000).
+	// MaxSessions bounds the signed-in sessions held in memory (default
+	// 10000). Signed-out visitors hold none: the sign-in form's CSRF token is
+	// stateless.
 	MaxSessions int
-	Logger      *slog.Logger
+	// SignInSecret, when set, keys the sign-in form's CSRF tokens, so that
+	// several processes accept each other's forms; nil means a random key of
+	// this process.
+	SignInSecret []byte
+	Logger       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -89,11 +106,13 @@ type Portal struct {
 	opts     Options
 	svc      Services
 	sessions *sessionStore
-	pages    map[string]*pageTemplate
-	mux      *http.ServeMux
-	assets   map[string]string // asset name → URL with a content hash
-	log      *slog.Logger
-	now      func() time.Time
+	// signInKey keys the sign-in form's stateless CSRF tokens.
+	signInKey []byte
+	pages     map[string]*pageTemplate
+	mux       *http.ServeMux
+	assets    map[string]string // asset name → URL with a content hash
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 //go:embed templates/*.html
@@ -131,7 +150,7 @@ func New(o Options) *Portal {
 	if o.ConnectorClient == nil {
 		o.ConnectorClient = &http.Client{}
 	}
-	p := &Portal{opts: o, svc: o.Services, log: o.Logger, now: o.Now,
+	p := &Portal{opts: o, svc: o.Services, log: o.Logger, now: o.Now, signInKey: newSignInKey(o.SignInSecret),
 		sessions: newSessionStore(o.Now, o.SessionIdleTimeout, o.SessionMaxAge, o.MaxSessions)}
 	p.assets = assetURLs()
 	p.pages = parseTemplates(p.assets)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 )
 
 // SessionCookie is the name of the portal's session cookie.
@@ -20,9 +21,9 @@ const SessionCookie = "ivrpay_portal"
 // maxFormBytes bounds every form post.
 const maxFormBytes = 64 << 10
 
-// session is one browser's state, kept in this process's memory. A session
-// without a secret is a signed-out visitor who has been given a CSRF token
-// for the sign-in form.
+// session is one signed-in browser's state, kept in this process's memory.
+// Signed-out visitors have none: the sign-in form's token is stateless
+// (signin.go), so anonymous traffic cannot fill or evict sessions.
 type session struct {
 	id      string
 	csrf    string
@@ -56,22 +57,13 @@ func randomToken() string {
 
 var errTooManySessions = errors.New("too many sessions")
 
-// create starts a session; secret is "" for a signed-out visitor.
+// create starts a signed-in session for the key secret.
 func (s *sessionStore) create(secret string) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	if len(s.m) >= s.max {
 		s.sweepLocked(now)
-	}
-	if len(s.m) >= s.max {
-		// Signed-out visitors only hold a sign-in form's token; drop them
-		// before refusing anyone who is signed in.
-		for id, sess := range s.m {
-			if sess.secret == "" {
-				delete(s.m, id)
-			}
-		}
 	}
 	if len(s.m) >= s.max {
 		return nil, errTooManySessions
@@ -220,19 +212,12 @@ type signInData struct {
 }
 
 func (p *Portal) handleSignInPage(w http.ResponseWriter, r *http.Request) {
-	sess, ok := p.currentSession(r)
-	if ok && sess.secret != "" {
+	if sess, ok := p.currentSession(r); ok && sess.secret != "" {
 		http.Redirect(w, r, "/portal/", http.StatusSeeOther)
 		return
 	}
-	if !ok {
-		var err error
-		if sess, err = p.newSession(w, r, ""); err != nil {
-			p.renderError(w, r, nil, http.StatusServiceUnavailable, "The portal is busy; try again in a few minutes.")
-			return
-		}
-	}
-	p.render(w, r, http.StatusOK, "signin", &page{Title: "Sign in", CSRF: sess.csrf,
+	// No session for a signed-out visitor: the form's token is stateless.
+	p.render(w, r, http.StatusOK, "signin", &page{Title: "Sign in", CSRF: p.signInToken(w, r),
 		Data: signInData{Ended: r.URL.Query().Get("ended") != ""}})
 }
 
@@ -248,13 +233,12 @@ func (p *Portal) newSession(w http.ResponseWriter, r *http.Request, secret strin
 // handleSignIn checks the key with the same AuthService the REST API uses and
 // counts failures in the same limiter, per client address.
 func (p *Portal) handleSignIn(w http.ResponseWriter, r *http.Request) {
-	sess, ok := p.currentSession(r)
-	if !p.checkCSRF(w, r, sess, ok) {
+	if !p.checkSignInToken(w, r) {
 		p.renderCSRFError(w, r)
 		return
 	}
 	fail := func(status int, msg string) {
-		p.render(w, r, status, "signin", &page{Title: "Sign in", CSRF: sess.csrf, Error: msg, Data: signInData{Status: status}})
+		p.render(w, r, status, "signin", &page{Title: "Sign in", CSRF: p.signInToken(w, r), Error: msg, Data: signInData{Status: status}})
 	}
 	addr := p.clientAddress(r)
 	if p.opts.Limiter != nil {
@@ -273,10 +257,9 @@ func (p *Portal) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch ivrpay.ErrorCode(err) {
 		case ivrpay.EUNAUTHORIZED:
-			if p.opts.Limiter != nil {
-				p.opts.Limiter.Fail(addr)
-			}
+			blocked := p.opts.Limiter != nil && p.opts.Limiter.Fail(addr)
 			p.log.Info("portal sign-in refused", "client", addr)
+			p.auditSignInFailure(r, addr, blocked)
 			fail(http.StatusUnauthorized, "That API key was not accepted: "+ivrpay.ErrorMessage(err))
 		case ivrpay.ERATELIMITED:
 			fail(http.StatusTooManyRequests, ivrpay.ErrorMessage(err))
@@ -286,13 +269,40 @@ func (p *Portal) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A new session id on sign-in, so an id planted before sign-in is worthless.
-	p.sessions.delete(sess.id)
+	if old, ok := p.currentSession(r); ok {
+		p.sessions.delete(old.id)
+	}
 	if _, err := p.newSession(w, r, secret); err != nil {
 		fail(http.StatusServiceUnavailable, "The portal is busy; try again in a few minutes.")
 		return
 	}
+	p.clearSignInCookie(w, r)
 	p.log.Info("portal sign-in", "key_id", key.ID, "platform_id", key.PlatformID, "client", addr)
 	http.Redirect(w, r, "/portal/", http.StatusSeeOther)
+}
+
+// auditSignInFailure records a refused sign-in like the REST API's 401s
+// (actor anonymous, action auth.failure, outcome denied, the client address),
+// aggregated per address when the limiter can.
+func (p *Portal) auditSignInFailure(r *http.Request, addr string, blocked bool) {
+	if p.svc.Audit == nil {
+		return
+	}
+	detail := "route=POST /portal/signin"
+	if agg, ok := p.opts.Limiter.(AuditAggregator); ok {
+		n, since, due := agg.AuditDue(addr, blocked)
+		if !due {
+			return
+		}
+		detail += " failures=" + itoa(n) + " since=" + ivrpay.FormatTime(since)
+	}
+	if blocked {
+		detail += " blocked_for=" + httpapi.AuthBlockDuration.String()
+	}
+	if err := p.svc.Audit.RecordAudit(r.Context(), ivrpay.AuditEvent{Actor: ivrpay.ActorAnonymous, Action: "auth.failure",
+		ClientAddress: addr, Outcome: ivrpay.AuditDenied, Detail: detail}); err != nil {
+		p.log.Error("audit record failed", "error", err)
+	}
 }
 
 func retryAfter(d time.Duration) string {

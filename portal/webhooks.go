@@ -2,7 +2,6 @@ package portal
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -43,8 +42,10 @@ func (p *Portal) webhooksPage(rq *request, form webhookForm) *page {
 
 func (p *Portal) handleWebhooks(w http.ResponseWriter, rq *request) {
 	pg := p.webhooksPage(rq, webhookForm{})
+	// A deleted endpoint can no longer be looked up, so the banner is a fixed
+	// message that repeats nothing from the URL.
 	if rq.URL.Query().Get("deleted") != "" {
-		pg.Notice = "Webhook endpoint " + rq.URL.Query().Get("deleted") + " deleted: no more events are sent to it."
+		pg.Notice = "The webhook endpoint was deleted: no more events are sent to it."
 	}
 	p.render(w, rq.Request, http.StatusOK, "webhooks", pg)
 }
@@ -113,5 +114,5 @@ func (p *Portal) handleDeleteWebhook(w http.ResponseWriter, rq *request) {
 		return
 	}
 	p.log.Info("portal: webhook endpoint deleted", "webhook_endpoint_id", id, "by", rq.key.ID)
-	http.Redirect(w, rq.Request, "/portal/webhooks?deleted="+url.QueryEscape(id), http.StatusSeeOther)
+	http.Redirect(w, rq.Request, "/portal/webhooks?deleted=1", http.StatusSeeOther)
 }

@@ -121,6 +121,10 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		s.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	if err := s.checkMode(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.engine == EngineSQLite {
 		s.group = newGroupCommit(s.wdb)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -182,10 +183,13 @@ func (s *Store) DeactivatePaymentMethod(ctx context.Context, id string) (pm *ivr
 	return s.findPaymentMethod(ctx, id)
 }
 
-// PayinStatusCounts counts payins by status across the database (for metrics).
-func (s *Store) PayinStatusCounts(ctx context.Context) (counts map[string]int, err error) {
-	defer wrap(&err, "Store.PayinStatusCounts")
-	rows, err := s.rdb.QueryContext(ctx, `SELECT status, COUNT(*) FROM payins GROUP BY status`)
+// RecentPayinStatusCounts counts, by status, the payins created since the
+// given time (for metrics). It reads a range of the primary key (ids sort by
+// creation time), so its cost follows recent traffic, never the whole table.
+func (s *Store) RecentPayinStatusCounts(ctx context.Context, since time.Time) (counts map[string]int, err error) {
+	defer wrap(&err, "Store.RecentPayinStatusCounts")
+	rows, err := s.rdb.QueryContext(ctx, `SELECT status, COUNT(*) FROM payins WHERE id >= $1 AND id < $2 GROUP BY status`,
+		ivrpay.FirstIDAt(s.opts.Mode, ivrpay.PrefixPayin, since), s.opts.Mode.IDPrefix()+ivrpay.PrefixPayin+"~")
 	if err != nil {
 		return nil, err
 	}

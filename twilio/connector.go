@@ -128,6 +128,13 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 		}
 		return r, fmt.Errorf("%w: method must be charge or tokenize, not %q", ErrInvalidRequest, r.Method)
 	}
+	// encoding/json keeps the last of duplicated keys: {"amount":"10.00",
+	// "amount":"0.07"} must not mean whichever a reader happens to take.
+	// Keys are otherwise matched exactly (map lookups): "AMOUNT" is an
+	// unknown field, ignored like any other.
+	if path, dup := ivrpay.DuplicateJSONKey(body); dup {
+		return r, fmt.Errorf("%w: the key %s appears more than once in its object", ErrInvalidRequest, path)
+	}
 	if firstErr != nil {
 		return r, firstErr
 	}
@@ -136,6 +143,16 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 	}
 	if len(r.TransactionID) > 255 {
 		return r, fmt.Errorf("%w: transaction_id must be at most 255 characters", ErrInvalidRequest)
+	}
+	// A card number typed at the postal code prompt must not be stored with
+	// the payin (SPEC §9); neither message echoes the value.
+	if ivrpay.ContainsCardNumber(r.PostalCode) {
+		r.PostalCode = ""
+		return r, fmt.Errorf("%w: postal_code looks like a card number; it must be a postal code of at most %d letters, digits, spaces and dashes", ErrInvalidRequest, ivrpay.MaxPostalCodeLength)
+	}
+	if !ivrpay.ValidPostalCode(r.PostalCode) {
+		r.PostalCode = ""
+		return r, fmt.Errorf("%w: postal_code must be at most %d letters, digits, spaces and dashes", ErrInvalidRequest, ivrpay.MaxPostalCodeLength)
 	}
 	return r, nil
 }

@@ -195,6 +195,13 @@ func TestParseConnectorRequestRefusals(t *testing.T) {
 		{"parameters an array", `{"method":"charge","transaction_id":"t","parameters":["cfg"]}`, "charge", "parameters"},
 		{"parameters a string", `{"method":"charge","transaction_id":"t","parameters":"cfg"}`, "charge", "parameters"},
 		{"parameter value an object", `{"method":"charge","transaction_id":"t","parameters":{"payin_config_id":{"id":"cfg"}}}`, "charge", "parameters.payin_config_id"},
+		{"duplicated amount", `{"method":"charge","transaction_id":"t","amount":"10.00","amount":"0.07"}`, "charge", "amount"},
+		{"duplicated parameter", `{"method":"charge","transaction_id":"t","parameters":{"payin_config_id":"a","payin_config_id":"b"}}`, "charge", "parameters.payin_config_id"},
+		{"postal_code a card number", `{"method":"charge","transaction_id":"t","postal_code":"` + pan + `"}`, "charge", "postal_code"},
+		{"postal_code a spaced card number", `{"method":"tokenize","transaction_id":"t","postal_code":"4111 1111 1111 1111"}`, "tokenize", "postal_code"},
+		{"postal_code a JSON number card", `{"method":"charge","transaction_id":"t","postal_code":` + pan + `}`, "charge", "postal_code"},
+		{"postal_code 11 characters", `{"method":"charge","transaction_id":"t","postal_code":"12345-67890"}`, "charge", "postal_code"},
+		{"postal_code punctuation", `{"method":"charge","transaction_id":"t","postal_code":"941;11"}`, "charge", "postal_code"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

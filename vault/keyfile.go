@@ -12,11 +12,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
 // Key file layout. A key file holds the standard base64 encoding of KeySize
-// random bytes and an optional trailing newline. During a rotation the new key
+// random bytes and an optional trailing newline, optionally preceded by
+// comment lines starting with '#'. A key file written by ivrpay records the
+// mode of the deployment that made it in such a line ("# ivrpay vault key;
+// mode=sandbox"), so that production can refuse a key a sandbox created;
+// a file without one (written by hand) has no recorded mode. During a rotation the new key
 // waits in path+NextSuffix until every stored PAN has been re-encrypted; the
 // replaced key is kept as path+RetiredSuffix+timestamp so that backups taken
 // before the rotation can still be read.
@@ -36,10 +41,18 @@ func GenerateKey() ([]byte, error) {
 	return k, nil
 }
 
-// WriteKeyFile writes key to a new file at path with mode 0600. It refuses to
-// replace an existing file (the error matches fs.ErrExist), because
-// overwriting a key makes every PAN sealed with it unreadable.
-func WriteKeyFile(path string, key []byte) (err error) {
+// WriteKeyFile writes key to a new file at path with mode 0600, recording no
+// deployment mode. It refuses to replace an existing file (the error matches
+// fs.ErrExist), because overwriting a key makes every PAN sealed with it
+// unreadable.
+func WriteKeyFile(path string, key []byte) error { return WriteKeyFileMode(path, key, "") }
+
+// WriteKeyFileMode is WriteKeyFile, recording mode (sandbox or production)
+// in the file when it is not empty.
+func WriteKeyFileMode(path string, key []byte, mode string) (err error) {
+	if strings.ContainsAny(mode, " \r\n#=;") {
+		return fmt.Errorf("vault: invalid mode %q", mode)
+	}
 	if len(key) != KeySize {
 		return fmt.Errorf("vault: key is %d bytes, want %d", len(key), KeySize)
 	}
@@ -53,7 +66,11 @@ func WriteKeyFile(path string, key []byte) (err error) {
 			os.Remove(path) // a half-written key file must not be mistaken for a key
 		}
 	}()
-	if _, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+	text := base64.StdEncoding.EncodeToString(key) + "\n"
+	if mode != "" {
+		text = "# ivrpay vault key; mode=" + mode + "\n" + text
+	}
+	if _, err = f.WriteString(text); err != nil {
 		return fmt.Errorf("vault: writing key file %s: %w", path, err)
 	}
 	// The key must be on disk before any PAN sealed with it is.
@@ -71,45 +88,71 @@ func WriteKeyFile(path string, key []byte) (err error) {
 // bytes). It refuses a file that group or others may read, since anyone who
 // can read the key can read every stored card number.
 func ReadKeyFile(path string) ([]byte, error) {
+	key, _, err := ReadKeyFileMode(path)
+	return key, err
+}
+
+// KeyFileMode returns the deployment mode recorded in the key file at path,
+// or "" for a file that records none.
+func KeyFileMode(path string) (string, error) {
+	_, mode, err := ReadKeyFileMode(path)
+	return mode, err
+}
+
+// ReadKeyFileMode is ReadKeyFile, also returning the recorded mode ("" if none).
+func ReadKeyFileMode(path string) ([]byte, string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("vault: key file %s does not exist: %w", path, fs.ErrNotExist)
+		return nil, "", fmt.Errorf("vault: key file %s does not exist: %w", path, fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("vault: opening key file: %w", err)
+		return nil, "", fmt.Errorf("vault: opening key file: %w", err)
 	}
 	defer f.Close()
 	// Stat the open file rather than the path, so the mode checked is the
 	// mode of the file actually read.
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("vault: key file %s: %w", path, err)
+		return nil, "", fmt.Errorf("vault: key file %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("vault: key file %s is not a regular file", path)
+		return nil, "", fmt.Errorf("vault: key file %s is not a regular file", path)
 	}
 	// Windows has no Unix permission bits; Go reports every file there as 0666.
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("vault: key file %s has mode %04o and can be read by group or others; run chmod 600 %s", path, perm, path)
+		return nil, "", fmt.Errorf("vault: key file %s has mode %04o and can be read by group or others; run chmod 600 %s", path, perm, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("vault: reading key file %s: %w", path, err)
+		return nil, "", fmt.Errorf("vault: reading key file %s: %w", path, err)
 	}
 	if len(data) > maxKeyFileBytes {
-		return nil, fmt.Errorf("vault: key file %s is too large to be a key (want base64 of %d bytes)", path, KeySize)
+		return nil, "", fmt.Errorf("vault: key file %s is too large to be a key (want base64 of %d bytes)", path, KeySize)
 	}
 	// The error messages below never quote the content: it is, or is close to, a key.
-	text := bytes.TrimSpace(data)
+	var text []byte
+	mode := ""
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if bytes.HasPrefix(line, []byte("#")) {
+			for _, field := range strings.FieldsFunc(string(line[1:]), func(r rune) bool { return r == ';' || r == ' ' }) {
+				if v, ok := strings.CutPrefix(field, "mode="); ok {
+					mode = v
+				}
+			}
+			continue
+		}
+		text = append(text, line...)
+	}
 	key := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
 	n, err := base64.StdEncoding.Decode(key, text)
 	if err != nil {
-		return nil, fmt.Errorf("vault: key file %s is not standard base64 (want base64 of %d random bytes)", path, KeySize)
+		return nil, "", fmt.Errorf("vault: key file %s is not standard base64 (want base64 of %d random bytes)", path, KeySize)
 	}
 	if n != KeySize {
-		return nil, fmt.Errorf("vault: key file %s holds %d bytes, want %d (base64 of %d random bytes)", path, n, KeySize, KeySize)
+		return nil, "", fmt.Errorf("vault: key file %s holds %d bytes, want %d (base64 of %d random bytes)", path, n, KeySize, KeySize)
 	}
-	return key[:n], nil
+	return key[:n], mode, nil
 }
 
 // Load opens the vault whose key is in path. If path+".next" exists, a key
@@ -132,7 +175,8 @@ func Load(path string) (*Vault, error) {
 }
 
 // LoadOrCreate is Load, except that a missing key file is first created with a
-// fresh key (mode 0600); created reports whether that happened. It is for
+// fresh key (mode 0600, marked as made by a sandbox); created reports whether
+// that happened. It is for
 // sandbox deployments, which must start without any setup; production
 // requires an explicit key file, since a silently new key would leave every
 // stored card unreadable.
@@ -149,7 +193,9 @@ func LoadOrCreate(path string) (v *Vault, created bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	err = WriteKeyFile(path, key)
+	// Only sandbox deployments create their key; the file says so, and
+	// production refuses it (SPEC §9).
+	err = WriteKeyFileMode(path, key, "sandbox")
 	if errors.Is(err, fs.ErrExist) {
 		// Another process created it first; use theirs.
 		v, err = Load(path)
@@ -169,7 +215,7 @@ func LoadOrCreate(path string) (v *Vault, created bool, err error) {
 // some PANs may already be sealed with it. The caller then re-encrypts every
 // stored PAN for which NeedsReencrypt is true, and calls FinishRotation.
 func BeginRotation(path string) (*Vault, error) {
-	cur, err := ReadKeyFile(path)
+	cur, mode, err := ReadKeyFileMode(path)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +225,7 @@ func BeginRotation(path string) (*Vault, error) {
 		if next, err = GenerateKey(); err != nil {
 			return nil, err
 		}
-		err = WriteKeyFile(nextPath, next)
+		err = WriteKeyFileMode(nextPath, next, mode) // the new key belongs to the same deployment
 		if errors.Is(err, fs.ErrExist) {
 			// A concurrent BeginRotation won the race; join its rotation.
 			next, err = ReadKeyFile(nextPath)
@@ -211,7 +257,7 @@ func FinishRotation(path string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	cur, err := ReadKeyFile(path)
+	cur, mode, err := ReadKeyFileMode(path)
 	if err != nil {
 		return err
 	}
@@ -219,7 +265,7 @@ func FinishRotation(path string, now time.Time) error {
 		return fmt.Errorf("vault: %s holds the same key as %s; nothing to finish", nextPath, path)
 	}
 	retired := path + RetiredSuffix + now.UTC().Format(RetiredTimeFmt)
-	if err := WriteKeyFile(retired, cur); err != nil {
+	if err := WriteKeyFileMode(retired, cur, mode); err != nil {
 		if !errors.Is(err, fs.ErrExist) {
 			return err
 		}

@@ -636,3 +636,39 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+func TestKeyFileRecordsMode(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sandbox := filepath.Join(dir, "sandbox.key")
+	if _, _, err := LoadOrCreate(sandbox); err != nil {
+		t.Fatal(err)
+	}
+	hand := filepath.Join(dir, "hand.key")
+	key, _ := GenerateKey()
+	if err := WriteKeyFile(hand, key); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, path, want string }{{"created by a sandbox", sandbox, "sandbox"}, {"written by hand", hand, ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, err := KeyFileMode(tc.path); err != nil || got != tc.want {
+				t.Fatalf("KeyFileMode = %q, %v; want %q", got, err, tc.want)
+			}
+			if _, err := Load(tc.path); err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+		})
+	}
+	// A rotation keeps the mode in the new and the retired key.
+	if _, err := BeginRotation(sandbox); err != nil {
+		t.Fatal(err)
+	}
+	if err := FinishRotation(sandbox, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{sandbox, sandbox + RetiredSuffix + "20260102T030405Z"} {
+		if got, err := KeyFileMode(p); err != nil || got != "sandbox" {
+			t.Fatalf("%s: mode %q, %v after rotation", filepath.Base(p), got, err)
+		}
+	}
+}

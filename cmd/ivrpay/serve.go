@@ -52,6 +52,9 @@ func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.W
 		if v, err = vault.Load(c.vaultKeyFile); err != nil {
 			return nil, nil, "", err
 		}
+		if m, err := vault.KeyFileMode(c.vaultKeyFile); err != nil || m == string(ivrpay.ModeSandbox) {
+			return nil, nil, "", fmt.Errorf("--vault-key-file %s was created by a sandbox deployment; production needs a key of its own (head -c 32 /dev/urandom | base64 > vault.key; chmod 600 vault.key)", c.vaultKeyFile)
+		}
 	} else {
 		path := c.vaultKeyFile
 		if path == "" {
@@ -61,11 +64,17 @@ func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.W
 		if v, created, err = vault.LoadOrCreate(path); err != nil {
 			return nil, nil, "", err
 		}
+		if m, _ := vault.KeyFileMode(path); m == string(ivrpay.ModeProduction) {
+			return nil, nil, "", fmt.Errorf("--vault-key-file %s is a production key; a sandbox needs a key of its own", path)
+		}
 		if created {
 			fmt.Fprintf(stderr, "ivrpay: created sandbox vault key %s (mode 0600)\n", path)
 		}
 	}
 	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Logger: logger})
+	if mm := (*sqlstore.ModeMismatchError)(nil); errors.As(err, &mm) {
+		return nil, nil, "", fmt.Errorf("--db: %v", mm)
+	}
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -114,7 +123,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	behindProxy := fs.Bool("behind-proxy", false, "TLS is terminated by a proxy in front of this server")
 	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
-	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener (in production, the only place it is served)")
 	reconcileAfter := fs.Duration("reconcile-after", payments.DefaultReconcileAfter, "how long an unknown processor outcome waits before the reconciler asks the processor")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
@@ -167,7 +176,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
 	if *metricsAddr == "" {
-		api.MetricsHandler = metricsHandler
+		// Production serves /metrics only on its own listener (SPEC §9):
+		// tenant-wide counts are not for the public address.
+		if mode != ivrpay.ModeProduction {
+			api.MetricsHandler = metricsHandler
+		}
 	} else {
 		metricsSrv := newHTTPServer(metricsHandler)
 		metricsSrv.Addr = *metricsAddr
