@@ -30,6 +30,7 @@ func startProductionServe(t *testing.T, extra ...string) string {
 	if err := vault.WriteKeyFile(keyFile, key); err != nil {
 		t.Fatal(err)
 	}
+	withProcessorAccount(t, filepath.Join(dir, "prod.db"), keyFile)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr lockedBuffer
 	done := make(chan int, 1)

@@ -133,6 +133,7 @@ func TestProductionRefusesSandboxKeyAndDatabase(t *testing.T) {
 
 	t.Run("production database refuses a sandbox", func(t *testing.T) {
 		prodDB := filepath.Join(dir, "prod.db")
+		withProcessorAccount(t, prodDB, prodKey)
 		runCtx, cancel := context.WithCancel(ctx)
 		var stderr lockedBuffer
 		done := make(chan int, 1)

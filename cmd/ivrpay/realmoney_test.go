@@ -59,6 +59,18 @@ func (d *deployment) admin(args ...string) (int, any, string) {
 	return code, v, errOut.String()
 }
 
+// withProcessorAccount adds a Stripe account (pointed nowhere) to the
+// production database db, which production needs to start at all.
+func withProcessorAccount(t *testing.T, db, keyFile string) {
+	t.Helper()
+	d := &deployment{t: t, mode: string(ivrpay.ModeProduction), db: db, keyFile: keyFile}
+	secret := filepath.Join(t.TempDir(), "stripe.key")
+	if err := os.WriteFile(secret, []byte("sk_live_ivrpaytests"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.mustAdmin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", secret, "--api-base", "http://127.0.0.1:9")
+}
+
 func (d *deployment) mustAdmin(args ...string) map[string]any {
 	d.t.Helper()
 	code, v, stderr := d.admin(args...)
