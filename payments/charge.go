@@ -203,20 +203,9 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 	if err := ivrpay.CheckStoredCharge(caller, pm, cfg, s.now()); err != nil {
 		return nil, err
 	}
-	account, proc, err := s.router.Route(ctx, cfg.PlatformID, cfg.MerchantID)
-	var notConfigured *ivrpay.ProcessorNotConfiguredError
-	if errors.As(err, &notConfigured) {
-		return nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Message: notConfigured.Error()}
-	} else if err != nil {
+	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, append(paymentOps(cfg.ProcessingMode), ivrpay.OpStoredCharge)...)
+	if err != nil {
 		return nil, err
-	}
-	if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpStoredCharge); err != nil {
-		return nil, err
-	}
-	if cfg.ProcessingMode == ivrpay.ProcessingModeAuthorize {
-		if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpAuthorizeOnly); err != nil {
-			return nil, err
-		}
 	}
 	ciphertext, nti, err := s.store.LoadPaymentMethodCard(ctx, pm.ID)
 	if err != nil {

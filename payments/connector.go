@@ -157,17 +157,11 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 }
 
 func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry) (ivrpay.IVRResult, bool, error) {
-	account, proc, err := s.router.Route(ctx, cfg.PlatformID, cfg.MerchantID)
-	var notConfigured *ivrpay.ProcessorNotConfiguredError
-	if errors.As(err, &notConfigured) {
-		return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", notConfigured.Error()).Result(), false, nil
+	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, paymentOps(cfg.ProcessingMode)...)
+	if refusal := notConfigured(err); refusal != nil {
+		return refusal.Result(), false, nil
 	} else if err != nil {
 		return ivrpay.IVRResult{}, false, err
-	}
-	if cfg.ProcessingMode == ivrpay.ProcessingModeAuthorize {
-		if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpAuthorizeOnly); err != nil {
-			return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", ivrpay.ErrorMessage(err)).Result(), false, nil
-		}
 	}
 	version := caller.Platform.MinAPIVersion
 	answer := func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer {
@@ -205,15 +199,11 @@ func ivrChargeResult(v ivrpay.APIVersion, p *ivrpay.Payin, entry ivrpay.CardEntr
 }
 
 func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, pmc *ivrpay.PaymentMethodConfig, entry ivrpay.CardEntry) (ivrpay.IVRResult, bool, error) {
-	account, proc, err := s.router.Route(ctx, pmc.PlatformID, pmc.MerchantID)
-	var notConfigured *ivrpay.ProcessorNotConfiguredError
-	if errors.As(err, &notConfigured) {
-		return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", notConfigured.Error()).Result(), false, nil
+	account, proc, err := s.route(ctx, pmc.PlatformID, pmc.MerchantID, ivrpay.OpVerify)
+	if refusal := notConfigured(err); refusal != nil {
+		return refusal.Result(), false, nil
 	} else if err != nil {
 		return ivrpay.IVRResult{}, false, err
-	}
-	if err := proc.Capabilities().Check(proc.Kind(), ivrpay.OpVerify); err != nil {
-		return ivrpay.ConnectorErrorf(ivrpay.ConnProcessorNotConfigured, "%s", ivrpay.ErrorMessage(err)).Result(), false, nil
 	}
 	pmID := s.newID(ivrpay.PrefixPaymentMethod)
 	params := map[string]string{"card_brand": string(entry.Brand), "card_last_4": card.Last4(entry.PAN)}

@@ -2,12 +2,50 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
+
+// route returns the processor account of a merchant's payments, refusing
+// (an ECONFLICT that says how to fix it) when no account serves the
+// merchant or its processor lacks one of ops.
+func (s *Service) route(ctx context.Context, platformID, merchantID string, ops ...string) (ivrpay.ProcessorAccountRef, ivrpay.Processor, error) {
+	account, proc, err := s.router.Route(ctx, platformID, merchantID)
+	var none *ivrpay.ProcessorNotConfiguredError
+	if errors.As(err, &none) {
+		return account, nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Message: none.Error()}
+	} else if err != nil {
+		return account, nil, err
+	}
+	for _, op := range ops {
+		if err := proc.Capabilities().Check(proc.Kind(), op); err != nil {
+			return account, nil, err
+		}
+	}
+	return account, proc, nil
+}
+
+// paymentOps are the capabilities a payment of processing mode needs
+// beyond a charge captured at once.
+func paymentOps(mode string) []string {
+	if mode == ivrpay.ProcessingModeAuthorize {
+		return []string{ivrpay.OpAuthorizeOnly}
+	}
+	return nil
+}
+
+// notConfigured is the connector's answer to a refusal of route:
+// PROCESSOR_NOT_CONFIGURED with its message; nil for other errors.
+func notConfigured(err error) *ivrpay.ConnectorError {
+	if ivrpay.ErrorCode(err) != ivrpay.ECONFLICT {
+		return nil
+	}
+	return &ivrpay.ConnectorError{Code: ivrpay.ConnProcessorNotConfigured, Message: ivrpay.ErrorMessage(err)}
+}
 
 // SandboxAccount is the name of the built-in sandbox processor account.
 const SandboxAccount = "sandbox"
