@@ -28,6 +28,8 @@ type deployment struct {
 	t                 *testing.T
 	mode, db, keyFile string
 	base              string
+	// logs is what serve and the admin commands wrote to stderr.
+	logs lockedBuffer
 }
 
 func newDeployment(t *testing.T, mode string) *deployment {
@@ -49,7 +51,8 @@ func newDeployment(t *testing.T, mode string) *deployment {
 func (d *deployment) admin(args ...string) (int, any, string) {
 	d.t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), append([]string{"admin", "--mode", d.mode, "--db", d.db, "--vault-key-file", d.keyFile}, args...), &out, &errOut)
+	code := run(context.Background(), append([]string{"admin", "--mode", d.mode, "--db", d.db, "--vault-key-file", d.keyFile}, args...), &out, io.MultiWriter(&errOut, &d.logs))
+	d.logs.Write(out.Bytes())
 	var v any
 	if out.Len() > 0 {
 		if err := json.Unmarshal(out.Bytes(), &v); err != nil {
@@ -95,7 +98,7 @@ func (d *deployment) serve() {
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
 	var stderr lockedBuffer
-	go func() { exited <- runServe(ctx, d.serveArgs(), io.Discard, &stderr) }()
+	go func() { exited <- runServe(ctx, d.serveArgs(), io.Discard, io.MultiWriter(&stderr, &d.logs)) }()
 	d.t.Cleanup(func() { cancel(); <-exited })
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if m := listeningLine.FindStringSubmatch(stderr.String()); m != nil {
@@ -299,11 +302,15 @@ func TestProductionWithStripe(t *testing.T) {
 		t.Fatalf("Stripe saw %d payment intents, %d captures, %d cancels, %d refunds; want 3, 1, 1, 1", intents, captures, cancels, refunds)
 	}
 
-	// The secret is nowhere in the database files.
+	// The secret is nowhere in the database files, nor in anything the
+	// commands and the server printed or logged.
 	for _, f := range []string{d.db, d.db + "-wal"} {
 		if b, err := os.ReadFile(f); err == nil && bytes.Contains(b, []byte(liveKey)) {
 			t.Fatalf("%s holds the Stripe secret in clear", f)
 		}
+	}
+	if logs := d.logs.String(); strings.Contains(logs, liveKey) || strings.Contains(logs, "DistinctiveSecret") || !strings.Contains(logs, "listening") {
+		t.Fatalf("the logs hold the Stripe secret (or were not captured): %.300s", logs)
 	}
 	if code, _, errOut := d.admin("processor", "remove", "stripe-main"); code != 1 || !strings.Contains(errOut, "used by") {
 		t.Fatalf("removing a used account: exit %d %q", code, errOut)
