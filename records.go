@@ -130,8 +130,21 @@ type VoidOrRefundRecord struct {
 	Plan           VoidOrRefundPlan
 	Result         VoidOrRefundResult
 	RefundID       string
-	Reason         string
-	At             time.Time
+	// ProcessorIdempotencyKey is the key the refund is sent to the processor under.
+	ProcessorIdempotencyKey string
+	Reason                  string
+	At                      time.Time
+}
+
+// UnresolvedRefund is a PROCESSING refund whose processor answer was lost,
+// with what asking again needs.
+type UnresolvedRefund struct {
+	Refund                  *Refund
+	Payin                   *Payin
+	ProcessorIdempotencyKey string
+	// RequestIdempotencyKey is the (scoped) key of the void_or_refund request
+	// that made the refund, whose replayed answer a refusal corrects.
+	RequestIdempotencyKey string
 }
 
 // RequestHash fingerprints a validated request for idempotency checks: the

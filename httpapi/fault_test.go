@@ -192,3 +192,41 @@ func TestFaultTriggersStoredCard(t *testing.T) {
 		b.checkNoLostMoney()
 	})
 }
+
+// TestRefundAnswerLost: a refund whose processor answer is lost (the
+// sandbox's 51.20 times out on its first call) stays PROCESSING with its
+// amount reserved and is not settled; the reconciler asks again under the
+// same idempotency key, and then settlement completes it.
+func TestRefundAnswerLost(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := faultSetup(t, engine)
+		id := b.ivr(b.ivrKey("payin:create"), with(chargeBody(b.payinConfig(b.admin, b.merchantID, 10000, nil)), "amount", "100.00")).wantOK(t, "charge")
+		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		r := b.api("POST", "/v1/payins/"+id+"/void_or_refund", b.admin, map[string]any{"idempotency_key": "lost-refund",
+			"reason": "REQUESTED_BY_CUSTOMER", "amount": sandbox.TimeoutFirstAmount})
+		wantStatus(t, r, 200)
+		refundID := r.data(t)["refund_id"].(string)
+		refund := func() map[string]any { return b.api("GET", "/v1/refunds/"+refundID, b.admin, nil).data(t) }
+		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := refund()["status"]; got != ivrpay.RefundStatusProcessing {
+			t.Fatalf("a refund whose answer was lost is %v before the reconciler asked, want PROCESSING", got)
+		}
+		if p := b.payin(id); p["refundable_amount"] != float64(10000-sandbox.TimeoutFirstAmount) {
+			t.Fatalf("refundable amount %v: the lost refund's amount is not reserved", p["refundable_amount"])
+		}
+		if n := b.reconcile(); n < 1 {
+			t.Fatalf("the reconciler asked about %d refunds", n)
+		}
+		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := refund()["status"]; got != ivrpay.RefundStatusSucceeded {
+			t.Fatalf("refund after the reconciler and settlement: %v", got)
+		}
+	})
+}

@@ -141,31 +141,41 @@ func (s *Service) refund(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidO
 	if err != nil {
 		return err
 	}
-	rec.RefundID = s.newID(ivrpay.PrefixRefund)
+	rec.RefundID, rec.ProcessorIdempotencyKey = s.newID(ivrpay.PrefixRefund), opKey
 	rec.Result.PayinStatus = ivrpay.PayinStatusSucceeded
 	rec.Result.RefundID, rec.Result.RefundStatus = ivrpay.OptString(rec.RefundID), ivrpay.RefundStatusProcessing
-	wctx := context.WithoutCancel(ctx)
-	if err := s.store.RecordVoidOrRefund(wctx, *rec); err != nil {
+	if err := s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec); err != nil {
 		return err
 	}
+	status, err := s.sendRefund(ctx, proc, p, rec.RefundID, opKey, plan.Amount, rec.IdempotencyKey, rec.Result)
+	rec.Result.RefundStatus = ivrpay.OptString(status)
+	return err
+}
+
+// sendRefund asks the processor for a reserved refund under opKey and
+// records its answer: approved, refused (the refund FAILED, its amount given
+// back, and the replayed answer of request key corrected), or unknown (it
+// stays PROCESSING and is not settled; the reconciler asks again under the
+// same key). It returns the refund's status.
+func (s *Service) sendRefund(ctx context.Context, proc ivrpay.Processor, p *ivrpay.Payin, refundID, opKey string, amount int64,
+	requestKey string, result ivrpay.VoidOrRefundResult) (string, error) {
 	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
 		return proc.Refund(ctx, ivrpay.PaymentOperation{IdempotencyKey: opKey, Reference: string(p.Processor.Reference), PayinID: p.ID,
-			Amount: plan.Amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
+			Amount: amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
 	})
-	o := ivrpay.RefundOutcome{RefundID: rec.RefundID, PayinID: p.ID, Amount: plan.Amount, Outcome: ivrpay.ProcessorOutcomeApproved,
-		Result: res, PlatformID: rec.PlatformID, IdempotencyKey: rec.IdempotencyKey, At: s.now()}
+	o := ivrpay.RefundOutcome{RefundID: refundID, PayinID: p.ID, Amount: amount, Outcome: ivrpay.ProcessorOutcomeApproved,
+		Result: res, PlatformID: p.PlatformID, IdempotencyKey: requestKey, At: s.now()}
+	status := ivrpay.RefundStatusProcessing
 	switch {
 	case err != nil:
-		// The refund stays PROCESSING; the same request sent again asks the
-		// processor again under the same key (docs/processors.md).
-		s.opts.Logger.Warn("processor outcome of a refund unknown", "refund_id", rec.RefundID, "error", err)
+		s.opts.Logger.Warn("processor outcome of a refund unknown; the reconciler asks again", "refund_id", refundID, "error", err)
 		o.Outcome = ivrpay.ProcessorOutcomeUnknown
 	case !res.Approved:
-		o.Outcome = ivrpay.ProcessorOutcomeDeclined
-		rec.Result.RefundStatus = ivrpay.RefundStatusFailed
-		o.Replay = &rec.Result
+		o.Outcome, status = ivrpay.ProcessorOutcomeDeclined, ivrpay.RefundStatusFailed
+		result.RefundStatus = ivrpay.RefundStatusFailed
+		o.Replay = &result
 	}
-	return s.store.RecordRefundOutcome(wctx, o)
+	return status, s.store.RecordRefundOutcome(context.WithoutCancel(ctx), o)
 }
 
 // operate runs a capture or void (op) at the processor that made p. An unknown

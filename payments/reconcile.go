@@ -18,7 +18,9 @@ const reconcileBatch = 50
 // payin's idempotency key. An approved payment is recorded with its events;
 // one that moved no money (or was reversed) fails with PROCESSING_ERROR and
 // frees its config. Several processes may reconcile one database: the lease
-// is a conditional write. It returns how many payins it resolved.
+// is a conditional write. Refunds whose answer was lost are sent again
+// under their idempotency key. It returns how many payins and refunds it
+// asked about.
 func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 	wait := max(s.opts.ReconcileAfter, s.opts.ProcessorTimeout+time.Second)
 	payins, err := s.store.ClaimUnresolvedPayins(context.WithoutCancel(ctx), s.now().Add(-wait), 2*s.opts.ProcessorTimeout+time.Second, reconcileBatch)
@@ -33,6 +35,25 @@ func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 		}
 		if resolved {
 			n++
+		}
+	}
+	refunds, err := s.store.ClaimUnresolvedRefunds(context.WithoutCancel(ctx), s.now().Add(-wait), 2*s.opts.ProcessorTimeout+time.Second, reconcileBatch)
+	if err != nil {
+		return n, err
+	}
+	for _, u := range refunds {
+		proc, err := s.router.Account(ctx, u.Payin.Processor.Account)
+		if err == nil {
+			_, err = s.sendRefund(ctx, proc, u.Payin, u.Refund.ID, u.ProcessorIdempotencyKey, u.Refund.Amount, u.RequestIdempotencyKey,
+				ivrpay.VoidOrRefundResult{Type: ivrpay.VoidOrRefundTypeRefund, MerchantID: u.Payin.MerchantID, PayinID: u.Payin.ID,
+					PayinStatus: ivrpay.PayinStatusSucceeded, RefundID: ivrpay.OptString(u.Refund.ID), Amount: u.Refund.Amount,
+					CurrencyCode: u.Refund.CurrencyCode, Reason: u.Refund.Reason})
+			if err == nil {
+				n++
+			}
+		}
+		if err != nil {
+			s.opts.Logger.Warn("reconciler could not resolve a refund yet; it tries again", "refund_id", u.Refund.ID, "error", err)
 		}
 	}
 	return n, nil

@@ -65,6 +65,9 @@ type Store interface {
 	// reference when approved, FAILED (and the amount given back to the
 	// payin) when refused, UNKNOWN when no answer came.
 	RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) error
+	// ClaimUnresolvedRefunds leases, for the caller alone, up to limit
+	// PROCESSING refunds whose processor answer was lost, last changed before cutoff.
+	ClaimUnresolvedRefunds(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]ivrpay.UnresolvedRefund, error)
 
 	// The reads the REST API serves, with their permission checks.
 	FindPayin(ctx context.Context, id string) (*ivrpay.Payin, error)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -173,9 +174,11 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 		if n, _ := upd.RowsAffected(); n != 1 {
 			return ivrpay.ErrStateChanged
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds (id, platform_id, merchant_id, payin_id, amount, currency_code, reason, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-			r.RefundID, p.PlatformID, p.MerchantID, p.ID, r.Plan.Amount, p.CurrencyCode, r.Reason, ivrpay.RefundStatusProcessing, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds (id, platform_id, merchant_id, payin_id, amount, currency_code, reason, status,
+			processor_idempotency_key, request_idempotency_key, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+			r.RefundID, p.PlatformID, p.MerchantID, p.ID, r.Plan.Amount, p.CurrencyCode, r.Reason, ivrpay.RefundStatusProcessing,
+			r.ProcessorIdempotencyKey, r.IdempotencyKey, now); err != nil {
 			return err
 		}
 		rf, err := s.findRefund(ctx, tx, r.RefundID)
@@ -226,4 +229,55 @@ func (s *Store) RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome)
 		}
 		return s.emitRefundEvent(ctx, tx, rf)
 	})
+}
+
+// ClaimUnresolvedRefunds leases up to limit PROCESSING refunds whose
+// processor answer was lost and that changed before cutoff; a conditional
+// UPDATE makes each the caller's alone.
+func (s *Store) ClaimUnresolvedRefunds(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) (out []ivrpay.UnresolvedRefund, err error) {
+	defer wrap(&err, "Store.ClaimUnresolvedRefunds")
+	now := ivrpay.FormatTime(s.now())
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM refunds WHERE status = 'PROCESSING' AND processor_outcome = 'UNKNOWN'
+		AND updated_at <= $1 AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`,
+		ivrpay.FormatTime(cutoff), now, limit)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	until := ivrpay.FormatTime(s.now().Add(lease))
+	for _, id := range ids {
+		n, err := s.execTx(ctx, `UPDATE refunds SET reconcile_lease_until = $2 WHERE id = $1 AND status = 'PROCESSING'
+			AND processor_outcome = 'UNKNOWN' AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $3)`, id, until, now)
+		if err != nil {
+			return out, err
+		}
+		if n != 1 {
+			continue
+		}
+		u := ivrpay.UnresolvedRefund{}
+		if u.Refund, err = s.findRefund(ctx, s.rdb, id); err != nil {
+			return out, err
+		}
+		if err := s.rdb.QueryRowContext(ctx, `SELECT processor_idempotency_key, request_idempotency_key FROM refunds WHERE id = $1`, id).
+			Scan(&u.ProcessorIdempotencyKey, &u.RequestIdempotencyKey); err != nil {
+			return out, err
+		}
+		if u.Payin, err = s.findPayin(ctx, s.rdb, u.Refund.PayinID); err != nil {
+			return out, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }

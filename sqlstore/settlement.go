@@ -33,7 +33,7 @@ func (s *Store) SettleDue(ctx context.Context, settleAfter time.Duration) (n int
 			n++
 		}
 	}
-	refunds, err := s.dueIDs(ctx, `SELECT id FROM refunds WHERE status = 'PROCESSING' AND created_at <= $1 ORDER BY id LIMIT $2`, cutoff)
+	refunds, err := s.dueIDs(ctx, `SELECT id FROM refunds WHERE status = 'PROCESSING' AND processor_outcome <> 'UNKNOWN' AND created_at <= $1 ORDER BY id LIMIT $2`, cutoff)
 	if err != nil {
 		return n, err
 	}
@@ -90,7 +90,7 @@ func (s *Store) settlePayin(ctx context.Context, id string) (settled bool, err e
 func (s *Store) settleRefund(ctx context.Context, id string) (settled bool, err error) {
 	now := ivrpay.FormatTime(s.now())
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE refunds SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4`,
+		res, err := tx.ExecContext(ctx, `UPDATE refunds SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4 AND processor_outcome <> 'UNKNOWN'`,
 			id, ivrpay.RefundStatusSucceeded, now, ivrpay.RefundStatusProcessing)
 		if err != nil {
 			return err

@@ -245,8 +245,12 @@ func (p *Processor) Void(ctx context.Context, op ivrpay.PaymentOperation) (ivrpa
 	return operation("void", op), nil
 }
 
-// Refund approves.
+// Refund approves; a refund of TimeoutFirstAmount times out on its first
+// call (the refund is made), as a charge of that amount does.
 func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	if op.Amount == TimeoutFirstAmount && p.firstCall(op.IdempotencyKey) {
+		return ivrpay.ProcessorResult{}, p.timeout(ctx)
+	}
 	return operation("re", op), nil
 }
 
