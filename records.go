@@ -84,7 +84,13 @@ type NewPaymentMethod struct {
 
 // PayinOutcome is the processor's definite answer for a CREATED payin.
 type PayinOutcome struct {
-	PayinID          string
+	PayinID string
+	// Payin is the CREATED payin as the service knows it, so that the store
+	// can report the outcome without reading it back (nil: read it).
+	Payin *Payin
+	// APIVersion is the platform's minimum API version, which the payin's
+	// event is shaped at (empty: read it).
+	APIVersion       APIVersion
 	Status           string // PROCESSING, AUTHORIZED or FAILED
 	AuthorizedAmount int64
 	CapturedAmount   int64

@@ -22,6 +22,9 @@ type chargeAttempt struct {
 	storedNTI string
 	account   ivrpay.ProcessorAccountRef
 	processor ivrpay.Processor
+	// version is the platform's minimum API version, which the payin's
+	// event is shaped at (empty: the store reads it).
+	version ivrpay.APIVersion
 	// answer, for connector charges, is the answer stored with the outcome.
 	answer func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer
 }
@@ -100,7 +103,7 @@ func (s *Service) configUsed(a chargeAttempt, msg string) error {
 // recordOutcome stores the processor's definite answer. When another attempt
 // (a retry, the reconciler) recorded the payin first, its record stands.
 func (s *Service) recordOutcome(ctx context.Context, p *ivrpay.Payin, a chargeAttempt, res ivrpay.ProcessorResult) (*ivrpay.Payin, error) {
-	o := ivrpay.PayinOutcome{PayinID: p.ID, Result: res, At: s.now()}
+	o := ivrpay.PayinOutcome{PayinID: p.ID, Payin: p, APIVersion: a.version, Result: res, At: s.now()}
 	o.Status, o.AuthorizedAmount, o.CapturedAmount = outcomeStatus(a.cfg.Amount, a.cfg.ProcessingMode, res)
 	pmStatus := ivrpay.PaymentMethodStatusActive
 	if !res.Approved {
@@ -220,8 +223,12 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 		postal = pm.BillingContact.PostalCodeOrEmpty()
 	}
 	entry := ivrpay.CardEntry{PAN: pan, Brand: card.Brand(pm.Card.Brand), Expiry: card.Expiry{Month: pm.Card.ExpMonth, Year: pm.Card.ExpYear}, PostalCode: postal}
-	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceAPIStoredPaymentMethod,
-		stored: pm, storedNTI: nti, account: account, processor: proc})
+	a := chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceAPIStoredPaymentMethod,
+		stored: pm, storedNTI: nti, account: account, processor: proc}
+	if caller.Platform != nil {
+		a.version = caller.Platform.MinAPIVersion
+	}
+	p, err := s.charge(ctx, a)
 	if err != nil {
 		return nil, err
 	}

@@ -168,7 +168,7 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: ivrChargeResult(version, p, entry)}
 	}
 	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrTxID: req.TransactionID,
-		account: account, processor: proc, answer: answer})
+		account: account, processor: proc, answer: answer, version: version})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
 	} else if err != nil {

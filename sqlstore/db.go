@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,6 +59,8 @@ type Store struct {
 	group *groupCommit
 	// stmts caches the hot paths' prepared statements (see stmtCache).
 	stmts stmtCache
+	// statements counts what went through stmts (Statements).
+	statements atomic.Int64
 }
 
 // Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the

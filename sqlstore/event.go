@@ -74,14 +74,15 @@ func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) (
 
 // emitPayinEvent reports a payin's current status (payin.processing,
 // payin.authorized, …), with the payin as GET returns it at the platform's
-// minimum API version (a webhook has no request version). Statuses without
-// an event type (CREATED) emit nothing.
-func (s *Store) emitPayinEvent(ctx context.Context, tx *sql.Tx, p *ivrpay.Payin) error {
-	var v string
-	if err := s.queryRow(ctx, tx, `SELECT min_api_version FROM platforms WHERE id = $1`, p.PlatformID).Scan(&v); err != nil {
-		return err
+// minimum API version v (a webhook has no request version; empty: read from
+// the database). Statuses without an event type (CREATED) emit nothing.
+func (s *Store) emitPayinEvent(ctx context.Context, tx *sql.Tx, p *ivrpay.Payin, v ivrpay.APIVersion) error {
+	if v == "" {
+		if err := s.queryRow(ctx, tx, `SELECT min_api_version FROM platforms WHERE id = $1`, p.PlatformID).Scan(&v); err != nil {
+			return err
+		}
 	}
-	shaped := ivrpay.ShapePayin(ivrpay.APIVersion(v), p)
+	shaped := ivrpay.ShapePayin(v, p)
 	eventType := "payin." + strings.ToLower(shaped.Status)
 	if !slices.Contains(ivrpay.EventTypes, eventType) {
 		return nil
@@ -95,6 +96,12 @@ func (s *Store) emitPaymentMethodEvent(ctx context.Context, tx *sql.Tx, id strin
 	if err != nil {
 		return err
 	}
+	return s.announcePaymentMethod(ctx, tx, pm)
+}
+
+// announcePaymentMethod emits payment_method.active for pm (as a read
+// returns it) when it is ACTIVE.
+func (s *Store) announcePaymentMethod(ctx context.Context, tx *sql.Tx, pm *ivrpay.PaymentMethod) error {
 	if pm.Status != ivrpay.PaymentMethodStatusActive {
 		return nil
 	}

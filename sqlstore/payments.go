@@ -132,8 +132,21 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 		return err
 	})
 	if err == nil {
-		p, err := s.findPayin(ctx, s.rdb, r.ID)
-		return p, nil, err
+		// The payin as a read would return it, without reading it.
+		at := parseTime(ivrpay.FormatTime(r.CreatedAt))
+		p := &ivrpay.Payin{ID: r.ID, PayinConfigID: cfg.ID, MerchantID: cfg.MerchantID, PlatformID: cfg.PlatformID,
+			PaymentMethodID: ivrpay.OptString(r.PaymentMethodID), Amount: cfg.Amount, CurrencyCode: cfg.CurrencyCode,
+			Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: billingContact(bc), Metadata: rawJSON(md),
+			Source: r.Source, Processor: &ivrpay.PayinProcessor{Account: r.Processor.Name, Kind: r.Processor.Kind, SubAccount: r.Processor.AccountRef},
+			Refunds: []ivrpay.Refund{}, CreatedAt: at, UpdatedAt: at}
+		if r.Card.Brand != "" {
+			c := r.Card
+			p.Card = &c
+		}
+		if r.IVRTransactionID != "" {
+			p.IVR = &ivrpay.IVRInfo{Provider: "TWILIO", TransactionID: r.IVRTransactionID}
+		}
+		return p, nil, nil
 	}
 	if !isUniqueViolation(err) {
 		return nil, nil, err
@@ -171,11 +184,12 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 	at := ivrpay.FormatTime(o.At)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if pm := o.NewPaymentMethod; pm != nil {
-			if err := s.insertPaymentMethod(ctx, tx, *pm); err != nil {
+			view, err := s.insertPaymentMethod(ctx, tx, *pm)
+			if err != nil {
 				return err
 			}
 			if pm.Announce {
-				if err := s.emitPaymentMethodEvent(ctx, tx, pm.ID); err != nil {
+				if err := s.announcePaymentMethod(ctx, tx, view); err != nil {
 					return err
 				}
 			}
@@ -205,11 +219,13 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 				return err
 			}
 		}
-		if final, err = s.findPayin(ctx, tx, o.PayinID); err != nil {
+		if o.Payin != nil {
+			final = withOutcome(o.Payin, o, outcome, at)
+		} else if final, err = s.findPayin(ctx, tx, o.PayinID); err != nil {
 			return err
 		}
 		// The payin's event is written with its outcome, in this transaction.
-		if err := s.emitPayinEvent(ctx, tx, final); err != nil {
+		if err := s.emitPayinEvent(ctx, tx, final, o.APIVersion); err != nil {
 			return err
 		}
 		if err := s.insertAudit(ctx, tx, o.Audit); err != nil {
@@ -227,13 +243,33 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 	return final, nil
 }
 
+// withOutcome is the CREATED payin p as the outcome's UPDATE left it, as a
+// read would return it.
+func withOutcome(p *ivrpay.Payin, o ivrpay.PayinOutcome, outcome, at string) *ivrpay.Payin {
+	f := *p
+	res := o.Result
+	f.Status, f.PaymentMethodID = o.Status, ivrpay.OptString(o.PaymentMethodID)
+	f.AuthorizedAmount, f.CapturedAmount, f.RefundableAmount = o.AuthorizedAmount, o.CapturedAmount, 0
+	f.RefusalCode, f.RefusalDesc, f.AuthCode = ivrpay.OptString(res.RefusalCode), ivrpay.OptString(res.RefusalDesc), ivrpay.OptString(res.AuthCode)
+	f.AVSResultCode, f.CVCResultCode = ivrpay.OptString(res.AVSResultCode), ivrpay.OptString(res.CVCResultCode)
+	proc := ivrpay.PayinProcessor{}
+	if p.Processor != nil {
+		proc = *p.Processor
+	}
+	proc.Reference, proc.NetworkTransactionID, proc.Outcome = ivrpay.OptString(res.Reference), ivrpay.OptString(res.NetworkTransactionID), ivrpay.OptString(outcome)
+	f.Processor = &proc
+	f.Refunds = []ivrpay.Refund{}
+	f.UpdatedAt = parseTime(at)
+	return &f
+}
+
 // RecordPayinUnknown marks a CREATED payin's outcome unknown and stores its card.
 func (s *Store) RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (p *ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.RecordPayinUnknown(%q)", u.PayinID)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var pmID sql.NullString
 		if pm := u.NewPaymentMethod; pm != nil {
-			if err := s.insertPaymentMethod(ctx, tx, *pm); err != nil {
+			if _, err := s.insertPaymentMethod(ctx, tx, *pm); err != nil {
 				return err
 			}
 			pmID = sql.NullString{String: pm.ID, Valid: true}
@@ -260,10 +296,11 @@ func (s *Store) RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (
 func (s *Store) StorePaymentMethod(ctx context.Context, pm ivrpay.NewPaymentMethod, answer *ivrpay.ConnectorAnswer) (err error) {
 	defer wrap(&err, "Store.StorePaymentMethod")
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.insertPaymentMethod(ctx, tx, pm); err != nil {
+		view, err := s.insertPaymentMethod(ctx, tx, pm)
+		if err != nil {
 			return err
 		}
-		if err := s.emitPaymentMethodEvent(ctx, tx, pm.ID); err != nil {
+		if err := s.announcePaymentMethod(ctx, tx, view); err != nil {
 			return err
 		}
 		if answer != nil {
@@ -277,14 +314,15 @@ func (s *Store) StorePaymentMethod(ctx context.Context, pm ivrpay.NewPaymentMeth
 	return err
 }
 
-func (s *Store) insertPaymentMethod(ctx context.Context, tx *sql.Tx, pm ivrpay.NewPaymentMethod) error {
+// insertPaymentMethod stores pm and returns it as a read would.
+func (s *Store) insertPaymentMethod(ctx context.Context, tx *sql.Tx, pm ivrpay.NewPaymentMethod) (*ivrpay.PaymentMethod, error) {
 	bc, err := jsonText(pm.BillingContact)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	md, err := jsonText(pm.Metadata)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	at := ivrpay.FormatTime(pm.CreatedAt)
 	_, err = s.exec(ctx, tx, `INSERT INTO payment_methods (id, platform_id, merchant_id, payment_method_config_id, status, brand, last4,
@@ -294,7 +332,13 @@ func (s *Store) insertPaymentMethod(ctx context.Context, tx *sql.Tx, pm ivrpay.N
 		sql.NullString{String: pm.PaymentMethodConfigID, Valid: pm.PaymentMethodConfigID != ""},
 		pm.Status, pm.Card.Brand, pm.Card.Last4, pm.Card.ExpMonth, pm.Card.ExpYear, pm.PANCiphertext, pm.Fingerprint,
 		pm.NetworkTransactionID, bc, md, at)
-	return err
+	if err != nil {
+		return nil, err
+	}
+	c := pm.Card
+	return &ivrpay.PaymentMethod{ID: pm.ID, PaymentMethodConfigID: ivrpay.OptString(pm.PaymentMethodConfigID), PlatformID: pm.PlatformID,
+		MerchantID: ivrpay.OptString(pm.MerchantID), Status: pm.Status, MethodType: ivrpay.MethodTypeCard, Card: &c,
+		Fingerprint: pm.Fingerprint, BillingContact: billingContact(bc), Metadata: rawJSON(md), CreatedAt: parseTime(at)}, nil
 }
 
 // ClaimUnresolvedPayins leases up to limit CREATED payins last changed

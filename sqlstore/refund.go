@@ -99,7 +99,7 @@ func (s *Store) RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) 
 		if final, err = s.findPayin(ctx, tx, c.PayinID); err != nil {
 			return err
 		}
-		return s.emitPayinEvent(ctx, tx, final)
+		return s.emitPayinEvent(ctx, tx, final, "")
 	})
 	return final, err
 }
@@ -163,7 +163,7 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 			if err != nil {
 				return err
 			}
-			return s.emitPayinEvent(ctx, tx, final)
+			return s.emitPayinEvent(ctx, tx, final, "")
 		}
 		upd, err := tx.ExecContext(ctx, `UPDATE payins SET refunded_amount = refunded_amount + $2, updated_at = $3
 			WHERE id = $1 AND status = $4 AND captured_amount - refunded_amount >= $2`,

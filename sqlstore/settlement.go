@@ -82,7 +82,7 @@ func (s *Store) settlePayin(ctx context.Context, id string) (settled bool, err e
 		if err != nil {
 			return err
 		}
-		return s.emitPayinEvent(ctx, tx, p)
+		return s.emitPayinEvent(ctx, tx, p, "")
 	})
 	return settled, err
 }

@@ -94,8 +94,14 @@ func (s *Store) closeStmts() {
 	})
 }
 
+// Statements counts the statements the store has run through its
+// statement cache (every statement of the charge path), so that a test can
+// hold the cost of a charge to a budget.
+func (s *Store) Statements() int64 { return s.statements.Load() }
+
 // queryRow is q.QueryRowContext through the statement cache.
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	s.statements.Add(1)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -104,6 +110,7 @@ func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...a
 
 // query is q.QueryContext through the statement cache.
 func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	s.statements.Add(1)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -112,6 +119,7 @@ func (s *Store) query(ctx context.Context, q querier, query string, args ...any)
 
 // exec is q.ExecContext through the statement cache.
 func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	s.statements.Add(1)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
