@@ -61,6 +61,8 @@ type Store struct {
 	stmts stmtCache
 	// statements counts what went through stmts (Statements).
 	statements atomic.Int64
+	// endpoints caches each platform's webhook endpoints (EndpointCacheFor).
+	endpoints endpointCache
 }
 
 // Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -52,9 +53,54 @@ func (s *Store) emitEvent(ctx context.Context, tx *sql.Tx, platformID, eventType
 	return nil
 }
 
-// endpointsOf returns the enabled endpoints of a platform. The rows are read
-// to the end before returning, so the transaction can run its next statement.
+// EndpointCacheFor bounds how long this process's events may miss a webhook
+// endpoint another process created, or still find one it deleted: a
+// platform's enabled endpoints are read at most once per this period per
+// process (this process's own changes take effect at once).
+const EndpointCacheFor = time.Second
+
+// endpointCache holds each platform's enabled endpoints for EndpointCacheFor.
+type endpointCache struct {
+	mu         sync.Mutex
+	byPlatform map[string]cachedEndpoints
+}
+
+type cachedEndpoints struct {
+	until     time.Time
+	endpoints []*ivrpay.WebhookEndpoint
+}
+
+func (c *endpointCache) get(platformID string, now time.Time) ([]*ivrpay.WebhookEndpoint, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byPlatform[platformID]
+	return e.endpoints, ok && now.Before(e.until)
+}
+
+func (c *endpointCache) put(platformID string, endpoints []*ivrpay.WebhookEndpoint, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byPlatform == nil || len(c.byPlatform) > 10000 {
+		c.byPlatform = map[string]cachedEndpoints{}
+	}
+	c.byPlatform[platformID] = cachedEndpoints{until: until, endpoints: endpoints}
+}
+
+// forget drops a platform's endpoints after this process changed them.
+func (c *endpointCache) forget(platformID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.byPlatform, platformID)
+}
+
+// endpointsOf returns the enabled endpoints of a platform, from the cache
+// when it is fresh. The rows are read to the end before returning, so the
+// transaction can run its next statement.
 func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) ([]*ivrpay.WebhookEndpoint, error) {
+	now := s.now()
+	if cached, ok := s.endpoints.get(platformID, now); ok {
+		return cached, nil
+	}
 	rows, err := s.query(ctx, q, webhookEndpointSelect+` WHERE platform_id = $1 AND status = $2 ORDER BY id`,
 		platformID, ivrpay.WebhookEndpointStatusEnabled)
 	if err != nil {
@@ -69,7 +115,11 @@ func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) (
 		}
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	s.endpoints.put(platformID, out, now.Add(EndpointCacheFor))
+	return out, nil
 }
 
 // emitPayinEvent reports a payin's current status (payin.processing,

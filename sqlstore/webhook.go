@@ -80,6 +80,7 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, in ivrpay.WebhookEndp
 	if err != nil {
 		return nil, err
 	}
+	s.endpoints.forget(e.PlatformID)
 	return e, nil
 }
 
@@ -122,9 +123,11 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, page ivrpay.Page) (l *
 // delivery history are kept; deliveries still pending are CANCELED.
 func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) (err error) {
 	defer wrap(&err, "Store.DeleteWebhookEndpoint(%q)", id)
-	if _, err := s.findWebhookEndpoint(ctx, "webhook_endpoint:delete", id); err != nil {
+	e, err := s.findWebhookEndpoint(ctx, "webhook_endpoint:delete", id)
+	if err != nil {
 		return err
 	}
+	defer s.endpoints.forget(e.PlatformID)
 	now := ivrpay.FormatTime(s.now())
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET status = $2, updated_at = $3 WHERE id = $1`,
