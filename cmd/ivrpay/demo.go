@@ -56,7 +56,7 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	if err != nil {
 		return err
 	}
-	service := newPayments(store, v, mode, slog.New(slog.DiscardHandler), payments.DefaultReconcileAfter, io.Discard)
+	service := newPayments(store, v, mode, slog.New(slog.DiscardHandler), paymentsConfig{reconcileAfter: payments.DefaultReconcileAfter}, io.Discard)
 	srv := newHTTPServer(newAPIServer(store, service, slog.New(slog.DiscardHandler)).Handler())
 	go srv.Serve(ln)
 	defer srv.Close()

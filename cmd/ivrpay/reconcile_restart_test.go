@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
@@ -50,5 +53,29 @@ func TestUnknownOutcomeSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("a late retry answered %+v, want charge %s", late, payinID)
 			}
 		})
+	}
+}
+
+// TestSandboxProcessorLatency: --sandbox-processor-latency slows every
+// answer of the sandbox processor; one longer than the 6 s a processor call
+// gets makes the charge's outcome unknown (PAYMENT_PENDING). Production
+// refuses the flag.
+func TestSandboxProcessorLatency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the 6 s processor timeout")
+	}
+	t.Parallel()
+	srv := &whServer{serveInProcess(t, "--sandbox-processor-latency", "1m")}
+	admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+	cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": "slow-1",
+		"amount": 1000, "currency_code": "USD"})["payin_config_id"].(string)
+	a := srv.connector(t, ivrKey, chargeBody(cfg, "CA-slow-processor", "10.00"))
+	if a.ErrorCode == nil || *a.ErrorCode != ivrpay.ConnPaymentPending {
+		t.Fatalf("a charge to a processor slower than the call deadline answered %+v, want PAYMENT_PENDING", a)
+	}
+	var stderr strings.Builder
+	code := run(context.Background(), []string{"serve", "--mode", "production", "--sandbox-processor-latency", "300ms"}, io.Discard, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "sandbox setting") {
+		t.Fatalf("production with --sandbox-processor-latency: exit %d, %q", code, stderr.String())
 	}
 }

@@ -88,16 +88,23 @@ func newLogger(mode string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
+// paymentsConfig is what the payments service takes from serve's flags.
+type paymentsConfig struct {
+	reconcileAfter time.Duration
+	// sandboxLatency delays every answer of the built-in sandbox processor.
+	sandboxLatency time.Duration
+}
+
 // newPayments is the payments service over store, with the deployment's
 // processor accounts; in sandbox, merchants without one use the built-in
 // sandbox processor.
-func newPayments(store *sqlstore.Store, v *vault.Vault, mode ivrpay.Mode, logger *slog.Logger, reconcileAfter time.Duration, stderr io.Writer) *payments.Service {
+func newPayments(store *sqlstore.Store, v *vault.Vault, mode ivrpay.Mode, logger *slog.Logger, pc paymentsConfig, stderr io.Writer) *payments.Service {
 	router := &payments.AccountRouter{Store: store, Vault: v, Open: openProcessor(mode)}
 	if mode == ivrpay.ModeSandbox {
-		router.Sandbox = sandbox.New()
+		router.Sandbox = &sandbox.Processor{Latency: pc.sandboxLatency}
 	}
 	return payments.New(store, v, router, payments.Options{Mode: mode, Logger: logger,
-		ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: reconcileAfter})
+		ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: pc.reconcileAfter})
 }
 
 func newAPIServer(s *sqlstore.Store, pay *payments.Service, logger *slog.Logger) *httpapi.Server {
@@ -123,6 +130,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	behindProxy := fs.Bool("behind-proxy", false, "TLS is terminated by a proxy in front of this server")
 	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
+	sandboxLatency := fs.Duration("sandbox-processor-latency", 0, "sandbox only: the built-in sandbox processor answers after this long, like a real acquirer's round trip (for load tests)")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener (in production, the only place it is served)")
 	reconcileAfter := fs.Duration("reconcile-after", payments.DefaultReconcileAfter, "how long an unknown processor outcome waits before the reconciler asks the processor")
 	if err := parseFlags(fs, args); err != nil {
@@ -130,6 +138,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "ivrpay serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if sc.mode == string(ivrpay.ModeProduction) && *sandboxLatency != 0 {
+		fmt.Fprintln(stderr, "ivrpay serve: --sandbox-processor-latency is a sandbox setting; production has no sandbox processor")
 		return 2
 	}
 	if sc.mode == string(ivrpay.ModeProduction) {
@@ -169,7 +181,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
-	pay := newPayments(store, v, mode, logger, *reconcileAfter, stderr)
+	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency}, stderr)
 	api := newAPIServer(store, pay, logger)
 	api.Limiter, api.BehindProxy = httpapi.NewAuthLimiter(), *behindProxy
 	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter)

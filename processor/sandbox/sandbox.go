@@ -179,6 +179,10 @@ const (
 type Processor struct {
 	// Sleep waits d or until ctx is done; tests replace it. nil means a real timer.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Latency is how long every Authorize and Verify takes before it
+	// answers, like a real acquirer's round trip (serve
+	// --sandbox-processor-latency); 0 answers at once.
+	Latency time.Duration
 
 	mu   sync.Mutex
 	seen map[string]bool // idempotency keys of TimeoutFirstAmount already answered once
@@ -210,6 +214,9 @@ func (p *Processor) Capabilities() ivrpay.ProcessorCapabilities {
 // results; errors are unknown outcomes (the fault triggers, or an interrupted
 // SlowDelay wait).
 func (p *Processor) Authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	if err := p.wait(ctx); err != nil {
+		return ivrpay.ProcessorResult{}, err
+	}
 	switch a.Amount {
 	case SlowAmount:
 		// The charge goes through at the "acquirer" however long the caller waits.
@@ -230,6 +237,9 @@ func (p *Processor) Authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay
 
 // Verify checks a card without an amount: the card, CVC and AVS rules apply.
 func (p *Processor) Verify(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	if err := p.wait(ctx); err != nil {
+		return ivrpay.ProcessorResult{}, err
+	}
 	a.Amount = 0
 	return answer(a), nil
 }
@@ -287,6 +297,18 @@ func answer(a ivrpay.CardPayment) ivrpay.ProcessorResult {
 
 func operation(kind string, op ivrpay.PaymentOperation) ivrpay.ProcessorResult {
 	return ivrpay.ProcessorResult{Approved: true, Reference: reference(kind, op.IdempotencyKey), AuthorizedAmount: op.Amount}
+}
+
+// wait takes the processor's Latency; a caller that gives up first gets an
+// unknown outcome, as with a slow acquirer.
+func (p *Processor) wait(ctx context.Context) error {
+	if p.Latency <= 0 {
+		return nil
+	}
+	if err := p.sleep(ctx, p.Latency); err != nil {
+		return ivrpay.UnknownOutcome("sandbox: no answer within the deadline: %v", err)
+	}
+	return nil
 }
 
 // firstCall reports whether key is seen for the first time, and remembers it.

@@ -363,3 +363,25 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// TestLatency: with Latency set, every Authorize and Verify first waits that
+// long (recorded, not slept), and a caller that gives up first gets an
+// unknown outcome.
+func TestLatency(t *testing.T) {
+	t.Parallel()
+	p, rec := setup(t)
+	p.Latency = 300 * time.Millisecond
+	if res, err := p.Authorize(context.Background(), auth("4111111111111111", 1000)); err != nil || !res.Approved {
+		t.Fatalf("Authorize = %+v, %v", res, err)
+	}
+	if _, err := p.Verify(context.Background(), auth("4111111111111111", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.calls) != 2 || rec.calls[0] != p.Latency || rec.calls[1] != p.Latency {
+		t.Fatalf("waits %v, want two of %v", rec.calls, p.Latency)
+	}
+	rec.err = context.DeadlineExceeded
+	if _, err := p.Authorize(context.Background(), auth("4111111111111111", 1000)); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
+		t.Fatalf("a caller that gives up during the latency: %v, want an unknown outcome", err)
+	}
+}
