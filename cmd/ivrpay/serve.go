@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -125,6 +126,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener (in production, the only place it is served)")
 	reconcileAfter := fs.Duration("reconcile-after", payments.DefaultReconcileAfter, "how long an unknown processor outcome waits before the reconciler asks the processor")
+	drainDelay := fs.Duration("drain-delay", 0, "on SIGTERM, keep serving this long while /health answers 503, so that the load balancer stops sending requests before the listener closes")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -191,8 +193,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}()
 		defer metricsSrv.Close()
 	}
-	srv := newHTTPServer(api.Handler())
-	workers := startWorkers(ctx, store, pay, logger, mode, *settleAfter)
+	drain := &drainState{}
+	srv := newHTTPServer(drain.wrap(api.Handler()))
+	workers := startWorkers(store, pay, logger, mode, *settleAfter)
 	defer workers.stop()
 	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base)
 	errc := make(chan error, 1)
@@ -209,12 +212,59 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return drain.shutdown(logger, srv, workers, *drainDelay)
+}
+
+// shutdownTimeout bounds the wait for in-flight requests after SIGTERM. A
+// connector call is answered within Twilio's 10 s (the processor call is cut
+// at 6 s), so every call in flight finishes well inside it.
+const shutdownTimeout = 30 * time.Second
+
+// drainState is what a SIGTERM changes: /health answers 503 from then on.
+type drainState struct{ draining atomic.Bool }
+
+// wrap answers GET /health with 503 while draining, so that a load
+// balancer's health check takes the process out of rotation; every other
+// request is served as usual until the listener closes.
+func (d *drainState) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.draining.Load() && r.URL.Path == "/health" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("DRAINING"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// shutdown drains the process after SIGTERM: /health answers 503 for
+// delay while requests are still served, then the listener closes (no new
+// connections; idle keep-alive connections are closed), the requests in
+// flight run to their end, and the background workers stop after the pass
+// they are in. It returns the exit code: 0 when everything in flight
+// finished within shutdownTimeout.
+func (d *drainState) shutdown(logger *slog.Logger, srv *http.Server, workers *backgroundWorkers, delay time.Duration) int {
+	d.draining.Store(true)
+	logger.Info("draining: /health answers 503", "drain_delay", delay.String())
+	time.Sleep(delay)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		workers.stop()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return 1
+	code := 0
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Error("requests still in flight at the shutdown timeout", "error", err)
+		srv.Close()
+		code = 1
 	}
-	return 0
+	<-stopped
+	logger.Info("stopped", "exit_code", code)
+	return code
 }
 
 // checkProduction refuses the settings that are fine for a sandbox but not
