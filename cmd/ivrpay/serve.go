@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -126,6 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener (in production, the only place it is served)")
 	reconcileAfter := fs.Duration("reconcile-after", payments.DefaultReconcileAfter, "how long an unknown processor outcome waits before the reconciler asks the processor")
+	sessionSecretFile := fs.String("session-secret-file", "", "file holding a secret (at least 32 random bytes) every process of the deployment shares, for portal sign-in forms and the authentication limiter (default: derived from the vault key)")
 	drainDelay := fs.Duration("drain-delay", 0, "on SIGTERM, keep serving this long while /health answers 503, so that the load balancer stops sending requests before the listener closes")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
@@ -173,8 +175,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	pay := newPayments(store, v, mode, logger, *reconcileAfter, stderr)
 	api := newAPIServer(store, pay, logger)
-	api.Limiter, api.BehindProxy = httpapi.NewAuthLimiter(), *behindProxy
-	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter)
+	secret, err := sharedSecret(*sessionSecretFile, cmp.Or(sc.vaultKeyFile, defaultSandboxVaultKey))
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
+		return 1
+	}
+	// Failure counts live in the database, so every process enforces one limit.
+	api.Limiter, api.BehindProxy = httpapi.NewSharedAuthLimiter(store, secret), *behindProxy
+	go api.Limiter.Run(ctx, logger)
+	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter, secret)
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
 	if *metricsAddr == "" {
