@@ -183,7 +183,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// Failure counts live in the database, so every process enforces one limit.
 	api.Limiter, api.BehindProxy = httpapi.NewSharedAuthLimiter(store, secret), *behindProxy
 	go api.Limiter.Run(ctx, logger)
-	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter, secret)
+	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter, secret, v)
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
 	if *metricsAddr == "" {

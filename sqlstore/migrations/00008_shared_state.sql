@@ -16,5 +16,21 @@ CREATE TABLE auth_limits (
 CREATE INDEX auth_limits_blocked ON auth_limits (blocked_until);
 CREATE INDEX auth_limits_updated ON auth_limits (updated_at);
 
+-- Portal sessions: the SHA-256 of the cookie's session id, the form token,
+-- the signed-in key's secret encrypted by the vault, and the times that end
+-- a session (seen_at for the idle timeout, created_at for the maximum age).
+-- Expired rows are deleted when read and on every sign-in.
+CREATE TABLE portal_sessions (
+    id_hash        TEXT PRIMARY KEY,
+    csrf           TEXT NOT NULL,
+    key_secret     TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    seen_at        TEXT NOT NULL,
+    recent_configs TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX portal_sessions_seen ON portal_sessions (seen_at);
+CREATE INDEX portal_sessions_created ON portal_sessions (created_at);
+
 -- +goose Down
+DROP TABLE portal_sessions;
 DROP TABLE auth_limits;
