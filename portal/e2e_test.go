@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -141,10 +142,12 @@ func compactJSON(t *testing.T, s string) string {
 // TestPortalEndToEnd walks the guide in a real browser: sign in with the
 // admin key, create an "IVR: process payins" key for one merchant, create a
 // payin config, run the test call with the new key, find the payin as an IVR
-// payin, and sign out.
+// payin, and sign out. The browser reaches two portal servers through a
+// round-robin proxy (setupShared: nothing shared but the database), so its
+// session and forms must work on both.
 func TestPortalEndToEnd(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	e, _, pages := setupShared(t, sqlstore.EngineSQLite)
 	b := newBrowser(t, e)
 
 	b.signIn(e.admin.Secret)
@@ -230,6 +233,9 @@ func TestPortalEndToEnd(t *testing.T) {
 		t.Errorf("after sign-out at %s", b.location())
 	}
 	b.open("/portal/keys", "#api_key")
+	if pages[0].Load() < 5 || pages[1].Load() < 5 {
+		t.Errorf("the two servers served %d and %d pages; the proxy did not spread them", pages[0].Load(), pages[1].Load())
+	}
 }
 
 // TestPortalScreenshots saves PNGs of the main pages at desktop and phone

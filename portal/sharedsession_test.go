@@ -27,7 +27,7 @@ func TestSessionsAreSharedByProcesses(t *testing.T) {
 	for _, engine := range sqlstoretest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			e, clock := setupShared(t, engine)
+			e, clock, _ := setupShared(t, engine)
 			ctx := context.Background()
 
 			t.Run("pages land on both processes", func(t *testing.T) {
@@ -131,8 +131,9 @@ func TestSessionsAreSharedByProcesses(t *testing.T) {
 
 // setupShared is setup with two portals on engine's database behind one
 // round-robin server, both keyed by one sign-in secret, sessions in the
-// database; the clock (offset in nanoseconds) moves both.
-func setupShared(t *testing.T, engine string) (*env, *atomic.Int64) {
+// database; the clock (offset in nanoseconds) moves both, and pages counts
+// the page requests (not static assets) each portal served.
+func setupShared(t *testing.T, engine string) (e *env, clock *atomic.Int64, pages *[2]atomic.Int64) {
 	t.Helper()
 	ctx := context.Background()
 	opts := sqlstoretest.Options(t)
@@ -150,8 +151,13 @@ func setupShared(t *testing.T, engine string) (*env, *atomic.Int64) {
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	var handlers []http.Handler
 	var turn atomic.Uint64
+	pages = &[2]atomic.Int64{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handlers[turn.Add(1)%uint64(len(handlers))].ServeHTTP(w, r)
+		i := turn.Add(1) % uint64(len(handlers))
+		if !strings.HasPrefix(r.URL.Path, "/portal/static/") {
+			pages[i].Add(1)
+		}
+		handlers[i].ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	for range 2 {
@@ -164,5 +170,5 @@ func setupShared(t *testing.T, engine string) (*env, *atomic.Int64) {
 		})
 		handlers = append(handlers, api.Handler())
 	}
-	return &env{store: store, srv: srv, platform: platform, admin: admin, merchant: merchant}, offset
+	return &env{store: store, srv: srv, platform: platform, admin: admin, merchant: merchant}, offset, pages
 }
