@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"container/list"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -44,13 +46,21 @@ const knownGoodFor = 24 * time.Hour
 // key — a client address, or on the connector an address and a credential —
 // and blocks a key that reached its limit. It also remembers which connector
 // credentials authenticated from which address, and how many failures of an
-// address are still to be written to the audit trail. It lives in each
-// process's memory (several processes each enforce the limit on their own
-// share), holds at most MaxEntries entries and evicts the least recently used.
+// address are still to be written to the audit trail. Its memory holds at
+// most MaxEntries entries and evicts the least recently used.
+//
+// Without Shared, the counts live in this process's memory only. With
+// Shared (see NewSharedAuthLimiter), every failure is counted in the
+// database, so that every process on it enforces one limit; blocks are
+// mirrored into memory (at once in the process that set them, within
+// SharedRefreshInterval in the others, see Run), so that checking a block
+// and a successful authentication read nothing from the database.
 type AuthLimiter struct {
 	Now func() time.Time
 	// MaxEntries bounds the entries held; 0 means DefaultMaxLimiterEntries.
 	MaxEntries int
+	// Shared, when set, counts failures in the database.
+	Shared SharedFailures
 
 	mu      sync.Mutex
 	entries map[string]*list.Element // of *limitEntry
@@ -69,11 +79,89 @@ type limitEntry struct {
 	auditSince time.Time // the first failure not yet written
 }
 
-// NewAuthLimiter returns a limiter on the wall clock.
+// NewAuthLimiter returns a limiter of this process alone, on the wall clock.
 func NewAuthLimiter() *AuthLimiter {
 	l := &AuthLimiter{Now: time.Now, entries: map[string]*list.Element{}}
 	_, _ = rand.Read(l.secret[:]) // crypto/rand.Read never fails
 	return l
+}
+
+// SharedFailures is where a shared limiter counts failures: the database
+// every server process uses (sqlstore implements it).
+type SharedFailures interface {
+	// RecordAuthFailure counts a failure of key at now and returns until
+	// when key is blocked (zero when it is not), by this failure or earlier.
+	RecordAuthFailure(ctx context.Context, key string, limit int, now time.Time, window, block time.Duration) (time.Time, error)
+	// ActiveAuthBlocks returns the keys blocked at now and their ends.
+	ActiveAuthBlocks(ctx context.Context, now time.Time) (map[string]time.Time, error)
+	// PruneAuthFailures deletes rows outside the window and caps their number.
+	PruneAuthFailures(ctx context.Context, now time.Time, window time.Duration, maxRows int) error
+}
+
+// SharedRefreshInterval is how often Run reads the blocks other processes
+// set; SharedPruneInterval how often it prunes the shared rows to at most
+// MaxSharedRows.
+const (
+	SharedRefreshInterval = time.Second
+	SharedPruneInterval   = 10 * time.Second
+	MaxSharedRows         = 100000
+)
+
+// NewSharedAuthLimiter returns a limiter that counts failures in shared.
+// Every process must be given the same secret: it keys the credential
+// hashes (CredentialKey), which must be alike for a credential's count to be
+// one count across processes.
+func NewSharedAuthLimiter(shared SharedFailures, secret []byte) *AuthLimiter {
+	l := NewAuthLimiter()
+	l.Shared = shared
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("ivrpay auth limiter credential key v1"))
+	copy(l.secret[:], mac.Sum(nil))
+	return l
+}
+
+// Run mirrors the shared blocks into memory every SharedRefreshInterval and
+// prunes the shared rows every SharedPruneInterval, until ctx ends. Without
+// Shared it returns at once.
+func (l *AuthLimiter) Run(ctx context.Context, logger *slog.Logger) {
+	if l.Shared == nil {
+		return
+	}
+	t := time.NewTicker(SharedRefreshInterval)
+	defer t.Stop()
+	lastPrune := time.Time{}
+	for {
+		if err := l.Refresh(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("reading the shared authentication blocks failed", "error", err)
+		}
+		if now := l.Now(); now.Sub(lastPrune) >= SharedPruneInterval {
+			lastPrune = now
+			if err := l.Shared.PruneAuthFailures(ctx, now, max(AuthFailureWindow, AuthBlockDuration), MaxSharedRows); err != nil && ctx.Err() == nil {
+				logger.Error("pruning the shared authentication failures failed", "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Refresh reads the shared blocks once and mirrors them into memory.
+func (l *AuthLimiter) Refresh(ctx context.Context) error {
+	blocks, err := l.Shared.ActiveAuthBlocks(ctx, l.Now())
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for key, until := range blocks {
+		if e := l.entry(key, true); until.After(e.blocked) {
+			e.blocked = until
+		}
+	}
+	return nil
 }
 
 // entry returns key's entry, creating it when create is set (evicting the
@@ -130,7 +218,26 @@ func (l *AuthLimiter) Fail(key string) bool { return l.FailLimit(key, AuthFailur
 // FailLimit records a failure for key and blocks it for AuthBlockDuration
 // once limit failures fall within AuthFailureWindow; it reports whether key
 // is now blocked.
+//
+// With Shared, the failure is counted in the database; if that fails, it is
+// counted in memory instead, so the limit never lapses.
 func (l *AuthLimiter) FailLimit(key string, limit int) bool {
+	if l.Shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		until, err := l.Shared.RecordAuthFailure(ctx, key, limit, l.Now(), AuthFailureWindow, AuthBlockDuration)
+		cancel()
+		if err == nil {
+			if until.IsZero() {
+				return false
+			}
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if e := l.entry(key, true); until.After(e.blocked) {
+				e.blocked = until
+			}
+			return true
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.Now()
@@ -211,7 +318,7 @@ func (l *AuthLimiter) AuditDue(address string, blocked bool) (n int, since time.
 // username and password, so that "basic …", "BASIC …" or another base64
 // spelling of the same password count as one credential; anything else by
 // the header's text. The credential is kept only as an HMAC under a key of
-// this process.
+// this process, or under the secret every process shares (NewSharedAuthLimiter).
 func (l *AuthLimiter) CredentialKey(address string, r *http.Request) string {
 	cred := "raw:" + r.Header.Get("Authorization")
 	// net/http matches the Basic scheme name case-insensitively; so must the key.

@@ -6,11 +6,11 @@
 // context, so the services' permission checks apply unchanged. Pages show the
 // actions the key may not take as unavailable, naming the missing permission.
 //
-// Sessions live in the memory of the process that created them (a random
-// session id in an HttpOnly, SameSite=Strict cookie; the API key secret stays
-// on the server, never in the browser). They do not survive a restart and are
-// not shared between processes: behind a load balancer, use sticky sessions or
-// expect to sign in again when a request lands on another process.
+// A session is a random session id in an HttpOnly, SameSite=Strict cookie;
+// the API key secret stays on the server, never in the browser. With
+// Options.Sessions the sessions live in the database, where every process
+// reads them (a load balancer needs no sticky sessions); without, in the
+// memory of the process that created them.
 package portal
 
 import (
@@ -92,6 +92,11 @@ type Options struct {
 	// 10000). Signed-out visitors hold none: the sign-in form's CSRF token is
 	// stateless.
 	MaxSessions int
+	// Sessions, when set with SessionVault, keeps signed-in sessions where
+	// every process reads them; the key secret is stored encrypted by
+	// SessionVault. Without, sessions live in this process's memory.
+	Sessions     SessionStore
+	SessionVault ivrpay.Vault
 	// SignInSecret, when set, keys the sign-in form's CSRF tokens, so that
 	// several processes accept each other's forms; nil means a random key of
 	// this process.
@@ -105,7 +110,7 @@ type Options struct {
 type Portal struct {
 	opts     Options
 	svc      Services
-	sessions *sessionStore
+	sessions sessionKeeper
 	// signInKey keys the sign-in form's stateless CSRF tokens.
 	signInKey []byte
 	pages     map[string]*pageTemplate
@@ -152,6 +157,10 @@ func New(o Options) *Portal {
 	}
 	p := &Portal{opts: o, svc: o.Services, log: o.Logger, now: o.Now, signInKey: newSignInKey(o.SignInSecret),
 		sessions: newSessionStore(o.Now, o.SessionIdleTimeout, o.SessionMaxAge, o.MaxSessions)}
+	if o.Sessions != nil && o.SessionVault != nil {
+		p.sessions = &sharedSessions{store: o.Sessions, vault: o.SessionVault, now: o.Now, idle: o.SessionIdleTimeout,
+			maxAge: o.SessionMaxAge, max: o.MaxSessions, log: o.Logger}
+	}
 	p.assets = assetURLs()
 	p.pages = parseTemplates(p.assets)
 	p.routes()

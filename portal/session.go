@@ -21,7 +21,8 @@ const SessionCookie = "ivrpay_portal"
 // maxFormBytes bounds every form post.
 const maxFormBytes = 64 << 10
 
-// session is one signed-in browser's state, kept in this process's memory.
+// session is one signed-in browser's state, kept in this process's memory
+// (sessionStore) or in a store every process shares (sharedSessions).
 // Signed-out visitors have none: the sign-in form's token is stateless
 // (signin.go), so anonymous traffic cannot fill or evict sessions.
 type session struct {

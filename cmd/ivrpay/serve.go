@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -133,6 +135,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	sandboxLatency := fs.Duration("sandbox-processor-latency", 0, "sandbox only: the built-in sandbox processor answers after this long, like a real acquirer's round trip (for load tests)")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener (in production, the only place it is served)")
 	reconcileAfter := fs.Duration("reconcile-after", payments.DefaultReconcileAfter, "how long an unknown processor outcome waits before the reconciler asks the processor")
+	sessionSecretFile := fs.String("session-secret-file", "", "file holding a secret (at least 32 random bytes) every process of the deployment shares, for portal sign-in forms and the authentication limiter (default: derived from the vault key)")
+	drainDelay := fs.Duration("drain-delay", 0, "on SIGTERM, keep serving this long while /health answers 503, so that the load balancer stops sending requests before the listener closes")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -183,8 +187,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency}, stderr)
 	api := newAPIServer(store, pay, logger)
-	api.Limiter, api.BehindProxy = httpapi.NewAuthLimiter(), *behindProxy
-	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter)
+	secret, err := sharedSecret(*sessionSecretFile, cmp.Or(sc.vaultKeyFile, defaultSandboxVaultKey))
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
+		return 1
+	}
+	// Failure counts live in the database, so every process enforces one limit.
+	api.Limiter, api.BehindProxy = httpapi.NewSharedAuthLimiter(store, secret), *behindProxy
+	go api.Limiter.Run(ctx, logger)
+	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter, secret, v)
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
 	if *metricsAddr == "" {
@@ -203,8 +214,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}()
 		defer metricsSrv.Close()
 	}
-	srv := newHTTPServer(api.Handler())
-	workers := startWorkers(ctx, store, pay, logger, mode, *settleAfter)
+	drain := &drainState{}
+	srv := newHTTPServer(drain.wrap(api.Handler()))
+	workers := startWorkers(store, pay, logger, mode, *settleAfter)
 	defer workers.stop()
 	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base)
 	errc := make(chan error, 1)
@@ -221,12 +233,59 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return drain.shutdown(logger, srv, workers, *drainDelay)
+}
+
+// shutdownTimeout bounds the wait for in-flight requests after SIGTERM. A
+// connector call is answered within Twilio's 10 s (the processor call is cut
+// at 6 s), so every call in flight finishes well inside it.
+const shutdownTimeout = 30 * time.Second
+
+// drainState is what a SIGTERM changes: /health answers 503 from then on.
+type drainState struct{ draining atomic.Bool }
+
+// wrap answers GET /health with 503 while draining, so that a load
+// balancer's health check takes the process out of rotation; every other
+// request is served as usual until the listener closes.
+func (d *drainState) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.draining.Load() && r.URL.Path == "/health" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("DRAINING"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// shutdown drains the process after SIGTERM: /health answers 503 for
+// delay while requests are still served, then the listener closes (no new
+// connections; idle keep-alive connections are closed), the requests in
+// flight run to their end, and the background workers stop after the pass
+// they are in. It returns the exit code: 0 when everything in flight
+// finished within shutdownTimeout.
+func (d *drainState) shutdown(logger *slog.Logger, srv *http.Server, workers *backgroundWorkers, delay time.Duration) int {
+	d.draining.Store(true)
+	logger.Info("draining: /health answers 503", "drain_delay", delay.String())
+	time.Sleep(delay)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		workers.stop()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return 1
+	code := 0
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Error("requests still in flight at the shutdown timeout", "error", err)
+		srv.Close()
+		code = 1
 	}
-	return 0
+	<-stopped
+	logger.Info("stopped", "exit_code", code)
+	return code
 }
 
 // checkProduction refuses the settings that are fine for a sandbox but not

@@ -15,40 +15,76 @@ import (
 )
 
 // backgroundWorkers are the loops `ivrpay serve` runs beside the HTTP server:
-// settlement and webhook delivery. Both are safe to run in several processes
-// on one database.
+// the reconciler, settlement and webhook delivery. All are safe to run in
+// several processes on one database.
 type backgroundWorkers struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// startWorkers starts settlement (PROCESSING → SUCCEEDED after settleAfter)
-// and the webhook delivery worker. In sandbox, deliveries may go to loopback
-// and private addresses; in production only to public ones.
-func startWorkers(ctx context.Context, store *sqlstore.Store, pay *payments.Service, logger *slog.Logger, mode ivrpay.Mode, settleAfter time.Duration) *backgroundWorkers {
-	ctx, cancel := context.WithCancel(ctx)
+// workerPassTimeout bounds one reconciler or settlement pass that stop lets
+// finish: a reconciler pass asks processors (each call cut at 6 s).
+const workerPassTimeout = 20 * time.Second
+
+// startWorkers starts the reconciler, settlement (PROCESSING → SUCCEEDED
+// after settleAfter) and the webhook delivery worker. In sandbox, deliveries
+// may go to loopback and private addresses; in production only to public
+// ones. They run until stop, not until the server's context ends, so that
+// SIGTERM stops them only once they reach a safe point.
+func startWorkers(store *sqlstore.Store, pay *payments.Service, logger *slog.Logger, mode ivrpay.Mode, settleAfter time.Duration) *backgroundWorkers {
+	ctx, cancel := context.WithCancel(context.Background())
 	w := &backgroundWorkers{cancel: cancel}
 	poll := min(max(settleAfter/4, 50*time.Millisecond), time.Second)
 	w.wg.Add(3)
 	go func() {
 		defer w.wg.Done()
-		pay.RunReconciler(ctx, time.Second)
+		runPasses(ctx, time.Second, func(ctx context.Context) error {
+			_, err := pay.ReconcileDue(ctx)
+			return err
+		}, logger, "reconciler pass failed")
 	}()
 	go func() {
 		defer w.wg.Done()
-		store.RunSettlement(ctx, settleAfter, poll)
+		runPasses(ctx, poll, func(ctx context.Context) error {
+			_, err := store.SettleDue(ctx, settleAfter)
+			return err
+		}, logger, "settlement pass failed")
 	}()
 	deliverer := &webhook.Worker{Outbox: store, AllowPrivate: mode == ivrpay.ModeSandbox, Logger: logger,
 		Schedule: testWebhookSchedule(mode, logger)}
 	go func() {
 		defer w.wg.Done()
+		// A claimed delivery is attempted and recorded even when ctx ends.
 		deliverer.Run(ctx)
 	}()
 	return w
 }
 
-// stop ends both loops and waits for them; a webhook attempt in flight is
-// finished and recorded first (within the worker's timeout).
+// runPasses runs pass every poll until ctx ends. A pass that has begun is
+// not cut short by ctx (only by workerPassTimeout): the processor call of a
+// payin being reconciled gets its answer and the answer is recorded, rather
+// than leaving the payin leased until another process takes it over.
+func runPasses(ctx context.Context, poll time.Duration, pass func(context.Context) error, logger *slog.Logger, failed string) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workerPassTimeout)
+		err := pass(pctx)
+		cancel()
+		if err != nil {
+			logger.Error(failed, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// stop ends the loops after the passes they are in and waits for them; a
+// webhook attempt in flight is finished and recorded first (within the
+// worker's timeout).
 func (w *backgroundWorkers) stop() {
 	w.cancel()
 	w.wg.Wait()

@@ -1,0 +1,122 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// RecordAuthFailure counts one authentication failure of key at now, in one
+// transaction that every server process on the database serializes on (a
+// row lock on PostgreSQL, the write lock on SQLite). The failures within
+// window are kept; when limit of them fall within it, key is blocked until
+// now+block and its count starts again. It returns when key's block ends:
+// the new block, a block another process set that is still running, or the
+// zero time.
+func (s *Store) RecordAuthFailure(ctx context.Context, key string, limit int, now time.Time, window, block time.Duration) (blockedUntil time.Time, err error) {
+	defer wrap(&err, "Store.RecordAuthFailure")
+	now = now.UTC()
+	forUpdate := ""
+	if s.engine == EnginePostgres {
+		forUpdate = " FOR UPDATE"
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_limits (limit_key, updated_at) VALUES ($1, $2)
+			ON CONFLICT (limit_key) DO NOTHING`, key, ivrpay.FormatTime(now)); err != nil {
+			return err
+		}
+		var failures, blocked string
+		if err := tx.QueryRowContext(ctx, `SELECT failures, blocked_until FROM auth_limits WHERE limit_key = $1`+forUpdate,
+			key).Scan(&failures, &blocked); err != nil {
+			return err
+		}
+		if b := parseTime(blocked); blocked != "" && b.After(now) {
+			blockedUntil = b
+		}
+		recent := recentFailures(failures, now, window)
+		recent = append(recent, now.UnixMilli())
+		if len(recent) >= limit {
+			recent = nil
+			if b := now.Add(block); b.After(blockedUntil) {
+				blockedUntil = b
+			}
+		}
+		until := ""
+		if !blockedUntil.IsZero() {
+			until = ivrpay.FormatTime(blockedUntil)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE auth_limits SET failures = $2, blocked_until = $3, updated_at = $4 WHERE limit_key = $1`,
+			key, formatFailures(recent), until, ivrpay.FormatTime(now))
+		return err
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return blockedUntil, nil
+}
+
+// recentFailures parses a failures column and keeps the times within window of now.
+func recentFailures(text string, now time.Time, window time.Duration) []int64 {
+	var out []int64
+	for _, f := range strings.Fields(text) {
+		ms, err := strconv.ParseInt(f, 10, 64)
+		if err == nil && now.Sub(time.UnixMilli(ms)) < window {
+			out = append(out, ms)
+		}
+	}
+	return out
+}
+
+func formatFailures(ms []int64) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = strconv.FormatInt(m, 10)
+	}
+	return strings.Join(parts, " ")
+}
+
+// ActiveAuthBlocks returns the limiter keys blocked at now and when each
+// block ends (an indexed read of the blocked rows only).
+func (s *Store) ActiveAuthBlocks(ctx context.Context, now time.Time) (out map[string]time.Time, err error) {
+	defer wrap(&err, "Store.ActiveAuthBlocks")
+	rows, err := s.rdb.QueryContext(ctx, `SELECT limit_key, blocked_until FROM auth_limits WHERE blocked_until > $1`, ivrpay.FormatTime(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out = map[string]time.Time{}
+	for rows.Next() {
+		var key, until string
+		if err := rows.Scan(&key, &until); err != nil {
+			return nil, err
+		}
+		out[key] = parseTime(until)
+	}
+	return out, rows.Err()
+}
+
+// PruneAuthFailures deletes the rows whose failures are all older than
+// window and whose block is over, then, if more than maxRows remain, the
+// least recently updated beyond maxRows (rows not blocked first).
+func (s *Store) PruneAuthFailures(ctx context.Context, now time.Time, window time.Duration, maxRows int) (err error) {
+	defer wrap(&err, "Store.PruneAuthFailures")
+	nowText := ivrpay.FormatTime(now)
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM auth_limits WHERE updated_at < $1 AND blocked_until <= $2`,
+		ivrpay.FormatTime(now.Add(-window)), nowText); err != nil {
+		return err
+	}
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_limits`).Scan(&n); err != nil {
+		return err
+	}
+	if n <= maxRows {
+		return nil
+	}
+	_, err = s.wdb.ExecContext(ctx, `DELETE FROM auth_limits WHERE limit_key IN (
+		SELECT limit_key FROM auth_limits ORDER BY (blocked_until > $1), updated_at LIMIT $2)`, nowText, n-maxRows)
+	return err
+}
