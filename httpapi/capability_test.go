@@ -62,3 +62,49 @@ func TestProcessorCapabilities(t *testing.T) {
 		}
 	})
 }
+
+// noAccountFor routes like the built-in sandbox, except that no processor
+// account serves one merchant (a production merchant nobody routed).
+type noAccountFor struct {
+	payments.SandboxRouter
+	merchantID *string
+}
+
+func (r noAccountFor) Route(ctx context.Context, platformID, merchantID string) (ivrpay.ProcessorAccountRef, ivrpay.Processor, error) {
+	if merchantID == *r.merchantID {
+		return ivrpay.ProcessorAccountRef{}, nil, &ivrpay.ProcessorNotConfiguredError{MerchantID: merchantID}
+	}
+	return r.SandboxRouter.Route(ctx, platformID, merchantID)
+}
+
+// TestProcessorNotConfigured: a payin for a merchant no processor account
+// serves is refused before any card data leaves: the connector answers
+// PROCESSOR_NOT_CONFIGURED, the REST charge of a stored card 409 naming the
+// merchant and the command that fixes it.
+func TestProcessorNotConfigured(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		var unrouted string
+		b := setup(t, engine, func(c *sqlstoretest.Config) {
+			c.Router = noAccountFor{SandboxRouter: payments.SandboxRouter{Processor: sandbox.New()}, merchantID: &unrouted}
+		})
+		r := b.api("POST", "/v1/merchants", b.admin, map[string]any{"name": "Unrouted shop"})
+		wantStatus(t, r, 200)
+		unrouted = r.data(t)["merchant_id"].(string)
+		key := b.ivrKey("payin:create", "payment_method:create")
+		msg := b.ivr(key, chargeBody(b.payinConfig(b.admin, unrouted, 1000, nil))).wantErr(t, "charge", ivrpay.ConnProcessorNotConfigured, 200)
+		if !strings.Contains(msg, unrouted) || !strings.Contains(msg, "set-processor") {
+			t.Fatalf("connector message %q does not name the merchant and the command", msg)
+		}
+		// A platform-level stored card, charged for the unrouted merchant's config.
+		pm := b.ivr(key, tokenizeBody(b.paymentMethodConfig(b.admin, b.platformID, "", nil))).wantOK(t, "tokenize")
+		r = b.api("POST", "/v1/payment_methods/"+pm+"/payin", b.admin, map[string]any{"payin_config_id": b.payinConfig(b.admin, unrouted, 1000, nil)})
+		wantStatus(t, r, 409)
+		if m := r.err().Message; !strings.Contains(m, unrouted) || !strings.Contains(m, "ivrpay admin merchant set-processor") {
+			t.Fatalf("REST 409 %q does not name the merchant and the command", m)
+		}
+		if n := b.count("payins"); n != 0 {
+			t.Fatalf("%d payins were made for a merchant without a processor", n)
+		}
+	})
+}
