@@ -16,8 +16,11 @@ const usage = `ivrpay — card payments over the phone (Twilio Generic Pay Conne
 Usage:
   ivrpay serve     [--addr 127.0.0.1:8080] [--db ivrpay.db | --db postgres://…] [--mode sandbox|production]
                    [--base-url URL] [--vault-key-file FILE] [--tls-cert F --tls-key F | --behind-proxy]
+                   [--metrics-addr ADDR] [--reconcile-after 2m] [--session-secret-file F] [--drain-delay D]
   ivrpay admin     platform create --name N [--enable-ivr] | platform enable-ivr ID | platform disable-ivr ID
-                   platform set-min-api-version ID VERSION | merchant activate ID | key disable ID | vault rotate
+                   platform set-min-api-version ID VERSION | platform set-processor ID ACCOUNT
+                   merchant activate ID | merchant set-processor ID ACCOUNT [--account-ref REF]
+                   processor add|list|remove … | key disable ID | vault rotate | audit …   (ivrpay admin -h)
   ivrpay twiml     --amount 10.00 --payin-config-id ID --connector NAME | --payment-method-config-id ID --connector NAME
   ivrpay twiml check FILE [--amount A]
   ivrpay simulate  --endpoint URL --api-key KEY (--twiml FILE | twiml flags) --card N --exp MM/YY --cvv C --postal-code Z
