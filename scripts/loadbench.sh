@@ -7,6 +7,11 @@
 #      loadtest alternating between them: the same two measurements.
 # The servers' VmRSS is sampled once a second throughout; the peak is printed.
 # Every server listens on 127.0.0.1 and uses a throw-away database.
+# With two or more cores, the servers run on core 0 and the load generator on
+# core 1 (taskset), so that they do not take each other's CPU; the CPU time of
+# both is read from /proc and reported per charge. The bare serial single-row
+# commit rate of each engine (BenchmarkCommit) is measured first, and a last
+# table prints every ratio of docs/benchmarks.md in one place.
 #
 # Usage: scripts/loadbench.sh            (DURATION=20s by default; needs jq and psql)
 #        IVRPAY_TEST_POSTGRES=postgres://…  selects the PostgreSQL server (default: local, trust auth, db test)
@@ -27,10 +32,30 @@ cleanup() {
 trap cleanup EXIT
 if [[ -n "${IVRPAY_BIN:-}" ]]; then cp "$IVRPAY_BIN" "$work/ivrpay"; else go build -o "$work/ivrpay" ./cmd/ivrpay; fi
 
+# Pinning: servers on core 0, the load generator on core 1.
+server_cpu=() loadgen_cpu=()
+if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
+  server_cpu=(taskset -c 0) loadgen_cpu=(taskset -c 1)
+  echo "pinning: servers on core 0, the load generator on core 1 (taskset)"
+else
+  echo "pinning: none ($(nproc) core(s) or no taskset): servers and load generator share the CPU"
+fi
+ticks=$(getconf CLK_TCK)
+# cpu_ticks PID... → the utime+stime of the pids, in clock ticks.
+cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+
+# commit_rate ENGINE → the serial single-row commit rate (commits/s) of BenchmarkCommit.
+commit_rate() {
+  IVRPAY_TEST_POSTGRES=$([[ $1 == postgres ]] && echo "$PG" || true) \
+    go test ./sqlstore -run '^$' -bench "Commit/$1/serial" -benchtime "${BENCHTIME:-5s}" 2>/dev/null |
+    awk '/commits\/s/ {for (i = 1; i < NF; i++) if ($(i+1) == "commits/s") print $i}' | head -1
+}
+declare -A ratio_peak ratio_commit ratio_p99 ratio_half ratio_server_ms ratio_loadgen_ms ratio_rss
+
 # start NAME DB → starts a server, waits until it listens; sets $addr and $pid.
 start() {
   local name=$1 db=$2
-  "$work/ivrpay" serve --addr 127.0.0.1:0 --db "$db" --vault-key-file "$work/vault.key" \
+  "${server_cpu[@]}" "$work/ivrpay" serve --addr 127.0.0.1:0 --db "$db" --vault-key-file "$work/vault.key" \
     >"$work/$name.out" 2>"$work/$name.err" &
   pid=$!
   pids+=("$pid")
@@ -56,8 +81,16 @@ sample_rss() {
 load() {
   local label=$1
   shift
-  "$work/ivrpay" loadtest --base-url "$urls" --api-key "$key" --duration "$DURATION" --json "$@" \
-    >"$work/$label.json" 2>/dev/null || { echo "$label: loadtest FAILED"; cat "$work/$label.json"; exit 1; }
+  local before_server=$(cpu_ticks "${server_pids[@]}")
+  TIMEFORMAT="%U %S"
+  { time "${loadgen_cpu[@]}" "$work/ivrpay" loadtest --base-url "$urls" --api-key "$key" --duration "$DURATION" --json "$@" \
+    >"$work/$label.json" 2>/dev/null; } 2>"$work/$label.time" || { echo "$label: loadtest FAILED"; cat "$work/$label.json"; exit 1; }
+  local server=$(( $(cpu_ticks "${server_pids[@]}") - before_server ))
+  local charged=$(jq -r '.charged' "$work/$label.json")
+  awk -v s="$server" -v t="$ticks" -v n="$charged" '{printf "%.3f %.3f\n", 1000 * s / t / (n > 0 ? n : 1), 1000 * ($1 + $2) / (n > 0 ? n : 1)}' \
+    "$work/$label.time" >"$work/$label.cpu"
+  read -r server_ms loadgen_ms <"$work/$label.cpu"
+  echo "$label: CPU per charge: servers $server_ms ms, load generator $loadgen_ms ms"
   jq -r --arg l "$label" '"\($l): \(.charged) charged in \(.seconds|floor)s = \(.charges_per_second*10|round/10) charges/s; charge latency ms p50 \(.charge_latency_ms.p50*10|round/10) p95 \(.charge_latency_ms.p95*10|round/10) p99 \(.charge_latency_ms.p99*10|round/10) max \(.charge_latency_ms.max*10|round/10); errors \(.outcomes|del(.OK)|tostring); mismatches \(.mismatches); audit \(.audit|tostring)"' \
     "$work/$label.json"
 }
@@ -78,11 +111,31 @@ measure() {
   load "$engine-open-$half" --rate "$half"
   kill "$sampler"
   echo "$engine: peak VmRSS per server $(sort -n "$work/rss" | tail -1) kB"
+  ratio_peak[$engine]=$peak
+  ratio_half[$engine]=$half
+  ratio_p99[$engine]=$(jq -r '.charge_latency_ms.p99' "$work/$engine-open-$half.json")
+  read -r ratio_server_ms[$engine] ratio_loadgen_ms[$engine] <"$work/$engine-open-$half.cpu"
+  ratio_rss[$engine]=$(( $(sort -n "$work/rss" | tail -1) / 1024 ))
+}
+
+# table → every ratio of docs/benchmarks.md in one table.
+table() {
+  echo
+  echo "| measure | sqlite (1 server) | postgres (2 servers) | goal |"
+  echo "|---|---|---|---|"
+  row() { printf "| %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4"; }
+  ratio() { [[ -n "${ratio_peak[$1]:-}" && -n "${ratio_commit[$1]:-}" ]] && awk -v p="${ratio_peak[$1]}" -v c="${ratio_commit[$1]}" 'BEGIN {printf "%.0f ÷ %.0f = %.2f×", p, c, p / c}' || echo "—"; }
+  row "peak durable charges/s ÷ serial single-row commit rate" "$(ratio sqlite)" "$(ratio postgres)" "≥ 1.0×"
+  row "p99 connector latency at half of peak (ms)" "${ratio_p99[sqlite]:-—} at ${ratio_half[sqlite]:-—}/s" "${ratio_p99[postgres]:-—} at ${ratio_half[postgres]:-—}/s" "≤ 25"
+  row "server CPU per charge (ms)" "${ratio_server_ms[sqlite]:-—}" "${ratio_server_ms[postgres]:-—}" "≤ 1.0"
+  row "load generator CPU per charge (ms)" "${ratio_loadgen_ms[sqlite]:-—}" "${ratio_loadgen_ms[postgres]:-—}" ""
+  row "peak RSS per server (MB)" "${ratio_rss[sqlite]:-—}" "${ratio_rss[postgres]:-—}" "≤ 150"
 }
 
 ENGINES=${ENGINES:-sqlite postgres}
 if [[ " $ENGINES " == *" sqlite "* ]]; then
-  echo "== SQLite, one server ($(nproc) cores)"
+  ratio_commit[sqlite]=$(commit_rate sqlite)
+  echo "== SQLite, one server ($(nproc) cores); serial single-row commits: ${ratio_commit[sqlite]:-?}/s"
   start sqlite "$work/bench.db"
   urls="http://$addr"
   server_pids=("$pid")
@@ -90,8 +143,9 @@ if [[ " $ENGINES " == *" sqlite "* ]]; then
   measure sqlite
 fi
 
-[[ " $ENGINES " == *" postgres "* ]] || exit 0
-echo "== PostgreSQL, two servers"
+[[ " $ENGINES " == *" postgres "* ]] || { table; exit 0; }
+ratio_commit[postgres]=$(commit_rate postgres)
+echo "== PostgreSQL, two servers; serial single-row commits: ${ratio_commit[postgres]:-?}/s"
 schema="bench_$(date +%s)"
 psql "$PG" -qc "CREATE SCHEMA $schema"
 if [[ "$PG" == *\?* ]]; then dsn="$PG&search_path=$schema"; else dsn="$PG?search_path=$schema"; fi
@@ -103,3 +157,4 @@ start pg2 "$dsn"
 urls="$urls,http://$addr"
 server_pids+=("$pid")
 measure postgres
+table
