@@ -113,7 +113,7 @@ measure() {
   echo "$engine: peak VmRSS per server $(sort -n "$work/rss" | tail -1) kB"
   ratio_peak[$engine]=$peak
   ratio_half[$engine]=$half
-  ratio_p99[$engine]=$(jq -r '.charge_latency_ms.p99' "$work/$engine-open-$half.json")
+  ratio_p99[$engine]=$(jq -r '.charge_latency_ms.p99*10|round/10' "$work/$engine-open-$half.json")
   read -r ratio_server_ms[$engine] ratio_loadgen_ms[$engine] <"$work/$engine-open-$half.cpu"
   ratio_rss[$engine]=$(( $(sort -n "$work/rss" | tail -1) / 1024 ))
 }
