@@ -21,6 +21,7 @@ Usage:
   ivrpay twiml     --amount 10.00 --payin-config-id ID --connector NAME | --payment-method-config-id ID --connector NAME
   ivrpay twiml check FILE [--amount A]
   ivrpay simulate  --endpoint URL --api-key KEY (--twiml FILE | twiml flags) --card N --exp MM/YY --cvv C --postal-code Z
+                   [--username U] [--content-type T] [--status-callback URL] [--account-sid AC…] [--auth-token T]
   ivrpay demo      the whole story on a throw-away database
   ivrpay loadtest  --base-url URL --api-key ADMIN_KEY [--rate R | --concurrency C] --duration D
 

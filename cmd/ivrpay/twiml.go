@@ -69,11 +69,12 @@ func (f *payFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.baseURL, "base-url", "", "URL of the ivrpay API that holds --config, e.g. https://api.example.com")
 }
 
-// describesPay reports whether a flag other than --action describes the <Pay>
-// (the simulator takes --action alongside --twiml as an override).
+// describesPay reports whether a flag other than --action and
+// --status-callback describes the <Pay> (the simulator takes those two
+// alongside --twiml as overrides).
 func (f *payFlags) describesPay() bool {
 	return f.amount != "" || f.payinConfigID != "" || f.paymentMethodConfigID != "" || f.connector != "" ||
-		f.statusCallback != "" || f.description != "" || f.config != ""
+		f.description != "" || f.config != ""
 }
 
 // payOptions resolves the flags into generator options, reading the config
