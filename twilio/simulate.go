@@ -410,27 +410,38 @@ func (s *Simulation) fillCallback(result string, in captured, resp *ConnectorRes
 	}
 }
 
+// connectorCredentials takes the connector's USERNAME and PASSWORD from
+// user:password@ in its URL, as a gateway's docs often give them, or from
+// the given ones (the username defaulting to DefaultUsername), and returns
+// the URL without them.
+func connectorCredentials(u *url.URL, username, password string) (endpoint, user, pass string, err error) {
+	if u.User != nil {
+		urlUser := u.User.Username()
+		urlPassword, _ := u.User.Password()
+		switch {
+		case username != "" && username != urlUser:
+			return "", "", "", errors.New("endpoint: the URL's username differs from the username given; give it once")
+		case password != "" && password != urlPassword:
+			return "", "", "", errors.New("endpoint: the URL's password differs from the API key given; give it once")
+		}
+		username, password = urlUser, urlPassword
+		stripped := *u
+		stripped.User = nil
+		u = &stripped
+	}
+	if username == "" {
+		username = DefaultUsername
+	}
+	return u.String(), username, password, nil
+}
+
 func (o *SimulateOptions) defaults() error {
 	u, err := url.Parse(o.Endpoint)
 	if o.Endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("endpoint: the connector's URL (http or https) is required")
 	}
-	if u.User != nil {
-		// Credentials in the URL are the connector's, as a gateway's docs often give them.
-		user := u.User.Username()
-		password, _ := u.User.Password()
-		switch {
-		case o.Username != "" && o.Username != user:
-			return errors.New("endpoint: the URL's username differs from the username given; give it once")
-		case o.APIKey != "" && o.APIKey != password:
-			return errors.New("endpoint: the URL's password differs from the API key given; give it once")
-		}
-		o.Username, o.APIKey = user, password
-		u.User = nil
-		o.Endpoint = u.String()
-	}
-	if o.Username == "" {
-		o.Username = DefaultUsername
+	if o.Endpoint, o.Username, o.APIKey, err = connectorCredentials(u, o.Username, o.APIKey); err != nil {
+		return err
 	}
 	if o.Pay == nil {
 		return errors.New("a <Pay> verb is required")
