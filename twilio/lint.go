@@ -127,7 +127,7 @@ func lintStudio(doc []byte, opts LintOptions) ([]Finding, error) {
 		return []Finding{{
 			Severity: SeverityError, Element: "flow",
 			Message: "the flow has no " + StudioWidgetType + " widget, so the call never collects a card",
-			Fix:     "add a Capture Payments widget with the values `ivrpay twiml --format studio` prints",
+			Fix:     "import the flow `ivrpay twiml --format studio` prints, or add a Capture Payments widget with the values it shows on stderr",
 		}}, nil
 	}
 	var findings []Finding

@@ -276,6 +276,19 @@ func TestLintGeneratedIsClean(t *testing.T) {
 			if len(got) != 0 {
 				t.Errorf("%s: the generator's own TwiML has findings:\n%s", name, findingLines(got))
 			}
+			p, _ := NewPay(o)
+			flow := p.StudioFlow()
+			got, err = Lint(flow, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 0 {
+				t.Errorf("%s: the generator's own Studio flow has findings:\n%s", name, findingLines(got))
+			}
+			steps, err := parseStudioFlow(flow)
+			if err != nil || len(steps) != 1 || steps[0].name != StudioCaptureState {
+				t.Errorf("%s: the flow's capture-payments widgets: %+v, %v", name, steps, err)
+			}
 		})
 	}
 }

@@ -19,6 +19,8 @@ import (
 
 // Twilio's connector behaviour the simulator reproduces (reference §2.2).
 const (
+	// DefaultUsername is the connector USERNAME ivrpay's connector expects.
+	DefaultUsername = "api_key"
 	// DefaultTimeout is how long Twilio waits for each connector attempt.
 	DefaultTimeout = 10 * time.Second
 	// DefaultRetries is how many times Twilio retries after a timed-out attempt.
@@ -73,16 +75,29 @@ func maskPAN(pan string) string {
 
 // SimulateOptions configure one simulated call.
 type SimulateOptions struct {
-	// Endpoint is the connector's ENDPOINT URL.
+	// Endpoint is the connector's ENDPOINT URL. Credentials in it
+	// (user:password@) are the connector's USERNAME and PASSWORD.
 	Endpoint string
-	// APIKey is the connector's PASSWORD; the USERNAME is "api_key".
+	// Username is the connector's USERNAME; "" means DefaultUsername.
+	Username string
+	// APIKey is the connector's PASSWORD.
 	APIKey string
+	// ContentType is sent with the connector request; "" sends none, as Twilio.
+	ContentType string
 	// Pay is the <Pay> verb of the call.
 	Pay *Pay
 	// Caller is what the caller types.
 	Caller CallerInput
 	// Action overrides Pay.Action: the URL the callback fields are posted to.
 	Action string
+	// StatusCallback overrides Pay.StatusCallback: the URL that gets one
+	// event per prompt.
+	StatusCallback string
+	// AccountSid and CallSid go on every callback; "" means
+	// DefaultAccountSid and a fresh CA… SID.
+	AccountSid, CallSid string
+	// AuthToken, when set, signs every callback with X-Twilio-Signature.
+	AuthToken string
 	// Timeout is per attempt; 0 means DefaultTimeout.
 	Timeout time.Duration
 	// Retries is how many times a timed-out or failed attempt is retried; 0
@@ -120,6 +135,19 @@ type Simulation struct {
 	Response *ConnectorResponse `json:"response"`
 	// ActionStatus is the action URL's HTTP status; 0 when nothing was posted.
 	ActionStatus int `json:"action_status,omitempty"`
+	// CallSid is the simulated call's SID, on every callback.
+	CallSid string `json:"call_sid"`
+	// StatusEvents are the events posted to the status callback, in order.
+	StatusEvents []StatusEvent `json:"status_events,omitempty"`
+}
+
+// StatusEvent is one statusCallback post of a simulated call.
+type StatusEvent struct {
+	Fields CallbackFields `json:"fields"`
+	// Status is the status callback's HTTP status, 0 when it gave none.
+	Status int `json:"status,omitempty"`
+	// Error says why the post failed; Twilio goes on regardless.
+	Error string `json:"error,omitempty"`
 }
 
 // Result is the callback's Result field.
@@ -194,13 +222,14 @@ type captured struct {
 }
 
 // Simulate plays Twilio's part of a call against a connector (docs/connector.md): the
-// caller-side checks of <Pay> (no request when they fail), the connector
-// request as Twilio sends it, Twilio's per-attempt timeout and retries with
-// the same transaction_id, and the action callback built from the answer,
-// posted form-encoded to the action URL when there is one. The error is for
-// unusable options, a cancelled ctx, or a failed post to the action URL (the
-// Simulation is returned with it then). Neither the Simulation nor the error
-// ever holds the PAN or the CVV.
+// caller-side checks of <Pay> (no request when they fail), with one status
+// callback event per prompt, the connector request as Twilio sends it,
+// Twilio's per-attempt timeout and retries with the same transaction_id, and
+// the action callback built from the answer, posted form-encoded to the action
+// URL when there is one. The error is for unusable options, a cancelled ctx,
+// or a failed post to the action URL (the Simulation is returned with it
+// then); a failed status callback is only recorded, as Twilio goes on. Neither
+// the Simulation nor the error ever holds the PAN or the CVV.
 func Simulate(ctx context.Context, o SimulateOptions) (*Simulation, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -209,52 +238,143 @@ func Simulate(ctx context.Context, o SimulateOptions) (*Simulation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chargeAmount: %w", err)
 	}
-	sim := &Simulation{Method: method, Attempts: []Attempt{}}
-	in, problem := o.capture()
+	sim := &Simulation{Method: method, Attempts: []Attempt{}, CallSid: o.CallSid}
+	in, problem := o.capture(ctx, sim)
 	if problem != "" {
 		sim.fillCallback(ResultValidationError, in, nil, "", problem)
 		return sim, o.postAction(ctx, sim)
 	}
+	o.statusEvent(ctx, sim, "payment-processing", in, "")
 
 	sim.TransactionID = o.NewTransactionID()
-	body, err := json.Marshal(o.connectorRequest(method, sim.TransactionID, in))
+	x := o.exchange()
+	out, err := x.run(ctx, o.Pay.connectorRequest(method, sim.TransactionID, in), redactor(in.pan, in.cvv))
 	if err != nil {
 		return nil, err
 	}
-	redact := redactor(in.pan, in.cvv)
-	var answer []byte
-	for n := 0; n <= o.Retries && answer == nil; n++ {
-		a := Attempt{TransactionID: sim.TransactionID}
+	sim.Attempts, sim.Response = out.attempts, out.response
+	sim.fillCallback(out.result, in, out.response, out.connectorError, out.paymentError)
+	return sim, o.postAction(ctx, sim)
+}
+
+// exchange is the connector transaction these options describe.
+func (o *SimulateOptions) exchange() *connectorExchange {
+	return &connectorExchange{endpoint: o.Endpoint, username: o.Username, password: o.APIKey,
+		contentType: o.ContentType, timeout: o.Timeout, retries: o.Retries, client: o.Client}
+}
+
+func (o *SimulateOptions) poster() webhookPoster {
+	return webhookPoster{client: o.Client, accountSid: o.AccountSid, callSid: o.CallSid, authToken: o.AuthToken, timeout: o.Timeout}
+}
+
+// statusEvent posts one statusCallback event, as <Pay> does after each
+// prompt: the prompt (For), the attempt, what is known so far, masked, and
+// the ErrorType when the caller's entry failed its check.
+func (o *SimulateOptions) statusEvent(ctx context.Context, sim *Simulation, step string, in captured, errorType string) {
+	if o.StatusCallback == "" {
+		return
+	}
+	var f CallbackFields
+	f.add("For", step)
+	f.add("Attempt", "1")
+	f.add("ErrorType", errorType)
+	f = append(f, in.maskedFields()...)
+	ev := StatusEvent{Fields: f}
+	status, err := o.poster().post(ctx, o.StatusCallback, f)
+	ev.Status = status
+	if err != nil {
+		ev.Error = redactor(in.pan, in.cvv)(err.Error())
+	}
+	sim.StatusEvents = append(sim.StatusEvents, ev)
+}
+
+// maskedFields are the payment fields known so far as Twilio shows them in
+// status callbacks: the card masked, the security code redacted.
+func (in captured) maskedFields() CallbackFields {
+	var f CallbackFields
+	if in.brand != "" {
+		f.add("PaymentCardNumber", maskPAN(in.pan))
+		f.add("PaymentCardType", CardType(in.brand))
+	}
+	if in.expiry != (card.Expiry{}) {
+		f.add("ExpirationDate", in.expiry.MMYY())
+	}
+	f.add("SecurityCode", strings.Repeat("*", len(in.cvv)))
+	f.add("PaymentCardPostalCode", in.postal)
+	return f
+}
+
+// connectorExchange is Twilio's side of one Generic Pay Connector
+// transaction: the request as Twilio sends it, the per-attempt timeout and
+// retries with one transaction_id, and the reading of the answer. The
+// simulator and the emulator both use it, so they send the same bytes.
+type connectorExchange struct {
+	endpoint, username, password, contentType string
+	timeout                                   time.Duration
+	retries                                   int
+	client                                    *http.Client
+}
+
+// exchangeOutcome is what Twilio makes of a connector transaction.
+type exchangeOutcome struct {
+	attempts []Attempt
+	// response is the connector's answer when it was a 2xx and well formed.
+	response                             *ConnectorResponse
+	result, connectorError, paymentError string
+}
+
+// run sends r until an attempt gets an answer or the retries run out, and
+// reads the answer. The error is ctx's alone.
+func (x *connectorExchange) run(ctx context.Context, r ConnectorRequest, redact func(string) string) (exchangeOutcome, error) {
+	out := exchangeOutcome{attempts: []Attempt{}}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return out, err
+	}
+	var (
+		answer []byte
+		status int
+	)
+	for n := 0; n <= x.retries && answer == nil; n++ {
+		a := Attempt{TransactionID: r.TransactionID}
 		start := time.Now()
-		a.StatusCode, answer, err = o.attempt(ctx, body)
+		a.StatusCode, answer, err = x.attempt(ctx, body)
 		a.Duration = time.Since(start)
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return out, ctx.Err()
 		}
 		if err != nil {
 			a.Error = redact(err.Error())
 		}
-		sim.Attempts = append(sim.Attempts, a)
+		status = a.StatusCode
+		out.attempts = append(out.attempts, a)
 	}
 
-	resp, wellFormed := readConnectorAnswer(answer, method, redact)
+	resp, wellFormed := readConnectorAnswer(answer, r.Method, redact)
+	out.result = ResultPaymentConnectorError
 	switch {
 	case answer == nil:
-		sim.fillCallback(ResultPaymentConnectorError, in, nil, "",
-			fmt.Sprintf("Payment Gateway did not answer within %s in %d attempts", o.Timeout, len(sim.Attempts)))
-	case !wellFormed:
-		what := map[string]string{MethodCharge: "charge", MethodTokenize: "token"}[method]
-		sim.fillCallback(ResultPaymentConnectorError, in, nil, "",
-			"Payment Gateway rejected "+what+" creation. Got malformed response from Payment Provider.")
-	default:
-		sim.Response = resp
-		result := ResultPaymentConnectorError
-		if resp.ErrorCode == "" && resp.ID != "" {
-			result = ResultSuccess
+		out.paymentError = fmt.Sprintf("Payment Gateway did not answer within %s in %d attempts", x.timeout, len(out.attempts))
+	case status < 200 || status > 299:
+		// Said as what it is, not as a malformed body: a 401 is a credentials problem.
+		out.paymentError = fmt.Sprintf("HTTP %d from the connector", status)
+		if wellFormed {
+			out.connectorError = resp.ErrorCode
+			if resp.ErrorMessage != "" {
+				out.paymentError += ": " + resp.ErrorMessage
+			}
 		}
-		sim.fillCallback(result, in, resp, resp.ErrorCode, resp.ErrorMessage)
+	case !wellFormed:
+		what := map[string]string{MethodCharge: "charge", MethodTokenize: "token"}[r.Method]
+		out.paymentError = "Payment Gateway rejected " + what + " creation. Got malformed response from Payment Provider."
+	default:
+		out.response = resp
+		if resp.ErrorCode == "" && resp.ID != "" {
+			out.result = ResultSuccess
+		}
+		out.connectorError, out.paymentError = resp.ErrorCode, resp.ErrorMessage
 	}
-	return sim, o.postAction(ctx, sim)
+	return out, nil
 }
 
 // fillCallback sets the action callback fields in Twilio's order, with what
@@ -290,10 +410,38 @@ func (s *Simulation) fillCallback(result string, in captured, resp *ConnectorRes
 	}
 }
 
+// connectorCredentials takes the connector's USERNAME and PASSWORD from
+// user:password@ in its URL, as a gateway's docs often give them, or from
+// the given ones (the username defaulting to DefaultUsername), and returns
+// the URL without them.
+func connectorCredentials(u *url.URL, username, password string) (endpoint, user, pass string, err error) {
+	if u.User != nil {
+		urlUser := u.User.Username()
+		urlPassword, _ := u.User.Password()
+		switch {
+		case username != "" && username != urlUser:
+			return "", "", "", errors.New("endpoint: the URL's username differs from the username given; give it once")
+		case password != "" && password != urlPassword:
+			return "", "", "", errors.New("endpoint: the URL's password differs from the API key given; give it once")
+		}
+		username, password = urlUser, urlPassword
+		stripped := *u
+		stripped.User = nil
+		u = &stripped
+	}
+	if username == "" {
+		username = DefaultUsername
+	}
+	return u.String(), username, password, nil
+}
+
 func (o *SimulateOptions) defaults() error {
 	u, err := url.Parse(o.Endpoint)
 	if o.Endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("endpoint: the connector's URL (http or https) is required")
+	}
+	if o.Endpoint, o.Username, o.APIKey, err = connectorCredentials(u, o.Username, o.APIKey); err != nil {
+		return err
 	}
 	if o.Pay == nil {
 		return errors.New("a <Pay> verb is required")
@@ -303,6 +451,15 @@ func (o *SimulateOptions) defaults() error {
 	}
 	if o.Action == "" {
 		o.Action = o.Pay.Action
+	}
+	if o.StatusCallback == "" {
+		o.StatusCallback = o.Pay.StatusCallback
+	}
+	if o.AccountSid == "" {
+		o.AccountSid = DefaultAccountSid
+	}
+	if o.CallSid == "" {
+		o.CallSid = NewSid("CA")
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -326,57 +483,111 @@ func (o *SimulateOptions) defaults() error {
 }
 
 // capture applies <Pay>'s caller-side checks in the order Twilio prompts:
-// card number (and its type), expiry, security code, postal code. It returns
-// the PaymentError of the first failure, or "".
-func (o *SimulateOptions) capture() (captured, string) {
+// card number (and its type), expiry, security code, postal code, posting a
+// status event after each prompt. It returns the ErrorType of the first
+// failure, or "".
+func (o *SimulateOptions) capture(ctx context.Context, sim *Simulation) (captured, string) {
 	p, c := o.Pay, o.Caller
 	in := captured{pan: c.CardNumber}
-	brand, err := card.ParsePAN(c.CardNumber)
+	step := func(name, problem string) string {
+		o.statusEvent(ctx, sim, name, in, problem)
+		return problem
+	}
+	if problem := in.enterCardNumber(p, c.CardNumber); problem != "" {
+		return in, step("payment-card-number", problem)
+	}
+	step("payment-card-number", "")
+	if problem := in.enterExpiry(c.Expiry, o.Now()); problem != "" {
+		return in, step("expiration-date", problem)
+	}
+	step("expiration-date", "")
+	if p.asksSecurityCode() {
+		if problem := in.enterSecurityCode(c.CVV); problem != "" {
+			return in, step("security-code", problem)
+		}
+		step("security-code", "")
+	}
+	switch {
+	case p.asksPostalCode():
+		if problem := in.enterPostalCode(c.PostalCode); problem != "" {
+			return in, step("postal-code", problem)
+		}
+		step("postal-code", "")
+	case !strings.EqualFold(strings.TrimSpace(p.PostalCode), "false"):
+		in.postal = strings.TrimSpace(p.PostalCode) // a fixed postal code goes to the connector without asking
+	}
+	return in, ""
+}
+
+// asksSecurityCode reports whether Twilio prompts for the security code.
+func (p *Pay) asksSecurityCode() bool {
+	return !strings.EqualFold(strings.TrimSpace(p.SecurityCode), "false")
+}
+
+// asksPostalCode reports whether Twilio prompts for the postal code.
+func (p *Pay) asksPostalCode() bool {
+	v := strings.ToLower(strings.TrimSpace(p.PostalCode))
+	return v == "" || v == "true"
+}
+
+// enterCardNumber checks a card number as <Pay> does (Luhn, a brand in
+// validCardTypes) and keeps it when it passes; it returns the ErrorType.
+func (in *captured) enterCardNumber(p *Pay, pan string) string {
+	in.pan, in.brand = pan, ""
+	brand, err := card.ParsePAN(pan)
 	switch {
 	case errors.Is(err, card.ErrUnsupportedBrand):
-		return in, ErrorInvalidCardType
+		return ErrorInvalidCardType
 	case err != nil:
-		return in, ErrorInvalidCardNumber
+		return ErrorInvalidCardNumber
 	}
 	accepted := false
 	for _, t := range p.CardTypes() {
 		accepted = accepted || BrandForCardType(t) == brand
 	}
 	if !accepted {
-		return in, ErrorInvalidCardType
+		return ErrorInvalidCardType
 	}
 	in.brand = brand
-	month, year, ok := strings.Cut(c.Expiry, "/")
-	if !ok && len(c.Expiry) == 4 {
-		month, year = c.Expiry[:2], c.Expiry[2:]
+	return ""
+}
+
+// enterExpiry reads "MM/YY", "MMYY" or "MM/YYYY" and refuses a past month.
+func (in *captured) enterExpiry(s string, now time.Time) string {
+	in.expiry = card.Expiry{}
+	month, year, ok := strings.Cut(s, "/")
+	if !ok && len(s) == 4 {
+		month, year = s[:2], s[2:]
 	}
 	exp, err := card.ParseExpiry(month, year)
-	if err != nil || exp.Expired(o.Now()) {
-		return in, ErrorInvalidDate
+	if err != nil || exp.Expired(now) {
+		return ErrorInvalidDate
 	}
 	in.expiry = exp
-	if !strings.EqualFold(p.SecurityCode, "false") {
-		if card.CheckSecurityCode(c.CVV, brand) != nil {
-			return in, ErrorInvalidSecurityCode
-		}
-		in.cvv = c.CVV
+	return ""
+}
+
+// enterSecurityCode needs the card's brand (4 digits for Amex, else 3).
+func (in *captured) enterSecurityCode(cvv string) string {
+	in.cvv = ""
+	if card.CheckSecurityCode(cvv, in.brand) != nil {
+		return ErrorInvalidSecurityCode
 	}
-	switch pc := strings.TrimSpace(p.PostalCode); strings.ToLower(pc) {
-	case "", "true":
-		if strings.TrimSpace(c.PostalCode) == "" {
-			return in, ErrorInvalidPostalCode
-		}
-		in.postal = strings.TrimSpace(c.PostalCode)
-	case "false":
-	default:
-		in.postal = pc // a fixed postal code goes to the connector without asking
+	in.cvv = cvv
+	return ""
+}
+
+func (in *captured) enterPostalCode(postal string) string {
+	in.postal = strings.TrimSpace(postal)
+	if in.postal == "" {
+		return ErrorInvalidPostalCode
 	}
-	return in, ""
+	return ""
 }
 
 // connectorRequest builds the body exactly as Twilio sends it: all strings,
 // a two-digit expiry year, amount and upper-case currency on charges only.
-func (o *SimulateOptions) connectorRequest(method, transactionID string, in captured) ConnectorRequest {
+func (p *Pay) connectorRequest(method, transactionID string, in captured) ConnectorRequest {
 	mmyy := in.expiry.MMYY()
 	r := ConnectorRequest{
 		Method:        method,
@@ -386,17 +597,17 @@ func (o *SimulateOptions) connectorRequest(method, transactionID string, in capt
 		ExpiryMonth:   mmyy[:2],
 		ExpiryYear:    mmyy[2:],
 		PostalCode:    in.postal,
-		Description:   o.Pay.Description,
+		Description:   p.Description,
 		Parameters:    map[string]string{},
 	}
 	if method == MethodCharge {
-		r.Amount = strings.TrimSpace(o.Pay.ChargeAmount)
-		r.CurrencyCode = strings.ToUpper(strings.TrimSpace(o.Pay.Currency))
+		r.Amount = strings.TrimSpace(p.ChargeAmount)
+		r.CurrencyCode = strings.ToUpper(strings.TrimSpace(p.Currency))
 		if r.CurrencyCode == "" {
 			r.CurrencyCode = "USD"
 		}
 	}
-	for _, prm := range o.Pay.Parameters {
+	for _, prm := range p.Parameters {
 		if _, dup := r.Parameters[prm.Name]; !dup {
 			r.Parameters[prm.Name] = prm.Value
 		}
@@ -406,25 +617,28 @@ func (o *SimulateOptions) connectorRequest(method, transactionID string, in capt
 
 // attempt sends one connector request within the per-attempt timeout and
 // returns the answer's status and body; a nil body means no answer. The
-// request body is a bytes.Reader and no Content-Type is set, so net/http sends
-// none, as Twilio sends none.
-func (o *SimulateOptions) attempt(ctx context.Context, body []byte) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+// request body is a bytes.Reader and, unless asked, no Content-Type is set,
+// so net/http sends none, as Twilio sends none.
+func (x *connectorExchange) attempt(ctx context.Context, body []byte) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, x.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
-	req.SetBasicAuth("api_key", o.APIKey)
-	req.Header.Set("User-Agent", "ivrpay-simulate")
-	resp, err := o.Client.Do(req)
+	req.SetBasicAuth(x.username, x.password)
+	req.Header.Set("User-Agent", userAgent)
+	if x.contentType != "" {
+		req.Header.Set("Content-Type", x.contentType)
+	}
+	resp, err := x.client.Do(req)
 	if err != nil {
-		return 0, nil, o.attemptError(ctx, err)
+		return 0, nil, x.attemptError(ctx, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return resp.StatusCode, nil, o.attemptError(ctx, err)
+		return resp.StatusCode, nil, x.attemptError(ctx, err)
 	}
 	if answer == nil {
 		answer = []byte{} // an empty answer is an answer, and malformed
@@ -433,9 +647,9 @@ func (o *SimulateOptions) attempt(ctx context.Context, body []byte) (int, []byte
 }
 
 // attemptError words a failed attempt; a timeout is what makes Twilio retry.
-func (o *SimulateOptions) attemptError(ctx context.Context, err error) error {
+func (x *connectorExchange) attemptError(ctx context.Context, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %s", o.Timeout)
+		return fmt.Errorf("no answer within %s", x.timeout)
 	}
 	return err
 }
@@ -509,28 +723,15 @@ func redactor(pan, cvv string) func(string) string {
 }
 
 // postAction posts the callback fields form-encoded to the action URL, as
-// Twilio does when <Pay> ends.
+// Twilio does when <Pay> ends, with the call's AccountSid and CallSid.
 func (o *SimulateOptions) postAction(ctx context.Context, sim *Simulation) error {
 	if o.Action == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Action, strings.NewReader(sim.Callback.Form().Encode()))
+	status, err := o.poster().post(ctx, o.Action, sim.Callback)
+	sim.ActionStatus = status
 	if err != nil {
 		return fmt.Errorf("action URL: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("User-Agent", "ivrpay-simulate")
-	resp, err := o.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("action URL: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
-	sim.ActionStatus = resp.StatusCode
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("action URL answered HTTP %d", resp.StatusCode)
 	}
 	return nil
 }

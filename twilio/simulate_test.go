@@ -309,7 +309,22 @@ func TestSimulateAnswers(t *testing.T) {
 			status: http.StatusUnauthorized,
 			answer: `{"charge_id":null,"error_code":"UNAUTHORIZED","error_message":"bad credentials","parameters":{}}`,
 			want: `{"Result":"payment-connector-error","PaymentCardNumber":"xxxxxxxxxxxx1111","PaymentCardType":"visa","ExpirationDate":"0827",` +
-				`"PaymentCardPostalCode":"94111","PaymentMethod":"credit-card","ConnectorError":"UNAUTHORIZED","PaymentError":"bad credentials"}`,
+				`"PaymentCardPostalCode":"94111","PaymentMethod":"credit-card","ConnectorError":"UNAUTHORIZED","PaymentError":"HTTP 401 from the connector: bad credentials"}`,
+		},
+		{
+			// express-basic-auth answers a bare 401: it is a credentials problem, not a malformed body.
+			name:   "unauthorized, plain text",
+			status: http.StatusUnauthorized,
+			answer: `Unauthorized`,
+			want: `{"Result":"payment-connector-error","PaymentCardNumber":"xxxxxxxxxxxx1111","PaymentCardType":"visa","ExpirationDate":"0827",` +
+				`"PaymentCardPostalCode":"94111","PaymentMethod":"credit-card","PaymentError":"HTTP 401 from the connector"}`,
+		},
+		{
+			name:   "server error with an id is no success",
+			status: http.StatusInternalServerError,
+			answer: `{"charge_id":"pyi_1","error_code":null,"error_message":null}`,
+			want: `{"Result":"payment-connector-error","PaymentCardNumber":"xxxxxxxxxxxx1111","PaymentCardType":"visa","ExpirationDate":"0827",` +
+				`"PaymentCardPostalCode":"94111","PaymentMethod":"credit-card","PaymentError":"HTTP 500 from the connector"}`,
 		},
 		{
 			name:   "tokenize",
@@ -518,7 +533,8 @@ func TestSimulatePostsAction(t *testing.T) {
 	}
 	mu.Lock()
 	if ct != "application/x-www-form-urlencoded" || form.Get("Result") != "success" ||
-		form.Get("PaymentConfirmationCode") != "pyi_1" || form.Get("PayConnector_payin_id") != "pyi_1" || len(form) != len(sim.Callback) {
+		form.Get("PaymentConfirmationCode") != "pyi_1" || form.Get("PayConnector_payin_id") != "pyi_1" ||
+		form.Get("AccountSid") != DefaultAccountSid || form.Get("CallSid") != sim.CallSid || len(form) != len(sim.Callback)+2 {
 		t.Errorf("action got %s %v", ct, form)
 	}
 	mu.Unlock()

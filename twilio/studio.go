@@ -52,6 +52,125 @@ func (p *Pay) StudioWidget() []byte {
 	return b.Bytes()
 }
 
+// Names of the states StudioFlow writes.
+const (
+	StudioCaptureState = "capture_payment"
+	studioGreeting     = "greeting"
+	studioSucceeded    = "payment_succeeded"
+	studioFailed       = "payment_failed"
+)
+
+// studioState is one state of a Studio flow definition, in the shape the
+// Studio console exports and the Flows REST resource takes.
+type studioState struct {
+	Name        string             `json:"name"`
+	Type        string             `json:"type"`
+	Transitions []studioTransition `json:"transitions"`
+	Properties  map[string]any     `json:"properties"`
+}
+
+type studioTransition struct {
+	Next  string `json:"next,omitempty"`
+	Event string `json:"event"`
+}
+
+// StudioFlow renders an importable Studio flow definition for this <Pay>: a
+// Trigger whose incoming call plays a short greeting, the capture-payments
+// widget set as the guide asks (the same values as the TwiML), and a
+// say-play for success and for failure on the widget's transitions. It is
+// indented JSON, so that equal models are equal bytes.
+func (p *Pay) StudioFlow() []byte {
+	offset := func(x, y int) map[string]any { return map[string]any{"x": x, "y": y} }
+	say := func(name, text string, y int) studioState {
+		return studioState{Name: name, Type: "say-play", Transitions: []studioTransition{{Event: "audioComplete"}},
+			Properties: map[string]any{"offset": offset(40, y), "loop": 1, "say": text}}
+	}
+	cardTypes := make([]string, 0, len(p.CardTypes()))
+	for _, t := range p.CardTypes() {
+		if t == "mastercard" {
+			t = "master-card" // Studio's spelling
+		}
+		cardTypes = append(cardTypes, t)
+	}
+	amount := strings.TrimSpace(p.ChargeAmount)
+	if cents, err := p.ChargeCents(); err == nil && cents == 0 {
+		amount = "" // Studio stores a card when the amount is empty
+	}
+	params := make([]map[string]string, 0, len(p.Parameters))
+	for _, prm := range p.Parameters {
+		params = append(params, map[string]string{"key": prm.Name, "value": prm.Value})
+	}
+	method := strings.ToUpper(strings.ReplaceAll(p.PaymentMethod, "-", "_"))
+	if method == "" {
+		method = "CREDIT_CARD"
+	}
+	props := map[string]any{
+		"offset":             offset(40, 460),
+		"payment_connector":  p.PaymentConnector,
+		"payment_amount":     amount,
+		"currency":           strings.ToLower(orDefault(p.Currency, "usd")),
+		"payment_token_type": orDefault(p.TokenType, "reusable"),
+		"payment_method":     method,
+		"security_code":      !strings.EqualFold(p.SecurityCode, "false"),
+		"postal_code":        orDefault(p.PostalCode, "true"),
+		"valid_card_types":   cardTypes,
+		"timeout":            5,
+		"max_attempts":       2,
+		"parameters":         params,
+	}
+	if p.Description != "" {
+		props["description"] = p.Description
+	}
+	greeting := "Please enter your card details to pay."
+	success := "Thank you. Your payment was approved. Your confirmation code is {{widgets." + StudioCaptureState + ".PaymentConfirmationCode}}."
+	if amount == "" {
+		greeting = "Please enter the card you want to keep on file."
+		success = "Thank you. Your card was saved."
+	}
+	flow := struct {
+		Description  string         `json:"description"`
+		States       []studioState  `json:"states"`
+		InitialState string         `json:"initial_state"`
+		Flags        map[string]any `json:"flags"`
+	}{
+		Description: "ivrpay: " + describeStudioFlow(p),
+		States: []studioState{
+			{Name: "Trigger", Type: "trigger", Properties: map[string]any{"offset": offset(0, 0)}, Transitions: []studioTransition{
+				{Event: "incomingMessage"}, {Next: studioGreeting, Event: "incomingCall"},
+				{Event: "incomingConversationMessage"}, {Event: "incomingRequest"}, {Event: "incomingParent"}}},
+			{Name: studioGreeting, Type: "say-play", Properties: map[string]any{"offset": offset(40, 220), "loop": 1, "say": greeting},
+				Transitions: []studioTransition{{Next: StudioCaptureState, Event: "audioComplete"}}},
+			{Name: StudioCaptureState, Type: StudioWidgetType, Properties: props, Transitions: []studioTransition{
+				{Next: studioSucceeded, Event: "success"}, {Next: studioFailed, Event: "maxFailedAttempts"},
+				{Next: studioFailed, Event: "providerError"}, {Event: "payInterrupted"}, {Event: "hangup"},
+				{Next: studioFailed, Event: "validationError"}}},
+			say(studioSucceeded, success, 700),
+			say(studioFailed, "Sorry, the payment could not be completed.", 940),
+		},
+		InitialState: "Trigger",
+		Flags:        map[string]any{"allow_concurrent_calls": true},
+	}
+	b, _ := json.MarshalIndent(flow, "", "  ") // maps of strings, numbers and bools always encode
+	return append(b, '\n')
+}
+
+func describeStudioFlow(p *Pay) string {
+	if v, ok := p.Param(ParamPayinConfigID); ok {
+		return fmt.Sprintf("charge %s for payin config %s", p.ChargeAmount, v)
+	}
+	if v, ok := p.Param(ParamPaymentMethodConfigID); ok {
+		return "store a card for payment method config " + v
+	}
+	return "capture a card"
+}
+
+func orDefault(v, def string) string {
+	if strings.TrimSpace(v) == "" {
+		return def
+	}
+	return v
+}
+
 func studioCardTypeLabel(name string) string {
 	for _, t := range cardTypes {
 		if t.name == name || (name == "master-card" && t.name == "mastercard") {

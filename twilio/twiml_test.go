@@ -101,7 +101,8 @@ func TestGenerateTwiMLGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".studio.golden", p.StudioWidget())
+			golden(t, name+".studio.golden", p.StudioFlow())
+			golden(t, name+".studio-widget.golden", p.StudioWidget())
 		})
 	}
 }

@@ -9,9 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -154,6 +157,11 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 		return err
 	}
 	printJSON(out, "GET /v1/payment_methods/"+sim3.Callback.Get("PaymentToken"), pm)
+
+	step(9, "An agent-assisted payment without a phone: Twilio's Payments API played by ivrpay twilio-emulator")
+	if err := demoAgentAssisted(ctx, out, api, merchant.ID, endpoint, ivrKey.Secret); err != nil {
+		return fmt.Errorf("agent-assisted payment: %w", err)
+	}
 	fmt.Fprintf(out, "\nDone. Next: `ivrpay serve` for a sandbox that keeps its data, and README.md for the guide's steps with curl.\n")
 	return nil
 }
@@ -177,4 +185,148 @@ func demoPayinConfig(ctx context.Context, api *httpapi.Client, merchantID, idemp
 		return "", err
 	}
 	return cfg.ID, nil
+}
+
+// demoAgentAssisted runs one agent-assisted payment through the emulator:
+// the agent app's REST calls, the caller's keypad, the status callbacks,
+// and the payin the final callback names.
+func demoAgentAssisted(ctx context.Context, out io.Writer, api *httpapi.Client, merchantID, endpoint, ivrKey string) error {
+	cfgID, err := demoPayinConfig(ctx, api, merchantID, "demo-order-3", 2500)
+	if err != nil {
+		return err
+	}
+	authToken := strings.TrimPrefix(twilio.NewSid("xx"), "xx")
+	connector := strings.Replace(endpoint, "http://", "http://"+twilio.DefaultUsername+":"+ivrKey+"@", 1)
+	emu, err := twilio.NewEmulator(twilio.EmulatorOptions{AccountSid: twilio.DefaultAccountSid, AuthToken: authToken,
+		Connectors: map[string]string{"ivrpay_demo": connector}})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	emuURL, stopEmu, err := demoListen(emu.Handler())
+	if err != nil {
+		return err
+	}
+	defer stopEmu()
+	// The agent app: its status callback URL, where Twilio reports progress.
+	events := make(chan url.Values, 64)
+	appURL, stopApp, err := demoListen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ParseForm() == nil {
+			events <- r.PostForm
+		}
+	}))
+	if err != nil {
+		return err
+	}
+	defer stopApp()
+	fmt.Fprintf(out, "emulator on %s (ivrpay twilio-emulator --auth-token … --connector ivrpay_demo=%s), payin config %s for $25.00\n",
+		emuURL, strings.Replace(connector, ivrKey, "IVR_KEY", 1), cfgID)
+
+	callSid := twilio.NewSid("CA")
+	payments := emuURL + "/2010-04-01/Accounts/" + twilio.DefaultAccountSid + "/Calls/" + callSid + "/Payments"
+	rest := func(path string, form url.Values) (map[string]any, error) {
+		form.Set("IdempotencyKey", twilio.NewSid("ik"))
+		form.Set("StatusCallback", appURL+"/status")
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(twilio.DefaultAccountSid, authToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode/100 != 2 {
+			return nil, fmt.Errorf("HTTP %d: %v", resp.StatusCode, v)
+		}
+		return v, nil
+	}
+	created, err := rest(payments+".json", url.Values{"PaymentConnector": {"ivrpay_demo"}, "ChargeAmount": {"25.00"},
+		"ValidCardTypes": {twilio.SupportedCardTypes}, "Parameter": {`{"payin_config_id":"` + cfgID + `"}`}})
+	if err != nil {
+		return err
+	}
+	sid, _ := created["sid"].(string)
+	fmt.Fprintf(out, "agent: POST …/Calls/%s/Payments.json ChargeAmount=25.00 → %s\n", callSid, sid)
+	exp := time.Now().AddDate(2, 0, 0).Format("0106")
+	for _, f := range [][2]string{{"payment-card-number", "4111111111111111"}, {"expiration-date", exp}, {"security-code", "123"}, {"postal-code", "94111"}} {
+		if _, err := rest(payments+"/"+sid+".json", url.Values{"Capture": {f[0]}}); err != nil {
+			return err
+		}
+		resp, err := http.PostForm(emuURL+"/emulator/Calls/"+callSid+"/Digits", url.Values{"Digits": {f[1] + "#"}})
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		ev, err := demoEvent(events)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "agent: Capture=%s; caller types it; statusCallback: %s\n", f[0], demoMasked(ev))
+	}
+	if _, err := rest(payments+"/"+sid+".json", url.Values{"Status": {"complete"}}); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "agent: Status=complete; Twilio sends the Generic Pay Connector request to ivrpay")
+	final, err := demoEvent(events)
+	if err != nil {
+		return err
+	}
+	printJSON(out, "final statusCallback", demoFields(final))
+	code := final.Get("PaymentConfirmationCode")
+	if final.Get("Result") != twilio.ResultSuccess || code == "" {
+		return fmt.Errorf("the payment did not succeed: %s", final.Get("PaymentError"))
+	}
+	var payin json.RawMessage
+	if err := api.Do(ctx, "GET", "/v1/payins/"+code, nil, &payin); err != nil {
+		return err
+	}
+	printJSON(out, "GET /v1/payins/"+code, payin)
+	return nil
+}
+
+// demoListen serves h on a fresh 127.0.0.1 port.
+func demoListen(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := newHTTPServer(h)
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+func demoEvent(events <-chan url.Values) (url.Values, error) {
+	select {
+	case ev := <-events:
+		return ev, nil
+	case <-time.After(15 * time.Second):
+		return nil, errors.New("no status callback within 15s")
+	}
+}
+
+// demoFields orders a callback's fields by name, for printing.
+func demoFields(v url.Values) map[string]string {
+	m := make(map[string]string, len(v))
+	for k := range v {
+		m[k] = v.Get(k)
+	}
+	return m
+}
+
+// demoMasked shows the fields of an event that tell the agent where the caller is.
+func demoMasked(ev url.Values) string {
+	var parts []string
+	for _, k := range []string{"Capture", "PartialResult", "PaymentCardNumber", "ExpirationDate", "SecurityCode", "PaymentCardPostalCode", "ErrorType", "Required"} {
+		if v := ev.Get(k); v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, " ")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -16,10 +17,18 @@ func TestDemo(t *testing.T) {
 	if code := run(context.Background(), []string{"demo"}, &out, &errOut); code != 0 {
 		t.Fatalf("ivrpay demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{`"status": "PROCESSING"`, `"source": "IVR"`, `"ConnectorError": "DECLINED"`, `"PaymentToken": "sbx_mtd_`, `<Parameter name="payin_config_id"`} {
+	for _, want := range []string{`"status": "PROCESSING"`, `"source": "IVR"`, `"ConnectorError": "DECLINED"`, `"PaymentToken": "sbx_mtd_`, `<Parameter name="payin_config_id"`,
+		// The agent-assisted payment through the emulator, and the payin it made.
+		"statusCallback: Capture=payment-card-number PartialResult=false PaymentCardNumber=xxxxxxxxxxxx1111",
+		"SecurityCode=*** Required=postal-code", "final statusCallback", `"amount": 2500`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %s", want)
 		}
+	}
+	final := out.String()[strings.Index(out.String(), "final statusCallback"):]
+	m := regexp.MustCompile(`"PaymentConfirmationCode": "(sbx_pyi_\w+)"`).FindStringSubmatch(final)
+	if !strings.Contains(final, `"Result": "success"`) || m == nil || !strings.Contains(final, "GET /v1/payins/"+m[1]+":\n") {
+		t.Errorf("the agent-assisted payment did not end in a payin:\n%s", final)
 	}
 	for _, pan := range []string{"4111111111111111", "4000000000000002", "5555555555554444"} {
 		if strings.Contains(out.String(), pan) {

@@ -24,6 +24,9 @@ Usage:
   ivrpay twiml     --amount 10.00 --payin-config-id ID --connector NAME | --payment-method-config-id ID --connector NAME
   ivrpay twiml check FILE [--amount A]
   ivrpay simulate  --endpoint URL --api-key KEY (--twiml FILE | twiml flags) --card N --exp MM/YY --cvv C --postal-code Z
+                   [--username U] [--content-type T] [--status-callback URL] [--account-sid AC…] [--auth-token T]
+  ivrpay twilio-emulator --auth-token T --connector NAME=URL [--addr 127.0.0.1:8089] [--account-sid AC…]
+                   Twilio's Payments REST resource (agent-assisted payments) and a keypad, locally
   ivrpay demo      the whole story on a throw-away database
   ivrpay loadtest  --base-url URL --api-key ADMIN_KEY [--rate R | --concurrency C] --duration D
 
@@ -50,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runTwiML(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], stdout, stderr)
+	case "twilio-emulator":
+		return runTwilioEmulator(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "loadtest":

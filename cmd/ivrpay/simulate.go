@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -24,7 +25,11 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	endpoint := fs.String("endpoint", "", "the connector's ENDPOINT URL, e.g. http://127.0.0.1:8080/vendor/twilio/pay_generic")
-	apiKey := fs.String("api-key", "", "the connector's PASSWORD (an IVR key); the username is api_key")
+	apiKey := fs.String("api-key", "", "the connector's PASSWORD (an IVR key), unless --endpoint carries user:password@")
+	username := fs.String("username", "", "the connector's USERNAME (default api_key)")
+	contentType := fs.String("content-type", "", "Content-Type of the connector request (default: none, as Twilio sends none)")
+	accountSid := fs.String("account-sid", twilio.DefaultAccountSid, "AccountSid on every action and status callback")
+	authToken := fs.String("auth-token", "", "auth token to sign every callback with X-Twilio-Signature, as Twilio does")
 	configAPIKey := fs.String("config-api-key", "", "API key that can read --config (default: --api-key)")
 	twimlFile := fs.String("twiml", "", "TwiML document whose <Pay> to play (instead of the twiml flags)")
 	var pf payFlags
@@ -43,6 +48,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 Plays Twilio's part of a <Pay> call against a Generic Pay Connector endpoint and prints the fields
 Twilio would post to the action URL (and posts them there, with --action or the <Pay>'s action).
+With --status-callback (or the <Pay>'s statusCallback) it posts one event per prompt as the caller
+types. Callbacks carry AccountSid and CallSid, and with --auth-token an X-Twilio-Signature.
 Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 
 `)
@@ -60,8 +67,8 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 		return usage("unexpected argument %q", fs.Arg(0))
 	case *endpoint == "":
 		return usage("--endpoint is required: the connector's URL")
-	case *apiKey == "":
-		return usage("--api-key is required: the key the connector authenticates")
+	case *apiKey == "" && !endpointHasPassword(*endpoint):
+		return usage("--api-key is required (or user:password@ in --endpoint): the key the connector authenticates")
 	case *cardNumber == "" || *expiry == "":
 		return usage("--card and --exp are required: what the caller types")
 	case *twimlFile != "" && pf.describesPay():
@@ -115,9 +122,14 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 			CVV:        strings.TrimSpace(*cvv),
 			PostalCode: strings.TrimSpace(*postalCode),
 		},
-		Action:  pf.action,
-		Timeout: *timeout,
-		Retries: retriesOpt,
+		Action:         pf.action,
+		StatusCallback: pf.statusCallback,
+		Username:       *username,
+		ContentType:    *contentType,
+		AccountSid:     *accountSid,
+		AuthToken:      *authToken,
+		Timeout:        *timeout,
+		Retries:        retriesOpt,
 	})
 	if sim == nil {
 		fmt.Fprintf(stderr, "ivrpay simulate: %v\n", err)
@@ -140,8 +152,29 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 	return 0
 }
 
+// endpointHasPassword reports whether the endpoint URL carries user:password@.
+func endpointHasPassword(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
+}
+
 // reportAttempts says on stderr what was sent and what came back.
 func reportAttempts(stderr io.Writer, sim *twilio.Simulation) {
+	for _, ev := range sim.StatusEvents {
+		outcome := ev.Error
+		if outcome == "" {
+			outcome = fmt.Sprintf("HTTP %d", ev.Status)
+		}
+		line := "For=" + ev.Fields.Get("For")
+		if e := ev.Fields.Get("ErrorType"); e != "" {
+			line += " ErrorType=" + e
+		}
+		fmt.Fprintf(stderr, "ivrpay simulate: status callback %s: %s\n", line, outcome)
+	}
 	if len(sim.Attempts) == 0 {
 		fmt.Fprintf(stderr, "ivrpay simulate: caller-side check failed (%s); no request sent\n", sim.Callback.Get("PaymentError"))
 	}
@@ -151,6 +184,11 @@ func reportAttempts(stderr io.Writer, sim *twilio.Simulation) {
 			outcome = fmt.Sprintf("HTTP %d in %s", a.StatusCode, a.Duration.Round(time.Millisecond))
 		}
 		fmt.Fprintf(stderr, "ivrpay simulate: attempt %d of %s (transaction_id %s): %s\n", i+1, sim.Method, a.TransactionID, outcome)
+	}
+	if n := len(sim.Attempts); n > 0 {
+		if st := sim.Attempts[n-1].StatusCode; st != 0 && (st < 200 || st > 299) {
+			fmt.Fprintf(stderr, "ivrpay simulate: HTTP %d from the connector\n", st)
+		}
 	}
 	if sim.ActionStatus != 0 {
 		fmt.Fprintf(stderr, "ivrpay simulate: action URL answered HTTP %d\n", sim.ActionStatus)

@@ -69,11 +69,12 @@ func (f *payFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.baseURL, "base-url", "", "URL of the ivrpay API that holds --config, e.g. https://api.example.com")
 }
 
-// describesPay reports whether a flag other than --action describes the <Pay>
-// (the simulator takes --action alongside --twiml as an override).
+// describesPay reports whether a flag other than --action and
+// --status-callback describes the <Pay> (the simulator takes those two
+// alongside --twiml as overrides).
 func (f *payFlags) describesPay() bool {
 	return f.amount != "" || f.payinConfigID != "" || f.paymentMethodConfigID != "" || f.connector != "" ||
-		f.statusCallback != "" || f.description != "" || f.config != ""
+		f.description != "" || f.config != ""
 }
 
 // payOptions resolves the flags into generator options, reading the config
@@ -226,7 +227,7 @@ func runTwiML(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var pf payFlags
 	pf.register(fs)
 	apiKey := fs.String("api-key", "", "API key that can read the config given with --config")
-	format := fs.String("format", "twiml", "twiml (the document) or studio (the Capture Payments widget values)")
+	format := fs.String("format", "twiml", "twiml (the document) or studio (an importable Studio flow; the widget's values on stderr)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   ivrpay twiml --amount 10.00 --payin-config-id ID --connector NAME [--action URL] [--status-callback URL]
@@ -234,7 +235,8 @@ func runTwiML(ctx context.Context, args []string, stdout, stderr io.Writer) int 
   ivrpay twiml --config ID --api-key KEY --base-url URL --connector NAME [...]
   ivrpay twiml check FILE [--amount A] [--config ID --api-key KEY --base-url URL]
 
-Prints the <Pay> TwiML for a payin config or payment method config (stdout holds the document alone).
+Prints the <Pay> TwiML for a payin config or payment method config (stdout holds the document alone),
+or with --format studio a Studio flow definition to import (the Capture Payments widget's values on stderr).
 Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_CONNECTOR.
 
 `)
@@ -264,7 +266,9 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_CONNECTOR.
 	}
 	out := p.TwiML()
 	if *format == "studio" {
-		out = p.StudioWidget()
+		// stdout is the flow to import; the widget's values are for a person to read.
+		out = p.StudioFlow()
+		_, _ = stderr.Write(p.StudioWidget())
 	}
 	if _, err := stdout.Write(out); err != nil {
 		fmt.Fprintf(stderr, "ivrpay twiml: %v\n", err)
@@ -305,8 +309,9 @@ what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is
 		return 2
 	}
 	opts := twilio.LintOptions{AmountCents: cents}
+	var cfg *remoteConfig
 	if *config != "" {
-		cfg, err := fetchConfig(ctx, *baseURL, *apiKey, *config)
+		cfg, err = fetchConfig(ctx, *baseURL, *apiKey, *config)
 		if err == nil {
 			_, err = cfg.amountWith(cents)
 		}
@@ -314,7 +319,6 @@ what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is
 			fmt.Fprintf(stderr, "ivrpay twiml check: %v\n", err)
 			return exitCode(err)
 		}
-		cfg.warnUsed(stderr, "ivrpay twiml check")
 		opts = cfg.lintOptions()
 	}
 	doc, err := os.ReadFile(file)
@@ -329,6 +333,12 @@ what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is
 		return 1
 	}
 	errs, warnings := 0, 0
+	if cfg != nil && cfg.usedBy != "" {
+		// A warning like any other, so that the summary counts it.
+		fmt.Fprintf(stdout, "warning %s: config %s was already used by %s, so the connector answers CONFIG_ALREADY_USED to a new call. Fix: create a new config for the next call\n",
+			*config, cfg.id, cfg.usedBy)
+		warnings++
+	}
 	for _, f := range findings {
 		fmt.Fprintln(stdout, f)
 		if f.Severity == twilio.SeverityError {
@@ -337,7 +347,7 @@ what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is
 			warnings++
 		}
 	}
-	if len(findings) == 0 {
+	if errs == 0 && warnings == 0 {
 		fmt.Fprintf(stdout, "%s: no problems found\n", file)
 	} else {
 		fmt.Fprintf(stdout, "%s: %s, %s\n", file, plural(errs, "error"), plural(warnings, "warning"))

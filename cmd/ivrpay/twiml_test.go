@@ -82,11 +82,13 @@ func TestTwiMLCommand(t *testing.T) {
 		code   int
 		golden string // file of twilio/testdata that stdout must equal
 		stderr string // substring of stderr
+		// stderrGolden is a file of twilio/testdata that stderr must equal.
+		stderrGolden string
 	}{
 		{name: "payin", args: append([]string{"--amount", "10.00", "--payin-config-id", goldenPayinID}, payinFlags...), golden: "payin.twiml.golden"},
-		{name: "payin, studio", args: append([]string{"--amount", "10", "--payin-config-id", goldenPayinID, "--format", "studio"}, payinFlags...), golden: "payin.studio.golden"},
+		{name: "payin, studio", args: append([]string{"--amount", "10", "--payin-config-id", goldenPayinID, "--format", "studio"}, payinFlags...), golden: "payin.studio.golden", stderrGolden: "payin.studio-widget.golden"},
 		{name: "payment method", args: []string{"--payment-method-config-id", goldenPMCID, "--connector", "ivrpay_sandbox"}, golden: "payment_method.twiml.golden"},
-		{name: "payment method, studio", args: []string{"--payment-method-config-id", goldenPMCID, "--connector", "ivrpay_sandbox", "--format=studio"}, golden: "payment_method.studio.golden"},
+		{name: "payment method, studio", args: []string{"--payment-method-config-id", goldenPMCID, "--connector", "ivrpay_sandbox", "--format=studio"}, golden: "payment_method.studio.golden", stderrGolden: "payment_method.studio-widget.golden"},
 		{name: "payin config read from the API", args: append([]string{"--config", goldenPayinID, "--api-key", "admin_key", "--base-url", api.URL + "/"}, payinFlags...), golden: "payin.twiml.golden"},
 		{name: "payment method config read from the API", args: []string{"--config", goldenPMCID, "--api-key", "admin_key", "--base-url", api.URL, "--connector", "ivrpay_sandbox"}, golden: "payment_method.twiml.golden"},
 		{name: "used config warns", args: []string{"--config", "sbx_cfg_used", "--api-key", "admin_key", "--base-url", api.URL, "--connector", "c"}, stderr: "CONFIG_ALREADY_USED"},
@@ -117,6 +119,9 @@ func TestTwiMLCommand(t *testing.T) {
 			if !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stderr %q lacks %q", stderr, tt.stderr)
 			}
+			if tt.stderrGolden != "" && stderr != twilioGolden(t, tt.stderrGolden) {
+				t.Errorf("stderr differs from twilio/testdata/%s:\n%s", tt.stderrGolden, stderr)
+			}
 			if strings.Contains(stdout+stderr, "admin_key") {
 				t.Error("the API key was printed")
 			}
@@ -141,6 +146,8 @@ func TestTwiMLCheckCommand(t *testing.T) {
 	fewTypes := write("few.xml", strings.Replace(twilioGolden(t, "payin.twiml.golden"), ` discover jcb diners-club`, ``, 1))
 	broken := write("broken.xml", `<Response><Pay>`)
 	studio := filepath.Join("..", "..", "twilio", "testdata", "studio_flow.json")
+	printedFlow := write("printed.json", twilioGolden(t, "payin.studio.golden"))
+	used := write("used.xml", strings.NewReplacer(`chargeAmount="10.00"`, `chargeAmount="2.50"`, goldenPayinID, "sbx_cfg_used").Replace(twilioGolden(t, "payin.twiml.golden")))
 
 	tests := []struct {
 		name   string
@@ -159,6 +166,10 @@ func TestTwiMLCheckCommand(t *testing.T) {
 		{name: "payment method config against a payin document", args: []string{good, "--config", goldenPMCID, "--api-key", "admin_key", "--base-url", api.URL}, code: 1, stdout: []string{"error Pay[1] chargeAmount:", "error Pay[1] Parameter:"}},
 		{name: "store document and its config", args: []string{store, "--config", goldenPMCID, "--api-key", "admin_key", "--base-url", api.URL}, stdout: []string{"no problems found"}},
 		{name: "studio flow", args: []string{studio, "--amount", "10.00"}, stdout: []string{"no problems found"}},
+		{name: "the flow `twiml --format studio` prints", args: []string{printedFlow, "--amount", "10.00"}, stdout: []string{printedFlow + ": no problems found"}},
+		{name: "the printed flow against its config", args: []string{printedFlow, "--config", goldenPayinID, "--api-key", "admin_key", "--base-url", api.URL}, stdout: []string{"no problems found"}},
+		{name: "a used config is a counted warning", args: []string{used, "--config", "sbx_cfg_used", "--api-key", "admin_key", "--base-url", api.URL},
+			stdout: []string{"warning sbx_cfg_used: config sbx_cfg_used was already used by sbx_pyi_1", used + ": 0 errors, 1 warning"}},
 		{name: "studio flow, wrong amount", args: []string{studio, "--amount", "12.00"}, code: 1, stdout: []string{"error capture_payment payment_amount:"}},
 		{name: "malformed document", args: []string{broken}, code: 1, stdout: []string{"error " + broken + ":", "well-formed"}},
 		{name: "no FILE", args: []string{"--amount", "1.00"}, code: 2},
