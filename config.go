@@ -38,6 +38,11 @@ type PayinConfig struct {
 	CreatedAt      time.Time       `json:"created_at"`
 }
 
+// Object returns what permissions on c (and on a payin made from it) are checked against.
+func (c *PayinConfig) Object() Object {
+	return Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID, PayinConfigID: c.ID}
+}
+
 // MerchantRef is the minimal representation of a merchant.
 type MerchantRef struct {
 	ID   string `json:"id"`
@@ -192,6 +197,11 @@ type PaymentMethodConfig struct {
 	Metadata       json.RawMessage   `json:"metadata"`
 	PaymentMethod  *PaymentMethodRef `json:"payment_method"`
 	CreatedAt      time.Time         `json:"created_at"`
+}
+
+// Object returns what permissions on c (and on the payment method stored from it) are checked against.
+func (c *PaymentMethodConfig) Object() Object {
+	return Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID, PaymentMethodConfigID: c.ID}
 }
 
 // PaymentMethodRef is the minimal representation of a stored payment method.

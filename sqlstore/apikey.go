@@ -60,15 +60,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 		s.auditRefusal(ctx, "api_key.create", "", err)
 		return nil, err
 	}
-	for i, st := range statements {
-		if st.Constraints.Merchant == nil {
-			continue
-		}
-		m, err := s.findMerchant(ctx, st.Constraints.Merchant.MerchantID)
-		if err != nil || m.PlatformID != caller.PlatformID {
-			return nil, ivrpay.FieldErrorf(fieldf("statements[%d].constraints.merchant.merchant_id", i),
-				"merchant %s not found on platform %s", st.Constraints.Merchant.MerchantID, caller.PlatformID)
-		}
+	if err := s.checkConstraintObjects(ctx, caller.PlatformID, statements); err != nil {
+		return nil, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if k, err = s.insertAPIKey(ctx, tx, caller.PlatformID, statements); err != nil {
@@ -78,6 +71,38 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{Action: "api_key.create", Target: k.ID, Outcome: ivrpay.AuditSuccess, Detail: string(st)})
 	})
 	return k, err
+}
+
+// checkConstraintObjects refuses a statement whose merchant, payin config or
+// payment method config constraint names no object of the platform (400
+// naming the field): such a statement would grant nothing, which is never
+// what its author meant.
+func (s *Store) checkConstraintObjects(ctx context.Context, platformID string, statements []ivrpay.Statement) error {
+	for i, st := range statements {
+		c := st.Constraints
+		if c.Merchant != nil {
+			m, err := s.findMerchant(ctx, c.Merchant.MerchantID)
+			if err != nil || m.PlatformID != platformID {
+				return ivrpay.FieldErrorf(fieldf("statements[%d].constraints.merchant.merchant_id", i),
+					"merchant %s not found on platform %s", c.Merchant.MerchantID, platformID)
+			}
+		}
+		if c.PayinConfig != nil {
+			cfg, err := s.findPayinConfig(ctx, s.rdb, c.PayinConfig.PayinConfigID)
+			if err != nil || cfg.PlatformID != platformID {
+				return ivrpay.FieldErrorf(fieldf("statements[%d].constraints.payin_config.payin_config_id", i),
+					"payin config %s not found on platform %s", c.PayinConfig.PayinConfigID, platformID)
+			}
+		}
+		if c.PaymentMethodConfig != nil {
+			pmc, err := s.findPaymentMethodConfig(ctx, s.rdb, c.PaymentMethodConfig.PaymentMethodConfigID)
+			if err != nil || pmc.PlatformID != platformID {
+				return ivrpay.FieldErrorf(fieldf("statements[%d].constraints.payment_method_config.payment_method_config_id", i),
+					"payment method config %s not found on platform %s", c.PaymentMethodConfig.PaymentMethodConfigID, platformID)
+			}
+		}
+	}
+	return nil
 }
 
 // FindAPIKey returns a key of the caller's platform.

@@ -75,7 +75,7 @@ func (s *Store) FindPayinConfig(ctx context.Context, id string) (c *ivrpay.Payin
 	if c, err = s.findPayinConfig(ctx, s.rdb, id); err != nil {
 		return nil, err
 	}
-	if err := authorizeRead(ctx, "payin_config:read", "payin config", id, ivrpay.Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID}); err != nil {
+	if err := authorizeRead(ctx, "payin_config:read", "payin config", id, c.Object()); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -159,7 +159,7 @@ func (s *Store) FindPaymentMethodConfig(ctx context.Context, id string) (c *ivrp
 	if c, err = s.findPaymentMethodConfig(ctx, s.rdb, id); err != nil {
 		return nil, err
 	}
-	if err := authorizeRead(ctx, "payment_method_config:read", "payment method config", id, ivrpay.Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID}); err != nil {
+	if err := authorizeRead(ctx, "payment_method_config:read", "payment method config", id, c.Object()); err != nil {
 		return nil, err
 	}
 	return c, nil
