@@ -50,9 +50,10 @@ const (
 	shOther    = "other platform's admin"
 	shCfg      = "payment component narrowed to payin config M"
 	shPMC      = "payment component narrowed to payment method config M"
+	shSession  = "session (OpenEMR's: payment component for merchant M)"
 )
 
-var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther, shCfg, shPMC}
+var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther, shCfg, shPMC, shSession}
 
 // readPerms is what the merchant-constrained read key holds (for merchant M).
 var readPerms = []string{"api_key:read", "merchant:read", "payin_config:read", "payment_method_config:read", "payin:read", "payment_method:read"}
@@ -92,6 +93,9 @@ func newPermFixture(t *testing.T, engine string) *permFixture {
 	// one payin config (with its payin) and to one payment method config.
 	f.keys[shCfg], _ = b.createKey(b.admin, objectStatementsJSON(b.platformID, "payin_config", f.cfgM, ivrpay.PermissionPaymentComponent))
 	f.keys[shPMC], _ = b.createKey(b.admin, objectStatementsJSON(b.platformID, "payment_method_config", f.pmcM, ivrpay.PermissionPaymentComponent))
+	ses := b.createSession(b.admin, openEMRSessionBody(3600, b.merchantID))
+	wantStatus(t, ses, 200)
+	f.keys[shSession] = ses.data(t)["session_key"].(string)
 	return f
 }
 
@@ -118,11 +122,11 @@ func (f *permFixture) freshPaymentMethod() string {
 }
 
 // expect lists the status per key shape.
-type expect struct{ admin, payins, pms, both, merchant, read, disabled, none, other, cfg, pmc int }
+type expect struct{ admin, payins, pms, both, merchant, read, disabled, none, other, cfg, pmc, session int }
 
 func (e expect) of(shape string) int {
 	return map[string]int{shAdmin: e.admin, shPayins: e.payins, shPMs: e.pms, shBoth: e.both, shMerchant: e.merchant,
-		shRead: e.read, shDisabled: e.disabled, shNone: e.none, shOther: e.other, shCfg: e.cfg, shPMC: e.pmc}[shape]
+		shRead: e.read, shDisabled: e.disabled, shNone: e.none, shOther: e.other, shCfg: e.cfg, shPMC: e.pmc, shSession: e.session}[shape]
 }
 
 type endpoint struct {
@@ -141,78 +145,78 @@ func endpoints() []endpoint {
 	return []endpoint{
 		{"POST /v1/api_keys", "api_key:create",
 			func(f *permFixture) (string, string, any) { return "POST", "/v1/api_keys", keyBody(f) },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/api_keys", "api_key:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/api_keys", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/api_keys/{id}", "api_key:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/api_keys/" + f.targetKey, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/api_keys/{id}/disable", "api_key:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/api_keys/" + f.freshKey(false) + "/disable", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/api_keys/{id}/enable", "api_key:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/api_keys/" + f.freshKey(true) + "/enable", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"DELETE /v1/api_keys/{id}", "api_key:delete",
 			func(f *permFixture) (string, string, any) { return "DELETE", "/v1/api_keys/" + f.freshKey(false), nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/merchants", "merchant:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/merchants", map[string]any{"name": "New merchant"}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/merchants", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/merchants/{M}", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantID, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/merchants/{N} (excluded by the merchant constraint)", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantN, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/payin_configs", "payin_config:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payin_configs", map[string]any{"merchant_id": f.merchantID, "idempotency_key": "k-" + randHex(6),
 					"amount": 1000, "currency_code": "USD"}
 			},
 			// The other platform's admin names a merchant it cannot see: 400 on merchant_id.
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 400, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 400, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/payin_configs/{id of M}", "payin_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403, session: 200}, nil},
 		{"GET /v1/payin_configs/{id of N}", "payin_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgN, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/payment_method_configs", "payment_method_config:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_method_configs", map[string]any{"platform_id": f.platformID, "idempotency_key": "k-" + randHex(6)}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/payment_method_configs/{platform-level}", "payment_method_config:read",
 			func(f *permFixture) (string, string, any) {
 				return "GET", "/v1/payment_method_configs/" + f.pmcPlat, nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/payment_method_configs/{id of M}", "payment_method_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_method_configs/" + f.pmcM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 200, session: 200}, nil},
 		{"GET /v1/payins", "payin:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200, session: 200}, nil},
 		{"GET /v1/payins/{id}", "payin:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins/" + f.payinM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403, session: 200}, nil},
 		{"GET /v1/payment_methods", "payment_method:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200, session: 200}, nil},
 		{"GET /v1/payment_methods/{id}", "payment_method:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods/" + f.pmM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 200}, nil},
 		// Charging a stored card picks whose card pays: it needs payment_method:read
 		// on the card as well as payin:create, so the guide's IVR keys cannot.
 		{"POST /v1/payment_methods/{id}/payin", "payin:create",
@@ -220,13 +224,13 @@ func endpoints() []endpoint {
 				cfg := f.payinConfig(f.admin, f.merchantID, 1000, nil)
 				return "POST", "/v1/payment_methods/" + f.pmM + "/payin", map[string]any{"payin_config_id": cfg}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 200},
 			map[string]string{shPayins: "payment_method:read", shBoth: "payment_method:read", shMerchant: "payment_method:read"}},
 		{"POST /v1/payment_methods/{id}/deactivate", "payment_method:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_methods/" + f.freshPaymentMethod() + "/deactivate", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 	}
 }
 

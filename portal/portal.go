@@ -40,6 +40,8 @@ type Services struct {
 	Payins               ivrpay.PayinService
 	PaymentMethods       ivrpay.PaymentMethodService
 	Webhooks             ivrpay.WebhookEndpointService
+	// Sessions, when set, lists the platform's active sessions on the keys page.
+	Sessions ivrpay.SessionService
 	// Audit, when set, records failed sign-ins as the REST API records its 401s.
 	Audit ivrpay.AuditService
 }

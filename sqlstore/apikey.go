@@ -17,9 +17,13 @@ var (
 // apiKeyStatusDeleted marks a deleted key; it is never shown and never authenticates.
 const apiKeyStatusDeleted = "DELETED"
 
-// Authenticate returns the enabled key with this secret and its platform.
+// Authenticate returns the enabled key with this secret and its platform,
+// or, for a session key, the unexpired session as a principal.
 func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIKey, err error) {
 	defer wrap(&err, "Store.Authenticate")
+	if ivrpay.IsSessionSecret(secret) {
+		return s.authenticateSession(ctx, secret)
+	}
 	// One query on every request: the key and its platform together.
 	var pr platformRow
 	row := s.queryRow(ctx, s.rdb, `SELECT k.id, k.platform_id, k.masked, k.statements, k.status, k.created_at, k.updated_at, `+
@@ -53,6 +57,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 	defer wrap(&err, "Store.CreateAPIKey")
 	caller := ivrpay.PrincipalFromContext(ctx)
 	if err := ivrpay.Authorize(caller, "api_key:create", ivrpay.Object{PlatformID: caller.PlatformID}); err != nil {
+		s.auditRefusal(ctx, "api_key.create", "", err)
+		return nil, err
+	}
+	if caller.Session {
+		err := errSessionCannot("create API keys")
 		s.auditRefusal(ctx, "api_key.create", "", err)
 		return nil, err
 	}
@@ -162,6 +171,9 @@ func (s *Store) authorizeKeyChange(ctx context.Context, id, permission string) (
 	}
 	if err := ivrpay.Authorize(caller, permission, ivrpay.Object{PlatformID: k.PlatformID}); err != nil {
 		return nil, err
+	}
+	if caller.Session {
+		return nil, errSessionCannot("change API keys")
 	}
 	// Changing a key is granting or revoking what it holds: a caller may only
 	// touch keys whose statements it could have created itself.
