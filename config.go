@@ -236,6 +236,23 @@ func (c *PaymentMethodConfigCreate) Validate() error {
 type PayinConfigService interface {
 	CreatePayinConfig(ctx context.Context, c PayinConfigCreate) (*PayinConfig, error)
 	FindPayinConfig(ctx context.Context, id string) (*PayinConfig, error)
+	// ListPayinConfigs lists the configs the key may read (payin_config:read), newest last.
+	ListPayinConfigs(ctx context.Context, f PayinConfigFilter) (*List[*PayinConfig], error)
+}
+
+// Values of PayinConfigFilter.Used.
+const (
+	PayinConfigUsed   = "used"
+	PayinConfigUnused = "unused"
+)
+
+// PayinConfigFilter selects payin configs: of one merchant, and used (an
+// approved payin exists) or not.
+type PayinConfigFilter struct {
+	Page
+	MerchantID string
+	// Used is "", PayinConfigUsed or PayinConfigUnused.
+	Used string
 }
 
 // PaymentMethodConfigService manages payment method configs for the key in the context.
