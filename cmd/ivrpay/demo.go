@@ -23,7 +23,8 @@ import (
 // runDemo tells the whole story on a throw-away SQLite database: an
 // in-process server, a platform with IVR enabled, the restricted IVR key, a
 // $10.00 payin config, the TwiML to paste, a simulated call, the resulting
-// payin, a declined call and a stored card.
+// payin, a declined call, a stored card, and then the rest of the money's
+// way: settlement, a refund, and signed webhooks verified by a receiver.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -154,6 +155,9 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 		return err
 	}
 	printJSON(out, "GET /v1/payment_methods/"+sim3.Callback.Get("PaymentToken"), pm)
+	if err := demoMoneyFlow(ctx, out, step, 9, store, api, endpoint, ivrKey.Secret, merchant.ID); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\nDone. Next: `ivrpay serve` for a sandbox that keeps its data, and README.md for the guide's steps with curl.\n")
 	return nil
 }

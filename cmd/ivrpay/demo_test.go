@@ -9,14 +9,17 @@ import (
 
 // TestDemo runs `ivrpay demo` as the README's first command does and checks
 // that it tells the whole story: a PROCESSING payin made over IVR, a decline
-// and a stored card, without printing a full card number.
+// and a stored card, then settlement to SUCCEEDED, a refund and the signed
+// webhooks verified from their svix-* headers, without printing a full card number.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"demo"}, &out, &errOut); code != 0 {
 		t.Fatalf("ivrpay demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{`"status": "PROCESSING"`, `"source": "IVR"`, `"ConnectorError": "DECLINED"`, `"PaymentToken": "sbx_mtd_`, `<Parameter name="payin_config_id"`} {
+	for _, want := range []string{`"status": "PROCESSING"`, `"source": "IVR"`, `"ConnectorError": "DECLINED"`, `"PaymentToken": "sbx_mtd_`, `<Parameter name="payin_config_id"`,
+		"status SUCCEEDED, captured 2500", `"type": "REFUND"`, `"refund_status": "PROCESSING"`, `"status": "SUCCEEDED"`,
+		"verified payin.succeeded", "verified refund.succeeded", "svix-id sbx_evt_"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %s", want)
 		}
