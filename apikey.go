@@ -12,12 +12,22 @@ import (
 // Resources and actions that permissions are made of ("resource:action").
 var (
 	Resources = []string{"api_key", "merchant", "payin_config", "payin", "payment_method_config",
-		"payment_method", "refund", "webhook_endpoint", "platform"}
+		"payment_method", "refund", "webhook_endpoint", "platform", "session"}
 	Actions = []string{"create", "read", "update", "delete"}
 )
 
 // PermissionAll grants every permission.
 const PermissionAll = "group#all"
+
+// PermissionPaymentComponent is Rainforest's group for a browser payment
+// form: read a config, make the payin or store the card, read the result.
+const PermissionPaymentComponent = "group#payment_component"
+
+// PermissionGroups lists the members of each group other than group#all.
+var PermissionGroups = map[string][]string{
+	PermissionPaymentComponent: {"payin_config:read", "payin:create", "payin:read",
+		"payment_method_config:read", "payment_method:create", "payment_method:read"},
+}
 
 // API key statuses.
 const (
@@ -39,6 +49,10 @@ type APIKey struct {
 
 	// Platform is the key's platform, loaded on authentication.
 	Platform *Platform `json:"-"`
+	// Session is set when the principal is a session key (ID is then the
+	// session's ses_ id): it authenticates like an API key but may not
+	// create or change keys, nor create sessions.
+	Session bool `json:"-"`
 }
 
 // Statement grants permissions on objects that match every constraint.
@@ -47,10 +61,13 @@ type Statement struct {
 	Constraints Constraints `json:"constraints"`
 }
 
-// Constraints restrict a statement to one platform and, optionally, one merchant.
+// Constraints restrict a statement to one platform and, optionally, one
+// merchant, one payin config or one payment method config.
 type Constraints struct {
-	Platform *PlatformConstraint `json:"platform,omitempty"`
-	Merchant *MerchantConstraint `json:"merchant,omitempty"`
+	Platform            *PlatformConstraint            `json:"platform,omitempty"`
+	Merchant            *MerchantConstraint            `json:"merchant,omitempty"`
+	PayinConfig         *PayinConfigConstraint         `json:"payin_config,omitempty"`
+	PaymentMethodConfig *PaymentMethodConfigConstraint `json:"payment_method_config,omitempty"`
 }
 
 // PlatformConstraint matches objects owned by one platform.
@@ -63,11 +80,26 @@ type MerchantConstraint struct {
 	MerchantID string `json:"merchant_id"`
 }
 
-// Object is what a permission is checked against: the owning platform, and the
-// merchant for objects that have one (empty for platform-level objects).
+// PayinConfigConstraint matches one payin config and the payins made from it.
+type PayinConfigConstraint struct {
+	PayinConfigID string `json:"payin_config_id"`
+}
+
+// PaymentMethodConfigConstraint matches one payment method config and the
+// payment method stored from it.
+type PaymentMethodConfigConstraint struct {
+	PaymentMethodConfigID string `json:"payment_method_config_id"`
+}
+
+// Object is what a permission is checked against: the owning platform, the
+// merchant for objects that have one (empty for platform-level objects), and
+// the payin config or payment method config the object is or was made from
+// (empty for objects that have none).
 type Object struct {
-	PlatformID string
-	MerchantID string
+	PlatformID            string
+	MerchantID            string
+	PayinConfigID         string
+	PaymentMethodConfigID string
 }
 
 // Allows reports whether the statements grant permission on obj: deny by
@@ -82,19 +114,35 @@ func Allows(statements []Statement, permission string, obj Object) bool {
 }
 
 func (s Statement) grants(permission string) bool {
-	return slices.Contains(s.Permissions, PermissionAll) || slices.Contains(s.Permissions, permission)
+	for _, p := range s.Permissions {
+		if p == PermissionAll || p == permission || slices.Contains(PermissionGroups[p], permission) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c Constraints) match(obj Object) bool {
 	if c.Platform != nil && c.Platform.PlatformID != obj.PlatformID {
 		return false
 	}
-	// A merchant constraint never matches a platform-level object.
+	// A merchant constraint never matches a platform-level object, and an
+	// object constraint never matches an object that was not made from a
+	// config (a merchant, an API key, a webhook endpoint).
 	if c.Merchant != nil && (obj.MerchantID == "" || c.Merchant.MerchantID != obj.MerchantID) {
+		return false
+	}
+	if c.PayinConfig != nil && (obj.PayinConfigID == "" || c.PayinConfig.PayinConfigID != obj.PayinConfigID) {
+		return false
+	}
+	if c.PaymentMethodConfig != nil && (obj.PaymentMethodConfigID == "" || c.PaymentMethodConfig.PaymentMethodConfigID != obj.PaymentMethodConfigID) {
 		return false
 	}
 	return true
 }
+
+// narrowed reports whether the constraints name an object (a config), not only a platform or merchant.
+func (c Constraints) narrowed() bool { return c.PayinConfig != nil || c.PaymentMethodConfig != nil }
 
 // Authorize returns nil if key grants permission on obj, and otherwise an
 // EFORBIDDEN error that names the missing permission.
@@ -104,6 +152,12 @@ func Authorize(key *APIKey, permission string, obj Object) error {
 	}
 	if Allows(key.Statements, permission, obj) {
 		return nil
+	}
+	switch {
+	case obj.PayinConfigID != "" && ScopeFor(key, permission).narrowed:
+		return Errorf(EFORBIDDEN, "missing permission %s for payin config %s", permission, obj.PayinConfigID)
+	case obj.PaymentMethodConfigID != "" && ScopeFor(key, permission).narrowed:
+		return Errorf(EFORBIDDEN, "missing permission %s for payment method config %s", permission, obj.PaymentMethodConfigID)
 	}
 	if obj.MerchantID != "" {
 		return Errorf(EFORBIDDEN, "missing permission %s for merchant %s", permission, obj.MerchantID)
@@ -126,14 +180,39 @@ func AuthorizeObject(key *APIKey, permission, kind, id string, obj Object) error
 }
 
 // ReadScope says which objects of its platform a key may read with a permission:
-// all of them, those of some merchants, or none.
+// all of them, those that match one of some filters, or none.
 type ReadScope struct {
-	All         bool
-	MerchantIDs []string
+	All bool
+	// Filters: an object may be read when it matches one of them.
+	Filters []ObjectFilter
+	// narrowed: some filter names a config.
+	narrowed bool
+}
+
+// ObjectFilter matches objects whose non-empty fields all equal the object's.
+type ObjectFilter struct {
+	MerchantID            string
+	PayinConfigID         string
+	PaymentMethodConfigID string
+}
+
+// String describes the filter for people: "merchant mid_… and payin config cfg_…".
+func (f ObjectFilter) String() string {
+	var parts []string
+	if f.MerchantID != "" {
+		parts = append(parts, "merchant "+f.MerchantID)
+	}
+	if f.PayinConfigID != "" {
+		parts = append(parts, "payin config "+f.PayinConfigID)
+	}
+	if f.PaymentMethodConfigID != "" {
+		parts = append(parts, "payment method config "+f.PaymentMethodConfigID)
+	}
+	return strings.Join(parts, " and ")
 }
 
 // Empty reports whether the scope grants nothing.
-func (s ReadScope) Empty() bool { return !s.All && len(s.MerchantIDs) == 0 }
+func (s ReadScope) Empty() bool { return !s.All && len(s.Filters) == 0 }
 
 // ScopeFor computes the read scope of key for permission on its own platform.
 // List endpoints use it to return only objects the key may read.
@@ -143,14 +222,26 @@ func ScopeFor(key *APIKey, permission string) ReadScope {
 		if !s.grants(permission) {
 			continue
 		}
-		if s.Constraints.Platform != nil && s.Constraints.Platform.PlatformID != key.PlatformID {
+		c := s.Constraints
+		if c.Platform != nil && c.Platform.PlatformID != key.PlatformID {
 			continue
 		}
-		if s.Constraints.Merchant == nil {
+		if c.Merchant == nil && !c.narrowed() {
 			return ReadScope{All: true}
 		}
-		if !slices.Contains(scope.MerchantIDs, s.Constraints.Merchant.MerchantID) {
-			scope.MerchantIDs = append(scope.MerchantIDs, s.Constraints.Merchant.MerchantID)
+		f := ObjectFilter{}
+		if c.Merchant != nil {
+			f.MerchantID = c.Merchant.MerchantID
+		}
+		if c.PayinConfig != nil {
+			f.PayinConfigID = c.PayinConfig.PayinConfigID
+		}
+		if c.PaymentMethodConfig != nil {
+			f.PaymentMethodConfigID = c.PaymentMethodConfig.PaymentMethodConfigID
+		}
+		scope.narrowed = scope.narrowed || c.narrowed()
+		if !slices.Contains(scope.Filters, f) {
+			scope.Filters = append(scope.Filters, f)
 		}
 	}
 	return scope
@@ -161,6 +252,13 @@ func ScopeFor(key *APIKey, permission string) ReadScope {
 // statements are refused with an EINVALID error naming the field
 // ("statements[0].permissions[1]"). Every statement must be constrained to a platform.
 func ParseStatements(raw json.RawMessage) ([]Statement, error) {
+	return ParseStatementsFor(raw, "")
+}
+
+// ParseStatementsFor is ParseStatements where a statement that names no
+// platform constraint gets defaultPlatformID's (sessions: OpenEMR sends only
+// a merchant constraint). With an empty defaultPlatformID the constraint is required.
+func ParseStatementsFor(raw json.RawMessage, defaultPlatformID string) ([]Statement, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, FieldErrorf("statements", "is required: a non-empty array of statements")
 	}
@@ -176,7 +274,7 @@ func ParseStatements(raw json.RawMessage) ([]Statement, error) {
 	}
 	out := make([]Statement, 0, len(items))
 	for i, item := range items {
-		st, err := parseStatement(fmt.Sprintf("statements[%d]", i), item)
+		st, err := parseStatement(fmt.Sprintf("statements[%d]", i), item, defaultPlatformID)
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +283,7 @@ func ParseStatements(raw json.RawMessage) ([]Statement, error) {
 	return out, nil
 }
 
-func parseStatement(field string, raw json.RawMessage) (Statement, error) {
+func parseStatement(field string, raw json.RawMessage, defaultPlatformID string) (Statement, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return Statement{}, FieldErrorf(field, "must be an object with permissions and constraints")
@@ -207,7 +305,7 @@ func parseStatement(field string, raw json.RawMessage) (Statement, error) {
 			return Statement{}, FieldErrorf(pf, "must be a string such as \"payin:create\"")
 		}
 		if !KnownPermission(s) {
-			return Statement{}, FieldErrorf(pf, "unknown permission %q; use resource:action (resources: %s; actions: %s) or group#all",
+			return Statement{}, FieldErrorf(pf, "unknown permission %q; use resource:action (resources: %s; actions: %s), group#all or group#payment_component",
 				s, strings.Join(Resources, ", "), strings.Join(Actions, ", "))
 		}
 		if !slices.Contains(st.Permissions, s) {
@@ -233,9 +331,24 @@ func parseStatement(field string, raw json.RawMessage) (Statement, error) {
 				return Statement{}, err
 			}
 			st.Constraints.Merchant = &MerchantConstraint{MerchantID: id}
+		case "payin_config":
+			id, err := constraintID(cf, "payin_config_id", v)
+			if err != nil {
+				return Statement{}, err
+			}
+			st.Constraints.PayinConfig = &PayinConfigConstraint{PayinConfigID: id}
+		case "payment_method_config":
+			id, err := constraintID(cf, "payment_method_config_id", v)
+			if err != nil {
+				return Statement{}, err
+			}
+			st.Constraints.PaymentMethodConfig = &PaymentMethodConfigConstraint{PaymentMethodConfigID: id}
 		default:
-			return Statement{}, FieldErrorf(cf, "unknown constraint kind %q; known kinds are platform and merchant", kind)
+			return Statement{}, FieldErrorf(cf, "unknown constraint kind %q; known kinds are platform, merchant, payin_config and payment_method_config", kind)
 		}
+	}
+	if st.Constraints.Platform == nil && defaultPlatformID != "" {
+		st.Constraints.Platform = &PlatformConstraint{PlatformID: defaultPlatformID}
 	}
 	if st.Constraints.Platform == nil {
 		return Statement{}, FieldErrorf(field+".constraints.platform", "is required: every statement is constrained to a platform")
@@ -260,9 +373,10 @@ func constraintID(field, key string, raw json.RawMessage) (string, error) {
 	return id, nil
 }
 
-// KnownPermission reports whether p is group#all or resource:action with a known resource and action.
+// KnownPermission reports whether p is a group (group#all,
+// group#payment_component) or resource:action with a known resource and action.
 func KnownPermission(p string) bool {
-	if p == PermissionAll {
+	if _, group := PermissionGroups[p]; group || p == PermissionAll {
 		return true
 	}
 	res, act, ok := strings.Cut(p, ":")
@@ -272,13 +386,25 @@ func KnownPermission(p string) bool {
 // CheckGrant enforces "no privilege escalation": every permission of every new
 // statement must be granted by one of the creator's statements whose
 // constraints the new statement repeats with the same values. The new
-// statement may add a merchant constraint but never drop one.
+// statement may add a merchant, payin config or payment method config
+// constraint but never drop one. A group other than group#all is granted
+// when each of its members is.
 func CheckGrant(creator []Statement, statements []Statement) error {
 	for i, s := range statements {
 		for j, p := range s.Permissions {
-			if !grantable(creator, p, s.Constraints) {
-				return &Error{Code: EFORBIDDEN, Field: fmt.Sprintf("statements[%d].permissions[%d]", i, j),
-					Message: fmt.Sprintf("cannot grant %s%s: the creating key does not hold it for these constraints", p, describeConstraints(s.Constraints))}
+			members := []string{p}
+			if g, ok := PermissionGroups[p]; ok {
+				members = g
+			}
+			for _, m := range members {
+				if !grantable(creator, m, s.Constraints) {
+					what := p
+					if m != p {
+						what = m + " (in " + p + ")"
+					}
+					return &Error{Code: EFORBIDDEN, Field: fmt.Sprintf("statements[%d].permissions[%d]", i, j),
+						Message: fmt.Sprintf("cannot grant %s%s: the creating key does not hold it for these constraints", what, describeConstraints(s.Constraints))}
+				}
 			}
 		}
 	}
@@ -300,6 +426,13 @@ func grantable(creator []Statement, permission string, c Constraints) bool {
 		if cs.Constraints.Merchant != nil && (c.Merchant == nil || c.Merchant.MerchantID != cs.Constraints.Merchant.MerchantID) {
 			continue
 		}
+		if cs.Constraints.PayinConfig != nil && (c.PayinConfig == nil || c.PayinConfig.PayinConfigID != cs.Constraints.PayinConfig.PayinConfigID) {
+			continue
+		}
+		if cs.Constraints.PaymentMethodConfig != nil && (c.PaymentMethodConfig == nil ||
+			c.PaymentMethodConfig.PaymentMethodConfigID != cs.Constraints.PaymentMethodConfig.PaymentMethodConfigID) {
+			continue
+		}
 		return true
 	}
 	return false
@@ -312,6 +445,12 @@ func describeConstraints(c Constraints) string {
 	}
 	if c.Merchant != nil {
 		parts = append(parts, "merchant "+c.Merchant.MerchantID)
+	}
+	if c.PayinConfig != nil {
+		parts = append(parts, "payin config "+c.PayinConfig.PayinConfigID)
+	}
+	if c.PaymentMethodConfig != nil {
+		parts = append(parts, "payment method config "+c.PaymentMethodConfig.PaymentMethodConfigID)
 	}
 	if len(parts) == 0 {
 		return ""

@@ -38,6 +38,11 @@ type PayinConfig struct {
 	CreatedAt      time.Time       `json:"created_at"`
 }
 
+// Object returns what permissions on c (and on a payin made from it) are checked against.
+func (c *PayinConfig) Object() Object {
+	return Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID, PayinConfigID: c.ID}
+}
+
 // MerchantRef is the minimal representation of a merchant.
 type MerchantRef struct {
 	ID   string `json:"id"`
@@ -194,6 +199,11 @@ type PaymentMethodConfig struct {
 	CreatedAt      time.Time         `json:"created_at"`
 }
 
+// Object returns what permissions on c (and on the payment method stored from it) are checked against.
+func (c *PaymentMethodConfig) Object() Object {
+	return Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID, PaymentMethodConfigID: c.ID}
+}
+
 // PaymentMethodRef is the minimal representation of a stored payment method.
 type PaymentMethodRef struct {
 	PaymentMethodID string `json:"payment_method_id"`
@@ -226,6 +236,23 @@ func (c *PaymentMethodConfigCreate) Validate() error {
 type PayinConfigService interface {
 	CreatePayinConfig(ctx context.Context, c PayinConfigCreate) (*PayinConfig, error)
 	FindPayinConfig(ctx context.Context, id string) (*PayinConfig, error)
+	// ListPayinConfigs lists the configs the key may read (payin_config:read), newest last.
+	ListPayinConfigs(ctx context.Context, f PayinConfigFilter) (*List[*PayinConfig], error)
+}
+
+// Values of PayinConfigFilter.Used.
+const (
+	PayinConfigUsed   = "used"
+	PayinConfigUnused = "unused"
+)
+
+// PayinConfigFilter selects payin configs: of one merchant, and used (an
+// approved payin exists) or not.
+type PayinConfigFilter struct {
+	Page
+	MerchantID string
+	// Used is "", PayinConfigUsed or PayinConfigUnused.
+	Used string
 }
 
 // PaymentMethodConfigService manages payment method configs for the key in the context.

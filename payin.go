@@ -134,7 +134,9 @@ type Payin struct {
 }
 
 // Object returns what permissions on p are checked against.
-func (p *Payin) Object() Object { return Object{PlatformID: p.PlatformID, MerchantID: p.MerchantID} }
+func (p *Payin) Object() Object {
+	return Object{PlatformID: p.PlatformID, MerchantID: p.MerchantID, PayinConfigID: p.PayinConfigID}
+}
 
 // PayinFilter selects payins for GET /v1/payins.
 type PayinFilter struct {
@@ -181,7 +183,7 @@ type PaymentMethod struct {
 
 // Object returns what permissions on pm are checked against.
 func (pm *PaymentMethod) Object() Object {
-	return Object{PlatformID: pm.PlatformID, MerchantID: string(pm.MerchantID)}
+	return Object{PlatformID: pm.PlatformID, MerchantID: string(pm.MerchantID), PaymentMethodConfigID: string(pm.PaymentMethodConfigID)}
 }
 
 // PaymentMethodService reads and deactivates stored payment methods for the key in the context.
@@ -219,7 +221,7 @@ func (b *BillingContact) WithPostalCode(postal string) *BillingContact {
 // pays another merchant, the card is ACTIVE and unexpired, and the config
 // has no approved payin yet.
 func CheckStoredCharge(caller *APIKey, pm *PaymentMethod, cfg *PayinConfig, now time.Time) error {
-	if err := Authorize(caller, "payin:create", Object{PlatformID: cfg.PlatformID, MerchantID: cfg.MerchantID}); err != nil {
+	if err := Authorize(caller, "payin:create", cfg.Object()); err != nil {
 		return err
 	}
 	if err := Authorize(caller, "payin:create", pm.Object()); err != nil {

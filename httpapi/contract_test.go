@@ -626,6 +626,21 @@ func (c *contract) run() {
 	c.req("POST", "/v1/api_keys/"+ivrID+"/disable").key(ivr).expect(403)
 	c.req("POST", "/v1/api_keys/sbx_api_nope/enable").key(admin).expect(404)
 
+	// Sessions: OpenEMR's shape (no platform constraint), then the refusals.
+	sessionBody := fmt.Sprintf(`{"ttl":3600,"statements":[{"permissions":["group#payment_component"],"constraints":{"merchant":{"merchant_id":%q}}}]}`, c.merchantID)
+	a = c.req("POST", "/v1/sessions").key(admin).json(sessionBody).expect(200)
+	sessionKey := a.str(t, "session_key")
+	if !strings.HasPrefix(sessionKey, "sbx_session_") || !strings.HasPrefix(a.str(t, "session_id"), "sbx_ses_") {
+		t.Fatalf("POST /v1/sessions: %s", a.raw)
+	}
+	c.req("POST", "/v1/sessions").key(admin).json(`{"statements":[{"permissions":["payin:read"],"constraints":{}}]}`).expect(200)
+	c.req("POST", "/v1/sessions").key(admin).json(`{"ttl":30,"statements":[{"permissions":["payin:read"],"constraints":{}}]}`).
+		violates("ttl below 60").expect(400).wantField(t, "ttl")
+	c.req("POST", "/v1/sessions").json(sessionBody).violates("no credentials").expect(401)
+	c.req("POST", "/v1/sessions").key(ivr).json(sessionBody).expect(403)
+	c.req("POST", "/v1/sessions").key(sessionKey).json(sessionBody).expect(403)
+	c.req("POST", "/v1/api_keys").key(sessionKey).json(`{"statements":` + ivrStatements + `}`).expect(403)
+
 	// Merchants.
 	a = c.req("POST", "/v1/merchants").key(admin).json(map[string]any{"name": "Contract Shop", "dba_name": "The Shop", "email": "shop@example.com"}).expect(200)
 	shopID := a.str(t, "merchant_id")

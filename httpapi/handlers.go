@@ -40,6 +40,26 @@ func (s *Server) handleCreateAPIKey(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// handleCreateSession is POST /v1/sessions: a short-lived key for a browser
+// form or one call. Statements without a platform constraint get the
+// caller's platform.
+func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
+	var body ivrpay.SessionCreateBody
+	if err := decodeJSON(w, r, &body); err != nil {
+		return err
+	}
+	in, err := body.Parse(ivrpay.PrincipalFromContext(r.Context()).PlatformID)
+	if err != nil {
+		return err
+	}
+	ses, err := s.Sessions.CreateSession(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, ses)
+	return nil
+}
+
 func (s *Server) handleListAPIKeys(w http.ResponseWriter, r *http.Request) error {
 	page, err := pageFrom(r)
 	if err != nil {

@@ -4,6 +4,7 @@ package httpapi_test
 // privilege escalation attempts, and statement validation.
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -47,9 +48,12 @@ const (
 	shDisabled = "disabled key"
 	shNone     = "no key"
 	shOther    = "other platform's admin"
+	shCfg      = "payment component narrowed to payin config M"
+	shPMC      = "payment component narrowed to payment method config M"
+	shSession  = "session (OpenEMR's: payment component for merchant M)"
 )
 
-var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther}
+var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther, shCfg, shPMC, shSession}
 
 // readPerms is what the merchant-constrained read key holds (for merchant M).
 var readPerms = []string{"api_key:read", "merchant:read", "payin_config:read", "payment_method_config:read", "payin:read", "payment_method:read"}
@@ -85,7 +89,21 @@ func newPermFixture(t *testing.T, engine string) *permFixture {
 	f.payinM = charged.wantOK(t, "charge")
 	f.pmM = charged.Params["payment_method_id"]
 	wantID(t, f.pmM, "mtd_")
+	// The object constraints (SPEC §1.1): group#payment_component narrowed to
+	// one payin config (with its payin) and to one payment method config.
+	f.keys[shCfg], _ = b.createKey(b.admin, objectStatementsJSON(b.platformID, "payin_config", f.cfgM, ivrpay.PermissionPaymentComponent))
+	f.keys[shPMC], _ = b.createKey(b.admin, objectStatementsJSON(b.platformID, "payment_method_config", f.pmcM, ivrpay.PermissionPaymentComponent))
+	ses := b.createSession(b.admin, openEMRSessionBody(3600, b.merchantID))
+	wantStatus(t, ses, 200)
+	f.keys[shSession] = ses.data(t)["session_key"].(string)
 	return f
+}
+
+// objectStatementsJSON is one statement on platformID narrowed to one object
+// with a constraint of kind ("payin_config", "payment_method_config").
+func objectStatementsJSON(platformID, kind, id string, perms ...string) string {
+	p, _ := json.Marshal(perms)
+	return fmt.Sprintf(`[{"permissions":%s,"constraints":{"platform":{"platform_id":%q},%q:{%q:%q}}}]`, p, platformID, kind, kind+"_id", id)
 }
 
 // freshKey makes a key for the disable/enable/delete cells.
@@ -104,11 +122,11 @@ func (f *permFixture) freshPaymentMethod() string {
 }
 
 // expect lists the status per key shape.
-type expect struct{ admin, payins, pms, both, merchant, read, disabled, none, other int }
+type expect struct{ admin, payins, pms, both, merchant, read, disabled, none, other, cfg, pmc, session int }
 
 func (e expect) of(shape string) int {
 	return map[string]int{shAdmin: e.admin, shPayins: e.payins, shPMs: e.pms, shBoth: e.both, shMerchant: e.merchant,
-		shRead: e.read, shDisabled: e.disabled, shNone: e.none, shOther: e.other}[shape]
+		shRead: e.read, shDisabled: e.disabled, shNone: e.none, shOther: e.other, shCfg: e.cfg, shPMC: e.pmc, shSession: e.session}[shape]
 }
 
 type endpoint struct {
@@ -127,78 +145,78 @@ func endpoints() []endpoint {
 	return []endpoint{
 		{"POST /v1/api_keys", "api_key:create",
 			func(f *permFixture) (string, string, any) { return "POST", "/v1/api_keys", keyBody(f) },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/api_keys", "api_key:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/api_keys", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/api_keys/{id}", "api_key:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/api_keys/" + f.targetKey, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/api_keys/{id}/disable", "api_key:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/api_keys/" + f.freshKey(false) + "/disable", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/api_keys/{id}/enable", "api_key:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/api_keys/" + f.freshKey(true) + "/enable", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"DELETE /v1/api_keys/{id}", "api_key:delete",
 			func(f *permFixture) (string, string, any) { return "DELETE", "/v1/api_keys/" + f.freshKey(false), nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/merchants", "merchant:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/merchants", map[string]any{"name": "New merchant"}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/merchants", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/merchants/{M}", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantID, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/merchants/{N} (excluded by the merchant constraint)", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantN, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/payin_configs", "payin_config:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payin_configs", map[string]any{"merchant_id": f.merchantID, "idempotency_key": "k-" + randHex(6),
 					"amount": 1000, "currency_code": "USD"}
 			},
 			// The other platform's admin names a merchant it cannot see: 400 on merchant_id.
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 400}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 400, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/payin_configs/{id of M}", "payin_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403, session: 200}, nil},
 		{"GET /v1/payin_configs/{id of N}", "payin_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgN, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/payment_method_configs", "payment_method_config:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_method_configs", map[string]any{"platform_id": f.platformID, "idempotency_key": "k-" + randHex(6)}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 403, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/payment_method_configs/{platform-level}", "payment_method_config:read",
 			func(f *permFixture) (string, string, any) {
 				return "GET", "/v1/payment_method_configs/" + f.pmcPlat, nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/payment_method_configs/{id of M}", "payment_method_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_method_configs/" + f.pmcM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 200, session: 200}, nil},
 		{"GET /v1/payins", "payin:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200, session: 200}, nil},
 		{"GET /v1/payins/{id}", "payin:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins/" + f.payinM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403, session: 200}, nil},
 		{"GET /v1/payment_methods", "payment_method:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods", nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200, session: 200}, nil},
 		{"GET /v1/payment_methods/{id}", "payment_method:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods/" + f.pmM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 200}, nil},
 		// Charging a stored card picks whose card pays: it needs payment_method:read
 		// on the card as well as payin:create, so the guide's IVR keys cannot.
 		{"POST /v1/payment_methods/{id}/payin", "payin:create",
@@ -206,13 +224,13 @@ func endpoints() []endpoint {
 				cfg := f.payinConfig(f.admin, f.merchantID, 1000, nil)
 				return "POST", "/v1/payment_methods/" + f.pmM + "/payin", map[string]any{"payin_config_id": cfg}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 200},
 			map[string]string{shPayins: "payment_method:read", shBoth: "payment_method:read", shMerchant: "payment_method:read"}},
 		{"POST /v1/payment_methods/{id}/deactivate", "payment_method:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_methods/" + f.freshPaymentMethod() + "/deactivate", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 	}
 }
 
@@ -305,6 +323,31 @@ func TestListsShowOnlyReadableObjects(t *testing.T) {
 		wantStatus(t, r, 200)
 		if total, _ := r.list(t); total != 0 {
 			t.Errorf("read key filtering on merchant N sees %d payins", total)
+		}
+		// A key narrowed to payin config M lists its payin and nothing else; one
+		// narrowed to a payment method config lists no payin (payins are not
+		// made from payment method configs).
+		for _, c := range []struct {
+			shape, path string
+			want        []string
+		}{
+			{shCfg, "/v1/payins", []string{f.payinM}},
+			{shCfg, "/v1/payment_methods", nil},
+			{shPMC, "/v1/payins", nil},
+		} {
+			t.Run(c.shape+" "+c.path, func(t *testing.T) {
+				r := f.on(t).api("GET", c.path, f.keys[c.shape], nil)
+				wantStatus(t, r, 200)
+				total, results := r.list(t)
+				var ids []string
+				idKey := map[string]string{"/v1/payins": "payin_id", "/v1/payment_methods": "payment_method_id"}[c.path]
+				for _, res := range results {
+					ids = append(ids, fmt.Sprint(res[idKey]))
+				}
+				if total != len(c.want) || fmt.Sprint(ids) != fmt.Sprint(c.want) {
+					t.Errorf("%s lists %v (total %d), want %v", c.path, ids, total, c.want)
+				}
+			})
 		}
 		// The other platform's key list holds only its admin key.
 		r = f.api("GET", "/v1/api_keys", f.other.admin, nil)
@@ -451,6 +494,7 @@ func TestStatementValidation(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		b := setup(t, engine)
 		other := b.newTenant("Other Platform", true)
+		otherCfg := b.payinConfig(other.admin, other.merchantID, 1000, nil)
 		P, M := b.platformID, b.merchantID
 		plat := fmt.Sprintf(`{"platform":{"platform_id":%q}}`, P)
 		cases := []struct{ name, body, field string }{
@@ -477,6 +521,11 @@ func TestStatementValidation(t *testing.T) {
 			{"statements not an array", `{"statements":{"permissions":["payin:create"]}}`, "statements"},
 			{"unknown merchant", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"merchant":{"merchant_id":"sbx_mid_000000000000000000000000000"}}}]}`, "statements[0].constraints.merchant.merchant_id"},
 			{"merchant of another platform", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"merchant":{"merchant_id":"` + other.merchantID + `"}}}]}`, "statements[0].constraints.merchant.merchant_id"},
+			{"unknown payin config", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"payin_config":{"payin_config_id":"sbx_cfg_000000000000000000000000000"}}}]}`, "statements[0].constraints.payin_config.payin_config_id"},
+			{"payin config of another platform", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"payin_config":{"payin_config_id":"` + otherCfg + `"}}}]}`, "statements[0].constraints.payin_config.payin_config_id"},
+			{"payin config constraint with a wrong key", `{"statements":[{"permissions":["payin:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"payin_config":{"id":"x"}}}]}`, "statements[0].constraints.payin_config.id"},
+			{"unknown payment method config", `{"statements":[{"permissions":["payment_method:create"],"constraints":{"platform":{"platform_id":"` + P + `"},"payment_method_config":{"payment_method_config_id":"sbx_pmc_000000000000000000000000000"}}}]}`, "statements[0].constraints.payment_method_config.payment_method_config_id"},
+			{"unknown group", `{"statements":[{"permissions":["group#everything"],"constraints":` + plat + `}]}`, "statements[0].permissions[0]"},
 			{"unknown top-level field", `{"statements":[{"permissions":["payin:create"],"constraints":` + plat + `}],"name":"ivr"}`, "name"},
 		}
 		before := b.count("api_keys")
@@ -491,6 +540,56 @@ func TestStatementValidation(t *testing.T) {
 		}
 		if n := b.count("api_keys"); n != before {
 			t.Errorf("refused key creations wrote %d keys", n-before)
+		}
+	})
+}
+
+// TestObjectConstraintEscalation: payin_config and payment_method_config
+// constraints and group#payment_component obey the no-escalation rule: a
+// statement may add an object constraint, never drop or change one, and a
+// group is granted only when each of its members is.
+func TestObjectConstraintEscalation(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		P := b.platformID
+		cfgA := b.payinConfig(b.admin, b.merchantID, 1000, nil)
+		cfgB := b.payinConfig(b.admin, b.merchantID, 1000, nil)
+		pmc := b.paymentMethodConfig(b.admin, P, b.merchantID, nil)
+		create := func(key, statements string) apiResp {
+			t.Helper()
+			return b.api("POST", "/v1/api_keys", key, `{"statements":`+statements+`}`)
+		}
+		// A key that may create keys and holds payin:read only on config A.
+		creator, _ := b.createKey(b.admin, `[`+strings.Trim(statementsJSON(P, "", "api_key:create", "payin:create"), "[]")+`,`+
+			strings.Trim(objectStatementsJSON(P, "payin_config", cfgA, "payin:read"), "[]")+`]`)
+		cases := []struct {
+			name, statements string
+			status           int
+			message          string
+		}{
+			{"narrowing payin:create to a config", objectStatementsJSON(P, "payin_config", cfgA, "payin:create"), 200, ""},
+			{"narrowing payin:create to a payment method config", objectStatementsJSON(P, "payment_method_config", pmc, "payin:create"), 200, ""},
+			{"payin:read on its config", objectStatementsJSON(P, "payin_config", cfgA, "payin:read"), 200, ""},
+			{"dropping the config constraint", statementsJSON(P, "", "payin:read"), 403, "cannot grant payin:read"},
+			{"changing the config", objectStatementsJSON(P, "payin_config", cfgB, "payin:read"), 403, "cannot grant payin:read for platform " + P + " and payin config " + cfgB},
+			{"a group it only partly holds", objectStatementsJSON(P, "payin_config", cfgA, ivrpay.PermissionPaymentComponent), 403, "cannot grant payin_config:read (in group#payment_component)"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				r := b.on(t).api("POST", "/v1/api_keys", creator, `{"statements":`+c.statements+`}`)
+				if r.Status != c.status || (c.message != "" && !strings.Contains(r.err().Message, c.message)) {
+					t.Errorf("HTTP %d %q, want %d with %q\n%s", r.Status, r.err().Message, c.status, c.message, r.Raw)
+				}
+			})
+		}
+		// The admin holds the whole group, so it may grant it narrowed.
+		wantStatus(t, create(b.admin, objectStatementsJSON(P, "payin_config", cfgA, ivrpay.PermissionPaymentComponent)), 200)
+		// A config-narrowed statement never grants a platform-level permission.
+		narrowAdmin, _ := b.createKey(b.admin, objectStatementsJSON(P, "payin_config", cfgA, "group#all"))
+		r := create(narrowAdmin, objectStatementsJSON(P, "payin_config", cfgA, "payin:read"))
+		if r.Status != 403 || !strings.Contains(r.err().Message, "missing permission api_key:create for platform "+P) {
+			t.Errorf("config-narrowed group#all creating a key: HTTP %d %q", r.Status, r.err().Message)
 		}
 	})
 }

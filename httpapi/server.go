@@ -24,6 +24,7 @@ type Services struct {
 	Connector            ivrpay.ConnectorService
 	Lifecycle            ivrpay.PayinLifecycleService
 	WebhookEndpoints     ivrpay.WebhookEndpointService
+	Sessions             ivrpay.SessionService
 	// Audit, when set, records authentication failures.
 	Audit ivrpay.AuditService
 	// Health reports whether the database answers.
@@ -40,6 +41,7 @@ type Store interface {
 	ivrpay.PaymentMethodConfigService
 	ivrpay.PaymentMethodService
 	ivrpay.WebhookEndpointService
+	ivrpay.SessionService
 	ivrpay.AuditService
 	Ping(ctx context.Context) error
 }
@@ -54,7 +56,7 @@ type Payments interface {
 // NewServices wires every service: the money path to pay, the rest to store.
 func NewServices(store Store, pay Payments) Services {
 	return Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store, PaymentMethodConfigs: store,
-		Payins: pay, PaymentMethods: store, Connector: pay, Lifecycle: pay, WebhookEndpoints: store, Audit: store, Health: store.Ping}
+		Payins: pay, PaymentMethods: store, Connector: pay, Lifecycle: pay, WebhookEndpoints: store, Sessions: store, Audit: store, Health: store.Ping}
 }
 
 // Server is the HTTP transport.
@@ -95,6 +97,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/api_keys/{id}/disable", s.api(s.handleSetAPIKeyStatus(ivrpay.APIKeyStatusDisabled)))
 	mux.Handle("POST /v1/api_keys/{id}/enable", s.api(s.handleSetAPIKeyStatus(ivrpay.APIKeyStatusEnabled)))
 	mux.Handle("DELETE /v1/api_keys/{id}", s.api(s.handleDeleteAPIKey))
+
+	mux.Handle("POST /v1/sessions", s.api(s.handleCreateSession))
 
 	mux.Handle("POST /v1/merchants", s.api(s.handleCreateMerchant))
 	mux.Handle("GET /v1/merchants", s.api(s.handleListMerchants))

@@ -64,7 +64,7 @@ func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method
 		} else if err != nil {
 			return nil, err
 		}
-		obj = ivrpay.Object{PlatformID: cfg.PlatformID, MerchantID: cfg.MerchantID}
+		obj = cfg.Object()
 	} else {
 		pmc, err := s.store.LoadPaymentMethodConfig(ctx, configID)
 		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
@@ -72,7 +72,7 @@ func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method
 		} else if err != nil {
 			return nil, err
 		}
-		permission, obj = "payment_method:create", ivrpay.Object{PlatformID: pmc.PlatformID, MerchantID: pmc.MerchantID}
+		permission, obj = "payment_method:create", pmc.Object()
 	}
 	if ivrpay.Allows(caller.Statements, permission, obj) {
 		return nil, nil

@@ -76,6 +76,9 @@ type keysData struct {
 	// RemovedCommas counts trailing commas the editor tolerated.
 	RemovedCommas int
 	SelfID        string
+	// Sessions are the platform's active sessions (POST /v1/sessions).
+	Sessions      []*ivrpay.Session
+	SessionsError string
 }
 
 type keyCreatedData struct {
@@ -95,6 +98,14 @@ func (p *Portal) keysPage(rq *request, form keyForm) (*page, *keysData) {
 			if len(l.Results) == 100 {
 				d.Next = l.LastKey
 			}
+		}
+	}
+	if p.svc.Sessions != nil && can(rq.key, "api_key:read").OK {
+		l, err := p.svc.Sessions.ListActiveSessions(rq.Context(), ivrpay.Page{Limit: 100})
+		if err != nil {
+			d.SessionsError = p.errorText(err)
+		} else {
+			d.Sessions = l.Results
 		}
 	}
 	d.Merchants, d.MerchantsError = p.merchantOptions(rq, "")

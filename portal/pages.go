@@ -143,6 +143,8 @@ type configsData struct {
 	Config         *ivrConfig
 	Created        bool
 	LookupError    string
+	// List is the platform's payin configs, filtered.
+	List *payinConfigsData
 }
 
 const defaultConfigMetadata = `{"integration": "twilio_ivr"}`
@@ -159,6 +161,12 @@ func (p *Portal) configsPage(rq *request) (*page, *configsData) {
 
 func (p *Portal) handleConfigs(w http.ResponseWriter, rq *request) {
 	pg, d := p.configsPage(rq)
+	var status int
+	d.List, status = p.payinConfigList(rq)
+	if status != http.StatusOK {
+		p.render(w, rq.Request, status, "configs", pg)
+		return
+	}
 	q := rq.URL.Query()
 	if id := strings.TrimSpace(q.Get("id")); id != "" {
 		d.Lookup = id
@@ -328,6 +336,11 @@ type payinData struct {
 	Payin    *ivrpay.Payin
 	Metadata string
 	Refunds  []refundView
+	// Actions are capture, void and refund, each allowed or not.
+	Actions []payinAction
+	// IdempotencyKey makes a resubmitted void or refund form a repeat.
+	IdempotencyKey string
+	Reasons        []string
 }
 
 func (p *Portal) handlePayin(w http.ResponseWriter, rq *request) {
@@ -336,8 +349,16 @@ func (p *Portal) handlePayin(w http.ResponseWriter, rq *request) {
 		p.renderServiceError(w, rq.Request, rq, err)
 		return
 	}
+	pg := p.payinPage(rq, pi)
+	pg.Notice = payinNotice(rq.URL.Query().Get("done"), pi)
+	p.render(w, rq.Request, http.StatusOK, "payin", pg)
+}
+
+// payinPage is the payin's detail page with its actions.
+func (p *Portal) payinPage(rq *request, pi *ivrpay.Payin) *page {
 	pg := rq.basePage("Payin "+pi.ID, "payins")
-	d := payinData{Payin: pi, Metadata: prettyJSON(pi.Metadata)}
+	d := payinData{Payin: pi, Metadata: prettyJSON(pi.Metadata), Actions: payinActions(rq.key, pi),
+		IdempotencyKey: newIdempotencyKey(), Reasons: ivrpay.RefundReasons}
 	for _, r := range pi.Refunds {
 		// Refunds arrive as the API shapes them; read the common fields.
 		b, _ := json.Marshal(r)
@@ -351,7 +372,7 @@ func (p *Portal) handlePayin(w http.ResponseWriter, rq *request) {
 		d.Refunds = append(d.Refunds, refundView{ID: v.ID, Status: v.Status, Reason: v.Reason, Amount: v.Amount, Raw: prettyJSON(b)})
 	}
 	pg.Data = d
-	p.render(w, rq.Request, http.StatusOK, "payin", pg)
+	return pg
 }
 
 // --- payment methods

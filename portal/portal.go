@@ -40,6 +40,11 @@ type Services struct {
 	Payins               ivrpay.PayinService
 	PaymentMethods       ivrpay.PaymentMethodService
 	Webhooks             ivrpay.WebhookEndpointService
+	// Lifecycle captures, voids and refunds payins; when nil, the payin page
+	// offers no actions that work.
+	Lifecycle ivrpay.PayinLifecycleService
+	// Sessions, when set, lists the platform's active sessions on the keys page.
+	Sessions ivrpay.SessionService
 	// Audit, when set, records failed sign-ins as the REST API records its 401s.
 	Audit ivrpay.AuditService
 }
@@ -210,9 +215,13 @@ func (p *Portal) routes() {
 	mux.Handle("POST /portal/merchants", p.authed(p.handleCreateMerchant))
 	mux.Handle("GET /portal/configs", p.authed(p.handleConfigs))
 	mux.Handle("POST /portal/configs/payin", p.authed(p.handleCreatePayinConfig))
+	mux.Handle("GET /portal/configs/payin/{id}", p.authed(p.handlePayinConfig))
 	mux.Handle("POST /portal/configs/payment-method", p.authed(p.handleCreatePaymentMethodConfig))
 	mux.Handle("GET /portal/payins", p.authed(p.handlePayins))
 	mux.Handle("GET /portal/payins/{id}", p.authed(p.handlePayin))
+	mux.Handle("POST /portal/payins/{id}/capture", p.authed(p.handlePayinAction("capture")))
+	mux.Handle("POST /portal/payins/{id}/void", p.authed(p.handlePayinAction("void")))
+	mux.Handle("POST /portal/payins/{id}/refund", p.authed(p.handlePayinAction("refund")))
 	mux.Handle("GET /portal/payment-methods", p.authed(p.handlePaymentMethods))
 	mux.Handle("GET /portal/payment-methods/{id}", p.authed(p.handlePaymentMethod))
 	mux.Handle("GET /portal/webhooks", p.authed(p.handleWebhooks))

@@ -39,8 +39,9 @@ type page struct {
 type gate struct {
 	OK         bool
 	Permission string
-	// Merchants limits an allowed action to these merchants' objects (empty: all of the platform's).
-	Merchants []string
+	// Only limits an allowed action to some objects of the platform, each
+	// described for people ("merchant mid_…", "payin config cfg_…"); empty: all of them.
+	Only []string
 }
 
 // platformLevel reports whether permission is on platform-level objects
@@ -64,7 +65,9 @@ func can(key *ivrpay.APIKey, permission string) gate {
 	scope := ivrpay.ScopeFor(key, permission)
 	g := gate{OK: !scope.Empty(), Permission: permission}
 	if !scope.All {
-		g.Merchants = scope.MerchantIDs
+		for _, f := range scope.Filters {
+			g.Only = append(g.Only, f.String())
+		}
 	}
 	return g
 }

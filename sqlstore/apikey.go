@@ -17,9 +17,13 @@ var (
 // apiKeyStatusDeleted marks a deleted key; it is never shown and never authenticates.
 const apiKeyStatusDeleted = "DELETED"
 
-// Authenticate returns the enabled key with this secret and its platform.
+// Authenticate returns the enabled key with this secret and its platform,
+// or, for a session key, the unexpired session as a principal.
 func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIKey, err error) {
 	defer wrap(&err, "Store.Authenticate")
+	if ivrpay.IsSessionSecret(secret) {
+		return s.authenticateSession(ctx, secret)
+	}
 	// One query on every request: the key and its platform together.
 	var pr platformRow
 	row := s.queryRow(ctx, s.rdb, `SELECT k.id, k.platform_id, k.masked, k.statements, k.status, k.created_at, k.updated_at, `+
@@ -56,19 +60,17 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 		s.auditRefusal(ctx, "api_key.create", "", err)
 		return nil, err
 	}
+	if caller.Session {
+		err := errSessionCannot("create API keys")
+		s.auditRefusal(ctx, "api_key.create", "", err)
+		return nil, err
+	}
 	if err := ivrpay.CheckGrant(caller.Statements, statements); err != nil {
 		s.auditRefusal(ctx, "api_key.create", "", err)
 		return nil, err
 	}
-	for i, st := range statements {
-		if st.Constraints.Merchant == nil {
-			continue
-		}
-		m, err := s.findMerchant(ctx, st.Constraints.Merchant.MerchantID)
-		if err != nil || m.PlatformID != caller.PlatformID {
-			return nil, ivrpay.FieldErrorf(fieldf("statements[%d].constraints.merchant.merchant_id", i),
-				"merchant %s not found on platform %s", st.Constraints.Merchant.MerchantID, caller.PlatformID)
-		}
+	if err := s.checkConstraintObjects(ctx, caller.PlatformID, statements); err != nil {
+		return nil, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if k, err = s.insertAPIKey(ctx, tx, caller.PlatformID, statements); err != nil {
@@ -78,6 +80,38 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{Action: "api_key.create", Target: k.ID, Outcome: ivrpay.AuditSuccess, Detail: string(st)})
 	})
 	return k, err
+}
+
+// checkConstraintObjects refuses a statement whose merchant, payin config or
+// payment method config constraint names no object of the platform (400
+// naming the field): such a statement would grant nothing, which is never
+// what its author meant.
+func (s *Store) checkConstraintObjects(ctx context.Context, platformID string, statements []ivrpay.Statement) error {
+	for i, st := range statements {
+		c := st.Constraints
+		if c.Merchant != nil {
+			m, err := s.findMerchant(ctx, c.Merchant.MerchantID)
+			if err != nil || m.PlatformID != platformID {
+				return ivrpay.FieldErrorf(fieldf("statements[%d].constraints.merchant.merchant_id", i),
+					"merchant %s not found on platform %s", c.Merchant.MerchantID, platformID)
+			}
+		}
+		if c.PayinConfig != nil {
+			cfg, err := s.findPayinConfig(ctx, s.rdb, c.PayinConfig.PayinConfigID)
+			if err != nil || cfg.PlatformID != platformID {
+				return ivrpay.FieldErrorf(fieldf("statements[%d].constraints.payin_config.payin_config_id", i),
+					"payin config %s not found on platform %s", c.PayinConfig.PayinConfigID, platformID)
+			}
+		}
+		if c.PaymentMethodConfig != nil {
+			pmc, err := s.findPaymentMethodConfig(ctx, s.rdb, c.PaymentMethodConfig.PaymentMethodConfigID)
+			if err != nil || pmc.PlatformID != platformID {
+				return ivrpay.FieldErrorf(fieldf("statements[%d].constraints.payment_method_config.payment_method_config_id", i),
+					"payment method config %s not found on platform %s", c.PaymentMethodConfig.PaymentMethodConfigID, platformID)
+			}
+		}
+	}
+	return nil
 }
 
 // FindAPIKey returns a key of the caller's platform.
@@ -137,6 +171,9 @@ func (s *Store) authorizeKeyChange(ctx context.Context, id, permission string) (
 	}
 	if err := ivrpay.Authorize(caller, permission, ivrpay.Object{PlatformID: k.PlatformID}); err != nil {
 		return nil, err
+	}
+	if caller.Session {
+		return nil, errSessionCannot("change API keys")
 	}
 	// Changing a key is granting or revoking what it holds: a caller may only
 	// touch keys whose statements it could have created itself.

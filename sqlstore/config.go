@@ -75,29 +75,63 @@ func (s *Store) FindPayinConfig(ctx context.Context, id string) (c *ivrpay.Payin
 	if c, err = s.findPayinConfig(ctx, s.rdb, id); err != nil {
 		return nil, err
 	}
-	if err := authorizeRead(ctx, "payin_config:read", "payin config", id, ivrpay.Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID}); err != nil {
+	if err := authorizeRead(ctx, "payin_config:read", "payin config", id, c.Object()); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
+// payinConfigColumns select a config with its merchant's name and its
+// approved payin. The approved-payin subquery repeats the predicate of the
+// partial index payins_one_live_per_config word for word, so that SQLite uses
+// the index instead of scanning every payin (it only matches predicates literally).
+const payinConfigColumns = `c.id, c.platform_id, c.merchant_id, m.name AS merchant_name, c.idempotency_key, c.amount, c.currency_code,
+		c.billing_contact, c.metadata, c.method_metadata, c.processing_mode, c.created_at,
+		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED') AND p.status <> 'CREATED') AS payin_id`
+
 func (s *Store) findPayinConfig(ctx context.Context, q querier, id string) (*ivrpay.PayinConfig, error) {
+	c, err := scanPayinConfig(s.queryRow(ctx, q, `SELECT `+payinConfigColumns+`
+		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payin config %s not found", id)
+	}
+	return c, err
+}
+
+// ListPayinConfigs lists the payin configs the caller may read, filtered by
+// merchant and by whether an approved payin used them.
+func (s *Store) ListPayinConfigs(ctx context.Context, f ivrpay.PayinConfigFilter) (l *ivrpay.List[*ivrpay.PayinConfig], err error) {
+	defer wrap(&err, "Store.ListPayinConfigs")
+	if f.Used != "" && f.Used != ivrpay.PayinConfigUsed && f.Used != ivrpay.PayinConfigUnused {
+		return nil, ivrpay.FieldErrorf("used", "must be used or unused")
+	}
+	q, err := scoped(ctx, "payin_config:read", scopeColumns{merchant: "merchant_id", payinConfig: "id"})
+	if err != nil {
+		return nil, err
+	}
+	// The filters apply to the joined row, so the select is wrapped.
+	q.base = `SELECT id, platform_id, merchant_id, merchant_name, idempotency_key, amount, currency_code, billing_contact, metadata,
+		method_metadata, processing_mode, created_at, payin_id FROM (SELECT ` + payinConfigColumns + `
+		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id) AS pc`
+	if f.MerchantID != "" {
+		q.where = append(q.where, "merchant_id = "+q.arg(f.MerchantID))
+	}
+	switch f.Used {
+	case ivrpay.PayinConfigUsed:
+		q.where = append(q.where, "payin_id IS NOT NULL")
+	case ivrpay.PayinConfigUnused:
+		q.where = append(q.where, "payin_id IS NULL")
+	}
+	return listPage(ctx, s.rdb, f.Page, q, scanPayinConfig, func(c *ivrpay.PayinConfig) string { return c.ID })
+}
+
+func scanPayinConfig(row scanner) (*ivrpay.PayinConfig, error) {
 	var c ivrpay.PayinConfig
 	var bc, md, mmd sql.NullString
 	var payinID sql.NullString
 	var created string
-	// The approved-payin subquery repeats the predicate of the partial index
-	// payins_one_live_per_config word for word, so that SQLite uses the index
-	// instead of scanning every payin (it only matches predicates literally).
-	err := s.queryRow(ctx, q, `SELECT c.id, c.platform_id, c.merchant_id, m.name, c.idempotency_key, c.amount, c.currency_code,
-		c.billing_contact, c.metadata, c.method_metadata, c.processing_mode, c.created_at,
-		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED') AND p.status <> 'CREATED')
-		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1`, id).
-		Scan(&c.ID, &c.PlatformID, &c.MerchantID, &c.Merchant.Name, &c.IdempotencyKey, &c.Amount, &c.CurrencyCode,
-			&bc, &md, &mmd, &c.ProcessingMode, &created, &payinID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payin config %s not found", id)
-	} else if err != nil {
+	if err := row.Scan(&c.ID, &c.PlatformID, &c.MerchantID, &c.Merchant.Name, &c.IdempotencyKey, &c.Amount, &c.CurrencyCode,
+		&bc, &md, &mmd, &c.ProcessingMode, &created, &payinID); err != nil {
 		return nil, err
 	}
 	c.Merchant.ID = c.MerchantID
@@ -159,7 +193,7 @@ func (s *Store) FindPaymentMethodConfig(ctx context.Context, id string) (c *ivrp
 	if c, err = s.findPaymentMethodConfig(ctx, s.rdb, id); err != nil {
 		return nil, err
 	}
-	if err := authorizeRead(ctx, "payment_method_config:read", "payment method config", id, ivrpay.Object{PlatformID: c.PlatformID, MerchantID: c.MerchantID}); err != nil {
+	if err := authorizeRead(ctx, "payment_method_config:read", "payment method config", id, c.Object()); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -32,10 +32,17 @@ func (q *listQuery) arg(v any) string {
 	return fmt.Sprintf("$%d", len(q.args))
 }
 
-// scoped restricts q to what the caller may read with permission; the
-// column holding the merchant id is merchantColumn. A caller with no such
-// permission at all gets a 403 naming it.
-func scoped(ctx context.Context, permission, merchantColumn string) (listQuery, error) {
+// scopeColumns name the columns of a table that the constraints of a
+// statement compare: the merchant id, and the payin config id and payment
+// method config id the rows are or were made from ("" when the table has none,
+// so that a statement constrained to such a config matches no row).
+type scopeColumns struct {
+	merchant, payinConfig, paymentMethodConfig string
+}
+
+// scoped restricts q to what the caller may read with permission. A caller
+// with no such permission at all gets a 403 naming it.
+func scoped(ctx context.Context, permission string, cols scopeColumns) (listQuery, error) {
 	caller := ivrpay.PrincipalFromContext(ctx)
 	if caller == nil {
 		return listQuery{}, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized.")
@@ -47,11 +54,27 @@ func scoped(ctx context.Context, permission, merchantColumn string) (listQuery, 
 	var q listQuery
 	q.where = append(q.where, "platform_id = "+q.arg(caller.PlatformID))
 	if !scope.All {
-		ph := make([]string, len(scope.MerchantIDs))
-		for i, m := range scope.MerchantIDs {
-			ph[i] = q.arg(m)
+		var anyOf []string
+	filters:
+		for _, f := range scope.Filters {
+			var all []string
+			for _, c := range []struct{ column, value string }{
+				{cols.merchant, f.MerchantID}, {cols.payinConfig, f.PayinConfigID}, {cols.paymentMethodConfig, f.PaymentMethodConfigID},
+			} {
+				if c.value == "" {
+					continue
+				}
+				if c.column == "" {
+					continue filters // this filter matches no row of the table
+				}
+				all = append(all, c.column+" = "+q.arg(c.value))
+			}
+			anyOf = append(anyOf, "("+strings.Join(all, " AND ")+")")
 		}
-		q.where = append(q.where, merchantColumn+" IN ("+strings.Join(ph, ", ")+")")
+		if len(anyOf) == 0 {
+			anyOf = []string{"1 = 0"}
+		}
+		q.where = append(q.where, "("+strings.Join(anyOf, " OR ")+")")
 	}
 	return q, nil
 }

@@ -52,7 +52,7 @@ func (s *Store) FindMerchant(ctx context.Context, id string) (m *ivrpay.Merchant
 // ListMerchants lists the merchants the caller may read.
 func (s *Store) ListMerchants(ctx context.Context, page ivrpay.Page) (l *ivrpay.List[*ivrpay.Merchant], err error) {
 	defer wrap(&err, "Store.ListMerchants")
-	q, err := scoped(ctx, "merchant:read", "id")
+	q, err := scoped(ctx, "merchant:read", scopeColumns{merchant: "id"})
 	if err != nil {
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func (s *Store) ListPayins(ctx context.Context, f ivrpay.PayinFilter) (l *ivrpay
 	if f.Source != "" && !slices.Contains(ivrpay.PayinSources, f.Source) {
 		return nil, ivrpay.FieldErrorf("source", "unknown payin source %q; sources are IVR, API_DIRECT and API_STORED_PAYMENT_METHOD", f.Source)
 	}
-	q, err := scoped(ctx, "payin:read", "merchant_id")
+	q, err := scoped(ctx, "payin:read", scopeColumns{merchant: "merchant_id", payinConfig: "payin_config_id"})
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (s *Store) FindPaymentMethod(ctx context.Context, id string) (pm *ivrpay.Pa
 // ListPaymentMethods lists the payment methods the caller may read.
 func (s *Store) ListPaymentMethods(ctx context.Context, page ivrpay.Page) (l *ivrpay.List[*ivrpay.PaymentMethod], err error) {
 	defer wrap(&err, "Store.ListPaymentMethods")
-	q, err := scoped(ctx, "payment_method:read", "merchant_id")
+	q, err := scoped(ctx, "payment_method:read", scopeColumns{merchant: "merchant_id", paymentMethodConfig: "payment_method_config_id"})
 	if err != nil {
 		return nil, err
 	}

@@ -111,15 +111,25 @@ func (s *Store) settleRefund(ctx context.Context, id string) (settled bool, err 
 // RunSettlement runs SettleDue every poll until ctx is done. In sandbox,
 // settleAfter is --sandbox-settle-after: the delay a real processor's
 // settlement would take. Errors are logged and the next pass tries again.
+// The same loop deletes expired sessions, at most once a minute.
 func (s *Store) RunSettlement(ctx context.Context, settleAfter, poll time.Duration) {
 	if poll <= 0 {
 		poll = time.Second
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var cleaned time.Time
 	for {
 		if _, err := s.SettleDue(ctx, settleAfter); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Error("settlement pass failed", "error", err)
+		}
+		// Expired sessions already answer 401; their rows go on this loop's
+		// schedule, at most once a minute, so every process may run it.
+		if now := s.now(); now.Sub(cleaned) >= sessionCleanupEvery {
+			cleaned = now
+			if _, err := s.DeleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Error("expired session cleanup failed", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

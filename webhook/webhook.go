@@ -4,7 +4,10 @@
 // same on every attempt), webhook-timestamp (unix seconds of the attempt) and
 // webhook-signature ("v1," and the base64 HMAC-SHA256 of
 // "id.timestamp.body", keyed with the base64-decoded part of the whsec_
-// secret). Delivery is at least once: a 2xx answer delivers; anything else is
+// secret). The same three values are also sent as svix-id, svix-timestamp
+// and svix-signature: Rainforest's webhooks come from Svix, which is Standard
+// Webhooks under those names, and integrations written for Rainforest
+// (OpenEMR's verifier, for one) read them. Delivery is at least once: a 2xx answer delivers; anything else is
 // retried on a schedule, and a worker that dies mid-send loses only its lease.
 package webhook
 
@@ -36,6 +39,47 @@ const (
 	HeaderTimestamp = "webhook-timestamp"
 	HeaderSignature = "webhook-signature"
 )
+
+// The same headers under Svix's names, which Rainforest integrations check.
+const (
+	HeaderSvixID        = "svix-id"
+	HeaderSvixTimestamp = "svix-timestamp"
+	HeaderSvixSignature = "svix-signature"
+)
+
+// Tolerance is how far a signed timestamp may be from the receiver's clock
+// for Verify (Svix and Standard Webhooks both use five minutes).
+const Tolerance = 5 * time.Minute
+
+// Verify checks a delivery as a receiver does: timestamp (unix seconds)
+// within Tolerance of now, and one of the space-separated "v1,<base64>"
+// signatures equal to the HMAC-SHA256 of "id.timestamp.body" under the
+// secret. Pass the svix-* or the webhook-* header values: they are the same.
+func Verify(secret, id, timestamp, signatures string, body []byte, now time.Time) error {
+	key, err := secretKey(secret)
+	if err != nil {
+		return err
+	}
+	sec, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil || id == "" {
+		return errors.New("webhook: missing id or timestamp")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > Tolerance || d < -Tolerance {
+		return fmt.Errorf("webhook: timestamp %s is more than %v from now", timestamp, Tolerance)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + timestamp + "."))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, sig := range strings.Fields(signatures) {
+		v, b64, ok := strings.Cut(sig, ",")
+		got, err := base64.StdEncoding.DecodeString(b64)
+		if ok && v == "v1" && err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return errors.New("webhook: no valid v1 signature")
+}
 
 // DefaultSchedule is when attempts are made: the first at once, then after
 // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about 28 hours in all); a
@@ -233,6 +277,9 @@ func (w *Worker) send(ctx context.Context, d ivrpay.ClaimedDelivery, now time.Ti
 	req.Header.Set(HeaderID, d.EventID)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, sig)
+	req.Header.Set(HeaderSvixID, d.EventID)
+	req.Header.Set(HeaderSvixTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSvixSignature, sig)
 	resp, err := w.Client.Do(req)
 	if err != nil {
 		return 0, err

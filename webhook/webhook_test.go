@@ -22,6 +22,7 @@ import (
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/webhook"
+	"github.com/ivrpay/ivrpay/webhook/webhooktest"
 )
 
 // TestSignStandardWebhooksVector checks Sign against the example of the
@@ -37,6 +38,58 @@ func TestSignStandardWebhooksVector(t *testing.T) {
 	}
 	if _, err := webhook.Sign("whsec_not base64!", "id", 1, nil); err == nil {
 		t.Fatal("Sign accepted a secret that is not base64")
+	}
+}
+
+// TestVerifySvixAndStandardNames: Verify accepts a signature made by Sign
+// under either header naming, and refuses a changed body, another secret, a
+// stale timestamp and a signature of another version; the Rainforest-style
+// verifier accepts the same delivery only when the svix-* headers are there.
+func TestVerifySvixAndStandardNames(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	now := time.Now()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	body := []byte(`{"event_type":"payin.succeeded","data":{"payin_id":"pyi_1"}}`)
+	sig, err := webhook.Sign(secret, "evt_1", now.Unix(), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name                string
+		secret, id, ts, sig string
+		body                []byte
+		ok                  bool
+	}{
+		{"as signed", secret, "evt_1", ts, sig, body, true},
+		{"among other signatures", secret, "evt_1", ts, "v2,abc " + sig, body, true},
+		{"changed body", secret, "evt_1", ts, sig, []byte(`{"event_type":"payin.failed"}`), false},
+		{"another id", secret, "evt_2", ts, sig, body, false},
+		{"another secret", "whsec_" + base64.StdEncoding.EncodeToString([]byte("another secret of 24 bytes")), "evt_1", ts, sig, body, false},
+		{"stale timestamp", secret, "evt_1", strconv.FormatInt(now.Add(-10*time.Minute).Unix(), 10), sig, body, false},
+		{"another version", secret, "evt_1", ts, "v2," + strings.TrimPrefix(sig, "v1,"), body, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := webhook.Verify(c.secret, c.id, c.ts, c.sig, c.body, now)
+			if (err == nil) != c.ok {
+				t.Errorf("Verify: %v, want ok=%v", err, c.ok)
+			}
+			h := http.Header{}
+			h.Set("svix-id", c.id)
+			h.Set("svix-timestamp", c.ts)
+			h.Set("svix-signature", c.sig)
+			if err := webhooktest.VerifySvix(c.secret, h, c.body, now); (err == nil) != c.ok {
+				t.Errorf("VerifySvix: %v, want ok=%v", err, c.ok)
+			}
+		})
+	}
+	// Only the Standard Webhooks names: a Rainforest integration refuses it.
+	h := http.Header{}
+	h.Set("webhook-id", "evt_1")
+	h.Set("webhook-timestamp", ts)
+	h.Set("webhook-signature", sig)
+	if err := webhooktest.VerifySvix(secret, h, body, now); err == nil || !strings.Contains(err.Error(), "missing signing headers") {
+		t.Errorf("VerifySvix without svix-* headers: %v", err)
 	}
 }
 
@@ -97,6 +150,16 @@ func newReceiver(t *testing.T) *receiver {
 			r.bad = append(r.bad, err.Error())
 			w.WriteHeader(http.StatusBadRequest)
 			return
+		}
+		// Every delivery must also pass a Rainforest integration's verifier,
+		// which reads only the svix-* headers.
+		if err := webhooktest.VerifySvix(r.secret, req.Header, body, time.Now()); err != nil {
+			r.bad = append(r.bad, "svix: "+err.Error())
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if req.Header.Get("svix-id") != req.Header.Get("webhook-id") || req.Header.Get("svix-timestamp") != req.Header.Get("webhook-timestamp") {
+			r.bad = append(r.bad, "svix-id/svix-timestamp differ from webhook-id/webhook-timestamp")
 		}
 		var ev struct {
 			ID string `json:"event_id"`

@@ -26,7 +26,8 @@ import (
 // runDemo tells the whole story on a throw-away SQLite database: an
 // in-process server, a platform with IVR enabled, the restricted IVR key, a
 // $10.00 payin config, the TwiML to paste, a simulated call, the resulting
-// payin, a declined call and a stored card.
+// payin, a declined call, a stored card, and then the rest of the money's
+// way: settlement, a refund, and signed webhooks verified by a receiver.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -161,6 +162,9 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	step(9, "An agent-assisted payment without a phone: Twilio's Payments API played by ivrpay twilio-emulator")
 	if err := demoAgentAssisted(ctx, out, api, merchant.ID, endpoint, ivrKey.Secret); err != nil {
 		return fmt.Errorf("agent-assisted payment: %w", err)
+	}
+	if err := demoMoneyFlow(ctx, out, step, 10, store, api, endpoint, ivrKey.Secret, merchant.ID); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "\nDone. Next: `ivrpay serve` for a sandbox that keeps its data, and README.md for the guide's steps with curl.\n")
 	return nil

@@ -10,7 +10,8 @@ import (
 
 // TestDemo runs `ivrpay demo` as the README's first command does and checks
 // that it tells the whole story: a PROCESSING payin made over IVR, a decline
-// and a stored card, without printing a full card number.
+// and a stored card, then settlement to SUCCEEDED, a refund and the signed
+// webhooks verified from their svix-* headers, without printing a full card number.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
@@ -20,7 +21,10 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{`"status": "PROCESSING"`, `"source": "IVR"`, `"ConnectorError": "DECLINED"`, `"PaymentToken": "sbx_mtd_`, `<Parameter name="payin_config_id"`,
 		// The agent-assisted payment through the emulator, and the payin it made.
 		"statusCallback: Capture=payment-card-number PartialResult=false PaymentCardNumber=xxxxxxxxxxxx1111",
-		"SecurityCode=*** Required=postal-code", "final statusCallback", `"amount": 2500`} {
+		"SecurityCode=*** Required=postal-code", "final statusCallback", `"amount": 2500`,
+		// The money flow: settlement, a refund, verified webhooks.
+		"status SUCCEEDED, captured 2500", `"type": "REFUND"`, `"refund_status": "PROCESSING"`, `"status": "SUCCEEDED"`,
+		"verified payin.succeeded", "verified refund.succeeded", "svix-id sbx_evt_"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %s", want)
 		}
