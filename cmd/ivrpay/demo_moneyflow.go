@@ -99,7 +99,7 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 	fmt.Fprintf(out, "endpoint %s → %s (payin and refund events), signing secret whsec_… shown once\n", ep.ID, ep.URL)
 
 	step(first+1, "A $25.00 call, then settlement: PROCESSING → SUCCEEDED")
-	cfgID, err := demoPayinConfig(ctx, api, merchantID, "demo-order-3", 2500)
+	cfgID, err := demoPayinConfig(ctx, api, merchantID, "demo-order-4", 2500)
 	if err != nil {
 		return err
 	}
