@@ -140,9 +140,6 @@ type IVRConfigRef struct {
 	ID    string
 }
 
-// Payin reports whether the request charges a payin config (else it stores a card).
-func (r IVRConfigRef) Payin() bool { return r.Param == ParamPayinConfigID }
-
 // ConfigParam returns the config the request names: the first of
 // payin_config_id, payment_method_config_id and payment_method_id present.
 func (req IVRRequest) ConfigParam() IVRConfigRef {

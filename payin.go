@@ -3,7 +3,6 @@ package ivrpay
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"time"
 
 	"github.com/ivrpay/ivrpay/card"
@@ -29,9 +28,6 @@ var PayinStatuses = []string{PayinStatusCreated, PayinStatusProcessing, PayinSta
 // payins free their config. The database's unique index on live payins
 // (migrations/00001_init.sql) lists the same statuses.
 var PayinStatusesHoldingConfig = []string{PayinStatusCreated, PayinStatusProcessing, PayinStatusAuthorized, PayinStatusSucceeded}
-
-// HoldsConfig reports whether a payin in status keeps its config reserved.
-func HoldsConfig(status string) bool { return slices.Contains(PayinStatusesHoldingConfig, status) }
 
 // Payin sources.
 const (

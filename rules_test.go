@@ -219,23 +219,6 @@ func TestPlanCapture(t *testing.T) {
 	}
 }
 
-func TestHoldsConfig(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		status string
-		holds  bool
-	}{
-		{PayinStatusCreated, true}, {PayinStatusProcessing, true}, {PayinStatusAuthorized, true}, {PayinStatusSucceeded, true},
-		{PayinStatusFailed, false}, {PayinStatusCanceled, false},
-	} {
-		t.Run(tc.status, func(t *testing.T) {
-			if HoldsConfig(tc.status) != tc.holds {
-				t.Fatalf("HoldsConfig(%s) = %v", tc.status, !tc.holds)
-			}
-		})
-	}
-}
-
 func TestPaymentMethodStatusAfterDecline(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ code, want string }{

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -85,9 +86,21 @@ func (s *Store) FindPayinConfig(ctx context.Context, id string) (c *ivrpay.Payin
 // approved payin. The approved-payin subquery repeats the predicate of the
 // partial index payins_one_live_per_config word for word, so that SQLite uses
 // the index instead of scanning every payin (it only matches predicates literally).
-const payinConfigColumns = `c.id, c.platform_id, c.merchant_id, m.name AS merchant_name, c.idempotency_key, c.amount, c.currency_code,
+var payinConfigColumns = `c.id, c.platform_id, c.merchant_id, m.name AS merchant_name, c.idempotency_key, c.amount, c.currency_code,
 		c.billing_contact, c.metadata, c.method_metadata, c.processing_mode, c.created_at,
-		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED') AND p.status <> 'CREATED') AS payin_id`
+		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.` + holdsConfig + ` AND p.status <> 'CREATED') AS payin_id`
+
+// holdsConfig is the predicate of the partial index payins_one_live_per_config
+// (migrations/00001_init.sql), made from ivrpay.PayinStatusesHoldingConfig:
+// the one list of the statuses that hold a config. TestHoldsConfigIsTheIndexPredicate
+// checks that the migration says the same.
+var holdsConfig = func() string {
+	quoted := make([]string, len(ivrpay.PayinStatusesHoldingConfig))
+	for i, s := range ivrpay.PayinStatusesHoldingConfig {
+		quoted[i] = "'" + s + "'"
+	}
+	return "status IN (" + strings.Join(quoted, ", ") + ")"
+}()
 
 func (s *Store) findPayinConfig(ctx context.Context, q querier, id string) (*ivrpay.PayinConfig, error) {
 	c, err := scanPayinConfig(s.queryRow(ctx, q, `SELECT `+payinConfigColumns+`

@@ -160,7 +160,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 	}
 	if id == "" {
 		// The predicate repeats the partial index payins_one_live_per_config.
-		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE payin_config_id = $1 AND status IN ('CREATED', 'PROCESSING', 'AUTHORIZED', 'SUCCEEDED')`,
+		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE payin_config_id = $1 AND `+holdsConfig,
 			cfg.ID).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			// The holder finished (declined or voided) since the insert: try again.

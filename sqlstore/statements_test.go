@@ -1,6 +1,8 @@
 package sqlstore_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +84,22 @@ func TestEndpointCacheBound(t *testing.T) {
 			t.Fatal("an endpoint this process created is missed by its next event")
 		}
 	})
+}
+
+// TestHoldsConfigIsTheIndexPredicate: the partial unique index that lets one
+// live payin hold a config lists the same statuses as the domain's one list
+// (the queries use the list; SQLite only uses the index for the same words).
+func TestHoldsConfigIsTheIndexPredicate(t *testing.T) {
+	migration, err := os.ReadFile("migrations/00001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted := make([]string, len(ivrpay.PayinStatusesHoldingConfig))
+	for i, s := range ivrpay.PayinStatusesHoldingConfig {
+		quoted[i] = "'" + s + "'"
+	}
+	want := "WHERE status IN (" + strings.Join(quoted, ", ") + ")"
+	if !strings.Contains(string(migration), "payins_one_live_per_config ON payins (payin_config_id)\n    "+want) {
+		t.Fatalf("the partial index payins_one_live_per_config does not say %q", want)
+	}
 }
