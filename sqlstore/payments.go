@@ -342,44 +342,56 @@ func (s *Store) insertPaymentMethod(ctx context.Context, tx *sql.Tx, pm ivrpay.N
 }
 
 // ClaimUnresolvedPayins leases up to limit CREATED payins last changed
-// before cutoff. Each is claimed by a conditional UPDATE, so of several
-// processes that read the same row exactly one leases it.
+// before cutoff.
 func (s *Store) ClaimUnresolvedPayins(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) (out []*ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.ClaimUnresolvedPayins")
-	now := ivrpay.FormatTime(s.now())
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM payins WHERE status = 'CREATED' AND updated_at <= $1
-		AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`, ivrpay.FormatTime(cutoff), now, limit)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	until := ivrpay.FormatTime(s.now().Add(lease))
+	ids, err := s.leaseDue(ctx, "payins", "status = 'CREATED'", cutoff, lease, limit)
 	for _, id := range ids {
-		n, err := s.execTx(ctx, `UPDATE payins SET reconcile_lease_until = $2 WHERE id = $1 AND status = 'CREATED'
-			AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $3)`, id, until, now)
-		if err != nil {
-			return out, err
-		}
-		if n != 1 {
-			continue // another process leased it, or it was resolved
-		}
 		p, err := s.findPayin(ctx, s.rdb, id)
 		if err != nil {
 			return out, err
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out, err
+}
+
+// leaseDue leases, for the caller alone, up to limit rows of table that
+// match where, changed before cutoff and are not leased by another: each
+// row is claimed by a conditional UPDATE of its reconcile_lease_until, so of
+// several processes that read the same row exactly one leases it. It
+// returns the leased ids.
+func (s *Store) leaseDue(ctx context.Context, table, where string, cutoff time.Time, lease time.Duration, limit int) ([]string, error) {
+	now := ivrpay.FormatTime(s.now())
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM `+table+` WHERE `+where+` AND updated_at <= $1
+		AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`, ivrpay.FormatTime(cutoff), now, limit)
+	if err != nil {
+		return nil, err
+	}
+	var candidates []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		candidates = append(candidates, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	until := ivrpay.FormatTime(s.now().Add(lease))
+	var leased []string
+	for _, id := range candidates {
+		n, err := s.execTx(ctx, `UPDATE `+table+` SET reconcile_lease_until = $2 WHERE id = $1 AND `+where+`
+			AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $3)`, id, until, now)
+		if err != nil {
+			return leased, err
+		}
+		if n == 1 { // else another process leased it, or it was resolved
+			leased = append(leased, id)
+		}
+	}
+	return leased, nil
 }

@@ -232,40 +232,11 @@ func (s *Store) RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome)
 }
 
 // ClaimUnresolvedRefunds leases up to limit PROCESSING refunds whose
-// processor answer was lost and that changed before cutoff; a conditional
-// UPDATE makes each the caller's alone.
+// processor answer was lost and that changed before cutoff.
 func (s *Store) ClaimUnresolvedRefunds(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) (out []ivrpay.UnresolvedRefund, err error) {
 	defer wrap(&err, "Store.ClaimUnresolvedRefunds")
-	now := ivrpay.FormatTime(s.now())
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM refunds WHERE status = 'PROCESSING' AND processor_outcome = 'UNKNOWN'
-		AND updated_at <= $1 AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`,
-		ivrpay.FormatTime(cutoff), now, limit)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	until := ivrpay.FormatTime(s.now().Add(lease))
+	ids, leaseErr := s.leaseDue(ctx, "refunds", "status = 'PROCESSING' AND processor_outcome = 'UNKNOWN'", cutoff, lease, limit)
 	for _, id := range ids {
-		n, err := s.execTx(ctx, `UPDATE refunds SET reconcile_lease_until = $2 WHERE id = $1 AND status = 'PROCESSING'
-			AND processor_outcome = 'UNKNOWN' AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $3)`, id, until, now)
-		if err != nil {
-			return out, err
-		}
-		if n != 1 {
-			continue
-		}
 		u := ivrpay.UnresolvedRefund{}
 		if u.Refund, err = s.findRefund(ctx, s.rdb, id); err != nil {
 			return out, err
@@ -279,5 +250,5 @@ func (s *Store) ClaimUnresolvedRefunds(ctx context.Context, cutoff time.Time, le
 		}
 		out = append(out, u)
 	}
-	return out, nil
+	return out, leaseErr
 }
