@@ -98,11 +98,12 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		q := url.Values{}
 		// Durability stays WAL + synchronous=FULL. The rest trades memory for
 		// fewer system calls (docs/benchmarks.md): group commit's savepoints
-		// spill to memory instead of a temp file, an 8 MiB page cache per
-		// connection (nine connections stay well under the 150 MB RSS goal) and
-		// reads through a 64 MiB mmap instead of pread.
+		// spill to memory instead of a temp file, and an 8 MiB page cache per
+		// connection (nine connections stay well under the 150 MB RSS goal).
+		// mmap was measured and left off: modernc's SQLite unmaps on every
+		// read transaction (vms_clear_ptes in the profile).
 		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)",
-			"temp_store(MEMORY)", "cache_size(-8000)", "mmap_size(67108864)"} {
+			"temp_store(MEMORY)", "cache_size(-8000)"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
