@@ -16,12 +16,13 @@ import (
 func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res ivrpay.IVRResult, err error) {
 	caller := ivrpay.PrincipalFromContext(ctx)
 	ref := req.ConfigParam()
-	tx, err := s.claimTransaction(ctx, caller.PlatformID, req.TransactionID, s.ivrRequestHash(req, ref), ref.ID)
+	hash := s.ivrRequestHash(req, ref)
+	tx, err := s.claimTransaction(ctx, caller.PlatformID, req.TransactionID, hash, ref.ID)
 	if err != nil {
 		return res, err
 	}
 	if !tx.Owned {
-		if tx.RequestHash != s.ivrRequestHash(req, ref) {
+		if tx.RequestHash != hash {
 			return ivrpay.DuplicateTransaction(req.TransactionID).Result(), nil
 		}
 		refusal, err := s.checkReplay(ctx, caller, req.Method, tx.ConfigID)
