@@ -110,6 +110,34 @@ type PayinOutcome struct {
 	At                    time.Time
 }
 
+// ProcessorOutcome is APPROVED or DECLINED, as the payin shows it.
+func (o PayinOutcome) ProcessorOutcome() string {
+	if o.Result.Approved {
+		return ProcessorOutcomeApproved
+	}
+	return ProcessorOutcomeDeclined
+}
+
+// Applied is the CREATED payin p as the outcome leaves it, as a read would
+// return it (times at the stored precision).
+func (o PayinOutcome) Applied(p *Payin) *Payin {
+	f := *p
+	res := o.Result
+	f.Status, f.PaymentMethodID = o.Status, OptString(o.PaymentMethodID)
+	f.AuthorizedAmount, f.CapturedAmount, f.RefundableAmount = o.AuthorizedAmount, o.CapturedAmount, 0
+	f.RefusalCode, f.RefusalDesc, f.AuthCode = OptString(res.RefusalCode), OptString(res.RefusalDesc), OptString(res.AuthCode)
+	f.AVSResultCode, f.CVCResultCode = OptString(res.AVSResultCode), OptString(res.CVCResultCode)
+	var proc PayinProcessor
+	if p.Processor != nil {
+		proc = *p.Processor
+	}
+	proc.Reference, proc.NetworkTransactionID, proc.Outcome = OptString(res.Reference), OptString(res.NetworkTransactionID), OptString(o.ProcessorOutcome())
+	f.Processor = &proc
+	f.Refunds = []Refund{}
+	f.UpdatedAt, _ = time.Parse(time.RFC3339Nano, FormatTime(o.At))
+	return &f
+}
+
 // PayinUnknown records that a CREATED payin's processor outcome is unknown;
 // the card is stored so that the outcome can be resolved without the caller.
 type PayinUnknown struct {

@@ -131,10 +131,7 @@ func (s *Service) recordOutcome(ctx context.Context, p *ivrpay.Payin, a chargeAt
 	o.Audit = ivrpay.AuditEvent{PlatformID: p.PlatformID, Action: "payin.create", Target: p.ID, Outcome: o.Status,
 		Detail: fmt.Sprintf("source=%s amount=%d config=%s refusal=%s", p.Source, p.Amount, p.PayinConfigID, res.RefusalCode)}
 	if a.answer != nil {
-		final := *p
-		final.Status, final.PaymentMethodID = o.Status, ivrpay.OptString(o.PaymentMethodID)
-		final.RefusalCode, final.RefusalDesc = ivrpay.OptString(res.RefusalCode), ivrpay.OptString(res.RefusalDesc)
-		o.Answer = a.answer(&final)
+		o.Answer = a.answer(o.Applied(p))
 	}
 	final, err := s.store.RecordPayinOutcome(context.WithoutCancel(ctx), o)
 	if errors.Is(err, ivrpay.ErrStateChanged) {

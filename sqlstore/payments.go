@@ -176,11 +176,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 // RecordPayinOutcome stores a CREATED payin's definite outcome.
 func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (final *ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.RecordPayinOutcome(%q)", o.PayinID)
-	res := o.Result
-	outcome := ivrpay.ProcessorOutcomeDeclined
-	if res.Approved {
-		outcome = ivrpay.ProcessorOutcomeApproved
-	}
+	res, outcome := o.Result, o.ProcessorOutcome()
 	at := ivrpay.FormatTime(o.At)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if pm := o.NewPaymentMethod; pm != nil {
@@ -220,7 +216,7 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 			}
 		}
 		if o.Payin != nil {
-			final = withOutcome(o.Payin, o, outcome, at)
+			final = o.Applied(o.Payin)
 		} else if final, err = s.findPayin(ctx, tx, o.PayinID); err != nil {
 			return err
 		}
@@ -241,26 +237,6 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 	}
 	// The payin as the committed transaction wrote it; no need to read it again.
 	return final, nil
-}
-
-// withOutcome is the CREATED payin p as the outcome's UPDATE left it, as a
-// read would return it.
-func withOutcome(p *ivrpay.Payin, o ivrpay.PayinOutcome, outcome, at string) *ivrpay.Payin {
-	f := *p
-	res := o.Result
-	f.Status, f.PaymentMethodID = o.Status, ivrpay.OptString(o.PaymentMethodID)
-	f.AuthorizedAmount, f.CapturedAmount, f.RefundableAmount = o.AuthorizedAmount, o.CapturedAmount, 0
-	f.RefusalCode, f.RefusalDesc, f.AuthCode = ivrpay.OptString(res.RefusalCode), ivrpay.OptString(res.RefusalDesc), ivrpay.OptString(res.AuthCode)
-	f.AVSResultCode, f.CVCResultCode = ivrpay.OptString(res.AVSResultCode), ivrpay.OptString(res.CVCResultCode)
-	proc := ivrpay.PayinProcessor{}
-	if p.Processor != nil {
-		proc = *p.Processor
-	}
-	proc.Reference, proc.NetworkTransactionID, proc.Outcome = ivrpay.OptString(res.Reference), ivrpay.OptString(res.NetworkTransactionID), ivrpay.OptString(outcome)
-	f.Processor = &proc
-	f.Refunds = []ivrpay.Refund{}
-	f.UpdatedAt = parseTime(at)
-	return &f
 }
 
 // RecordPayinUnknown marks a CREATED payin's outcome unknown and stores its card.
