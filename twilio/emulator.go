@@ -145,24 +145,7 @@ func NewEmulator(o EmulatorOptions) (*Emulator, error) {
 	if len(o.Connectors) == 0 {
 		return nil, errors.New("at least one connector NAME=URL is required")
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	switch {
-	case o.Retries == 0:
-		o.Retries = DefaultRetries
-	case o.Retries < 0:
-		o.Retries = 0
-	}
-	if o.Client == nil {
-		o.Client = &http.Client{}
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.NewTransactionID == nil {
-		o.NewTransactionID = NewTransactionID
-	}
+	connectorDefaults(&o.Timeout, &o.Retries, &o.Client, &o.NewTransactionID, &o.Now)
 	e := &Emulator{o: o, connectors: map[string]*connectorExchange{}, sessions: map[string]*paymentSession{},
 		byCall: map[string]*paymentSession{}, answers: map[string]storedAnswer{}}
 	for name, endpoint := range o.Connectors {

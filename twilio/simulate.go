@@ -112,6 +112,31 @@ type SimulateOptions struct {
 	Now func() time.Time
 }
 
+// connectorDefaults fills in what a connector call (the simulator's, the
+// emulator's) leaves unset: Twilio's timeout and retries (a negative Retries
+// means none), a client without a timeout of its own, fresh transaction ids
+// and the wall clock.
+func connectorDefaults(timeout *time.Duration, retries *int, client **http.Client, newTxID *func() string, now *func() time.Time) {
+	if *timeout <= 0 {
+		*timeout = DefaultTimeout
+	}
+	switch {
+	case *retries == 0:
+		*retries = DefaultRetries
+	case *retries < 0:
+		*retries = 0
+	}
+	if *client == nil {
+		*client = &http.Client{}
+	}
+	if *newTxID == nil {
+		*newTxID = NewTransactionID
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+}
+
 // Attempt is one connector request of a simulated call.
 type Attempt struct {
 	TransactionID string `json:"transaction_id"`
@@ -461,24 +486,7 @@ func (o *SimulateOptions) defaults() error {
 	if o.CallSid == "" {
 		o.CallSid = NewSid("CA")
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	switch {
-	case o.Retries == 0:
-		o.Retries = DefaultRetries
-	case o.Retries < 0:
-		o.Retries = 0
-	}
-	if o.Client == nil {
-		o.Client = &http.Client{}
-	}
-	if o.NewTransactionID == nil {
-		o.NewTransactionID = NewTransactionID
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	connectorDefaults(&o.Timeout, &o.Retries, &o.Client, &o.NewTransactionID, &o.Now)
 	return nil
 }
 
