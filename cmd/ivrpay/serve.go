@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -155,6 +156,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	logger := newLogger(sc.mode, stderr)
+	procs := raiseProcs(os.Getenv("GOMAXPROCS"), logger)
 	store, v, mode, err := sc.open(ctx, logger, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
@@ -218,7 +220,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	srv := newHTTPServer(drain.wrap(api.Handler()))
 	workers := startWorkers(store, pay, logger, mode, *settleAfter)
 	defer workers.stop()
-	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base)
+	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base, "gomaxprocs", procs)
 	errc := make(chan error, 1)
 	go func() {
 		if *tlsCert != "" {
