@@ -63,7 +63,7 @@ func (s *Store) ListMerchants(ctx context.Context, page ivrpay.Page) (l *ivrpay.
 const merchantSelect = `SELECT id, platform_id, name, dba_name, email, status, created_at, updated_at FROM merchants`
 
 func (s *Store) findMerchant(ctx context.Context, id string) (*ivrpay.Merchant, error) {
-	m, err := scanMerchant(s.rdb.QueryRowContext(ctx, merchantSelect+` WHERE id = $1`, id))
+	m, err := scanMerchant(s.queryRow(ctx, s.rdb, merchantSelect+` WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "merchant %s not found", id)
 	}

@@ -11,6 +11,13 @@ import (
 // settleBatch bounds how many payins and refunds one settlement pass reads.
 const settleBatch = 100
 
+// settleDuePayins lists the payins due to settle, oldest first. Its filter
+// and order are the index payins_settle_due's, word for word, so that a
+// pass reads only what it settles (SQLite matches an index expression
+// literally).
+const settleDuePayins = `SELECT id FROM payins WHERE status = 'PROCESSING' AND COALESCE(status_at, updated_at) <= $1
+	ORDER BY COALESCE(status_at, updated_at), id LIMIT $2`
+
 // SettleDue settles what has been PROCESSING for at least settleAfter:
 // payins and refunds move to SUCCEEDED, each in its own transaction with its
 // event. Every row is claimed by a conditional UPDATE (WHERE status =
@@ -20,7 +27,7 @@ const settleBatch = 100
 func (s *Store) SettleDue(ctx context.Context, settleAfter time.Duration) (n int, err error) {
 	defer wrap(&err, "Store.SettleDue")
 	cutoff := ivrpay.FormatTime(s.now().Add(-settleAfter))
-	payins, err := s.dueIDs(ctx, `SELECT id FROM payins WHERE status = 'PROCESSING' AND COALESCE(status_at, updated_at) <= $1 ORDER BY id LIMIT $2`, cutoff)
+	payins, err := s.dueIDs(ctx, settleDuePayins, cutoff)
 	if err != nil {
 		return 0, err
 	}
@@ -50,7 +57,7 @@ func (s *Store) SettleDue(ctx context.Context, settleAfter time.Duration) (n int
 }
 
 func (s *Store) dueIDs(ctx context.Context, query, cutoff string) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, query, cutoff, settleBatch)
+	rows, err := s.query(ctx, s.rdb, query, cutoff, settleBatch)
 	if err != nil {
 		return nil, err
 	}
