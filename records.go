@@ -19,6 +19,23 @@ var ErrStateChanged = errors.New("state changed since it was read")
 // stored its payment method.
 var ErrConfigUsed = errors.New("config already used")
 
+// ErrClaimTaken is returned by a Store when a write that carries a
+// ConnectorClaim finds the transaction claimed by another request; nothing
+// of the write was kept.
+var ErrClaimTaken = errors.New("connector transaction claimed by another request")
+
+// ConnectorClaim is the claim of a new connector transaction, written with
+// the transaction's first change (its payin's reservation, or its refusal)
+// rather than in a transaction of its own: a charge then commits once, not
+// twice, before its processor call.
+type ConnectorClaim struct {
+	PlatformID    string
+	TransactionID string
+	RequestHash   string
+	ConfigID      string
+	Lease         time.Duration
+}
+
 // ConnectorTransaction is the state of a connector transaction_id as a claim found it.
 type ConnectorTransaction struct {
 	// Owned: this request now runs the transaction (it was new, or the
@@ -38,6 +55,9 @@ type ConnectorAnswer struct {
 	PlatformID    string
 	TransactionID string
 	Result        IVRResult
+	// Claim, when set, is the claim of a new transaction, written with its
+	// answer (ErrClaimTaken when another request claimed it first).
+	Claim *ConnectorClaim
 }
 
 // PayinReservation is a CREATED payin that reserves its config while the processor answers.
@@ -53,6 +73,10 @@ type PayinReservation struct {
 	PaymentMethodID string
 	Processor       ProcessorAccountRef
 	CreatedAt       time.Time
+	// Claim, when set, is the claim of the new IVR transaction, written
+	// with the payin or not at all (ErrClaimTaken when another request
+	// claimed the transaction first).
+	Claim *ConnectorClaim
 }
 
 // ProcessorAccountRef is the processor account a payment goes to.

@@ -27,6 +27,8 @@ type chargeAttempt struct {
 	version ivrpay.APIVersion
 	// answer, for connector charges, is the answer stored with the outcome.
 	answer func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer
+	// claim, for a new connector transaction, is written with the reservation.
+	claim *newClaim
 }
 
 // charge makes a payin in three steps. (1) A CREATED payin reserves the
@@ -66,8 +68,14 @@ func (s *Service) reserve(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, 
 	if a.stored != nil {
 		r.PaymentMethodID = a.stored.ID
 	}
+	if a.claim != nil && !a.claim.written {
+		r.Claim = &a.claim.ConnectorClaim
+	}
 	p, holder, err := s.store.ReservePayin(context.WithoutCancel(ctx), r)
 	if err != nil || holder == nil {
+		if err == nil && a.claim != nil {
+			a.claim.written = true
+		}
 		return p, err
 	}
 	if sameAttempt(holder, a) {

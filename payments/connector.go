@@ -12,14 +12,31 @@ import (
 
 // ProcessIVR runs one connector request: claim the transaction, run the
 // checks in order, charge or store the card, and store the answer with the
-// change it reports, so that every retry replays it.
+// change it reports, so that every retry replays it. A new charge's claim is
+// written with its reservation; a replay reads and writes nothing.
 func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res ivrpay.IVRResult, err error) {
 	caller := ivrpay.PrincipalFromContext(ctx)
 	ref := req.ConfigParam()
 	hash := s.ivrRequestHash(req, ref)
-	tx, err := s.claimTransaction(ctx, caller.PlatformID, req.TransactionID, hash, ref.ID)
+	// A read first: a replay of an answered transaction writes nothing.
+	tx, found, err := s.store.FindConnectorTransaction(ctx, caller.PlatformID, req.TransactionID)
 	if err != nil {
 		return res, err
+	}
+	if !found && req.Method == ivrpay.IVRMethodCharge {
+		// A new charge writes its claim with its payin's reservation (or its
+		// refusal): one commit before the processor call instead of two.
+		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{PlatformID: caller.PlatformID, TransactionID: req.TransactionID,
+			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}}
+		if res, err = s.runOwned(ctx, caller, req, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
+			return res, err
+		}
+		// Another request claimed it meanwhile: wait for it like any retry.
+	}
+	if !tx.Done {
+		if tx, err = s.claimTransaction(ctx, caller.PlatformID, req.TransactionID, hash, ref.ID); err != nil {
+			return res, err
+		}
 	}
 	if !tx.Owned {
 		if tx.RequestHash != hash {
@@ -33,15 +50,34 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		}
 		return tx.Response, nil
 	}
+	return s.runOwned(ctx, caller, req, nil)
+}
+
+// newClaim is the claim of a new charge transaction, not written yet: it is
+// written with the transaction's first change (written), or not at all.
+type newClaim struct {
+	ivrpay.ConnectorClaim
+	written bool
+}
+
+// runOwned runs a transaction this request has claimed (claim nil) or a new
+// one whose claim it writes with its first change. ErrClaimTaken means
+// another request claimed the new one first and nothing was written.
+func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, claim *newClaim) (ivrpay.IVRResult, error) {
 	// From here the attempt runs to completion even if Twilio hangs up, so
 	// that its retry finds the answer.
 	ctx = context.WithoutCancel(ctx)
-	res, finished, err := s.runIVR(ctx, caller, req)
+	res, finished, err := s.runIVR(ctx, caller, req, claim)
 	if err == nil && !finished {
 		// A refusal decided without a change to record.
-		err = s.store.FinishConnectorTransaction(ctx, ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: res})
+		a := ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: res}
+		if claim != nil && !claim.written {
+			a.Claim = &claim.ConnectorClaim
+		}
+		err = s.store.FinishConnectorTransaction(ctx, a)
 	}
-	if err != nil || (finished && res.ErrorCode == ivrpay.ConnPaymentPending) {
+	claimed := claim == nil || claim.written
+	if claimed && (err != nil || (finished && res.ErrorCode == ivrpay.ConnPaymentPending)) {
 		// Release the lease so that the next retry takes over at once: after
 		// an error, or while the processor's outcome is unknown (the retry
 		// asks the processor again with the same idempotency key).
@@ -119,7 +155,7 @@ func (s *Service) claimTransaction(ctx context.Context, platformID, txID, hash, 
 
 // runIVR runs checks 3 to 11 and the charge or tokenize. finished reports
 // that the answer was stored with the change it reports.
-func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest) (res ivrpay.IVRResult, finished bool, err error) {
+func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, claim *newClaim) (res ivrpay.IVRResult, finished bool, err error) {
 	platform := caller.Platform
 	if platform == nil {
 		// Keys from Authenticate carry their platform; others are loaded here.
@@ -144,7 +180,7 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 		if refusal != nil {
 			return refusal.Result(), false, nil
 		}
-		return s.chargeIVR(ctx, caller, req, cfg, entry)
+		return s.chargeIVR(ctx, caller, req, cfg, entry, claim)
 	}
 	pmc, err := s.store.LoadPaymentMethodConfig(ctx, ref.ID)
 	if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
@@ -157,7 +193,7 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 	return s.tokenizeIVR(ctx, caller, req, pmc, entry)
 }
 
-func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry) (ivrpay.IVRResult, bool, error) {
+func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry, claim *newClaim) (ivrpay.IVRResult, bool, error) {
 	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, paymentOps(cfg.ProcessingMode)...)
 	if refusal := notConfigured(err); refusal != nil {
 		return refusal.Result(), false, nil
@@ -169,7 +205,7 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: ivrChargeResult(version, p, entry)}
 	}
 	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrTxID: req.TransactionID,
-		account: account, processor: proc, answer: answer, version: version})
+		account: account, processor: proc, answer: answer, version: version, claim: claim})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
 	} else if err != nil {

@@ -24,19 +24,23 @@ type Store interface {
 	// network transaction id of its first payment.
 	LoadPaymentMethodCard(ctx context.Context, id string) (panCiphertext, networkTransactionID string, err error)
 
+	// FindConnectorTransaction reads a transaction without claiming it.
+	FindConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, found bool, err error)
 	// ClaimConnectorTransaction inserts the transaction (owned), takes over
 	// one whose lease has ended (owned), or returns it as it is.
 	ClaimConnectorTransaction(ctx context.Context, platformID, txID, requestHash, configID string, lease time.Duration) (ivrpay.ConnectorTransaction, error)
 	// FinishConnectorTransaction stores the answer of a transaction that
-	// ended without a change to record (a refusal).
+	// ended without a change to record (a refusal); with a.Claim, it inserts
+	// the new transaction with its answer (ErrClaimTaken when it exists).
 	FinishConnectorTransaction(ctx context.Context, a ivrpay.ConnectorAnswer) error
 	// ReleaseConnectorTransaction ends the lease of a running transaction,
 	// so that the next retry takes it over at once.
 	ReleaseConnectorTransaction(ctx context.Context, platformID, txID string) error
 
-	// ReservePayin inserts a CREATED payin. When the config already has a
-	// live payin (or the IVR transaction a payin), it inserts nothing and
-	// returns that payin as holder.
+	// ReservePayin inserts a CREATED payin, with r.Claim when set (both or
+	// neither; ErrClaimTaken when the transaction exists). When the config
+	// already has a live payin (or the IVR transaction a payin), it inserts
+	// nothing and returns that payin as holder.
 	ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (reserved, holder *ivrpay.Payin, err error)
 	// RecordPayinOutcome stores a CREATED payin's definite outcome with its
 	// card, events, audit record and connector answer. ErrStateChanged when

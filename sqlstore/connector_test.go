@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/card"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
@@ -1065,4 +1067,79 @@ func openDSN(t *testing.T, dsn string, opts sqlstoretest.Config) *sqlstore.Store
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// staleLookup is the store as a request sees it when another request's
+// claim commits between its look-up and its first write: the look-up finds
+// nothing. It counts the writes refused as claimed by another.
+type staleLookup struct {
+	payments.Store
+	taken atomic.Int32
+}
+
+func (s *staleLookup) FindConnectorTransaction(context.Context, string, string) (ivrpay.ConnectorTransaction, bool, error) {
+	return ivrpay.ConnectorTransaction{}, false, nil
+}
+
+func (s *staleLookup) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (*ivrpay.Payin, *ivrpay.Payin, error) {
+	p, holder, err := s.Store.ReservePayin(ctx, r)
+	if errors.Is(err, ivrpay.ErrClaimTaken) {
+		s.taken.Add(1)
+	}
+	return p, holder, err
+}
+
+func (s *staleLookup) FinishConnectorTransaction(ctx context.Context, a ivrpay.ConnectorAnswer) error {
+	err := s.Store.FinishConnectorTransaction(ctx, a)
+	if errors.Is(err, ivrpay.ErrClaimTaken) {
+		s.taken.Add(1)
+	}
+	return err
+}
+
+// TestIVRClaimWrittenWithFirstChange: a new charge's claim is written with
+// its reservation, or with its refusal. When another request claimed the
+// transaction after this one looked it up, the write is refused whole
+// (nothing of it kept) and the request answers as a retry: the first
+// answer, byte for byte, with no second payin.
+func TestIVRClaimWrittenWithFirstChange(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		stale := &staleLookup{Store: b.s}
+		late := b.opts.PaymentsOn(stale)
+		for _, row := range []struct {
+			name  string
+			req   func() ivrpay.IVRRequest
+			check func(t *testing.T, first ivrpay.IVRResult)
+		}{
+			{name: "approved charge (claim with the reservation)", req: func() ivrpay.IVRRequest {
+				return chargeReq(b.payinConfig(t, 1000).ID, "CA-stale-approved", visaOK, 1000)
+			}, check: func(t *testing.T, first ivrpay.IVRResult) { mustSucceed(t, first) }},
+			{name: "refusal (claim with the answer)", req: func() ivrpay.IVRRequest {
+				return chargeReq("sbx_payin_config_missing", "CA-stale-refused", visaOK, 1000)
+			}, check: func(t *testing.T, first ivrpay.IVRResult) {
+				if first.ErrorCode == "" {
+					t.Fatalf("a missing config was answered %+v, want a refusal", first)
+				}
+			}},
+		} {
+			t.Run(row.name, func(t *testing.T) {
+				req := row.req()
+				first := process(t, b.pay, b.ivrCtx, req)
+				row.check(t, first)
+				payins := count(t, b.s.DB(), `SELECT COUNT(*) FROM payins`)
+				takenBefore := stale.taken.Load()
+				again := process(t, late, b.ivrCtx, req)
+				if stale.taken.Load() != takenBefore+1 {
+					t.Fatal("the late request's first write was not refused as claimed: the test does not reach the path")
+				}
+				if !reflect.DeepEqual(again, first) {
+					t.Fatalf("the late request answered %+v, the first %+v", again, first)
+				}
+				if got := count(t, b.s.DB(), `SELECT COUNT(*) FROM payins`); got != payins {
+					t.Fatalf("%d payins after the late request, %d before: its refused write left a payin", got, payins)
+				}
+			})
+		}
+	})
 }

@@ -61,6 +61,8 @@ type Store struct {
 	stmts stmtCache
 	// statements counts what went through stmts (Statements).
 	statements atomic.Int64
+	// writes counts write transactions (WriteTransactions).
+	writes atomic.Int64
 	// endpoints caches each platform's webhook endpoints (EndpointCacheFor).
 	endpoints endpointCache
 }
@@ -143,6 +145,11 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 	return s, nil
 }
 
+// WriteTransactions counts the write transactions the store has run (each a
+// commit, or a share of a group commit), so that a test can hold a charge to
+// its budget of commits.
+func (s *Store) WriteTransactions() int64 { return s.writes.Load() }
+
 // Engine is EngineSQLite or EnginePostgres.
 func (s *Store) Engine() string { return s.engine }
 
@@ -181,6 +188,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	// Once the transaction is over, the statements it met for the first
 	// time are prepared for the next ones.
 	defer s.preparePending()
+	s.writes.Add(1)
 	if s.group != nil && ctx.Done() == nil {
 		return s.group.do(fn)
 	}

@@ -201,6 +201,7 @@ func call(fn func(tx *sql.Tx) error, tx *sql.Tx) (res writeResult) {
 // commits too; elsewhere it is one autocommit statement.
 func (s *Store) execTx(ctx context.Context, query string, args ...any) (int64, error) {
 	if s.group == nil {
+		s.writes.Add(1)
 		res, err := s.exec(ctx, s.wdb, query, args...)
 		if err != nil {
 			return 0, err

@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -55,21 +57,17 @@ func (s *Store) LoadPaymentMethodCard(ctx context.Context, id string) (ciphertex
 func (s *Store) ClaimConnectorTransaction(ctx context.Context, platformID, txID, hash, configID string, lease time.Duration) (t ivrpay.ConnectorTransaction, err error) {
 	defer wrap(&err, "Store.ClaimConnectorTransaction")
 	now := s.now()
-	n, err := s.execTx(ctx, `INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, config_id, status, lease_until, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (platform_id, transaction_id) DO NOTHING`,
-		platformID, txID, hash, configID, txRunning, ivrpay.FormatTime(now.Add(lease)), ivrpay.FormatTime(now))
+	claim := ivrpay.ConnectorClaim{PlatformID: platformID, TransactionID: txID, RequestHash: hash, ConfigID: configID, Lease: lease}
+	n, err := s.execTx(ctx, claimInsert, claimArgs(claim, now)...)
 	if err != nil || n == 1 {
 		return ivrpay.ConnectorTransaction{Owned: n == 1, RequestHash: hash, ConfigID: configID}, err
 	}
-	var status, leaseUntil string
-	var response sql.NullString
-	if err := s.queryRow(ctx, s.rdb, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
-		WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID).Scan(&t.RequestHash, &t.ConfigID, &status, &response, &leaseUntil); err != nil {
+	t, leaseUntil, found, err := s.readConnectorTransaction(ctx, platformID, txID)
+	if err != nil || !found || t.Done {
+		if err == nil && !found {
+			err = fmt.Errorf("connector transaction %s vanished after its insert conflicted", txID)
+		}
 		return t, err
-	}
-	if status == txDone {
-		t.Done = true
-		return t, json.Unmarshal([]byte(response.String), &t.Response)
 	}
 	if t.RequestHash != hash || leaseUntil >= ivrpay.FormatTime(now) {
 		return t, nil
@@ -81,10 +79,64 @@ func (s *Store) ClaimConnectorTransaction(ctx context.Context, platformID, txID,
 	return t, err
 }
 
+// FindConnectorTransaction reads a transaction without claiming it.
+func (s *Store) FindConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, found bool, err error) {
+	defer wrap(&err, "Store.FindConnectorTransaction")
+	t, _, found, err = s.readConnectorTransaction(ctx, platformID, txID)
+	return t, found, err
+}
+
+func (s *Store) readConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
+	var status string
+	var response sql.NullString
+	err = s.queryRow(ctx, s.rdb, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
+		WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID).Scan(&t.RequestHash, &t.ConfigID, &status, &response, &leaseUntil)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, "", false, nil
+	} else if err != nil {
+		return t, "", false, err
+	}
+	if status == txDone {
+		t.Done = true
+		err = json.Unmarshal([]byte(response.String), &t.Response)
+	}
+	return t, leaseUntil, true, err
+}
+
+// claimInsert inserts a running transaction leased to the caller; 0 rows
+// when it exists already.
+const claimInsert = `INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, config_id, status, lease_until, created_at, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (platform_id, transaction_id) DO NOTHING`
+
+func claimArgs(c ivrpay.ConnectorClaim, now time.Time) []any {
+	return []any{c.PlatformID, c.TransactionID, c.RequestHash, c.ConfigID, txRunning, ivrpay.FormatTime(now.Add(c.Lease)), ivrpay.FormatTime(now)}
+}
+
+// writeClaim inserts the claim a write carries, if any: ErrClaimTaken (which
+// undoes the write) when another request holds the transaction.
+func (s *Store) writeClaim(ctx context.Context, tx *sql.Tx, c *ivrpay.ConnectorClaim) error {
+	if c == nil {
+		return nil
+	}
+	res, err := s.exec(ctx, tx, claimInsert, claimArgs(*c, s.now())...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return cmp.Or(err, ivrpay.ErrClaimTaken)
+	}
+	return nil
+}
+
 // FinishConnectorTransaction stores the answer of a transaction on its own.
 func (s *Store) FinishConnectorTransaction(ctx context.Context, a ivrpay.ConnectorAnswer) (err error) {
 	defer wrap(&err, "Store.FinishConnectorTransaction")
-	return s.inTx(ctx, func(tx *sql.Tx) error { return s.finishTransaction(ctx, tx, a) })
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.writeClaim(ctx, tx, a.Claim); err != nil {
+			return err
+		}
+		return s.finishTransaction(ctx, tx, a)
+	})
 }
 
 // ReleaseConnectorTransaction ends the lease of a running transaction.
@@ -122,6 +174,9 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 	txID := sql.NullString{String: r.IVRTransactionID, Valid: r.IVRTransactionID != ""}
 	pmID := sql.NullString{String: r.PaymentMethodID, Valid: r.PaymentMethodID != ""}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.writeClaim(ctx, tx, r.Claim); err != nil {
+			return err
+		}
 		_, err := s.exec(ctx, tx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 			brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, processor_account, processor_kind,
 			processor_sub_account, created_at, updated_at)

@@ -83,7 +83,10 @@ func (c Config) StoreOptions() sqlstore.Options {
 // Payments returns the payments service of c over store, routing every
 // payment with c.Router, or else to c's processor as the built-in sandbox
 // account.
-func (c Config) Payments(store *sqlstore.Store) *payments.Service {
+func (c Config) Payments(store *sqlstore.Store) *payments.Service { return c.PaymentsOn(store) }
+
+// PaymentsOn is Payments on any payments.Store (a test's wrapper of one).
+func (c Config) PaymentsOn(store payments.Store) *payments.Service {
 	var router payments.Router = payments.SandboxRouter{Processor: c.Processor}
 	if c.Router != nil {
 		router = c.Router
