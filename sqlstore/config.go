@@ -58,7 +58,7 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	// share a group commit (see inTx).
 	ctx = context.WithoutCancel(ctx)
 	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
-	id, err = s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id, func(tx *sql.Tx) (sql.Result, error) {
+	firstID, err := s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id, func(tx *sql.Tx) (sql.Result, error) {
 		return s.exec(ctx, tx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
@@ -67,7 +67,14 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	if err != nil {
 		return nil, err
 	}
-	return s.findPayinConfig(ctx, s.rdb, id)
+	if firstID != id {
+		// A replay of the key: the config as it is now (it may have a payin).
+		return s.findPayinConfig(ctx, s.rdb, firstID)
+	}
+	// The config as a read would return it, without reading it.
+	return &ivrpay.PayinConfig{ID: id, PlatformID: caller.PlatformID, MerchantID: m.ID, Merchant: ivrpay.MerchantRef{ID: m.ID, Name: m.Name},
+		IdempotencyKey: ivrpay.ClientIdempotencyKey(key), Amount: amount, CurrencyCode: in.CurrencyCode, BillingContact: billingContact(bc),
+		Metadata: rawJSON(md), MethodMetadata: rawJSON(mmd), ProcessingMode: in.ProcessingMode, CreatedAt: parseTime(ivrpay.FormatTime(now))}, nil
 }
 
 // FindPayinConfig returns a payin config the caller may read.
