@@ -194,24 +194,38 @@ func TestAuthCacheHitIsACopy(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				first := tc.first(t)
 				want, wantPlatform := *first, *first.Platform
-				first.Status, first.Secret, first.Session, first.PlatformID = "CHANGED", "changed", true, "plt_changed"
-				first.Platform.IVRPayments, first.Platform.Name, first.Platform.MinAPIVersion = false, "Changed", ivrpay.APIVersion20230101
-				first.Platform = &ivrpay.Platform{ID: "plt_changed"}
-				before := b.s.Statements()
-				next := authenticate(t, b.s, b.admin.Secret)
-				if n := b.s.Statements() - before; n != 0 {
-					t.Fatalf("the next authentication ran %d statements: the test does not reach the cache", n)
+				want.Platform = nil
+				// change is what a caller may do to the key it got.
+				change := func(k *ivrpay.APIKey) {
+					k.Status, k.Secret, k.Session, k.PlatformID = "CHANGED", "changed", true, "plt_changed"
+					k.Platform.IVRPayments, k.Platform.Name, k.Platform.MinAPIVersion = false, "Changed", ivrpay.APIVersion20230101
 				}
-				if next == first || next.Platform == first.Platform {
-					t.Fatal("the next authentication returned the same key or platform")
+				hit := func() *ivrpay.APIKey {
+					t.Helper()
+					before := b.s.Statements()
+					k := authenticate(t, b.s, b.admin.Secret)
+					if n := b.s.Statements() - before; n != 0 {
+						t.Fatalf("an authentication ran %d statements: the test does not reach the cache", n)
+					}
+					return k
 				}
-				if *next.Platform != wantPlatform {
-					t.Fatalf("the next hit's platform = %+v, want %+v", *next.Platform, wantPlatform)
+				check := func(what string, k *ivrpay.APIKey) {
+					t.Helper()
+					if *k.Platform != wantPlatform {
+						t.Fatalf("%s: platform = %+v, want %+v", what, *k.Platform, wantPlatform)
+					}
+					got := *k
+					got.Platform = nil
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s: key = %+v, want %+v", what, got, want)
+					}
 				}
-				next.Platform, want.Platform = nil, nil
-				if !reflect.DeepEqual(*next, want) {
-					t.Fatalf("the next hit's key = %+v, want %+v", *next, want)
-				}
+				change(first)
+				next := hit()
+				check("a hit after a caller changed its key", next)
+				other := hit()
+				change(next)
+				check("a hit while another request changes its own hit", other)
 			})
 		}
 	})
@@ -231,7 +245,7 @@ func TestAuthCacheHoldsNoSecret(t *testing.T) {
 			}
 			for hash, k := range cached {
 				if text := fmt.Sprintf("%s %#v %#v", hash, k, *k.Platform); strings.Contains(text, secret) {
-					t.Errorf("the cache holds a key secret: %s", text)
+					t.Errorf("the cache entry of key %s holds a key secret", k.ID)
 				}
 			}
 		}
