@@ -12,7 +12,8 @@ import (
 // key's platform as it was before another process changed it: a successful
 // authentication is reused for at most this period, by the Store's clock.
 // This process's own changes to keys and platforms take effect at once.
-// Unknown and disabled keys are never cached, and session keys not at all.
+// Only enabled keys are cached (never unknown or disabled ones, nor session
+// keys), at most 10,000 of them per Store.
 const AuthCacheFor = time.Second
 
 // authCacheMaxEntries bounds the cache's memory (about 1 KB an entry): a
