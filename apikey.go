@@ -36,7 +36,9 @@ const (
 )
 
 // APIKey is a secret that belongs to one platform and carries statements.
-// Only a hash of the secret is stored; Secret is set once, on creation.
+// Only a hash of the secret is stored; Secret is set once, on creation. The
+// Statements of an authenticated key may be shared with other requests'
+// copies of the key: replace them, never modify them in place.
 type APIKey struct {
 	ID           string      `json:"api_key_id"`
 	PlatformID   string      `json:"platform_id"`

@@ -18,16 +18,24 @@ var (
 const apiKeyStatusDeleted = "DELETED"
 
 // Authenticate returns the enabled key with this secret and its platform,
-// or, for a session key, the unexpired session as a principal.
+// or, for a session key, the unexpired session as a principal. A key that
+// authenticated is not read again for AuthCacheFor; each call returns its own
+// copy of the key and of its platform.
 func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIKey, err error) {
 	defer wrap(&err, "Store.Authenticate")
 	if ivrpay.IsSessionSecret(secret) {
 		return s.authenticateSession(ctx, secret)
 	}
-	// One query on every request: the key and its platform together.
+	hash := hashSecret(secret)
+	now := s.now()
+	if k, ok := s.auth.get(hash, now); ok {
+		return k, nil
+	}
+	generation := s.auth.start()
+	// One query for the key and its platform together.
 	var pr platformRow
 	row := s.queryRow(ctx, s.rdb, `SELECT k.id, k.platform_id, k.masked, k.statements, k.status, k.created_at, k.updated_at, `+
-		platformColumns+` FROM api_keys k JOIN platforms p ON p.id = k.platform_id WHERE k.secret_hash = $1`, hashSecret(secret))
+		platformColumns+` FROM api_keys k JOIN platforms p ON p.id = k.platform_id WHERE k.secret_hash = $1`, hash)
 	k, err = s.scanAPIKey(scanWith{row, pr.dest()})
 	if err != nil {
 		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
@@ -39,6 +47,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (k *ivrpay.APIK
 		return nil, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: this API key is disabled.")
 	}
 	k.Platform = pr.platform()
+	s.auth.put(hash, k, now, generation)
 	return k, nil
 }
 
@@ -151,7 +160,8 @@ func (s *Store) SetAPIKeyStatus(ctx context.Context, id, status string) (k *ivrp
 	return s.findAPIKey(ctx, id)
 }
 
-// DeleteAPIKey deletes a key of the caller's platform; it stops authenticating at once.
+// DeleteAPIKey deletes a key of the caller's platform; it stops authenticating
+// at once in this process, and within AuthCacheFor in the others.
 func (s *Store) DeleteAPIKey(ctx context.Context, id string) (err error) {
 	defer wrap(&err, "Store.DeleteAPIKey(%q)", id)
 	if _, err = s.authorizeKeyChange(ctx, id, "api_key:delete"); err != nil {
@@ -188,9 +198,12 @@ func (s *Store) setKeyStatus(ctx context.Context, id, status string) error {
 	if err != nil {
 		return err
 	}
-	return s.updateAudited(ctx, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id),
+	err = s.updateAudited(ctx, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id),
 		ivrpay.AuditEvent{PlatformID: k.PlatformID, Action: "api_key.set_status", Target: id, Outcome: ivrpay.AuditSuccess, Detail: "status=" + status},
 		`UPDATE api_keys SET status = $2, updated_at = $3 WHERE id = $1 AND status <> 'DELETED'`, id, status, ivrpay.FormatTime(s.now()))
+	// After the commit, and whatever the error: a failed commit may still have happened.
+	s.auth.clear()
+	return err
 }
 
 const apiKeySelect = `SELECT id, platform_id, masked, statements, status, created_at, updated_at FROM api_keys`

@@ -65,6 +65,8 @@ type Store struct {
 	writes atomic.Int64
 	// endpoints caches each platform's webhook endpoints (EndpointCacheFor).
 	endpoints endpointCache
+	// auth caches successful API key authentications (AuthCacheFor).
+	auth authCache
 }
 
 // Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the

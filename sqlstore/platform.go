@@ -75,6 +75,8 @@ func (s *Store) updatePlatform(ctx context.Context, id, action, detail, query st
 	err := s.updateAudited(ctx, ivrpay.Errorf(ivrpay.ENOTFOUND, "platform %s not found", id),
 		ivrpay.AuditEvent{PlatformID: id, Action: action, Target: id, Outcome: ivrpay.AuditSuccess, Detail: detail},
 		query, id, value, ivrpay.FormatTime(s.now()))
+	// Authentications carry the platform: after the commit, and whatever the error.
+	s.auth.clear()
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +162,9 @@ func (s *Store) CreateMerchantAsOperator(ctx context.Context, platformID string,
 	return s.createMerchant(ctx, platformID, m)
 }
 
-// DisableAPIKey disables any key (operator use, e.g. a leaked key).
+// DisableAPIKey disables any key (operator use, e.g. a leaked key). The
+// key stops authenticating at once in this process, and within AuthCacheFor
+// in the others (ivrpay admin is another process than the servers).
 func (s *Store) DisableAPIKey(ctx context.Context, keyID string) (k *ivrpay.APIKey, err error) {
 	defer wrap(&err, "Store.DisableAPIKey(%q)", keyID)
 	if err := s.setKeyStatus(ctx, keyID, ivrpay.APIKeyStatusDisabled); err != nil {

@@ -50,6 +50,55 @@ func TestChargeStatementCount(t *testing.T) {
 	}
 }
 
+// TestAuthenticationStatementCount: an API key that authenticated is not read
+// again for sqlstore.AuthCacheFor; unknown and disabled keys and session keys
+// are read every time.
+func TestAuthenticationStatementCount(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
+	b := setup(t, sqlstore.EngineSQLite, func(c *sqlstoretest.Config) { c.Clock = clock })
+	disabled := createKey(t, b.s, b.adminCtx, platformStatement(b.platform.ID, "", "payin:read"))
+	if _, err := b.s.DisableAPIKey(b.adminCtx, disabled.ID); err != nil {
+		t.Fatal(err)
+	}
+	ses, err := b.s.CreateSession(b.adminCtx, ivrpay.SessionCreate{TTL: 600,
+		Statements: []ivrpay.Statement{platformStatement(b.platform.ID, "", "payin:read")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authenticateSession := func() { authenticate(t, b.s, ses.SessionKey) } // warms the session's first use
+	authenticateSession()
+	// The rows run in order: each starts where the one before left the clock and the cache.
+	for _, tc := range []struct {
+		name    string
+		secret  string
+		advance time.Duration
+		ok      bool
+		want    int64
+	}{
+		{"a key's first authentication since the last change reads it", b.ivrKey.Secret, 0, true, 1},
+		{"within the period it is not read", b.ivrKey.Secret, sqlstore.AuthCacheFor - time.Nanosecond, true, 0},
+		{"once the period is over it is read again", b.ivrKey.Secret, time.Nanosecond, true, 1},
+		{"an unknown key is read", "sk_sandbox_unknown", 0, false, 1},
+		{"an unknown key is read again", "sk_sandbox_unknown", 0, false, 1},
+		{"a disabled key is read", disabled.Secret, 0, false, 1},
+		{"a disabled key is read again", disabled.Secret, 0, false, 1},
+		{"a session key is read", ses.SessionKey, 0, true, 1},
+		{"a session key is read again", ses.SessionKey, 0, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Advance(tc.advance)
+			before := b.s.Statements()
+			_, err := b.s.Authenticate(b.adminCtx, tc.secret)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Authenticate: %v, want success %t", err, tc.ok)
+			}
+			if n := b.s.Statements() - before; n != tc.want {
+				t.Fatalf("the authentication ran %d statements, want %d", n, tc.want)
+			}
+		})
+	}
+}
+
 // TestEndpointCacheBound: events read a platform's webhook endpoints at most
 // once per sqlstore.EndpointCacheFor. An endpoint created by another process
 // (another Store on the same database) is missed by this process's events
