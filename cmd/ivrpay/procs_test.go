@@ -6,12 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ivrpay/ivrpay/sqlstore"
+	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // TestServeKeepsTwoProcsOnOneCPU runs the real binary on one CPU (taskset):
 // Go would give it one P, under which SQLite's fsync stalls every request
-// and group commit stops batching; serve raises it to two, unless the
-// operator set GOMAXPROCS, which is kept and warned about.
+// and group commit stops batching; on SQLite serve raises it to two, unless
+// the operator set GOMAXPROCS, which is kept and warned about.
 func TestServeKeepsTwoProcsOnOneCPU(t *testing.T) {
 	t.Parallel()
 	taskset, err := exec.LookPath("taskset")
@@ -24,19 +27,21 @@ func TestServeKeepsTwoProcsOnOneCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, row := range []struct {
-		name, env, want string
-		warned          bool
+		name, engine, env, want string
+		warned                  bool
 	}{
-		{name: "GOMAXPROCS unset", want: "gomaxprocs=2"},
-		{name: "GOMAXPROCS=1 set by the operator", env: "GOMAXPROCS=1", want: "gomaxprocs=1", warned: true},
+		{name: "SQLite, GOMAXPROCS unset", engine: sqlstore.EngineSQLite, want: "gomaxprocs=2"},
+		{name: "SQLite, GOMAXPROCS=1 set by the operator", engine: sqlstore.EngineSQLite, env: "GOMAXPROCS=1", want: "gomaxprocs=1", warned: true},
+		// PostgreSQL is network I/O, which does not keep a P: left alone.
+		{name: "PostgreSQL, GOMAXPROCS unset", engine: sqlstore.EnginePostgres, want: "gomaxprocs=1"},
 	} {
 		t.Run(row.name, func(t *testing.T) {
 			dir := t.TempDir()
-			env := []string{"GOMAXPROCS="} // unset for the first row; os.Environ may carry one
+			env := []string{"GOMAXPROCS="} // unset unless the row sets it; os.Environ may carry one
 			if row.env != "" {
 				env = []string{row.env}
 			}
-			s := awaitListening(t, spawnServe(t, oneCPU, env, "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "ivrpay.db"),
+			s := awaitListening(t, spawnServe(t, oneCPU, env, "--addr", "127.0.0.1:0", "--db", sqlstoretest.DSN(t, row.engine),
 				"--vault-key-file", filepath.Join(dir, "vault.key")))
 			log := s.logTail()
 			var listening string

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -156,13 +157,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	logger := newLogger(sc.mode, stderr)
-	procs := raiseProcs(os.Getenv("GOMAXPROCS"), logger)
 	store, v, mode, err := sc.open(ctx, logger, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
 		return 1
 	}
 	defer store.Close()
+	procs := runtime.GOMAXPROCS(0)
+	if store.Engine() == sqlstore.EngineSQLite {
+		procs = raiseProcs(os.Getenv("GOMAXPROCS"), logger)
+	}
 	if mode == ivrpay.ModeProduction {
 		if n, err := store.CountProcessorAccounts(ctx); err != nil || n == 0 {
 			if err == nil {
