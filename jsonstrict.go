@@ -16,74 +16,231 @@ import (
 // not reported here (found is false); the decoder that runs next says what
 // is wrong with it.
 func DuplicateJSONKey(b []byte) (path string, found bool) {
-	type frame struct {
-		object  bool
-		keys    map[string]struct{}
-		wantKey bool
-		key     string
-		index   int
+	// A scan of the bytes rather than json.Decoder.Token, which allocates a
+	// buffer, a decoder and an error per token: this runs on every request.
+	var frames [8]dupFrame
+	s := dupScan{b: b, path: frames[:0]}
+	s.space()
+	if !s.value() {
+		return "", false
 	}
-	var stack []*frame
-	pathOf := func() string {
-		var sb strings.Builder
-		for _, f := range stack {
-			if f.object {
-				if sb.Len() > 0 {
-					sb.WriteByte('.')
-				}
-				sb.WriteString(SafeJSONKey(f.key))
-			} else {
-				sb.WriteString("[" + strconv.Itoa(f.index) + "]")
+	var sb strings.Builder
+	for _, f := range s.path {
+		if f.object {
+			if sb.Len() > 0 {
+				sb.WriteByte('.')
 			}
-		}
-		return sb.String()
-	}
-	valueDone := func() {
-		if len(stack) == 0 {
-			return
-		}
-		if top := stack[len(stack)-1]; top.object {
-			top.wantKey = true
+			sb.WriteString(SafeJSONKey(string(f.key)))
 		} else {
-			top.index++
+			sb.WriteString("[" + strconv.Itoa(f.index) + "]")
 		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
+	return sb.String(), true
+}
+
+// dupScanMaxDepth stops the scan of absurdly nested input (the depth limit
+// refuses it anyway) before the recursion gets deep.
+const dupScanMaxDepth = 64
+
+// dupScan finds the first repeated key. It assumes nothing of the input:
+// on invalid JSON it stops (bad) without a finding, unless a duplicate came
+// first. path holds the members and elements leading to the current value.
+type dupScan struct {
+	b    []byte
+	i    int
+	bad  bool
+	path []dupFrame
+}
+
+type dupFrame struct {
+	object bool
+	key    []byte // the current member's key (unescaped), for objects
+	index  int    // the current element, for arrays
+}
+
+func (s *dupScan) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *dupScan) next() byte {
+	if s.i >= len(s.b) {
+		s.bad = true
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// value scans one value; true when it holds a duplicate key (s.path names it).
+func (s *dupScan) value() bool {
+	switch s.next() {
+	case '{':
+		return s.object()
+	case '[':
+		return s.array()
+	case '"':
+		s.str()
+	case 0:
+	default:
+		for s.i < len(s.b) && !endsScalar(s.b[s.i]) {
+			s.i++
 		}
-		if len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
-			top := stack[len(stack)-1]
-			if tok == json.Delim('}') {
-				stack = stack[:len(stack)-1]
-				valueDone()
-				continue
-			}
-			key, _ := tok.(string)
-			top.key = key
-			if _, dup := top.keys[key]; dup {
-				return pathOf(), true
-			}
-			top.keys[key] = struct{}{}
-			top.wantKey = false
-			continue
+	}
+	return false
+}
+
+// endsScalar reports whether c ends a number or a literal.
+func endsScalar(c byte) bool {
+	switch c {
+	case ',', ']', '}', ' ', '\t', '\n', '\r':
+		return true
+	}
+	return false
+}
+
+func (s *dupScan) object() bool {
+	if len(s.path) >= dupScanMaxDepth {
+		s.bad = true
+		return false
+	}
+	s.i++ // {
+	s.path = append(s.path, dupFrame{object: true})
+	top := len(s.path) - 1
+	// Objects are small: a list until they are not, then a set.
+	var small [16][]byte
+	keys := small[:0]
+	var set map[string]struct{}
+	s.space()
+	if s.next() == '}' {
+		s.i++
+		s.path = s.path[:top]
+		return false
+	}
+	for !s.bad {
+		s.space()
+		if s.next() != '"' {
+			s.bad = true
+			break
 		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, keys: map[string]struct{}{}, wantKey: true})
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-		case json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			valueDone()
+		key := s.key()
+		if s.bad {
+			break
+		}
+		s.path[top].key = key
+		if set == nil && len(keys) >= 16 {
+			set = make(map[string]struct{}, 2*len(keys))
+			for _, k := range keys {
+				set[string(k)] = struct{}{}
+			}
+		}
+		if set != nil {
+			if _, dup := set[string(key)]; dup {
+				return true
+			}
+			set[string(key)] = struct{}{}
+		} else {
+			for _, k := range keys {
+				if bytes.Equal(k, key) {
+					return true
+				}
+			}
+			keys = append(keys, key)
+		}
+		s.space()
+		if s.next() != ':' {
+			s.bad = true
+			break
+		}
+		s.i++
+		s.space()
+		if s.value() {
+			return true
+		}
+		s.space()
+		switch s.next() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			s.path = s.path[:top]
+			return false
 		default:
-			valueDone()
-		}
-		if len(stack) == 0 && tok != json.Delim('{') && tok != json.Delim('[') {
-			return "", false
+			s.bad = true
 		}
 	}
+	return false
+}
+
+func (s *dupScan) array() bool {
+	if len(s.path) >= dupScanMaxDepth {
+		s.bad = true
+		return false
+	}
+	s.i++ // [
+	s.path = append(s.path, dupFrame{})
+	top := len(s.path) - 1
+	s.space()
+	if s.next() == ']' {
+		s.i++
+		s.path = s.path[:top]
+		return false
+	}
+	for !s.bad {
+		s.space()
+		if s.value() {
+			return true
+		}
+		s.space()
+		switch s.next() {
+		case ',':
+			s.i++
+			s.path[top].index++
+		case ']':
+			s.i++
+			s.path = s.path[:top]
+			return false
+		default:
+			s.bad = true
+		}
+	}
+	return false
+}
+
+// str skips a string; it reports whether the string holds an escape.
+func (s *dupScan) str() (escaped bool) {
+	s.i++ // opening quote
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '"':
+			s.i++
+			return escaped
+		case '\\':
+			escaped = true
+			s.i++
+		}
+		s.i++
+	}
+	s.bad = true
+	return escaped
+}
+
+// key scans a member's key and returns it unescaped (the input's own bytes
+// when it has no escape).
+func (s *dupScan) key() []byte {
+	start := s.i
+	escaped := s.str()
+	if s.bad {
+		return nil
+	}
+	raw := s.b[start:s.i]
+	if !escaped {
+		return raw[1 : len(raw)-1]
+	}
+	var k string
+	if json.Unmarshal(raw, &k) != nil {
+		s.bad = true
+		return nil
+	}
+	return []byte(k)
 }

@@ -1,7 +1,13 @@
 package ivrpay_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -44,4 +50,132 @@ func FuzzDuplicateJSONKey(f *testing.F) {
 			t.Fatalf("a duplicate without a path in %q", b)
 		}
 	})
+}
+
+// duplicateJSONKeyByTokens is the reference: the same search walked with
+// json.Decoder.Token (the first implementation, slower, obviously right).
+func duplicateJSONKeyByTokens(b []byte) (string, bool) {
+	type frame struct {
+		object  bool
+		keys    map[string]bool
+		wantKey bool
+		key     string
+		index   int
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			top := stack[n-1]
+			if tok == json.Delim('}') {
+				stack = stack[:n-1]
+			} else {
+				top.key, _ = tok.(string)
+				if top.keys[top.key] {
+					var sb strings.Builder
+					for _, f := range stack {
+						if f.object {
+							if sb.Len() > 0 {
+								sb.WriteByte('.')
+							}
+							sb.WriteString(ivrpay.SafeJSONKey(f.key))
+						} else {
+							fmt.Fprintf(&sb, "[%d]", f.index)
+						}
+					}
+					return sb.String(), true
+				}
+				top.keys[top.key], top.wantKey = true, false
+				continue
+			}
+		} else {
+			switch tok {
+			case json.Delim('{'):
+				stack = append(stack, &frame{object: true, keys: map[string]bool{}, wantKey: true})
+				continue
+			case json.Delim('['):
+				stack = append(stack, &frame{})
+				continue
+			case json.Delim(']'):
+				stack = stack[:len(stack)-1]
+			}
+		}
+		if len(stack) == 0 {
+			return "", false
+		}
+		if top := stack[len(stack)-1]; top.object {
+			top.wantKey = true
+		} else {
+			top.index++
+		}
+	}
+}
+
+// TestDuplicateJSONKeyMatchesTokens: on any valid JSON document (random
+// nesting, few distinct keys so that duplicates are common, escaped
+// spellings, whitespace, objects past the 16 keys where the scan switches
+// to a set), the byte scan finds what the token walk finds.
+func TestDuplicateJSONKeyMatchesTokens(t *testing.T) {
+	t.Parallel()
+	keys := []string{`a`, `b`, `\u0061`, `card`, `x y`, `\"q\"`, `k\/1`}
+	var value func(t *rapid.T, depth int) string
+	value = func(t *rapid.T, depth int) string {
+		kind := rapid.IntRange(0, 5).Draw(t, "kind")
+		if depth > 4 {
+			kind %= 3
+		}
+		ws := rapid.SampledFrom([]string{"", " ", "\n\t "}).Draw(t, "ws")
+		switch kind {
+		case 0:
+			return ws + rapid.SampledFrom([]string{`1`, `-2.5e3`, `true`, `null`}).Draw(t, "scalar") + ws
+		case 1, 2:
+			return ws + `"` + rapid.SampledFrom([]string{``, `s`, `\"{[`, `\u00e9`}).Draw(t, "string") + `"` + ws
+		case 3:
+			n := rapid.IntRange(0, 4).Draw(t, "elements")
+			parts := make([]string, n)
+			for i := range parts {
+				parts[i] = value(t, depth+1)
+			}
+			return ws + "[" + strings.Join(parts, ",") + "]" + ws
+		default:
+			n := rapid.IntRange(0, 24).Draw(t, "members")
+			parts := make([]string, n)
+			for i := range parts {
+				k := rapid.SampledFrom(keys).Draw(t, "key")
+				if rapid.Bool().Draw(t, "unique") {
+					k = fmt.Sprintf("%s%d", k, i)
+				}
+				parts[i] = ws + `"` + k + `"` + ws + ":" + value(t, depth+1)
+			}
+			return ws + "{" + strings.Join(parts, ",") + "}" + ws
+		}
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		doc := value(t, 0)
+		if !json.Valid([]byte(doc)) {
+			t.Fatalf("the generator made invalid JSON: %s", doc)
+		}
+		path, found := ivrpay.DuplicateJSONKey([]byte(doc))
+		wantPath, wantFound := duplicateJSONKeyByTokens([]byte(doc))
+		if path != wantPath || found != wantFound {
+			t.Fatalf("DuplicateJSONKey(%s) = %q, %v; the token walk says %q, %v", doc, path, found, wantPath, wantFound)
+		}
+	})
+}
+
+func BenchmarkDuplicateJSONKey(b *testing.B) {
+	body := []byte(`{"method":"charge","transaction_id":"CA0123456789abcdef0123456789abcdef","cardnumber":"4111111111111111",` +
+		`"cvv":"123","expiry_month":"08","expiry_year":"2039","description":"IVR payment","chargeamount":"10.00",` +
+		`"currency_code":"usd","postal_code":"94111","parameters":{"payin_config_id":"sbx_pcfg_123"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, found := ivrpay.DuplicateJSONKey(body); found {
+			b.Fatal("found a duplicate in a body without one")
+		}
+	}
 }
