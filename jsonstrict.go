@@ -76,9 +76,9 @@ func (s *dupScan) next() byte {
 func (s *dupScan) value() bool {
 	switch s.next() {
 	case '{':
-		return s.object()
+		return s.container(true)
 	case '[':
-		return s.array()
+		return s.container(false)
 	case '"':
 		s.str()
 	case 0:
@@ -99,95 +99,69 @@ func endsScalar(c byte) bool {
 	return false
 }
 
-func (s *dupScan) object() bool {
+// container scans an object or an array; true when it holds a duplicate key.
+func (s *dupScan) container(object bool) bool {
 	if len(s.path) >= dupScanMaxDepth {
 		s.bad = true
 		return false
 	}
-	s.i++ // {
-	s.path = append(s.path, dupFrame{object: true})
+	closing := byte(']')
+	if object {
+		closing = '}'
+	}
+	s.i++ // { or [
+	s.path = append(s.path, dupFrame{object: object})
 	top := len(s.path) - 1
-	// Objects are small: a list until they are not, then a set.
+	// An object's keys so far: objects are small, so a list until they
+	// are not, then a set.
 	var small [16][]byte
 	keys := small[:0]
 	var set map[string]struct{}
 	s.space()
-	if s.next() == '}' {
+	if s.next() == closing {
 		s.i++
 		s.path = s.path[:top]
 		return false
 	}
 	for !s.bad {
 		s.space()
-		if s.next() != '"' {
-			s.bad = true
-			break
-		}
-		key := s.key()
-		if s.bad {
-			break
-		}
-		s.path[top].key = key
-		if set == nil && len(keys) >= 16 {
-			set = make(map[string]struct{}, 2*len(keys))
-			for _, k := range keys {
-				set[string(k)] = struct{}{}
+		if object {
+			if s.next() != '"' {
+				s.bad = true
+				break
 			}
-		}
-		if set != nil {
-			if _, dup := set[string(key)]; dup {
-				return true
+			key := s.key()
+			if s.bad {
+				break
 			}
-			set[string(key)] = struct{}{}
-		} else {
-			for _, k := range keys {
-				if bytes.Equal(k, key) {
-					return true
+			s.path[top].key = key
+			if set == nil && len(keys) == len(small) {
+				set = make(map[string]struct{}, 2*len(keys))
+				for _, k := range keys {
+					set[string(k)] = struct{}{}
 				}
 			}
-			keys = append(keys, key)
-		}
-		s.space()
-		if s.next() != ':' {
-			s.bad = true
-			break
-		}
-		s.i++
-		s.space()
-		if s.value() {
-			return true
-		}
-		s.space()
-		switch s.next() {
-		case ',':
+			if set != nil {
+				if _, dup := set[string(key)]; dup {
+					return true
+				}
+				set[string(key)] = struct{}{}
+			} else {
+				for _, k := range keys {
+					if bytes.Equal(k, key) {
+						return true
+					}
+				}
+				keys = append(keys, key)
+			}
+			s.space()
+			if s.next() != ':' {
+				s.bad = true
+				break
+			}
 			s.i++
-		case '}':
-			s.i++
-			s.path = s.path[:top]
-			return false
-		default:
-			s.bad = true
+			s.space()
 		}
-	}
-	return false
-}
-
-func (s *dupScan) array() bool {
-	if len(s.path) >= dupScanMaxDepth {
-		s.bad = true
-		return false
-	}
-	s.i++ // [
-	s.path = append(s.path, dupFrame{})
-	top := len(s.path) - 1
-	s.space()
-	if s.next() == ']' {
-		s.i++
-		s.path = s.path[:top]
-		return false
-	}
-	for !s.bad {
-		s.space()
 		if s.value() {
 			return true
 		}
@@ -196,7 +170,7 @@ func (s *dupScan) array() bool {
 		case ',':
 			s.i++
 			s.path[top].index++
-		case ']':
+		case closing:
 			s.i++
 			s.path = s.path[:top]
 			return false
