@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"sync"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -25,11 +24,11 @@ const authCacheMaxEntries = 10_000
 // authCache holds successful authentications for AuthCacheFor, keyed by the
 // secret's hash: a memory dump shows no more than the database holds.
 type authCache struct {
-	mu     sync.Mutex
-	byHash map[string]cachedAuth
-	// generation counts clears. An authentication whose read began before a
-	// clear may have read what the clear's change replaced; it is not cached.
-	generation uint64
+	readCache[cachedAuth]
+}
+
+func newAuthCache() *authCache {
+	return &authCache{readCache[cachedAuth]{period: AuthCacheFor, maxEntries: authCacheMaxEntries}}
 }
 
 // cachedAuth is a key as read, its Platform held apart so that every hit
@@ -37,19 +36,14 @@ type authCache struct {
 type cachedAuth struct {
 	key      ivrpay.APIKey
 	platform ivrpay.Platform
-	readAt   time.Time
 }
 
 // get returns a fresh copy of the key cached under hash, with a fresh copy of
-// its platform, when it was read within AuthCacheFor before now. A clock set
-// back to before the read makes the entry stale, so that it cannot stretch
-// the period. The Statements are shared: nothing changes them after
+// its platform. The Statements are shared: nothing changes them after
 // authentication.
 func (c *authCache) get(hash string, now time.Time) (*ivrpay.APIKey, bool) {
-	c.mu.Lock()
-	e, ok := c.byHash[hash]
-	c.mu.Unlock()
-	if !ok || now.Before(e.readAt) || !now.Before(e.readAt.Add(AuthCacheFor)) {
+	e, ok := c.readCache.get(hash, now)
+	if !ok {
 		return nil, false
 	}
 	k, p := e.key, e.platform
@@ -57,45 +51,9 @@ func (c *authCache) get(hash string, now time.Time) (*ivrpay.APIKey, bool) {
 	return &k, true
 }
 
-// start returns the generation to hand to put for a read beginning now.
-func (c *authCache) start() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.generation
-}
-
-// put caches k (with its Platform) under hash, read at readAt, unless the
-// cache was cleared since start returned generation.
+// put caches k (with its Platform, without its secret) under hash.
 func (c *authCache) put(hash string, k *ivrpay.APIKey, readAt time.Time, generation uint64) {
-	e := cachedAuth{key: *k, platform: *k.Platform, readAt: readAt}
+	e := cachedAuth{key: *k, platform: *k.Platform}
 	e.key.Platform, e.key.Secret = nil, ""
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if generation != c.generation {
-		return
-	}
-	if c.byHash == nil {
-		c.byHash = map[string]cachedAuth{}
-	}
-	if _, ok := c.byHash[hash]; !ok && len(c.byHash) >= authCacheMaxEntries {
-		for h, old := range c.byHash {
-			if !readAt.Before(old.readAt.Add(AuthCacheFor)) || readAt.Before(old.readAt) {
-				delete(c.byHash, h)
-			}
-		}
-		if len(c.byHash) >= authCacheMaxEntries {
-			clear(c.byHash)
-		}
-	}
-	c.byHash[hash] = e
-}
-
-// clear forgets every authentication, after this process changed a key or a
-// platform. Such changes are rare, so precision is not worth a second index
-// by key id and platform id. Call it after the change committed.
-func (c *authCache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.generation++
-	clear(c.byHash)
+	c.readCache.put(hash, e, readAt, generation)
 }

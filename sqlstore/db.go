@@ -64,9 +64,9 @@ type Store struct {
 	// writes counts write transactions (WriteTransactions).
 	writes atomic.Int64
 	// endpoints caches each platform's webhook endpoints (EndpointCacheFor).
-	endpoints endpointCache
+	endpoints *endpointCache
 	// auth caches successful API key authentications (AuthCacheFor).
-	auth authCache
+	auth *authCache
 }
 
 // SQLite's page cache per connection (see Open).
@@ -88,7 +88,7 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 	if opts.Mode == "" {
 		opts.Mode = ivrpay.ModeSandbox
 	}
-	s = &Store{opts: opts}
+	s = &Store{opts: opts, auth: newAuthCache(), endpoints: newEndpointCache()}
 	var dialect goose.Dialect
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s.engine, dialect = EnginePostgres, goose.DialectPostgres

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -59,38 +58,14 @@ func (s *Store) emitEvent(ctx context.Context, tx *sql.Tx, platformID, eventType
 // process (this process's own changes take effect at once).
 const EndpointCacheFor = time.Second
 
+// endpointCacheMaxEntries bounds the endpoint cache to that many platforms.
+const endpointCacheMaxEntries = 10_000
+
 // endpointCache holds each platform's enabled endpoints for EndpointCacheFor.
-type endpointCache struct {
-	mu         sync.Mutex
-	byPlatform map[string]cachedEndpoints
-}
+type endpointCache = readCache[[]*ivrpay.WebhookEndpoint]
 
-type cachedEndpoints struct {
-	until     time.Time
-	endpoints []*ivrpay.WebhookEndpoint
-}
-
-func (c *endpointCache) get(platformID string, now time.Time) ([]*ivrpay.WebhookEndpoint, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.byPlatform[platformID]
-	return e.endpoints, ok && now.Before(e.until)
-}
-
-func (c *endpointCache) put(platformID string, endpoints []*ivrpay.WebhookEndpoint, until time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.byPlatform == nil || len(c.byPlatform) > 10000 {
-		c.byPlatform = map[string]cachedEndpoints{}
-	}
-	c.byPlatform[platformID] = cachedEndpoints{until: until, endpoints: endpoints}
-}
-
-// forget drops a platform's endpoints after this process changed them.
-func (c *endpointCache) forget(platformID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.byPlatform, platformID)
+func newEndpointCache() *endpointCache {
+	return &endpointCache{period: EndpointCacheFor, maxEntries: endpointCacheMaxEntries}
 }
 
 // endpointsOf returns the enabled endpoints of a platform, from the cache
@@ -101,6 +76,7 @@ func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) (
 	if cached, ok := s.endpoints.get(platformID, now); ok {
 		return cached, nil
 	}
+	generation := s.endpoints.start()
 	rows, err := s.query(ctx, q, webhookEndpointSelect+` WHERE platform_id = $1 AND status = $2 ORDER BY id`,
 		platformID, ivrpay.WebhookEndpointStatusEnabled)
 	if err != nil {
@@ -118,7 +94,7 @@ func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) (
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	s.endpoints.put(platformID, out, now.Add(EndpointCacheFor))
+	s.endpoints.put(platformID, out, now, generation)
 	return out, nil
 }
 

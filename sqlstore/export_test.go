@@ -8,8 +8,8 @@ func (s *Store) AuthCached() map[string]ivrpay.APIKey {
 	s.auth.mu.Lock()
 	defer s.auth.mu.Unlock()
 	out := map[string]ivrpay.APIKey{}
-	for hash, e := range s.auth.byHash {
-		k, p := e.key, e.platform
+	for hash, e := range s.auth.entries {
+		k, p := e.value.key, e.value.platform
 		k.Platform = &p
 		out[hash] = k
 	}
