@@ -38,9 +38,9 @@ func DuplicateJSONKey(b []byte) (path string, found bool) {
 	return sb.String(), true
 }
 
-// dupScanMaxDepth stops the scan of absurdly nested input (the depth limit
-// refuses it anyway) before the recursion gets deep.
-const dupScanMaxDepth = 64
+// dupScanMaxDepth stops the scan of absurdly nested input before the
+// recursion gets deep; JSONTooDeep refuses such bodies anyway.
+const dupScanMaxDepth = 2 * MaxJSONDepth
 
 // dupScan finds the first repeated key. It assumes nothing of the input:
 // on invalid JSON it stops (bad) without a finding, unless a duplicate came
@@ -59,10 +59,12 @@ type dupFrame struct {
 }
 
 func (s *dupScan) space() {
-	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+	for s.i < len(s.b) && isJSONSpace(s.b[s.i]) {
 		s.i++
 	}
 }
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func (s *dupScan) next() byte {
 	if s.i >= len(s.b) {
@@ -91,13 +93,7 @@ func (s *dupScan) value() bool {
 }
 
 // endsScalar reports whether c ends a number or a literal.
-func endsScalar(c byte) bool {
-	switch c {
-	case ',', ']', '}', ' ', '\t', '\n', '\r':
-		return true
-	}
-	return false
-}
+func endsScalar(c byte) bool { return c == ',' || c == ']' || c == '}' || isJSONSpace(c) }
 
 // container scans an object or an array; true when it holds a duplicate key.
 func (s *dupScan) container(object bool) bool {
