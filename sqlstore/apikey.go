@@ -81,7 +81,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, statements []ivrpay.Statement)
 	if err := s.checkConstraintObjects(ctx, caller.PlatformID, statements); err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if k, err = s.insertAPIKey(ctx, tx, caller.PlatformID, statements); err != nil {
 			return err
 		}

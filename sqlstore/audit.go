@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 
 	"github.com/ivrpay/ivrpay"
@@ -35,7 +34,7 @@ func (s *Store) auditFrom(ctx context.Context, e ivrpay.AuditEvent) ivrpay.Audit
 
 // insertAudit writes an audit event inside tx, so that the record and the
 // change it describes commit together.
-func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, e ivrpay.AuditEvent) error {
+func (s *Store) insertAudit(ctx context.Context, tx querier, e ivrpay.AuditEvent) error {
 	e = s.auditFrom(ctx, e)
 	_, err := s.exec(ctx, tx, `INSERT INTO audit_events (id, occurred_at, actor, platform_id, action, target, client_address, outcome, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.ID, ivrpay.FormatTime(e.OccurredAt), e.Actor, e.PlatformID, e.Action,
@@ -46,7 +45,7 @@ func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, e ivrpay.AuditEvent
 // RecordAudit writes an audit event on its own (refused requests, auth failures).
 func (s *Store) RecordAudit(ctx context.Context, e ivrpay.AuditEvent) (err error) {
 	defer wrap(&err, "Store.RecordAudit(%q)", e.Action)
-	return s.inTx(context.WithoutCancel(ctx), func(tx *sql.Tx) error { return s.insertAudit(ctx, tx, e) })
+	return s.inTx(context.WithoutCancel(ctx), func(tx querier) error { return s.insertAudit(ctx, tx, e) })
 }
 
 // ListAudit returns audit events, newest first.

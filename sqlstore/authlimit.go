@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +23,7 @@ func (s *Store) RecordAuthFailure(ctx context.Context, key string, limit int, no
 	if s.engine == EnginePostgres {
 		forUpdate = " FOR UPDATE"
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_limits (limit_key, updated_at) VALUES ($1, $2)
 			ON CONFLICT (limit_key) DO NOTHING`, key, ivrpay.FormatTime(now)); err != nil {
 			return err

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -59,7 +58,7 @@ func BenchmarkCommit(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := s.inTx(ctx, func(tx *sql.Tx) error {
+					if err := s.inTx(ctx, func(tx querier) error {
 						_, err := tx.ExecContext(ctx, insert, id.Add(1))
 						return err
 					}); err != nil {

@@ -58,7 +58,7 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	// share a group commit (see inTx).
 	ctx = context.WithoutCancel(ctx)
 	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
-	firstID, err := s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id, func(tx *sql.Tx) (sql.Result, error) {
+	firstID, err := s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id, func(tx querier) (sql.Result, error) {
 		return s.exec(ctx, tx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
@@ -196,7 +196,7 @@ func (s *Store) CreatePaymentMethodConfig(ctx context.Context, in ivrpay.Payment
 	hash := ivrpay.RequestHash([]any{in.PlatformID, in.MerchantID, bc, md})
 	id := s.newID(ivrpay.PrefixPaymentMethodConfig)
 	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
-	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, key, hash, id, func(tx *sql.Tx) (sql.Result, error) {
+	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, key, hash, id, func(tx querier) (sql.Result, error) {
 		return s.exec(ctx, tx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			billing_contact, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
 			id, in.PlatformID, merchant, key, hash, bc, md, ivrpay.FormatTime(s.now()))
@@ -248,9 +248,9 @@ func (s *Store) findPaymentMethodConfig(ctx context.Context, q querier, id strin
 // used before for the same request. The same key with a different request
 // is an ECONFLICT that names no object; the database's unique constraint
 // decides races.
-func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, key, hash, id string, insert func(tx *sql.Tx) (sql.Result, error)) (string, error) {
+func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, key, hash, id string, insert func(tx querier) (sql.Result, error)) (string, error) {
 	var inserted bool
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		res, err := insert(tx)
 		if err != nil {
 			return err

@@ -63,6 +63,8 @@ type Store struct {
 	statements atomic.Int64
 	// writes counts write transactions (WriteTransactions).
 	writes atomic.Int64
+	// roundTrips counts PostgreSQL round trips (RoundTrips).
+	roundTrips atomic.Int64
 	// endpoints caches each platform's webhook endpoints (EndpointCacheFor).
 	endpoints *endpointCache
 	// auth caches successful API key authentications (AuthCacheFor).
@@ -196,14 +198,18 @@ func (s *Store) newID(prefix string) string { return ivrpay.NewID(s.opts.Mode, p
 // of its own, so its error still undoes only its own writes. fn must then
 // use ctx (or another context that cannot be canceled) for its statements:
 // a canceled statement makes SQLite roll back the whole shared transaction.
-// A cancelable ctx, and PostgreSQL, get one transaction per call.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// A cancelable ctx gets one transaction per call. On PostgreSQL, fn's writes
+// are pipelined (see pgTx).
+func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
+	s.writes.Add(1)
+	if s.engine == EnginePostgres {
+		return s.inPipelinedTx(ctx, fn)
+	}
 	// Once the transaction is over, the statements it met for the first
 	// time are prepared for the next ones.
 	defer s.preparePending()
-	s.writes.Add(1)
 	if s.group != nil && ctx.Done() == nil {
-		return s.group.do(fn)
+		return s.group.do(func(tx *sql.Tx) error { return fn(tx) })
 	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {

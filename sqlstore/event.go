@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"slices"
@@ -21,7 +20,7 @@ var _ ivrpay.WebhookOutbox = (*Store)(nil)
 // enabled endpoint of the platform that wants it, in tx: the transaction that
 // made the state change the event reports. So an event exists exactly when
 // its change was committed, and a crash loses neither.
-func (s *Store) emitEvent(ctx context.Context, tx *sql.Tx, platformID, eventType, objectID string, data any) error {
+func (s *Store) emitEvent(ctx context.Context, tx querier, platformID, eventType, objectID string, data any) error {
 	now := s.now().Truncate(time.Microsecond)
 	ev := ivrpay.Event{ID: s.newID(ivrpay.PrefixEvent), Type: eventType, CreatedAt: now, Data: data}
 	var buf bytes.Buffer
@@ -102,7 +101,7 @@ func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) (
 // payin.authorized, …), with the payin as GET returns it at the platform's
 // minimum API version v (a webhook has no request version; empty: read from
 // the database). Statuses without an event type (CREATED) emit nothing.
-func (s *Store) emitPayinEvent(ctx context.Context, tx *sql.Tx, p *ivrpay.Payin, v ivrpay.APIVersion) error {
+func (s *Store) emitPayinEvent(ctx context.Context, tx querier, p *ivrpay.Payin, v ivrpay.APIVersion) error {
 	if v == "" {
 		if err := s.queryRow(ctx, tx, `SELECT min_api_version FROM platforms WHERE id = $1`, p.PlatformID).Scan(&v); err != nil {
 			return err
@@ -117,7 +116,7 @@ func (s *Store) emitPayinEvent(ctx context.Context, tx *sql.Tx, p *ivrpay.Payin,
 }
 
 // emitPaymentMethodEvent reports a payment method that became ACTIVE.
-func (s *Store) emitPaymentMethodEvent(ctx context.Context, tx *sql.Tx, id string) error {
+func (s *Store) emitPaymentMethodEvent(ctx context.Context, tx querier, id string) error {
 	pm, err := scanPaymentMethod(s.queryRow(ctx, tx, paymentMethodSelect+` WHERE id = $1`, id))
 	if err != nil {
 		return err
@@ -127,7 +126,7 @@ func (s *Store) emitPaymentMethodEvent(ctx context.Context, tx *sql.Tx, id strin
 
 // announcePaymentMethod emits payment_method.active for pm (as a read
 // returns it) when it is ACTIVE.
-func (s *Store) announcePaymentMethod(ctx context.Context, tx *sql.Tx, pm *ivrpay.PaymentMethod) error {
+func (s *Store) announcePaymentMethod(ctx context.Context, tx querier, pm *ivrpay.PaymentMethod) error {
 	if pm.Status != ivrpay.PaymentMethodStatusActive {
 		return nil
 	}
@@ -135,7 +134,7 @@ func (s *Store) announcePaymentMethod(ctx context.Context, tx *sql.Tx, pm *ivrpa
 }
 
 // emitRefundEvent reports a refund's current status.
-func (s *Store) emitRefundEvent(ctx context.Context, tx *sql.Tx, r *ivrpay.Refund) error {
+func (s *Store) emitRefundEvent(ctx context.Context, tx querier, r *ivrpay.Refund) error {
 	return s.emitEvent(ctx, tx, r.PlatformID, "refund."+strings.ToLower(r.Status), r.ID, r)
 }
 
@@ -187,7 +186,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, limit int, lease tim
 		return due[i].EndpointID < due[j].EndpointID
 	})
 	leaseEnd := ivrpay.FormatTime(now.Add(lease))
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		claimed = claimed[:0]
 		for _, d := range due {
 			token := randomToken()
@@ -231,7 +230,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a ivrpay.WebhookAttemp
 	if len(msg) > maxAttemptErrorLength {
 		msg = msg[:maxAttemptErrorLength] + "…"
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		res, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, lease_token = '',
 			last_status_code = $6, last_error = $7, updated_at = $8
 			WHERE event_id = $1 AND endpoint_id = $2 AND status = $9 AND lease_token = $10`,

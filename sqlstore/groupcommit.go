@@ -209,7 +209,7 @@ func (s *Store) execTx(ctx context.Context, query string, args ...any) (int64, e
 		return res.RowsAffected()
 	}
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		res, err := s.exec(ctx, tx, query, args...)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -46,7 +45,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.inTx(ctx, func(tx *sql.Tx) error {
+			errs[i] = s.inTx(ctx, func(tx querier) error {
 				// The first write holds its batch until the queue is full,
 				// so that the next batches hold many writes each.
 				first.Do(func() {
@@ -107,7 +106,7 @@ func TestGroupCommitPanic(t *testing.T) {
 			if i == 25 {
 				defer func() { recovered = recover() }()
 			}
-			err := s.inTx(ctx, func(tx *sql.Tx) error {
+			err := s.inTx(ctx, func(tx querier) error {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES ($1, 'row')`, i); err != nil {
 					return err
 				}
@@ -141,14 +140,14 @@ func TestGroupCommitCancelableContext(t *testing.T) {
 	s := openGroupCommitStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+	if err := s.inTx(ctx, func(tx querier) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES (1, 'solo')`)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return errors.New("must not run") })
+	err := s.inTx(ctx, func(tx querier) error { return errors.New("must not run") })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("inTx with a canceled context: %v, want context.Canceled", err)
 	}
@@ -159,7 +158,7 @@ func TestGroupCommitClose(t *testing.T) {
 	t.Parallel()
 	s := openGroupCommitStore(t)
 	s.Close()
-	err := s.inTx(context.Background(), func(tx *sql.Tx) error { return fmt.Errorf("must not run") })
+	err := s.inTx(context.Background(), func(tx querier) error { return fmt.Errorf("must not run") })
 	if !errors.Is(err, errStoreClosed) {
 		t.Errorf("inTx after Close: %v, want errStoreClosed", err)
 	}

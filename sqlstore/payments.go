@@ -114,7 +114,7 @@ func claimArgs(c ivrpay.ConnectorClaim, now time.Time) []any {
 
 // writeClaim inserts the claim a write carries, if any: ErrClaimTaken (which
 // undoes the write) when another request holds the transaction.
-func (s *Store) writeClaim(ctx context.Context, tx *sql.Tx, c *ivrpay.ConnectorClaim) error {
+func (s *Store) writeClaim(ctx context.Context, tx querier, c *ivrpay.ConnectorClaim) error {
 	if c == nil {
 		return nil
 	}
@@ -131,7 +131,7 @@ func (s *Store) writeClaim(ctx context.Context, tx *sql.Tx, c *ivrpay.ConnectorC
 // FinishConnectorTransaction stores the answer of a transaction on its own.
 func (s *Store) FinishConnectorTransaction(ctx context.Context, a ivrpay.ConnectorAnswer) (err error) {
 	defer wrap(&err, "Store.FinishConnectorTransaction")
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		if err := s.writeClaim(ctx, tx, a.Claim); err != nil {
 			return err
 		}
@@ -148,7 +148,7 @@ func (s *Store) ReleaseConnectorTransaction(ctx context.Context, platformID, txI
 }
 
 // finishTransaction stores the answer of a transaction inside tx.
-func (s *Store) finishTransaction(ctx context.Context, tx *sql.Tx, a ivrpay.ConnectorAnswer) error {
+func (s *Store) finishTransaction(ctx context.Context, tx querier, a ivrpay.ConnectorAnswer) error {
 	b, err := json.Marshal(a.Result)
 	if err != nil {
 		return err
@@ -173,7 +173,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 	}
 	txID := sql.NullString{String: r.IVRTransactionID, Valid: r.IVRTransactionID != ""}
 	pmID := sql.NullString{String: r.PaymentMethodID, Valid: r.PaymentMethodID != ""}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if err := s.writeClaim(ctx, tx, r.Claim); err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 	defer wrap(&err, "Store.RecordPayinOutcome(%q)", o.PayinID)
 	res, outcome := o.Result, o.ProcessorOutcome()
 	at := ivrpay.FormatTime(o.At)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if pm := o.NewPaymentMethod; pm != nil {
 			view, err := s.insertPaymentMethod(ctx, tx, *pm)
 			if err != nil {
@@ -297,7 +297,7 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 // RecordPayinUnknown marks a CREATED payin's outcome unknown and stores its card.
 func (s *Store) RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (p *ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.RecordPayinUnknown(%q)", u.PayinID)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		var pmID sql.NullString
 		if pm := u.NewPaymentMethod; pm != nil {
 			if _, err := s.insertPaymentMethod(ctx, tx, *pm); err != nil {
@@ -326,7 +326,7 @@ func (s *Store) RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (
 // StorePaymentMethod stores a tokenized card with its event and connector answer.
 func (s *Store) StorePaymentMethod(ctx context.Context, pm ivrpay.NewPaymentMethod, answer *ivrpay.ConnectorAnswer) (err error) {
 	defer wrap(&err, "Store.StorePaymentMethod")
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		view, err := s.insertPaymentMethod(ctx, tx, pm)
 		if err != nil {
 			return err
@@ -346,7 +346,7 @@ func (s *Store) StorePaymentMethod(ctx context.Context, pm ivrpay.NewPaymentMeth
 }
 
 // insertPaymentMethod stores pm and returns it as a read would.
-func (s *Store) insertPaymentMethod(ctx context.Context, tx *sql.Tx, pm ivrpay.NewPaymentMethod) (*ivrpay.PaymentMethod, error) {
+func (s *Store) insertPaymentMethod(ctx context.Context, tx querier, pm ivrpay.NewPaymentMethod) (*ivrpay.PaymentMethod, error) {
 	bc, err := jsonText(pm.BillingContact)
 	if err != nil {
 		return nil, err

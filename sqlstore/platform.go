@@ -34,7 +34,7 @@ func (s *Store) CreatePlatform(ctx context.Context, name string, enableIVR bool)
 	now := s.now()
 	p = &ivrpay.Platform{ID: s.newID(ivrpay.PrefixPlatform), Name: name, IVRPayments: enableIVR,
 		MinAPIVersion: ivrpay.LatestAPIVersion, CreatedAt: now, UpdatedAt: now}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO platforms (id, name, ivr_payments, min_api_version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5)`, p.ID, p.Name, boolInt(p.IVRPayments), string(p.MinAPIVersion), ivrpay.FormatTime(now)); err != nil {
 			return err
@@ -86,7 +86,7 @@ func (s *Store) updatePlatform(ctx context.Context, id, action, detail, query st
 // updateAudited runs one UPDATE and its audit record in one transaction;
 // notFound is returned when the UPDATE matched no row.
 func (s *Store) updateAudited(ctx context.Context, notFound error, audit ivrpay.AuditEvent, query string, args ...any) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -180,7 +180,7 @@ func hashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (s *Store) insertAPIKey(ctx context.Context, tx *sql.Tx, platformID string, statements []ivrpay.Statement) (*ivrpay.APIKey, error) {
+func (s *Store) insertAPIKey(ctx context.Context, tx querier, platformID string, statements []ivrpay.Statement) (*ivrpay.APIKey, error) {
 	now := s.now()
 	secret := ivrpay.NewAPIKeySecret(s.opts.Mode)
 	k := &ivrpay.APIKey{ID: s.newID(ivrpay.PrefixAPIKey), PlatformID: platformID, Secret: secret,
@@ -200,7 +200,7 @@ func (s *Store) insertAPIKey(ctx context.Context, tx *sql.Tx, platformID string,
 // one transaction (vault rotation).
 func (s *Store) ReencryptSecrets(ctx context.Context, v ivrpay.Vault) (pans, accounts int, err error) {
 	defer wrap(&err, "Store.ReencryptSecrets")
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if pans, err = reencrypt(ctx, tx, v, `SELECT id, pan_ciphertext FROM payment_methods ORDER BY id`, func(id, pan, ct string) error {
 			_, err := tx.ExecContext(ctx, `UPDATE payment_methods SET pan_ciphertext = $2, fingerprint = $3 WHERE id = $1`, id, ct, v.Fingerprint(pan))
 			return err
@@ -218,7 +218,7 @@ func (s *Store) ReencryptSecrets(ctx context.Context, v ivrpay.Vault) (pans, acc
 
 // reencrypt reads (id, ciphertext) rows with query and hands each row's
 // plaintext and new ciphertext to update.
-func reencrypt(ctx context.Context, tx *sql.Tx, v ivrpay.Vault, query string, update func(id, plaintext, ciphertext string) error) (int, error) {
+func reencrypt(ctx context.Context, tx querier, v ivrpay.Vault, query string, update func(id, plaintext, ciphertext string) error) (int, error) {
 	rows, err := tx.QueryContext(ctx, query)
 	if err != nil {
 		return 0, err

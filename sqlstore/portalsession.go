@@ -16,7 +16,7 @@ import (
 // ERATELIMITED when max live sessions exist already.
 func (s *Store) CreatePortalSession(ctx context.Context, ps ivrpay.PortalSession, max int, idleBefore, createdBefore time.Time) (err error) {
 	defer wrap(&err, "Store.CreatePortalSession")
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM portal_sessions WHERE seen_at < $1 OR created_at < $2`,
 			ivrpay.FormatTime(idleBefore), ivrpay.FormatTime(createdBefore)); err != nil {
 			return err

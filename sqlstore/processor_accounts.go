@@ -27,7 +27,7 @@ func (s *Store) CreateProcessorAccount(ctx context.Context, a ivrpay.ProcessorAc
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_accounts (name, kind, secret_ciphertext, merchant_account, api_base, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6)`, a.Name, a.Kind, a.SecretCiphertext, a.MerchantAccount, a.APIBase, ivrpay.FormatTime(s.now())); err != nil {
 			return err
@@ -75,7 +75,7 @@ func (s *Store) RemoveProcessorAccount(ctx context.Context, name string) (err er
 	if _, err := s.FindProcessorAccount(ctx, name); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		var routes, payins int
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM platforms WHERE processor_account = $1) +
 			(SELECT COUNT(*) FROM merchants WHERE processor_account = $1)`, name).Scan(&routes); err != nil {

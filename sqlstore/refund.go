@@ -86,7 +86,7 @@ func (s *Store) loadRefunds(ctx context.Context, q querier, payins ...*ivrpay.Pa
 func (s *Store) RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) (final *ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.RecordCapture(%q)", c.PayinID)
 	now := ivrpay.FormatTime(c.At)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, captured_amount = $3, updated_at = $4, status_at = $4
 			WHERE id = $1 AND status = $5 AND authorized_amount >= $3`,
 			c.PayinID, ivrpay.PayinStatusProcessing, c.Amount, now, ivrpay.PayinStatusAuthorized)
@@ -140,7 +140,7 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 	if err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		ins, err := tx.ExecContext(ctx, `INSERT INTO void_or_refund_requests (platform_id, idempotency_key, request_hash, payin_id, result, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
 			r.PlatformID, r.IdempotencyKey, r.RequestHash, p.ID, string(resJSON), now)
@@ -195,7 +195,7 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 func (s *Store) RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) (err error) {
 	defer wrap(&err, "Store.RecordRefundOutcome(%q)", o.RefundID)
 	now := ivrpay.FormatTime(o.At)
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		if o.Outcome != ivrpay.ProcessorOutcomeDeclined {
 			_, err := tx.ExecContext(ctx, `UPDATE refunds SET processor_outcome = $2, processor_reference = $3, updated_at = $4 WHERE id = $1`,
 				o.RefundID, o.Outcome, o.Result.Reference, now)

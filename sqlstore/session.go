@@ -52,7 +52,7 @@ func (s *Store) CreateSession(ctx context.Context, in ivrpay.SessionCreate) (ses
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if _, err := s.exec(ctx, tx, `INSERT INTO sessions (id, platform_id, api_key_id, secret_hash, statements, expires_at, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, ses.ID, ses.PlatformID, caller.ID, hashSecret(secret), string(st),
 			ivrpay.FormatTime(ses.ExpiresAt), ivrpay.FormatTime(now)); err != nil {
@@ -126,7 +126,7 @@ func (s *Store) authenticateSession(ctx context.Context, secret string) (*ivrpay
 	if !firstUsed.Valid {
 		// One audit record per session, on its first use; later uses are in
 		// the request log and in the audit records of what they change.
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
+		err = s.inTx(ctx, func(tx querier) error {
 			res, err := s.exec(ctx, tx, `UPDATE sessions SET first_used_at = $2 WHERE id = $1 AND first_used_at IS NULL`, k.ID, ivrpay.FormatTime(now))
 			if err != nil {
 				return err

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -75,7 +74,7 @@ func (s *Store) dueIDs(ctx context.Context, query, cutoff string) ([]string, err
 
 func (s *Store) settlePayin(ctx context.Context, id string) (settled bool, err error) {
 	now := ivrpay.FormatTime(s.now())
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, updated_at = $3, status_at = $3 WHERE id = $1 AND status = $4`,
 			id, ivrpay.PayinStatusSucceeded, now, ivrpay.PayinStatusProcessing)
 		if err != nil {
@@ -96,7 +95,7 @@ func (s *Store) settlePayin(ctx context.Context, id string) (settled bool, err e
 
 func (s *Store) settleRefund(ctx context.Context, id string) (settled bool, err error) {
 	now := ivrpay.FormatTime(s.now())
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `UPDATE refunds SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4 AND processor_outcome <> 'UNKNOWN'`,
 			id, ivrpay.RefundStatusSucceeded, now, ivrpay.RefundStatusProcessing)
 		if err != nil {

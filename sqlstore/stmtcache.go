@@ -99,9 +99,22 @@ func (s *Store) closeStmts() {
 // hold the cost of a charge to a budget.
 func (s *Store) Statements() int64 { return s.statements.Load() }
 
+// RoundTrips counts, on PostgreSQL, the round trips to the server of those
+// statements and of write transactions (each batch of a pgTx, and its reads,
+// count one); 0 on SQLite, which runs in the process.
+func (s *Store) RoundTrips() int64 { return s.roundTrips.Load() }
+
+// counted counts a statement run through the cache on q.
+func (s *Store) counted(q querier) {
+	s.statements.Add(1)
+	if _, pipelined := q.(*pgTx); !pipelined && s.engine == EnginePostgres {
+		s.roundTrips.Add(1)
+	}
+}
+
 // queryRow is q.QueryRowContext through the statement cache.
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	s.statements.Add(1)
+	s.counted(q)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -110,7 +123,7 @@ func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...a
 
 // query is q.QueryContext through the statement cache.
 func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	s.statements.Add(1)
+	s.counted(q)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -119,7 +132,7 @@ func (s *Store) query(ctx context.Context, q querier, query string, args ...any)
 
 // exec is q.ExecContext through the statement cache.
 func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
-	s.statements.Add(1)
+	s.counted(q)
 	if st := s.prepared(ctx, q, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}

@@ -129,7 +129,7 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, id string) (err error
 	}
 	defer s.endpoints.forget(e.PlatformID)
 	now := ivrpay.FormatTime(s.now())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET status = $2, updated_at = $3 WHERE id = $1`,
 			id, ivrpay.WebhookEndpointStatusDeleted, now); err != nil {
 			return err
