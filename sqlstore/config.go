@@ -58,12 +58,11 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	// share a group commit (see inTx).
 	ctx = context.WithoutCancel(ctx)
 	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
-	firstID, err := s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id, func(tx querier) (sql.Result, error) {
-		return s.exec(ctx, tx, `INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+	firstID, err := s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id,
+		`INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
-			id, caller.PlatformID, in.MerchantID, key, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
-	})
+		id, caller.PlatformID, in.MerchantID, key, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
 	if err != nil {
 		return nil, err
 	}
@@ -196,11 +195,10 @@ func (s *Store) CreatePaymentMethodConfig(ctx context.Context, in ivrpay.Payment
 	hash := ivrpay.RequestHash([]any{in.PlatformID, in.MerchantID, bc, md})
 	id := s.newID(ivrpay.PrefixPaymentMethodConfig)
 	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
-	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, key, hash, id, func(tx querier) (sql.Result, error) {
-		return s.exec(ctx, tx, `INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+	id, err = s.insertIdempotent(ctx, "payment_method_configs", "payment method config", in.PlatformID, key, hash, id,
+		`INSERT INTO payment_method_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
 			billing_contact, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
-			id, in.PlatformID, merchant, key, hash, bc, md, ivrpay.FormatTime(s.now()))
-	})
+		id, in.PlatformID, merchant, key, hash, bc, md, ivrpay.FormatTime(s.now()))
 	if err != nil {
 		return nil, err
 	}
@@ -243,23 +241,14 @@ func (s *Store) findPaymentMethodConfig(ctx context.Context, q querier, id strin
 }
 
 // insertIdempotent runs insert, an INSERT … ON CONFLICT (platform_id,
-// idempotency_key) DO NOTHING into table, and returns the id that holds the
-// (scoped) key: id when the row is new, the first row's id when the key was
-// used before for the same request. The same key with a different request
-// is an ECONFLICT that names no object; the database's unique constraint
-// decides races.
-func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, key, hash, id string, insert func(tx querier) (sql.Result, error)) (string, error) {
-	var inserted bool
-	err := s.inTx(ctx, func(tx querier) error {
-		res, err := insert(tx)
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
-		inserted = n == 1
-		return nil
-	})
-	if err != nil || inserted {
+// idempotency_key) DO NOTHING into table, as one write (on PostgreSQL one
+// round trip), and returns the id that holds the (scoped) key: id when the
+// row is new, the first row's id when the key was used before for the same
+// request. The same key with a different request is an ECONFLICT that names
+// no object; the database's unique constraint decides races.
+func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, key, hash, id, insert string, args ...any) (string, error) {
+	n, err := s.execTx(ctx, insert, args...)
+	if err != nil || n == 1 {
 		return id, err
 	}
 	var firstID, firstHash string

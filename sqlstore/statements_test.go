@@ -30,6 +30,11 @@ const chargeWriteBudget = 2
 // are pipelined (pgTx); one by one they were 14 round trips.
 const chargeRoundTripBudget = 6
 
+// configRoundTripBudget is a payin config's creation on PostgreSQL: the
+// merchant's look-up and the insert, one autocommit statement (it was a
+// transaction of three round trips).
+const configRoundTripBudget = 2
+
 // TestChargeStatementCount counts the statements of one approved IVR charge
 // and of its replay (which must read, never write, beyond the claim), and
 // on PostgreSQL their round trips.
@@ -38,7 +43,11 @@ func TestChargeStatementCount(t *testing.T) {
 		b := setup(t, engine)
 		// Warm up: the first charge prepares the statements.
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(b.payinConfig(t, 1000).ID, "CA-warm", visaOK, 1000)))
+		tripsBefore := b.s.RoundTrips()
 		cfg := b.payinConfig(t, 1000)
+		if trips := b.s.RoundTrips() - tripsBefore; engine == sqlstore.EnginePostgres && trips > configRoundTripBudget {
+			t.Fatalf("creating a payin config took %d round trips, over the budget of %d", trips, configRoundTripBudget)
+		}
 		before, writesBefore, tripsBefore := b.s.Statements(), b.s.WriteTransactions(), b.s.RoundTrips()
 		req := chargeReq(cfg.ID, "CA-count", visaOK, 1000)
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, req))
