@@ -148,6 +148,9 @@ func (s *Store) inPipelinedTx(ctx context.Context, fn func(tx querier) error) er
 	t := &pgTx{s: s, ctx: ctx, conn: conn}
 	err = fn(t)
 	if err == nil && t.err == nil {
+		if !t.begun && len(t.queued) == 0 {
+			return nil // nothing to write
+		}
 		t.send(true)
 		if t.err == nil {
 			return nil

@@ -93,6 +93,7 @@ func TestPipelinedTxRoundTrips(t *testing.T) {
 			}
 			return nil
 		}, 2, 9},
+		{"nothing to write", func(t *testing.T, tx querier) error { return nil }, 0, 9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.RoundTrips()
