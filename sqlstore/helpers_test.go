@@ -48,7 +48,7 @@ type bundle struct {
 
 // setup opens a fresh store on engine (opts may adjust the options first) and
 // creates the bundle's platform, merchant and keys.
-func setup(t *testing.T, engine string, adjust ...func(*sqlstoretest.Config)) *bundle {
+func setup(t testing.TB, engine string, adjust ...func(*sqlstoretest.Config)) *bundle {
 	t.Helper()
 	opts := sqlstoretest.Options(t)
 	for _, f := range adjust {
@@ -59,7 +59,7 @@ func setup(t *testing.T, engine string, adjust ...func(*sqlstoretest.Config)) *b
 }
 
 // setupOn creates the bundle's objects on an already opened store.
-func setupOn(t *testing.T, s *sqlstore.Store, engine string, opts sqlstoretest.Config) *bundle {
+func setupOn(t testing.TB, s *sqlstore.Store, engine string, opts sqlstoretest.Config) *bundle {
 	t.Helper()
 	ctx := boundedContext(t)
 	p, admin, err := s.CreatePlatform(ctx, "Acme Platform", true)
@@ -87,14 +87,14 @@ func setupOn(t *testing.T, s *sqlstore.Store, engine string, opts sqlstoretest.C
 const testDeadline = 2 * time.Minute
 
 // boundedContext is a context that ends after testDeadline or with the test.
-func boundedContext(t *testing.T) context.Context {
+func boundedContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // authenticate loads the key of secret with its platform, as a transport does.
-func authenticate(t *testing.T, s *sqlstore.Store, secret string) *ivrpay.APIKey {
+func authenticate(t testing.TB, s *sqlstore.Store, secret string) *ivrpay.APIKey {
 	t.Helper()
 	k, err := s.Authenticate(context.Background(), secret)
 	if err != nil {
@@ -119,7 +119,7 @@ func platformStatement(platformID, merchantID string, permissions ...string) ivr
 // createKey creates a key with the caller in ctx and returns it
 // authenticated; Secret is copied over from the creation so tests can
 // authenticate again.
-func createKey(t *testing.T, s *sqlstore.Store, ctx context.Context, statements ...ivrpay.Statement) *ivrpay.APIKey {
+func createKey(t testing.TB, s *sqlstore.Store, ctx context.Context, statements ...ivrpay.Statement) *ivrpay.APIKey {
 	t.Helper()
 	k, err := s.CreateAPIKey(ctx, statements)
 	if err != nil {
@@ -144,7 +144,7 @@ func newKey(prefix string) string {
 }
 
 // payinConfig creates a payin config of amount cents for the bundle's merchant.
-func (b *bundle) payinConfig(t *testing.T, amount int64, adjust ...func(*ivrpay.PayinConfigCreate)) *ivrpay.PayinConfig {
+func (b *bundle) payinConfig(t testing.TB, amount int64, adjust ...func(*ivrpay.PayinConfigCreate)) *ivrpay.PayinConfig {
 	t.Helper()
 	in := ivrpay.PayinConfigCreate{MerchantID: b.merchant.ID, IdempotencyKey: newKey("cfg"), Amount: jsonNumber(amount),
 		CurrencyCode: "USD", Metadata: []byte(`{"order":"A-1"}`)}
@@ -160,7 +160,7 @@ func (b *bundle) payinConfig(t *testing.T, amount int64, adjust ...func(*ivrpay.
 
 // pmConfig creates a payment method config on the bundle's platform
 // (for the merchant, when merchantID is not empty).
-func (b *bundle) pmConfig(t *testing.T, merchantID string) *ivrpay.PaymentMethodConfig {
+func (b *bundle) pmConfig(t testing.TB, merchantID string) *ivrpay.PaymentMethodConfig {
 	t.Helper()
 	c, err := b.s.CreatePaymentMethodConfig(b.adminCtx, ivrpay.PaymentMethodConfigCreate{PlatformID: b.platform.ID,
 		IdempotencyKey: newKey("pmc"), MerchantID: merchantID})
@@ -188,7 +188,7 @@ func tokenizeReq(param, pmcID, txID, pan string) ivrpay.IVRRequest {
 }
 
 // process runs a connector request with the key in ctx and fails the test on an error.
-func process(t *testing.T, s *payments.Service, ctx context.Context, req ivrpay.IVRRequest) ivrpay.IVRResult {
+func process(t testing.TB, s *payments.Service, ctx context.Context, req ivrpay.IVRRequest) ivrpay.IVRResult {
 	t.Helper()
 	res, err := s.ProcessIVR(ctx, req)
 	if err != nil {
@@ -198,7 +198,7 @@ func process(t *testing.T, s *payments.Service, ctx context.Context, req ivrpay.
 }
 
 // mustSucceed fails the test unless res is a success.
-func mustSucceed(t *testing.T, res ivrpay.IVRResult) {
+func mustSucceed(t testing.TB, res ivrpay.IVRResult) {
 	t.Helper()
 	if res.ErrorCode != "" || res.ID == "" {
 		t.Fatalf("connector answer = %+v, want a success", res)
@@ -206,7 +206,7 @@ func mustSucceed(t *testing.T, res ivrpay.IVRResult) {
 }
 
 // wantCode fails the test unless err carries the ivrpay error code.
-func wantCode(t *testing.T, err error, code string) {
+func wantCode(t testing.TB, err error, code string) {
 	t.Helper()
 	if got := ivrpay.ErrorCode(err); got != code {
 		t.Fatalf("error = %v (code %q), want code %q", err, got, code)
@@ -214,7 +214,7 @@ func wantCode(t *testing.T, err error, code string) {
 }
 
 // count runs a COUNT(*) query on the store's database.
-func count(t *testing.T, db *sql.DB, query string, args ...any) int {
+func count(t testing.TB, db *sql.DB, query string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow(query, args...).Scan(&n); err != nil {

@@ -1,0 +1,82 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/sqlstore"
+)
+
+// BenchmarkCharge runs IVR payments through the payments service and the
+// store, without HTTP: each is a payin config's creation and an approved
+// charge on it, from 64 goroutines at once. Besides ns/op it reports
+// charges/s and the process's CPU time per charge (user + system, the
+// benchmark's own goroutines included), which moves far less than
+// throughput with the disk's speed:
+//
+//	go test ./sqlstore -run '^$' -bench Charge -benchtime 5000x -count 3
+//
+// With IVRPAY_TEST_POSTGRES set it runs on PostgreSQL too.
+func BenchmarkCharge(b *testing.B) {
+	engines := []string{sqlstore.EngineSQLite}
+	if os.Getenv("IVRPAY_TEST_POSTGRES") != "" {
+		engines = append(engines, sqlstore.EnginePostgres)
+	}
+	for _, engine := range engines {
+		b.Run(engine, func(b *testing.B) {
+			bu := setup(b, engine)
+			ivrCtx := ivrpay.NewContextWithPrincipal(context.Background(), bu.ivrKey)
+			adminCtx := ivrpay.NewContextWithPrincipal(context.Background(), bu.admin)
+			var n atomic.Int64
+			charge := func() error {
+				i := n.Add(1)
+				cfg, err := bu.s.CreatePayinConfig(adminCtx, ivrpay.PayinConfigCreate{MerchantID: bu.merchant.ID,
+					IdempotencyKey: fmt.Sprintf("bench-%d", i), Amount: jsonNumber(1000), CurrencyCode: "USD"})
+				if err != nil {
+					return err
+				}
+				res, err := bu.pay.ProcessIVR(ivrCtx, chargeReq(cfg.ID, fmt.Sprintf("CA-bench-%d", i), visaOK, 1000))
+				if err != nil {
+					return err
+				}
+				if res.ErrorCode != "" {
+					return fmt.Errorf("charge declined: %+v", res)
+				}
+				return nil
+			}
+			if err := charge(); err != nil { // prepares the statements
+				b.Fatal(err)
+			}
+			b.SetParallelism(32) // 64 goroutines on 2 Ps
+			before := cpuTime(b)
+			start := time.Now()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := charge(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "charges/s")
+			b.ReportMetric(float64((cpuTime(b)-before).Microseconds())/1000/float64(b.N), "cpu-ms/charge")
+		})
+	}
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
