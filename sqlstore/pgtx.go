@@ -136,6 +136,12 @@ func (t *pgTx) send(commit bool) {
 	if t.err == nil {
 		t.err = err
 	}
+	// Statements the batch never reached (the connection failed first) share its error.
+	for _, r := range queued {
+		if !r.sent {
+			r.sent, r.err = true, t.err
+		}
+	}
 }
 
 // inPipelinedTx is inTx on PostgreSQL: fn's writes pipelined on one connection.

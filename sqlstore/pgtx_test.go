@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"testing"
@@ -193,6 +194,38 @@ func TestPipelinedTxFailures(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a connection lost in the middle", func(t *testing.T) {
+		other, err := sql.Open("pgx", os.Getenv("IVRPAY_TEST_POSTGRES"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		var rowsErr error
+		err = s.inTx(ctx, func(tx querier) error {
+			var pid int
+			if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+				return err
+			}
+			if _, err := other.Exec(`SELECT pg_terminate_backend($1)`, pid); err != nil {
+				t.Fatalf("terminating the transaction's backend: %v", err)
+			}
+			res, _ := tx.ExecContext(ctx, insert, 7)
+			var n int64
+			if n, rowsErr = res.RowsAffected(); n != 1 {
+				return errMisread
+			}
+			return nil
+		})
+		if rowsErr == nil {
+			t.Fatal("RowsAffected of a statement on a lost connection returned no error")
+		}
+		if err == nil || errors.Is(err, errMisread) {
+			t.Fatalf("inTx returned %v, want the lost connection's error", err)
+		}
+		if n := ptRows(t, s); n != 1 {
+			t.Fatalf("%d rows after a transaction whose connection was lost, want 1", n)
+		}
+	})
 	t.Run("a panic after its writes were sent", func(t *testing.T) {
 		func() {
 			defer func() {
