@@ -163,3 +163,85 @@ func TestGroupCommitClose(t *testing.T) {
 		t.Errorf("inTx after Close: %v, want errStoreClosed", err)
 	}
 }
+
+// TestGroupCommitLinger: once batches show concurrent writes, a small batch
+// waits for more writes to join it (up to lingerBelow), and a lone writer
+// (whose batches hold one write) never waits. The linger is set to an
+// hour, so a write that waited for it would hang the test instead of
+// passing after a while.
+func TestGroupCommitLinger(t *testing.T) {
+	t.Parallel()
+	s := openGroupCommitStore(t)
+	s.group.linger = time.Hour
+	ctx := context.Background()
+	insert := func(id int) error {
+		return s.inTx(ctx, func(tx querier) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES ($1, 'row')`, id)
+			return err
+		})
+	}
+	t.Run("a lone writer does not wait", func(t *testing.T) {
+		for id := range 3 {
+			before := s.group.batches.Load()
+			done := make(chan error, 1)
+			go func() { done <- insert(id) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("lone write %d is still waiting after 30 s (for the hour-long linger)", id)
+			}
+			if n := s.group.batches.Load() - before; n != 1 {
+				t.Fatalf("write %d ran in %d batches, want 1", id, n)
+			}
+		}
+	})
+	t.Run("after a batch of several, a small batch waits for more", func(t *testing.T) {
+		// A batch of four: the first write holds the writer until four more
+		// are queued behind it, and those then share the next batch.
+		queued := make(chan error, 4)
+		err := s.inTx(ctx, func(tx querier) error {
+			for id := 101; id <= 104; id++ {
+				go func() { queued <- insert(id) }()
+			}
+			for len(s.group.requests) < 4 {
+				time.Sleep(time.Millisecond)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES (100, 'row')`)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			if err := <-queued; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s.group.avgBatch < lingerFrom {
+			t.Fatalf("after a batch of four the average batch is %.3f, under %.2f", s.group.avgBatch, lingerFrom)
+		}
+		// The next write waits for more (the linger is an hour), and the
+		// batch commits once lingerBelow writes have joined it.
+		before := s.group.batches.Load()
+		results := make(chan error, lingerBelow)
+		go func() { results <- insert(300) }()
+		time.Sleep(50 * time.Millisecond)
+		if s.group.batches.Load() != before {
+			t.Fatal("a write after a batch of several committed alone instead of waiting for more")
+		}
+		for i := 1; i < lingerBelow; i++ {
+			go func() { results <- insert(300 + i) }()
+		}
+		for range lingerBelow {
+			if err := <-results; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := s.group.batches.Load() - before; n != 1 {
+			t.Fatalf("%d writes after a batch of several ran in %d batches, want 1", lingerBelow, n)
+		}
+	})
+}
