@@ -19,9 +19,10 @@ const maxGroupCommit = 128
 // writes make a batch large enough to commit at once. Under moderate load
 // a commit otherwise carries one to three writes, and each commit costs its
 // page writes and fsync whatever it carries: holding a small batch for at
-// most a millisecond cut the server's CPU per charge by 10 to 25 % and its
-// p99 at 200 and 420 charges/s (docs/benchmarks.md). A lone writer, whose
-// batches hold one write, never waits.
+// most a millisecond cut the server's CPU per charge by 10 to 25 % at 200
+// and 420 charges/s, with p99 equal or lower in paired runs
+// (docs/benchmarks.md). A lone writer, whose batches hold one write, never
+// waits.
 const (
 	groupLinger = time.Millisecond
 	lingerBelow = 8
