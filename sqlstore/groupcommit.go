@@ -22,11 +22,13 @@ const maxGroupCommit = 128
 // most a millisecond cut the server's CPU per charge by 10 to 25 % at 200
 // and 420 charges/s, with p99 equal or lower in paired runs
 // (docs/benchmarks.md). A lone writer, whose batches hold one write, never
-// waits.
+// waits, and a pause of lingerIdle without writes forgets the average, so
+// that writes arriving one by one after a burst do not wait either.
 const (
 	groupLinger = time.Millisecond
 	lingerBelow = 8
 	lingerFrom  = 1.25
+	lingerIdle  = 10 * time.Millisecond
 )
 
 // errStoreClosed answers writes that arrive after Close.
@@ -46,8 +48,10 @@ type groupCommit struct {
 	requests chan *writeRequest
 	// linger is groupLinger (tests change it before the first write).
 	linger time.Duration
-	// avgBatch is the moving average of the batches' sizes (loop's own).
+	// avgBatch is the moving average of the batches' sizes, and lastRun
+	// when the last batch was committed (both the loop's own).
 	avgBatch float64
+	lastRun  time.Time
 	// batches counts the batches run (a test's view of who shared a commit).
 	batches atomic.Int64
 	// mu guards closed: a request is only queued while it is false, so
@@ -125,6 +129,9 @@ func (g *groupCommit) loop() {
 		case r := <-g.requests:
 			batch = append(batch[:0], r)
 		}
+		if time.Since(g.lastRun) > lingerIdle {
+			g.avgBatch = 1
+		}
 	more:
 		for len(batch) < maxGroupCommit {
 			select {
@@ -139,6 +146,7 @@ func (g *groupCommit) loop() {
 		}
 		g.avgBatch += (float64(len(batch)) - g.avgBatch) / 8
 		g.run(batch)
+		g.lastRun = time.Now()
 	}
 }
 

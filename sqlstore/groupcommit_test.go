@@ -165,8 +165,9 @@ func TestGroupCommitClose(t *testing.T) {
 }
 
 // TestGroupCommitLinger: once batches show concurrent writes, a small batch
-// waits for more writes to join it (up to lingerBelow), and a lone writer
-// (whose batches hold one write) never waits. The linger is set to an
+// waits for more writes to join it (up to lingerBelow); a lone writer
+// (whose batches hold one write) never waits, nor does a write after a
+// pause of lingerIdle. The linger is set to an
 // hour, so a write that waited for it would hang the test instead of
 // passing after a while.
 func TestGroupCommitLinger(t *testing.T) {
@@ -180,22 +181,27 @@ func TestGroupCommitLinger(t *testing.T) {
 			return err
 		})
 	}
+	// lone writes id alone and fails if it waits for the linger.
+	lone := func(t *testing.T, id int) {
+		t.Helper()
+		before := s.group.batches.Load()
+		done := make(chan error, 1)
+		go func() { done <- insert(id) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("lone write %d is still waiting after 30 s (for the hour-long linger)", id)
+		}
+		if n := s.group.batches.Load() - before; n != 1 {
+			t.Fatalf("write %d ran in %d batches, want 1", id, n)
+		}
+	}
 	t.Run("a lone writer does not wait", func(t *testing.T) {
 		for id := range 3 {
-			before := s.group.batches.Load()
-			done := make(chan error, 1)
-			go func() { done <- insert(id) }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("lone write %d is still waiting after 30 s (for the hour-long linger)", id)
-			}
-			if n := s.group.batches.Load() - before; n != 1 {
-				t.Fatalf("write %d ran in %d batches, want 1", id, n)
-			}
+			lone(t, id)
 		}
 	})
 	t.Run("after a batch of several, a small batch waits for more", func(t *testing.T) {
@@ -243,5 +249,12 @@ func TestGroupCommitLinger(t *testing.T) {
 		if n := s.group.batches.Load() - before; n != 1 {
 			t.Fatalf("%d writes after a batch of several ran in %d batches, want 1", lingerBelow, n)
 		}
+	})
+	t.Run("a pause forgets the concurrency", func(t *testing.T) {
+		if s.group.avgBatch < lingerFrom {
+			t.Fatalf("the average batch is %.3f after the batches above; the test does not reach the pause", s.group.avgBatch)
+		}
+		time.Sleep(5 * lingerIdle)
+		lone(t, 400)
 	})
 }
