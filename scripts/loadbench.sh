@@ -17,6 +17,8 @@
 #        IVRPAY_TEST_POSTGRES=postgres://…  selects the PostgreSQL server (default: local, trust auth, db test)
 #        IVRPAY_BIN=path/to/ivrpay           measures that binary instead of building ./cmd/ivrpay
 #        ENGINES="sqlite"                    measures only some engines (default: "sqlite postgres")
+#        LATENCY_ROUNDS=5                    repeats the half-peak open loop and reports the median p99 and CPU
+#                                            (one 10 s run's p99 swings with this machine's disk; docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
@@ -108,18 +110,30 @@ measure() {
     fi
   done
   read -r ratio_peak_server_ms[$engine] _ <"$work/$peak_label.cpu"
-  local half
+  local half rounds=${LATENCY_ROUNDS:-1} p99s=() servers=() loadgens=() label server_ms loadgen_ms
   half=$(jq -n --arg p "$peak" '($p|tonumber)/2 | floor')
-  echo "$engine: peak $peak charges/s; open loop at half of it, $half calls/s:"
-  load "$engine-open-$half" --rate "$half"
+  echo "$engine: peak $peak charges/s; open loop at half of it, $half calls/s, $rounds round(s):"
+  for r in $(seq 1 "$rounds"); do
+    label="$engine-open-$half"
+    [[ $rounds -gt 1 ]] && label="$label-round-$r"
+    load "$label" --rate "$half"
+    p99s+=("$(jq -r '.charge_latency_ms.p99*10|round/10' "$work/$label.json")")
+    read -r server_ms loadgen_ms <"$work/$label.cpu"
+    servers+=("$server_ms") loadgens+=("$loadgen_ms")
+  done
   kill "$sampler"
   echo "$engine: peak VmRSS per server $(sort -n "$work/rss" | tail -1) kB"
   ratio_peak[$engine]=$peak
   ratio_half[$engine]=$half
-  ratio_p99[$engine]=$(jq -r '.charge_latency_ms.p99*10|round/10' "$work/$engine-open-$half.json")
-  read -r ratio_server_ms[$engine] ratio_loadgen_ms[$engine] <"$work/$engine-open-$half.cpu"
+  ratio_p99[$engine]=$(median "${p99s[@]}")
+  if [[ $rounds -gt 1 ]]; then ratio_p99[$engine]="${ratio_p99[$engine]} (median of ${p99s[*]})"; fi
+  ratio_server_ms[$engine]=$(median "${servers[@]}")
+  ratio_loadgen_ms[$engine]=$(median "${loadgens[@]}")
   ratio_rss[$engine]=$(( $(sort -n "$work/rss" | tail -1) / 1024 ))
 }
+
+# median NUMBER... → the median of the numbers.
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 
 # table → every ratio of docs/benchmarks.md in one table.
 table() {
