@@ -31,13 +31,6 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.findMerchant(ctx, in.MerchantID)
-	if err != nil || m.PlatformID != caller.PlatformID {
-		return nil, ivrpay.FieldErrorf("merchant_id", "merchant %s not found on platform %s", in.MerchantID, caller.PlatformID)
-	}
-	if m.Status != ivrpay.MerchantStatusActive {
-		return nil, ivrpay.FieldErrorf("merchant_id", "merchant %s is %s; payin configs need an ACTIVE merchant", m.ID, m.Status)
-	}
 	bc, err := jsonText(in.BillingContact)
 	if err != nil {
 		return nil, err
@@ -58,20 +51,49 @@ func (s *Store) CreatePayinConfig(ctx context.Context, in ivrpay.PayinConfigCrea
 	// share a group commit (see inTx).
 	ctx = context.WithoutCancel(ctx)
 	key := ivrpay.ScopedIdempotencyKey(in.MerchantID, in.IdempotencyKey)
-	firstID, err := s.insertIdempotent(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash, id,
-		`INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
-			amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
-		id, caller.PlatformID, in.MerchantID, key, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode, ivrpay.FormatTime(now))
-	if err != nil {
-		return nil, err
-	}
-	if firstID != id {
-		// A replay of the key: the config as it is now (it may have a payin).
-		return s.findPayinConfig(ctx, s.rdb, firstID)
+	// The merchant's check is part of the insert, which writes nothing unless
+	// the merchant is the caller's and ACTIVE: no read before the write (on
+	// PostgreSQL one round trip in all). Writing nothing is then explained
+	// by a read: an earlier config under the key, or the merchant.
+	var merchantName string
+	for attempt := 0; ; attempt++ {
+		inserted, err := s.writeQueryRow(ctx, []any{&merchantName},
+			`INSERT INTO payin_configs (id, platform_id, merchant_id, idempotency_key, request_hash,
+				amount, currency_code, billing_contact, metadata, method_metadata, processing_mode, created_at)
+				SELECT $1, $2, m.id, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM merchants m
+				WHERE m.id = $3 AND m.platform_id = $2 AND m.status = $13
+				ON CONFLICT (platform_id, idempotency_key) DO NOTHING
+				RETURNING (SELECT name FROM merchants WHERE id = payin_configs.merchant_id)`,
+			id, caller.PlatformID, in.MerchantID, key, hash, amount, in.CurrencyCode, bc, md, mmd, in.ProcessingMode,
+			ivrpay.FormatTime(now), ivrpay.MerchantStatusActive)
+		if err != nil {
+			return nil, err
+		}
+		if inserted {
+			break
+		}
+		firstID, found, err := s.idempotentReplay(ctx, "payin_configs", "payin config", caller.PlatformID, key, hash)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			// A replay of the key: the config as it is now (it may have a payin).
+			return s.findPayinConfig(ctx, s.rdb, firstID)
+		}
+		m, err := s.findMerchant(ctx, in.MerchantID)
+		if err != nil || m.PlatformID != caller.PlatformID {
+			return nil, ivrpay.FieldErrorf("merchant_id", "merchant %s not found on platform %s", in.MerchantID, caller.PlatformID)
+		}
+		if m.Status != ivrpay.MerchantStatusActive {
+			return nil, ivrpay.FieldErrorf("merchant_id", "merchant %s is %s; payin configs need an ACTIVE merchant", m.ID, m.Status)
+		}
+		// The merchant became ACTIVE after the insert looked: once more.
+		if attempt == 1 {
+			return nil, fmt.Errorf("merchant %s is ACTIVE but the config's insert found it otherwise twice", m.ID)
+		}
 	}
 	// The config as a read would return it, without reading it.
-	return &ivrpay.PayinConfig{ID: id, PlatformID: caller.PlatformID, MerchantID: m.ID, Merchant: ivrpay.MerchantRef{ID: m.ID, Name: m.Name},
+	return &ivrpay.PayinConfig{ID: id, PlatformID: caller.PlatformID, MerchantID: in.MerchantID, Merchant: ivrpay.MerchantRef{ID: in.MerchantID, Name: merchantName},
 		IdempotencyKey: ivrpay.ClientIdempotencyKey(key), Amount: amount, CurrencyCode: in.CurrencyCode, BillingContact: billingContact(bc),
 		Metadata: rawJSON(md), MethodMetadata: rawJSON(mmd), ProcessingMode: in.ProcessingMode, CreatedAt: parseTime(ivrpay.FormatTime(now))}, nil
 }
@@ -251,14 +273,28 @@ func (s *Store) insertIdempotent(ctx context.Context, table, what, platformID, k
 	if err != nil || n == 1 {
 		return id, err
 	}
-	var firstID, firstHash string
-	if err := s.queryRow(ctx, s.rdb, `SELECT id, request_hash FROM `+table+` WHERE platform_id = $1 AND idempotency_key = $2`,
-		platformID, key).Scan(&firstID, &firstHash); err != nil {
-		return "", err
+	firstID, found, err := s.idempotentReplay(ctx, table, what, platformID, key, hash)
+	if err == nil && !found {
+		err = fmt.Errorf("%s: the insert wrote nothing and no row holds idempotency key %s", table, ivrpay.ClientIdempotencyKey(key))
+	}
+	return firstID, err
+}
+
+// idempotentReplay finds the row of table that holds the (scoped) key: its id
+// when it was made by the same request (hash), an ECONFLICT naming no object
+// when by a different one, found false when there is none.
+func (s *Store) idempotentReplay(ctx context.Context, table, what, platformID, key, hash string) (firstID string, found bool, err error) {
+	var firstHash string
+	err = s.queryRow(ctx, s.rdb, `SELECT id, request_hash FROM `+table+` WHERE platform_id = $1 AND idempotency_key = $2`,
+		platformID, key).Scan(&firstID, &firstHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, err
 	}
 	if firstHash != hash {
-		return "", &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
+		return "", false, &ivrpay.Error{Code: ivrpay.ECONFLICT, Field: "idempotency_key",
 			Message: fmt.Sprintf("idempotency_key %s was already used for a different %s; use a new key for a new config", ivrpay.ClientIdempotencyKey(key), what)}
 	}
-	return firstID, nil
+	return firstID, true, nil
 }

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
@@ -47,5 +48,57 @@ func TestCreatedPayinConfigIsWhatAReadReturns(t *testing.T) {
 				}
 			})
 		}
+	})
+}
+
+// TestCreatePayinConfigChecksTheMerchantInItsInsert: the merchant's check is
+// part of the config's insert (no read before it). A merchant that is not the
+// caller's, or does not exist, is named in the error and nothing is written;
+// a replay of a used key answers the first config; the same key with another
+// body is a conflict, whatever the merchant.
+func TestCreatePayinConfigChecksTheMerchantInItsInsert(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		other := setupOn(t, b.s, engine, b.opts)
+		configs := func() int {
+			return count(t, b.s.DB(), `SELECT COUNT(*) FROM payin_configs WHERE platform_id = $1`, b.platform.ID)
+		}
+		for _, row := range []struct{ name, merchantID string }{
+			{"a merchant that does not exist", "sbx_mid_doesnotexist"},
+			{"another platform's merchant", other.merchant.ID},
+		} {
+			t.Run(row.name, func(t *testing.T) {
+				before := configs()
+				_, err := b.s.CreatePayinConfig(b.adminCtx, ivrpay.PayinConfigCreate{MerchantID: row.merchantID,
+					IdempotencyKey: newKey("cfg"), Amount: "1000", CurrencyCode: "USD"})
+				wantCode(t, err, ivrpay.EINVALID)
+				if ivrpay.ErrorField(err) != "merchant_id" || !strings.Contains(ivrpay.ErrorMessage(err), "not found on platform "+b.platform.ID) {
+					t.Fatalf("error = %v (field %q), want merchant_id not found on the caller's platform", err, ivrpay.ErrorField(err))
+				}
+				if after := configs(); after != before {
+					t.Fatalf("a refused config was written: %d configs, then %d", before, after)
+				}
+			})
+		}
+		t.Run("a replay answers the first config, another body under its key conflicts", func(t *testing.T) {
+			in := ivrpay.PayinConfigCreate{MerchantID: b.merchant.ID, IdempotencyKey: newKey("cfg"), Amount: "1000", CurrencyCode: "USD"}
+			first, err := b.s.CreatePayinConfig(b.adminCtx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.Merchant.Name != b.merchant.Name {
+				t.Fatalf("config's merchant name = %q, want %q", first.Merchant.Name, b.merchant.Name)
+			}
+			again, err := b.s.CreatePayinConfig(b.adminCtx, in)
+			if err != nil || again.ID != first.ID || again.Merchant.Name != b.merchant.Name {
+				t.Fatalf("replay = %+v, %v; want config %s", again, err, first.ID)
+			}
+			in.Amount = "1001"
+			_, err = b.s.CreatePayinConfig(b.adminCtx, in)
+			wantCode(t, err, ivrpay.ECONFLICT)
+			if ivrpay.ErrorField(err) != "idempotency_key" {
+				t.Fatalf("conflict names field %q, want idempotency_key", ivrpay.ErrorField(err))
+			}
+		})
 	})
 }

@@ -254,6 +254,24 @@ func call(fn func(tx *sql.Tx) error, tx *sql.Tx) (res writeResult) {
 	return res
 }
 
+// writeQueryRow runs one write statement that returns at most one row (an
+// INSERT … RETURNING) and scans it into dest; false when it returned none.
+// On SQLite it goes through inTx, like execTx; elsewhere it is one
+// autocommit statement.
+func (s *Store) writeQueryRow(ctx context.Context, dest []any, query string, args ...any) (bool, error) {
+	var err error
+	if s.group == nil {
+		s.writes.Add(1)
+		err = s.queryRow(ctx, s.wdb, query, args...).Scan(dest...)
+	} else {
+		err = s.inTx(ctx, func(tx querier) error { return s.queryRow(ctx, tx, query, args...).Scan(dest...) })
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // execTx runs one write statement and returns how many rows it affected. On
 // SQLite it goes through inTx, so that single-statement writes share group
 // commits too; elsewhere it is one autocommit statement.
