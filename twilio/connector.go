@@ -11,6 +11,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -64,16 +65,9 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 	if ivrpay.JSONTooDeep(body) {
 		return &ConnectorRequest{}, fmt.Errorf("%w: the body nests objects or arrays deeper than %d levels", ErrInvalidRequest, ivrpay.MaxJSONDepth)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
 	var fields map[string]json.RawMessage
-	if err := dec.Decode(&fields); err != nil || fields == nil {
-		return &ConnectorRequest{}, fmt.Errorf("%w: the body is not a JSON object", ErrInvalidRequest)
-	}
-	// Anything after the object, even a stray closing brace or bracket (which
-	// Decoder.More does not report), means the body is not one JSON object.
-	if _, err := dec.Token(); err != io.EOF {
-		return &ConnectorRequest{}, fmt.Errorf("%w: the body has data after the JSON object", ErrInvalidRequest)
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return &ConnectorRequest{}, notOneObject(body)
 	}
 	r := &ConnectorRequest{Parameters: map[string]string{}}
 	targets := map[string]*string{
@@ -162,6 +156,10 @@ func scalar(raw json.RawMessage) (s string, isNull bool, err error) {
 	switch {
 	case bytes.Equal(raw, []byte("null")):
 		return "", true, nil
+	case len(raw) > 1 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw):
+		// What json.Unmarshal would make of it, without its decoder: raw is
+		// part of a body it validated, and has no escapes to undo.
+		return string(raw[1 : len(raw)-1]), false, nil
 	case len(raw) > 0 && raw[0] == '"':
 		err = json.Unmarshal(raw, &s)
 		return s, false, err
@@ -191,6 +189,22 @@ func parseParameters(raw json.RawMessage, into map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// notOneObject says why body, which json.Unmarshal refused as an object, is
+// not one JSON object.
+func notOneObject(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return fmt.Errorf("%w: the body is not a JSON object", ErrInvalidRequest)
+	}
+	// Anything after the object, even a stray closing brace or bracket (which
+	// Decoder.More does not report), means the body is not one JSON object.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: the body has data after the JSON object", ErrInvalidRequest)
+	}
+	return fmt.Errorf("%w: the body is not a JSON object", ErrInvalidRequest)
 }
 
 // isWord reports whether s is a short word of ASCII letters, '_' and '-'.
