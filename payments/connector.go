@@ -18,8 +18,18 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 	caller := ivrpay.PrincipalFromContext(ctx)
 	ref := req.ConfigParam()
 	hash := s.ivrRequestHash(req, ref)
-	// A read first: a replay of an answered transaction writes nothing.
-	tx, found, err := s.store.FindConnectorTransaction(ctx, caller.PlatformID, req.TransactionID)
+	// A read first: a replay of an answered transaction writes nothing. A
+	// charge naming a payin config reads the config in the same statement,
+	// for the new charge it most likely is.
+	var tx ivrpay.ConnectorTransaction
+	var found bool
+	var cfg *ivrpay.PayinConfig
+	cfgRead := req.Method == ivrpay.IVRMethodCharge && ivrpay.IDHasKind(ref.ID, ivrpay.PrefixPayinConfig)
+	if cfgRead {
+		tx, found, cfg, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, caller.PlatformID, req.TransactionID, ref.ID)
+	} else {
+		tx, found, err = s.store.FindConnectorTransaction(ctx, caller.PlatformID, req.TransactionID)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -27,7 +37,7 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		// A new charge writes its claim with its payin's reservation (or its
 		// refusal): one commit before the processor call instead of two.
 		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{PlatformID: caller.PlatformID, TransactionID: req.TransactionID,
-			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}}
+			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, cfgRead: cfgRead}
 		if res, err = s.runOwned(ctx, caller, req, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
 			return res, err
 		}
@@ -42,7 +52,8 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		if tx.RequestHash != hash {
 			return ivrpay.DuplicateTransaction(req.TransactionID).Result(), nil
 		}
-		refusal, err := s.checkReplay(ctx, caller, req.Method, tx.ConfigID)
+		// The config read with the transaction serves the check when it is the transaction's.
+		refusal, err := s.checkReplay(ctx, caller, req.Method, tx.ConfigID, cfg, cfgRead && tx.ConfigID == ref.ID)
 		if err != nil {
 			return res, err
 		} else if refusal != nil {
@@ -58,6 +69,10 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 type newClaim struct {
 	ivrpay.ConnectorClaim
 	written bool
+	// cfg is the payin config read with the look-up of the transaction
+	// (cfgRead), nil when it does not exist.
+	cfg     *ivrpay.PayinConfig
+	cfgRead bool
 }
 
 // runOwned runs a transaction this request has claimed (claim nil) or a new
@@ -91,15 +106,20 @@ func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpa
 // checkReplay refuses a replayed transaction to a key that may not act on
 // its config (another merchant's key of the platform resending the
 // transaction id it learned); the answer names nothing of the transaction.
-func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method, configID string) (*ivrpay.ConnectorError, error) {
+// A charge's config already read (cfgRead; nil when it does not exist) is
+// not read again.
+func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method, configID string, cfg *ivrpay.PayinConfig, cfgRead bool) (*ivrpay.ConnectorError, error) {
 	var obj ivrpay.Object
 	permission := "payin:create"
 	if method == ivrpay.IVRMethodCharge {
-		cfg, err := s.store.LoadPayinConfig(ctx, configID)
-		if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
+		if !cfgRead {
+			var err error
+			if cfg, err = s.store.LoadPayinConfig(ctx, configID); err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+				return nil, err
+			}
+		}
+		if cfg == nil {
 			return nil, nil // the first answer was CONFIG_NOT_FOUND: nothing to protect
-		} else if err != nil {
-			return nil, err
 		}
 		obj = cfg.Object()
 	} else {
@@ -172,8 +192,10 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 		return refusal.Result(), false, nil
 	}
 	if req.Method == ivrpay.IVRMethodCharge {
-		cfg, err := s.store.LoadPayinConfig(ctx, ref.ID)
-		if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+		var cfg *ivrpay.PayinConfig
+		if claim != nil && claim.cfgRead && claim.ConfigID == ref.ID {
+			cfg = claim.cfg
+		} else if cfg, err = s.store.LoadPayinConfig(ctx, ref.ID); err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
 			return res, false, err
 		}
 		entry, refusal := ivrpay.CheckIVRCharge(caller, cfg, ref.ID, req, s.now())

@@ -1081,6 +1081,11 @@ func (s *staleLookup) FindConnectorTransaction(context.Context, string, string) 
 	return ivrpay.ConnectorTransaction{}, false, nil
 }
 
+func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, error) {
+	_, _, cfg, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, platformID, txID, configID)
+	return ivrpay.ConnectorTransaction{}, false, cfg, err
+}
+
 func (s *staleLookup) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (*ivrpay.Payin, *ivrpay.Payin, error) {
 	p, holder, err := s.Store.ReservePayin(ctx, r)
 	if errors.Is(err, ivrpay.ErrClaimTaken) {
@@ -1138,6 +1143,59 @@ func TestIVRClaimWrittenWithFirstChange(t *testing.T) {
 				}
 				if got := count(t, b.s.DB(), `SELECT COUNT(*) FROM payins`); got != payins {
 					t.Fatalf("%d payins after the late request, %d before: its refused write left a payin", got, payins)
+				}
+			})
+		}
+	})
+}
+
+// TestFindConnectorTransactionAndPayinConfig: the one read a charge starts
+// with returns what the two reads it replaces return, whether the
+// transaction, the config, both or neither exist.
+func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		ctx := boundedContext(t)
+		answered := b.payinConfig(t, 1000)
+		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(answered.ID, "CA-find-done", visaOK, 1000)))
+		unused := b.payinConfig(t, 1000)
+		for _, row := range []struct {
+			name, txID, configID string
+			wantTx, wantCfg      bool
+		}{
+			{"an answered transaction and its config", "CA-find-done", answered.ID, true, true},
+			{"a new transaction and an unused config", "CA-find-new", unused.ID, false, true},
+			{"an answered transaction and no such config", "CA-find-done", "sbx_cfg_doesnotexist", true, false},
+			{"neither", "CA-find-none", "sbx_cfg_doesnotexist", false, false},
+		} {
+			t.Run(row.name, func(t *testing.T) {
+				tx, found, cfg, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, b.platform.ID, row.txID, row.configID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantTx, wantFound, err := b.s.FindConnectorTransaction(ctx, b.platform.ID, row.txID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if found != row.wantTx || found != wantFound || !reflect.DeepEqual(tx, wantTx) {
+					t.Fatalf("transaction = %+v (found %v), a read of it alone gives %+v (found %v); want found %v", tx, found, wantTx, wantFound, row.wantTx)
+				}
+				if row.wantTx && !tx.Done {
+					t.Fatalf("the answered transaction reads as not done: %+v", tx)
+				}
+				wantCfg, err := b.s.LoadPayinConfig(ctx, row.configID)
+				if !row.wantCfg {
+					wantCode(t, err, ivrpay.ENOTFOUND)
+					if cfg != nil {
+						t.Fatalf("config = %+v, want none", cfg)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(cfg, wantCfg) {
+					t.Fatalf("config = %+v\nalone   %+v", cfg, wantCfg)
 				}
 			})
 		}

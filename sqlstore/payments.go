@@ -87,21 +87,70 @@ func (s *Store) FindConnectorTransaction(ctx context.Context, platformID, txID s
 }
 
 func (s *Store) readConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
-	var status string
-	var response sql.NullString
+	var c connectorTransactionColumns
 	err = s.queryRow(ctx, s.rdb, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
-		WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID).Scan(&t.RequestHash, &t.ConfigID, &status, &response, &leaseUntil)
+		WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID).Scan(c.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, "", false, nil
 	} else if err != nil {
 		return t, "", false, err
 	}
-	if status == txDone {
-		t.Done = true
-		err = json.Unmarshal([]byte(response.String), &t.Response)
-	}
-	return t, leaseUntil, true, err
+	return c.transaction()
 }
+
+// FindConnectorTransactionAndPayinConfig reads a transaction, like
+// FindConnectorTransaction, and the payin config a charge names, like
+// LoadPayinConfig, in one statement: the two reads every new IVR charge
+// starts with. cfg is nil when there is no such config.
+func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, err error) {
+	defer wrap(&err, "Store.FindConnectorTransactionAndPayinConfig")
+	var c connectorTransactionColumns
+	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, `SELECT `+payinConfigColumns+`,
+		t.request_hash, t.config_id, t.status, t.response, t.lease_until
+		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id
+		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.transaction_id = $2
+		WHERE c.id = $3`, platformID, txID, configID), c.dest()})
+	if errors.Is(err, sql.ErrNoRows) {
+		// No such config (a refusal to come): the transaction on its own.
+		t, _, found, err = s.readConnectorTransaction(ctx, platformID, txID)
+		return t, found, nil, err
+	} else if err != nil {
+		return t, false, nil, err
+	}
+	if !c.requestHash.Valid {
+		return t, false, cfg, nil
+	}
+	t, _, found, err = c.transaction()
+	return t, found, cfg, err
+}
+
+// connectorTransactionColumns receives a connector transaction's columns,
+// NULL when a LEFT JOIN found none.
+type connectorTransactionColumns struct {
+	requestHash, configID, status, response, leaseUntil sql.NullString
+}
+
+func (c *connectorTransactionColumns) dest() []any {
+	return []any{&c.requestHash, &c.configID, &c.status, &c.response, &c.leaseUntil}
+}
+
+func (c *connectorTransactionColumns) transaction() (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
+	t.RequestHash, t.ConfigID = c.requestHash.String, c.configID.String
+	if c.status.String == txDone {
+		t.Done = true
+		err = json.Unmarshal([]byte(c.response.String), &t.Response)
+	}
+	return t, c.leaseUntil.String, true, err
+}
+
+// scanAlso scans a row's leading columns into a scanner's destinations
+// (scanPayinConfig's) and the rest into also.
+type scanAlso struct {
+	row  scanner
+	also []any
+}
+
+func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.also...)...) }
 
 // claimInsert inserts a running transaction leased to the caller; 0 rows
 // when it exists already.
