@@ -79,18 +79,20 @@ func spawnServe(t *testing.T, bin string, env []string, args ...string) *servePr
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			if m := listeningAddr.FindStringSubmatch(line); m != nil {
-				select {
-				case s.listening <- m[1]:
-				default:
-				}
-			}
+			// Kept before it is announced: a test that hears "listening"
+			// reads the tail and must find the line there.
 			s.mu.Lock()
 			s.tail = append(s.tail, line)
 			if len(s.tail) > 40 {
 				s.tail = s.tail[len(s.tail)-40:]
 			}
 			s.mu.Unlock()
+			if m := listeningAddr.FindStringSubmatch(line); m != nil {
+				select {
+				case s.listening <- m[1]:
+				default:
+				}
+			}
 		}
 	}()
 	go func() {
