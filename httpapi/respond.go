@@ -214,6 +214,60 @@ var (
 // (except the tolerated payin config amount, and then only digits). Values
 // of the wrong kind are left to the decoder, which names them.
 func strictMembers(raw []byte, t reflect.Type, prefix string) error {
+	if membersKnown(raw, t) {
+		return nil
+	}
+	return strictMembersInOrder(raw, t, prefix)
+}
+
+// membersKnown reports that strictMembersInOrder would refuse nothing in raw,
+// without its walk token by token (json.Decoder.Token allocates per token,
+// and each member's Decode builds an error it drops): every body that is
+// accepted only needs its members checked, in any order. False sends raw to
+// the ordered walk, which finds the first refusal or leaves raw to the
+// decoder; duplicated keys, which a map would merge, are refused before this.
+func membersKnown(raw []byte, t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var members map[string]json.RawMessage
+		if json.Unmarshal(raw, &members) != nil {
+			return false
+		}
+		for key, value := range members {
+			f, ok := jsonField(t, key)
+			if !ok {
+				return false
+			}
+			if f.Type == numberType {
+				if checkNumber(value, key, t == stringAmountType && key == "amount") != nil {
+					return false
+				}
+			} else if !membersKnown(value, f.Type) {
+				return false
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		var elems []json.RawMessage
+		if json.Unmarshal(raw, &elems) != nil {
+			return false
+		}
+		for _, e := range elems {
+			if !membersKnown(e, t.Elem()) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// strictMembersInOrder is strictMembers' walk in document order.
+func strictMembersInOrder(raw []byte, t reflect.Type, prefix string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -248,7 +302,7 @@ func strictMembers(raw []byte, t reflect.Type, prefix string) error {
 				}
 				continue
 			}
-			if err := strictMembers(value, f.Type, path); err != nil {
+			if err := strictMembersInOrder(value, f.Type, path); err != nil {
 				return err
 			}
 		}
@@ -261,7 +315,7 @@ func strictMembers(raw []byte, t reflect.Type, prefix string) error {
 			if dec.Decode(&value) != nil {
 				return nil
 			}
-			if err := strictMembers(value, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
+			if err := strictMembersInOrder(value, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
 				return err
 			}
 		}
