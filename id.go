@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"math/big"
 	"strings"
 	"time"
 )
@@ -53,17 +52,25 @@ func FirstIDAt(mode Mode, prefix string, t time.Time) string {
 }
 
 // encodeID writes 20 bytes as 27 base62 characters, most significant first,
-// so that ids compare as strings as their bytes compare as numbers.
+// so that ids compare as strings as their bytes compare as numbers. It is
+// long division of the 160-bit number, held in five 32-bit words, by 62
+// (62^27 > 2^160, so 27 digits always suffice): every request makes ids.
 func encodeID(raw [20]byte) string {
-	n := new(big.Int).SetBytes(raw[:])
-	out := make([]byte, 27)
-	base := big.NewInt(62)
-	mod := new(big.Int)
-	for i := 26; i >= 0; i-- {
-		n.DivMod(n, base, mod)
-		out[i] = base62[mod.Int64()]
+	var words [5]uint32
+	for i := range words {
+		words[i] = binary.BigEndian.Uint32(raw[4*i:])
 	}
-	return string(out)
+	var out [27]byte
+	for i := len(out) - 1; i >= 0; i-- {
+		var rem uint64
+		for j := range words {
+			cur := rem<<32 | uint64(words[j])
+			words[j] = uint32(cur / 62)
+			rem = cur % 62
+		}
+		out[i] = base62[rem]
+	}
+	return string(out[:])
 }
 
 // NewAPIKeySecret returns a fresh key secret: "apikey_" (or "sbx_apikey_") and 64 hex characters.
