@@ -95,7 +95,8 @@ func (s *Store) readConnectorTransaction(ctx context.Context, platformID, txID s
 	} else if err != nil {
 		return t, "", false, err
 	}
-	return c.transaction()
+	t, leaseUntil, err = c.transaction()
+	return t, leaseUntil, true, err
 }
 
 // FindConnectorTransactionAndPayinConfig reads a transaction, like
@@ -120,8 +121,8 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, plat
 	if !c.requestHash.Valid {
 		return t, false, cfg, nil
 	}
-	t, _, found, err = c.transaction()
-	return t, found, cfg, err
+	t, _, err = c.transaction()
+	return t, true, cfg, err
 }
 
 // connectorTransactionColumns receives a connector transaction's columns,
@@ -134,13 +135,13 @@ func (c *connectorTransactionColumns) dest() []any {
 	return []any{&c.requestHash, &c.configID, &c.status, &c.response, &c.leaseUntil}
 }
 
-func (c *connectorTransactionColumns) transaction() (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
+func (c *connectorTransactionColumns) transaction() (t ivrpay.ConnectorTransaction, leaseUntil string, err error) {
 	t.RequestHash, t.ConfigID = c.requestHash.String, c.configID.String
 	if c.status.String == txDone {
 		t.Done = true
 		err = json.Unmarshal([]byte(c.response.String), &t.Response)
 	}
-	return t, c.leaseUntil.String, true, err
+	return t, c.leaseUntil.String, err
 }
 
 // scanAlso scans a row's leading columns into a scanner's destinations
