@@ -3,6 +3,7 @@ package ivrpay
 import (
 	"math/big"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 )
@@ -45,4 +46,25 @@ func BenchmarkNewID(b *testing.B) {
 	for b.Loop() {
 		NewID(ModeSandbox, PrefixPayin, SystemClock{}.Now())
 	}
+}
+
+// TestNewIDSortsByTime holds ids to creation order down to 1/65,536 s, within
+// one second as across seconds, and to FirstIDAt's bound.
+func TestNewIDSortsByTime(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		base := time.Unix(rapid.Int64Range(idEpoch, idEpoch+1<<31).Draw(t, "second"), 0)
+		early := base.Add(time.Duration(rapid.Int64Range(0, 2*int64(time.Second)).Draw(t, "early")))
+		// Two instants at least one tick (15.3 µs) apart.
+		late := early.Add(time.Second/65536 + time.Duration(rapid.Int64Range(0, int64(time.Second)).Draw(t, "gap")))
+		a, b := NewID(ModeProduction, PrefixPayin, early), NewID(ModeProduction, PrefixPayin, late)
+		if a >= b {
+			t.Fatalf("NewID(%v) = %s does not sort before NewID(%v) = %s", early, a, late, b)
+		}
+		if first := FirstIDAt(ModeProduction, PrefixPayin, early); first > a {
+			t.Fatalf("FirstIDAt(%v) = %s sorts after an id made then, %s", early, first, a)
+		}
+		if len(a) != len(PrefixPayin)+27 {
+			t.Fatalf("NewID = %s, want the prefix and 27 characters", a)
+		}
+	})
 }
