@@ -118,6 +118,9 @@ var payinConfigColumns = `c.id, c.platform_id, c.merchant_id, m.name AS merchant
 		c.billing_contact, c.metadata, c.method_metadata, c.processing_mode, c.created_at,
 		(SELECT p.id FROM payins p WHERE p.payin_config_id = c.id AND p.` + holdsConfig + ` AND p.status <> 'CREATED') AS payin_id`
 
+// payinConfigFrom is the FROM clause payinConfigColumns' aliases name.
+const payinConfigFrom = `FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id`
+
 // holdsConfig is the predicate of the partial index payins_one_live_per_config
 // (migrations/00001_init.sql), made from ivrpay.PayinStatusesHoldingConfig:
 // the one list of the statuses that hold a config. TestHoldsConfigIsTheIndexPredicate
@@ -131,8 +134,7 @@ var holdsConfig = func() string {
 }()
 
 func (s *Store) findPayinConfig(ctx context.Context, q querier, id string) (*ivrpay.PayinConfig, error) {
-	c, err := scanPayinConfig(s.queryRow(ctx, q, `SELECT `+payinConfigColumns+`
-		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id WHERE c.id = $1`, id))
+	c, err := scanPayinConfig(s.queryRow(ctx, q, `SELECT `+payinConfigColumns+` `+payinConfigFrom+` WHERE c.id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payin config %s not found", id)
 	}
@@ -152,8 +154,7 @@ func (s *Store) ListPayinConfigs(ctx context.Context, f ivrpay.PayinConfigFilter
 	}
 	// The filters apply to the joined row, so the select is wrapped.
 	q.base = `SELECT id, platform_id, merchant_id, merchant_name, idempotency_key, amount, currency_code, billing_contact, metadata,
-		method_metadata, processing_mode, created_at, payin_id FROM (SELECT ` + payinConfigColumns + `
-		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id) AS pc`
+		method_metadata, processing_mode, created_at, payin_id FROM (SELECT ` + payinConfigColumns + ` ` + payinConfigFrom + `) AS pc`
 	if f.MerchantID != "" {
 		q.where = append(q.where, "merchant_id = "+q.arg(f.MerchantID))
 	}

@@ -108,7 +108,7 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, plat
 	var c connectorTransactionColumns
 	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, `SELECT `+payinConfigColumns+`,
 		t.request_hash, t.config_id, t.status, t.response, t.lease_until
-		FROM payin_configs c JOIN merchants m ON m.id = c.merchant_id
+		`+payinConfigFrom+`
 		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.transaction_id = $2
 		WHERE c.id = $3`, platformID, txID, configID), c.dest()})
 	if errors.Is(err, sql.ErrNoRows) {
