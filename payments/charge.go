@@ -211,7 +211,7 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 	if err := ivrpay.CheckStoredCharge(caller, pm, cfg, s.now()); err != nil {
 		return nil, err
 	}
-	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, append(paymentOps(cfg.ProcessingMode), ivrpay.OpStoredCharge)...)
+	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, nil, append(paymentOps(cfg.ProcessingMode), ivrpay.OpStoredCharge)...)
 	if err != nil {
 		return nil, err
 	}

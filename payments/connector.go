@@ -24,9 +24,10 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 	var tx ivrpay.ConnectorTransaction
 	var found bool
 	var cfg *ivrpay.PayinConfig
+	var route ivrpay.ProcessorRoute
 	cfgRead := req.Method == ivrpay.IVRMethodCharge && ivrpay.IDHasKind(ref.ID, ivrpay.PrefixPayinConfig)
 	if cfgRead {
-		tx, found, cfg, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, caller.PlatformID, req.TransactionID, ref.ID)
+		tx, found, cfg, route, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, caller.PlatformID, req.TransactionID, ref.ID)
 	} else {
 		tx, found, err = s.store.FindConnectorTransaction(ctx, caller.PlatformID, req.TransactionID)
 	}
@@ -37,7 +38,7 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		// A new charge writes its claim with its payin's reservation (or its
 		// refusal): one commit before the processor call instead of two.
 		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{PlatformID: caller.PlatformID, TransactionID: req.TransactionID,
-			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, cfgRead: cfgRead}
+			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, route: route, cfgRead: cfgRead}
 		if res, err = s.runOwned(ctx, caller, req, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
 			return res, err
 		}
@@ -70,8 +71,9 @@ type newClaim struct {
 	ivrpay.ConnectorClaim
 	written bool
 	// cfg is the payin config read with the look-up of the transaction
-	// (cfgRead), nil when it does not exist.
+	// (cfgRead), nil when it does not exist; route is its merchant's.
 	cfg     *ivrpay.PayinConfig
+	route   ivrpay.ProcessorRoute
 	cfgRead bool
 }
 
@@ -216,7 +218,11 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 }
 
 func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry, claim *newClaim) (ivrpay.IVRResult, bool, error) {
-	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, paymentOps(cfg.ProcessingMode)...)
+	var read *ivrpay.ProcessorRoute
+	if claim != nil && claim.cfgRead && claim.cfg == cfg {
+		read = &claim.route // read with the config
+	}
+	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, read, paymentOps(cfg.ProcessingMode)...)
 	if refusal := notConfigured(err); refusal != nil {
 		return refusal.Result(), false, nil
 	} else if err != nil {
@@ -258,7 +264,7 @@ func ivrChargeResult(v ivrpay.APIVersion, p *ivrpay.Payin, entry ivrpay.CardEntr
 }
 
 func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, pmc *ivrpay.PaymentMethodConfig, entry ivrpay.CardEntry) (ivrpay.IVRResult, bool, error) {
-	account, proc, err := s.route(ctx, pmc.PlatformID, pmc.MerchantID, ivrpay.OpVerify)
+	account, proc, err := s.route(ctx, pmc.PlatformID, pmc.MerchantID, nil, ivrpay.OpVerify)
 	if refusal := notConfigured(err); refusal != nil {
 		return refusal.Result(), false, nil
 	} else if err != nil {

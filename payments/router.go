@@ -12,9 +12,17 @@ import (
 
 // route returns the processor account of a merchant's payments, refusing
 // (an ECONFLICT that says how to fix it) when no account serves the
-// merchant or its processor lacks one of ops.
-func (s *Service) route(ctx context.Context, platformID, merchantID string, ops ...string) (ivrpay.ProcessorAccountRef, ivrpay.Processor, error) {
-	account, proc, err := s.router.Route(ctx, platformID, merchantID)
+// merchant or its processor lacks one of ops. read is the merchant's route
+// when the store read it already (nil: the router reads it).
+func (s *Service) route(ctx context.Context, platformID, merchantID string, read *ivrpay.ProcessorRoute, ops ...string) (ivrpay.ProcessorAccountRef, ivrpay.Processor, error) {
+	var account ivrpay.ProcessorAccountRef
+	var proc ivrpay.Processor
+	var err error
+	if r, ok := s.router.(RouteReader); ok && read != nil {
+		account, proc, err = r.RouteOf(ctx, merchantID, *read)
+	} else {
+		account, proc, err = s.router.Route(ctx, platformID, merchantID)
+	}
 	var none *ivrpay.ProcessorNotConfiguredError
 	if errors.As(err, &none) {
 		return account, nil, &ivrpay.Error{Code: ivrpay.ECONFLICT, Message: none.Error()}
@@ -102,6 +110,11 @@ func (r *AccountRouter) Route(ctx context.Context, platformID, merchantID string
 	if err != nil {
 		return ivrpay.ProcessorAccountRef{}, nil, err
 	}
+	return r.RouteOf(ctx, merchantID, route)
+}
+
+// RouteOf returns the account of a route read with a payin config.
+func (r *AccountRouter) RouteOf(ctx context.Context, merchantID string, route ivrpay.ProcessorRoute) (ivrpay.ProcessorAccountRef, ivrpay.Processor, error) {
 	if route.Account == "" {
 		if r.Sandbox == nil {
 			return ivrpay.ProcessorAccountRef{}, nil, &ivrpay.ProcessorNotConfiguredError{MerchantID: merchantID}

@@ -53,6 +53,14 @@ type Router interface {
 	Account(ctx context.Context, name string) (ivrpay.Processor, error)
 }
 
+// RouteReader is a Router that takes a route the store has already read
+// (with a charge's payin config), instead of reading it again.
+type RouteReader interface {
+	Router
+	// RouteOf is Route for a merchant whose route was read.
+	RouteOf(ctx context.Context, merchantID string, route ivrpay.ProcessorRoute) (ivrpay.ProcessorAccountRef, ivrpay.Processor, error)
+}
+
 // Service is the payments service.
 type Service struct {
 	store     Store

@@ -27,8 +27,9 @@ type Store interface {
 	// FindConnectorTransaction reads a transaction without claiming it.
 	FindConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, found bool, err error)
 	// FindConnectorTransactionAndPayinConfig reads a transaction and, in the
-	// same read, the payin config a charge names (nil when there is none).
-	FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, err error)
+	// same read, the payin config a charge names (nil when there is none)
+	// with the processor route of its merchant.
+	FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error)
 	// ClaimConnectorTransaction inserts the transaction (owned), takes over
 	// one whose lease has ended (owned), or returns it as it is.
 	ClaimConnectorTransaction(ctx context.Context, platformID, txID, requestHash, configID string, lease time.Duration) (ivrpay.ConnectorTransaction, error)

@@ -1081,9 +1081,9 @@ func (s *staleLookup) FindConnectorTransaction(context.Context, string, string) 
 	return ivrpay.ConnectorTransaction{}, false, nil
 }
 
-func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, error) {
-	_, _, cfg, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, platformID, txID, configID)
-	return ivrpay.ConnectorTransaction{}, false, cfg, err
+func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, ivrpay.ProcessorRoute, error) {
+	_, _, cfg, route, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, platformID, txID, configID)
+	return ivrpay.ConnectorTransaction{}, false, cfg, route, err
 }
 
 func (s *staleLookup) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (*ivrpay.Payin, *ivrpay.Payin, error) {
@@ -1150,8 +1150,9 @@ func TestIVRClaimWrittenWithFirstChange(t *testing.T) {
 }
 
 // TestFindConnectorTransactionAndPayinConfig: the one read a charge starts
-// with returns what the two reads it replaces return, whether the
-// transaction, the config, both or neither exist.
+// with returns what the three reads it replaces return, whether the
+// transaction, the config, both or neither exist, and whichever processor
+// account serves the config's merchant.
 func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		b := setup(t, engine)
@@ -1159,6 +1160,44 @@ func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
 		answered := b.payinConfig(t, 1000)
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(answered.ID, "CA-find-done", visaOK, 1000)))
 		unused := b.payinConfig(t, 1000)
+		check := func(t *testing.T, txID, configID string, wantTx, wantCfg bool) ivrpay.ProcessorRoute {
+			tx, found, cfg, route, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, b.platform.ID, txID, configID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			aloneTx, aloneFound, err := b.s.FindConnectorTransaction(ctx, b.platform.ID, txID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != wantTx || found != aloneFound || !reflect.DeepEqual(tx, aloneTx) {
+				t.Fatalf("transaction = %+v (found %v), a read of it alone gives %+v (found %v); want found %v", tx, found, aloneTx, aloneFound, wantTx)
+			}
+			if wantTx && !tx.Done {
+				t.Fatalf("the answered transaction reads as not done: %+v", tx)
+			}
+			aloneCfg, err := b.s.LoadPayinConfig(ctx, configID)
+			if !wantCfg {
+				wantCode(t, err, ivrpay.ENOTFOUND)
+				if cfg != nil || route != (ivrpay.ProcessorRoute{}) {
+					t.Fatalf("config = %+v, route %+v; want neither", cfg, route)
+				}
+				return route
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg, aloneCfg) {
+				t.Fatalf("config = %+v\nalone   %+v", cfg, aloneCfg)
+			}
+			aloneRoute, err := b.s.ProcessorRoute(ctx, cfg.PlatformID, cfg.MerchantID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if route != aloneRoute {
+				t.Fatalf("route = %+v, a read of it alone gives %+v", route, aloneRoute)
+			}
+			return route
+		}
 		for _, row := range []struct {
 			name, txID, configID string
 			wantTx, wantCfg      bool
@@ -1168,34 +1207,34 @@ func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
 			{"an answered transaction and no such config", "CA-find-done", "sbx_cfg_doesnotexist", true, false},
 			{"neither", "CA-find-none", "sbx_cfg_doesnotexist", false, false},
 		} {
+			t.Run(row.name, func(t *testing.T) { check(t, row.txID, row.configID, row.wantTx, row.wantCfg) })
+		}
+		for _, a := range []string{"platform-default", "merchant-own"} {
+			if err := b.s.CreateProcessorAccount(ctx, ivrpay.ProcessorAccount{Name: a, Kind: ivrpay.ProcessorKindStripe, SecretCiphertext: "unused"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, row := range []struct {
+			name string
+			set  func() error
+			want ivrpay.ProcessorRoute
+		}{
+			{"no account: the sandbox's", func() error { return nil }, ivrpay.ProcessorRoute{}},
+			{"the platform's default", func() error {
+				_, err := b.s.SetPlatformProcessor(ctx, b.platform.ID, "platform-default")
+				return err
+			}, ivrpay.ProcessorRoute{Account: "platform-default"}},
+			{"the merchant's own, with its sub-account", func() error {
+				_, err := b.s.SetMerchantProcessor(ctx, b.merchant.ID, "merchant-own", "acct_bakery")
+				return err
+			}, ivrpay.ProcessorRoute{Account: "merchant-own", AccountRef: "acct_bakery"}},
+		} {
 			t.Run(row.name, func(t *testing.T) {
-				tx, found, cfg, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, b.platform.ID, row.txID, row.configID)
-				if err != nil {
+				if err := row.set(); err != nil {
 					t.Fatal(err)
 				}
-				wantTx, wantFound, err := b.s.FindConnectorTransaction(ctx, b.platform.ID, row.txID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if found != row.wantTx || found != wantFound || !reflect.DeepEqual(tx, wantTx) {
-					t.Fatalf("transaction = %+v (found %v), a read of it alone gives %+v (found %v); want found %v", tx, found, wantTx, wantFound, row.wantTx)
-				}
-				if row.wantTx && !tx.Done {
-					t.Fatalf("the answered transaction reads as not done: %+v", tx)
-				}
-				wantCfg, err := b.s.LoadPayinConfig(ctx, row.configID)
-				if !row.wantCfg {
-					wantCode(t, err, ivrpay.ENOTFOUND)
-					if cfg != nil {
-						t.Fatalf("config = %+v, want none", cfg)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !reflect.DeepEqual(cfg, wantCfg) {
-					t.Fatalf("config = %+v\nalone   %+v", cfg, wantCfg)
+				if got := check(t, "CA-find-new", unused.ID, false, true); got != row.want {
+					t.Fatalf("route = %+v, want %+v", got, row.want)
 				}
 			})
 		}

@@ -100,29 +100,33 @@ func (s *Store) readConnectorTransaction(ctx context.Context, platformID, txID s
 }
 
 // FindConnectorTransactionAndPayinConfig reads a transaction, like
-// FindConnectorTransaction, and the payin config a charge names, like
-// LoadPayinConfig, in one statement: the two reads every new IVR charge
-// starts with. cfg is nil when there is no such config.
-func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, err error) {
+// FindConnectorTransaction, the payin config a charge names, like
+// LoadPayinConfig, and the processor route of the config's merchant, like
+// ProcessorRoute, in one statement: the reads every new IVR charge starts
+// with. cfg is nil (and route empty) when there is no such config.
+func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error) {
 	defer wrap(&err, "Store.FindConnectorTransactionAndPayinConfig")
 	var c connectorTransactionColumns
+	var platformAccount, merchantAccount, ref sql.NullString
 	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, `SELECT `+payinConfigColumns+`,
-		t.request_hash, t.config_id, t.status, t.response, t.lease_until
-		`+payinConfigFrom+`
+		t.request_hash, t.config_id, t.status, t.response, t.lease_until,
+		pl.processor_account, m.processor_account, m.processor_account_ref
+		`+payinConfigFrom+` JOIN platforms pl ON pl.id = c.platform_id
 		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.transaction_id = $2
-		WHERE c.id = $3`, platformID, txID, configID), c.dest()})
+		WHERE c.id = $3`, platformID, txID, configID), append(c.dest(), &platformAccount, &merchantAccount, &ref)})
 	if errors.Is(err, sql.ErrNoRows) {
 		// No such config (a refusal to come): the transaction on its own.
 		t, _, found, err = s.readConnectorTransaction(ctx, platformID, txID)
-		return t, found, nil, err
+		return t, found, nil, route, err
 	} else if err != nil {
-		return t, false, nil, err
+		return t, false, nil, route, err
 	}
+	route = processorRoute(platformAccount, merchantAccount, ref)
 	if !c.requestHash.Valid {
-		return t, false, cfg, nil
+		return t, false, cfg, route, nil
 	}
 	t, _, err = c.transaction()
-	return t, true, cfg, err
+	return t, true, cfg, route, err
 }
 
 // connectorTransactionColumns receives a connector transaction's columns,

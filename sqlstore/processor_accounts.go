@@ -142,8 +142,14 @@ func (s *Store) ProcessorRoute(ctx context.Context, platformID, merchantID strin
 	if err != nil {
 		return r, err
 	}
+	return processorRoute(platformAccount, merchantAccount, ref), nil
+}
+
+// processorRoute is the merchant's own account (under its sub-account ref),
+// else its platform's default, from their columns.
+func processorRoute(platformAccount, merchantAccount, ref sql.NullString) ivrpay.ProcessorRoute {
 	if merchantAccount.String != "" {
-		return ivrpay.ProcessorRoute{Account: merchantAccount.String, AccountRef: ref.String}, nil
+		return ivrpay.ProcessorRoute{Account: merchantAccount.String, AccountRef: ref.String}
 	}
-	return ivrpay.ProcessorRoute{Account: platformAccount.String}, nil
+	return ivrpay.ProcessorRoute{Account: platformAccount.String}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
@@ -45,6 +46,9 @@ func TestChargeStatementCount(t *testing.T) {
 		// read stay cached however slowly the test runs.
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
 		b := setup(t, engine, func(c *sqlstoretest.Config) { c.Clock = clock })
+		// Routed as `ivrpay serve` routes, from the merchant's route in the store.
+		b.opts.Router = &payments.AccountRouter{Store: b.s, Vault: b.opts.Vault, Sandbox: b.opts.Processor}
+		b.pay = b.opts.Payments(b.s)
 		// Warm up: the first charge prepares the statements and caches the endpoints.
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(b.payinConfig(t, 1000).ID, "CA-warm", visaOK, 1000)))
 		statementsBefore, tripsBefore := b.s.Statements(), b.s.RoundTrips()
