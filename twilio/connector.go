@@ -236,10 +236,10 @@ type ConnectorResponse struct {
 func (r ConnectorResponse) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
-	writeField := func(key string, value string) {
-		k, _ := json.Marshal(key)
-		b.Write(k)
-		b.WriteByte(':')
+	writeField := func(key string, value string) { // keys are plain ASCII: no escaping
+		b.WriteByte('"')
+		b.WriteString(key)
+		b.WriteString(`":`)
 		if value == "" {
 			b.WriteString("null")
 		} else {
