@@ -10,8 +10,10 @@
 # With two or more cores, the servers run on core 0 and the load generator on
 # core 1 (taskset), so that they do not take each other's CPU; the CPU time of
 # both is read from /proc and reported per charge. The bare serial single-row
-# commit rate of each engine (BenchmarkCommit) is measured first, and a last
-# table prints every ratio of docs/benchmarks.md in one place.
+# commit rate of each engine (BenchmarkCommit) is measured first, with the
+# payments service and store alone on the servers' core (BenchmarkCharge, no
+# HTTP: the ceiling of the peak), and a last table prints every ratio of
+# docs/benchmarks.md in one place.
 #
 # Usage: scripts/loadbench.sh            (DURATION=20s by default; needs jq and psql)
 #        IVRPAY_TEST_POSTGRES=postgres://…  selects the PostgreSQL server (default: local, trust auth, db test)
@@ -52,6 +54,17 @@ commit_rate() {
     go test ./sqlstore -run '^$' -bench "Commit/$1/serial" -benchtime "${BENCHTIME:-5s}" 2>/dev/null |
     awk '/commits\/s/ {for (i = 1; i < NF; i++) if ($(i+1) == "commits/s") print $i}' | head -1
 }
+# inprocess ENGINE → "charges/s cpu-ms/charge" of BenchmarkCharge: the payments service and the store alone,
+# no HTTP, on the servers' core (with two Ps on SQLite, as `ivrpay serve` runs): what the peak could be if
+# HTTP, JSON and authentication cost nothing.
+inprocess() {
+  local procs=()
+  [[ $1 == sqlite ]] && procs=(-cpu 2)
+  IVRPAY_TEST_POSTGRES=$([[ $1 == postgres ]] && echo "$PG" || true) \
+    "${server_cpu[@]}" go test ./sqlstore -run '^$' -bench "Charge/$1\$" "${procs[@]}" -benchtime "${BENCHTIME:-5s}" 2>/dev/null |
+    awk '/charges\/s/ {for (i = 1; i < NF; i++) {if ($(i+1) == "charges/s") r = $i; if ($(i+1) == "cpu-ms/charge") c = $i}; print r, c; exit}'
+}
+declare -A ratio_inprocess ratio_inprocess_ms
 declare -A ratio_peak ratio_commit ratio_p99 ratio_half ratio_server_ms ratio_peak_server_ms ratio_loadgen_ms ratio_rss
 
 # start NAME DB → starts a server, waits until it listens; sets $addr and $pid.
@@ -143,6 +156,8 @@ table() {
   row() { printf "| %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4"; }
   ratio() { [[ -n "${ratio_peak[$1]:-}" && -n "${ratio_commit[$1]:-}" ]] && awk -v p="${ratio_peak[$1]}" -v c="${ratio_commit[$1]}" 'BEGIN {printf "%.0f ÷ %.0f = %.2f×", p, c, p / c}' || echo "—"; }
   row "peak durable charges/s ÷ serial single-row commit rate" "$(ratio sqlite)" "$(ratio postgres)" "≥ 1.0×"
+  ceiling() { [[ -n "${ratio_inprocess[$1]:-}" && -n "${ratio_commit[$1]:-}" ]] && awk -v p="${ratio_inprocess[$1]}" -v c="${ratio_commit[$1]}" -v m="${ratio_inprocess_ms[$1]}" 'BEGIN {printf "%.0f ÷ %.0f = %.2f×; a whole core at %.3f ms per charge: %.2f×", p, c, p / c, m, 1000 / m / c}' || echo "—"; }
+  row "without HTTP (BenchmarkCharge on the servers' core): charges/s ÷ the same commit rate" "$(ceiling sqlite)" "$(ceiling postgres)" ""
   row "p99 connector latency at half of peak (ms)" "${ratio_p99[sqlite]:-—} at ${ratio_half[sqlite]:-—}/s" "${ratio_p99[postgres]:-—} at ${ratio_half[postgres]:-—}/s" "≤ 25"
   row "server CPU per charge at half of peak (ms)" "${ratio_server_ms[sqlite]:-—}" "${ratio_server_ms[postgres]:-—}" "≤ 1.0"
   row "server CPU per charge at the peak (ms)" "${ratio_peak_server_ms[sqlite]:-—}" "${ratio_peak_server_ms[postgres]:-—}" "≤ 1.0"
@@ -153,7 +168,9 @@ table() {
 ENGINES=${ENGINES:-sqlite postgres}
 if [[ " $ENGINES " == *" sqlite "* ]]; then
   ratio_commit[sqlite]=$(commit_rate sqlite)
-  echo "== SQLite, one server ($(nproc) cores); serial single-row commits: ${ratio_commit[sqlite]:-?}/s"
+  read -r ratio_inprocess[sqlite] ratio_inprocess_ms[sqlite] <<<"$(inprocess sqlite)" || true
+  echo "== SQLite, one server ($(nproc) cores); serial single-row commits: ${ratio_commit[sqlite]:-?}/s;" \
+    "in-process without HTTP: ${ratio_inprocess[sqlite]:-?} charges/s at ${ratio_inprocess_ms[sqlite]:-?} ms CPU each"
   start sqlite "$work/bench.db"
   urls="http://$addr"
   server_pids=("$pid")
@@ -163,7 +180,9 @@ fi
 
 [[ " $ENGINES " == *" postgres "* ]] || { table; exit 0; }
 ratio_commit[postgres]=$(commit_rate postgres)
-echo "== PostgreSQL, two servers; serial single-row commits: ${ratio_commit[postgres]:-?}/s"
+read -r ratio_inprocess[postgres] ratio_inprocess_ms[postgres] <<<"$(inprocess postgres)" || true
+echo "== PostgreSQL, two servers; serial single-row commits: ${ratio_commit[postgres]:-?}/s;" \
+  "in-process without HTTP: ${ratio_inprocess[postgres]:-?} charges/s at ${ratio_inprocess_ms[postgres]:-?} ms CPU each"
 schema="bench_$(date +%s)"
 psql "$PG" -qc "CREATE SCHEMA $schema"
 if [[ "$PG" == *\?* ]]; then dsn="$PG&search_path=$schema"; else dsn="$PG?search_path=$schema"; fi
