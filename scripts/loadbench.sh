@@ -156,7 +156,8 @@ table() {
   row() { printf "| %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4"; }
   ratio() { [[ -n "${ratio_peak[$1]:-}" && -n "${ratio_commit[$1]:-}" ]] && awk -v p="${ratio_peak[$1]}" -v c="${ratio_commit[$1]}" 'BEGIN {printf "%.0f ÷ %.0f = %.2f×", p, c, p / c}' || echo "—"; }
   row "peak durable charges/s ÷ serial single-row commit rate" "$(ratio sqlite)" "$(ratio postgres)" "≥ 1.0×"
-  ceiling() { [[ -n "${ratio_inprocess[$1]:-}" && -n "${ratio_commit[$1]:-}" ]] && awk -v p="${ratio_inprocess[$1]}" -v c="${ratio_commit[$1]}" -v m="${ratio_inprocess_ms[$1]}" 'BEGIN {printf "%.0f ÷ %.0f = %.2f×; a whole core at %.3f ms per charge: %.2f×", p, c, p / c, m, 1000 / m / c}' || echo "—"; }
+  # A whole core's worth only on SQLite: PostgreSQL's backends spend CPU the benchmark's process does not count.
+  ceiling() { [[ -n "${ratio_inprocess[$1]:-}" && -n "${ratio_commit[$1]:-}" ]] && awk -v p="${ratio_inprocess[$1]}" -v c="${ratio_commit[$1]}" -v m="${ratio_inprocess_ms[$1]}" -v e="$1" 'BEGIN {printf "%.0f ÷ %.0f = %.2f×", p, c, p / c; if (e == "sqlite") printf "; a whole core at %.3f ms per charge: %.2f×", m, 1000 / m / c}' || echo "—"; }
   row "without HTTP (BenchmarkCharge on the servers' core): charges/s ÷ the same commit rate" "$(ceiling sqlite)" "$(ceiling postgres)" ""
   row "p99 connector latency at half of peak (ms)" "${ratio_p99[sqlite]:-—} at ${ratio_half[sqlite]:-—}/s" "${ratio_p99[postgres]:-—} at ${ratio_half[postgres]:-—}/s" "≤ 25"
   row "server CPU per charge at half of peak (ms)" "${ratio_server_ms[sqlite]:-—}" "${ratio_server_ms[postgres]:-—}" "≤ 1.0"
