@@ -64,8 +64,7 @@ inprocess() {
     "${server_cpu[@]}" go test ./sqlstore -run '^$' -bench "Charge/$1\$" "${procs[@]}" -benchtime "${BENCHTIME:-5s}" 2>/dev/null |
     awk '/charges\/s/ {for (i = 1; i < NF; i++) {if ($(i+1) == "charges/s") r = $i; if ($(i+1) == "cpu-ms/charge") c = $i}; print r, c; exit}'
 }
-declare -A ratio_inprocess ratio_inprocess_ms
-declare -A ratio_peak ratio_commit ratio_p99 ratio_half ratio_server_ms ratio_peak_server_ms ratio_loadgen_ms ratio_rss
+declare -A ratio_inprocess ratio_inprocess_ms ratio_peak ratio_commit ratio_p99 ratio_half ratio_server_ms ratio_peak_server_ms ratio_loadgen_ms ratio_rss
 
 # start NAME DB → starts a server, waits until it listens; sets $addr and $pid.
 start() {
