@@ -54,8 +54,10 @@ func TestNewIDSortsByTime(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		base := time.Unix(rapid.Int64Range(idEpoch, idEpoch+1<<31).Draw(t, "second"), 0)
 		early := base.Add(time.Duration(rapid.Int64Range(0, 2*int64(time.Second)).Draw(t, "early")))
-		// Two instants at least one tick (15.3 µs) apart.
-		late := early.Add(time.Second/65536 + time.Duration(rapid.Int64Range(0, int64(time.Second)).Draw(t, "gap")))
+		// Two instants at least one tick apart: 1/65,536 s rounded up (15,259 ns;
+		// 15,258 ns after a whole second is still in its first tick).
+		tick := (time.Second + 65535) / 65536
+		late := early.Add(tick + time.Duration(rapid.Int64Range(0, int64(time.Second)).Draw(t, "gap")))
 		a, b := NewID(ModeProduction, PrefixPayin, early), NewID(ModeProduction, PrefixPayin, late)
 		if a >= b {
 			t.Fatalf("NewID(%v) = %s does not sort before NewID(%v) = %s", early, a, late, b)
