@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,11 @@ const (
 	EventRefundSucceeded     = "refund.succeeded"
 	EventRefundFailed        = "refund.failed"
 )
+
+// MaxWebhookEndpointsPerPlatform is how many enabled endpoints a platform may
+// have (SPEC §7): it bounds how much of the delivery workers one platform's
+// slow endpoints can hold.
+const MaxWebhookEndpointsPerPlatform = 16
 
 const (
 	webhookSecretPrefix        = "whsec_"
@@ -60,11 +66,19 @@ type WebhookEndpoint struct {
 	PlatformID string   `json:"platform_id"`
 	URL        string   `json:"url"`
 	Events     []string `json:"events"`
-	// Secret is the signing secret, set in the create response only.
-	Secret    string    `json:"secret,omitempty"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
+	// Secret is the signing secret, set in the create and rotate_secret
+	// responses only.
+	Secret string `json:"secret,omitempty"`
+	Status string `json:"status"`
+	// PreviousSecretExpiresAt is set while the secret replaced by the last
+	// rotation still signs too: until then, deliveries carry both signatures.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `json:"created_at"`
 }
+
+// WebhookSecretOverlap is how long a rotated-out secret keeps signing beside
+// the new one, so that receivers can switch without refusing a delivery.
+const WebhookSecretOverlap = 24 * time.Hour
 
 // Object returns what permissions on e are checked against.
 func (e *WebhookEndpoint) Object() Object { return Object{PlatformID: e.PlatformID} }
@@ -237,6 +251,10 @@ type WebhookEndpointService interface {
 	CreateWebhookEndpoint(ctx context.Context, c WebhookEndpointCreate) (*WebhookEndpoint, error)
 	FindWebhookEndpoint(ctx context.Context, id string) (*WebhookEndpoint, error)
 	ListWebhookEndpoints(ctx context.Context, page Page) (*List[*WebhookEndpoint], error)
+	// RotateWebhookEndpointSecret gives the endpoint a new signing secret,
+	// returned this once. Deliveries are signed with both the new and the
+	// replaced secret for WebhookSecretOverlap, then with the new one only.
+	RotateWebhookEndpointSecret(ctx context.Context, id string) (*WebhookEndpoint, error)
 	// DeleteWebhookEndpoint stops deliveries to the endpoint; pending ones are canceled.
 	DeleteWebhookEndpoint(ctx context.Context, id string) error
 	// ListWebhookDeliveries lists an endpoint's deliveries, oldest event first, with their attempts.
@@ -244,15 +262,69 @@ type WebhookEndpointService interface {
 }
 
 // ClaimedDelivery is a due delivery a worker holds a lease on: send Payload to
-// URL, signed with Secret, as attempt number Attempt (1 for the first).
+// URL, signed with each of Secrets (the current one first), as attempt number
+// Attempt (1 for the first), and record the attempt before LeaseExpiresAt.
 type ClaimedDelivery struct {
-	EventID    string
-	EndpointID string
-	URL        string
-	Secret     string
-	Payload    []byte
-	Attempt    int
-	LeaseToken string
+	EventID        string
+	EndpointID     string
+	PlatformID     string
+	URL            string
+	Secrets        []string
+	Payload        []byte
+	Attempt        int
+	LeaseToken     string
+	LeaseExpiresAt time.Time
+}
+
+// WebhookClaim asks the outbox for due deliveries.
+type WebhookClaim struct {
+	// Limit is how many deliveries to claim at most.
+	Limit int
+	// PerPlatform is how many deliveries of one platform the worker may be
+	// sending at once, those in Busy included (0: no bound).
+	PerPlatform int
+	// Busy counts, by platform, the deliveries the worker is sending now.
+	Busy map[string]int
+	// Lease is how long the claimed deliveries stay away from other workers.
+	Lease time.Duration
+}
+
+// DueDelivery is what FairShare needs of a due delivery: its platform, and
+// its turn within that platform (1 for the platform's longest-waiting one).
+type DueDelivery struct {
+	PlatformID string
+	Turn       int
+}
+
+// FairShare chooses which of due to claim, and in what order to send them:
+// platforms take turns, a platform's deliveries in flight (c.Busy) counting
+// as turns it already had, so that the platform sending the least goes
+// first; no platform gets more than c.PerPlatform in flight; at most c.Limit
+// in all. due is in the outbox's order (turn, then time waited), and that
+// order breaks ties. It returns indexes into due.
+func (c WebhookClaim) FairShare(due []DueDelivery) []int {
+	order := make([]int, len(due))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		da, db := due[order[a]], due[order[b]]
+		return da.Turn+c.Busy[da.PlatformID] < db.Turn+c.Busy[db.PlatformID]
+	})
+	taken := map[string]int{}
+	var chosen []int
+	for _, i := range order {
+		if len(chosen) == c.Limit {
+			break
+		}
+		p := due[i].PlatformID
+		if c.PerPlatform > 0 && c.Busy[p]+taken[p] >= c.PerPlatform {
+			continue
+		}
+		taken[p]++
+		chosen = append(chosen, i)
+	}
+	return chosen
 }
 
 // WebhookAttempt is the outcome of sending a claimed delivery. When it was not
@@ -274,9 +346,10 @@ type WebhookAttempt struct {
 
 // WebhookOutbox is the durable queue of deliveries that the delivery worker drains.
 type WebhookOutbox interface {
-	// ClaimWebhookDeliveries leases up to limit due deliveries for lease: no
-	// other worker gets them until the lease ends or the attempt is recorded.
-	ClaimWebhookDeliveries(ctx context.Context, limit int, lease time.Duration) ([]ClaimedDelivery, error)
+	// ClaimWebhookDeliveries leases the due deliveries that c.FairShare
+	// chooses, in its order: no other worker gets them until the lease ends
+	// or the attempt is recorded.
+	ClaimWebhookDeliveries(ctx context.Context, c WebhookClaim) ([]ClaimedDelivery, error)
 	// RecordWebhookAttempt stores an attempt and the delivery's next state.
 	// It does nothing when the lease was lost to another worker.
 	RecordWebhookAttempt(ctx context.Context, a WebhookAttempt) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -107,5 +108,32 @@ func TestVoidOrRefundValidate(t *testing.T) {
 		if ivrpay.ErrorField(err) != tc.wantField || (tc.wantField == "" && (err != nil || got != tc.wantAmount)) {
 			t.Errorf("%+v: Validate = %d, %v; want %d, field %q", tc.in, got, err, tc.wantAmount, tc.wantField)
 		}
+	}
+}
+
+// TestFairShare: platforms take turns, deliveries already in flight count as
+// turns taken, and no platform goes over its share.
+func TestFairShare(t *testing.T) {
+	t.Parallel()
+	// The outbox's order: every platform's first turn, then the second turns, …
+	due := []ivrpay.DueDelivery{{"A", 1}, {"B", 1}, {"C", 1}, {"A", 2}, {"C", 2}, {"A", 3}}
+	for _, tc := range []struct {
+		name  string
+		claim ivrpay.WebhookClaim
+		want  []int
+	}{
+		{"in turn", ivrpay.WebhookClaim{Limit: 4, PerPlatform: 3}, []int{0, 1, 2, 3}},
+		{"limit", ivrpay.WebhookClaim{Limit: 2, PerPlatform: 3}, []int{0, 1}},
+		{"share per platform", ivrpay.WebhookClaim{Limit: 6, PerPlatform: 1}, []int{0, 1, 2}},
+		{"no share", ivrpay.WebhookClaim{Limit: 6}, []int{0, 1, 2, 3, 4, 5}},
+		{"a busy platform waits its turn", ivrpay.WebhookClaim{Limit: 3, PerPlatform: 3, Busy: map[string]int{"A": 1}}, []int{1, 2, 0}},
+		{"a platform at its share gets nothing", ivrpay.WebhookClaim{Limit: 6, PerPlatform: 2, Busy: map[string]int{"A": 2}}, []int{1, 2, 4}},
+		{"the least busy first", ivrpay.WebhookClaim{Limit: 1, PerPlatform: 8, Busy: map[string]int{"A": 7, "C": 1}}, []int{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.claim.FairShare(due); !slices.Equal(got, tc.want) {
+				t.Errorf("FairShare = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -143,68 +143,105 @@ type dueDelivery struct {
 	seenNextAttempt string
 }
 
-// ClaimWebhookDeliveries leases up to limit due deliveries. A delivery is
-// claimed by a conditional UPDATE that moves its next_attempt_at from the
-// value read to the end of the lease: of several workers (in one process or
-// many) that read the same row, exactly one changes it. A worker that dies
-// holding a lease loses nothing: the row is due again when the lease ends.
-func (s *Store) ClaimWebhookDeliveries(ctx context.Context, limit int, lease time.Duration) (claimed []ivrpay.ClaimedDelivery, err error) {
+// ClaimWebhookDeliveries leases the due deliveries that c.FairShare chooses.
+// The due ones are read with their turn within their platform (oldest
+// first), enough of them for every platform's next turns; each chosen one is
+// then claimed by a conditional UPDATE that moves its next_attempt_at from
+// the value read to the end of the lease: of several workers (in one process
+// or many) that read the same row, exactly one changes it. A worker that
+// dies holding a lease loses nothing: the row is due again when the lease
+// ends.
+func (s *Store) ClaimWebhookDeliveries(ctx context.Context, c ivrpay.WebhookClaim) (claimed []ivrpay.ClaimedDelivery, err error) {
 	defer wrap(&err, "Store.ClaimWebhookDeliveries")
 	now := s.now()
-	rows, err := s.rdb.QueryContext(ctx, `SELECT d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at, e.payload, w.url, w.secret
-		FROM webhook_deliveries d JOIN events e ON e.id = d.event_id JOIN webhook_endpoints w ON w.id = d.endpoint_id
-		WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND w.status = 'ENABLED'
-		ORDER BY d.next_attempt_at, d.event_id LIMIT $2`, ivrpay.FormatTime(now), limit)
+	at := ivrpay.FormatTime(now)
+	// A busy platform's first turns may be passed over, so read as many
+	// more rows as there are deliveries in flight.
+	limit := c.Limit
+	for _, n := range c.Busy {
+		limit += n
+	}
+	maxTurn := c.PerPlatform
+	if maxTurn <= 0 {
+		maxTurn = limit
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT due.event_id, due.endpoint_id, due.platform_id, due.attempts, due.next_attempt_at, due.turn,
+			e.payload, w.url, w.secret, w.previous_secret, w.previous_secret_expires_at
+		FROM (SELECT d.event_id, d.endpoint_id, w.platform_id, d.attempts, d.next_attempt_at,
+				ROW_NUMBER() OVER (PARTITION BY w.platform_id ORDER BY d.next_attempt_at, d.event_id, d.endpoint_id) AS turn
+			FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+			WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND w.status = 'ENABLED') due
+		JOIN events e ON e.id = due.event_id JOIN webhook_endpoints w ON w.id = due.endpoint_id
+		WHERE due.turn <= $2
+		ORDER BY due.turn, due.next_attempt_at, due.event_id, due.endpoint_id LIMIT $3`, at, maxTurn, limit)
 	if err != nil {
 		return nil, err
 	}
 	var due []dueDelivery
+	var turns []ivrpay.DueDelivery
 	for rows.Next() {
 		var d dueDelivery
-		var payload string
-		if err := rows.Scan(&d.EventID, &d.EndpointID, &d.Attempt, &d.seenNextAttempt, &payload, &d.URL, &d.Secret); err != nil {
+		var turn int
+		var payload, secret, previous, previousUntil string
+		if err := rows.Scan(&d.EventID, &d.EndpointID, &d.PlatformID, &d.Attempt, &d.seenNextAttempt, &turn,
+			&payload, &d.URL, &secret, &previous, &previousUntil); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		d.Attempt++
 		d.Payload = []byte(payload)
+		d.Secrets = []string{secret}
+		if previous != "" && previousUntil > at {
+			d.Secrets = append(d.Secrets, previous)
+		}
 		due = append(due, d)
+		turns = append(turns, ivrpay.DueDelivery{PlatformID: d.PlatformID, Turn: turn})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(due) == 0 {
+	chosen := c.FairShare(turns)
+	if len(chosen) == 0 {
 		return nil, nil
 	}
 	// Rows are locked in primary-key order, so that two PostgreSQL workers
-	// claiming overlapping batches cannot deadlock.
-	sort.Slice(due, func(i, j int) bool {
-		if due[i].EventID != due[j].EventID {
-			return due[i].EventID < due[j].EventID
+	// claiming overlapping batches cannot deadlock; the answer keeps the
+	// fair order.
+	locking := slices.Clone(chosen)
+	sort.Slice(locking, func(i, j int) bool {
+		a, b := due[locking[i]], due[locking[j]]
+		if a.EventID != b.EventID {
+			return a.EventID < b.EventID
 		}
-		return due[i].EndpointID < due[j].EndpointID
+		return a.EndpointID < b.EndpointID
 	})
-	leaseEnd := ivrpay.FormatTime(now.Add(lease))
+	leaseEnd := now.Add(c.Lease)
 	err = s.inTx(ctx, func(tx querier) error {
-		claimed = claimed[:0]
-		for _, d := range due {
+		for _, i := range locking {
+			d := &due[i]
+			d.LeaseToken = ""
 			token := randomToken()
 			res, err := s.exec(ctx, tx, `UPDATE webhook_deliveries SET next_attempt_at = $3, lease_token = $4, updated_at = $5
 				WHERE event_id = $1 AND endpoint_id = $2 AND status = $6 AND next_attempt_at = $7`,
-				d.EventID, d.EndpointID, leaseEnd, token, ivrpay.FormatTime(now), ivrpay.DeliveryStatusPending, d.seenNextAttempt)
+				d.EventID, d.EndpointID, ivrpay.FormatTime(leaseEnd), token, at, ivrpay.DeliveryStatusPending, d.seenNextAttempt)
 			if err != nil {
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
 				d.LeaseToken = token
-				claimed = append(claimed, d.ClaimedDelivery)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, i := range chosen {
+		if d := due[i]; d.LeaseToken != "" {
+			d.LeaseExpiresAt = leaseEnd
+			claimed = append(claimed, d.ClaimedDelivery)
+		}
 	}
 	return claimed, nil
 }

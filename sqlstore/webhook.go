@@ -14,12 +14,12 @@ import (
 
 var _ ivrpay.WebhookEndpointService = (*Store)(nil)
 
-const webhookEndpointSelect = `SELECT id, platform_id, url, events, status, created_at FROM webhook_endpoints`
+const webhookEndpointSelect = `SELECT id, platform_id, url, events, status, previous_secret_expires_at, created_at FROM webhook_endpoints`
 
 func scanWebhookEndpoint(row scanner) (*ivrpay.WebhookEndpoint, error) {
 	var e ivrpay.WebhookEndpoint
-	var events, created string
-	if err := row.Scan(&e.ID, &e.PlatformID, &e.URL, &events, &e.Status, &created); err != nil {
+	var events, previousUntil, created string
+	if err := row.Scan(&e.ID, &e.PlatformID, &e.URL, &events, &e.Status, &previousUntil, &created); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
@@ -28,8 +28,25 @@ func scanWebhookEndpoint(row scanner) (*ivrpay.WebhookEndpoint, error) {
 	if e.Events == nil {
 		e.Events = []string{}
 	}
+	if previousUntil != "" {
+		t := parseTime(previousUntil)
+		e.PreviousSecretExpiresAt = &t
+	}
 	e.CreatedAt = parseTime(created)
 	return &e, nil
+}
+
+// endpointScanner scans endpoints as callers see them: a replaced secret
+// that no longer signs is not mentioned.
+func (s *Store) endpointScanner() func(scanner) (*ivrpay.WebhookEndpoint, error) {
+	now := s.now()
+	return func(row scanner) (*ivrpay.WebhookEndpoint, error) {
+		e, err := scanWebhookEndpoint(row)
+		if e != nil && e.PreviousSecretExpiresAt != nil && !e.PreviousSecretExpiresAt.After(now) {
+			e.PreviousSecretExpiresAt = nil
+		}
+		return e, err
+	}
 }
 
 // authorizePlatformLevel checks permission on a platform-level object of the
@@ -75,8 +92,30 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, in ivrpay.WebhookEndp
 	now := s.now().Truncate(time.Microsecond)
 	e = &ivrpay.WebhookEndpoint{ID: s.newID(ivrpay.PrefixWebhookEndpoint), PlatformID: caller.PlatformID, URL: in.URL,
 		Events: events, Secret: ivrpay.NewWebhookSecret(), Status: ivrpay.WebhookEndpointStatusEnabled, CreatedAt: now}
-	_, err = s.wdb.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, platform_id, url, events, secret, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, e.ID, e.PlatformID, e.URL, string(eventsJSON), e.Secret, e.Status, ivrpay.FormatTime(now))
+	// Counting and inserting under the platform's row lock (SQLite: the
+	// write lock) keeps concurrent creates, in any process, within the cap.
+	lockPlatform := `SELECT id FROM platforms WHERE id = $1`
+	if s.engine == EnginePostgres {
+		lockPlatform += ` FOR UPDATE`
+	}
+	err = s.inTx(ctx, func(tx querier) error {
+		var id string
+		if err := tx.QueryRowContext(ctx, lockPlatform, e.PlatformID).Scan(&id); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_endpoints WHERE platform_id = $1 AND status = $2`,
+			e.PlatformID, ivrpay.WebhookEndpointStatusEnabled).Scan(&n); err != nil {
+			return err
+		}
+		if n >= ivrpay.MaxWebhookEndpointsPerPlatform {
+			return ivrpay.Errorf(ivrpay.ECONFLICT, "a platform may have at most %d webhook endpoints and this one has %d; delete one (DELETE /v1/webhook_endpoints/{id}) before creating another",
+				ivrpay.MaxWebhookEndpointsPerPlatform, n)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, platform_id, url, events, secret, status, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, e.ID, e.PlatformID, e.URL, string(eventsJSON), e.Secret, e.Status, ivrpay.FormatTime(now))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +124,7 @@ func (s *Store) CreateWebhookEndpoint(ctx context.Context, in ivrpay.WebhookEndp
 }
 
 func (s *Store) findWebhookEndpoint(ctx context.Context, permission, id string) (*ivrpay.WebhookEndpoint, error) {
-	e, err := scanWebhookEndpoint(s.rdb.QueryRowContext(ctx, webhookEndpointSelect+` WHERE id = $1 AND status <> $2`,
+	e, err := s.endpointScanner()(s.rdb.QueryRowContext(ctx, webhookEndpointSelect+` WHERE id = $1 AND status <> $2`,
 		id, ivrpay.WebhookEndpointStatusDeleted))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "webhook endpoint %s not found", id)
@@ -116,7 +155,36 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, page ivrpay.Page) (l *
 	var q listQuery
 	q.base = webhookEndpointSelect
 	q.where = append(q.where, "platform_id = "+q.arg(caller.PlatformID), "status <> "+q.arg(ivrpay.WebhookEndpointStatusDeleted))
-	return listPage(ctx, s.rdb, page, q, scanWebhookEndpoint, func(e *ivrpay.WebhookEndpoint) string { return e.ID })
+	return listPage(ctx, s.rdb, page, q, s.endpointScanner(), func(e *ivrpay.WebhookEndpoint) string { return e.ID })
+}
+
+// RotateWebhookEndpointSecret replaces an endpoint's signing secret and
+// returns the endpoint with the new one, shown this once. The replaced
+// secret keeps signing for ivrpay.WebhookSecretOverlap; a secret replaced
+// earlier stops at once (docs/decisions.md). Every process's next claim
+// reads the new secrets.
+func (s *Store) RotateWebhookEndpointSecret(ctx context.Context, id string) (e *ivrpay.WebhookEndpoint, err error) {
+	defer wrap(&err, "Store.RotateWebhookEndpointSecret(%q)", id)
+	e, err = s.findWebhookEndpoint(ctx, "webhook_endpoint:update", id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().Truncate(time.Microsecond)
+	until := now.Add(ivrpay.WebhookSecretOverlap)
+	secret := ivrpay.NewWebhookSecret()
+	res, err := s.wdb.ExecContext(ctx, `UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $2,
+		secret = $3, updated_at = $4 WHERE id = $1 AND status = $5`,
+		id, ivrpay.FormatTime(until), secret, ivrpay.FormatTime(now), ivrpay.WebhookEndpointStatusEnabled)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, err
+	} else if n != 1 {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "webhook endpoint %s not found", id)
+	}
+	e.Secret, e.PreviousSecretExpiresAt = secret, &until
+	return e, nil
 }
 
 // DeleteWebhookEndpoint stops deliveries to an endpoint. The row and its

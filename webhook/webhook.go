@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -109,9 +110,44 @@ func Sign(secret, msgID string, timestamp int64, body []byte) (string, error) {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
 }
 
+// Signatures returns the webhook-signature header value for several secrets:
+// the "v1,<base64 signature>" of each, space-separated, as Standard Webhooks
+// allows while a secret is being rotated (a receiver accepts any one).
+func Signatures(secrets []string, msgID string, timestamp int64, body []byte) (string, error) {
+	sigs := make([]string, 0, len(secrets))
+	for _, secret := range secrets {
+		sig, err := Sign(secret, msgID, timestamp, body)
+		if err != nil {
+			return "", err
+		}
+		sigs = append(sigs, sig)
+	}
+	if len(sigs) == 0 {
+		return "", errors.New("webhook: no signing secret")
+	}
+	return strings.Join(sigs, " "), nil
+}
+
+// recordTimeout bounds the recording of one attempt, and leaseMargin is what
+// a lease holds beyond the attempt and its recording: the time the claim
+// itself took, and clocks of processes that differ by a few seconds.
+const (
+	recordTimeout = 10 * time.Second
+	leaseMargin   = 5 * time.Second
+	claimTimeout  = 30 * time.Second
+)
+
 // Worker drains the outbox: it claims due deliveries with a lease, sends
 // them, and records every attempt. Several workers, in one process or in
-// many sharing one database, never send one delivery at the same time.
+// many sharing one database, never send one attempt twice: a worker claims
+// only as many deliveries as it has free slots, starts each at once, and
+// its lease (Timeout + 15 s) outlasts the attempt and its recording; an
+// attempt that could not start in time is left for the lease to run out.
+//
+// Delivery is fair between platforms: each claim gives platforms turns, the
+// platforms with the fewest deliveries in flight first, and one platform
+// holds at most PlatformConcurrency of the Concurrency slots, so slow or
+// dead endpoints of one platform leave slots free for the others.
 type Worker struct {
 	Outbox ivrpay.WebhookOutbox
 	// Client sends the requests; nil means NewClient(AllowPrivate, Timeout).
@@ -123,20 +159,19 @@ type Worker struct {
 	// Schedule is the delay before each attempt (Schedule[0], the first
 	// attempt, is at once); nil means DefaultSchedule.
 	Schedule []time.Duration
-	// PollInterval is how often the outbox is asked for due deliveries (default 1 s).
+	// PollInterval is how often the outbox is asked for due deliveries
+	// (default 1 s); a slot that frees asks at once.
 	PollInterval time.Duration
 	// Timeout bounds one attempt (default 10 s).
 	Timeout time.Duration
-	// Lease is how long a claimed delivery stays away from other workers
-	// (default Timeout + 10 s: longer than an attempt and its recording). A
-	// worker that dies holding it delays that delivery by at most Lease.
-	Lease time.Duration
-	// BatchSize is how many deliveries one poll claims (default 50), and
-	// Concurrency how many are sent at once (default 8).
-	BatchSize   int
-	Concurrency int
-	Clock       ivrpay.Clock
-	Logger      *slog.Logger
+	// Concurrency is how many deliveries are sent at once (default 16), and
+	// PlatformConcurrency how many of them may be one platform's (default
+	// half of Concurrency, at least 1).
+	Concurrency         int
+	PlatformConcurrency int
+	// Clock is the outbox's clock (leases end by it); nil means the system clock.
+	Clock  ivrpay.Clock
+	Logger *slog.Logger
 
 	once sync.Once
 }
@@ -152,14 +187,11 @@ func (w *Worker) defaults() {
 		if w.Timeout <= 0 {
 			w.Timeout = 10 * time.Second
 		}
-		if w.Lease <= 0 {
-			w.Lease = w.Timeout + 10*time.Second
-		}
-		if w.BatchSize <= 0 {
-			w.BatchSize = 50
-		}
 		if w.Concurrency <= 0 {
-			w.Concurrency = 8
+			w.Concurrency = 16
+		}
+		if w.PlatformConcurrency <= 0 {
+			w.PlatformConcurrency = max(w.Concurrency/2, 1)
 		}
 		if w.Clock == nil {
 			w.Clock = ivrpay.SystemClock{}
@@ -173,72 +205,131 @@ func (w *Worker) defaults() {
 	})
 }
 
-// Run delivers until ctx is done. Attempts in flight when ctx ends are
-// finished (each within Timeout) and recorded, so a graceful stop leaves no
-// lease behind; a killed process leaves its leases, which run out, and those
-// deliveries are sent again with the same webhook-id.
+// lease is how long a claim holds its deliveries: one attempt, its
+// recording, and leaseMargin.
+func (w *Worker) lease() time.Duration { return w.Timeout + recordTimeout + leaseMargin }
+
+// Run delivers until ctx is done. Whenever slots are free (at every poll,
+// and as soon as an attempt ends) it claims that many deliveries and starts
+// each at once. Attempts in flight when ctx ends are finished (each within
+// Timeout) and recorded, so a graceful stop leaves no lease behind; a killed
+// process leaves its leases, which run out, and those deliveries are sent
+// again with the same webhook-id.
 func (w *Worker) Run(ctx context.Context) {
 	w.defaults()
-	for {
-		n, err := w.RunOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			w.Logger.Error("webhook delivery pass failed", "error", err)
-		}
-		if n == w.BatchSize && err == nil {
-			continue // more may be due right now
+	var (
+		mu       sync.Mutex
+		busy     = map[string]int{} // deliveries in flight, by platform
+		inFlight int
+		wg       sync.WaitGroup
+	)
+	freed := make(chan struct{}, 1)
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		mu.Lock()
+		free, snapshot := w.Concurrency-inFlight, maps.Clone(busy)
+		mu.Unlock()
+		if free > 0 {
+			batch, err := w.claim(ctx, free, snapshot)
+			if err != nil && ctx.Err() == nil {
+				w.Logger.Error("webhook delivery claim failed", "error", err)
+			}
+			for _, d := range batch {
+				mu.Lock()
+				busy[d.PlatformID]++
+				inFlight++
+				mu.Unlock()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := w.deliver(ctx, d); err != nil {
+						w.Logger.Error("webhook attempt not recorded", "event_id", d.EventID, "webhook_endpoint_id", d.EndpointID, "error", err)
+					}
+					mu.Lock()
+					if busy[d.PlatformID]--; busy[d.PlatformID] == 0 {
+						delete(busy, d.PlatformID)
+					}
+					inFlight--
+					mu.Unlock()
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return
+		case <-freed:
 		case <-time.After(w.PollInterval):
 		}
 	}
 }
 
-// RunOnce claims one batch of due deliveries, sends them and records the
-// attempts. It returns how many deliveries it claimed.
+// RunOnce claims one pass of due deliveries (as many as Concurrency, in
+// turns by platform), sends them and records the attempts. It returns how
+// many deliveries it claimed.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	w.defaults()
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	// The claim is not cut short by ctx: a claim committed but not returned
-	// would hold its deliveries for a whole lease with nobody sending them.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	batch, err := w.Outbox.ClaimWebhookDeliveries(cctx, w.BatchSize, w.Lease)
-	cancel()
+	batch, err := w.claim(ctx, w.Concurrency, nil)
 	if err != nil {
 		return 0, err
 	}
-	sem := make(chan struct{}, w.Concurrency)
 	var wg sync.WaitGroup
 	errs := make([]error, len(batch))
 	for i, d := range batch {
-		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			// A claimed attempt runs to its end and is recorded even when
-			// ctx ends meanwhile: it is bounded by Timeout.
-			actx := context.WithoutCancel(ctx)
-			a := w.attempt(actx, d)
-			rctx, cancel := context.WithTimeout(actx, 10*time.Second)
-			defer cancel()
-			errs[i] = w.Outbox.RecordWebhookAttempt(rctx, a)
+			defer wg.Done()
+			errs[i] = w.deliver(ctx, d)
 		}()
 	}
 	wg.Wait()
 	return len(batch), errors.Join(errs...)
 }
 
-// attempt sends one delivery and decides what follows it.
-func (w *Worker) attempt(ctx context.Context, d ivrpay.ClaimedDelivery) ivrpay.WebhookAttempt {
+// claim asks the outbox for up to limit deliveries, busy counting what this
+// worker is sending now. It is not cut short by ctx: a claim committed but
+// not returned would hold its deliveries for a whole lease with nobody
+// sending them.
+func (w *Worker) claim(ctx context.Context, limit int, busy map[string]int) ([]ivrpay.ClaimedDelivery, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	return w.Outbox.ClaimWebhookDeliveries(cctx, ivrpay.WebhookClaim{Limit: limit, PerPlatform: w.PlatformConcurrency,
+		Busy: busy, Lease: w.lease()})
+}
+
+// deliver makes one claimed attempt and records it. A claimed attempt runs
+// to its end and is recorded even when ctx ends meanwhile: it is bounded by
+// Timeout.
+func (w *Worker) deliver(ctx context.Context, d ivrpay.ClaimedDelivery) error {
+	ctx = context.WithoutCancel(ctx)
+	a, sent := w.attempt(ctx, d)
+	if !sent {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	return w.Outbox.RecordWebhookAttempt(rctx, a)
+}
+
+// attempt sends one delivery and decides what follows it. It sends nothing
+// (sent is false) when the lease leaves no time for it: the claim took so
+// long that another worker could take the delivery over before the attempt
+// is recorded.
+func (w *Worker) attempt(ctx context.Context, d ivrpay.ClaimedDelivery) (a ivrpay.WebhookAttempt, sent bool) {
 	start := w.Clock.Now()
-	a := ivrpay.WebhookAttempt{EventID: d.EventID, EndpointID: d.EndpointID, LeaseToken: d.LeaseToken, Attempt: d.Attempt, AttemptedAt: start}
-	status, err := w.send(ctx, d, start)
+	a = ivrpay.WebhookAttempt{EventID: d.EventID, EndpointID: d.EndpointID, LeaseToken: d.LeaseToken, Attempt: d.Attempt, AttemptedAt: start}
+	budget := min(w.Timeout, d.LeaseExpiresAt.Add(-recordTimeout-leaseMargin).Sub(start))
+	if budget <= 0 {
+		w.Logger.Warn("webhook attempt not started: its lease ran out during the claim; it is sent once the lease ends",
+			"event_id", d.EventID, "webhook_endpoint_id", d.EndpointID, "attempt", d.Attempt)
+		return a, false
+	}
+	status, err := w.send(ctx, d, start, budget)
 	a.Duration = w.Clock.Now().Sub(start)
 	a.StatusCode = status
 	switch {
@@ -248,7 +339,7 @@ func (w *Worker) attempt(ctx context.Context, d ivrpay.ClaimedDelivery) ivrpay.W
 		a.Error = fmt.Sprintf("the endpoint answered %d %s; only a 2xx status delivers", status, http.StatusText(status))
 	default:
 		a.Delivered = true
-		return a
+		return a, true
 	}
 	if d.Attempt < len(w.Schedule) {
 		a.RetryIn = w.Schedule[d.Attempt]
@@ -257,16 +348,18 @@ func (w *Worker) attempt(ctx context.Context, d ivrpay.ClaimedDelivery) ivrpay.W
 	}
 	w.Logger.Warn("webhook attempt failed", "event_id", d.EventID, "webhook_endpoint_id", d.EndpointID,
 		"attempt", d.Attempt, "status_code", status, "error", a.Error, "give_up", a.GiveUp)
-	return a
+	return a, true
 }
 
-func (w *Worker) send(ctx context.Context, d ivrpay.ClaimedDelivery, now time.Time) (int, error) {
+// send posts the delivery, signed with every one of its secrets, and waits
+// at most budget for the answer.
+func (w *Worker) send(ctx context.Context, d ivrpay.ClaimedDelivery, now time.Time, budget time.Duration) (int, error) {
 	ts := now.Unix()
-	sig, err := Sign(d.Secret, d.EventID, ts, d.Payload)
+	sig, err := Signatures(d.Secrets, d.EventID, ts, d.Payload)
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
 	if err != nil {

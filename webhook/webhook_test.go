@@ -347,7 +347,7 @@ func TestRestartLosesNothing(t *testing.T) {
 			})
 			stop1()
 			// A process killed after claiming (maybe after sending) never records.
-			if _, err := s1.ClaimWebhookDeliveries(ctx, 3, 300*time.Millisecond); err != nil {
+			if _, err := s1.ClaimWebhookDeliveries(ctx, ivrpay.WebhookClaim{Limit: 3, Lease: 300 * time.Millisecond}); err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range deliveries(t, f.adminCtx, s1, ep.ID) {
@@ -423,7 +423,7 @@ func TestWorkersNeverDoubleSend(t *testing.T) {
 			}
 			rcv.secret = ep.Secret
 			for _, s := range []*sqlstore.Store{s1, s2, s1, s2} {
-				defer startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: testSchedule, PollInterval: 5 * time.Millisecond, BatchSize: 3})()
+				defer startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: testSchedule, PollInterval: 5 * time.Millisecond, Concurrency: 3})()
 			}
 			const payins = 12
 			for range payins {
