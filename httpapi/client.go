@@ -227,6 +227,12 @@ func (c *Client) CreateWebhookEndpoint(ctx context.Context, e ivrpay.WebhookEndp
 	return call[ivrpay.WebhookEndpoint](ctx, c, "POST", "/v1/webhook_endpoints", e)
 }
 
+// RotateWebhookEndpointSecret gives an endpoint a new signing secret, in the
+// answer only; the replaced one keeps signing too for 24 hours.
+func (c *Client) RotateWebhookEndpointSecret(ctx context.Context, endpointID string) (*ivrpay.WebhookEndpoint, error) {
+	return call[ivrpay.WebhookEndpoint](ctx, c, "POST", "/v1/webhook_endpoints/"+url.PathEscape(endpointID)+"/rotate_secret", nil)
+}
+
 // ListWebhookDeliveries reads one page of an endpoint's deliveries.
 func (c *Client) ListWebhookDeliveries(ctx context.Context, endpointID string, page ivrpay.Page) (*ivrpay.List[ivrpay.WebhookDelivery], error) {
 	return call[ivrpay.List[ivrpay.WebhookDelivery]](ctx, c, "GET",

@@ -853,8 +853,14 @@ func (c *contract) run() {
 
 	// Webhook deliveries.
 	worker := &webhook.Worker{Outbox: c.store, AllowPrivate: true, Timeout: 5 * time.Second}
-	if _, err := worker.RunOnce(ctx); err != nil {
-		t.Fatalf("webhook worker: %v", err)
+	for {
+		n, err := worker.RunOnce(ctx) // one pass: at most Concurrency deliveries
+		if err != nil {
+			t.Fatalf("webhook worker: %v", err)
+		}
+		if n == 0 {
+			break
+		}
 	}
 	c.req("GET", "/v1/webhook_endpoints?limit=10").key(admin).expect(200)
 	c.req("GET", "/v1/webhook_endpoints").key(ivr).expect(403)
@@ -869,6 +875,27 @@ func (c *contract) run() {
 	}
 	c.req("GET", "/v1/webhook_endpoints/"+hookOK+"/deliveries").key(ivr).expect(403)
 	c.req("GET", "/v1/webhook_endpoints/sbx_whe_nope/deliveries").key(admin).expect(404)
+	a = c.req("POST", "/v1/webhook_endpoints/"+hookOK+"/rotate_secret").key(admin).expect(200)
+	if !strings.HasPrefix(a.str(t, "secret"), "whsec_") || a.str(t, "previous_secret_expires_at") == "" {
+		t.Fatalf("rotate_secret answered without the new secret or when the old one stops: %s", a.raw)
+	}
+	if a = c.req("GET", "/v1/webhook_endpoints/"+hookOK).key(admin).expect(200); a.str(t, "secret") != "" || a.str(t, "previous_secret_expires_at") == "" {
+		t.Fatalf("a rotated endpoint read back: %s", a.raw)
+	}
+	c.req("POST", "/v1/webhook_endpoints/"+hookOK+"/rotate_secret").key(ivr).expect(403)
+	c.req("POST", "/v1/webhook_endpoints/sbx_whe_nope/rotate_secret").key(admin).expect(404)
+	// The cap: fill the platform up to 16 enabled endpoints; the next is a 409.
+	var filler []string
+	for n := c.req("GET", "/v1/webhook_endpoints?limit=100").key(admin).expect(200).list(t).Total; n < ivrpay.MaxWebhookEndpointsPerPlatform; n++ {
+		filler = append(filler, c.req("POST", "/v1/webhook_endpoints").key(admin).json(map[string]any{"url": receiver.URL + "/filler"}).
+			expect(200).str(t, "webhook_endpoint_id"))
+	}
+	if a = c.req("POST", "/v1/webhook_endpoints").key(admin).json(map[string]any{"url": receiver.URL + "/one-too-many"}).expect(409); !strings.Contains(a.errs[0].Message, "at most 16") {
+		t.Fatalf("the 17th endpoint's 409 does not name the limit: %s", a.raw)
+	}
+	for _, id := range filler {
+		c.req("DELETE", "/v1/webhook_endpoints/"+id).key(admin).expect(200)
+	}
 	c.req("DELETE", "/v1/webhook_endpoints/"+hookGone).key(ivr).expect(403)
 	c.req("DELETE", "/v1/webhook_endpoints/"+hookGone).key(admin).expect(200)
 	c.req("DELETE", "/v1/webhook_endpoints/"+hookGone).key(admin).expect(404)

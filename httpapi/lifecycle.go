@@ -80,6 +80,17 @@ func (s *Server) handleGetWebhookEndpoint(w http.ResponseWriter, r *http.Request
 	return nil
 }
 
+// handleRotateWebhookSecret answers with the endpoint and its new secret,
+// shown this once. No request body.
+func (s *Server) handleRotateWebhookSecret(w http.ResponseWriter, r *http.Request) error {
+	e, err := s.WebhookEndpoints.RotateWebhookEndpointSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, e)
+	return nil
+}
+
 func (s *Server) handleDeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := s.WebhookEndpoints.DeleteWebhookEndpoint(r.Context(), r.PathValue("id")); err != nil {
 		return err

@@ -28,6 +28,7 @@ type permFixture struct {
 	payinM    string // payin of merchant M
 	pmM       string // ACTIVE payment method of merchant M
 	both      string // an IVR key with payin:create and payment_method:create, for fixtures
+	hook      string // webhook endpoint of the platform
 }
 
 // on returns the fixture reporting to t, for a subtest.
@@ -89,6 +90,9 @@ func newPermFixture(t *testing.T, engine string) *permFixture {
 	f.payinM = charged.wantOK(t, "charge")
 	f.pmM = charged.Params["payment_method_id"]
 	wantID(t, f.pmM, "mtd_")
+	hook := b.api("POST", "/v1/webhook_endpoints", b.admin, map[string]any{"url": "http://127.0.0.1:9/hooks"})
+	wantStatus(t, hook, 200)
+	f.hook = hook.data(t)["webhook_endpoint_id"].(string)
 	// The object constraints (SPEC §1.1): group#payment_component narrowed to
 	// one payin config (with its payin) and to one payment method config.
 	f.keys[shCfg], _ = b.createKey(b.admin, objectStatementsJSON(b.platformID, "payin_config", f.cfgM, ivrpay.PermissionPaymentComponent))
@@ -230,6 +234,9 @@ func endpoints() []endpoint {
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_methods/" + f.freshPaymentMethod() + "/deactivate", nil
 			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		{"POST /v1/webhook_endpoints/{id}/rotate_secret", "webhook_endpoint:update",
+			func(f *permFixture) (string, string, any) { return "POST", "/v1/webhook_endpoints/" + f.hook + "/rotate_secret", nil },
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 	}
 }

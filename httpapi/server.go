@@ -123,6 +123,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/webhook_endpoints", s.api(s.handleListWebhookEndpoints))
 	mux.Handle("GET /v1/webhook_endpoints/{id}", s.api(s.handleGetWebhookEndpoint))
 	mux.Handle("DELETE /v1/webhook_endpoints/{id}", s.api(s.handleDeleteWebhookEndpoint))
+	mux.Handle("POST /v1/webhook_endpoints/{id}/rotate_secret", s.api(s.handleRotateWebhookSecret))
 	mux.Handle("GET /v1/webhook_endpoints/{id}/deliveries", s.api(s.handleListWebhookDeliveries))
 
 	if s.Portal != nil {
