@@ -414,6 +414,25 @@ func TestWebhookEndpoints(t *testing.T) {
 	if strings.Contains(detail.body, secret[1]) {
 		t.Error("the endpoint page shows the signing secret")
 	}
+	// Rotating the secret: refused without the form's token; with it, a new
+	// secret shown once, and the page says until when the old one signs.
+	if p := c.post("/portal/webhooks/"+id+"/rotate-secret", url.Values{}); p.status != http.StatusForbidden {
+		t.Errorf("rotate without csrf_token: status %d, want 403", p.status)
+	}
+	rotated := c.post("/portal/webhooks/"+id+"/rotate-secret", url.Values{"csrf_token": {token}})
+	if rotated.status != http.StatusOK {
+		t.Fatalf("rotate: status %d:\n%s", rotated.status, rotated.text())
+	}
+	newSecret := regexp.MustCompile(`value="(whsec_[^"]+)"`).FindStringSubmatch(rotated.body)
+	if newSecret == nil || newSecret[1] == secret[1] {
+		t.Fatalf("rotate showed no new signing secret:\n%s", rotated.text())
+	}
+	mustContain(t, rotated, "signed with both this secret and the one it")
+	detail = c.get("/portal/webhooks/" + id)
+	mustContain(t, detail, "Previous secret", "also signs until")
+	if strings.Contains(detail.body, newSecret[1]) {
+		t.Error("the endpoint page shows the new signing secret")
+	}
 	bad := c.post("/portal/webhooks", url.Values{"csrf_token": {token}, "url": {"ftp://example.com"}})
 	if bad.status != http.StatusBadRequest {
 		t.Errorf("bad URL: status %d", bad.status)

@@ -228,6 +228,7 @@ func (p *Portal) routes() {
 	mux.Handle("POST /portal/webhooks", p.authed(p.handleCreateWebhook))
 	mux.Handle("GET /portal/webhooks/{id}", p.authed(p.handleWebhook))
 	mux.Handle("POST /portal/webhooks/{id}/delete", p.authed(p.handleDeleteWebhook))
+	mux.Handle("POST /portal/webhooks/{id}/rotate-secret", p.authed(p.handleRotateWebhookSecret))
 	mux.HandleFunc("/portal/", func(w http.ResponseWriter, r *http.Request) {
 		p.renderError(w, r, nil, http.StatusNotFound, "There is no portal page at "+r.URL.Path+".")
 	})

@@ -116,3 +116,21 @@ func (p *Portal) handleDeleteWebhook(w http.ResponseWriter, rq *request) {
 	p.log.Info("portal: webhook endpoint deleted", "webhook_endpoint_id", id, "by", rq.key.ID)
 	http.Redirect(w, rq.Request, "/portal/webhooks?deleted=1", http.StatusSeeOther)
 }
+
+// handleRotateWebhookSecret shows the endpoint's new signing secret, this
+// once, and until when the replaced one also signs.
+func (p *Portal) handleRotateWebhookSecret(w http.ResponseWriter, rq *request) {
+	if p.svc.Webhooks == nil {
+		p.renderError(w, rq.Request, rq, http.StatusNotFound, "Webhooks are not available on this deployment yet.")
+		return
+	}
+	e, err := p.svc.Webhooks.RotateWebhookEndpointSecret(rq.Context(), rq.PathValue("id"))
+	if err != nil {
+		p.renderServiceError(w, rq.Request, rq, err)
+		return
+	}
+	p.log.Info("portal: webhook signing secret rotated", "webhook_endpoint_id", e.ID, "by", rq.key.ID)
+	pg := rq.basePage("Webhook signing secret rotated", "webhooks")
+	pg.Data = e
+	p.render(w, rq.Request, http.StatusOK, "webhookcreated", pg)
+}
