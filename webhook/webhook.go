@@ -131,6 +131,7 @@ func Signatures(secrets []string, msgID string, timestamp int64, body []byte) (s
 // recordTimeout bounds the recording of one attempt, and leaseMargin is what
 // a lease holds beyond the attempt and its recording: the time the claim
 // itself took, and clocks of processes that differ by a few seconds.
+// claimTimeout bounds one claim.
 const (
 	recordTimeout = 10 * time.Second
 	leaseMargin   = 5 * time.Second
