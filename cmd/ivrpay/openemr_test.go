@@ -286,25 +286,9 @@ func TestOpenEMRSessionsReachOnlyTheirOwnBill(t *testing.T) {
 	// and returns the payin and the card stored with it.
 	pay := func(key, cfg string) (payin, card string) {
 		t.Helper()
-		charge, _ := json.Marshal(map[string]any{
-			"method": "charge", "transaction_id": uuid4(), "cardnumber": "4111111111111111", "cvv": "123",
-			"amount": "12.50", "currency_code": "USD", "expiry_month": "08", "expiry_year": fmt.Sprintf("%02d", (time.Now().Year()+3)%100),
-			"postal_code": "94111", "parameters": map[string]any{"payin_config_id": cfg},
-		})
-		req, _ := http.NewRequest("POST", srv.baseURL+"/vendor/twilio/pay_generic", bytes.NewReader(charge))
-		req.SetBasicAuth("api_key", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var answer struct {
-			ChargeID   *string           `json:"charge_id"`
-			Parameters map[string]string `json:"parameters"`
-		}
-		json.NewDecoder(resp.Body).Decode(&answer)
+		answer := (&whServer{srv}).connector(t, key, chargeBody(cfg, uuid4(), "12.50"))
 		if answer.ChargeID == nil || answer.Parameters["payment_method_id"] == "" {
-			t.Fatalf("the charge failed: HTTP %d %+v", resp.StatusCode, answer)
+			t.Fatalf("the charge failed: %+v", answer)
 		}
 		return *answer.ChargeID, answer.Parameters["payment_method_id"]
 	}
