@@ -94,34 +94,99 @@ type PaymentMethodConfigConstraint struct {
 }
 
 // Object is what a permission is checked against: the owning platform, the
-// merchant for objects that have one (empty for platform-level objects), and
-// the payin config or payment method config the object is or was made from
-// (empty for objects that have none).
+// merchant for objects that have one (empty for platform-level objects), the
+// payin config or payment method config the object is or was made from
+// (empty for objects that have none), and, for payins and payment methods,
+// the credential they were made through.
 type Object struct {
 	PlatformID            string
 	MerchantID            string
 	PayinConfigID         string
 	PaymentMethodConfigID string
+	// CreatedBy is the API key or session id a payin or payment method was
+	// made through; empty for other objects and for those made before
+	// ivrpay recorded it.
+	CreatedBy string
 }
 
-// Allows reports whether the statements grant permission on obj: deny by
-// default, OR across statements, AND across a statement's constraints.
-func Allows(statements []Statement, permission string, obj Object) bool {
-	for _, s := range statements {
-		if s.grants(permission) && s.Constraints.match(obj) {
-			return true
+// Allows reports whether key grants permission on obj: deny by default, OR
+// across statements, AND across a statement's constraints. A permission a
+// statement holds only through group#payment_component is a payer's
+// browser's: on payins and payment methods it reaches only those made
+// through key itself (SPEC §1.1).
+func Allows(key *APIKey, permission string, obj Object) bool {
+	if key == nil {
+		return false
+	}
+	for _, s := range key.Statements {
+		g := s.grant(permission)
+		if g == grantNone || !s.Constraints.match(obj) {
+			continue
 		}
+		if g == grantComponent && madeThroughCredential(permission) && (obj.CreatedBy == "" || obj.CreatedBy != key.ID) {
+			continue
+		}
+		return true
 	}
 	return false
 }
 
-func (s Statement) grants(permission string) bool {
+// grantKind says how a statement holds a permission.
+type grantKind int
+
+const (
+	grantNone grantKind = iota
+	// grantComponent: only through group#payment_component, a payer's browser's grant.
+	grantComponent
+	// grantFull: by name, through group#all or another group.
+	grantFull
+)
+
+// grant says how s holds permission: fully, only through
+// group#payment_component, or not at all.
+func (s Statement) grant(permission string) grantKind {
+	g := grantNone
 	for _, p := range s.Permissions {
-		if p == PermissionAll || p == permission || slices.Contains(PermissionGroups[p], permission) {
-			return true
+		switch {
+		case p == PermissionAll || p == permission:
+			return grantFull
+		case slices.Contains(PermissionGroups[p], permission):
+			if p != PermissionPaymentComponent {
+				return grantFull
+			}
+			g = grantComponent
 		}
 	}
-	return false
+	return g
+}
+
+// madeThroughCredential reports whether a browser's (group#payment_component)
+// grant of permission reaches only the objects made through the credential:
+// reading payins and payment methods. Reading a config needs its id, which
+// the platform hands the browser; making a payin or storing a card is what
+// the form is for (charging a stored card also needs payment_method:read).
+func madeThroughCredential(permission string) bool {
+	return permission == "payin:read" || permission == "payment_method:read"
+}
+
+// payerBound reports whether a refusal of permission on obj (of key's
+// platform) is to answer as if obj did not exist: key holds permission only
+// through group#payment_component, or such a grant matches obj but for who
+// made it. A payer's browser learns nothing of other payers' objects.
+func (k *APIKey) payerBound(permission string, obj Object) bool {
+	component, full := false, false
+	for _, s := range k.Statements {
+		switch s.grant(permission) {
+		case grantComponent:
+			if s.Constraints.match(obj) {
+				return true
+			}
+			component = true
+		case grantFull:
+			full = true
+		}
+	}
+	return component && !full
 }
 
 func (c Constraints) match(obj Object) bool {
@@ -152,7 +217,7 @@ func Authorize(key *APIKey, permission string, obj Object) error {
 	if key == nil {
 		return Errorf(EUNAUTHORIZED, "Unauthorized.")
 	}
-	if Allows(key.Statements, permission, obj) {
+	if Allows(key, permission, obj) {
 		return nil
 	}
 	switch {
@@ -170,23 +235,28 @@ func Authorize(key *APIKey, permission string, obj Object) error {
 // AuthorizeObject is Authorize for an object that may belong to another
 // platform: that answers 404 (its existence is not revealed), and an object
 // of the key's platform that its statements exclude answers 403, naming the
-// permission.
+// permission, except to a payer's browser (a permission held only through
+// group#payment_component), which is answered 404 as well.
 func AuthorizeObject(key *APIKey, permission, kind, id string, obj Object) error {
 	if key == nil {
 		return Errorf(EUNAUTHORIZED, "Unauthorized.")
 	}
-	if obj.PlatformID != key.PlatformID {
+	if obj.PlatformID != key.PlatformID || (!Allows(key, permission, obj) && key.payerBound(permission, obj)) {
 		return Errorf(ENOTFOUND, "%s %s not found", kind, id)
 	}
 	return Authorize(key, permission, obj)
 }
 
-// ReadScope says which objects of its platform a key may read with a permission:
-// all of them, those that match one of some filters, or none.
+// ReadScope says which objects of its platform a key may list with a
+// permission: all of them, those that match one of some filters, or none.
 type ReadScope struct {
 	All bool
-	// Filters: an object may be read when it matches one of them.
+	// Filters: an object may be listed when it matches one of them.
 	Filters []ObjectFilter
+	// held: the key holds the permission on its platform, though perhaps
+	// for nothing a list shows (a browser's config read without a config
+	// constraint): its lists are empty rather than refused.
+	held bool
 	// narrowed: some filter names a config.
 	narrowed bool
 }
@@ -196,6 +266,8 @@ type ObjectFilter struct {
 	MerchantID            string
 	PayinConfigID         string
 	PaymentMethodConfigID string
+	// CreatedBy: made through this API key or session.
+	CreatedBy string
 }
 
 // String describes the filter for people: "merchant mid_… and payin config cfg_…".
@@ -210,28 +282,40 @@ func (f ObjectFilter) String() string {
 	if f.PaymentMethodConfigID != "" {
 		parts = append(parts, "payment method config "+f.PaymentMethodConfigID)
 	}
+	if f.CreatedBy != "" {
+		parts = append(parts, "made through "+f.CreatedBy)
+	}
 	return strings.Join(parts, " and ")
 }
 
-// Empty reports whether the scope grants nothing.
-func (s ReadScope) Empty() bool { return !s.All && len(s.Filters) == 0 }
+// Empty reports whether the key does not hold the permission at all.
+func (s ReadScope) Empty() bool { return !s.All && len(s.Filters) == 0 && !s.held }
 
 // ScopeFor computes the read scope of key for permission on its own platform.
-// List endpoints use it to return only objects the key may read.
+// List endpoints use it to return only objects the key may read. A grant
+// through group#payment_component alone lists the payins and payment
+// methods made through key, and the configs its constraints name.
 func ScopeFor(key *APIKey, permission string) ReadScope {
 	var scope ReadScope
 	for _, s := range key.Statements {
-		if !s.grants(permission) {
+		g := s.grant(permission)
+		if g == grantNone {
 			continue
 		}
 		c := s.Constraints
 		if c.Platform != nil && c.Platform.PlatformID != key.PlatformID {
 			continue
 		}
-		if c.Merchant == nil && !c.narrowed() {
-			return ReadScope{All: true}
-		}
+		scope.held = true
 		f := ObjectFilter{}
+		switch {
+		case g == grantComponent && madeThroughCredential(permission):
+			f.CreatedBy = key.ID
+		case g == grantComponent && !c.narrowed():
+			continue // a config it may read by id, but its statement names none to list
+		case c.Merchant == nil && !c.narrowed():
+			return ReadScope{All: true, held: true}
+		}
 		if c.Merchant != nil {
 			f.MerchantID = c.Merchant.MerchantID
 		}
@@ -390,7 +474,8 @@ func KnownPermission(p string) bool {
 // constraints the new statement repeats with the same values. The new
 // statement may add a merchant, payin config or payment method config
 // constraint but never drop one. A group other than group#all is granted
-// when each of its members is.
+// when each of its members is; a member held only through
+// group#payment_component is granted only as part of that group.
 func CheckGrant(creator []Statement, statements []Statement) error {
 	for i, s := range statements {
 		for j, p := range s.Permissions {
@@ -399,7 +484,7 @@ func CheckGrant(creator []Statement, statements []Statement) error {
 				members = g
 			}
 			for _, m := range members {
-				if !grantable(creator, m, s.Constraints) {
+				if !grantable(creator, m, s.Constraints, p == PermissionPaymentComponent) {
 					what := p
 					if m != p {
 						what = m + " (in " + p + ")"
@@ -413,13 +498,17 @@ func CheckGrant(creator []Statement, statements []Statement) error {
 	return nil
 }
 
-func grantable(creator []Statement, permission string, c Constraints) bool {
+// grantable reports whether one of the creator's statements may grant
+// permission for constraints c. A permission the creator holds only through
+// group#payment_component (which reaches only what the creator itself made)
+// passes on only through that group (asComponent), never by name.
+func grantable(creator []Statement, permission string, c Constraints, asComponent bool) bool {
 	for _, cs := range creator {
 		if permission == PermissionAll {
 			if !slices.Contains(cs.Permissions, PermissionAll) {
 				continue
 			}
-		} else if !cs.grants(permission) {
+		} else if g := cs.grant(permission); g == grantNone || (g == grantComponent && !asComponent) {
 			continue
 		}
 		if cs.Constraints.Platform != nil && (c.Platform == nil || c.Platform.PlatformID != cs.Constraints.Platform.PlatformID) {

@@ -205,7 +205,7 @@ func CheckIVRCharge(caller *APIKey, cfg *PayinConfig, configID string, req IVRRe
 	if cfg == nil || cfg.PlatformID != caller.PlatformID {
 		return CardEntry{}, ConnectorErrorf(ConnConfigNotFound, "payin config %s not found on platform %s", ShownConfigID(configID), caller.PlatformID)
 	}
-	if !Allows(caller.Statements, "payin:create", cfg.Object()) {
+	if !Allows(caller, "payin:create", cfg.Object()) {
 		return CardEntry{}, ConnectorErrorf(ConnForbidden, "API key %s lacks permission payin:create for merchant %s", caller.ID, cfg.MerchantID)
 	}
 	c, refusal := checkIVRCard(req, cfg.Amount, cfg.BillingContact.PostalCodeOrEmpty(), now)
@@ -224,7 +224,7 @@ func CheckIVRTokenize(caller *APIKey, pmc *PaymentMethodConfig, configID string,
 	if pmc == nil || pmc.PlatformID != caller.PlatformID {
 		return CardEntry{}, ConnectorErrorf(ConnConfigNotFound, "payment method config %s not found on platform %s", ShownConfigID(configID), caller.PlatformID)
 	}
-	if !Allows(caller.Statements, "payment_method:create", pmc.Object()) {
+	if !Allows(caller, "payment_method:create", pmc.Object()) {
 		where := "platform " + pmc.PlatformID
 		if pmc.MerchantID != "" {
 			where = "merchant " + pmc.MerchantID

@@ -127,11 +127,14 @@ type Payin struct {
 	Refunds          []Refund        `json:"refunds"`
 	CreatedAt        time.Time       `json:"created_at"`
 	UpdatedAt        time.Time       `json:"updated_at"`
+	// CreatedBy is the API key or session id the payin was made through
+	// (empty for payins made before ivrpay recorded it); not shown.
+	CreatedBy string `json:"-"`
 }
 
 // Object returns what permissions on p are checked against.
 func (p *Payin) Object() Object {
-	return Object{PlatformID: p.PlatformID, MerchantID: p.MerchantID, PayinConfigID: p.PayinConfigID}
+	return Object{PlatformID: p.PlatformID, MerchantID: p.MerchantID, PayinConfigID: p.PayinConfigID, CreatedBy: p.CreatedBy}
 }
 
 // PayinFilter selects payins for GET /v1/payins.
@@ -175,11 +178,15 @@ type PaymentMethod struct {
 	BillingContact        *BillingContact `json:"billing_contact"`
 	Metadata              json.RawMessage `json:"metadata"`
 	CreatedAt             time.Time       `json:"created_at"`
+	// CreatedBy is the API key or session id the card was stored through
+	// (empty for cards stored before ivrpay recorded it); not shown.
+	CreatedBy string `json:"-"`
 }
 
 // Object returns what permissions on pm are checked against.
 func (pm *PaymentMethod) Object() Object {
-	return Object{PlatformID: pm.PlatformID, MerchantID: string(pm.MerchantID), PaymentMethodConfigID: string(pm.PaymentMethodConfigID)}
+	return Object{PlatformID: pm.PlatformID, MerchantID: string(pm.MerchantID), PaymentMethodConfigID: string(pm.PaymentMethodConfigID),
+		CreatedBy: pm.CreatedBy}
 }
 
 // PaymentMethodService reads and deactivates stored payment methods for the key in the context.
@@ -215,8 +222,12 @@ func (b *BillingContact) WithPostalCode(postal string) *BillingContact {
 // card, and may read the card (charging a stored card picks whose card pays,
 // which an IVR key's payin:create alone must not), a merchant's card never
 // pays another merchant, the card is ACTIVE and unexpired, and the config
-// has no approved payin yet.
+// has no approved payin yet. A payer's browser charges only a card stored
+// through it: any other is not found, before anything is said of it.
 func CheckStoredCharge(caller *APIKey, pm *PaymentMethod, cfg *PayinConfig, now time.Time) error {
+	if err := AuthorizeObject(caller, "payment_method:read", "payment method", pm.ID, pm.Object()); ErrorCode(err) == ENOTFOUND {
+		return err
+	}
 	if err := Authorize(caller, "payin:create", cfg.Object()); err != nil {
 		return err
 	}

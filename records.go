@@ -73,6 +73,8 @@ type PayinReservation struct {
 	PaymentMethodID string
 	Processor       ProcessorAccountRef
 	CreatedAt       time.Time
+	// CreatedBy is the API key or session id the payin is made through.
+	CreatedBy string
 	// Claim, when set, is the claim of the new IVR transaction, written
 	// with the payin or not at all (ErrClaimTaken when another request
 	// claimed the transaction first).
@@ -104,6 +106,8 @@ type NewPaymentMethod struct {
 	// Announce emits payment_method.active (an ACTIVE card whose first use is known).
 	Announce  bool
 	CreatedAt time.Time
+	// CreatedBy is the API key or session id the card is stored through.
+	CreatedBy string
 }
 
 // PayinOutcome is the processor's definite answer for a CREATED payin.

@@ -25,10 +25,13 @@ type permFixture struct {
 	cfgN      string // payin config of merchant N
 	pmcPlat   string // payment method config without a merchant
 	pmcM      string // payment method config of merchant M
-	payinM    string // payin of merchant M
-	pmM       string // ACTIVE payment method of merchant M
+	payinM    string // payin of merchant M, made through the key narrowed to payin config M
+	pmM       string // ACTIVE payment method of merchant M, stored with payinM
+	payinS    string // payin of merchant M, made through the session
+	pmS       string // ACTIVE payment method of merchant M, stored with payinS
+	refundM   string // a refund of a payin of merchant M
+	webhookID string // a webhook endpoint of the platform
 	both      string // an IVR key with payin:create and payment_method:create, for fixtures
-	hook      string // webhook endpoint of the platform
 }
 
 // on returns the fixture reporting to t, for a subtest.
@@ -52,9 +55,10 @@ const (
 	shCfg      = "payment component narrowed to payin config M"
 	shPMC      = "payment component narrowed to payment method config M"
 	shSession  = "session (OpenEMR's: payment component for merchant M)"
+	shCompKey  = "API key with the session's statement"
 )
 
-var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther, shCfg, shPMC, shSession}
+var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther, shCfg, shPMC, shSession, shCompKey}
 
 // readPerms is what the merchant-constrained read key holds (for merchant M).
 var readPerms = []string{"api_key:read", "merchant:read", "payin_config:read", "payment_method_config:read", "payin:read", "payment_method:read"}
@@ -86,13 +90,6 @@ func newPermFixture(t *testing.T, engine string) *permFixture {
 	f.cfgN = b.payinConfig(b.admin, f.merchantN, 1000, nil)
 	f.pmcPlat = b.paymentMethodConfig(b.admin, b.platformID, "", nil)
 	f.pmcM = b.paymentMethodConfig(b.admin, b.platformID, b.merchantID, nil)
-	charged := b.ivr(f.both, chargeBody(f.cfgM))
-	f.payinM = charged.wantOK(t, "charge")
-	f.pmM = charged.Params["payment_method_id"]
-	wantID(t, f.pmM, "mtd_")
-	hook := b.api("POST", "/v1/webhook_endpoints", b.admin, map[string]any{"url": "http://127.0.0.1:9/hooks"})
-	wantStatus(t, hook, 200)
-	f.hook = hook.data(t)["webhook_endpoint_id"].(string)
 	// The object constraints (SPEC §1.1): group#payment_component narrowed to
 	// one payin config (with its payin) and to one payment method config.
 	f.keys[shCfg], _ = b.createKey(b.admin, objectStatementsJSON(b.platformID, "payin_config", f.cfgM, ivrpay.PermissionPaymentComponent))
@@ -100,7 +97,56 @@ func newPermFixture(t *testing.T, engine string) *permFixture {
 	ses := b.createSession(b.admin, openEMRSessionBody(3600, b.merchantID))
 	wantStatus(t, ses, 200)
 	f.keys[shSession] = ses.data(t)["session_key"].(string)
+	f.keys[shCompKey], _ = b.createKey(b.admin, statementsJSON(b.platformID, b.merchantID, ivrpay.PermissionPaymentComponent))
+	// A payer's browser credential reads only what was made through it: the
+	// key narrowed to config M pays it, the session pays a bill of its own.
+	charged := b.ivr(f.keys[shCfg], chargeBody(f.cfgM))
+	f.payinM = charged.wantOK(t, "charge")
+	f.pmM = charged.Params["payment_method_id"]
+	wantID(t, f.pmM, "mtd_")
+	charged = b.ivr(f.keys[shSession], chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)))
+	f.payinS = charged.wantOK(t, "charge")
+	f.pmS = charged.Params["payment_method_id"]
+	wantID(t, f.pmS, "mtd_")
+	f.refundM = f.refundedPayin()
+	r := b.api("POST", "/v1/webhook_endpoints", b.admin, map[string]any{"url": "http://127.0.0.1:9/hooks"})
+	wantStatus(t, r, 200)
+	f.webhookID = r.data(t)["webhook_endpoint_id"].(string)
 	return f
+}
+
+// approvedPayin charges a fresh payin config of merchant M with the IVR key
+// (mode AUTHORIZE or the default) and returns the payin.
+func (f *permFixture) approvedPayin(mode string) string {
+	var extra map[string]any
+	if mode != "" {
+		extra = map[string]any{"processing_mode": mode}
+	}
+	return f.ivr(f.both, chargeBody(f.payinConfig(f.admin, f.merchantID, 1000, extra))).wantOK(f.t, "charge")
+}
+
+// refundedPayin settles a payin of merchant M and refunds part of it; it
+// returns the refund's id.
+func (f *permFixture) refundedPayin() string {
+	payin := f.approvedPayin("")
+	if _, err := f.store.SettleDue(f.t.Context(), 0); err != nil {
+		f.t.Fatal(err)
+	}
+	r := f.api("POST", "/v1/payins/"+payin+"/void_or_refund", f.admin, map[string]any{"idempotency_key": "r-" + randHex(6),
+		"reason": "REQUESTED_BY_CUSTOMER", "amount": 100})
+	wantStatus(f.t, r, 200)
+	id, _ := r.data(f.t)["refund_id"].(string)
+	if !strings.HasPrefix(id, "sbx_rfd_") {
+		f.t.Fatalf("refund_id %q\n%s", id, r.Raw)
+	}
+	return id
+}
+
+// freshWebhookEndpoint makes an endpoint for the delete cells.
+func (f *permFixture) freshWebhookEndpoint() string {
+	r := f.api("POST", "/v1/webhook_endpoints", f.admin, map[string]any{"url": "http://127.0.0.1:9/hooks/" + randHex(4)})
+	wantStatus(f.t, r, 200)
+	return r.data(f.t)["webhook_endpoint_id"].(string)
 }
 
 // objectStatementsJSON is one statement on platformID narrowed to one object
@@ -125,12 +171,18 @@ func (f *permFixture) freshPaymentMethod() string {
 	return f.ivr(f.both, tokenizeBody(pmc)).wantOK(f.t, "tokenize")
 }
 
-// expect lists the status per key shape.
-type expect struct{ admin, payins, pms, both, merchant, read, disabled, none, other, cfg, pmc, session int }
+// expect lists the status per key shape. The API key with the session's
+// statement answers as the session does (key and session are the same
+// credential) unless compKey says otherwise: on what the session made.
+type expect struct{ admin, payins, pms, both, merchant, read, disabled, none, other, cfg, pmc, session, compKey int }
 
 func (e expect) of(shape string) int {
+	if e.compKey == 0 {
+		e.compKey = e.session
+	}
 	return map[string]int{shAdmin: e.admin, shPayins: e.payins, shPMs: e.pms, shBoth: e.both, shMerchant: e.merchant,
-		shRead: e.read, shDisabled: e.disabled, shNone: e.none, shOther: e.other, shCfg: e.cfg, shPMC: e.pmc, shSession: e.session}[shape]
+		shRead: e.read, shDisabled: e.disabled, shNone: e.none, shOther: e.other, shCfg: e.cfg, shPMC: e.pmc, shSession: e.session,
+		shCompKey: e.compKey}[shape]
 }
 
 type endpoint struct {
@@ -190,12 +242,14 @@ func endpoints() []endpoint {
 			},
 			// The other platform's admin names a merchant it cannot see: 400 on merchant_id.
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 400, cfg: 403, pmc: 403, session: 403}, nil},
+		// A payer's browser (group#payment_component alone) reads configs by id
+		// within its constraints; anything else it may not read is not found.
 		{"GET /v1/payin_configs/{id of M}", "payin_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403, session: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 404, session: 200}, nil},
 		{"GET /v1/payin_configs/{id of N}", "payin_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payin_configs/" + f.cfgN, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"POST /v1/payment_method_configs", "payment_method_config:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_method_configs", map[string]any{"platform_id": f.platformID, "idempotency_key": "k-" + randHex(6)}
@@ -205,38 +259,100 @@ func endpoints() []endpoint {
 			func(f *permFixture) (string, string, any) {
 				return "GET", "/v1/payment_method_configs/" + f.pmcPlat, nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"GET /v1/payment_method_configs/{id of M}", "payment_method_config:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_method_configs/" + f.pmcM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 200, session: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 200, session: 200}, nil},
+		// Lists answer every holder of the permission; what they hold is
+		// TestListsShowOnlyReadableObjects's.
 		{"GET /v1/payins", "payin:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins", nil },
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200, session: 200}, nil},
-		{"GET /v1/payins/{id}", "payin:read",
+		// Payins and cards are read by a payer's browser only when made through it.
+		{"GET /v1/payins/{made through the key narrowed to config M}", "payin:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins/" + f.payinM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 403, session: 200}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 200, pmc: 404, session: 404}, nil},
+		{"GET /v1/payins/{made through the session}", "payin:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payins/" + f.payinS, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 200, compKey: 404}, nil},
 		{"GET /v1/payment_methods", "payment_method:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods", nil },
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 200, pmc: 200, session: 200}, nil},
-		{"GET /v1/payment_methods/{id}", "payment_method:read",
+		{"GET /v1/payment_methods/{stored through the key narrowed to config M}", "payment_method:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods/" + f.pmM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 200}, nil},
+			// The config constraint matches the config's payins, not the card stored with one.
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
+		{"GET /v1/payment_methods/{stored through the session}", "payment_method:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/payment_methods/" + f.pmS, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 200, compKey: 404}, nil},
 		// Charging a stored card picks whose card pays: it needs payment_method:read
-		// on the card as well as payin:create, so the guide's IVR keys cannot.
-		{"POST /v1/payment_methods/{id}/payin", "payin:create",
+		// on the card as well as payin:create, so the guide's IVR keys cannot, and
+		// a payer's browser charges only a card stored through it.
+		{"POST /v1/payment_methods/{stored through the key narrowed to config M}/payin", "payin:create",
 			func(f *permFixture) (string, string, any) {
 				cfg := f.payinConfig(f.admin, f.merchantID, 1000, nil)
 				return "POST", "/v1/payment_methods/" + f.pmM + "/payin", map[string]any{"payin_config_id": cfg}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 200},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404},
+			map[string]string{shPayins: "payment_method:read", shBoth: "payment_method:read", shMerchant: "payment_method:read"}},
+		{"POST /v1/payment_methods/{stored through the session}/payin", "payin:create",
+			func(f *permFixture) (string, string, any) {
+				cfg := f.payinConfig(f.admin, f.merchantID, 1000, nil)
+				return "POST", "/v1/payment_methods/" + f.pmS + "/payin", map[string]any{"payin_config_id": cfg}
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 200, compKey: 404},
 			map[string]string{shPayins: "payment_method:read", shBoth: "payment_method:read", shMerchant: "payment_method:read"}},
 		{"POST /v1/payment_methods/{id}/deactivate", "payment_method:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_methods/" + f.freshPaymentMethod() + "/deactivate", nil
 			},
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		// Acting on a payin needs a permission outside group#payment_component:
+		// refused by name, as for any key that lacks it.
+		{"POST /v1/payins/{id}/capture", "payin:update",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/payins/" + f.approvedPayin(ivrpay.ProcessingModeAuthorize) + "/capture", nil
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		{"POST /v1/payins/{id}/void_or_refund", "refund:create",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/payins/" + f.approvedPayin("") + "/void_or_refund",
+					map[string]any{"idempotency_key": "v-" + randHex(6), "reason": "REQUESTED_BY_CUSTOMER"}
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		{"GET /v1/refunds/{id}", "refund:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/refunds/" + f.refundM, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		// Sessions and webhook endpoints are the platform's.
+		{"POST /v1/sessions", "session:create",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/sessions", openEMRSessionBody(600, f.merchantID)
+			},
+			// The other platform's admin names a merchant it cannot see: 400 on the constraint.
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 400, cfg: 403, pmc: 403, session: 403}, nil},
+		{"POST /v1/webhook_endpoints", "webhook_endpoint:create",
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/webhook_endpoints", map[string]any{"url": "http://127.0.0.1:9/hooks/" + randHex(4)}
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
+		{"GET /v1/webhook_endpoints", "webhook_endpoint:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/webhook_endpoints", nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
+		{"GET /v1/webhook_endpoints/{id}", "webhook_endpoint:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/webhook_endpoints/" + f.webhookID, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		{"GET /v1/webhook_endpoints/{id}/deliveries", "webhook_endpoint:read",
+			func(f *permFixture) (string, string, any) {
+				return "GET", "/v1/webhook_endpoints/" + f.webhookID + "/deliveries", nil
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		{"DELETE /v1/webhook_endpoints/{id}", "webhook_endpoint:delete",
+			func(f *permFixture) (string, string, any) {
+				return "DELETE", "/v1/webhook_endpoints/" + f.freshWebhookEndpoint(), nil
+			},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/webhook_endpoints/{id}/rotate_secret", "webhook_endpoint:update",
-			func(f *permFixture) (string, string, any) { return "POST", "/v1/webhook_endpoints/" + f.hook + "/rotate_secret", nil },
+			func(f *permFixture) (string, string, any) { return "POST", "/v1/webhook_endpoints/" + f.webhookID + "/rotate_secret", nil },
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 	}
 }
@@ -331,9 +447,12 @@ func TestListsShowOnlyReadableObjects(t *testing.T) {
 		if total, _ := r.list(t); total != 0 {
 			t.Errorf("read key filtering on merchant N sees %d payins", total)
 		}
-		// A key narrowed to payin config M lists its payin and nothing else; one
-		// narrowed to a payment method config lists no payin (payins are not
-		// made from payment method configs).
+		// A payer's browser credential lists what was made through it: the
+		// payment component key narrowed to payin config M its payin and
+		// nothing else (the card stored with it was not made from a payment
+		// method config), the one narrowed to a payment method config nothing,
+		// the session its own payin and card, the API key with the session's
+		// statement (which made nothing) nothing.
 		for _, c := range []struct {
 			shape, path string
 			want        []string
@@ -341,13 +460,22 @@ func TestListsShowOnlyReadableObjects(t *testing.T) {
 			{shCfg, "/v1/payins", []string{f.payinM}},
 			{shCfg, "/v1/payment_methods", nil},
 			{shPMC, "/v1/payins", nil},
+			{shPMC, "/v1/payment_methods", nil},
+			{shSession, "/v1/payins", []string{f.payinS}},
+			{shSession, "/v1/payment_methods", []string{f.pmS}},
+			{shSession, "/v1/payins?merchant_id=" + f.merchantID, []string{f.payinS}},
+			{shCompKey, "/v1/payins", nil},
+			{shCompKey, "/v1/payment_methods", nil},
 		} {
 			t.Run(c.shape+" "+c.path, func(t *testing.T) {
 				r := f.on(t).api("GET", c.path, f.keys[c.shape], nil)
 				wantStatus(t, r, 200)
 				total, results := r.list(t)
 				var ids []string
-				idKey := map[string]string{"/v1/payins": "payin_id", "/v1/payment_methods": "payment_method_id"}[c.path]
+				idKey := "payin_id"
+				if strings.HasPrefix(c.path, "/v1/payment_methods") {
+					idKey = "payment_method_id"
+				}
 				for _, res := range results {
 					ids = append(ids, fmt.Sprint(res[idKey]))
 				}

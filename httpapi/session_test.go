@@ -88,7 +88,8 @@ func TestSessionAuthenticatesUntilExpiry(t *testing.T) {
 			status             int
 		}{
 			{"its merchant's payin config", "GET", "/v1/payin_configs/" + cfgM, 200},
-			{"another merchant's payin config", "GET", "/v1/payin_configs/" + cfgN, 403},
+			// A payer's browser learns nothing of what it may not read (SPEC §1.1).
+			{"another merchant's payin config", "GET", "/v1/payin_configs/" + cfgN, 404},
 			{"payins, listed", "GET", "/v1/payins", 200},
 			{"merchants (not in the group)", "GET", "/v1/merchants", 403},
 			{"API keys (not in the group)", "GET", "/v1/api_keys", 403},

@@ -29,6 +29,8 @@ type chargeAttempt struct {
 	answer func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer
 	// claim, for a new connector transaction, is written with the reservation.
 	claim *newClaim
+	// createdBy is the API key or session id the payin is made through.
+	createdBy string
 }
 
 // charge makes a payin in three steps. (1) A CREATED payin reserves the
@@ -64,7 +66,7 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 func (s *Service) reserve(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, error) {
 	r := ivrpay.PayinReservation{ID: s.newID(ivrpay.PrefixPayin), Config: a.cfg, Card: cardOf(a.entry),
 		BillingContact: a.cfg.BillingContact.WithPostalCode(a.entry.PostalCode), Source: a.source,
-		IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now()}
+		IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now(), CreatedBy: a.createdBy}
 	if a.stored != nil {
 		r.PaymentMethodID = a.stored.ID
 	}
@@ -184,7 +186,7 @@ func (s *Service) newPaymentMethod(a chargeAttempt, p *ivrpay.Payin, status, nti
 	}
 	return &ivrpay.NewPaymentMethod{ID: s.newID(ivrpay.PrefixPaymentMethod), PlatformID: a.cfg.PlatformID, MerchantID: a.cfg.MerchantID,
 		Status: status, Card: cardOf(a.entry), PANCiphertext: ciphertext, Fingerprint: fingerprint, NetworkTransactionID: nti,
-		BillingContact: p.BillingContact, Metadata: a.cfg.MethodMetadata, Announce: true, CreatedAt: s.now()}, nil
+		BillingContact: p.BillingContact, Metadata: a.cfg.MethodMetadata, Announce: true, CreatedAt: s.now(), CreatedBy: p.CreatedBy}, nil
 }
 
 // ChargePaymentMethod charges a stored card for a payin config, as a
@@ -229,7 +231,7 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 	}
 	entry := ivrpay.CardEntry{PAN: pan, Brand: card.Brand(pm.Card.Brand), Expiry: card.Expiry{Month: pm.Card.ExpMonth, Year: pm.Card.ExpYear}, PostalCode: postal}
 	a := chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceAPIStoredPaymentMethod,
-		stored: pm, storedNTI: nti, account: account, processor: proc}
+		stored: pm, storedNTI: nti, account: account, processor: proc, createdBy: caller.ID}
 	if caller.Platform != nil {
 		a.version = caller.Platform.MinAPIVersion
 	}

@@ -133,7 +133,7 @@ func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method
 		}
 		permission, obj = "payment_method:create", pmc.Object()
 	}
-	if ivrpay.Allows(caller.Statements, permission, obj) {
+	if ivrpay.Allows(caller, permission, obj) {
 		return nil, nil
 	}
 	return ivrpay.ConnectorErrorf(ivrpay.ConnForbidden, "API key %s lacks permission %s on the config of this transaction_id", caller.ID, permission), nil
@@ -233,7 +233,7 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: ivrChargeResult(version, p, entry)}
 	}
 	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrTxID: req.TransactionID,
-		account: account, processor: proc, answer: answer, version: version, claim: claim})
+		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
 	} else if err != nil {
@@ -295,7 +295,8 @@ func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req iv
 	err = s.store.StorePaymentMethod(ctx, ivrpay.NewPaymentMethod{ID: pmID, PlatformID: pmc.PlatformID, MerchantID: pmc.MerchantID,
 		PaymentMethodConfigID: pmc.ID, Status: ivrpay.PaymentMethodStatusActive, Card: cardOf(entry), PANCiphertext: ciphertext,
 		Fingerprint: fingerprint, NetworkTransactionID: verified.NetworkTransactionID,
-		BillingContact: pmc.BillingContact.WithPostalCode(entry.PostalCode), Metadata: pmc.Metadata, Announce: true, CreatedAt: s.now()},
+		BillingContact: pmc.BillingContact.WithPostalCode(entry.PostalCode), Metadata: pmc.Metadata, Announce: true, CreatedAt: s.now(),
+		CreatedBy: caller.ID},
 		&ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: result})
 	if errors.Is(err, ivrpay.ErrConfigUsed) {
 		return ivrpay.ConnectorErrorf(ivrpay.ConnConfigAlreadyUsed,

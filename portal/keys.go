@@ -139,7 +139,7 @@ func (p *Portal) merchantOptions(rq *request, permission string) ([]*ivrpay.Merc
 	}
 	var out []*ivrpay.Merchant
 	for _, m := range l.Results {
-		if ivrpay.Allows(rq.key.Statements, permission, ivrpay.Object{PlatformID: m.PlatformID, MerchantID: m.ID}) {
+		if ivrpay.Allows(rq.key, permission, ivrpay.Object{PlatformID: m.PlatformID, MerchantID: m.ID}) {
 			out = append(out, m)
 		}
 	}

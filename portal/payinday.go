@@ -86,10 +86,10 @@ type payinAction struct {
 func payinActions(key *ivrpay.APIKey, pi *ivrpay.Payin) []payinAction {
 	obj := pi.Object()
 	return []payinAction{
-		{"capture", "payin:update", ivrpay.Allows(key.Statements, "payin:update", obj), pi.Status == ivrpay.PayinStatusAuthorized},
-		{"void", "refund:create", ivrpay.Allows(key.Statements, "refund:create", obj),
+		{"capture", "payin:update", ivrpay.Allows(key, "payin:update", obj), pi.Status == ivrpay.PayinStatusAuthorized},
+		{"void", "refund:create", ivrpay.Allows(key, "refund:create", obj),
 			pi.Status == ivrpay.PayinStatusProcessing || pi.Status == ivrpay.PayinStatusAuthorized},
-		{"refund", "refund:create", ivrpay.Allows(key.Statements, "refund:create", obj),
+		{"refund", "refund:create", ivrpay.Allows(key, "refund:create", obj),
 			pi.Status == ivrpay.PayinStatusSucceeded && pi.RefundableAmount > 0},
 	}
 }

@@ -60,13 +60,17 @@ func can(key *ivrpay.APIKey, permission string) gate {
 		return gate{Permission: permission}
 	}
 	if platformLevel(permission) {
-		return gate{OK: ivrpay.Allows(key.Statements, permission, ivrpay.Object{PlatformID: key.PlatformID}), Permission: permission}
+		return gate{OK: ivrpay.Allows(key, permission, ivrpay.Object{PlatformID: key.PlatformID}), Permission: permission}
 	}
 	scope := ivrpay.ScopeFor(key, permission)
 	g := gate{OK: !scope.Empty(), Permission: permission}
 	if !scope.All {
 		for _, f := range scope.Filters {
 			g.Only = append(g.Only, f.String())
+		}
+		if g.OK && len(g.Only) == 0 {
+			// A payer's browser's config read: by id, never in a list.
+			g.Only = []string{"configs read by id"}
 		}
 	}
 	return g

@@ -33,11 +33,12 @@ func (q *listQuery) arg(v any) string {
 }
 
 // scopeColumns name the columns of a table that the constraints of a
-// statement compare: the merchant id, and the payin config id and payment
-// method config id the rows are or were made from ("" when the table has none,
-// so that a statement constrained to such a config matches no row).
+// statement compare: the merchant id, the payin config id and payment
+// method config id the rows are or were made from, and the credential they
+// were made through ("" when the table has none, so that a filter on it
+// matches no row).
 type scopeColumns struct {
-	merchant, payinConfig, paymentMethodConfig string
+	merchant, payinConfig, paymentMethodConfig, createdBy string
 }
 
 // scoped restricts q to what the caller may read with permission. A caller
@@ -60,6 +61,7 @@ func scoped(ctx context.Context, permission string, cols scopeColumns) (listQuer
 			var all []string
 			for _, c := range []struct{ column, value string }{
 				{cols.merchant, f.MerchantID}, {cols.payinConfig, f.PayinConfigID}, {cols.paymentMethodConfig, f.PaymentMethodConfigID},
+				{cols.createdBy, f.CreatedBy},
 			} {
 				if c.value == "" {
 					continue

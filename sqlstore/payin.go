@@ -15,7 +15,7 @@ var _ ivrpay.PaymentMethodService = (*Store)(nil)
 const payinSelect = `SELECT id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 	authorized_amount, captured_amount, refunded_amount, refusal_code, refusal_desc, auth_code, avs_result_code, cvc_result_code,
 	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, created_at, updated_at,
-	processor_account, processor_kind, processor_sub_account, processor_reference, network_transaction_id, processor_outcome FROM payins`
+	processor_account, processor_kind, processor_sub_account, processor_reference, network_transaction_id, processor_outcome, created_by FROM payins`
 
 func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var p ivrpay.Payin
@@ -29,7 +29,7 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	if err := row.Scan(&p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
 		&p.AuthorizedAmount, &p.CapturedAmount, &refunded, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
 		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &txID, &created, &updated,
-		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome); err != nil {
+		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome, &p.CreatedBy); err != nil {
 		return nil, err
 	}
 	proc.Reference, proc.NetworkTransactionID, proc.Outcome = ivrpay.OptString(procRef), ivrpay.OptString(nti), ivrpay.OptString(outcome)
@@ -84,7 +84,7 @@ func (s *Store) ListPayins(ctx context.Context, f ivrpay.PayinFilter) (l *ivrpay
 	if f.Source != "" && !slices.Contains(ivrpay.PayinSources, f.Source) {
 		return nil, ivrpay.FieldErrorf("source", "unknown payin source %q; sources are IVR, API_DIRECT and API_STORED_PAYMENT_METHOD", f.Source)
 	}
-	q, err := scoped(ctx, "payin:read", scopeColumns{merchant: "merchant_id", payinConfig: "payin_config_id"})
+	q, err := scoped(ctx, "payin:read", scopeColumns{merchant: "merchant_id", payinConfig: "payin_config_id", createdBy: "created_by"})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (s *Store) ListPayins(ctx context.Context, f ivrpay.PayinFilter) (l *ivrpay
 }
 
 const paymentMethodSelect = `SELECT id, payment_method_config_id, platform_id, merchant_id, status, brand, last4, exp_month, exp_year,
-	fingerprint, billing_contact, metadata, created_at FROM payment_methods`
+	fingerprint, billing_contact, metadata, created_at, created_by FROM payment_methods`
 
 func scanPaymentMethod(row scanner) (*ivrpay.PaymentMethod, error) {
 	var pm ivrpay.PaymentMethod
@@ -126,7 +126,7 @@ func scanPaymentMethod(row scanner) (*ivrpay.PaymentMethod, error) {
 	var c ivrpay.Card
 	var created string
 	if err := row.Scan(&pm.ID, &cfg, &pm.PlatformID, &merchant, &pm.Status, &c.Brand, &c.Last4, &c.ExpMonth, &c.ExpYear,
-		&pm.Fingerprint, &bc, &md, &created); err != nil {
+		&pm.Fingerprint, &bc, &md, &created, &pm.CreatedBy); err != nil {
 		return nil, err
 	}
 	pm.PaymentMethodConfigID, pm.MerchantID = ivrpay.OptString(cfg.String), ivrpay.OptString(merchant.String)
@@ -159,7 +159,7 @@ func (s *Store) FindPaymentMethod(ctx context.Context, id string) (pm *ivrpay.Pa
 // ListPaymentMethods lists the payment methods the caller may read.
 func (s *Store) ListPaymentMethods(ctx context.Context, page ivrpay.Page) (l *ivrpay.List[*ivrpay.PaymentMethod], err error) {
 	defer wrap(&err, "Store.ListPaymentMethods")
-	q, err := scoped(ctx, "payment_method:read", scopeColumns{merchant: "merchant_id", paymentMethodConfig: "payment_method_config_id"})
+	q, err := scoped(ctx, "payment_method:read", scopeColumns{merchant: "merchant_id", paymentMethodConfig: "payment_method_config_id", createdBy: "created_by"})
 	if err != nil {
 		return nil, err
 	}

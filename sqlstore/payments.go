@@ -233,11 +233,11 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 		}
 		_, err := s.exec(ctx, tx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 			brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, processor_account, processor_kind,
-			processor_sub_account, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)`,
+			processor_sub_account, created_at, updated_at, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)`,
 			r.ID, cfg.PlatformID, cfg.MerchantID, cfg.ID, pmID, cfg.Amount, cfg.CurrencyCode, ivrpay.PayinStatusCreated,
 			r.Card.Brand, r.Card.Last4, r.Card.ExpMonth, r.Card.ExpYear, bc, md, r.Source, txID,
-			r.Processor.Name, r.Processor.Kind, r.Processor.AccountRef, ivrpay.FormatTime(r.CreatedAt))
+			r.Processor.Name, r.Processor.Kind, r.Processor.AccountRef, ivrpay.FormatTime(r.CreatedAt), r.CreatedBy)
 		return err
 	})
 	if err == nil {
@@ -247,7 +247,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 			PaymentMethodID: ivrpay.OptString(r.PaymentMethodID), Amount: cfg.Amount, CurrencyCode: cfg.CurrencyCode,
 			Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: billingContact(bc), Metadata: rawJSON(md),
 			Source: r.Source, Processor: &ivrpay.PayinProcessor{Account: r.Processor.Name, Kind: r.Processor.Kind, SubAccount: r.Processor.AccountRef},
-			Refunds: []ivrpay.Refund{}, CreatedAt: at, UpdatedAt: at}
+			Refunds: []ivrpay.Refund{}, CreatedAt: at, UpdatedAt: at, CreatedBy: r.CreatedBy}
 		if r.Card.Brand != "" {
 			c := r.Card
 			p.Card = &c
@@ -411,19 +411,19 @@ func (s *Store) insertPaymentMethod(ctx context.Context, tx querier, pm ivrpay.N
 	}
 	at := ivrpay.FormatTime(pm.CreatedAt)
 	_, err = s.exec(ctx, tx, `INSERT INTO payment_methods (id, platform_id, merchant_id, payment_method_config_id, status, brand, last4,
-		exp_month, exp_year, pan_ciphertext, fingerprint, network_transaction_id, billing_contact, metadata, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)`,
+		exp_month, exp_year, pan_ciphertext, fingerprint, network_transaction_id, billing_contact, metadata, created_at, updated_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)`,
 		pm.ID, pm.PlatformID, sql.NullString{String: pm.MerchantID, Valid: pm.MerchantID != ""},
 		sql.NullString{String: pm.PaymentMethodConfigID, Valid: pm.PaymentMethodConfigID != ""},
 		pm.Status, pm.Card.Brand, pm.Card.Last4, pm.Card.ExpMonth, pm.Card.ExpYear, pm.PANCiphertext, pm.Fingerprint,
-		pm.NetworkTransactionID, bc, md, at)
+		pm.NetworkTransactionID, bc, md, at, pm.CreatedBy)
 	if err != nil {
 		return nil, err
 	}
 	c := pm.Card
 	return &ivrpay.PaymentMethod{ID: pm.ID, PaymentMethodConfigID: ivrpay.OptString(pm.PaymentMethodConfigID), PlatformID: pm.PlatformID,
 		MerchantID: ivrpay.OptString(pm.MerchantID), Status: pm.Status, MethodType: ivrpay.MethodTypeCard, Card: &c,
-		Fingerprint: pm.Fingerprint, BillingContact: billingContact(bc), Metadata: rawJSON(md), CreatedAt: parseTime(at)}, nil
+		Fingerprint: pm.Fingerprint, BillingContact: billingContact(bc), Metadata: rawJSON(md), CreatedAt: parseTime(at), CreatedBy: pm.CreatedBy}, nil
 }
 
 // ClaimUnresolvedPayins leases up to limit CREATED payins last changed

@@ -239,3 +239,105 @@ func TestOpenEMRRainforestSequence(t *testing.T) {
 		t.Errorf("metadata came back as\n%s\nwant\n%s", gotMeta, wantMeta)
 	}
 }
+
+// TestOpenEMRSessionsReachOnlyTheirOwnBill is issue 23's high finding against
+// a real `ivrpay serve`: two patients' payment components, each with a
+// session made as OpenEMR makes it. Bob's session saw every payin and card
+// of the merchant and charged Alice's stored card for Bob's bill; now it
+// finds only what it made, and Alice's card is not found.
+func TestOpenEMRSessionsReachOnlyTheirOwnBill(t *testing.T) {
+	t.Parallel()
+	srv := serveInProcess(t)
+	admin, merchantID := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "merchant_id")
+	platform := openEMRClient{t: t, baseURL: srv.baseURL, apiKey: admin}
+	session := func() string {
+		return platform.post("/v1/sessions", map[string]any{"ttl": 3600, "statements": []any{map[string]any{
+			"permissions": []string{"group#payment_component"},
+			"constraints": map[string]any{"merchant": map[string]any{"merchant_id": merchantID}},
+		}}})["data"].(map[string]any)["session_key"].(string)
+	}
+	bill := func(patient string) string {
+		return platform.post("/v1/payin_configs", map[string]any{"merchant_id": merchantID, "idempotency_key": uuid4(), "amount": 1250,
+			"currency_code": "USD", "metadata": map[string]any{"patientId": patient}})["data"].(map[string]any)["payin_config_id"].(string)
+	}
+	// call sends what the component sends with its session key and returns
+	// the status and the envelope's data.
+	call := func(method, path, key string, payload any) (int, json.RawMessage) {
+		t.Helper()
+		var body io.Reader
+		if payload != nil {
+			b, _ := json.Marshal(payload)
+			body = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, srv.baseURL+path, body)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Rainforest-Api-Version", "2024-10-16")
+		req.Header.Set("content-type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		var env struct{ Data json.RawMessage }
+		json.NewDecoder(resp.Body).Decode(&env)
+		return resp.StatusCode, env.Data
+	}
+	// pay charges a bill through the connector, the session key as password,
+	// and returns the payin and the card stored with it.
+	pay := func(key, cfg string) (payin, card string) {
+		t.Helper()
+		answer := (&whServer{srv}).connector(t, key, chargeBody(cfg, uuid4(), "12.50"))
+		if answer.ChargeID == nil || answer.Parameters["payment_method_id"] == "" {
+			t.Fatalf("the charge failed: %+v", answer)
+		}
+		return *answer.ChargeID, answer.Parameters["payment_method_id"]
+	}
+	listed := func(key, path, idKey string) []string {
+		t.Helper()
+		status, data := call("GET", path, key, nil)
+		var l struct{ Results []map[string]any }
+		if status != 200 || json.Unmarshal(data, &l) != nil {
+			t.Fatalf("GET %s: HTTP %d %s", path, status, data)
+		}
+		var ids []string
+		for _, r := range l.Results {
+			ids = append(ids, fmt.Sprint(r[idKey]))
+		}
+		return ids
+	}
+
+	alice, bob := session(), session()
+	alicePayin, aliceCard := pay(alice, bill("alice"))
+	bobBill := bill("bob")
+
+	if ids := listed(bob, "/v1/payins", "payin_id"); len(ids) != 0 {
+		t.Errorf("Bob's session lists payins %v", ids)
+	}
+	if ids := listed(bob, "/v1/payment_methods", "payment_method_id"); len(ids) != 0 {
+		t.Errorf("Bob's session lists cards %v", ids)
+	}
+	for _, c := range []struct{ what, method, path string }{
+		{"reads Alice's payin", "GET", "/v1/payins/" + alicePayin},
+		{"reads Alice's card", "GET", "/v1/payment_methods/" + aliceCard},
+		{"charges Alice's card for Bob's bill", "POST", "/v1/payment_methods/" + aliceCard + "/payin"},
+	} {
+		if status, data := call(c.method, c.path, bob, map[string]any{"payin_config_id": bobBill}); status != 404 {
+			t.Errorf("Bob's session %s: HTTP %d %s, want 404", c.what, status, data)
+		}
+	}
+	if _, data := call("GET", "/v1/payin_configs/"+bobBill, admin, nil); !strings.Contains(string(data), `"payin":null`) {
+		t.Fatalf("Bob's bill was paid: %s", data)
+	}
+
+	// Each session reaches what it made: Bob pays his bill, Alice reads hers.
+	bobPayin, _ := pay(bob, bobBill)
+	if ids := listed(bob, "/v1/payins", "payin_id"); strings.Join(ids, ",") != bobPayin {
+		t.Errorf("Bob's session lists %v, want his payin %s", ids, bobPayin)
+	}
+	if ids := listed(alice, "/v1/payment_methods", "payment_method_id"); strings.Join(ids, ",") != aliceCard {
+		t.Errorf("Alice's session lists cards %v, want hers %s", ids, aliceCard)
+	}
+	if status, _ := call("GET", "/v1/payins/"+alicePayin, alice, nil); status != 200 {
+		t.Errorf("Alice's session reads her payin: HTTP %d", status)
+	}
+}
