@@ -36,20 +36,21 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 
 	// 1. Credentials: username api_key, password an API key.
 	user, password, ok := r.BasicAuth()
-	credLimit, addrLimit := s.connectorLimits(r)
-	if s.rateLimited(w, r, credLimit.key) || (!s.Limiter.KnownGood(credLimit.key) && s.rateLimited(w, r, addrLimit.key)) {
+	addr := s.limitAddress(r)
+	credLimit, addrLimit := s.connectorLimits(r, addr)
+	if s.rateLimited(w, r, credLimit.key, addrLimit.key, credLimit.key) {
 		refuse(ivrpay.ConnRateLimited, "too many failed authentications with these credentials or from this address; check the connector's Username and Password")
 		return
 	}
 	if !ok || user != "api_key" || password == "" {
-		s.authFailed(r, credLimit, addrLimit)
+		s.authFailed(r, addr, credLimit, addrLimit)
 		refuse(ivrpay.ConnUnauthorized, "unauthorized: set the connector's Username to api_key and its Password to an IVR API key")
 		return
 	}
 	key, err := s.Auth.Authenticate(r.Context(), password)
 	if err != nil {
 		if ivrpay.ErrorCode(err) == ivrpay.EUNAUTHORIZED {
-			s.authFailed(r, credLimit, addrLimit)
+			s.authFailed(r, addr, credLimit, addrLimit)
 			refuse(ivrpay.ConnUnauthorized, "unauthorized: the connector's Password is not an enabled API key of this deployment")
 		} else {
 			info.err = err
@@ -58,7 +59,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.keyID, info.platformID = key.ID, key.PlatformID
-	s.Limiter.Succeeded(credLimit.key)
+	s.authSucceeded(r, credLimit.key)
 
 	// 2. The body.
 	switch {

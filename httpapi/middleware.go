@@ -121,25 +121,30 @@ func requestID(in string) string {
 // api authenticates a /v1 request with its Bearer key and fixes its API version.
 func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := ClientAddress(r, s.BehindProxy)
-		if s.rateLimited(w, r, addr) {
+		addr := s.limitAddress(r)
+		credential := ""
+		if s.Limiter != nil {
+			credential = s.Limiter.CredentialKey(addr, r)
+		}
+		if s.rateLimited(w, r, "", addr, credential) {
 			writeError(w, r, ivrpay.Errorf(ivrpay.ERATELIMITED, "too many failed authentications from %s; retry after the time in Retry-After", addr))
 			return
 		}
 		scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
-			s.authFailed(r, limit{addr, AuthFailureLimit})
+			s.authFailed(r, addr, limit{addr, AuthFailureLimit})
 			writeError(w, r, ivrpay.Errorf(ivrpay.EUNAUTHORIZED, "Unauthorized: send your API key as Authorization: Bearer <api_key>."))
 			return
 		}
 		key, err := s.Auth.Authenticate(r.Context(), strings.TrimSpace(secret))
 		if err != nil {
 			if ivrpay.ErrorCode(err) == ivrpay.EUNAUTHORIZED {
-				s.authFailed(r, limit{addr, AuthFailureLimit})
+				s.authFailed(r, addr, limit{addr, AuthFailureLimit})
 			}
 			writeError(w, r, err)
 			return
 		}
+		s.authSucceeded(r, credential)
 		info := infoFrom(r.Context())
 		info.keyID, info.platformID = key.ID, key.PlatformID
 		version, err := ivrpay.EffectiveVersion(r.Header.Get("Rainforest-Api-Version"), key.Platform.MinAPIVersion)
@@ -155,12 +160,24 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 	})
 }
 
-// rateLimited answers whether limitKey is blocked, and sets Retry-After when it is.
-func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, limitKey string) bool {
+// rateLimited answers whether a request must be refused before its
+// credential is checked, and sets Retry-After when it must: when own (a
+// credential's limit key, or "") is blocked, or when address (a limit key)
+// is blocked and credential (a CredentialKey) has not authenticated from
+// there before, so that other people's failures never lock out a valid
+// credential while a guessing run learns nothing from a blocked address.
+func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, own, address, credential string) bool {
 	if s.Limiter == nil {
 		return false
 	}
-	left, blocked := s.Limiter.Blocked(limitKey)
+	left, blocked := time.Duration(0), false
+	if own != "" {
+		left, blocked = s.Limiter.Blocked(own)
+	}
+	if !blocked {
+		left, blocked = s.Limiter.Blocked(address)
+		blocked = blocked && !s.Limiter.KnownGood(r.Context(), credential)
+	}
 	if !blocked {
 		return false
 	}
@@ -172,6 +189,14 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, limitKey st
 	return true
 }
 
+// authSucceeded adds the credential (a CredentialKey) to the known-good list.
+func (s *Server) authSucceeded(r *http.Request, credential string) {
+	if err := s.Limiter.Succeeded(r.Context(), credential); err != nil {
+		s.Logger.Warn("recording a known-good credential failed; the next success tries again",
+			"request_id", infoFrom(r.Context()).id, "error", err)
+	}
+}
+
 // limit is one count an authentication failure adds to: a limiter key and
 // the number of failures within AuthFailureWindow that blocks it.
 type limit struct {
@@ -179,10 +204,11 @@ type limit struct {
 	max int
 }
 
-// authFailed counts a 401 against each limit, logs when one becomes
-// blocked, and audits it: with a limiter, failures are aggregated per client
-// address (AuditDue), so a flood writes a few rows rather than one each.
-func (s *Server) authFailed(r *http.Request, limits ...limit) {
+// authFailed counts a 401 from addr (a LimitAddress) against each limit,
+// logs when one becomes blocked, and audits it: with a limiter that audits,
+// aggregated per address (AuditFailure), so a flood writes a bounded number
+// of rows rather than one each.
+func (s *Server) authFailed(r *http.Request, addr string, limits ...limit) {
 	blocked := false
 	if s.Limiter != nil {
 		for _, l := range limits {
@@ -191,27 +217,19 @@ func (s *Server) authFailed(r *http.Request, limits ...limit) {
 			}
 		}
 	}
-	addr := ClientAddress(r, s.BehindProxy)
 	if blocked {
 		s.Logger.Warn("authentication failures rate limited", "request_id", infoFrom(r.Context()).id,
 			"client", addr, "route", r.Pattern, "blocked_for", AuthBlockDuration.String())
 	}
-	if s.Audit == nil {
+	if s.Limiter.AuditFailure(addr, r.Pattern, blocked) || s.Audit == nil {
 		return
 	}
 	detail := "route=" + r.Pattern
-	if s.Limiter != nil {
-		n, since, due := s.Limiter.AuditDue(addr, blocked)
-		if !due {
-			return
-		}
-		detail += " failures=" + strconv.Itoa(n) + " since=" + ivrpay.FormatTime(since)
-	}
 	if blocked {
 		detail += " blocked_for=" + AuthBlockDuration.String()
 	}
 	if err := s.Audit.RecordAudit(r.Context(), ivrpay.AuditEvent{Actor: ivrpay.ActorAnonymous, Action: "auth.failure",
-		Outcome: ivrpay.AuditDenied, Detail: detail}); err != nil {
+		ClientAddress: addr, Outcome: ivrpay.AuditDenied, Detail: detail}); err != nil {
 		s.Logger.Error("audit record failed", "request_id", infoFrom(r.Context()).id, "error", err)
 	}
 }

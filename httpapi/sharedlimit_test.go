@@ -88,6 +88,49 @@ func TestSharedAuthLimiterCountsEveryProcess(t *testing.T) {
 				}
 			})
 
+			t.Run("known-good credentials are shared, and pruned after a day and capped", func(t *testing.T) {
+				r := httptest.NewRequest("POST", "/", nil)
+				r.SetBasicAuth("api_key", "a valid key")
+				key := limiters[0].CredentialKey("203.0.113.2", r)
+				if err := limiters[0].Succeeded(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+				fresh := httpapi.NewSharedAuthLimiter(store, secret)
+				fresh.Now = func() time.Time { return now }
+				if !fresh.KnownGood(ctx, key) {
+					t.Fatal("a process that never saw the credential does not know it")
+				}
+				if fresh.KnownGood(ctx, limiters[0].CredentialKey("203.0.113.3", r)) {
+					t.Fatal("the credential is known good from another address")
+				}
+				for i := range 5 {
+					if err := store.RecordKnownGood(ctx, fmt.Sprintf("192.0.2.%d|x", i), now.Add(time.Duration(i)*time.Second)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := store.PruneKnownGood(ctx, now.Add(-24*time.Hour), 3); err != nil {
+					t.Fatal(err)
+				}
+				var n int
+				if err := store.DB().QueryRow(`SELECT COUNT(*) FROM auth_known_good`).Scan(&n); err != nil || n != 3 {
+					t.Fatalf("%d known-good rows (%v) after capping at 3", n, err)
+				}
+				if seen, err := store.KnownGoodSince(ctx, "192.0.2.4|x", now.Add(-time.Hour)); err != nil || !seen.Equal(now.Add(4*time.Second)) {
+					t.Fatalf("the most recent row: %v, %v", seen, err)
+				}
+				if err := store.PruneKnownGood(ctx, now.Add(time.Minute), 100); err != nil {
+					t.Fatal(err)
+				}
+				if err := store.DB().QueryRow(`SELECT COUNT(*) FROM auth_known_good`).Scan(&n); err != nil || n != 0 {
+					t.Fatalf("%d known-good rows (%v) after the day", n, err)
+				}
+				later := httpapi.NewSharedAuthLimiter(store, secret)
+				later.Now = func() time.Time { return now.Add(25 * time.Hour) }
+				if later.KnownGood(ctx, key) {
+					t.Fatal("a credential is known good a day after it last authenticated")
+				}
+			})
+
 			t.Run("rows are pruned and capped", func(t *testing.T) {
 				for i := range 30 {
 					limiters[0].Fail(fmt.Sprintf("192.0.2.%d", i))

@@ -59,12 +59,13 @@ type Limiter interface {
 }
 
 // AuditAggregator is what a Limiter may also do (*httpapi.AuthLimiter does):
-// aggregate the audit rows of an address's authentication failures, so that
-// a flood writes a few rows, not one per attempt.
+// aggregate the audit rows of an address's authentication failures and
+// write them within a minute, so that a flood writes a bounded number of
+// rows, not one per attempt.
 type AuditAggregator interface {
-	// AuditDue counts a failure from address and reports whether a row is
-	// due now, and how many failures (since when) it stands for.
-	AuditDue(address string, blocked bool) (n int, since time.Time, due bool)
+	// AuditFailure counts a failure from address on route, and reports
+	// false when it does not audit (the caller then writes the row).
+	AuditFailure(address, route string, blocked bool) bool
 }
 
 // ConnectorPath is where Twilio posts Generic Pay Connector requests.
@@ -257,9 +258,10 @@ func (p *Portal) overTLS(r *http.Request) bool {
 	return p.opts.BehindProxy && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
 }
 
-// clientAddress is the peer's address, counted as the REST API counts it.
+// clientAddress is the peer's address as the REST API's limits count it
+// (an IPv6 address's /64), so that both share one count.
 func (p *Portal) clientAddress(r *http.Request) string {
-	return httpapi.ClientAddress(r, p.opts.BehindProxy)
+	return httpapi.LimitAddress(httpapi.ClientAddress(r, p.opts.BehindProxy))
 }
 
 // LoopbackURL returns the http(s) URL at which a server listening on addr

@@ -286,17 +286,14 @@ func (p *Portal) handleSignIn(w http.ResponseWriter, r *http.Request) {
 // (actor anonymous, action auth.failure, outcome denied, the client address),
 // aggregated per address when the limiter can.
 func (p *Portal) auditSignInFailure(r *http.Request, addr string, blocked bool) {
+	const route = "POST /portal/signin"
+	if agg, ok := p.opts.Limiter.(AuditAggregator); ok && agg.AuditFailure(addr, route, blocked) {
+		return
+	}
 	if p.svc.Audit == nil {
 		return
 	}
-	detail := "route=POST /portal/signin"
-	if agg, ok := p.opts.Limiter.(AuditAggregator); ok {
-		n, since, due := agg.AuditDue(addr, blocked)
-		if !due {
-			return
-		}
-		detail += " failures=" + itoa(n) + " since=" + ivrpay.FormatTime(since)
-	}
+	detail := "route=" + route
 	if blocked {
 		detail += " blocked_for=" + httpapi.AuthBlockDuration.String()
 	}

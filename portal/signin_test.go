@@ -84,21 +84,26 @@ func TestFailedSignInsAreAudited(t *testing.T) {
 		rows     int
 	}{
 		{"without a limiter, one row each", false, 3, 3},
-		{"with the limiter, aggregated until the block", true, httpapi.AuthFailureLimit, 2},
+		{"with the limiter, aggregated per address", true, httpapi.AuthFailureLimit, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			o := envOptions{ivrEnabled: true}
+			limiter := httpapi.NewAuthLimiter()
 			if tc.limiter {
-				o.limiter = httpapi.NewAuthLimiter()
+				o.limiter = limiter
 			}
 			e := setupWith(t, o)
+			limiter.Audit = e.store
 			c := e.newClient(t)
 			for i := 0; i < tc.failures; i++ {
 				token := c.get("/portal/signin").csrf(t)
 				if p := c.post("/portal/signin", url.Values{"csrf_token": {token}, "api_key": {"sbx_apikey_" + strings.Repeat("0", 64)}}); p.status != http.StatusUnauthorized {
 					t.Fatalf("failure %d: status %d", i+1, p.status)
 				}
+			}
+			if err := limiter.FlushAudit(context.Background()); err != nil {
+				t.Fatal(err)
 			}
 			events, err := e.store.ListAudit(context.Background(), ivrpay.AuditFilter{Action: "auth.failure"})
 			if err != nil || len(events) != tc.rows {

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -117,5 +119,50 @@ func (s *Store) PruneAuthFailures(ctx context.Context, now time.Time, window tim
 	}
 	_, err = s.wdb.ExecContext(ctx, `DELETE FROM auth_limits WHERE limit_key IN (
 		SELECT limit_key FROM auth_limits ORDER BY (blocked_until > $1), updated_at LIMIT $2)`, nowText, n-maxRows)
+	return err
+}
+
+// RecordKnownGood notes that the limiter's credential key authenticated at
+// at (a later time already noted is kept).
+func (s *Store) RecordKnownGood(ctx context.Context, key string, at time.Time) (err error) {
+	defer wrap(&err, "Store.RecordKnownGood")
+	_, err = s.wdb.ExecContext(ctx, `INSERT INTO auth_known_good (credential_key, seen_at) VALUES ($1, $2)
+		ON CONFLICT (credential_key) DO UPDATE SET seen_at = excluded.seen_at WHERE auth_known_good.seen_at < excluded.seen_at`,
+		key, ivrpay.FormatTime(at))
+	return err
+}
+
+// KnownGoodSince returns when the credential key last authenticated, if
+// that is after since, or the zero time.
+func (s *Store) KnownGoodSince(ctx context.Context, key string, since time.Time) (seen time.Time, err error) {
+	defer wrap(&err, "Store.KnownGoodSince")
+	var at string
+	err = s.rdb.QueryRowContext(ctx, `SELECT seen_at FROM auth_known_good WHERE credential_key = $1 AND seen_at > $2`,
+		key, ivrpay.FormatTime(since)).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return parseTime(at), nil
+}
+
+// PruneKnownGood deletes the credentials last seen at or before before,
+// then, if more than maxRows remain, the least recently seen beyond maxRows.
+func (s *Store) PruneKnownGood(ctx context.Context, before time.Time, maxRows int) (err error) {
+	defer wrap(&err, "Store.PruneKnownGood")
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM auth_known_good WHERE seen_at <= $1`, ivrpay.FormatTime(before)); err != nil {
+		return err
+	}
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_known_good`).Scan(&n); err != nil {
+		return err
+	}
+	if n <= maxRows {
+		return nil
+	}
+	_, err = s.wdb.ExecContext(ctx, `DELETE FROM auth_known_good WHERE credential_key IN (
+		SELECT credential_key FROM auth_known_good ORDER BY seen_at LIMIT $1)`, n-maxRows)
 	return err
 }

@@ -198,9 +198,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
 		return 1
 	}
-	// Failure counts live in the database, so every process enforces one limit.
+	// Failure counts and the known-good list live in the database, so every
+	// process enforces one limit and a restart forgets nothing.
 	api.Limiter, api.BehindProxy = httpapi.NewSharedAuthLimiter(store, secret), *behindProxy
-	go api.Limiter.Run(ctx, logger)
+	api.Limiter.Audit = store
+	// The limiter runs until the server has drained, so that the failures of
+	// the last requests reach the audit trail (Run writes them as it stops).
+	limiterCtx, stopLimiter := context.WithCancel(context.WithoutCancel(ctx))
+	limiterDone := make(chan struct{})
+	go func() {
+		defer close(limiterDone)
+		api.Limiter.Run(limiterCtx, logger)
+	}()
+	defer func() {
+		stopLimiter()
+		<-limiterDone
+	}()
 	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter, secret, v)
 	var metricsHandler http.Handler
 	api.Metrics, metricsHandler = newMetrics(store)
