@@ -223,11 +223,11 @@ func TestForwardedForIsAnAddressOnlyWhenItParses(t *testing.T) {
 			}
 			events, _ := authFailureRows(t, srv, store)
 			if len(events) != 1 || events[0].ClientAddress != tc.want {
-				t.Fatalf("audit rows %+v, want one from %s", events, tc.want)
+				t.Fatalf("%d audit rows, the newest from %.80q, want one from %s", len(events), events[0].ClientAddress, tc.want)
 			}
 			var key string
 			if err := store.DB().QueryRow(`SELECT limit_key FROM auth_limits`).Scan(&key); err != nil || key != tc.want {
-				t.Fatalf("limiter row %q (%v), want %q", key, err, tc.want)
+				t.Fatalf("limiter row %.80q (%v), want %q", key, err, tc.want)
 			}
 		})
 	}
