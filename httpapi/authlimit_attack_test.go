@@ -56,19 +56,6 @@ func restStatus(t *testing.T, url, key string, forwardedFor ...string) int {
 	return resp.StatusCode
 }
 
-// connectorStatus posts a connector request with the Basic password from
-// the X-Forwarded-For given ("" for none), and returns the status.
-func connectorStatus(t *testing.T, url, password, forwardedFor string) int {
-	t.Helper()
-	req, _ := http.NewRequest("POST", url+httpapi.ConnectorPath, strings.NewReader(`{"method":"charge","transaction_id":"t1"}`))
-	req.SetBasicAuth("api_key", password)
-	if forwardedFor != "" {
-		req.Header.Set("X-Forwarded-For", forwardedFor)
-	}
-	resp, _ := do(t, req)
-	return resp.StatusCode
-}
-
 func countRows(t *testing.T, store *sqlstore.Store, table string) int {
 	t.Helper()
 	var n int
@@ -136,7 +123,7 @@ func TestKnownGoodCredentialsPassABlockedAddressOnEveryProcess(t *testing.T) {
 			const twilio = "54.172.60.1"
 
 			before, _ := sharedLimitServer(t, store, true, nil)
-			if got := connectorStatus(t, before, ivrKey.Secret, twilio); got != http.StatusOK {
+			if got := connectorPost(t, before, basic(ivrKey.Secret), twilio); got != http.StatusOK {
 				t.Fatalf("the IVR key before the attack: %d", got)
 			}
 			if got := restStatus(t, before, admin.Secret, twilio); got != http.StatusOK {
@@ -146,7 +133,7 @@ func TestKnownGoodCredentialsPassABlockedAddressOnEveryProcess(t *testing.T) {
 			// The process restarts; the attacker shares the address.
 			restarted, _ := sharedLimitServer(t, store, true, nil)
 			for i := range httpapi.ConnectorAddressFailureLimit {
-				if got := connectorStatus(t, restarted, fmt.Sprintf("sbx_apikey_%064d", i), twilio); got != http.StatusUnauthorized {
+				if got := connectorPost(t, restarted, basic(fmt.Sprintf("sbx_apikey_%064d", i)), twilio); got != http.StatusUnauthorized {
 					t.Fatalf("connector guess %d: %d", i+1, got)
 				}
 			}
@@ -161,16 +148,16 @@ func TestKnownGoodCredentialsPassABlockedAddressOnEveryProcess(t *testing.T) {
 			}
 			for name, url := range map[string]string{"the restarted process": restarted, "another process": other} {
 				t.Run(name, func(t *testing.T) {
-					if got := connectorStatus(t, url, "sbx_apikey_another_guess", twilio); got != http.StatusTooManyRequests {
+					if got := connectorPost(t, url, basic("sbx_apikey_another_guess"), twilio); got != http.StatusTooManyRequests {
 						t.Errorf("a guess from the blocked address: %d, want 429", got)
 					}
-					if got := connectorStatus(t, url, unused.Secret, twilio); got != http.StatusTooManyRequests {
+					if got := connectorPost(t, url, basic(unused.Secret), twilio); got != http.StatusTooManyRequests {
 						t.Errorf("a valid key new to the blocked address, on the connector: %d, want 429", got)
 					}
 					if got := restStatus(t, url, unused.Secret, twilio); got != http.StatusTooManyRequests {
 						t.Errorf("a valid key new to the blocked address, on the REST API: %d, want 429", got)
 					}
-					if got := connectorStatus(t, url, ivrKey.Secret, twilio); got != http.StatusOK {
+					if got := connectorPost(t, url, basic(ivrKey.Secret), twilio); got != http.StatusOK {
 						t.Errorf("the IVR key that worked from the address: %d, want 200", got)
 					}
 					if got := restStatus(t, url, admin.Secret, twilio); got != http.StatusOK {
@@ -243,7 +230,7 @@ func TestForgedForwardedForFloodWritesBoundedRows(t *testing.T) {
 	url, srv := sharedLimitServer(t, store, true, nil)
 	statuses := map[int]int{}
 	for i := range 600 {
-		statuses[connectorStatus(t, url, fmt.Sprintf("sbx_apikey_%064d", i), fmt.Sprintf("forged-%d-%s", i, strings.Repeat("x", 200)))]++
+		statuses[connectorPost(t, url, basic(fmt.Sprintf("sbx_apikey_%064d", i)), fmt.Sprintf("forged-%d-%s", i, strings.Repeat("x", 200)))]++
 	}
 	if statuses[http.StatusUnauthorized] != httpapi.ConnectorAddressFailureLimit || statuses[http.StatusTooManyRequests] != 600-httpapi.ConnectorAddressFailureLimit {
 		t.Fatalf("statuses %v, want %d 401s and the rest 429", statuses, httpapi.ConnectorAddressFailureLimit)

@@ -10,21 +10,23 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 )
 
-func connectorPost(t *testing.T, url, authorization string) int {
+// connectorPost posts a connector request with the Authorization header
+// (none when "") and the X-Forwarded-For lines given, and returns the status.
+func connectorPost(t *testing.T, url, authorization string, forwardedFor ...string) int {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url+httpapi.ConnectorPath, strings.NewReader(`{"method":"charge","transaction_id":"t1"}`))
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
+	}
+	for _, line := range forwardedFor {
+		req.Header.Add("X-Forwarded-For", line)
 	}
 	resp, _ := do(t, req)
 	return resp.StatusCode
@@ -72,23 +74,7 @@ func TestConnectorPasswordGuessingIsLimited(t *testing.T) {
 	}
 
 	// The audit trail holds a few rows whose counts add up, not one per guess.
-	if err := srv.Limiter.FlushAudit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	events, err := store.ListAudit(ctx, ivrpay.AuditFilter{Action: "auth.failure"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	re := regexp.MustCompile(`failures=(\d+)`)
-	for _, e := range events {
-		m := re.FindStringSubmatch(e.Detail)
-		if m == nil {
-			t.Fatalf("audit row without a count: %+v", e)
-		}
-		n, _ := strconv.Atoi(m[1])
-		total += n
-	}
+	events, total := authFailureRows(t, srv, store)
 	if len(events) > 3 || total != httpapi.ConnectorAddressFailureLimit {
 		t.Fatalf("%d audit rows counting %d failures, want at most 3 rows counting %d", len(events), total, httpapi.ConnectorAddressFailureLimit)
 	}

@@ -110,15 +110,21 @@ func (s *Store) PruneAuthFailures(ctx context.Context, now time.Time, window tim
 		ivrpay.FormatTime(now.Add(-window)), nowText); err != nil {
 		return err
 	}
+	return s.capRows(ctx, "auth_limits", "limit_key", "(blocked_until > $1), updated_at", maxRows, nowText)
+}
+
+// capRows deletes the first rows of table in order (an ORDER BY list, whose
+// placeholders are args) beyond maxRows, by its primary key column key.
+func (s *Store) capRows(ctx context.Context, table, key, order string, maxRows int, args ...any) error {
 	var n int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_limits`).Scan(&n); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
 		return err
 	}
 	if n <= maxRows {
 		return nil
 	}
-	_, err = s.wdb.ExecContext(ctx, `DELETE FROM auth_limits WHERE limit_key IN (
-		SELECT limit_key FROM auth_limits ORDER BY (blocked_until > $1), updated_at LIMIT $2)`, nowText, n-maxRows)
+	_, err := s.wdb.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+key+` IN (
+		SELECT `+key+` FROM `+table+` ORDER BY `+order+` LIMIT $`+strconv.Itoa(len(args)+1)+`)`, append(args, n-maxRows)...)
 	return err
 }
 
@@ -155,14 +161,5 @@ func (s *Store) PruneKnownGood(ctx context.Context, before time.Time, maxRows in
 	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM auth_known_good WHERE seen_at <= $1`, ivrpay.FormatTime(before)); err != nil {
 		return err
 	}
-	var n int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_known_good`).Scan(&n); err != nil {
-		return err
-	}
-	if n <= maxRows {
-		return nil
-	}
-	_, err = s.wdb.ExecContext(ctx, `DELETE FROM auth_known_good WHERE credential_key IN (
-		SELECT credential_key FROM auth_known_good ORDER BY seen_at LIMIT $1)`, n-maxRows)
-	return err
+	return s.capRows(ctx, "auth_known_good", "credential_key", "seen_at", maxRows)
 }
