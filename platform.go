@@ -11,8 +11,10 @@ type Platform struct {
 	Name          string     `json:"name"`
 	IVRPayments   bool       `json:"ivr_payments"`
 	MinAPIVersion APIVersion `json:"min_api_version"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	// Risk are the platform's risk thresholds and switches (SPEC §11).
+	Risk      RiskSettings `json:"risk"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
 }
 
 // Merchant statuses.

@@ -136,12 +136,18 @@ type PayinOutcome struct {
 	Answer                *ConnectorAnswer
 	Audit                 AuditEvent
 	At                    time.Time
+	// RiskDecline, when set, counts the decline toward the risk rules in
+	// the same transaction.
+	RiskDecline *RiskDecline
 }
 
-// ProcessorOutcome is APPROVED or DECLINED, as the payin shows it.
+// ProcessorOutcome is APPROVED or DECLINED, as the payin shows it, or empty
+// for a risk refusal, which never reached the processor.
 func (o PayinOutcome) ProcessorOutcome() string {
 	if o.Result.Approved {
 		return ProcessorOutcomeApproved
+	} else if o.Result.RefusalCode == RefusalRiskBlocked {
+		return ""
 	}
 	return ProcessorOutcomeDeclined
 }

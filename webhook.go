@@ -25,6 +25,9 @@ const (
 	EventRefundProcessing    = "refund.processing"
 	EventRefundSucceeded     = "refund.succeeded"
 	EventRefundFailed        = "refund.failed"
+	// EventMerchantRiskPaused: the merchant breaker paused a merchant's IVR
+	// charges (SPEC §11); its data is the block as `ivrpay admin risk list` shows it.
+	EventMerchantRiskPaused = "merchant.risk_paused"
 )
 
 // MaxWebhookEndpointsPerPlatform is how many enabled endpoints a platform may
@@ -41,7 +44,8 @@ const (
 
 // EventTypes lists every event type an endpoint can subscribe to.
 var EventTypes = []string{EventPayinProcessing, EventPayinFailed, EventPayinSucceeded, EventPayinCanceled,
-	EventPayinAuthorized, EventPaymentMethodActive, EventRefundProcessing, EventRefundSucceeded, EventRefundFailed}
+	EventPayinAuthorized, EventPaymentMethodActive, EventRefundProcessing, EventRefundSucceeded, EventRefundFailed,
+	EventMerchantRiskPaused}
 
 // Event is one state change, as a webhook delivers it. Its ID is the
 // webhook-id header of every delivery attempt.

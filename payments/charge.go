@@ -31,6 +31,8 @@ type chargeAttempt struct {
 	claim *newClaim
 	// createdBy is the API key or session id the payin is made through.
 	createdBy string
+	// risk is the attempt's risk check (nil: not checked, as the reconciler's).
+	risk *riskCheck
 }
 
 // charge makes a payin in three steps. (1) A CREATED payin reserves the
@@ -46,6 +48,9 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 	if err != nil || p.Status != ivrpay.PayinStatusCreated {
 		return p, err
 	}
+	if a.risk != nil && a.risk.refusal != nil {
+		return s.recordOutcome(ctx, p, a, riskRefusedResult(a.risk.refusal)) // the card never leaves
+	}
 	pay := ivrpay.CardPayment{IdempotencyKey: p.ID, Reference: p.ID, Amount: a.cfg.Amount, Currency: a.cfg.CurrencyCode,
 		Capture: a.cfg.ProcessingMode != ivrpay.ProcessingModeAuthorize, Card: a.entry.Details(), AccountRef: a.account.AccountRef}
 	if a.stored != nil {
@@ -57,7 +62,7 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 			"payin_id", p.ID, "processor", a.account.Name, "error", err)
 		return s.recordUnknown(ctx, p, a)
 	}
-	return s.recordOutcome(ctx, p, a, res)
+	return s.recordOutcome(ctx, p, a, s.applyMatchPolicy(ctx, a, p, res))
 }
 
 // reserve inserts the CREATED payin, or finds the payin of the same attempt
@@ -120,6 +125,11 @@ func (s *Service) recordOutcome(ctx context.Context, p *ivrpay.Payin, a chargeAt
 		pmStatus = ivrpay.PaymentMethodStatusAfterDecline(res.RefusalCode)
 	}
 	switch {
+	case res.RefusalCode == ivrpay.RefusalRiskBlocked:
+		// Refused before the processor: the card is neither stored nor judged.
+		if a.stored != nil {
+			o.PaymentMethodID = a.stored.ID
+		}
 	case a.stored != nil:
 		o.PaymentMethodID = a.stored.ID
 		if !res.Approved && pmStatus != ivrpay.PaymentMethodStatusActive {
@@ -139,13 +149,17 @@ func (s *Service) recordOutcome(ctx context.Context, p *ivrpay.Payin, a chargeAt
 		o.NewPaymentMethod, o.PaymentMethodID = pm, pm.ID
 	}
 	o.Audit = ivrpay.AuditEvent{PlatformID: p.PlatformID, Action: "payin.create", Target: p.ID, Outcome: o.Status,
-		Detail: fmt.Sprintf("source=%s amount=%d config=%s refusal=%s", p.Source, p.Amount, p.PayinConfigID, res.RefusalCode)}
+		Detail: fmt.Sprintf("source=%s amount=%d config=%s refusal=%s", p.Source, p.Amount, p.PayinConfigID, res.RefusalCode) + riskAuditDetail(a.risk)}
+	o.RiskDecline = s.riskDecline(a.risk, res)
 	if a.answer != nil {
 		o.Answer = a.answer(o.Applied(p))
 	}
 	final, err := s.store.RecordPayinOutcome(context.WithoutCancel(ctx), o)
 	if errors.Is(err, ivrpay.ErrStateChanged) {
 		return s.store.LoadPayin(ctx, p.ID)
+	}
+	if err == nil {
+		s.afterDecline(ctx, a.risk, o.RiskDecline)
 	}
 	return final, err
 }
@@ -232,12 +246,22 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 	entry := ivrpay.CardEntry{PAN: pan, Brand: card.Brand(pm.Card.Brand), Expiry: card.Expiry{Month: pm.Card.ExpMonth, Year: pm.Card.ExpYear}, PostalCode: postal}
 	a := chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceAPIStoredPaymentMethod,
 		stored: pm, storedNTI: nti, account: account, processor: proc, createdBy: caller.ID}
-	if caller.Platform != nil {
-		a.version = caller.Platform.MinAPIVersion
+	platform := caller.Platform
+	if platform == nil {
+		if platform, err = s.store.FindPlatform(ctx, caller.PlatformID); err != nil {
+			return nil, err
+		}
+	}
+	a.version = platform.MinAPIVersion
+	if a.risk, err = s.newRiskCheck(ctx, platform.Risk, riskAttempt(cfg, pm.Fingerprint, entry.Brand, pm.Card.Last4, "", false), nil, false); err != nil {
+		return nil, err
 	}
 	p, err := s.charge(ctx, a)
 	if err != nil {
 		return nil, err
+	}
+	if a.risk.refusal != nil && p.Status == ivrpay.PayinStatusFailed && p.RefusalCode == ivrpay.RefusalRiskBlocked {
+		return nil, ivrpay.Errorf(ivrpay.ECONFLICT, "%s (payin %s records the refusal)", a.risk.refusal.Message, p.ID)
 	}
 	return ivrpay.ShapePayin(ivrpay.VersionFromContext(ctx), p), nil
 }

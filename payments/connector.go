@@ -17,7 +17,11 @@ import (
 func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res ivrpay.IVRResult, err error) {
 	caller := ivrpay.PrincipalFromContext(ctx)
 	ref := req.ConfigParam()
-	hash := s.ivrRequestHash(req, ref)
+	cardFP := ""
+	if req.CardNumber != "" {
+		cardFP = s.vault.Fingerprint(req.CardNumber)
+	}
+	hash := s.ivrRequestHash(req, ref, cardFP)
 	// A read first: a replay of an answered transaction writes nothing. A
 	// charge naming a payin config reads the config in the same statement,
 	// for the new charge it most likely is.
@@ -25,9 +29,15 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 	var found bool
 	var cfg *ivrpay.PayinConfig
 	var route ivrpay.ProcessorRoute
+	var risk *ivrpay.RiskLookup
 	cfgRead := req.Method == ivrpay.IVRMethodCharge && ivrpay.IDHasKind(ref.ID, ivrpay.PrefixPayinConfig)
 	if cfgRead {
-		tx, found, cfg, route, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, caller.PlatformID, req.TransactionID, ref.ID)
+		// The same read finds the risk blocks on the card, caller, config and merchant.
+		risk = &ivrpay.RiskLookup{CardFingerprint: cardFP, Now: s.now()}
+		if c := ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]); c != "" {
+			risk.CallerSubject = ivrpay.CallerSubject(caller.PlatformID, c)
+		}
+		tx, found, cfg, route, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, caller.PlatformID, req.TransactionID, ref.ID, risk)
 	} else {
 		tx, found, err = s.store.FindConnectorTransaction(ctx, caller.PlatformID, req.TransactionID)
 	}
@@ -38,7 +48,7 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		// A new charge writes its claim with its payin's reservation (or its
 		// refusal): one commit before the processor call instead of two.
 		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{PlatformID: caller.PlatformID, TransactionID: req.TransactionID,
-			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, route: route, cfgRead: cfgRead}
+			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, route: route, cfgRead: cfgRead, risk: risk}
 		if res, err = s.runOwned(ctx, caller, req, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
 			return res, err
 		}
@@ -71,10 +81,12 @@ type newClaim struct {
 	ivrpay.ConnectorClaim
 	written bool
 	// cfg is the payin config read with the look-up of the transaction
-	// (cfgRead), nil when it does not exist; route is its merchant's.
+	// (cfgRead), nil when it does not exist; route is its merchant's, and
+	// risk the risk blocks read with it.
 	cfg     *ivrpay.PayinConfig
 	route   ivrpay.ProcessorRoute
 	cfgRead bool
+	risk    *ivrpay.RiskLookup
 }
 
 // runOwned runs a transaction this request has claimed (claim nil) or a new
@@ -142,11 +154,7 @@ func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method
 // ivrRequestHash identifies "the same request" for a transaction_id: method,
 // config, card fingerprint and amount. CVV, expiry and postal code are not
 // compared, and the card enters only as a keyed fingerprint.
-func (s *Service) ivrRequestHash(req ivrpay.IVRRequest, ref ivrpay.IVRConfigRef) string {
-	cardFP := ""
-	if req.CardNumber != "" {
-		cardFP = s.vault.Fingerprint(req.CardNumber)
-	}
+func (s *Service) ivrRequestHash(req ivrpay.IVRRequest, ref ivrpay.IVRConfigRef, cardFP string) string {
 	amount := req.Amount.Raw
 	if req.Amount.Err == nil {
 		amount = fmt.Sprint(req.Amount.Cents)
@@ -219,8 +227,11 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 
 func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry, claim *newClaim) (ivrpay.IVRResult, bool, error) {
 	var read *ivrpay.ProcessorRoute
-	if claim != nil && claim.cfgRead && claim.cfg == cfg {
+	var blocks []ivrpay.RiskBlock
+	readWithConfig := claim != nil && claim.cfgRead && claim.cfg == cfg
+	if readWithConfig {
 		read = &claim.route // read with the config
+		blocks = claim.risk.Blocks
 	}
 	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, read, paymentOps(cfg.ProcessingMode)...)
 	if refusal := notConfigured(err); refusal != nil {
@@ -228,12 +239,21 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 	} else if err != nil {
 		return ivrpay.IVRResult{}, false, err
 	}
+	rc, err := s.newRiskCheck(ctx, caller.Platform.Risk, riskAttempt(cfg, s.vault.Fingerprint(entry.PAN), entry.Brand, card.Last4(entry.PAN),
+		ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]), true), blocks, readWithConfig)
+	if err != nil {
+		return ivrpay.IVRResult{}, false, err
+	}
 	version := caller.Platform.MinAPIVersion
 	answer := func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer {
-		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: ivrChargeResult(version, p, entry)}
+		res := ivrChargeResult(version, p, entry)
+		if rc.refusal != nil && p.RefusalCode == ivrpay.RefusalRiskBlocked {
+			res.ErrorCode = rc.refusal.Code // CONFIG_LOCKED for rule 2
+		}
+		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: res}
 	}
 	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrTxID: req.TransactionID,
-		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID})
+		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
 	} else if err != nil {

@@ -41,6 +41,8 @@ type Options struct {
 	ConnectorLease time.Duration
 	// ReconcileAfter: see DefaultReconcileAfter.
 	ReconcileAfter time.Duration
+	// RiskMetrics counts the risk rules' refusals and blocks (nil: none).
+	RiskMetrics RiskMetrics
 }
 
 // Router picks the processor account of a payment.
@@ -89,6 +91,9 @@ func New(store Store, vault ivrpay.Vault, router Router, opts Options) *Service 
 	}
 	if opts.ReconcileAfter <= 0 {
 		opts.ReconcileAfter = DefaultReconcileAfter
+	}
+	if opts.RiskMetrics == nil {
+		opts.RiskMetrics = noRiskMetrics{}
 	}
 	return &Service{store: store, vault: vault, router: router, opts: opts, pollEvery: 20 * time.Millisecond}
 }

@@ -28,8 +28,10 @@ type Store interface {
 	FindConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, found bool, err error)
 	// FindConnectorTransactionAndPayinConfig reads a transaction and, in the
 	// same read, the payin config a charge names (nil when there is none)
-	// with the processor route of its merchant.
-	FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error)
+	// with the processor route of its merchant, and (risk not nil) the risk
+	// block that weighs most among those active on the charge's card,
+	// caller, config and merchant, in risk.Blocks.
+	FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error)
 	// ClaimConnectorTransaction inserts the transaction (owned), takes over
 	// one whose lease has ended (owned), or returns it as it is.
 	ClaimConnectorTransaction(ctx context.Context, platformID, txID, requestHash, configID string, lease time.Duration) (ivrpay.ConnectorTransaction, error)
@@ -76,6 +78,16 @@ type Store interface {
 	// ClaimUnresolvedRefunds leases, for the caller alone, up to limit
 	// PROCESSING refunds whose processor answer was lost, last changed before cutoff.
 	ClaimUnresolvedRefunds(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]ivrpay.UnresolvedRefund, error)
+
+	// FindRiskBlocks returns the risk blocks active at now on subjects.
+	FindRiskBlocks(ctx context.Context, subjects []ivrpay.RiskSubject, now time.Time) ([]ivrpay.RiskBlock, error)
+	// CountIVRAttempts counts a merchant's IVR payins since `since` that
+	// reached the processor (the merchant breaker's denominator).
+	CountIVRAttempts(ctx context.Context, merchantID string, since time.Time) (int, error)
+	// RecordRiskBlocks starts or extends blocks; the ones that start get an
+	// audit row (and a merchant's, the merchant.risk_paused event) in the
+	// same transaction. It returns those that started.
+	RecordRiskBlocks(ctx context.Context, blocks []ivrpay.RiskBlock) (started []ivrpay.RiskBlock, err error)
 
 	// The reads the REST API serves, with their permission checks.
 	FindPayin(ctx context.Context, id string) (*ivrpay.Payin, error)

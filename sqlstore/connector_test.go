@@ -1081,8 +1081,8 @@ func (s *staleLookup) FindConnectorTransaction(context.Context, string, string) 
 	return ivrpay.ConnectorTransaction{}, false, nil
 }
 
-func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, ivrpay.ProcessorRoute, error) {
-	_, _, cfg, route, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, platformID, txID, configID)
+func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string, risk *ivrpay.RiskLookup) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, ivrpay.ProcessorRoute, error) {
+	_, _, cfg, route, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, platformID, txID, configID, risk)
 	return ivrpay.ConnectorTransaction{}, false, cfg, route, err
 }
 
@@ -1161,7 +1161,7 @@ func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(answered.ID, "CA-find-done", visaOK, 1000)))
 		unused := b.payinConfig(t, 1000)
 		check := func(t *testing.T, txID, configID string, wantTx, wantCfg bool) ivrpay.ProcessorRoute {
-			tx, found, cfg, route, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, b.platform.ID, txID, configID)
+			tx, found, cfg, route, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, b.platform.ID, txID, configID, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

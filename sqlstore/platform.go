@@ -33,7 +33,7 @@ func (s *Store) CreatePlatform(ctx context.Context, name string, enableIVR bool)
 	}
 	now := s.now()
 	p = &ivrpay.Platform{ID: s.newID(ivrpay.PrefixPlatform), Name: name, IVRPayments: enableIVR,
-		MinAPIVersion: ivrpay.LatestAPIVersion, CreatedAt: now, UpdatedAt: now}
+		MinAPIVersion: ivrpay.LatestAPIVersion, Risk: ivrpay.DefaultRiskSettings, CreatedAt: now, UpdatedAt: now}
 	err = s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO platforms (id, name, ivr_payments, min_api_version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $5)`, p.ID, p.Name, boolInt(p.IVRPayments), string(p.MinAPIVersion), ivrpay.FormatTime(now)); err != nil {
@@ -116,23 +116,24 @@ func (s *Store) findPlatform(ctx context.Context, q querier, id string) (*ivrpay
 }
 
 // platformColumns are the platforms columns platformRow scans, for table alias p.
-const platformColumns = `p.id, p.name, p.ivr_payments, p.min_api_version, p.created_at, p.updated_at`
+const platformColumns = `p.id, p.name, p.ivr_payments, p.min_api_version, p.created_at, p.updated_at, p.risk`
 
 // platformRow is a platforms row as scanned.
 type platformRow struct {
-	p                   ivrpay.Platform
-	ivr                 int
-	v, created, updated string
+	p                         ivrpay.Platform
+	ivr                       int
+	v, created, updated, risk string
 }
 
 func (r *platformRow) dest() []any {
-	return []any{&r.p.ID, &r.p.Name, &r.ivr, &r.v, &r.created, &r.updated}
+	return []any{&r.p.ID, &r.p.Name, &r.ivr, &r.v, &r.created, &r.updated, &r.risk}
 }
 
 func (r *platformRow) platform() *ivrpay.Platform {
 	p := r.p
 	p.IVRPayments, p.MinAPIVersion = r.ivr == 1, ivrpay.APIVersion(r.v)
 	p.CreatedAt, p.UpdatedAt = parseTime(r.created), parseTime(r.updated)
+	p.Risk = riskSettings(r.risk)
 	return &p
 }
 
