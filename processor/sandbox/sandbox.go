@@ -15,9 +15,12 @@
 //     nothing. Resolve answers them all: approved, except 5122.
 //  2. Card triggers: the test card numbers of Table decline with their refusal code.
 //  3. CVC: "000" declines with INVALID_CARD_SECURITY_CODE (cvc_result_code N);
-//     an empty CVV is P (not processed); any other is M.
+//     "001" approves with cvc_result_code N, as an issuer that approves
+//     despite a mismatch (what a platform's require_cvc_match policy
+//     catches); an empty CVV is P (not processed); any other is M.
 //  4. AVS: postal code "00000" declines with INCORRECT_PAYMENT_INFORMATION
-//     (avs_result_code N); an empty postal code is U (unavailable); any other is Y.
+//     (avs_result_code N); "00001" approves with avs_result_code N; an empty
+//     postal code is U (unavailable); any other is Y.
 //  5. Amount triggers: 5101, 5102, 5103 and 5105 cents decline.
 //  6. Otherwise approve, with an auth code derived from the reference.
 //
@@ -36,6 +39,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -63,6 +67,10 @@ const (
 const (
 	DeclineCVC        = "000"
 	DeclinePostalCode = "00000"
+	// ApproveMismatchCVC and ApproveMismatchPostalCode approve with a
+	// result code N (SPEC §11 rule 5).
+	ApproveMismatchCVC        = "001"
+	ApproveMismatchPostalCode = "00001"
 )
 
 // Rule kinds in Table.
@@ -143,7 +151,9 @@ func Table() []Rule {
 	}
 	rules = append(rules,
 		Rule{KindCVC, DeclineCVC, badCVC.code, badCVC.desc},
+		Rule{KindCVC, ApproveMismatchCVC, "", "Approved with cvc_result_code N (a platform with require_cvc_match voids it)"},
 		Rule{KindPostalCode, DeclinePostalCode, badPostalCode.code, badPostalCode.desc},
+		Rule{KindPostalCode, ApproveMismatchPostalCode, "", "Approved with avs_result_code N (a platform with require_avs_match voids it)"},
 	)
 	for _, a := range amountTriggers {
 		rules = append(rules, Rule{KindAmount, strconv.FormatInt(a.amount, 10), a.code, a.desc})
@@ -186,7 +196,13 @@ type Processor struct {
 
 	mu   sync.Mutex
 	seen map[string]bool // idempotency keys of TimeoutFirstAmount already answered once
+
+	calls atomic.Int64 // Authorize and Verify calls, for tests
 }
+
+// Calls returns how many Authorize and Verify calls the processor received:
+// how tests prove a refused attempt never reached it.
+func (p *Processor) Calls() int64 { return p.calls.Load() }
 
 var _ ivrpay.Processor = (*Processor)(nil)
 
@@ -214,6 +230,7 @@ func (p *Processor) Capabilities() ivrpay.ProcessorCapabilities {
 // results; errors are unknown outcomes (the fault triggers, or an interrupted
 // SlowDelay wait).
 func (p *Processor) Authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	p.calls.Add(1)
 	if err := p.wait(ctx); err != nil {
 		return ivrpay.ProcessorResult{}, err
 	}
@@ -237,6 +254,7 @@ func (p *Processor) Authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay
 
 // Verify checks a card without an amount: the card, CVC and AVS rules apply.
 func (p *Processor) Verify(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	p.calls.Add(1)
 	if err := p.wait(ctx); err != nil {
 		return ivrpay.ProcessorResult{}, err
 	}
@@ -282,7 +300,7 @@ func answer(a ivrpay.CardPayment) ivrpay.ProcessorResult {
 		AVSResultCode: avsResult(a.Card.PostalCode),
 		CVCResultCode: cvcResult(a.Card.CVV),
 	}
-	if r, ok := decline(a, res); ok {
+	if r, ok := decline(a); ok {
 		res.RefusalCode, res.RefusalDesc = r.code, r.desc
 		res.Reference = reference("ch", a.IdempotencyKey)
 		return res
@@ -336,16 +354,16 @@ func (p *Processor) timeout(ctx context.Context) error {
 }
 
 // decline applies rules 2 to 5 in order.
-func decline(a ivrpay.CardPayment, res ivrpay.ProcessorResult) (refusal, bool) {
+func decline(a ivrpay.CardPayment) (refusal, bool) {
 	for _, c := range cardTriggers {
 		if a.Card.PAN == c.pan {
 			return c.refusal, true
 		}
 	}
-	if res.CVCResultCode == CVCNoMatch {
+	if a.Card.CVV == DeclineCVC {
 		return badCVC, true
 	}
-	if res.AVSResultCode == AVSNoMatch {
+	if a.Card.PostalCode == DeclinePostalCode {
 		return badPostalCode, true
 	}
 	if a.Amount > 0 {
@@ -360,7 +378,7 @@ func decline(a ivrpay.CardPayment, res ivrpay.ProcessorResult) (refusal, bool) {
 
 func cvcResult(cvv string) string {
 	switch cvv {
-	case DeclineCVC:
+	case DeclineCVC, ApproveMismatchCVC:
 		return CVCNoMatch
 	case "":
 		return CVCNotProvided
@@ -370,7 +388,7 @@ func cvcResult(cvv string) string {
 
 func avsResult(postal string) string {
 	switch postal {
-	case DeclinePostalCode:
+	case DeclinePostalCode, ApproveMismatchPostalCode:
 		return AVSNoMatch
 	case "":
 		return AVSUnavailable
