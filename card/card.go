@@ -125,6 +125,17 @@ func Luhn(digits string) bool {
 	return sum%10 == 0
 }
 
+// CompleteLuhn appends to payload (digits) the check digit that makes it pass
+// Luhn: how test and load-test cards are made.
+func CompleteLuhn(payload string) string {
+	for d := byte('0'); d <= '9'; d++ {
+		if pan := payload + string(d); Luhn(pan) {
+			return pan
+		}
+	}
+	return payload
+}
+
 // BrandOf returns the brand whose IIN range matches the longest prefix of pan, or
 // "" when none does. It looks at the prefix only (no length or Luhn check), so it
 // can name the brand of a partially typed number.

@@ -574,3 +574,12 @@ func FuzzContainsPANRun(f *testing.F) {
 		}
 	})
 }
+
+func TestCompleteLuhn(t *testing.T) {
+	t.Parallel()
+	for payload, want := range map[string]string{"411111111111111": "4111111111111111", "555555555555444": "5555555555554444", "37828224631000": "378282246310005"} {
+		if got := CompleteLuhn(payload); got != want {
+			t.Errorf("CompleteLuhn(%q) = %q, want %q", payload, got, want)
+		}
+	}
+}

@@ -197,11 +197,12 @@ type Processor struct {
 	mu   sync.Mutex
 	seen map[string]bool // idempotency keys of TimeoutFirstAmount already answered once
 
-	calls atomic.Int64 // Authorize and Verify calls, for tests
+	calls atomic.Int64 // calls of every kind, for tests
 }
 
-// Calls returns how many Authorize and Verify calls the processor received:
-// how tests prove a refused attempt never reached it.
+// Calls returns how many calls (of every kind: authorize, verify, capture,
+// void, refund, resolve) the processor received: how tests prove that a
+// refused attempt never reached it.
 func (p *Processor) Calls() int64 { return p.calls.Load() }
 
 var _ ivrpay.Processor = (*Processor)(nil)
@@ -265,17 +266,20 @@ func (p *Processor) Verify(ctx context.Context, a ivrpay.CardPayment) (ivrpay.Pr
 // Capture, Void and Refund approve; the service has already checked amounts
 // and states.
 func (p *Processor) Capture(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	p.calls.Add(1)
 	return operation("cap", op), nil
 }
 
 // Void approves.
 func (p *Processor) Void(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	p.calls.Add(1)
 	return operation("void", op), nil
 }
 
 // Refund approves; a refund of TimeoutFirstAmount times out on its first
 // call (the refund is made), as a charge of that amount does.
 func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	p.calls.Add(1)
 	if op.Amount == TimeoutFirstAmount && p.firstCall(op.IdempotencyKey) {
 		return ivrpay.ProcessorResult{}, p.timeout(ctx)
 	}
@@ -286,6 +290,7 @@ func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivr
 // are approved, UnavailableAmount charged nothing (PROCESSING_ERROR), and
 // any other request gets the answer Authorize gives it.
 func (p *Processor) Resolve(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
+	p.calls.Add(1)
 	if a.Amount == UnavailableAmount {
 		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError,
 			RefusalDesc:   "sandbox: no charge was made (the processor was unavailable)",
