@@ -139,7 +139,7 @@ func (r RiskSettings) Validate() error {
 	}{{"card-declines", r.CardDeclines, MaxCardDeclines}, {"config-attempts", r.ConfigAttempts, MaxConfigAttempts},
 		{"caller-declines", r.CallerDeclines, MaxCallerDeclines}} {
 		if f.value < 1 || f.value > f.maxVal {
-			return FieldErrorf(f.name, "must be between 1 and %d, got %d", f.maxVal, f.value)
+			return FieldErrorf(f.name, "%s must be between 1 and %d, got %d", f.name, f.maxVal, f.value)
 		}
 	}
 	return nil
@@ -296,11 +296,13 @@ func ruleWindow(rule string, b card.Brand) time.Duration {
 }
 
 func ruleWindowText(rule string, b card.Brand) string {
-	switch w := ruleWindow(rule, b); w {
+	switch ruleWindow(rule, b) {
 	case VisaCapWindow:
 		return "30 days"
+	case MastercardCapWindow:
+		return "24h"
 	default:
-		return w.String()
+		return "1h"
 	}
 }
 

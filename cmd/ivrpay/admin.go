@@ -23,6 +23,11 @@ const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|producti
   merchant set-processor ID ACCOUNT [--account-ref REF]
                                              routes the merchant's payments to a processor account
   platform set-processor ID ACCOUNT          the default processor account of the platform's merchants
+  platform set-risk ID [--card-declines N/1h] [--config-attempts N] [--caller-declines N/1h]
+                    [--merchant-breaker on|off] [--require-cvc-match] [--require-avs-match]
+                                             the platform's risk thresholds and switches (docs/risk.md)
+  risk list [--platform P]                   active risk blocks (a card is its fingerprint and last 4)
+  risk clear KIND VALUE                      lifts a block (KIND card, config, caller or merchant); audited
   processor add --name N --kind stripe --secret-key-file F [--api-base URL]
   processor add --name N --kind adyen --api-key-file F --merchant-account M [--api-base URL]
   processor list                             JSON, never a secret
@@ -51,6 +56,8 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	asJSON := fs.Bool("json", false, "audit: print JSON lines instead of a table")
 	var pf processorFlags
 	pf.register(fs)
+	var rf riskFlags
+	rf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -106,6 +113,20 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		out, err = store.SetPlatformProcessor(ctx, arg(2), arg(3))
 	case fs.NArg() == 4 && arg(0) == "merchant" && arg(1) == "set-processor":
 		out, err = store.SetMerchantProcessor(ctx, arg(2), arg(3), pf.accountRef)
+	case fs.NArg() == 3 && arg(0) == "platform" && arg(1) == "set-risk":
+		var p *ivrpay.Platform
+		if p, err = store.FindPlatform(ctx, arg(2)); err == nil {
+			var r ivrpay.RiskSettings
+			if r, err = rf.apply(fs, p.Risk); err != nil {
+				fmt.Fprintf(stderr, "ivrpay admin platform set-risk: %v\n", err)
+				return 2
+			}
+			out, err = store.SetPlatformRisk(ctx, p.ID, r)
+		}
+	case cmd == "risk list":
+		out, err = store.ListRiskBlocks(ctx, af.PlatformID, time.Now())
+	case fs.NArg() == 4 && arg(0) == "risk" && arg(1) == "clear":
+		out, err = store.ClearRiskBlock(ctx, arg(2), arg(3), time.Now())
 	case cmd == "vault rotate":
 		out, err = rotateVault(ctx, sc, store)
 	default:

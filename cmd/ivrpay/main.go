@@ -20,6 +20,8 @@ Usage:
   ivrpay admin     platform create --name N [--enable-ivr] | platform enable-ivr ID | platform disable-ivr ID
                    platform set-min-api-version ID VERSION | platform set-processor ID ACCOUNT
                    merchant activate ID | merchant set-processor ID ACCOUNT [--account-ref REF]
+                   platform set-risk ID [--card-declines N/1h] [--config-attempts N] [--caller-declines N/1h]
+                   [--merchant-breaker on|off] [--require-cvc-match] [--require-avs-match] | risk list | risk clear KIND VALUE
                    processor add|list|remove … | key disable ID | vault rotate | audit …   (ivrpay admin -h)
   ivrpay twiml     --amount 10.00 --payin-config-id ID --connector NAME | --payment-method-config-id ID --connector NAME
   ivrpay twiml check FILE [--amount A]
