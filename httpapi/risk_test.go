@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,14 +24,38 @@ import (
 // riskBundle is a served store whose sandbox processor counts its calls.
 type riskBundle struct {
 	*bundle
-	proc *sandbox.Processor
-	key  string // the IVR key (payin:create)
+	proc    *sandbox.Processor
+	metrics *countingRiskMetrics
+	key     string // the IVR key (payin:create)
 }
 
 func setupRisk(t *testing.T, engine string) *riskBundle {
-	proc := sandbox.New()
-	b := setup(t, engine, func(c *sqlstoretest.Config) { c.Processor = proc })
-	return &riskBundle{bundle: b, proc: proc, key: b.ivrKey("payin:create")}
+	proc, metrics := sandbox.New(), &countingRiskMetrics{counts: map[string]int{}}
+	b := setup(t, engine, func(c *sqlstoretest.Config) { c.Processor, c.RiskMetrics = proc, metrics })
+	return &riskBundle{bundle: b, proc: proc, metrics: metrics, key: b.ivrKey("payin:create")}
+}
+
+// countingRiskMetrics is what /metrics counts, per rule.
+type countingRiskMetrics struct {
+	mu     sync.Mutex
+	counts map[string]int // "refused/rule", "blocked/rule"
+}
+
+func (m *countingRiskMetrics) Refused(rule string) { m.add("refused/" + rule) }
+func (m *countingRiskMetrics) Blocked(rule string) { m.add("blocked/" + rule) }
+func (m *countingRiskMetrics) add(k string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.counts[k]++
+}
+
+func (m *countingRiskMetrics) wantCount(t *testing.T, key string, want int) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.counts[key] != want {
+		t.Fatalf("metric %s = %d, want %d (all: %v)", key, m.counts[key], want, m.counts)
+	}
 }
 
 var riskCardSeq atomic.Int64
@@ -139,6 +164,8 @@ func TestRiskCardVelocity(t *testing.T) {
 			t.Fatalf("the refusal shows the card's fingerprint: %s", refused.Raw)
 		}
 		b.wantAudit(t, "risk.block", "card:")
+		b.metrics.wantCount(t, "blocked/"+ivrpay.RiskRuleCardVelocity, 1)
+		b.metrics.wantCount(t, "refused/"+ivrpay.RiskRuleCardVelocity, 1)
 
 		b.wantCalls(t, 1, "a normal card on a new config", func() {
 			b.attempt(t, b.merchantID, "4111111111111111", "", 1000).wantOK(t, "charge")
@@ -265,6 +292,7 @@ func TestRiskMerchantBreaker(t *testing.T) {
 			t.Fatalf("%d deliveries of merchant.risk_paused, want 1", n)
 		}
 		b.wantAudit(t, "risk.block", "merchant:"+b.merchantID)
+		b.metrics.wantCount(t, "blocked/"+ivrpay.RiskRuleMerchantBreaker, 1)
 		other, err := b.store.CreateMerchantAsOperator(context.Background(), b.platformID, ivrpay.MerchantCreate{Name: "Other"})
 		if err != nil {
 			t.Fatal(err)
@@ -297,6 +325,7 @@ func TestRiskMatchPolicy(t *testing.T) {
 		var voided connResp
 		b.wantCalls(t, 2, "an approval the policy refuses (the charge, then its void)", func() { voided = b.ivr(b.key, mismatch(t)) })
 		msg := voided.wantErr(t, "charge", ivrpay.RefusalInvalidCardSecurityCode, 200)
+		b.metrics.wantCount(t, "refused/"+ivrpay.RiskRuleCVCPolicy, 1)
 		// The answer is the one a plain CVC decline gives: nothing says the issuer approved.
 		plain := b.ivr(b.key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "cvv", sandbox.DeclineCVC))
 		if plainMsg := plain.wantErr(t, "charge", ivrpay.RefusalInvalidCardSecurityCode, 200); plainMsg != msg {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
@@ -17,9 +18,10 @@ import (
 // newMetrics builds the registry behind /metrics: the transport's request and
 // connector metrics, recent payins by status (read from the database, so true
 // across every process, but cheaply: see payinCollector), the database pool
-// and the Go runtime.
-func newMetrics(store *sqlstore.Store) (*httpapi.Metrics, http.Handler) {
+// and the Go runtime, and any further collectors.
+func newMetrics(store *sqlstore.Store, more ...prometheus.Collector) (*httpapi.Metrics, http.Handler) {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(more...)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(store.DB(), "ivrpay"), newPayinCollector(store.RecentPayinStatusCounts, time.Now))
 	return httpapi.NewMetrics(reg), promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -75,3 +77,26 @@ func (c *payinCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(payinsDesc, prometheus.GaugeValue, float64(n), status)
 	}
 }
+
+// riskMetrics are the risk rules' counters (docs/risk.md), one series per rule.
+type riskMetrics struct {
+	refused, blocked *prometheus.CounterVec
+}
+
+func newRiskMetrics() *riskMetrics {
+	m := &riskMetrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpay_risk_refusals_total",
+			Help: "Charge attempts a risk rule refused before the processor (rule 5: approvals voided), by rule."}, []string{"rule"}),
+		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpay_risk_blocks_total",
+			Help: "Risk blocks started (a card, config, caller or merchant refused from then on), by rule."}, []string{"rule"}),
+	}
+	for _, rule := range ivrpay.RiskRules {
+		// Every series exists from the start, so that an alert on a rate sees 0, not nothing.
+		m.refused.WithLabelValues(rule)
+		m.blocked.WithLabelValues(rule)
+	}
+	return m
+}
+
+func (m *riskMetrics) Refused(rule string) { m.refused.WithLabelValues(rule).Inc() }
+func (m *riskMetrics) Blocked(rule string) { m.blocked.WithLabelValues(rule).Inc() }

@@ -97,6 +97,8 @@ type paymentsConfig struct {
 	reconcileAfter time.Duration
 	// sandboxLatency delays every answer of the built-in sandbox processor.
 	sandboxLatency time.Duration
+	// risk counts the risk rules' refusals and blocks (nil: not counted).
+	risk payments.RiskMetrics
 }
 
 // newPayments is the payments service over store, with the deployment's
@@ -108,7 +110,7 @@ func newPayments(store *sqlstore.Store, v *vault.Vault, mode ivrpay.Mode, logger
 		router.Sandbox = &sandbox.Processor{Latency: pc.sandboxLatency}
 	}
 	return payments.New(store, v, router, payments.Options{Mode: mode, Logger: logger,
-		ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: pc.reconcileAfter})
+		ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: pc.reconcileAfter, RiskMetrics: pc.risk})
 }
 
 func newAPIServer(s *sqlstore.Store, pay *payments.Service, logger *slog.Logger) *httpapi.Server {
@@ -191,7 +193,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
-	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency}, stderr)
+	risk := newRiskMetrics()
+	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency, risk: risk}, stderr)
 	api := newAPIServer(store, pay, logger)
 	secret, err := sharedSecret(*sessionSecretFile, cmp.Or(sc.vaultKeyFile, defaultSandboxVaultKey))
 	if err != nil {
@@ -216,7 +219,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}()
 	api.Portal = newPortal(store, pay, logger, mode, base, ln.Addr(), *tlsCert != "", *behindProxy, api.Limiter, secret, v)
 	var metricsHandler http.Handler
-	api.Metrics, metricsHandler = newMetrics(store)
+	api.Metrics, metricsHandler = newMetrics(store, risk.refused, risk.blocked)
 	if *metricsAddr == "" {
 		// Production serves /metrics only on its own listener (SPEC §9):
 		// tenant-wide counts are not for the public address.

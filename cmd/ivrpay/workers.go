@@ -35,7 +35,7 @@ func startWorkers(store *sqlstore.Store, pay *payments.Service, logger *slog.Log
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &backgroundWorkers{cancel: cancel}
 	poll := min(max(settleAfter/4, 50*time.Millisecond), time.Second)
-	w.wg.Add(3)
+	w.wg.Add(4)
 	go func() {
 		defer w.wg.Done()
 		runPasses(ctx, time.Second, func(ctx context.Context) error {
@@ -49,6 +49,11 @@ func startWorkers(store *sqlstore.Store, pay *payments.Service, logger *slog.Log
 			_, err := store.SettleDue(ctx, settleAfter)
 			return err
 		}, logger, "settlement pass failed")
+	}()
+	go func() {
+		defer w.wg.Done()
+		// Risk counters and blocks expire by themselves; this deletes them once they have.
+		runPasses(ctx, time.Minute, func(ctx context.Context) error { return store.PruneRisk(ctx, time.Now()) }, logger, "risk prune pass failed")
 	}()
 	deliverer := &webhook.Worker{Outbox: store, AllowPrivate: mode == ivrpay.ModeSandbox, Logger: logger,
 		Schedule: testWebhookSchedule(mode, logger)}

@@ -52,6 +52,8 @@ type Config struct {
 	ConnectorLease   time.Duration
 	ProcessorTimeout time.Duration
 	ReconcileAfter   time.Duration
+	// RiskMetrics, when set, counts the risk rules' work.
+	RiskMetrics payments.RiskMetrics
 }
 
 // Options returns the configuration tests use: sandbox mode, a fresh vault
@@ -92,7 +94,8 @@ func (c Config) PaymentsOn(store payments.Store) *payments.Service {
 		router = c.Router
 	}
 	return payments.New(store, c.Vault, router, payments.Options{Mode: c.Mode, Clock: c.Clock,
-		Logger: c.Logger, ConnectorLease: c.ConnectorLease, ProcessorTimeout: c.ProcessorTimeout, ReconcileAfter: c.ReconcileAfter})
+		Logger: c.Logger, ConnectorLease: c.ConnectorLease, ProcessorTimeout: c.ProcessorTimeout, ReconcileAfter: c.ReconcileAfter,
+		RiskMetrics: c.RiskMetrics})
 }
 
 // Open opens a fresh store on engine with c's settings and closes it at cleanup.
