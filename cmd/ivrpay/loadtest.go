@@ -35,6 +35,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	timeout := fs.Duration("timeout", twilio.DefaultTimeout, "how long each request may take, like Twilio's connector timeout")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	allowProduction := fs.Bool("allow-production", false, "drive a deployment whose ids are not sandbox ids")
+	cardTesting := fs.Bool("card-testing", false, "run the normal traffic alone, then again during a card-testing attack (docs/risk.md); report when the attack was stopped and how many normal charges were refused")
+	attackCallers := fs.Int("attack-callers", loadtest.DefaultAttack.Callers, "card testing: attacker phone numbers, each placing one call at a time")
+	attackInterval := fs.Duration("attack-interval", loadtest.DefaultAttack.Interval, "card testing: each attacker's pause between attempts")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   ivrpay loadtest --base-url URL --api-key ADMIN_KEY [--rate R | --concurrency C] --duration D
@@ -92,6 +95,26 @@ A progress line on stderr is updated once a second.
 	if !target.Sandbox && !*allowProduction {
 		fmt.Fprintf(stderr, "ivrpay loadtest: %s is not a sandbox deployment (merchant %s); refusing without --allow-production\n", *baseURL, target.MerchantID)
 		return 1
+	}
+	if *cardTesting {
+		if *attackCallers <= 0 || *attackInterval < 0 {
+			return usage("--attack-callers must be positive and --attack-interval not negative")
+		}
+		a := loadtest.DefaultAttack
+		a.Callers, a.Interval = *attackCallers, *attackInterval
+		report := loadtest.RunCardTesting(ctx, target, o, a)
+		target.AuditReport(ctx, report.Mixed)
+		if *jsonOut {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(report)
+		} else {
+			report.Print(stdout)
+		}
+		if !report.OK() {
+			return 1
+		}
+		return 0
 	}
 	report := loadtest.Run(ctx, target, o)
 	target.AuditReport(ctx, report)

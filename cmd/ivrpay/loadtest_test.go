@@ -59,3 +59,33 @@ func TestLoadtestUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadtestCardTesting plays the card-testing attack against a sandbox
+// (SQLite) beside normal traffic: the attack is stopped within the default
+// thresholds, after which none of its attempts reaches the processor, and no
+// normal charge is refused. (Throughput is measured in docs/benchmarks.md,
+// not asserted here.)
+func TestLoadtestCardTesting(t *testing.T) {
+	t.Parallel()
+	srv := serveInProcess(t)
+	base, admin := srv.baseURL, srv.bootstrap(t, "admin api_key")
+	code, stdout, stderr := runCLI(run, "loadtest", "--base-url", base, "--api-key", admin, "--duration", "3s", "--rate", "30",
+		"--card-testing", "--attack-interval", "20ms", "--json")
+	var r loadtest.CardTestingReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("exit %d, report is not JSON: %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	a := r.Attack
+	if code != 0 || !r.OK() {
+		t.Fatalf("exit %d, report %s", code, stdout)
+	}
+	if a.Declined == 0 || a.Refused["RISK_BLOCKED"] == 0 || a.StoppedAtAttempt >= a.Attempts {
+		t.Fatalf("the attack was not stopped: %+v", a)
+	}
+	if a.MaxDeclinesPerCard > 3 || a.MaxCardsPerCaller > 3 || a.MaxDeclinesPerConfig > 5 {
+		t.Fatalf("the attack got past the thresholds: %+v", a)
+	}
+	if r.NormalRefused != 0 || r.Mixed.Charged == 0 || r.Mixed.Charged != r.Mixed.Calls {
+		t.Fatalf("normal traffic during the attack: %d refused, %d of %d charged", r.NormalRefused, r.Mixed.Charged, r.Mixed.Calls)
+	}
+}
