@@ -67,6 +67,9 @@ type LintOptions struct {
 	// ConfigHasPostalCode says the config's billing contact has a postal code,
 	// which makes postalCode="false" safe.
 	ConfigHasPostalCode bool
+	// WantCaller warns about a charging step that passes no caller
+	// parameter, which the risk rules count declines by (docs/risk.md).
+	WantCaller bool
 }
 
 func (o LintOptions) expectedKind() string {
@@ -416,6 +419,15 @@ func describeAmount(raw string) string {
 }
 
 func (c *lintCheck) payinParameter(amount string) {
+	if _, ok := c.pay.Param(ParamCaller); !ok && c.opts.WantCaller {
+		value := CallerValue
+		if c.d.studio {
+			value = StudioCallerValue
+		}
+		c.add(SeverityWarning, "Parameter", c.d.setParam(ParamCaller, value)+" (ivrpay twiml --caller writes it)",
+			"the step passes no %s parameter, so the risk rules cannot count declines per caller, and one caller can try card after card on fresh payin configs until the card or merchant rules stop it (docs/risk.md)",
+			ParamCaller)
+	}
 	fix := c.d.setParam(ParamPayinConfigID, "<payin config id, cfg_…>")
 	v, ok := c.pay.Param(ParamPayinConfigID)
 	switch {

@@ -46,7 +46,7 @@ func (p *Pay) StudioWidget() []byte {
 	}
 	label := "Parameters:"
 	for _, prm := range p.Parameters {
-		fmt.Fprintf(&b, "  %-25s%s = %s\n", label, prm.Name, prm.Value)
+		fmt.Fprintf(&b, "  %-25s%s = %s\n", label, prm.Name, prm.studioValue())
 		label = "" // further parameters line up under the first
 	}
 	return b.Bytes()
@@ -98,7 +98,7 @@ func (p *Pay) StudioFlow() []byte {
 	}
 	params := make([]map[string]string, 0, len(p.Parameters))
 	for _, prm := range p.Parameters {
-		params = append(params, map[string]string{"key": prm.Name, "value": prm.Value})
+		params = append(params, map[string]string{"key": prm.Name, "value": prm.studioValue()})
 	}
 	method := strings.ToUpper(strings.ReplaceAll(p.PaymentMethod, "-", "_"))
 	if method == "" {
@@ -307,4 +307,13 @@ func jsonText(raw json.RawMessage) string {
 		return s
 	}
 	return string(bytes.TrimSpace(raw))
+}
+
+// studioValue is a parameter's value as Studio writes it: the caller's
+// number is {{trigger.call.From}} in a flow, {{From}} in TwiML.
+func (prm Parameter) studioValue() string {
+	if prm.Value == CallerValue {
+		return StudioCallerValue
+	}
+	return prm.Value
 }

@@ -116,6 +116,13 @@ const (
 	// ParamPaymentMethodID is the name the guide gives the payment method
 	// config parameter; the connector accepts it as an alias.
 	ParamPaymentMethodID = "payment_method_id"
+	// ParamCaller carries the caller's number, which the connector's
+	// caller-velocity risk rule counts declines by (docs/risk.md).
+	ParamCaller = "caller"
+	// CallerValue is the caller's number as TwiML substitutes it; Studio's
+	// is StudioCallerValue.
+	CallerValue       = "{{From}}"
+	StudioCallerValue = "{{trigger.call.From}}"
 )
 
 // attrFields maps attribute names to the model's fields, in the fixed order in
@@ -300,6 +307,9 @@ type PayOptions struct {
 	Action, StatusCallback string
 	// Description is optional text Twilio passes to the connector.
 	Description string
+	// Caller passes the caller's number as <Parameter name="caller">, so
+	// that the risk rules can count declines per caller.
+	Caller bool
 }
 
 // Validate reports the first problem with o, naming the option.
@@ -350,6 +360,9 @@ func NewPay(o PayOptions) (*Pay, error) {
 	} else {
 		p.ChargeAmount = "0"
 		p.Parameters = []Parameter{{ParamPaymentMethodConfigID, o.PaymentMethodConfigID}}
+	}
+	if o.Caller {
+		p.Parameters = append(p.Parameters, Parameter{ParamCaller, CallerValue})
 	}
 	return p, nil
 }

@@ -228,6 +228,7 @@ func runTwiML(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	pf.register(fs)
 	apiKey := fs.String("api-key", "", "API key that can read the config given with --config")
 	format := fs.String("format", "twiml", "twiml (the document) or studio (an importable Studio flow; the widget's values on stderr)")
+	caller := fs.Bool("caller", false, `pass the caller's number to the connector (<Parameter name="caller" value="{{From}}"/>), which the risk rules count declines by (docs/risk.md)`)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   ivrpay twiml --amount 10.00 --payin-config-id ID --connector NAME [--action URL] [--status-callback URL]
@@ -259,6 +260,7 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_CONNECTOR.
 		return exitCode(err)
 	}
 	cfg.warnUsed(stderr, "ivrpay twiml")
+	o.Caller = *caller
 	p, err := twilio.NewPay(o)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay twiml: %v\n", err)
@@ -326,6 +328,7 @@ what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is
 		fmt.Fprintf(stderr, "ivrpay twiml check: %v\n", err)
 		return 2
 	}
+	opts.WantCaller = true
 	findings, err := twilio.Lint(doc, opts)
 	if err != nil {
 		fmt.Fprintf(stdout, "error %s: %v\n", file, err)

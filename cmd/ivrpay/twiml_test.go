@@ -87,6 +87,8 @@ func TestTwiMLCommand(t *testing.T) {
 	}{
 		{name: "payin", args: append([]string{"--amount", "10.00", "--payin-config-id", goldenPayinID}, payinFlags...), golden: "payin.twiml.golden"},
 		{name: "payin, studio", args: append([]string{"--amount", "10", "--payin-config-id", goldenPayinID, "--format", "studio"}, payinFlags...), golden: "payin.studio.golden", stderrGolden: "payin.studio-widget.golden"},
+		{name: "payin with the caller", args: append([]string{"--amount", "10.00", "--payin-config-id", goldenPayinID, "--caller"}, payinFlags...), golden: "payin-caller.twiml.golden"},
+		{name: "payin with the caller, studio", args: append([]string{"--amount", "10", "--payin-config-id", goldenPayinID, "--caller", "--format", "studio"}, payinFlags...), golden: "payin-caller.studio.golden", stderrGolden: "payin-caller.studio-widget.golden"},
 		{name: "payment method", args: []string{"--payment-method-config-id", goldenPMCID, "--connector", "ivrpay_sandbox"}, golden: "payment_method.twiml.golden"},
 		{name: "payment method, studio", args: []string{"--payment-method-config-id", goldenPMCID, "--connector", "ivrpay_sandbox", "--format=studio"}, golden: "payment_method.studio.golden", stderrGolden: "payment_method.studio-widget.golden"},
 		{name: "payin config read from the API", args: append([]string{"--config", goldenPayinID, "--api-key", "admin_key", "--base-url", api.URL + "/"}, payinFlags...), golden: "payin.twiml.golden"},
@@ -140,14 +142,15 @@ func TestTwiMLCheckCommand(t *testing.T) {
 		}
 		return path
 	}
-	good := write("good.xml", twilioGolden(t, "payin.twiml.golden"))
+	good := write("good.xml", twilioGolden(t, "payin-caller.twiml.golden"))
+	noCaller := write("nocaller.xml", twilioGolden(t, "payin.twiml.golden"))
 	store := write("store.xml", twilioGolden(t, "payment_method.twiml.golden"))
-	noPostal := write("nopostal.xml", strings.Replace(twilioGolden(t, "payin.twiml.golden"), `postalCode="true"`, `postalCode="false"`, 1))
-	fewTypes := write("few.xml", strings.Replace(twilioGolden(t, "payin.twiml.golden"), ` discover jcb diners-club`, ``, 1))
+	noPostal := write("nopostal.xml", strings.Replace(twilioGolden(t, "payin-caller.twiml.golden"), `postalCode="true"`, `postalCode="false"`, 1))
+	fewTypes := write("few.xml", strings.Replace(twilioGolden(t, "payin-caller.twiml.golden"), ` discover jcb diners-club`, ``, 1))
 	broken := write("broken.xml", `<Response><Pay>`)
 	studio := filepath.Join("..", "..", "twilio", "testdata", "studio_flow.json")
-	printedFlow := write("printed.json", twilioGolden(t, "payin.studio.golden"))
-	used := write("used.xml", strings.NewReplacer(`chargeAmount="10.00"`, `chargeAmount="2.50"`, goldenPayinID, "sbx_cfg_used").Replace(twilioGolden(t, "payin.twiml.golden")))
+	printedFlow := write("printed.json", twilioGolden(t, "payin-caller.studio.golden"))
+	used := write("used.xml", strings.NewReplacer(`chargeAmount="10.00"`, `chargeAmount="2.50"`, goldenPayinID, "sbx_cfg_used").Replace(twilioGolden(t, "payin-caller.twiml.golden")))
 
 	tests := []struct {
 		name   string
@@ -156,6 +159,9 @@ func TestTwiMLCheckCommand(t *testing.T) {
 		stdout []string // substrings, in order
 	}{
 		{name: "clean", args: []string{good, "--amount", "10.00"}, stdout: []string{good + ": no problems found"}},
+		{name: "no caller parameter is a warning", args: []string{noCaller, "--amount", "10.00"}, stdout: []string{
+			`warning Pay[1] Parameter: the step passes no caller parameter`, `Fix: add <Parameter name="caller" value="{{From}}"/> inside <Pay>`,
+			noCaller + ": 0 errors, 1 warning"}},
 		{name: "amount mismatch, flag after FILE", args: []string{good, "--amount", "10.50"}, code: 1, stdout: []string{
 			"error Pay[1] chargeAmount: chargeAmount 10.00 does not match payin config amount 10.50; the connector answers AMOUNT_MISMATCH. Fix: set chargeAmount=\"10.50\"",
 			": 1 error, 0 warnings"}},
@@ -165,7 +171,7 @@ func TestTwiMLCheckCommand(t *testing.T) {
 		{name: "postal code off, the config has one", args: []string{noPostal, "--config", goldenPayinID, "--api-key", "admin_key", "--base-url", api.URL}, stdout: []string{"no problems found"}},
 		{name: "payment method config against a payin document", args: []string{good, "--config", goldenPMCID, "--api-key", "admin_key", "--base-url", api.URL}, code: 1, stdout: []string{"error Pay[1] chargeAmount:", "error Pay[1] Parameter:"}},
 		{name: "store document and its config", args: []string{store, "--config", goldenPMCID, "--api-key", "admin_key", "--base-url", api.URL}, stdout: []string{"no problems found"}},
-		{name: "studio flow", args: []string{studio, "--amount", "10.00"}, stdout: []string{"no problems found"}},
+		{name: "studio flow without the caller", args: []string{studio, "--amount", "10.00"}, stdout: []string{"warning capture_payment parameters:", "{{trigger.call.From}}", ": 0 errors, 1 warning"}},
 		{name: "the flow `twiml --format studio` prints", args: []string{printedFlow, "--amount", "10.00"}, stdout: []string{printedFlow + ": no problems found"}},
 		{name: "the printed flow against its config", args: []string{printedFlow, "--config", goldenPayinID, "--api-key", "admin_key", "--base-url", api.URL}, stdout: []string{"no problems found"}},
 		{name: "a used config is a counted warning", args: []string{used, "--config", "sbx_cfg_used", "--api-key", "admin_key", "--base-url", api.URL},
