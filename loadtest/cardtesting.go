@@ -67,9 +67,9 @@ type AttackReport struct {
 	// StoppedAtAttempt is that attempt's number (1-based).
 	StoppedAtAttempt int `json:"stopped_at_attempt"`
 	// The most the processor saw per card, distinct declined cards per caller, declines per config.
-	MaxDeclinesPerCard   int `json:"max_declines_per_card"`
-	MaxCardsPerCaller    int `json:"max_declined_cards_per_caller"`
-	MaxDeclinesPerConfig int `json:"max_declines_per_config"`
+	MaxDeclinesPerCard   int  `json:"max_declines_per_card"`
+	MaxCardsPerCaller    int  `json:"max_declined_cards_per_caller"`
+	MaxDeclinesPerConfig int  `json:"max_declines_per_config"`
 	WithinThresholds     bool `json:"within_thresholds"`
 }
 

@@ -17,7 +17,7 @@ import (
 // active blocks, shared by every process. The decisions are the payments
 // service's; the store appends, reads and deletes.
 
-// riskSettings reads a platform's risk column ('' is the defaults).
+// riskSettings reads a platform's risk column (” is the defaults).
 func riskSettings(text string) ivrpay.RiskSettings {
 	r := ivrpay.DefaultRiskSettings
 	if text != "" {
