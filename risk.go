@@ -1,6 +1,7 @@
 package ivrpay
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -429,4 +430,12 @@ type RiskLookup struct {
 	CallerSubject   string
 	Now             time.Time
 	Blocks          []RiskBlock
+}
+
+// RiskBlockService lists the risk blocks a platform meets, for its portal.
+type RiskBlockService interface {
+	// ListActiveRiskBlocks returns the blocks active now that a decline on
+	// the caller's platform started, newest first; it needs payin:read
+	// without a merchant constraint.
+	ListActiveRiskBlocks(ctx context.Context) ([]RiskBlock, error)
 }

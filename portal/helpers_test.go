@@ -75,7 +75,8 @@ func setupWith(t *testing.T, o envOptions) *env {
 	api := &httpapi.Server{Services: httpapi.NewServices(store, pay)}
 	api.Portal = portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store, Lifecycle: pay, Sessions: store, Audit: store},
+			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store, Lifecycle: pay, Sessions: store, Audit: store,
+			Risk: store},
 		Mode: ivrpay.ModeSandbox, BaseURL: srv.URL, ConnectorURL: srv.URL, ConnectorClient: srv.Client(),
 		BehindProxy: o.behindProxy, Limiter: o.limiter, MaxSessions: o.maxSessions,
 	})

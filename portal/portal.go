@@ -47,6 +47,8 @@ type Services struct {
 	Sessions ivrpay.SessionService
 	// Audit, when set, records failed sign-ins as the REST API records its 401s.
 	Audit ivrpay.AuditService
+	// Risk, when set, lists the platform's active risk blocks (docs/risk.md).
+	Risk ivrpay.RiskBlockService
 }
 
 // Limiter blocks clients after repeated failed sign-ins; *httpapi.AuthLimiter
@@ -225,6 +227,7 @@ func (p *Portal) routes() {
 	mux.Handle("POST /portal/payins/{id}/refund", p.authed(p.handlePayinAction("refund")))
 	mux.Handle("GET /portal/payment-methods", p.authed(p.handlePaymentMethods))
 	mux.Handle("GET /portal/payment-methods/{id}", p.authed(p.handlePaymentMethod))
+	mux.Handle("GET /portal/risk", p.authed(p.handleRisk))
 	mux.Handle("GET /portal/webhooks", p.authed(p.handleWebhooks))
 	mux.Handle("POST /portal/webhooks", p.authed(p.handleCreateWebhook))
 	mux.Handle("GET /portal/webhooks/{id}", p.authed(p.handleWebhook))

@@ -298,3 +298,15 @@ func (s *Store) PruneRisk(ctx context.Context, now time.Time) (err error) {
 	}
 	return nil
 }
+
+var _ ivrpay.RiskBlockService = (*Store)(nil)
+
+// ListActiveRiskBlocks lists the caller's platform's active blocks.
+func (s *Store) ListActiveRiskBlocks(ctx context.Context) (out []ivrpay.RiskBlock, err error) {
+	defer wrap(&err, "Store.ListActiveRiskBlocks")
+	caller, err := authorizePlatformLevel(ctx, "payin:read")
+	if err != nil {
+		return nil, err
+	}
+	return s.ListRiskBlocks(ctx, caller.PlatformID, s.now())
+}
