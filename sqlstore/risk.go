@@ -135,11 +135,16 @@ func (s *Store) FindRiskBlocks(ctx context.Context, subjects []ivrpay.RiskSubjec
 		args = append(args, sub.Kind, sub.Subject)
 		or = append(or, fmt.Sprintf("(kind = $%d AND subject = $%d)", len(args)-1, len(args)))
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+riskBlockColumns+` FROM risk_blocks WHERE until > $1 AND (`+strings.Join(or, " OR ")+`)`, args...)
+	return scanRiskBlocks(s.rdb.QueryContext(ctx, `SELECT `+riskBlockColumns+` FROM risk_blocks WHERE until > $1 AND (`+strings.Join(or, " OR ")+`)`, args...))
+}
+
+// scanRiskBlocks reads the blocks a query returned, and closes its rows.
+func scanRiskBlocks(rows *sql.Rows, err error) ([]ivrpay.RiskBlock, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	out := []ivrpay.RiskBlock{}
 	for rows.Next() {
 		b, err := scanRiskBlock(rows)
 		if err != nil {
@@ -221,20 +226,7 @@ func (s *Store) ListRiskBlocks(ctx context.Context, platformID string, now time.
 	if platformID != "" {
 		q, args = q+` AND platform_id = $2`, append(args, platformID)
 	}
-	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY created_at DESC, kind, subject LIMIT 1000`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out = []ivrpay.RiskBlock{}
-	for rows.Next() {
-		b, err := scanRiskBlock(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return scanRiskBlocks(s.rdb.QueryContext(ctx, q+` ORDER BY created_at DESC, kind, subject LIMIT 1000`, args...))
 }
 
 // ClearRiskBlock lifts the blocks on one subject and forgets its declines, so
@@ -251,19 +243,9 @@ func (s *Store) ClearRiskBlock(ctx context.Context, kind, value string, now time
 		match, args = `kind = $1 AND subject LIKE $2`, []any{kind, "%:" + value}
 	}
 	err = s.inTx(ctx, func(tx querier) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+riskBlockColumns+` FROM risk_blocks WHERE `+match+` AND until > $3`, append(args, ivrpay.FormatTime(now))...)
+		var err error
+		cleared, err = scanRiskBlocks(tx.QueryContext(ctx, `SELECT `+riskBlockColumns+` FROM risk_blocks WHERE `+match+` AND until > $3`, append(args, ivrpay.FormatTime(now))...))
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			b, err := scanRiskBlock(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			cleared = append(cleared, b)
-		}
-		if err := rows.Close(); err != nil {
 			return err
 		}
 		if len(cleared) == 0 {

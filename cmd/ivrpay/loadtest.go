@@ -104,21 +104,19 @@ A progress line on stderr is updated once a second.
 		a.Callers, a.Interval = *attackCallers, *attackInterval
 		report := loadtest.RunCardTesting(ctx, target, o, a)
 		target.AuditReport(ctx, report.Mixed)
-		if *jsonOut {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(report)
-		} else {
-			report.Print(stdout)
-		}
-		if !report.OK() {
-			return 1
-		}
-		return 0
+		return printReport(stdout, report, *jsonOut)
 	}
 	report := loadtest.Run(ctx, target, o)
 	target.AuditReport(ctx, report)
-	if *jsonOut {
+	return printReport(stdout, report, *jsonOut)
+}
+
+// printReport prints a run's report, as JSON or text, and returns the exit code it calls for.
+func printReport(stdout io.Writer, report interface {
+	Print(io.Writer)
+	OK() bool
+}, asJSON bool) int {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(report)
