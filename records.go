@@ -241,3 +241,39 @@ type RefundOutcome struct {
 	Replay         *VoidOrRefundResult
 	At             time.Time
 }
+
+// Vault key states in the deployment's key ring (vault.Keeper).
+const (
+	// VaultKeyAdded: every process learns the key; nothing is sealed with it yet.
+	VaultKeyAdded = "added"
+	// VaultKeyCurrent: the key new ciphertexts are sealed with (one at a time).
+	VaultKeyCurrent = "current"
+	// VaultKeyRetiring: a former current key; it still decrypts while a
+	// re-encryption pass moves its ciphertexts to the current key.
+	VaultKeyRetiring = "retiring"
+	// VaultKeyRetired: nothing stored is sealed with it any more; processes
+	// drop it (the key files keep it as a retired copy for old backups).
+	VaultKeyRetired = "retired"
+)
+
+// VaultKey is one key of the deployment's vault key ring as the database
+// keeps it: its id and state, never the key itself, except Wrapped while
+// the processes learn it: the key sealed by the key that was current when
+// it was added (empty once its rotation has finished).
+type VaultKey struct {
+	ID      string
+	State   string
+	Wrapped string
+}
+
+// VaultMember is a server process's report on its vault key ring, so that
+// a rotation knows when every live process holds a new key and seals with it.
+type VaultMember struct {
+	ID string
+	// Holds are the key ids the process holds and has saved in its key file.
+	Holds []string
+	// Encrypts is the key id it seals with, reported once the work it
+	// started under the previous key has finished.
+	Encrypts string
+	SeenAt   time.Time
+}

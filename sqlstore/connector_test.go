@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -946,20 +948,31 @@ func TestIVRChecks(t *testing.T) {
 	})
 }
 
+// TestVaultRotation rotates the vault key of a store holding cards (one
+// tokenized, charged ones, a declined one) and a processor account's secret:
+// every ciphertext moves to the new key, the fingerprints stay what they
+// were, the old key is retired from the key file (kept as a retired copy),
+// and a deployment restarted on the new key file alone charges the stored
+// cards and fingerprints a card as before.
 func TestVaultRotation(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
+		keyFile := filepath.Join(t.TempDir(), "vault.key")
 		oldKey, err := vault.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
 		}
-		oldVault, err := vault.New(oldKey)
-		if err != nil {
+		if err := vault.WriteKeyFile(keyFile, oldKey); err != nil {
 			t.Fatal(err)
 		}
 		dsn := sqlstoretest.DSN(t, engine)
 		opts := sqlstoretest.Options(t)
-		opts.Vault = oldVault
 		s := openDSN(t, dsn, opts)
+		keeper, _, err := vault.OpenKeeper(boundedContext(t), s, keyFile, vault.KeeperOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldID := keeper.KeyID()
+		opts.Vault = keeper
 		b := setupOn(t, s, engine, opts)
 
 		pans := map[string]string{} // payment method id → PAN
@@ -970,27 +983,40 @@ func TestVaultRotation(t *testing.T) {
 			res := process(t, b.pay, b.ivrCtx, chargeReq(b.payinConfig(t, 1000).ID, fmt.Sprint("CA-rot-charge-", i), pan, 1000))
 			pans[res.Parameters["payment_method_id"]] = pan
 		}
+		secret, err := keeper.Encrypt("sk_test_rotationSecret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateProcessorAccount(boundedContext(t), ivrpay.ProcessorAccount{Name: "stripe-rot", Kind: ivrpay.ProcessorKindStripe, SecretCiphertext: secret}); err != nil {
+			t.Fatal(err)
+		}
 		before := readPANColumns(t, s)
 		if len(before) != len(pans) {
 			t.Fatalf("%d payment methods stored, want %d", len(before), len(pans))
 		}
 
-		newKey, err := vault.GenerateKey()
+		res, err := keeper.Rotate(boundedContext(t), io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ring, err := vault.New(newKey, oldKey)
-		if err != nil {
-			t.Fatal(err)
+		if res.KeyID == oldID || res.KeyID != keeper.KeyID() || !reflect.DeepEqual(res.Retired, []string{oldID}) {
+			t.Fatalf("rotation result %+v (old key %s)", res, oldID)
 		}
-		n, _, err := s.ReencryptSecrets(boundedContext(t), ring)
-		if err != nil {
-			t.Fatal(err)
+		if want := map[string]int{"payment_methods": len(pans), "processor_accounts": 1, "vault_secrets": 2}; !reflect.DeepEqual(res.Reencrypted, want) {
+			t.Fatalf("re-encrypted %v, want %v", res.Reencrypted, want)
 		}
-		if n != len(pans) {
-			t.Fatalf("ReencryptSecrets re-encrypted %d PANs, want %d", n, len(pans))
+		ring, _, err := vault.ReadKeyRing(keyFile)
+		if err != nil || len(ring) != 1 {
+			t.Fatalf("key file after the rotation: %d keys, %v; want the new key alone", len(ring), err)
 		}
-		newOnly, err := vault.New(newKey)
+		retired, _ := filepath.Glob(keyFile + vault.RetiredSuffix + "*")
+		if len(retired) != 1 {
+			t.Fatalf("retired key copies: %v", retired)
+		}
+		if k, err := vault.ReadKeyFile(retired[0]); err != nil || !reflect.DeepEqual(k, oldKey) {
+			t.Fatalf("the retired copy does not hold the old key: %v", err)
+		}
+		newOnly, err := vault.New(ring[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1000,22 +1026,31 @@ func TestVaultRotation(t *testing.T) {
 			if a.ciphertext == before[id].ciphertext {
 				t.Fatalf("payment method %s: ciphertext unchanged", id)
 			}
-			got, err := newOnly.Decrypt(a.ciphertext)
-			if err != nil || got != pan {
+			if got, err := newOnly.Decrypt(a.ciphertext); err != nil || got != pan {
 				t.Fatalf("payment method %s: the new key alone does not open it: %v", id, err)
 			}
-			if _, err := oldVault.Decrypt(a.ciphertext); err == nil {
-				t.Fatalf("payment method %s: the old key still opens the new ciphertext", id)
-			}
-			if a.fingerprint != newOnly.Fingerprint(pan) || a.fingerprint == before[id].fingerprint {
-				t.Fatalf("payment method %s: fingerprint not recomputed under the new key", id)
+			if a.fingerprint != before[id].fingerprint {
+				t.Fatalf("payment method %s: the fingerprint changed with the rotation", id)
 			}
 		}
-		// The deployment restarted on the new key alone charges the stored cards.
+		account, err := s.FindProcessorAccount(boundedContext(t), "stripe-rot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := newOnly.Decrypt(account.SecretCiphertext); err != nil || got != "sk_test_rotationSecret" {
+			t.Fatalf("processor secret after the rotation: %v", err)
+		}
+
+		// The deployment restarted on the new key file charges the stored
+		// cards, and a card stored again has the fingerprint it had.
 		rotCfg := b.payinConfig(t, 1234)
 		s.Close()
-		opts.Vault = newOnly
 		s2 := openDSN(t, dsn, opts)
+		restarted, _, err := vault.OpenKeeper(boundedContext(t), s2, keyFile, vault.KeeperOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Vault = restarted
 		admin := authenticate(t, s2, b.admin.Secret)
 		ctx := ivrpay.NewContextWithPrincipal(boundedContext(t), admin)
 		p, err := opts.Payments(s2).ChargePaymentMethod(ctx, tok.ID, rotCfg.ID)
@@ -1026,7 +1061,7 @@ func TestVaultRotation(t *testing.T) {
 			t.Fatalf("payin of a rotated card = %+v", p)
 		}
 		pm, err := s2.FindPaymentMethod(ctx, tok.ID)
-		if err != nil || pm.Fingerprint != newOnly.Fingerprint(mastercard) {
+		if err != nil || pm.Fingerprint != before[tok.ID].fingerprint || restarted.Fingerprint(mastercard) != pm.Fingerprint {
 			t.Fatalf("payment method after rotation: %+v, %v", pm, err)
 		}
 	})

@@ -12,24 +12,28 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
 
-// Key file layout. A key file holds the standard base64 encoding of KeySize
-// random bytes and an optional trailing newline, optionally preceded by
-// comment lines starting with '#'. A key file written by ivrpay records the
-// mode of the deployment that made it in such a line ("# ivrpay vault key;
-// mode=sandbox"), so that production can refuse a key a sandbox created;
-// a file without one (written by hand) has no recorded mode. During a rotation the new key
-// waits in path+NextSuffix until every stored PAN has been re-encrypted; the
-// replaced key is kept as path+RetiredSuffix+timestamp so that backups taken
+// Key file layout. A key file holds the keys of this deployment's ring that
+// this host has: one standard base64 encoding of KeySize random bytes per
+// line, oldest first, optionally preceded by comment lines starting with
+// '#'. A file written by hand (head -c 32 /dev/urandom | base64) is a ring
+// of one key. A key file written by ivrpay records the mode of the
+// deployment that made it in such a line ("# ivrpay vault key; mode=sandbox"),
+// so that production can refuse a key a sandbox created; a file without one
+// has no recorded mode. When a rotation retires a key, the key leaves the
+// file and is kept as path+RetiredSuffix+timestamp, so that backups taken
 // before the rotation can still be read.
 const (
-	NextSuffix      = ".next"
 	RetiredSuffix   = ".retired-"
 	RetiredTimeFmt  = "20060102T150405Z"
-	maxKeyFileBytes = 1 << 10
+	maxKeyFileBytes = 16 << 10
+	// legacyNextSuffix is where releases before the key ring kept the new
+	// key of a rotation cut short; its key is read as the newest.
+	legacyNextSuffix = ".next"
 )
 
 // GenerateKey returns KeySize bytes from the operating system's CSPRNG.
@@ -84,9 +88,10 @@ func WriteKeyFileMode(path string, key []byte, mode string) (err error) {
 	return nil
 }
 
-// ReadKeyFile reads a key written by WriteKeyFile (or by hand: base64 of 32
-// bytes). It refuses a file that group or others may read, since anyone who
-// can read the key can read every stored card number.
+// ReadKeyFile reads the newest key of a key file (one written by
+// WriteKeyFile, WriteKeyRing or by hand: base64 of 32 bytes). It refuses a
+// file that group or others may read, since anyone who can read the key can
+// read every stored card number.
 func ReadKeyFile(path string) ([]byte, error) {
 	key, _, err := ReadKeyFileMode(path)
 	return key, err
@@ -101,6 +106,16 @@ func KeyFileMode(path string) (string, error) {
 
 // ReadKeyFileMode is ReadKeyFile, also returning the recorded mode ("" if none).
 func ReadKeyFileMode(path string) ([]byte, string, error) {
+	keys, mode, err := ReadKeyRing(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return keys[len(keys)-1], mode, nil
+}
+
+// ReadKeyRing reads every key of a key file, oldest first, and the mode it
+// records ("" if none). It refuses a file that group or others may read.
+func ReadKeyRing(path string) ([][]byte, string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", fmt.Errorf("vault: key file %s does not exist: %w", path, fs.ErrNotExist)
@@ -127,12 +142,12 @@ func ReadKeyFileMode(path string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("vault: reading key file %s: %w", path, err)
 	}
 	if len(data) > maxKeyFileBytes {
-		return nil, "", fmt.Errorf("vault: key file %s is too large to be a key (want base64 of %d bytes)", path, KeySize)
+		return nil, "", fmt.Errorf("vault: key file %s is too large to be a key ring (want lines of base64 of %d bytes)", path, KeySize)
 	}
 	// The error messages below never quote the content: it is, or is close to, a key.
-	var text []byte
+	var keys [][]byte
 	mode := ""
-	for _, line := range bytes.Split(data, []byte("\n")) {
+	for i, line := range bytes.Split(data, []byte("\n")) {
 		line = bytes.TrimSpace(line)
 		if bytes.HasPrefix(line, []byte("#")) {
 			for _, field := range strings.FieldsFunc(string(line[1:]), func(r rune) bool { return r == ';' || r == ' ' }) {
@@ -142,36 +157,125 @@ func ReadKeyFileMode(path string) ([]byte, string, error) {
 			}
 			continue
 		}
-		text = append(text, line...)
+		if len(line) == 0 {
+			continue
+		}
+		key := make([]byte, base64.StdEncoding.DecodedLen(len(line)))
+		n, err := base64.StdEncoding.Decode(key, line)
+		if err != nil {
+			return nil, "", fmt.Errorf("vault: key file %s: line %d is not standard base64 (want base64 of %d random bytes)", path, i+1, KeySize)
+		}
+		if n != KeySize {
+			return nil, "", fmt.Errorf("vault: key file %s: line %d holds %d bytes, want %d (base64 of %d random bytes)", path, i+1, n, KeySize, KeySize)
+		}
+		keys = append(keys, key[:n])
 	}
-	key := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
-	n, err := base64.StdEncoding.Decode(key, text)
-	if err != nil {
-		return nil, "", fmt.Errorf("vault: key file %s is not standard base64 (want base64 of %d random bytes)", path, KeySize)
+	if len(keys) == 0 {
+		return nil, "", fmt.Errorf("vault: key file %s holds no key (want base64 of %d random bytes)", path, KeySize)
 	}
-	if n != KeySize {
-		return nil, "", fmt.Errorf("vault: key file %s holds %d bytes, want %d (base64 of %d random bytes)", path, n, KeySize, KeySize)
-	}
-	return key[:n], mode, nil
+	return keys, mode, nil
 }
 
-// Load opens the vault whose key is in path. If path+".next" exists, a key
-// rotation was interrupted: the .next key is then current and path's key is
-// previous, so PANs written under either key stay readable and new ones use
-// the new key until the rotation is finished.
-func Load(path string) (*Vault, error) {
-	cur, err := ReadKeyFile(path)
+// loadRing reads the keys of path and of a legacy path+".next" (newest).
+func loadRing(path string) ([][]byte, string, error) {
+	keys, mode, err := ReadKeyRing(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	next, err := ReadKeyFile(path + NextSuffix)
+	next, _, err := ReadKeyRing(path + legacyNextSuffix)
 	if errors.Is(err, fs.ErrNotExist) {
-		return New(cur)
+		return keys, mode, nil
 	}
+	if err != nil {
+		return nil, "", err
+	}
+	return append(keys, next...), mode, nil
+}
+
+// WriteKeyRing replaces the key file at path with keys (oldest first),
+// recording mode when it is not empty. The new file is written beside the
+// old one with mode 0600, synced, then renamed over it, so that path holds
+// a complete ring at every instant. A symbolic link at path is followed: the
+// file it names is replaced. A legacy path+".next" whose key is in keys is
+// removed.
+func WriteKeyRing(path string, keys [][]byte, mode string) (err error) {
+	if strings.ContainsAny(mode, " \r\n#=;") {
+		return fmt.Errorf("vault: invalid mode %q", mode)
+	}
+	if len(keys) == 0 {
+		return errors.New("vault: a key ring needs at least one key")
+	}
+	var text strings.Builder
+	if mode != "" {
+		text.WriteString("# ivrpay vault key; mode=" + mode + "\n")
+	}
+	for _, k := range keys {
+		if len(k) != KeySize {
+			return fmt.Errorf("vault: key is %d bytes, want %d", len(k), KeySize)
+		}
+		text.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+	}
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	tmp := path + ".tmp-" + base64.RawURLEncoding.EncodeToString(suffix[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("vault: writing key file %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.WriteString(text.String()); err != nil {
+		return fmt.Errorf("vault: writing key file %s: %w", path, err)
+	}
+	// The key must be on disk before anything sealed with it is.
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("vault: writing key file %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("vault: writing key file %s: %w", path, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("vault: writing key file %s: %w", path, err)
+	}
+	syncDir(path)
+	if next, _, err := ReadKeyRing(path + legacyNextSuffix); err == nil && slices.ContainsFunc(keys, func(k []byte) bool { return hmac.Equal(k, next[0]) }) {
+		os.Remove(path + legacyNextSuffix)
+	}
+	return nil
+}
+
+// WriteRetiredKey keeps a key that left the ring as path+".retired-<UTC
+// time>" (backups made before its retirement still need it). A file of that
+// name holding the same key (another process of this host retired it in
+// the same second) is fine.
+func WriteRetiredKey(path string, key []byte, mode string, now time.Time) error {
+	retired := path + RetiredSuffix + now.UTC().Format(RetiredTimeFmt)
+	err := WriteKeyFileMode(retired, key, mode)
+	if errors.Is(err, fs.ErrExist) {
+		if old, rerr := ReadKeyFile(retired); rerr == nil && hmac.Equal(old, key) {
+			return nil
+		}
+		return fmt.Errorf("vault: %s already exists and holds another key; retry later", retired)
+	}
+	return err
+}
+
+// Load opens the vault whose key ring is in path: its newest key is
+// current (a Keeper then makes current the key the deployment's ring says).
+func Load(path string) (*Vault, error) {
+	keys, _, err := loadRing(path)
 	if err != nil {
 		return nil, err
 	}
-	return New(next, cur)
+	slices.Reverse(keys)
+	return New(keys[0], keys[1:]...)
 }
 
 // LoadOrCreate is Load, except that a missing key file is first created with a
@@ -206,81 +310,6 @@ func LoadOrCreate(path string) (v *Vault, created bool, err error) {
 	}
 	v, err = Load(path)
 	return v, err == nil, err
-}
-
-// BeginRotation starts (or resumes) a key rotation: it generates a new key,
-// writes it to path+".next" (0600) and returns a vault that encrypts with the
-// new key and still decrypts with the old one. When path+".next" already
-// exists, an earlier rotation was interrupted and its key is reused, because
-// some PANs may already be sealed with it. The caller then re-encrypts every
-// stored PAN for which NeedsReencrypt is true, and calls FinishRotation.
-func BeginRotation(path string) (*Vault, error) {
-	cur, mode, err := ReadKeyFileMode(path)
-	if err != nil {
-		return nil, err
-	}
-	nextPath := path + NextSuffix
-	next, err := ReadKeyFile(nextPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		if next, err = GenerateKey(); err != nil {
-			return nil, err
-		}
-		err = WriteKeyFileMode(nextPath, next, mode) // the new key belongs to the same deployment
-		if errors.Is(err, fs.ErrExist) {
-			// A concurrent BeginRotation won the race; join its rotation.
-			next, err = ReadKeyFile(nextPath)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if hmac.Equal(next, cur) {
-		return nil, fmt.Errorf("vault: %s holds the same key as %s; remove %s and start the rotation again", nextPath, path, nextPath)
-	}
-	return New(next, cur)
-}
-
-// FinishRotation ends a rotation once every stored PAN is sealed with the new
-// key: the old key is kept as path+".retired-<UTC time>" (backups made before
-// the rotation still need it), then path+".next" becomes path.
-//
-// The old key is copied to the retired name and then replaced by an atomic
-// rename, rather than renamed away first, so that path holds a valid key at
-// every instant: a crash at any point leaves a state Load and FinishRotation
-// can resume from.
-func FinishRotation(path string, now time.Time) error {
-	nextPath := path + NextSuffix
-	next, err := ReadKeyFile(nextPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("vault: no rotation in progress: %s does not exist", nextPath)
-	}
-	if err != nil {
-		return err
-	}
-	cur, mode, err := ReadKeyFileMode(path)
-	if err != nil {
-		return err
-	}
-	if hmac.Equal(next, cur) {
-		return fmt.Errorf("vault: %s holds the same key as %s; nothing to finish", nextPath, path)
-	}
-	retired := path + RetiredSuffix + now.UTC().Format(RetiredTimeFmt)
-	if err := WriteKeyFileMode(retired, cur, mode); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		// A retry of an interrupted FinishRotation in the same second finds
-		// its own copy; any other file of that name is not ours to replace.
-		old, rerr := ReadKeyFile(retired)
-		if rerr != nil || !hmac.Equal(old, cur) {
-			return fmt.Errorf("vault: %s already exists and does not hold the current key; retry later", retired)
-		}
-	}
-	if err := os.Rename(nextPath, path); err != nil {
-		return fmt.Errorf("vault: installing the new key: %w", err)
-	}
-	syncDir(path)
-	return nil
 }
 
 // syncDir flushes the directory holding path so a created or renamed key file

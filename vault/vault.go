@@ -6,10 +6,14 @@
 // so a vault holding the current and the previous keys can read everything
 // written before and during a key rotation. The key id is bound into the GCM
 // additional data, so a ciphertext cannot be relabelled to another key version.
+// A Keeper keeps one process's ring in step with the deployment's (the
+// database and the key file), so that a rotation needs no restart.
 //
-// Fingerprints are an HMAC-SHA-256 under a subkey derived from the current key,
-// never under the encryption key itself: a fingerprint leaks nothing usable
-// against the ciphertexts, and duplicates can be detected without decrypting.
+// Fingerprints are an HMAC-SHA-256 under a fingerprint key derived once, from
+// the key that was current when the deployment's ring began, never under an
+// encryption key itself: a fingerprint leaks nothing usable against the
+// ciphertexts, duplicates can be detected without decrypting, and a
+// fingerprint stays the same across rotations (docs/decisions.md).
 //
 // No error from this package contains a PAN, a ciphertext or key material.
 package vault
@@ -17,6 +21,7 @@ package vault
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,7 +29,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -44,6 +51,10 @@ const nonceSize = 12
 // fingerprint, which would break duplicate detection for stored cards.
 const fingerprintLabel = "ivrpay fingerprint v1"
 
+// sharedSecretInfo derives the deployment's shared secret (SharedSecret).
+// Changing it changes the secret every process shares.
+const sharedSecretInfo = "ivrpay shared session secret v1"
+
 // ErrMalformed is returned by Decrypt for input that is not a vault ciphertext.
 var ErrMalformed = errors.New("vault: malformed ciphertext")
 
@@ -60,55 +71,171 @@ var _ ivrpay.Vault = (*Vault)(nil)
 // key is one AES-256 key of the keyring.
 type key struct {
 	id   string
+	raw  []byte
 	aead cipher.AEAD
 }
 
 // Vault is a keyring: it seals with its current key and opens with any key it
-// holds. It is safe for concurrent use.
+// holds. Keys can be added, made current and dropped while it is in use (a
+// Keeper does so during a rotation). It is safe for concurrent use.
 type Vault struct {
+	mu      sync.RWMutex
 	current *key
 	keys    map[string]*key
 	fpKey   []byte
+	shared  []byte
 }
 
 // New returns a vault that encrypts with current and decrypts with current or
-// any of previous. Every key must be KeySize bytes.
+// any of previous. Every key must be KeySize bytes. Its fingerprint key and
+// shared secret are derived from current.
 func New(current []byte, previous ...[]byte) (*Vault, error) {
 	v := &Vault{keys: make(map[string]*key)}
-	seen := make(map[string][]byte)
 	for i, raw := range append([][]byte{current}, previous...) {
-		if len(raw) != KeySize {
-			return nil, fmt.Errorf("vault: key %d is %d bytes, want %d", i, len(raw), KeySize)
-		}
-		id := keyID(raw)
-		if other, dup := seen[id]; dup {
-			// The same key twice is harmless and simply ignored; two
-			// different keys with one id would make ciphertexts ambiguous
-			// (astronomically unlikely, but cheap to refuse).
-			if hmac.Equal(raw, other) {
-				continue
-			}
-			return nil, fmt.Errorf("vault: two keys share the key id %s; generate a new key", id)
-		}
-		seen[id] = raw
-		block, err := aes.NewCipher(raw)
+		k, err := newKey(raw)
 		if err != nil {
-			return nil, fmt.Errorf("vault: %w", err)
+			return nil, fmt.Errorf("vault: key %d: %w", i, err)
 		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("vault: %w", err)
+		if err := v.add(k); err != nil {
+			return nil, err
 		}
-		k := &key{id: id, aead: aead}
-		v.keys[id] = k
 		if i == 0 {
 			v.current = k
 		}
 	}
-	mac := hmac.New(sha256.New, current)
-	mac.Write([]byte(fingerprintLabel))
-	v.fpKey = mac.Sum(nil)
+	v.fpKey, v.shared = derivedSecrets(current)
 	return v, nil
+}
+
+func newKey(raw []byte) (*key, error) {
+	if len(raw) != KeySize {
+		return nil, fmt.Errorf("%d bytes, want %d", len(raw), KeySize)
+	}
+	block, err := aes.NewCipher(raw)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &key{id: keyID(raw), raw: slices.Clone(raw), aead: aead}, nil
+}
+
+// add puts k in the ring. The same key twice is harmless and simply
+// ignored; two different keys with one id would make ciphertexts ambiguous
+// (astronomically unlikely, but cheap to refuse).
+func (v *Vault) add(k *key) error {
+	if other, dup := v.keys[k.id]; dup {
+		if hmac.Equal(k.raw, other.raw) {
+			return nil
+		}
+		return fmt.Errorf("vault: two keys share the key id %s; generate a new key", k.id)
+	}
+	v.keys[k.id] = k
+	return nil
+}
+
+// derivedSecrets are the fingerprint key and the shared secret a ring
+// derives from the key that is current when it begins; they then stay the
+// ring's through every rotation (the deployment keeps them in its database).
+func derivedSecrets(raw []byte) (fingerprint, shared []byte) {
+	mac := hmac.New(sha256.New, raw)
+	mac.Write([]byte(fingerprintLabel))
+	shared, err := hkdf.Key(sha256.New, raw, nil, sharedSecretInfo, KeySize)
+	if err != nil {
+		panic("vault: HKDF-SHA256 refused a 32-byte key: " + err.Error()) // cannot happen for these lengths
+	}
+	return mac.Sum(nil), shared
+}
+
+// Add puts a key in the ring for decryption; it encrypts only once Use
+// makes it current. It returns the key's id.
+func (v *Vault) Add(raw []byte) (string, error) {
+	k, err := newKey(raw)
+	if err != nil {
+		return "", fmt.Errorf("vault: %w", err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return k.id, v.add(k)
+}
+
+// Use makes the held key id the one Encrypt seals with.
+func (v *Vault) Use(id string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k, ok := v.keys[id]
+	if !ok {
+		return fmt.Errorf("%w (key id %s)", ErrUnknownKey, id)
+	}
+	v.current = k
+	return nil
+}
+
+// Drop removes a key that is not current from the ring: what it sealed can
+// no longer be read.
+func (v *Vault) Drop(id string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.current.id == id {
+		return fmt.Errorf("vault: key %s is current and cannot be dropped", id)
+	}
+	delete(v.keys, id)
+	return nil
+}
+
+// Holds reports whether the ring holds the key id.
+func (v *Vault) Holds(id string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	_, ok := v.keys[id]
+	return ok
+}
+
+// KeyIDs returns the ids of every key the ring holds, sorted.
+func (v *Vault) KeyIDs() []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ids := make([]string, 0, len(v.keys))
+	for id := range v.keys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// material returns a copy of the key id's bytes, or nil.
+func (v *Vault) material(id string) []byte {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if k, ok := v.keys[id]; ok {
+		return slices.Clone(k.raw)
+	}
+	return nil
+}
+
+// setStableSecrets replaces the fingerprint key and the shared secret.
+func (v *Vault) setStableSecrets(fingerprint, shared []byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.fpKey, v.shared = slices.Clone(fingerprint), slices.Clone(shared)
+}
+
+// SharedSecret is a 32-byte secret every process of the deployment holds
+// and that does not change when the keys rotate: it keys what is not card
+// data (portal sign-in forms, the authentication limiter's credential
+// hashes).
+func (v *Vault) SharedSecret() []byte {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return slices.Clone(v.shared)
+}
+
+func (v *Vault) currentKey() *key {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.current
 }
 
 // keyID names a key in ciphertexts: the first 8 hex characters of the SHA-256
@@ -119,11 +246,11 @@ func keyID(k []byte) string {
 }
 
 // KeyID returns the id of the current key, the one Encrypt uses.
-func (v *Vault) KeyID() string { return v.current.id }
+func (v *Vault) KeyID() string { return v.currentKey().id }
 
 // String describes the vault by its current key id only, so that printing a
 // vault by mistake never writes key material to a log.
-func (v *Vault) String() string { return "vault.Vault(key " + v.current.id + ")" }
+func (v *Vault) String() string { return "vault.Vault(key " + v.KeyID() + ")" }
 
 // GoString is String, for the same reason, under %#v.
 func (v *Vault) GoString() string { return v.String() }
@@ -136,7 +263,7 @@ func additionalData(id string) []byte { return []byte(version + ":" + id) }
 // Encrypt seals pan under the current key with a fresh random nonce, so that
 // the same PAN encrypts differently every time; use Fingerprint to compare.
 func (v *Vault) Encrypt(pan string) (string, error) {
-	k := v.current
+	k := v.currentKey()
 	buf := make([]byte, nonceSize, nonceSize+len(pan)+k.aead.Overhead())
 	if _, err := rand.Read(buf); err != nil {
 		return "", fmt.Errorf("vault: reading random nonce: %w", err)
@@ -153,7 +280,9 @@ func (v *Vault) Decrypt(ct string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	v.mu.RLock()
 	k, ok := v.keys[id]
+	v.mu.RUnlock()
 	if !ok {
 		return "", fmt.Errorf("%w (key id %s)", ErrUnknownKey, id)
 	}
@@ -196,12 +325,13 @@ func isKeyID(s string) bool {
 	return true
 }
 
-// Fingerprint returns the hex HMAC-SHA-256 of pan under the fingerprint
-// subkey of the current key. It is stable for one key, so equal PANs have
-// equal fingerprints; after a rotation stored fingerprints must be recomputed
-// along with the ciphertexts.
+// Fingerprint returns the hex HMAC-SHA-256 of pan under the ring's
+// fingerprint key. Equal PANs have equal fingerprints, before and after a
+// rotation: the fingerprint key is not one of the keys that rotate.
 func (v *Vault) Fingerprint(pan string) string {
+	v.mu.RLock()
 	mac := hmac.New(sha256.New, v.fpKey)
+	v.mu.RUnlock()
 	mac.Write([]byte(pan))
 	return hex.EncodeToString(mac.Sum(nil))
 }
@@ -211,5 +341,19 @@ func (v *Vault) Fingerprint(pan string) string {
 // then say why it cannot be read).
 func (v *Vault) NeedsReencrypt(ct string) bool {
 	id, _, err := parse(ct)
-	return err != nil || id != v.current.id
+	return err != nil || id != v.KeyID()
+}
+
+// Reencrypt returns ct sealed under the current key, and whether that
+// changed anything (false for a ciphertext the current key sealed already).
+func (v *Vault) Reencrypt(ct string) (string, bool, error) {
+	if !v.NeedsReencrypt(ct) {
+		return ct, false, nil
+	}
+	plain, err := v.Decrypt(ct)
+	if err != nil {
+		return "", false, err
+	}
+	out, err := v.Encrypt(plain)
+	return out, err == nil, err
 }

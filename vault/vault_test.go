@@ -217,10 +217,10 @@ func TestFingerprint(t *testing.T) {
 	if strings.Contains(fp, testPAN) {
 		t.Fatal("fingerprint contains the PAN")
 	}
-	// The fingerprint follows the current key of a keyring, not the old one.
+	// A new ring's fingerprint key comes from its current key.
 	ring := mustNew(t, fixedKey(2), fixedKey(1))
 	if ring.Fingerprint(testPAN) != b.Fingerprint(testPAN) {
-		t.Fatal("keyring fingerprint does not use the current key")
+		t.Fatal("a new keyring's fingerprint does not come from its current key")
 	}
 }
 
@@ -355,7 +355,8 @@ func TestReadKeyFileErrors(t *testing.T) {
 		{"missing", filepath.Join(dir, "missing"), "does not exist"},
 		{"not base64", write("garbage", "not base64 at all!\n", 0o600), "not standard base64"},
 		{"too short", write("short", secretish+"\n", 0o600), "holds 20 bytes, want 32"},
-		{"too large", write("large", strings.Repeat("A", 2000), 0o600), "too large"},
+		{"too large", write("large", strings.Repeat("A", 20000), 0o600), "too large"},
+		{"no key", write("empty", "# ivrpay vault key; mode=sandbox\n", 0o600), "holds no key"},
 		{"directory", dir, "not a regular file"},
 	}
 	if runtime.GOOS != "windows" {
@@ -417,192 +418,155 @@ func TestLoadOrCreate(t *testing.T) {
 	}
 }
 
-// TestRotation walks `ivrpay admin vault rotate` end to end: begin, an
-// interruption, resume, re-encrypt, finish, and what backups still need.
-func TestRotation(t *testing.T) {
+// TestKeyRingFile covers the key file as a ring: several keys, oldest
+// first, rewritten atomically with mode 0600 and its recorded mode, through
+// a symbolic link, and a legacy .next key (a rotation cut short before the
+// ring existed) read as the newest and folded in.
+func TestKeyRingFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vault.key")
-	orig, _, err := LoadOrCreate(path)
-	if err != nil {
+	if err := WriteKeyRing(path, [][]byte{fixedKey(1), fixedKey(2)}, "production"); err != nil {
 		t.Fatal(err)
 	}
-	// The "database": ciphertexts and fingerprints of stored cards.
-	pans := []string{testPAN, "5555555555554444", "378282246310005"}
-	db := make([]string, len(pans))
-	for i, pan := range pans {
-		db[i] = mustEncrypt(t, orig, pan)
+	keys, mode, err := ReadKeyRing(path)
+	if err != nil || len(keys) != 2 || !bytes.Equal(keys[0], fixedKey(1)) || !bytes.Equal(keys[1], fixedKey(2)) || mode != "production" {
+		t.Fatalf("ReadKeyRing = %d keys, %q, %v", len(keys), mode, err)
 	}
-	backup := append([]string(nil), db...)
+	if fi, err := os.Stat(path); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
+		t.Fatalf("key ring file: %v, %v", fi, err)
+	}
+	if k, err := ReadKeyFile(path); err != nil || !bytes.Equal(k, fixedKey(2)) {
+		t.Fatalf("ReadKeyFile reads the newest key: %x, %v", k, err)
+	}
+	if v, err := Load(path); err != nil || v.KeyID() != keyID(fixedKey(2)) || !v.Holds(keyID(fixedKey(1))) {
+		t.Fatalf("Load: %v, %v", v, err)
+	}
+	if leftovers, _ := filepath.Glob(path + ".tmp-*"); len(leftovers) != 0 {
+		t.Fatalf("temporary files left: %v", leftovers)
+	}
+	if err := WriteKeyRing(path, nil, ""); err == nil {
+		t.Fatal("WriteKeyRing wrote an empty ring")
+	}
 
-	if err := FinishRotation(path, time.Now()); err == nil {
-		t.Fatal("FinishRotation without BeginRotation succeeded")
-	}
-
-	ring, err := BeginRotation(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ring.KeyID() == orig.KeyID() {
-		t.Fatal("BeginRotation did not make a new current key")
-	}
-	if fi, err := os.Stat(path + ".next"); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
-		t.Fatalf(".next key file: %v, %v", fi, err)
-	}
-	// Re-encrypt only the first card, then "crash".
-	db[0] = mustEncrypt(t, ring, pans[0])
-
-	// A server started during the interrupted rotation must read both.
-	during, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if during.KeyID() != ring.KeyID() {
-		t.Fatal("Load did not pick up the .next key as current")
-	}
-	for i, ct := range db {
-		if got, err := during.Decrypt(ct); err != nil || got != pans[i] {
-			t.Fatalf("Load during rotation: Decrypt(db[%d]) = %q, %v", i, got, err)
+	t.Run("symbolic link", func(t *testing.T) {
+		if runtime.GOOS == "windows" {
+			t.Skip("no symbolic links")
 		}
-	}
-
-	// Resume: the same new key, not a third one.
-	resumed, err := BeginRotation(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resumed.KeyID() != ring.KeyID() {
-		t.Fatalf("resumed rotation uses key %s, want %s", resumed.KeyID(), ring.KeyID())
-	}
-	for i, ct := range db {
-		if !resumed.NeedsReencrypt(ct) {
-			continue
-		}
-		if i == 0 {
-			t.Fatal("NeedsReencrypt is true for a card already re-encrypted")
-		}
-		pan, err := resumed.Decrypt(ct)
-		if err != nil {
+		target := filepath.Join(t.TempDir(), "real.key")
+		if err := WriteKeyFile(target, fixedKey(3)); err != nil {
 			t.Fatal(err)
 		}
-		db[i] = mustEncrypt(t, resumed, pan)
-	}
-
-	now := time.Date(2025, 3, 4, 5, 6, 7, 0, time.FixedZone("X", 3600))
-	if err := FinishRotation(path, now); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path + ".next"); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf(".next still exists after FinishRotation: %v", err)
-	}
-	retired := path + ".retired-20250304T040607Z"
-	if _, err := os.Stat(retired); err != nil {
-		t.Fatalf("retired key file: %v", err)
-	}
-
-	after, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.KeyID() != ring.KeyID() {
-		t.Fatal("after FinishRotation, path does not hold the new key")
-	}
-	for i, ct := range db {
-		if after.NeedsReencrypt(ct) {
-			t.Fatalf("db[%d] still needs re-encryption", i)
+		link := filepath.Join(t.TempDir(), "vault.key")
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
 		}
-		if got, err := after.Decrypt(ct); err != nil || got != pans[i] {
-			t.Fatalf("after rotation: Decrypt(db[%d]) = %q, %v", i, got, err)
+		if err := WriteKeyRing(link, [][]byte{fixedKey(3), fixedKey(4)}, ""); err != nil {
+			t.Fatal(err)
 		}
-	}
-	// A pre-rotation backup is unreadable with the new key alone but readable
-	// with the retired key, which is why the retired key is kept.
-	if _, err := after.Decrypt(backup[1]); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("new key read an old backup: %v", err)
-	}
-	oldKey, err := ReadKeyFile(retired)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restore := mustNew(t, oldKey)
-	if got, err := restore.Decrypt(backup[1]); err != nil || got != pans[1] {
-		t.Fatalf("retired key: Decrypt(backup) = %q, %v", got, err)
-	}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link was replaced: %v", err)
+		}
+		if keys, _, err := ReadKeyRing(target); err != nil || len(keys) != 2 {
+			t.Fatalf("the linked file: %d keys, %v", len(keys), err)
+		}
+	})
 
-	// A second rotation starts afresh.
-	again, err := BeginRotation(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again.KeyID() == after.KeyID() || again.KeyID() == orig.KeyID() {
-		t.Fatal("second rotation did not make a new key")
-	}
+	t.Run("legacy next key", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "vault.key")
+		if err := WriteKeyFile(p, fixedKey(5)); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteKeyFile(p+".next", fixedKey(6)); err != nil {
+			t.Fatal(err)
+		}
+		v, err := Load(p)
+		if err != nil || v.KeyID() != keyID(fixedKey(6)) || !v.Holds(keyID(fixedKey(5))) {
+			t.Fatalf("Load with a .next key: %v, %v", v, err)
+		}
+		if err := WriteKeyRing(p, [][]byte{fixedKey(5), fixedKey(6)}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p + ".next"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf(".next was not folded into the ring: %v", err)
+		}
+		if err := os.WriteFile(p+".next", []byte("junk\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(p); err == nil {
+			t.Fatal("Load accepted a corrupt .next key")
+		}
+	})
+
+	t.Run("retired copies", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "vault.key")
+		now := time.Date(2025, 3, 4, 5, 6, 7, 0, time.FixedZone("X", 3600))
+		if err := WriteRetiredKey(p, fixedKey(7), "sandbox", now); err != nil {
+			t.Fatal(err)
+		}
+		retired := p + ".retired-20250304T040607Z"
+		if k, err := ReadKeyFile(retired); err != nil || !bytes.Equal(k, fixedKey(7)) {
+			t.Fatalf("retired copy: %v", err)
+		}
+		if m, _ := KeyFileMode(retired); m != "sandbox" {
+			t.Fatalf("retired copy records mode %q", m)
+		}
+		if err := WriteRetiredKey(p, fixedKey(7), "sandbox", now); err != nil {
+			t.Fatalf("the same key retired twice in a second: %v", err)
+		}
+		if err := WriteRetiredKey(p, fixedKey(8), "sandbox", now); err == nil {
+			t.Fatal("a retired copy holding another key was overwritten")
+		}
+	})
 }
 
-// TestFinishRotationResume covers a crash inside FinishRotation after the old
-// key was copied to its retired name but before .next was renamed.
-func TestFinishRotationResume(t *testing.T) {
+// TestRingChanges covers a vault whose ring changes while it is used: a
+// key added decrypts but does not seal until made current, the current key
+// cannot be dropped, a dropped key no longer decrypts, Reencrypt moves a
+// ciphertext to the current key, and the fingerprint key and shared secret
+// do not change with the current key.
+func TestRingChanges(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "vault.key")
-	if err := WriteKeyFile(path, fixedKey(1)); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := BeginRotation(path)
+	v := mustNew(t, fixedKey(1))
+	fp, shared := v.Fingerprint(testPAN), v.SharedSecret()
+	old := mustEncrypt(t, v, testPAN)
+	id2, err := v.Add(fixedKey(2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	retired := path + ".retired-20250102T030405Z"
-	if err := WriteKeyFile(retired, fixedKey(1)); err != nil { // the half-done step
+	if !v.Holds(id2) || v.KeyID() == id2 || !strings.Contains(mustEncrypt(t, v, testPAN), ":"+keyID(fixedKey(1))+":") {
+		t.Fatal("an added key sealed before it was made current")
+	}
+	if err := v.Use(id2); err != nil || v.KeyID() != id2 {
+		t.Fatalf("Use: %v", err)
+	}
+	if v.Fingerprint(testPAN) != fp || !bytes.Equal(v.SharedSecret(), shared) {
+		t.Fatal("the fingerprint or the shared secret changed with the current key")
+	}
+	moved, changed, err := v.Reencrypt(old)
+	if err != nil || !changed || !strings.Contains(moved, ":"+id2+":") {
+		t.Fatalf("Reencrypt = %q, %v, %v", moved, changed, err)
+	}
+	if again, changed, err := v.Reencrypt(moved); err != nil || changed || again != moved {
+		t.Fatalf("Reencrypt of a current ciphertext = %v, %v", changed, err)
+	}
+	if err := v.Drop(id2); err == nil {
+		t.Fatal("the current key was dropped")
+	}
+	if err := v.Drop(keyID(fixedKey(1))); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := Load(path); err != nil || v.KeyID() != ring.KeyID() {
-		t.Fatalf("Load mid-finish = %v, %v", v, err)
+	if _, err := v.Decrypt(old); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("a dropped key still decrypts: %v", err)
 	}
-	if err := FinishRotation(path, now); err != nil {
-		t.Fatalf("FinishRotation retry: %v", err)
+	if got, err := v.Decrypt(moved); err != nil || got != testPAN {
+		t.Fatalf("Decrypt(moved) = %q, %v", got, err)
 	}
-	if v, err := Load(path); err != nil || v.KeyID() != ring.KeyID() {
-		t.Fatalf("Load after finish = %v, %v", v, err)
+	if err := v.Use("00000000"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("Use of a key not held: %v", err)
 	}
-
-	// A retired file of that name holding some other key is not overwritten.
-	if _, err := BeginRotation(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := FinishRotation(path, now); err == nil {
-		t.Fatal("FinishRotation overwrote a retired key file holding another key")
-	}
-	if k, _ := ReadKeyFile(retired); !bytes.Equal(k, fixedKey(1)) {
-		t.Fatal("retired key file was changed")
-	}
-}
-
-func TestBeginRotationErrors(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if _, err := BeginRotation(filepath.Join(dir, "missing")); err == nil {
-		t.Fatal("BeginRotation without a key file succeeded")
-	}
-	path := filepath.Join(dir, "vault.key")
-	if err := WriteKeyFile(path, fixedKey(1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path+".next", []byte("junk\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := BeginRotation(path); err == nil {
-		t.Fatal("BeginRotation accepted a corrupt .next key")
-	}
-	if _, err := Load(path); err == nil {
-		t.Fatal("Load accepted a corrupt .next key")
-	}
-	os.Remove(path + ".next")
-	if err := WriteKeyFile(path+".next", fixedKey(1)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := BeginRotation(path); err == nil {
-		t.Fatal("BeginRotation accepted a .next key equal to the current key")
+	if got := v.KeyIDs(); len(got) != 1 || got[0] != id2 {
+		t.Fatalf("KeyIDs = %v", got)
 	}
 }
 
@@ -659,16 +623,15 @@ func TestKeyFileRecordsMode(t *testing.T) {
 			}
 		})
 	}
-	// A rotation keeps the mode in the new and the retired key.
-	if _, err := BeginRotation(sandbox); err != nil {
+	// A ring rewritten with its mode keeps it.
+	keys, mode, err := ReadKeyRing(sandbox)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := FinishRotation(sandbox, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)); err != nil {
+	if err := WriteKeyRing(sandbox, append(keys, fixedKey(9)), mode); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{sandbox, sandbox + RetiredSuffix + "20260102T030405Z"} {
-		if got, err := KeyFileMode(p); err != nil || got != "sandbox" {
-			t.Fatalf("%s: mode %q, %v after rotation", filepath.Base(p), got, err)
-		}
+	if got, err := KeyFileMode(sandbox); err != nil || got != "sandbox" {
+		t.Fatalf("mode %q, %v after a key was added", got, err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/vault"
 )
 
 const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|production] [--vault-key-file F] COMMAND
@@ -33,7 +32,8 @@ const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|producti
   processor list                             JSON, never a secret
   processor remove NAME                      refused while a platform, merchant or payin uses it
   key disable ID
-  vault rotate                               re-encrypts every stored card number and processor secret under a new key
+  vault rotate                               adds a new vault key that every serve process learns, then re-encrypts
+                                             every stored secret under it and retires the old key (while serving)
   audit [--actor A] [--platform P] [--action X] [--outcome O] [--since 24h|TIME] [--limit N] [--json]
                                              who did what, when, from where, with what outcome
 `
@@ -63,7 +63,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cmd := strings.Join(fs.Args(), " ")
 	arg := func(i int) string { return fs.Arg(i) }
-	store, v, mode, err := sc.open(ctx, newLogger(sc.mode, io.Discard), stderr)
+	store, v, mode, err := sc.open(ctx, newLogger(sc.mode, io.Discard), stderr, "")
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay admin: %v\n", err)
 		return 1
@@ -128,7 +128,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case fs.NArg() == 4 && arg(0) == "risk" && arg(1) == "clear":
 		out, err = store.ClearRiskBlock(ctx, arg(2), arg(3), time.Now())
 	case cmd == "vault rotate":
-		out, err = rotateVault(ctx, sc, store)
+		out, err = v.Rotate(ctx, stderr)
 	default:
 		fmt.Fprintf(stderr, "ivrpay admin: unknown command %q\n\n%s", cmd, adminUsage)
 		return 2
@@ -149,32 +149,6 @@ func adminFail(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "ivrpay admin: %s\n", ivrpay.ErrorMessage(err))
 	}
 	return 1
-}
-
-// rotateVault writes a new key beside the current one, re-encrypts every
-// stored PAN (and recomputes its fingerprint) in one transaction, then makes
-// the new key current and keeps the old one as a retired file. A rotation
-// cut short resumes where it stopped: the vault reads the .next key too.
-func rotateVault(ctx context.Context, sc storeConfig, store interface {
-	ReencryptSecrets(ctx context.Context, v ivrpay.Vault) (pans, accounts int, err error)
-}) (any, error) {
-	path := sc.vaultKeyFile
-	if path == "" {
-		path = defaultSandboxVaultKey
-	}
-	keyring, err := vault.BeginRotation(path)
-	if err != nil {
-		return nil, err
-	}
-	n, accounts, err := store.ReencryptSecrets(ctx, keyring)
-	if err != nil {
-		return nil, err
-	}
-	if err := vault.FinishRotation(path, time.Now()); err != nil {
-		return nil, err
-	}
-	return map[string]any{"reencrypted_payment_methods": n, "reencrypted_processor_accounts": accounts, "key_id": keyring.KeyID(), "vault_key_file": path,
-		"note": "restart every ivrpay serve process so that it loads the new key"}, nil
 }
 
 // parseSince reads --since as an RFC 3339 time or a duration before now.

@@ -51,7 +51,7 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 		defer os.RemoveAll(dir)
 	}
 	sc := storeConfig{db: filepath.Join(dir, "demo.db"), mode: string(ivrpay.ModeSandbox), vaultKeyFile: filepath.Join(dir, "vault.key")}
-	store, v, mode, err := sc.open(ctx, slog.New(slog.DiscardHandler), io.Discard)
+	store, v, mode, err := sc.open(ctx, slog.New(slog.DiscardHandler), io.Discard, "")
 	if err != nil {
 		return err
 	}

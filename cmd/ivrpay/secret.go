@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"fmt"
 	"os"
 
@@ -18,11 +16,13 @@ const minSessionSecret = 32
 // the credentials the authentication limiter counts, so that a form served
 // by one process is accepted by another and a credential's failures are one
 // count. It is the contents of --session-secret-file when given; otherwise
-// it is derived with HKDF-SHA256 from the current vault key, which every
-// process must share anyway (in production an explicit production key, so
-// the secret is never a sandbox's or a default). Deriving it means nothing
-// more to distribute; a file keeps it stable across vault key rotations.
-func sharedSecret(secretFile, vaultKeyFile string) ([]byte, error) {
+// it is the vault key ring's shared secret, derived with HKDF-SHA256 from
+// the vault key that was current when the ring began and kept by the ring
+// through every rotation (every process holds the ring anyway; in
+// production it began with an explicit production key, so the secret is
+// never a sandbox's or a default). Deriving it means nothing more to
+// distribute.
+func sharedSecret(secretFile string, ring *vault.Keeper) ([]byte, error) {
 	if secretFile != "" {
 		b, err := os.ReadFile(secretFile)
 		if err != nil {
@@ -34,9 +34,5 @@ func sharedSecret(secretFile, vaultKeyFile string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	key, err := vault.ReadKeyFile(vaultKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("derive the session secret from the vault key: %w", err)
-	}
-	return hkdf.Key(sha256.New, key, nil, "ivrpay shared session secret v1", 32)
+	return ring.SharedSecret(), nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -41,38 +40,33 @@ func (c *storeConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.vaultKeyFile, "vault-key-file", "", "file holding the base64 32-byte key that encrypts stored card numbers (sandbox default: "+defaultSandboxVaultKey+", created if missing)")
 }
 
-// open loads the vault and opens the store. In production the vault key
-// must be given explicitly and must exist.
-func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.Writer) (*sqlstore.Store, *vault.Vault, ivrpay.Mode, error) {
+// open opens the store and joins the deployment's vault key ring with the
+// key file (vault.Keeper); member names a serve process among the ring's
+// members ("" for a short-lived command). In production the key file must
+// be given explicitly and must exist.
+func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.Writer, member string) (*sqlstore.Store, *vault.Keeper, ivrpay.Mode, error) {
 	mode, err := ivrpay.ParseMode(c.mode)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	var v *vault.Vault
+	path := c.vaultKeyFile
 	if mode == ivrpay.ModeProduction {
-		if c.vaultKeyFile == "" {
+		if path == "" {
 			return nil, nil, "", errors.New("production mode needs --vault-key-file: a file with 32 random bytes, base64-encoded (head -c 32 /dev/urandom | base64 > vault.key; chmod 600 vault.key)")
 		}
-		if v, err = vault.Load(c.vaultKeyFile); err != nil {
+		m, err := vault.KeyFileMode(path)
+		if err != nil {
 			return nil, nil, "", err
 		}
-		if m, err := vault.KeyFileMode(c.vaultKeyFile); err != nil || m == string(ivrpay.ModeSandbox) {
-			return nil, nil, "", fmt.Errorf("--vault-key-file %s was created by a sandbox deployment; production needs a key of its own (head -c 32 /dev/urandom | base64 > vault.key; chmod 600 vault.key)", c.vaultKeyFile)
+		if m == string(ivrpay.ModeSandbox) {
+			return nil, nil, "", fmt.Errorf("--vault-key-file %s was created by a sandbox deployment; production needs a key of its own (head -c 32 /dev/urandom | base64 > vault.key; chmod 600 vault.key)", path)
 		}
 	} else {
-		path := c.vaultKeyFile
 		if path == "" {
 			path = defaultSandboxVaultKey
 		}
-		var created bool
-		if v, created, err = vault.LoadOrCreate(path); err != nil {
-			return nil, nil, "", err
-		}
 		if m, _ := vault.KeyFileMode(path); m == string(ivrpay.ModeProduction) {
 			return nil, nil, "", fmt.Errorf("--vault-key-file %s is a production key; a sandbox needs a key of its own", path)
-		}
-		if created {
-			fmt.Fprintf(stderr, "ivrpay: created sandbox vault key %s (mode 0600)\n", path)
 		}
 	}
 	s, err := sqlstore.Open(ctx, c.db, sqlstore.Options{Mode: mode, Logger: logger})
@@ -82,7 +76,15 @@ func (c *storeConfig) open(ctx context.Context, logger *slog.Logger, stderr io.W
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return s, v, mode, nil
+	keeper, created, err := vault.OpenKeeper(ctx, s, path, vault.KeeperOptions{Create: mode == ivrpay.ModeSandbox, Member: member, Logger: logger})
+	if err != nil {
+		s.Close()
+		return nil, nil, "", err
+	}
+	if created {
+		fmt.Fprintf(stderr, "ivrpay: created sandbox vault key %s (mode 0600)\n", path)
+	}
+	return s, keeper, mode, nil
 }
 
 func newLogger(mode string, w io.Writer) *slog.Logger {
@@ -104,7 +106,7 @@ type paymentsConfig struct {
 // newPayments is the payments service over store, with the deployment's
 // processor accounts; in sandbox, merchants without one use the built-in
 // sandbox processor.
-func newPayments(store *sqlstore.Store, v *vault.Vault, mode ivrpay.Mode, logger *slog.Logger, pc paymentsConfig, stderr io.Writer) *payments.Service {
+func newPayments(store *sqlstore.Store, v ivrpay.Vault, mode ivrpay.Mode, logger *slog.Logger, pc paymentsConfig, stderr io.Writer) *payments.Service {
 	router := &payments.AccountRouter{Store: store, Vault: v, Open: openProcessor(mode)}
 	if mode == ivrpay.ModeSandbox {
 		router.Sandbox = &sandbox.Processor{Latency: pc.sandboxLatency}
@@ -159,12 +161,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	logger := newLogger(sc.mode, stderr)
-	store, v, mode, err := sc.open(ctx, logger, stderr)
+	store, v, mode, err := sc.open(ctx, logger, stderr, vault.MemberName())
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
 		return 1
 	}
 	defer store.Close()
+	// The key ring is kept in step until the last request in flight is
+	// over, after SIGTERM too, and the process then leaves its membership.
+	ringCtx, stopRing := context.WithCancel(context.WithoutCancel(ctx))
+	ringDone := make(chan struct{})
+	go func() {
+		defer close(ringDone)
+		v.Run(ringCtx)
+	}()
+	defer func() {
+		stopRing()
+		<-ringDone
+	}()
 	procs := runtime.GOMAXPROCS(0)
 	if store.Engine() == sqlstore.EngineSQLite {
 		procs = raiseProcs(os.Getenv("GOMAXPROCS"), logger)
@@ -196,7 +210,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	risk := newRiskMetrics()
 	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency, risk: risk}, stderr)
 	api := newAPIServer(store, pay, logger)
-	secret, err := sharedSecret(*sessionSecretFile, cmp.Or(sc.vaultKeyFile, defaultSandboxVaultKey))
+	secret, err := sharedSecret(*sessionSecretFile, v)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
 		return 1
@@ -237,7 +251,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer metricsSrv.Close()
 	}
 	drain := &drainState{}
-	srv := newHTTPServer(drain.wrap(api.Handler()))
+	srv := newHTTPServer(drain.wrap(sealing(v, api.Handler())))
 	workers := startWorkers(store, pay, logger, mode, *settleAfter)
 	defer workers.stop()
 	logger.Info("listening", "addr", ln.Addr().String(), "mode", string(mode), "engine", store.Engine(), "base_url", base, "gomaxprocs", procs)
@@ -256,6 +270,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case <-ctx.Done():
 	}
 	return drain.shutdown(logger, srv, workers, *drainDelay)
+}
+
+// sealing marks every request as work that may seal with the vault's
+// current key (vault.Keeper.Begin), so that a rotation waits for the
+// requests begun under the old key before it re-encrypts. The background
+// workers seal nothing: the reconciler reads stored cards, it stores none.
+func sealing(k *vault.Keeper, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer k.Begin()()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // shutdownTimeout bounds the wait for in-flight requests after SIGTERM. A

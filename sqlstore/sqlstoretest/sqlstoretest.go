@@ -43,7 +43,7 @@ type Config struct {
 	Mode      ivrpay.Mode
 	Clock     ivrpay.Clock
 	Logger    *slog.Logger
-	Vault     *vault.Vault
+	Vault     ivrpay.Vault
 	Processor ivrpay.Processor
 	// Router, when set, routes payments instead of sending them all to
 	// Processor as the built-in sandbox account.
