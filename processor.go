@@ -63,6 +63,19 @@ func UnknownOutcome(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrOutcomeUnknown, fmt.Sprintf(format, args...))
 }
 
+// ErrNotSent is wrapped, beside ErrOutcomeUnknown, by the error of a call
+// whose request never left this process (refused locally, before any
+// connection was asked for). This request moved no money; an earlier request
+// under the same idempotency key may have, so only the caller knows whether
+// the operation's outcome is known: a first attempt that was not sent did
+// nothing.
+var ErrNotSent = errors.New("the request was refused locally and never sent")
+
+// NotSent is UnknownOutcome for a request that was never sent.
+func NotSent(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: %s", ErrOutcomeUnknown, ErrNotSent, fmt.Sprintf(format, args...))
+}
+
 // CardDetails is a card as the processor needs it. It holds the PAN and CVV,
 // so it lives in memory only and is never logged or stored.
 type CardDetails struct {
@@ -217,8 +230,27 @@ func (a *ProcessorAccount) Validate() error {
 		if a.MerchantAccount == "" {
 			return FieldErrorf("merchant-account", "an Adyen account needs its merchant account")
 		}
+		if err := CheckAccountRef("merchant-account", a.MerchantAccount); err != nil {
+			return err
+		}
 	default:
 		return FieldErrorf("kind", "must be stripe or adyen, not %q", a.Kind)
+	}
+	return nil
+}
+
+// CheckAccountRef refuses a processor identifier (a Stripe connected
+// account, an Adyen merchant account) that is not 1 to 255 printable ASCII
+// characters without spaces: it travels in a header or a request field, and
+// a line break there would fail every payment of the merchant.
+func CheckAccountRef(field, ref string) error {
+	if ref == "" || len(ref) > 255 {
+		return FieldErrorf(field, "%s must be 1 to 255 characters", field)
+	}
+	for i := 0; i < len(ref); i++ {
+		if ref[i] <= ' ' || ref[i] > '~' {
+			return FieldErrorf(field, "%s must be printable characters without spaces or line breaks (character %d is not)", field, i+1)
+		}
 	}
 	return nil
 }

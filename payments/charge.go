@@ -44,7 +44,7 @@ type chargeAttempt struct {
 // finds its CREATED payin and asks the processor again under the same key.
 // A config already in use is an ECONFLICT, or CONFIG_ALREADY_USED over IVR.
 func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, error) {
-	p, err := s.reserve(ctx, a)
+	p, resumed, err := s.reserve(ctx, a)
 	if err != nil || p.Status != ivrpay.PayinStatusCreated {
 		return p, err
 	}
@@ -57,6 +57,13 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 		pay.Stored = &ivrpay.StoredCredential{NetworkTransactionID: a.storedNTI}
 	}
 	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return a.processor.Authorize(ctx, pay) })
+	if errors.Is(err, ivrpay.ErrNotSent) && !resumed {
+		// Refused before it left, and no earlier attempt sent this payin's
+		// idempotency key: nothing was charged, so the payin fails at once
+		// instead of waiting for the reconciler (SPEC §9).
+		s.opts.Logger.Error("processor request refused before it was sent; the payin fails", "payin_id", p.ID, "processor", a.account.Name, "error", err)
+		res, err = ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: notSentDesc}, nil
+	}
 	if err != nil {
 		s.opts.Logger.Warn("processor outcome unknown; the payin keeps its config until a retry or the reconciler resolves it",
 			"payin_id", p.ID, "processor", a.account.Name, "error", err)
@@ -65,10 +72,14 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 	return s.recordOutcome(ctx, p, a, s.applyMatchPolicy(ctx, a, p, res))
 }
 
+// notSentDesc is the refusal_desc of a payin whose request was refused
+// before it was sent.
+const notSentDesc = "The payment could not be sent to the processor; nothing was charged"
+
 // reserve inserts the CREATED payin, or finds the payin of the same attempt
-// (a crashed or unknown one, which the caller resumes), or refuses: the
-// config is used.
-func (s *Service) reserve(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, error) {
+// (a crashed or unknown one, which the caller resumes: resumed), or
+// refuses: the config is used.
+func (s *Service) reserve(ctx context.Context, a chargeAttempt) (p *ivrpay.Payin, resumed bool, err error) {
 	r := ivrpay.PayinReservation{ID: s.newID(ivrpay.PrefixPayin), Config: a.cfg, Card: cardOf(a.entry),
 		BillingContact: a.cfg.BillingContact.WithPostalCode(a.entry.PostalCode), Source: a.source,
 		IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now(), CreatedBy: a.createdBy}
@@ -83,15 +94,15 @@ func (s *Service) reserve(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, 
 		if err == nil && a.claim != nil {
 			a.claim.written = true
 		}
-		return p, err
+		return p, false, err
 	}
 	if sameAttempt(holder, a) {
-		return holder, nil
+		return holder, true, nil
 	}
 	if holder.Status == ivrpay.PayinStatusCreated {
-		return nil, s.configUsed(a, fmt.Sprintf("payin config %s is being charged by another request (payin %s); create a new payin config for a new payment", a.cfg.ID, holder.ID))
+		return nil, false, s.configUsed(a, fmt.Sprintf("payin config %s is being charged by another request (payin %s); create a new payin config for a new payment", a.cfg.ID, holder.ID))
 	}
-	return nil, s.configUsed(a, fmt.Sprintf("payin config %s already has payin %s; create a new payin config for a new payment", a.cfg.ID, holder.ID))
+	return nil, false, s.configUsed(a, fmt.Sprintf("payin config %s already has payin %s; create a new payin config for a new payment", a.cfg.ID, holder.ID))
 }
 
 // sameAttempt reports whether the payin holding the config is the one this

@@ -27,10 +27,12 @@ func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	lease := 2*s.opts.ProcessorTimeout + time.Second
 	for _, p := range payins {
 		resolved, err := s.resolve(ctx, p)
 		if err != nil {
-			s.opts.Logger.Warn("reconciler could not resolve a payin yet; it tries again", "payin_id", p.ID, "error", err)
+			retry := s.postpone(ctx, "payins", p.ID, s.now().Sub(p.UpdatedAt), lease)
+			s.opts.Logger.Warn("reconciler could not resolve a payin yet; it tries again later", "payin_id", p.ID, "retry_in", retry.String(), "error", err)
 			continue
 		}
 		if resolved {
@@ -53,10 +55,29 @@ func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 			}
 		}
 		if err != nil {
-			s.opts.Logger.Warn("reconciler could not resolve a refund yet; it tries again", "refund_id", u.Refund.ID, "error", err)
+			retry := s.postpone(ctx, "refunds", u.Refund.ID, s.now().Sub(u.Refund.CreatedAt), lease)
+			s.opts.Logger.Warn("reconciler could not resolve a refund yet; it tries again later", "refund_id", u.Refund.ID, "retry_in", retry.String(), "error", err)
 		}
 	}
 	return n, nil
+}
+
+// maxReconcileBackoff bounds the wait between two questions about an
+// outcome the reconciler could not resolve.
+const maxReconcileBackoff = 10 * time.Minute
+
+// postpone backs off from an outcome the reconciler could not resolve: it
+// asks again after a quarter of the time the outcome has been unknown (at
+// least the lease it holds, at most maxReconcileBackoff), so that an
+// account that cannot be reached is asked, and warned about, ever more
+// rarely. It returns the wait.
+func (s *Service) postpone(ctx context.Context, table, id string, unknownFor, lease time.Duration) time.Duration {
+	wait := min(max(unknownFor/4, lease), maxReconcileBackoff)
+	if err := s.store.PostponeReconcile(context.WithoutCancel(ctx), table, id, s.now().Add(wait)); err != nil {
+		s.opts.Logger.Error("reconciler could not postpone its next question", "id", id, "error", err)
+		return lease
+	}
+	return wait
 }
 
 func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin) (bool, error) {

@@ -148,7 +148,10 @@ func (r *AccountRouter) Account(ctx context.Context, name string) (ivrpay.Proces
 	}
 	p, err := r.Open(a, secret)
 	if err != nil {
-		return nil, fmt.Errorf("processor account %s: %w", name, err)
+		// Nothing can be sent with this account (a secret stored before
+		// secrets were checked, a credential of the other mode): refused
+		// before any card data leaves, like a merchant without an account.
+		return nil, ivrpay.Errorf(ivrpay.ECONFLICT, "processor account %s cannot be used: %v; the operator adds a working account (ivrpay admin processor add) and routes to it (ivrpay admin platform set-processor or merchant set-processor)", name, err)
 	}
 	if r.adapters == nil {
 		r.adapters = map[string]openAdapter{}

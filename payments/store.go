@@ -60,6 +60,10 @@ type Store interface {
 	// ClaimUnresolvedPayins leases, for the caller alone, up to limit
 	// CREATED payins last changed before cutoff and not leased by another.
 	ClaimUnresolvedPayins(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]*ivrpay.Payin, error)
+	// PostponeReconcile keeps an unresolved payin or refund (table "payins"
+	// or "refunds") leased until until: the reconciler backs off from one it
+	// could not resolve.
+	PostponeReconcile(ctx context.Context, table, id string, until time.Time) error
 
 	// RecordCapture moves an AUTHORIZED payin to PROCESSING (ErrStateChanged otherwise).
 	RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) (*ivrpay.Payin, error)

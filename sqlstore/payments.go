@@ -458,6 +458,17 @@ func (s *Store) ClaimUnresolvedPayins(ctx context.Context, cutoff time.Time, lea
 	return out, err
 }
 
+// PostponeReconcile extends the reconciler's lease of a payin or refund
+// that it could not resolve, so that it is asked again only after until.
+func (s *Store) PostponeReconcile(ctx context.Context, table, id string, until time.Time) (err error) {
+	defer wrap(&err, "Store.PostponeReconcile(%q, %q)", table, id)
+	if table != "payins" && table != "refunds" {
+		return fmt.Errorf("no reconciled table %q", table)
+	}
+	_, err = s.execTx(ctx, `UPDATE `+table+` SET reconcile_lease_until = $2 WHERE id = $1`, id, ivrpay.FormatTime(until))
+	return err
+}
+
 // leaseDue leases, for the caller alone, up to limit rows of table that
 // match where, changed before cutoff and are not leased by another: each
 // row is claimed by a conditional UPDATE of its reconcile_lease_until, so of

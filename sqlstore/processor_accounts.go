@@ -115,6 +115,11 @@ func (s *Store) SetPlatformProcessor(ctx context.Context, platformID, account st
 // sub-account ref there (empty for the account's default).
 func (s *Store) SetMerchantProcessor(ctx context.Context, merchantID, account, ref string) (m *ivrpay.Merchant, err error) {
 	defer wrap(&err, "Store.SetMerchantProcessor(%q)", merchantID)
+	if ref != "" {
+		if err := ivrpay.CheckAccountRef("account-ref", ref); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := s.FindProcessorAccount(ctx, account); err != nil {
 		return nil, err
 	}

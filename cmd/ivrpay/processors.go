@@ -46,6 +46,19 @@ func checkCredentialMode(a *ivrpay.ProcessorAccount, secret string, mode ivrpay.
 	return nil
 }
 
+// checkSecretShape refuses a secret that cannot be the kind's credential
+// (SPEC §9): a key file with a second line or a stray character would
+// otherwise be stored and fail every payment.
+func checkSecretShape(kind, secret string) error {
+	switch kind {
+	case ivrpay.ProcessorKindStripe:
+		return stripe.CheckSecretKey(secret)
+	case ivrpay.ProcessorKindAdyen:
+		return adyen.CheckAPIKey(secret)
+	}
+	return nil
+}
+
 // processorFlags are the flags of `admin processor add`.
 type processorFlags struct {
 	kind, secretKeyFile, apiKeyFile, merchantAccount, apiBase, accountRef string
@@ -82,6 +95,9 @@ func addProcessorAccount(ctx context.Context, store *sqlstore.Store, v ivrpay.Va
 	secret := strings.TrimSpace(string(raw))
 	if secret == "" {
 		return nil, fmt.Errorf("%s %s is empty", flagName, file)
+	}
+	if err := checkSecretShape(a.Kind, secret); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flagName, file, err)
 	}
 	if err := checkCredentialMode(&a, secret, mode); err != nil {
 		return nil, err

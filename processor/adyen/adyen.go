@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/processor/notsent"
 )
 
 // Kind is "adyen".
@@ -79,8 +80,8 @@ var _ ivrpay.Processor = (*Processor)(nil)
 
 // New checks cfg and returns a processor. Its errors never contain the API key.
 func New(cfg Config) (*Processor, error) {
-	if cfg.APIKey == "" {
-		return nil, errors.New("adyen: no API key")
+	if err := CheckAPIKey(cfg.APIKey); err != nil {
+		return nil, err
 	}
 	if cfg.MerchantAccount == "" {
 		return nil, errors.New("adyen: no merchant account")
@@ -92,10 +93,9 @@ func New(cfg Config) (*Processor, error) {
 	if err := CheckEndpointMode(base, cfg.Live); err != nil {
 		return nil, err
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
+	// A request refused before it left (a bad header) is told apart from one
+	// whose answer was lost.
+	client := notsent.Client(cfg.HTTPClient, 30*time.Second)
 	ret := cfg.ReturnURL
 	if ret == "" {
 		ret = DefaultReturnURL
@@ -106,6 +106,28 @@ func New(cfg Config) (*Processor, error) {
 	return &Processor{apiKey: cfg.APIKey, merchantAccount: cfg.MerchantAccount,
 		apiBase: strings.TrimRight(base, "/"), returnURL: ret, client: client, amountTriggers: cfg.AmountTriggers}, nil
 }
+
+// CheckAPIKey refuses what cannot be an Adyen API key: empty, too long, or
+// holding anything but printable ASCII without spaces (a second line from
+// the key file, above all), which would fail every call after it was
+// stored. The error never quotes the key.
+func CheckAPIKey(key string) error {
+	if key == "" {
+		return errors.New("adyen: no API key")
+	}
+	if len(key) > maxAPIKey {
+		return fmt.Errorf("adyen: the API key is %d characters long; Adyen's are far shorter than %d", len(key), maxAPIKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return fmt.Errorf("adyen: the API key holds a space, a line break or another character that is not printable ASCII (at byte %d); it must be one line", i+1)
+		}
+	}
+	return nil
+}
+
+// maxAPIKey bounds an API key's length (Adyen's are about 200 characters).
+const maxAPIKey = 1024
 
 // CheckEndpointMode refuses an endpoint that does not fit the mode: production
 // needs a live Checkout endpoint over https, and sandbox refuses any live
@@ -428,18 +450,20 @@ var noKey = ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError,
 func (p *Processor) call(ctx context.Context, path, idemKey string, body, out any, card ivrpay.CardDetails) (*serviceError, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, ivrpay.UnknownOutcome("adyen: encode %s: %v", path, err)
+		return nil, ivrpay.NotSent("adyen: encode %s: %v", path, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.apiBase+path, bytes.NewReader(b))
 	if err != nil {
-		return nil, ivrpay.UnknownOutcome("adyen: POST %s: %v", path, err)
+		return nil, ivrpay.NotSent("adyen: POST %s: %v", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-API-Key", p.apiKey)
 	req.Header.Set("Idempotency-Key", idemKey)
 	resp, err := p.client.Do(req)
-	if err != nil {
+	if errors.Is(err, ivrpay.ErrNotSent) {
+		return nil, ivrpay.NotSent("adyen: POST %s: %v", path, err)
+	} else if err != nil {
 		// url.Error names the URL and the cause; neither holds card data or the key.
 		return nil, ivrpay.UnknownOutcome("adyen: POST %s: no answer: %v", path, err)
 	}

@@ -588,3 +588,35 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestCheckAPIKey refuses what cannot be an Adyen API key, a line break
+// above all (a key file with two lines), without quoting the key.
+func TestCheckAPIKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, key string
+		ok        bool
+	}{
+		{"documented shape", "AQEyhmfxK4.../n3Q5qf3VaY9UCJ14XWZE03G/k2NFitRvbe4N1XqH1eHaH2AksaEQwV1bDb7kfNy1WIxIIkxgBw==-y3qzswmlmALhxaVPNjYf74bqPotG12HroatrKA066yE=-W+t7NF;s4}%=kUSD", true},
+		{"empty", "", false},
+		{"second line", "AQEyhmfxSecret\nAQEother", false},
+		{"carriage return", "AQEyhmfxSecret\r", false},
+		{"space", "AQEyhmfx Secret", false},
+		{"non-ASCII", "AQEyhmfxSecreté", false},
+		{"too long", strings.Repeat("A", 2000), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckAPIKey(tc.key)
+			if (err == nil) != tc.ok {
+				t.Fatalf("CheckAPIKey = %v, want ok %v", err, tc.ok)
+			}
+			if err != nil && tc.key != "" && strings.Contains(err.Error(), "Secret") {
+				t.Fatalf("the error quotes the key: %v", err)
+			}
+			_, err = New(Config{APIKey: tc.key, MerchantAccount: adyentest.MerchantAccount})
+			if (err == nil) != tc.ok {
+				t.Fatalf("New = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}

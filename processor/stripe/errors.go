@@ -93,6 +93,9 @@ func unknown(err error) bool {
 // outcome turns a failed call into a definite refusal or an unknown outcome.
 func (s scrubber) outcome(err error) (ivrpay.ProcessorResult, error) {
 	if unknown(err) {
+		if errors.Is(err, ivrpay.ErrNotSent) {
+			return ivrpay.ProcessorResult{}, ivrpay.NotSent("%s", s.describe(err))
+		}
 		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("%s", s.describe(err))
 	}
 	var se *stripeapi.Error

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/processor/notsent"
 	stripeapi "github.com/stripe/stripe-go/v84"
 )
 
@@ -54,10 +56,12 @@ func New(cfg Config) (*Processor, error) {
 	if base == "" {
 		base = DefaultAPIBase
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	if err := CheckSecretKey(cfg.SecretKey); err != nil {
+		return nil, err
 	}
+	// A request refused before it left (a bad header) is told apart from one
+	// whose answer was lost.
+	hc := notsent.Client(cfg.HTTPClient, 30*time.Second)
 	backends := stripeapi.NewBackendsWithConfig(&stripeapi.BackendConfig{
 		HTTPClient: hc,
 		URL:        stripeapi.String(base),
@@ -69,6 +73,21 @@ func New(cfg Config) (*Processor, error) {
 		EnableTelemetry: stripeapi.Bool(false),
 	})
 	return &Processor{client: stripeapi.NewClient(cfg.SecretKey, stripeapi.WithBackends(backends)), secret: cfg.SecretKey}, nil
+}
+
+// secretKeyShape is a Stripe secret or restricted key: the prefix, then
+// letters and digits only.
+var secretKeyShape = regexp.MustCompile(`^(sk|rk)_(live|test)_[A-Za-z0-9]{1,250}$`)
+
+// CheckSecretKey refuses what cannot be a Stripe secret or restricted key
+// (a second line, a space, a character outside the key's alphabet), which
+// would otherwise fail every call after it was stored. The error never
+// quotes the key.
+func CheckSecretKey(secretKey string) error {
+	if !secretKeyShape.MatchString(secretKey) {
+		return errors.New("stripe: the secret key is not a Stripe secret or restricted key (sk_live_, rk_live_, sk_test_ or rk_test_ followed by letters and digits only, on one line)")
+	}
+	return nil
 }
 
 // CheckKeyMode refuses live keys outside production and test keys in

@@ -579,3 +579,61 @@ func TestCodeMaps(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckSecretKey refuses what cannot be a Stripe key, a second line
+// above all (a key file with two lines), without quoting the key.
+func TestCheckSecretKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, key string
+		ok        bool
+	}{
+		{"secret", testKey, true},
+		{"restricted live", "rk_live_51AbcDEF0123", true},
+		{"second line", testKey + "\nsk_test_other", false},
+		{"carriage return", testKey + "\r", false},
+		{"space", "sk_test_abc def", false},
+		{"tab", "sk_test_abc\tdef", false},
+		{"nul", "sk_test_abc\x00", false},
+		{"no body", "sk_test_", false},
+		{"publishable", "pk_test_abc", false},
+		{"non-ASCII", "sk_test_abcé", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckSecretKey(tc.key)
+			if (err == nil) != tc.ok {
+				t.Fatalf("CheckSecretKey = %v, want ok %v", err, tc.ok)
+			}
+			if err != nil && strings.Contains(err.Error(), "abc") {
+				t.Fatalf("the error quotes the key: %v", err)
+			}
+			if _, err := New(Config{SecretKey: tc.key}); (err == nil) != tc.ok {
+				t.Fatalf("New = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestRequestRefusedLocally sends a charge whose Stripe-Account header Go
+// refuses to send (a newline in the merchant's account ref): the error says
+// that nothing was sent, still as an unknown outcome (a retry's earlier
+// attempt may have been sent), and Stripe saw nothing.
+func TestRequestRefusedLocally(t *testing.T) {
+	t.Parallel()
+	p, f := setup(t)
+	pay := processortest.Payment("pyi_not_sent", 1000, true)
+	pay.AccountRef = "acct_1Fake\nX-Injected: 1"
+	_, err := p.Authorize(context.Background(), pay)
+	if !errors.Is(err, ivrpay.ErrNotSent) || !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
+		t.Fatalf("Authorize = %v; want an error wrapping ErrNotSent and ErrOutcomeUnknown", err)
+	}
+	if n := len(f.Recorded("POST", "/v1/payment_methods")) + len(f.Recorded("POST", "/v1/payment_intents")); n != 0 {
+		t.Fatalf("Stripe received %d requests", n)
+	}
+	// A request that left and got no answer is not "not sent".
+	f.Close()
+	_, err = p.Authorize(context.Background(), processortest.Payment("pyi_refused_conn", 1000, true))
+	if err == nil || errors.Is(err, ivrpay.ErrNotSent) || !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
+		t.Fatalf("Authorize to a closed port = %v; want an unknown outcome that may have been sent", err)
+	}
+}
