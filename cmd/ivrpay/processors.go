@@ -34,11 +34,15 @@ func openProcessor(mode ivrpay.Mode) func(a *ivrpay.ProcessorAccount, secret str
 }
 
 // checkCredentialMode refuses a credential that does not fit the mode
-// (Stripe by its key's prefix, Adyen by its endpoint).
+// (Stripe by its key's prefix, Adyen by its endpoint) and, in production,
+// an API base that is not https.
 func checkCredentialMode(a *ivrpay.ProcessorAccount, secret string, mode ivrpay.Mode) error {
 	production := mode == ivrpay.ModeProduction
 	switch a.Kind {
 	case ivrpay.ProcessorKindStripe:
+		if err := stripe.CheckAPIBase(a.APIBase, production); err != nil {
+			return err
+		}
 		return stripe.CheckKeyMode(secret, production)
 	case ivrpay.ProcessorKindAdyen:
 		return adyen.CheckEndpointMode(a.APIBase, production)

@@ -71,7 +71,7 @@ func withProcessorAccount(t *testing.T, db, keyFile string) {
 	if err := os.WriteFile(secret, []byte("sk_live_ivrpaytests"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.mustAdmin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", secret, "--api-base", "http://127.0.0.1:9")
+	d.mustAdmin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", secret, "--api-base", "https://127.0.0.1:9")
 }
 
 func (d *deployment) mustAdmin(args ...string) map[string]any {
@@ -174,7 +174,9 @@ func stripeStates(r *stripetest.Request, body []byte) []byte {
 // refund each reach Stripe with the MOTO flag and an idempotency key.
 func TestProductionWithStripe(t *testing.T) {
 	t.Parallel()
-	rec := stripetest.NewRecorder(t, stripetest.StartMock(t), stripeStates)
+	// Production sends to https only: the recorder serves TLS, trusted through
+	// SSL_CERT_FILE (TestMain).
+	rec := stripetest.NewTLSRecorder(t, stripetest.StartMock(t), stripeStates)
 	d := newDeployment(t, string(ivrpay.ModeProduction))
 	p := d.mustAdmin("platform", "create", "--name", "Acme", "--enable-ivr")
 	platformID, admin := p["platform_id"].(string), p["api_key"].(string)

@@ -87,7 +87,8 @@ func spawnServe(t *testing.T, bin string, env []string, args ...string) *servePr
 				s.tail = s.tail[len(s.tail)-40:]
 			}
 			s.mu.Unlock()
-			if m := listeningAddr.FindStringSubmatch(line); m != nil {
+			// listeningLine also reads production's JSON log.
+			if m := listeningLine.FindStringSubmatch(line); m != nil {
 				select {
 				case s.listening <- m[1]:
 				default:

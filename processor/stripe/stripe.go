@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -86,6 +87,24 @@ var secretKeyShape = regexp.MustCompile(`^(sk|rk)_(live|test)_[A-Za-z0-9]{1,250}
 func CheckSecretKey(secretKey string) error {
 	if !secretKeyShape.MatchString(secretKey) {
 		return errors.New("stripe: the secret key is not a Stripe secret or restricted key (sk_live_, rk_live_, sk_test_ or rk_test_ followed by letters and digits only, on one line)")
+	}
+	return nil
+}
+
+// CheckAPIBase refuses an API base that is not an http(s) URL, and in
+// production one that is not https: a live key and card numbers travel to
+// it (a test double in production serves TLS, its certificate trusted
+// through SSL_CERT_FILE). Empty is Stripe's own API.
+func CheckAPIBase(apiBase string, production bool) error {
+	if apiBase == "" {
+		return nil
+	}
+	u, err := url.Parse(apiBase)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("stripe: the API base %q is not an http(s) URL", apiBase)
+	}
+	if production && u.Scheme != "https" {
+		return fmt.Errorf("stripe: production needs an https API base, not %q (a test double serves TLS; trust its certificate with SSL_CERT_FILE)", apiBase)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package stripe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -635,5 +636,30 @@ func TestRequestRefusedLocally(t *testing.T) {
 	_, err = p.Authorize(context.Background(), processortest.Payment("pyi_refused_conn", 1000, true))
 	if err == nil || errors.Is(err, ivrpay.ErrNotSent) || !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
 		t.Fatalf("Authorize to a closed port = %v; want an unknown outcome that may have been sent", err)
+	}
+}
+
+// TestCheckAPIBase: production sends a live key and card numbers only to an
+// https API base; a sandbox may use a plain-http double.
+func TestCheckAPIBase(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base       string
+		production bool
+		ok         bool
+	}{
+		{"", true, true},
+		{"https://api.stripe.com", true, true},
+		{"https://127.0.0.1:12111", true, true},
+		{"http://127.0.0.1:12111", true, false},
+		{"http://127.0.0.1:12111", false, true},
+		{"ftp://127.0.0.1", false, false},
+		{"127.0.0.1:12111", false, false},
+	} {
+		t.Run(fmt.Sprintf("%s production=%v", tc.base, tc.production), func(t *testing.T) {
+			if err := CheckAPIBase(tc.base, tc.production); (err == nil) != tc.ok {
+				t.Fatalf("CheckAPIBase = %v, want ok %v", err, tc.ok)
+			}
+		})
 	}
 }

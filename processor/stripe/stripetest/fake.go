@@ -87,6 +87,21 @@ const (
 // NewFake starts a Fake on a loopback port until the test ends.
 func NewFake(t testing.TB) *Fake {
 	t.Helper()
+	return newFake(t, false)
+}
+
+// NewTLSFake is NewFake serving https, with httptest's certificate (for
+// 127.0.0.1), as a production deployment needs; the client must trust it
+// (Client, or SSL_CERT_FILE for a server process).
+func NewTLSFake(t testing.TB) *Fake {
+	t.Helper()
+	return newFake(t, true)
+}
+
+// Client is an HTTP client that trusts the fake's certificate.
+func (f *Fake) Client() *http.Client { return f.srv.Client() }
+
+func newFake(t testing.TB, useTLS bool) *Fake {
 	f := &Fake{cards: map[string]url.Values{}, replies: map[string]fakeReply{}, refunds: map[string]int64{},
 		failPaths: map[string]int{}, hang: make(chan struct{}), cancelled: map[string]bool{}}
 	mux := http.NewServeMux()
@@ -98,7 +113,7 @@ func NewFake(t testing.TB) *Fake {
 	mux.HandleFunc("GET /v1/payment_intents", f.listIntents)
 	mux.HandleFunc("POST /v1/setup_intents", f.idempotent(f.createSetupIntent))
 	mux.HandleFunc("POST /v1/refunds", f.idempotent(f.createRefund))
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -114,6 +129,7 @@ func NewFake(t testing.TB) *Fake {
 		}
 		mux.ServeHTTP(w, r)
 	}))
+	startServer(f.srv, useTLS)
 	f.URL = f.srv.URL
 	t.Cleanup(func() { close(f.hang); f.srv.Close() })
 	return f

@@ -126,6 +126,26 @@ type Recorder struct {
 // may change each answer's body (it gets the request and the body).
 func NewRecorder(t testing.TB, target string, rewrite func(r *Request, body []byte) []byte) *Recorder {
 	t.Helper()
+	return newRecorder(t, target, rewrite, false)
+}
+
+// NewTLSRecorder is NewRecorder serving https with httptest's certificate
+// (for 127.0.0.1), as a production deployment needs (SSL_CERT_FILE).
+func NewTLSRecorder(t testing.TB, target string, rewrite func(r *Request, body []byte) []byte) *Recorder {
+	t.Helper()
+	return newRecorder(t, target, rewrite, true)
+}
+
+// startServer starts srv, with TLS when useTLS.
+func startServer(srv *httptest.Server, useTLS bool) {
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+}
+
+func newRecorder(t testing.TB, target string, rewrite func(r *Request, body []byte) []byte, useTLS bool) *Recorder {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +169,7 @@ func NewRecorder(t testing.TB, target string, rewrite func(r *Request, body []by
 		rec.mu.Unlock()
 		return nil
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		form, _ := url.ParseQuery(string(body))
@@ -167,6 +187,7 @@ func NewRecorder(t testing.TB, target string, rewrite func(r *Request, body []by
 		rec.mu.Unlock()
 		proxy.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), recordKey{}, r)))
 	}))
+	startServer(srv, useTLS)
 	t.Cleanup(srv.Close)
 	rec.URL = srv.URL
 	return rec

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
+	"github.com/ivrpay/ivrpay/vault"
+)
+
+// TestProductionProcessorNeedsHTTPS runs the binary in production: `admin
+// processor add` refuses a live Stripe key at a plain-http --api-base, and
+// takes the same test double serving TLS. `serve` then charges through it
+// when the double's certificate is trusted through SSL_CERT_FILE, and not
+// when it is not (the certificate is verified: the charge's outcome is
+// unknown, nothing reached Stripe).
+func TestProductionProcessorNeedsHTTPS(t *testing.T) {
+	t.Parallel()
+	bin := buildIvrpay(t)
+	fake := stripetest.NewTLSFake(t)
+	dir := t.TempDir()
+	db, keyFile, secretFile := filepath.Join(dir, "prod.db"), filepath.Join(dir, "vault.key"), filepath.Join(dir, "stripe.key")
+	key, err := vault.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vault.WriteKeyFile(keyFile, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secretFile, []byte("sk_live_51IvrpayProductionKey"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := func(args ...string) (int, map[string]any, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"admin", "--mode", "production", "--db", db, "--vault-key-file", keyFile}, args...)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		json.Unmarshal(stdout.Bytes(), &out)
+		return code, out, stderr.String()
+	}
+	plain := "http://" + strings.TrimPrefix(fake.URL, "https://")
+	if code, _, stderr := admin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", secretFile, "--api-base", plain); code != 1 || !strings.Contains(stderr, "https") {
+		t.Fatalf("production processor add at %s: exit %d, %q; want a refusal asking for https", plain, code, stderr)
+	}
+	if code, _, stderr := admin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", secretFile, "--api-base", fake.URL); code != 0 {
+		t.Fatalf("production processor add at %s: exit %d, %s", fake.URL, code, stderr)
+	}
+	_, p, _ := admin("platform", "create", "--name", "Acme", "--enable-ivr")
+	platformID, adminKey := p["platform_id"].(string), p["api_key"].(string)
+	if code, _, stderr := admin("platform", "set-processor", platformID, "stripe-main"); code != 0 {
+		t.Fatal(stderr)
+	}
+
+	serve := func(certFile string) *whServer {
+		return &whServer{awaitListening(t, spawnServe(t, bin, []string{"SSL_CERT_FILE=" + certFile}, "--addr", "127.0.0.1:0", "--mode", "production",
+			"--db", db, "--vault-key-file", keyFile, "--base-url", "https://pay.example.com", "--behind-proxy"))}
+	}
+	srv := serve(os.Getenv("SSL_CERT_FILE")) // httptest's certificate (TestMain)
+	merchant := srv.api(t, "POST", "/v1/merchants", adminKey, map[string]any{"name": "Corner Bakery"})["merchant_id"].(string)
+	admin("merchant", "activate", merchant)
+	ivrKey := srv.api(t, "POST", "/v1/api_keys", adminKey, map[string]any{"statements": []any{map[string]any{
+		"permissions": []string{"payin:create"}, "constraints": map[string]any{"platform": map[string]any{"platform_id": platformID}}}}})["api_key"].(string)
+	charge := func(s *whServer) connectorAnswer {
+		cfg := s.api(t, "POST", "/v1/payin_configs", adminKey, map[string]any{"merchant_id": merchant, "idempotency_key": fmt.Sprint("k", time.Now().UnixNano()),
+			"amount": 1000, "currency_code": "USD"})["payin_config_id"].(string)
+		return s.connector(t, ivrKey, chargeBody(cfg, fmt.Sprint("CA", time.Now().UnixNano()), "10.00"))
+	}
+	if a := charge(srv); a.ChargeID == nil {
+		t.Fatalf("production charge through the TLS double: %+v\n%s", a, srv.logTail())
+	}
+	if n := len(fake.Recorded("POST", "/v1/payment_intents")); n != 1 {
+		t.Fatalf("Stripe saw %d payment intents, want 1", n)
+	}
+	srv.kill()
+
+	untrusting := serve(os.DevNull)
+	if a := charge(untrusting); a.ChargeID != nil || a.ErrorCode == nil || *a.ErrorCode != ivrpay.ConnPaymentPending {
+		t.Fatalf("a charge to a double whose certificate is not trusted: %+v; want PAYMENT_PENDING", a)
+	}
+	if n := len(fake.Recorded("POST", "/v1/payment_intents")); n != 1 {
+		t.Fatalf("Stripe saw %d payment intents, want still 1", n)
+	}
+}
