@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,9 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		if i := strings.IndexByte(path, '?'); i >= 0 {
 			path = path[:i]
 		}
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 		// Durability stays WAL + synchronous=FULL. The rest trades memory for
 		// fewer system calls (docs/benchmarks.md): group commit's savepoints
 		// spill to memory instead of a temp file, and the writer keeps an
@@ -158,6 +162,24 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		s.group = newGroupCommit(s.wdb)
 	}
 	return s, nil
+}
+
+// createPrivate creates the SQLite file at path, when it does not exist
+// yet, readable by its owner only (SPEC §9): it holds card ciphertexts and
+// key hashes. SQLite gives the -wal and -shm files it makes beside it the
+// database file's permissions.
+func createPrivate(path string) error {
+	if path == "" || strings.HasPrefix(path, ":memory:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating the database file: %w", err)
+	}
+	return f.Close()
 }
 
 // WriteTransactions counts the write transactions the store has run (each a

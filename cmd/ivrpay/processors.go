@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/ivrpay/ivrpay"
@@ -92,9 +91,9 @@ func addProcessorAccount(ctx context.Context, store *sqlstore.Store, v ivrpay.Va
 	if file == "" {
 		return nil, fmt.Errorf("%s is required for a %s account (a file, so the secret stays out of the shell history)", flagName, a.Kind)
 	}
-	raw, err := os.ReadFile(file)
+	raw, err := readSecretFile(flagName, file, mode)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flagName, err)
+		return nil, err
 	}
 	secret := strings.TrimSpace(string(raw))
 	if secret == "" {

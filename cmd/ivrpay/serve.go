@@ -210,7 +210,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	risk := newRiskMetrics()
 	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency, risk: risk}, stderr)
 	api := newAPIServer(store, pay, logger)
-	secret, err := sharedSecret(*sessionSecretFile, v)
+	secret, err := sharedSecret(*sessionSecretFile, v, mode)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
 		return 1
@@ -353,6 +353,13 @@ func checkProduction(baseURL, tlsCert, tlsKey string, behindProxy bool, vaultKey
 	}
 	if tlsCert == "" && !behindProxy {
 		return errors.New("plain HTTP is refused: give --tls-cert and --tls-key, or --behind-proxy when a proxy terminates TLS")
+	}
+	if tlsKey != "" {
+		f, err := openSecretFile("--tls-key", tlsKey, ivrpay.ModeProduction)
+		if err != nil {
+			return err
+		}
+		f.Close()
 	}
 	return nil
 }
