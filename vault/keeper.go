@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -98,7 +99,12 @@ type Keeper struct {
 	saved      map[string]bool
 	reported   ivrpay.VaultMember
 	reportedAt time.Time
-	saveErr    string
+	// saveErrLogged is when a failure to update the key file was last logged.
+	saveErrLogged time.Time
+	// retiredCopies are the retired keys this process kept beside the key file.
+	retiredCopies map[string]bool
+	// secretsRead are the stable secrets' ciphertexts last decrypted.
+	secretsRead map[string]string
 
 	lastSync atomic.Int64 // Unix nanoseconds of the last Sync that succeeded
 	// encrypts is the key id reported as the one this process seals with
@@ -139,7 +145,7 @@ func OpenKeeper(ctx context.Context, store RingStore, path string, o KeeperOptio
 	if err != nil {
 		return nil, false, err
 	}
-	k = &Keeper{v: v, store: store, path: path, mode: mode, member: o.Member, log: o.Logger, now: o.Now}
+	k = &Keeper{v: v, store: store, path: path, mode: mode, member: o.Member, log: o.Logger, now: o.Now, retiredCopies: map[string]bool{}}
 	if k.log == nil {
 		k.log = slog.New(slog.DiscardHandler)
 	}
@@ -266,24 +272,9 @@ func (k *Keeper) sync(ctx context.Context, unlessSince time.Time) error {
 	if !unlessSince.IsZero() && k.lastSync.Load() >= unlessSince.UnixNano() {
 		return nil
 	}
-	// Keys the operator or another process of this host put in the file.
 	fileKeys, _, err := loadRing(k.path)
 	if err != nil {
 		return err
-	}
-	inFile := map[string]bool{}
-	var fileOrder []string
-	for _, raw := range fileKeys {
-		id := keyID(raw)
-		if !k.v.Holds(id) {
-			if _, err := k.v.Add(raw); err != nil {
-				return err
-			}
-		}
-		if !inFile[id] {
-			inFile[id] = true
-			fileOrder = append(fileOrder, id)
-		}
 	}
 	keys, secrets, err := k.store.VaultRing(ctx)
 	if err != nil {
@@ -305,9 +296,37 @@ func (k *Keeper) sync(ctx context.Context, unlessSince time.Time) error {
 			current = rk.ID
 		case ivrpay.VaultKeyRetired:
 			retired[rk.ID] = true
+		}
+	}
+	// Keys the operator or another process of this host put in the file.
+	// A retired one is kept beside it as a retired copy (once) and leaves it.
+	inFile := map[string]bool{}
+	var fileOrder []string
+	for _, raw := range fileKeys {
+		id := keyID(raw)
+		if inFile[id] {
 			continue
 		}
-		if !k.v.Holds(rk.ID) && rk.Wrapped != "" {
+		inFile[id] = true
+		fileOrder = append(fileOrder, id)
+		if retired[id] {
+			if !k.retiredCopies[id] {
+				if err := WriteRetiredKey(k.path, raw, k.mode, k.now()); err != nil {
+					k.logSaveError(err)
+				} else {
+					k.retiredCopies[id] = true
+				}
+			}
+			continue
+		}
+		if !k.v.Holds(id) {
+			if _, err := k.v.Add(raw); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rk := range keys {
+		if rk.State != ivrpay.VaultKeyRetired && !k.v.Holds(rk.ID) && rk.Wrapped != "" {
 			if err := k.unwrap(rk); err != nil {
 				k.log.Warn("vault key waiting in the database cannot be read yet", "key_id", rk.ID, "error", err)
 			}
@@ -323,17 +342,9 @@ func (k *Keeper) sync(ctx context.Context, unlessSince time.Time) error {
 		return err
 	}
 	for id := range retired {
-		if id == current || !k.v.Holds(id) {
-			continue
+		if id != current && k.v.Holds(id) {
+			k.v.Drop(id)
 		}
-		if inFile[id] {
-			// A key file that cannot be written keeps the retired key
-			// (saveFile says so); the ring drops it all the same.
-			if err := WriteRetiredKey(k.path, k.v.material(id), k.mode, k.now()); err != nil {
-				k.logSaveError(err)
-			}
-		}
-		k.v.Drop(id)
 	}
 	k.saveFile(fileOrder, inFile)
 	switch {
@@ -403,6 +414,9 @@ func (k *Keeper) unwrap(rk ivrpay.VaultKey) error {
 }
 
 func (k *Keeper) loadStableSecrets(secrets map[string]string) error {
+	if maps.Equal(secrets, k.secretsRead) {
+		return nil
+	}
 	var out [2][]byte
 	for i, name := range []string{secretFingerprint, secretShared} {
 		ct, ok := secrets[name]
@@ -418,6 +432,7 @@ func (k *Keeper) loadStableSecrets(secrets map[string]string) error {
 		}
 	}
 	k.v.setStableSecrets(out[0], out[1])
+	k.secretsRead = secrets
 	return nil
 }
 
@@ -451,17 +466,18 @@ func (k *Keeper) saveFile(fileOrder []string, inFile map[string]bool) {
 		k.logSaveError(err)
 		return
 	}
-	k.saveErr = ""
+	k.saveErrLogged = time.Time{}
 	k.saved = map[string]bool{}
 	for _, id := range order {
 		k.saved[id] = true
 	}
 }
 
-// logSaveError logs a failure to update the key file once per distinct error.
+// logSaveError logs a failure to update the key file when the failures
+// begin, then at most every ten minutes while they go on.
 func (k *Keeper) logSaveError(err error) {
-	if msg := err.Error(); msg != k.saveErr {
-		k.saveErr = msg
+	if now := k.now(); now.After(k.saveErrLogged.Add(10 * time.Minute)) {
+		k.saveErrLogged = now
 		k.log.Error("vault key file cannot be updated; copy the deployment's key file here before restarting", "path", k.path, "error", err)
 	}
 }
