@@ -1,11 +1,9 @@
 package sqlstore_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,24 +79,6 @@ func TestChargeNeverSent(t *testing.T) {
 	})
 }
 
-// lockedLog is a log handler's writer that a test reads.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 // TestReconcilerBacksOff: an unknown outcome the processor cannot be asked
 // about is asked about again, and warned about, ever more rarely: after ten
 // minutes unknown, not again at the end of the lease (13 s) but after a
@@ -107,7 +87,7 @@ func TestReconcilerBacksOff(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		proc := &refusingProcessor{}
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
-		var logs lockedLog
+		var logs lockedBuffer
 		b := setup(t, engine, func(o *sqlstoretest.Config) {
 			o.Processor, o.Clock, o.Logger = proc, clock, slog.New(slog.NewTextHandler(&logs, nil))
 		})
@@ -124,14 +104,14 @@ func TestReconcilerBacksOff(t *testing.T) {
 		const warning = "reconciler could not resolve a payin yet"
 		clock.Advance(10 * time.Minute)
 		reconcile()
-		if n, logged := proc.resolves.Load(), logs.count(warning); n != 1 || logged != 1 {
+		if n, logged := proc.resolves.Load(), strings.Count(string(logs.Bytes()), warning); n != 1 || logged != 1 {
 			t.Fatalf("after 10 minutes: %d questions, %d warnings; want 1 and 1", n, logged)
 		}
 		for range 5 { // a pass a second for a minute: the lease alone would allow four more questions
 			clock.Advance(12 * time.Second)
 			reconcile()
 		}
-		if n, logged := proc.resolves.Load(), logs.count(warning); n != 1 || logged != 1 {
+		if n, logged := proc.resolves.Load(), strings.Count(string(logs.Bytes()), warning); n != 1 || logged != 1 {
 			t.Fatalf("a minute later: %d questions, %d warnings; want no more", n, logged)
 		}
 		clock.Advance(2 * time.Minute)
@@ -139,8 +119,8 @@ func TestReconcilerBacksOff(t *testing.T) {
 		if n := proc.resolves.Load(); n != 2 {
 			t.Fatalf("after the back-off: %d questions, want 2", n)
 		}
-		if logs.count("retry_in=") != 2 {
-			t.Fatalf("the warnings do not say when the reconciler asks again:\n%s", logs.b.String())
+		if strings.Count(string(logs.Bytes()), "retry_in=") != 2 {
+			t.Fatalf("the warnings do not say when the reconciler asks again:\n%s", logs.Bytes())
 		}
 	})
 }

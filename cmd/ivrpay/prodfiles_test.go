@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,24 +51,8 @@ func TestProductionFilePermissions(t *testing.T) {
 	tlsCert := write("tls.crt", certPEM, 0o644)
 	run := func(args ...string) (int, string) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		cmd.Start()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			}
-			return code, stderr.String()
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			return -1, stderr.String()
-		}
+		code, _, stderr := runBinary(t, bin, args...)
+		return code, stderr
 	}
 	admin := []string{"admin", "--mode", "production", "--db", db, "--vault-key-file", keyFile}
 	serve := []string{"serve", "--mode", "production", "--db", db, "--vault-key-file", keyFile, "--addr", "127.0.0.1:0", "--base-url", "https://pay.example.com"}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,19 +38,10 @@ func TestProductionProcessorNeedsHTTPS(t *testing.T) {
 	}
 	admin := func(args ...string) (int, map[string]any, string) {
 		t.Helper()
-		cmd := exec.Command(bin, append([]string{"admin", "--mode", "production", "--db", db, "--vault-key-file", keyFile}, args...)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		code, stdout, stderr := runBinary(t, bin, append([]string{"admin", "--mode", "production", "--db", db, "--vault-key-file", keyFile}, args...)...)
 		var out map[string]any
-		json.Unmarshal(stdout.Bytes(), &out)
-		return code, out, stderr.String()
+		json.Unmarshal([]byte(stdout), &out)
+		return code, out, stderr
 	}
 	plain := "http://" + strings.TrimPrefix(fake.URL, "https://")
 	if code, _, stderr := admin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", secretFile, "--api-base", plain); code != 1 || !strings.Contains(stderr, "https") {

@@ -81,13 +81,11 @@ func rotationUnderLoad(t *testing.T, bin, engine string) {
 	// The admin commands run on the first host, with its key file.
 	admin := func(args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command(bin, append([]string{"admin", "--mode", "sandbox", "--db", dsn, "--vault-key-file", keyFiles[0]}, args...)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("admin %v: %v\n%s", args, err, stderr.String())
+		code, stdout, stderr := runBinary(t, bin, append([]string{"admin", "--mode", "sandbox", "--db", dsn, "--vault-key-file", keyFiles[0]}, args...)...)
+		if code != 0 {
+			t.Fatalf("admin %v: exit %d\n%s", args, code, stderr)
 		}
-		return stdout.String(), stderr.String()
+		return stdout, stderr
 	}
 	secretFile := filepath.Join(t.TempDir(), "stripe.key")
 	if err := os.WriteFile(secretFile, []byte("sk_test_51IvrpayRotationSecret"), 0o600); err != nil {
