@@ -25,7 +25,8 @@ const vaultMembersKeptFor = time.Hour
 const reencryptBatch = 200
 
 // vaultColumns are every column that holds vault ciphertext, by the kind of
-// secret it is, with the table's key.
+// secret it is, with the table's key. A rotation re-encrypts exactly these:
+// a new column of vault ciphertext belongs here.
 var vaultColumns = []struct{ kind, table, key, column string }{
 	{"payment_methods", "payment_methods", "id", "pan_ciphertext"},
 	{"processor_accounts", "processor_accounts", "name", "secret_ciphertext"},
@@ -239,6 +240,7 @@ func (s *Store) ReencryptVault(ctx context.Context, reencrypt func(string) (stri
 			type change struct{ key, old, new string }
 			var batch []change
 			n := 0
+			// An empty column holds no secret (an optional one not set).
 			rows, err := s.rdb.QueryContext(ctx, fmt.Sprintf(`SELECT %s, %s FROM %s WHERE %s > $1 ORDER BY %s LIMIT %d`,
 				c.key, c.column, c.table, c.key, c.key, reencryptBatch), after)
 			if err != nil {
@@ -252,6 +254,9 @@ func (s *Store) ReencryptVault(ctx context.Context, reencrypt func(string) (stri
 				}
 				n++
 				after = key
+				if ct == "" {
+					continue
+				}
 				out, changed, err := reencrypt(ct)
 				if err != nil {
 					rows.Close()
