@@ -240,7 +240,6 @@ func (s *Store) ReencryptVault(ctx context.Context, reencrypt func(string) (stri
 			type change struct{ key, old, new string }
 			var batch []change
 			n := 0
-			// An empty column holds no secret (an optional one not set).
 			rows, err := s.rdb.QueryContext(ctx, fmt.Sprintf(`SELECT %s, %s FROM %s WHERE %s > $1 ORDER BY %s LIMIT %d`,
 				c.key, c.column, c.table, c.key, c.key, reencryptBatch), after)
 			if err != nil {
@@ -255,7 +254,7 @@ func (s *Store) ReencryptVault(ctx context.Context, reencrypt func(string) (stri
 				n++
 				after = key
 				if ct == "" {
-					continue
+					continue // no secret (an optional one not set)
 				}
 				out, changed, err := reencrypt(ct)
 				if err != nil {
