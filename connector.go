@@ -71,6 +71,32 @@ func AsConnectorError(err error) *ConnectorError {
 	return nil
 }
 
+// IVRProvider is the voice platform whose pay verb sent a connector request
+// (SPEC §5.6). Payins record it as ivr.provider, and a transaction_id is
+// unique per platform and provider.
+type IVRProvider string
+
+// The voice platforms the connector serves.
+const (
+	ProviderTwilio     IVRProvider = "TWILIO"
+	ProviderTelnyx     IVRProvider = "TELNYX"
+	ProviderSignalWire IVRProvider = "SIGNALWIRE"
+)
+
+// IVRProviders lists every provider, in the order the docs show them.
+var IVRProviders = []IVRProvider{ProviderTwilio, ProviderTelnyx, ProviderSignalWire}
+
+// Name is the provider as it spells itself: "Twilio", "Telnyx", "SignalWire".
+func (p IVRProvider) Name() string {
+	switch p {
+	case ProviderTelnyx:
+		return "Telnyx"
+	case ProviderSignalWire:
+		return "SignalWire"
+	}
+	return "Twilio"
+}
+
 // IVR connector methods.
 const (
 	IVRMethodCharge   = "charge"
@@ -103,6 +129,9 @@ func ParseIVRAmount(present bool, raw string) IVRAmount {
 // IVRRequest is a connector request that passed the INVALID_REQUEST checks.
 // It holds the card and CVV in memory only.
 type IVRRequest struct {
+	// Provider is the voice platform that sent the request; empty is
+	// Twilio, the connector's first provider.
+	Provider      IVRProvider
 	Method        string
 	TransactionID string
 	CardNumber    string
@@ -175,9 +204,9 @@ func CheckIVRConfigParam(req IVRRequest) (IVRConfigRef, *ConnectorError) {
 		}
 		return ref, ConnectorErrorf(ConnMissingConfigID, `missing config id: add <Parameter name="payment_method_config_id" value="pmc_…"/> to <Pay> (Studio: a payment_method_config_id parameter)`)
 	case req.Method == IVRMethodCharge && (ref.Param != ParamPayinConfigID || isPMCID):
-		return ref, ConnectorErrorf(ConnConfigMethodMismatch, "Twilio sent a charge (chargeAmount above 0) with payment method config %s; to store a card set chargeAmount to 0 or leave it empty, to take a payment pass payin_config_id with chargeAmount equal to the config amount", ShownConfigID(ref.ID))
+		return ref, ConnectorErrorf(ConnConfigMethodMismatch, "%s sent a charge (chargeAmount above 0) with payment method config %s; to store a card set chargeAmount to 0 or leave it empty, to take a payment pass payin_config_id with chargeAmount equal to the config amount", req.Provider.Name(), ShownConfigID(ref.ID))
 	case req.Method == IVRMethodTokenize && (ref.Param == ParamPayinConfigID || isPayinID):
-		return ref, ConnectorErrorf(ConnConfigMethodMismatch, "Twilio sent a tokenize (chargeAmount 0 or empty) with payin config %s; to take the payment set chargeAmount to the payin config amount, to store a card pass payment_method_config_id", ShownConfigID(ref.ID))
+		return ref, ConnectorErrorf(ConnConfigMethodMismatch, "%s sent a tokenize (chargeAmount 0 or empty) with payin config %s; to take the payment set chargeAmount to the payin config amount, to store a card pass payment_method_config_id", req.Provider.Name(), ShownConfigID(ref.ID))
 	}
 	return ref, nil
 }

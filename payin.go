@@ -95,8 +95,8 @@ type Card struct {
 
 // IVRInfo tells which phone call made a payin.
 type IVRInfo struct {
-	Provider      string `json:"provider"`
-	TransactionID string `json:"transaction_id"`
+	Provider      IVRProvider `json:"provider"`
+	TransactionID string      `json:"transaction_id"`
 }
 
 // Payin is the money movement made from a payin config and card data.

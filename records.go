@@ -29,11 +29,18 @@ var ErrClaimTaken = errors.New("connector transaction claimed by another request
 // rather than in a transaction of its own: a charge then commits once, not
 // twice, before its processor call.
 type ConnectorClaim struct {
+	ConnectorTransactionKey
+	RequestHash string
+	ConfigID    string
+	Lease       time.Duration
+}
+
+// ConnectorTransactionKey names a connector transaction: a transaction_id
+// is unique per platform and provider (SPEC §5.6).
+type ConnectorTransactionKey struct {
 	PlatformID    string
+	Provider      IVRProvider
 	TransactionID string
-	RequestHash   string
-	ConfigID      string
-	Lease         time.Duration
 }
 
 // ConnectorTransaction is the state of a connector transaction_id as a claim found it.
@@ -52,9 +59,8 @@ type ConnectorTransaction struct {
 // ConnectorAnswer is the answer of a connector transaction, stored with the
 // change that decided it.
 type ConnectorAnswer struct {
-	PlatformID    string
-	TransactionID string
-	Result        IVRResult
+	ConnectorTransactionKey
+	Result IVRResult
 	// Claim, when set, is the claim of a new transaction, written with its
 	// answer (ErrClaimTaken when another request claimed it first).
 	Claim *ConnectorClaim
@@ -67,7 +73,9 @@ type PayinReservation struct {
 	Card           Card
 	BillingContact *BillingContact
 	Source         string
-	// IVRTransactionID is the Twilio transaction_id, for payins made over IVR.
+	// IVRProvider and IVRTransactionID name the connector transaction of a
+	// payin made over IVR.
+	IVRProvider      IVRProvider
 	IVRTransactionID string
 	// PaymentMethodID is the stored card charged, for API_STORED_PAYMENT_METHOD payins.
 	PaymentMethodID string

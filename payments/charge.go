@@ -14,8 +14,9 @@ type chargeAttempt struct {
 	cfg    *ivrpay.PayinConfig
 	entry  ivrpay.CardEntry
 	source string
-	// ivrTxID is the Twilio transaction_id, for payins made over IVR.
-	ivrTxID string
+	// ivrProvider and ivrTxID name the connector transaction, for payins made over IVR.
+	ivrProvider ivrpay.IVRProvider
+	ivrTxID     string
 	// stored is the stored card charged (merchant-initiated), with the
 	// network transaction id of its first payment; nil for a card just typed.
 	stored    *ivrpay.PaymentMethod
@@ -82,7 +83,7 @@ const notSentDesc = "The payment could not be sent to the processor; nothing was
 func (s *Service) reserve(ctx context.Context, a chargeAttempt) (p *ivrpay.Payin, resumed bool, err error) {
 	r := ivrpay.PayinReservation{ID: s.newID(ivrpay.PrefixPayin), Config: a.cfg, Card: cardOf(a.entry),
 		BillingContact: a.cfg.BillingContact.WithPostalCode(a.entry.PostalCode), Source: a.source,
-		IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now(), CreatedBy: a.createdBy}
+		IVRProvider: a.ivrProvider, IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now(), CreatedBy: a.createdBy}
 	if a.stored != nil {
 		r.PaymentMethodID = a.stored.ID
 	}
@@ -112,7 +113,7 @@ func (s *Service) reserve(ctx context.Context, a chargeAttempt) (p *ivrpay.Payin
 // processor is another request's).
 func sameAttempt(holder *ivrpay.Payin, a chargeAttempt) bool {
 	if a.ivrTxID != "" {
-		return holder.IVR != nil && holder.IVR.TransactionID == a.ivrTxID
+		return holder.IVR != nil && holder.IVR.Provider == a.ivrProvider && holder.IVR.TransactionID == a.ivrTxID
 	}
 	return a.stored != nil && holder.Status == ivrpay.PayinStatusCreated && holder.Source == a.source &&
 		string(holder.PaymentMethodID) == a.stored.ID && holder.PayinConfigID == a.cfg.ID &&

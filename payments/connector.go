@@ -16,6 +16,10 @@ import (
 // written with its reservation; a replay reads and writes nothing.
 func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res ivrpay.IVRResult, err error) {
 	caller := ivrpay.PrincipalFromContext(ctx)
+	if req.Provider == "" {
+		req.Provider = ivrpay.ProviderTwilio
+	}
+	key := transactionKey(caller, req)
 	ref := req.ConfigParam()
 	cardFP := ""
 	if req.CardNumber != "" {
@@ -37,9 +41,9 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		if c := ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]); c != "" {
 			risk.CallerSubject = ivrpay.CallerSubject(caller.PlatformID, c)
 		}
-		tx, found, cfg, route, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, caller.PlatformID, req.TransactionID, ref.ID, risk)
+		tx, found, cfg, route, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, key, ref.ID, risk)
 	} else {
-		tx, found, err = s.store.FindConnectorTransaction(ctx, caller.PlatformID, req.TransactionID)
+		tx, found, err = s.store.FindConnectorTransaction(ctx, key)
 	}
 	if err != nil {
 		return res, err
@@ -47,7 +51,7 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 	if !found && req.Method == ivrpay.IVRMethodCharge {
 		// A new charge writes its claim with its payin's reservation (or its
 		// refusal): one commit before the processor call instead of two.
-		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{PlatformID: caller.PlatformID, TransactionID: req.TransactionID,
+		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{ConnectorTransactionKey: key,
 			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, route: route, cfgRead: cfgRead, risk: risk}
 		if res, err = s.runOwned(ctx, caller, req, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
 			return res, err
@@ -55,7 +59,7 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		// Another request claimed it meanwhile: wait for it like any retry.
 	}
 	if !tx.Done {
-		if tx, err = s.claimTransaction(ctx, caller.PlatformID, req.TransactionID, hash, ref.ID); err != nil {
+		if tx, err = s.claimTransaction(ctx, key, hash, ref.ID); err != nil {
 			return res, err
 		}
 	}
@@ -99,7 +103,7 @@ func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpa
 	res, finished, err := s.runIVR(ctx, caller, req, claim)
 	if err == nil && !finished {
 		// A refusal decided without a change to record.
-		a := ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: res}
+		a := ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: res}
 		if claim != nil && !claim.written {
 			a.Claim = &claim.ConnectorClaim
 		}
@@ -110,7 +114,7 @@ func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpa
 		// Release the lease so that the next retry takes over at once: after
 		// an error, or while the processor's outcome is unknown (the retry
 		// asks the processor again with the same idempotency key).
-		if rerr := s.store.ReleaseConnectorTransaction(ctx, caller.PlatformID, req.TransactionID); rerr != nil && err == nil {
+		if rerr := s.store.ReleaseConnectorTransaction(ctx, transactionKey(caller, req)); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
@@ -166,12 +170,12 @@ func (s *Service) ivrRequestHash(req ivrpay.IVRRequest, ref ivrpay.IVRConfigRef,
 // returns the transaction as the first request left it: answered, or
 // answered for another request (the caller compares hashes). While the first
 // request runs, it waits.
-func (s *Service) claimTransaction(ctx context.Context, platformID, txID, hash, configID string) (ivrpay.ConnectorTransaction, error) {
+func (s *Service) claimTransaction(ctx context.Context, key ivrpay.ConnectorTransactionKey, hash, configID string) (ivrpay.ConnectorTransaction, error) {
 	// The claim is written whatever the client does (an owned attempt then
 	// runs to completion), so that it can share a group commit.
 	wctx := context.WithoutCancel(ctx)
 	for {
-		tx, err := s.store.ClaimConnectorTransaction(wctx, platformID, txID, hash, configID, s.opts.ConnectorLease)
+		tx, err := s.store.ClaimConnectorTransaction(wctx, key, hash, configID, s.opts.ConnectorLease)
 		if err != nil || tx.Owned || tx.Done || tx.RequestHash != hash {
 			return tx, err
 		}
@@ -250,9 +254,9 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		if rc.refusal != nil && p.RefusalCode == ivrpay.RefusalRiskBlocked {
 			res.ErrorCode = rc.refusal.Code // CONFIG_LOCKED for rule 2
 		}
-		return &ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: res}
+		return &ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: res}
 	}
-	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrTxID: req.TransactionID,
+	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrProvider: req.Provider, ivrTxID: req.TransactionID,
 		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
@@ -317,7 +321,7 @@ func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req iv
 		Fingerprint: fingerprint, NetworkTransactionID: verified.NetworkTransactionID,
 		BillingContact: pmc.BillingContact.WithPostalCode(entry.PostalCode), Metadata: pmc.Metadata, Announce: true, CreatedAt: s.now(),
 		CreatedBy: caller.ID},
-		&ivrpay.ConnectorAnswer{PlatformID: caller.PlatformID, TransactionID: req.TransactionID, Result: result})
+		&ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: result})
 	if errors.Is(err, ivrpay.ErrConfigUsed) {
 		return ivrpay.ConnectorErrorf(ivrpay.ConnConfigAlreadyUsed,
 			"payment method config %s was used by another transaction at the same time; create a new payment method config to store another card", pmc.ID).Result(), false, nil
@@ -325,6 +329,11 @@ func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req iv
 		return ivrpay.IVRResult{}, false, err
 	}
 	return result, true, nil
+}
+
+// transactionKey is the key of the caller's connector transaction req.
+func transactionKey(caller *ivrpay.APIKey, req ivrpay.IVRRequest) ivrpay.ConnectorTransactionKey {
+	return ivrpay.ConnectorTransactionKey{PlatformID: caller.PlatformID, Provider: req.Provider, TransactionID: req.TransactionID}
 }
 
 // cardOf is how a card entry is shown: brand, last 4 and expiry.

@@ -128,7 +128,7 @@ func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin) (bool, error) {
 	a := chargeAttempt{cfg: cfg, entry: entry, source: p.Source, stored: stored,
 		account: ivrpay.ProcessorAccountRef{Name: p.Processor.Account, Kind: p.Processor.Kind, AccountRef: p.Processor.AccountRef()}}
 	if p.IVR != nil {
-		a.ivrTxID = p.IVR.TransactionID
+		a.ivrProvider, a.ivrTxID = p.IVR.Provider, p.IVR.TransactionID
 		if a.answer, err = s.ivrAnswer(ctx, p, entry); err != nil {
 			return false, err
 		}
@@ -151,7 +151,8 @@ func (s *Service) ivrAnswer(ctx context.Context, p *ivrpay.Payin, entry ivrpay.C
 		if p.Card != nil {
 			r.Parameters["card_last_4"] = p.Card.Last4
 		}
-		return &ivrpay.ConnectorAnswer{PlatformID: p.PlatformID, TransactionID: p.IVR.TransactionID, Result: r}
+		key := ivrpay.ConnectorTransactionKey{PlatformID: p.PlatformID, Provider: p.IVR.Provider, TransactionID: p.IVR.TransactionID}
+		return &ivrpay.ConnectorAnswer{ConnectorTransactionKey: key, Result: r}
 	}, nil
 }
 

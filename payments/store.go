@@ -25,23 +25,23 @@ type Store interface {
 	LoadPaymentMethodCard(ctx context.Context, id string) (panCiphertext, networkTransactionID string, err error)
 
 	// FindConnectorTransaction reads a transaction without claiming it.
-	FindConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, found bool, err error)
+	FindConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, found bool, err error)
 	// FindConnectorTransactionAndPayinConfig reads a transaction and, in the
 	// same read, the payin config a charge names (nil when there is none)
 	// with the processor route of its merchant, and (risk not nil) the risk
 	// block that weighs most among those active on the charge's card,
 	// caller, config and merchant, in risk.Blocks.
-	FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error)
+	FindConnectorTransactionAndPayinConfig(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error)
 	// ClaimConnectorTransaction inserts the transaction (owned), takes over
 	// one whose lease has ended (owned), or returns it as it is.
-	ClaimConnectorTransaction(ctx context.Context, platformID, txID, requestHash, configID string, lease time.Duration) (ivrpay.ConnectorTransaction, error)
+	ClaimConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey, requestHash, configID string, lease time.Duration) (ivrpay.ConnectorTransaction, error)
 	// FinishConnectorTransaction stores the answer of a transaction that
 	// ended without a change to record (a refusal); with a.Claim, it inserts
 	// the new transaction with its answer (ErrClaimTaken when it exists).
 	FinishConnectorTransaction(ctx context.Context, a ivrpay.ConnectorAnswer) error
 	// ReleaseConnectorTransaction ends the lease of a running transaction,
 	// so that the next retry takes it over at once.
-	ReleaseConnectorTransaction(ctx context.Context, platformID, txID string) error
+	ReleaseConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) error
 
 	// ReservePayin inserts a CREATED payin, with r.Claim when set (both or
 	// neither; ErrClaimTaken when the transaction exists). When the config

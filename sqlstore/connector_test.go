@@ -394,16 +394,16 @@ func TestIVRCrashResume(t *testing.T) {
 					t.Fatal(err)
 				}
 
-				if _, err := db.Exec(`INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, status, lease_until, created_at, updated_at)
-					VALUES ($1, $2, $3, 'RUNNING', $4, $5, $5)`, b.platform.ID, tx, hash, ivrpay.FormatTime(now.Add(-time.Minute)), ivrpay.FormatTime(now.Add(-2*time.Minute))); err != nil {
+				if _, err := db.Exec(`INSERT INTO connector_transactions (platform_id, provider, transaction_id, request_hash, status, lease_until, created_at, updated_at)
+					VALUES ($1, 'TWILIO', $2, $3, 'RUNNING', $4, $5, $5)`, b.platform.ID, tx, hash, ivrpay.FormatTime(now.Add(-time.Minute)), ivrpay.FormatTime(now.Add(-2*time.Minute))); err != nil {
 					t.Fatal(err)
 				}
 				var payinID string
 				if tc.withPayin {
 					payinID = ivrpay.NewID(ivrpay.ModeSandbox, ivrpay.PrefixPayin, now)
 					if _, err := db.Exec(`INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, amount, currency_code, status,
-						brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, created_at, updated_at)
-						VALUES ($1, $2, $3, $4, 1000, 'USD', 'CREATED', 'VISA', '1111', 8, 2039, $5, $6, 'IVR', $7, $8, $8)`,
+						brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, created_at, updated_at)
+						VALUES ($1, $2, $3, $4, 1000, 'USD', 'CREATED', 'VISA', '1111', 8, 2039, $5, $6, 'IVR', 'TWILIO', $7, $8, $8)`,
 						payinID, b.platform.ID, b.merchant.ID, cfg.ID, `{"name":"Ada","postal_code":"94111"}`, `{"order":"A-1"}`, tx,
 						ivrpay.FormatTime(now.Add(-2*time.Minute))); err != nil {
 						t.Fatal(err)
@@ -1112,12 +1112,12 @@ type staleLookup struct {
 	taken atomic.Int32
 }
 
-func (s *staleLookup) FindConnectorTransaction(context.Context, string, string) (ivrpay.ConnectorTransaction, bool, error) {
+func (s *staleLookup) FindConnectorTransaction(context.Context, ivrpay.ConnectorTransactionKey) (ivrpay.ConnectorTransaction, bool, error) {
 	return ivrpay.ConnectorTransaction{}, false, nil
 }
 
-func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string, risk *ivrpay.RiskLookup) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, ivrpay.ProcessorRoute, error) {
-	_, _, cfg, route, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, platformID, txID, configID, risk)
+func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, ivrpay.ProcessorRoute, error) {
+	_, _, cfg, route, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, k, configID, risk)
 	return ivrpay.ConnectorTransaction{}, false, cfg, route, err
 }
 
@@ -1196,11 +1196,12 @@ func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(answered.ID, "CA-find-done", visaOK, 1000)))
 		unused := b.payinConfig(t, 1000)
 		check := func(t *testing.T, txID, configID string, wantTx, wantCfg bool) ivrpay.ProcessorRoute {
-			tx, found, cfg, route, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, b.platform.ID, txID, configID, nil)
+			key := ivrpay.ConnectorTransactionKey{PlatformID: b.platform.ID, Provider: ivrpay.ProviderTwilio, TransactionID: txID}
+			tx, found, cfg, route, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, key, configID, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			aloneTx, aloneFound, err := b.s.FindConnectorTransaction(ctx, b.platform.ID, txID)
+			aloneTx, aloneFound, err := b.s.FindConnectorTransaction(ctx, key)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,12 +14,12 @@ var _ ivrpay.PaymentMethodService = (*Store)(nil)
 
 const payinSelect = `SELECT id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 	authorized_amount, captured_amount, refunded_amount, refusal_code, refusal_desc, auth_code, avs_result_code, cvc_result_code,
-	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, created_at, updated_at,
+	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, created_at, updated_at,
 	processor_account, processor_kind, processor_sub_account, processor_reference, network_transaction_id, processor_outcome, created_by FROM payins`
 
 func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var p ivrpay.Payin
-	var pmID, bc, md, txID sql.NullString
+	var pmID, bc, md, provider, txID sql.NullString
 	var refunded int64
 	var refusalCode, refusalDesc, authCode, avs, cvc, brand, last4 string
 	var expMonth, expYear int
@@ -28,7 +28,7 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var procRef, nti, outcome string
 	if err := row.Scan(&p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
 		&p.AuthorizedAmount, &p.CapturedAmount, &refunded, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
-		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &txID, &created, &updated,
+		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &provider, &txID, &created, &updated,
 		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome, &p.CreatedBy); err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	}
 	p.BillingContact, p.Metadata = billingContact(bc), rawJSON(md)
 	if txID.Valid {
-		p.IVR = &ivrpay.IVRInfo{Provider: "TWILIO", TransactionID: txID.String}
+		p.IVR = &ivrpay.IVRInfo{Provider: ivrpay.IVRProvider(provider.String), TransactionID: txID.String}
 	}
 	p.Refunds = []ivrpay.Refund{}
 	p.CreatedAt, p.UpdatedAt = parseTime(created), parseTime(updated)

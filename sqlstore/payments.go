@@ -54,42 +54,42 @@ func (s *Store) LoadPaymentMethodCard(ctx context.Context, id string) (ciphertex
 
 // ClaimConnectorTransaction inserts the transaction, owned by the caller,
 // or takes over one whose lease has ended, or returns it as it is.
-func (s *Store) ClaimConnectorTransaction(ctx context.Context, platformID, txID, hash, configID string, lease time.Duration) (t ivrpay.ConnectorTransaction, err error) {
+func (s *Store) ClaimConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey, hash, configID string, lease time.Duration) (t ivrpay.ConnectorTransaction, err error) {
 	defer wrap(&err, "Store.ClaimConnectorTransaction")
 	now := s.now()
-	claim := ivrpay.ConnectorClaim{PlatformID: platformID, TransactionID: txID, RequestHash: hash, ConfigID: configID, Lease: lease}
+	claim := ivrpay.ConnectorClaim{ConnectorTransactionKey: k, RequestHash: hash, ConfigID: configID, Lease: lease}
 	n, err := s.execTx(ctx, claimInsert, claimArgs(claim, now)...)
 	if err != nil || n == 1 {
 		return ivrpay.ConnectorTransaction{Owned: n == 1, RequestHash: hash, ConfigID: configID}, err
 	}
-	t, leaseUntil, found, err := s.readConnectorTransaction(ctx, platformID, txID)
+	t, leaseUntil, found, err := s.readConnectorTransaction(ctx, k)
 	if err != nil || !found || t.Done {
 		if err == nil && !found {
-			err = fmt.Errorf("connector transaction %s vanished after its insert conflicted", txID)
+			err = fmt.Errorf("connector transaction %s vanished after its insert conflicted", k.TransactionID)
 		}
 		return t, err
 	}
 	if t.RequestHash != hash || leaseUntil >= ivrpay.FormatTime(now) {
 		return t, nil
 	}
-	n, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $3, updated_at = $4
-		WHERE platform_id = $1 AND transaction_id = $2 AND status = $5 AND lease_until = $6`,
-		platformID, txID, ivrpay.FormatTime(now.Add(lease)), ivrpay.FormatTime(now), txRunning, leaseUntil)
+	n, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $4, updated_at = $5
+		WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3 AND status = $6 AND lease_until = $7`,
+		k.PlatformID, k.Provider, k.TransactionID, ivrpay.FormatTime(now.Add(lease)), ivrpay.FormatTime(now), txRunning, leaseUntil)
 	t.Owned = n == 1
 	return t, err
 }
 
 // FindConnectorTransaction reads a transaction without claiming it.
-func (s *Store) FindConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, found bool, err error) {
+func (s *Store) FindConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, found bool, err error) {
 	defer wrap(&err, "Store.FindConnectorTransaction")
-	t, _, found, err = s.readConnectorTransaction(ctx, platformID, txID)
+	t, _, found, err = s.readConnectorTransaction(ctx, k)
 	return t, found, err
 }
 
-func (s *Store) readConnectorTransaction(ctx context.Context, platformID, txID string) (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
+func (s *Store) readConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
 	var c connectorTransactionColumns
 	err = s.queryRow(ctx, s.rdb, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
-		WHERE platform_id = $1 AND transaction_id = $2`, platformID, txID).Scan(c.dest()...)
+		WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3`, k.PlatformID, k.Provider, k.TransactionID).Scan(c.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, "", false, nil
 	} else if err != nil {
@@ -108,7 +108,7 @@ func (s *Store) readConnectorTransaction(ctx context.Context, platformID, txID s
 // With risk, the same statement also reads the risk block that weighs most
 // among those active on the charge's card, caller, config and merchant
 // (risk.Blocks; SPEC §11), so that the rules cost a new charge no statement.
-func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, platformID, txID, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error) {
+func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error) {
 	defer wrap(&err, "Store.FindConnectorTransactionAndPayinConfig")
 	var c connectorTransactionColumns
 	var platformAccount, merchantAccount, ref, block sql.NullString
@@ -120,15 +120,15 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, plat
 		t.request_hash, t.config_id, t.status, t.response, t.lease_until,
 		pl.processor_account, m.processor_account, m.processor_account_ref, `+riskBlockOfCharge+`
 		`+payinConfigFrom+` JOIN platforms pl ON pl.id = c.platform_id
-		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.transaction_id = $2
-		WHERE c.id = $3`, platformID, txID, configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now)),
+		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.provider = $7 AND t.transaction_id = $2
+		WHERE c.id = $3`, k.PlatformID, k.TransactionID, configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now), k.Provider),
 		append(c.dest(), &platformAccount, &merchantAccount, &ref, &block)})
 	if risk != nil {
 		risk.Blocks = parseRiskBlockOfCharge(block)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		// No such config (a refusal to come): the transaction on its own.
-		t, _, found, err = s.readConnectorTransaction(ctx, platformID, txID)
+		t, _, found, err = s.readConnectorTransaction(ctx, k)
 		return t, found, nil, route, err
 	} else if err != nil {
 		return t, false, nil, route, err
@@ -171,11 +171,11 @@ func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.als
 
 // claimInsert inserts a running transaction leased to the caller; 0 rows
 // when it exists already.
-const claimInsert = `INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, config_id, status, lease_until, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (platform_id, transaction_id) DO NOTHING`
+const claimInsert = `INSERT INTO connector_transactions (platform_id, provider, transaction_id, request_hash, config_id, status, lease_until, created_at, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (platform_id, provider, transaction_id) DO NOTHING`
 
 func claimArgs(c ivrpay.ConnectorClaim, now time.Time) []any {
-	return []any{c.PlatformID, c.TransactionID, c.RequestHash, c.ConfigID, txRunning, ivrpay.FormatTime(now.Add(c.Lease)), ivrpay.FormatTime(now)}
+	return []any{c.PlatformID, c.Provider, c.TransactionID, c.RequestHash, c.ConfigID, txRunning, ivrpay.FormatTime(now.Add(c.Lease)), ivrpay.FormatTime(now)}
 }
 
 // writeClaim inserts the claim a write carries, if any: ErrClaimTaken (which
@@ -206,10 +206,10 @@ func (s *Store) FinishConnectorTransaction(ctx context.Context, a ivrpay.Connect
 }
 
 // ReleaseConnectorTransaction ends the lease of a running transaction.
-func (s *Store) ReleaseConnectorTransaction(ctx context.Context, platformID, txID string) (err error) {
+func (s *Store) ReleaseConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (err error) {
 	defer wrap(&err, "Store.ReleaseConnectorTransaction")
-	_, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $3 WHERE platform_id = $1 AND transaction_id = $2 AND status = $4`,
-		platformID, txID, ivrpay.FormatTime(s.now()), txRunning)
+	_, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $4 WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3 AND status = $5`,
+		k.PlatformID, k.Provider, k.TransactionID, ivrpay.FormatTime(s.now()), txRunning)
 	return err
 }
 
@@ -219,8 +219,8 @@ func (s *Store) finishTransaction(ctx context.Context, tx querier, a ivrpay.Conn
 	if err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, tx, `UPDATE connector_transactions SET status = $3, response = $4, updated_at = $5
-		WHERE platform_id = $1 AND transaction_id = $2`, a.PlatformID, a.TransactionID, txDone, string(b), ivrpay.FormatTime(s.now()))
+	_, err = s.exec(ctx, tx, `UPDATE connector_transactions SET status = $4, response = $5, updated_at = $6
+		WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3`, a.PlatformID, a.Provider, a.TransactionID, txDone, string(b), ivrpay.FormatTime(s.now()))
 	return err
 }
 
@@ -238,17 +238,18 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 		return nil, nil, err
 	}
 	txID := sql.NullString{String: r.IVRTransactionID, Valid: r.IVRTransactionID != ""}
+	provider := sql.NullString{String: string(r.IVRProvider), Valid: r.IVRTransactionID != ""}
 	pmID := sql.NullString{String: r.PaymentMethodID, Valid: r.PaymentMethodID != ""}
 	err = s.inTx(ctx, func(tx querier) error {
 		if err := s.writeClaim(ctx, tx, r.Claim); err != nil {
 			return err
 		}
 		_, err := s.exec(ctx, tx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
-			brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_transaction_id, processor_account, processor_kind,
+			brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, processor_account, processor_kind,
 			processor_sub_account, created_at, updated_at, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21, $22)`,
 			r.ID, cfg.PlatformID, cfg.MerchantID, cfg.ID, pmID, cfg.Amount, cfg.CurrencyCode, ivrpay.PayinStatusCreated,
-			r.Card.Brand, r.Card.Last4, r.Card.ExpMonth, r.Card.ExpYear, bc, md, r.Source, txID,
+			r.Card.Brand, r.Card.Last4, r.Card.ExpMonth, r.Card.ExpYear, bc, md, r.Source, provider, txID,
 			r.Processor.Name, r.Processor.Kind, r.Processor.AccountRef, ivrpay.FormatTime(r.CreatedAt), r.CreatedBy)
 		return err
 	})
@@ -265,7 +266,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 			p.Card = &c
 		}
 		if r.IVRTransactionID != "" {
-			p.IVR = &ivrpay.IVRInfo{Provider: "TWILIO", TransactionID: r.IVRTransactionID}
+			p.IVR = &ivrpay.IVRInfo{Provider: r.IVRProvider, TransactionID: r.IVRTransactionID}
 		}
 		return p, nil, nil
 	}
@@ -274,7 +275,8 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 	}
 	var id string
 	if r.IVRTransactionID != "" {
-		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE platform_id = $1 AND ivr_transaction_id = $2`, cfg.PlatformID, r.IVRTransactionID).Scan(&id)
+		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE platform_id = $1 AND ivr_provider = $2 AND ivr_transaction_id = $3`,
+			cfg.PlatformID, r.IVRProvider, r.IVRTransactionID).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, nil, err
 		}
