@@ -8,28 +8,34 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/twilio"
+	"github.com/ivrpay/ivrpay/voice"
 )
 
-// handleConnector is Twilio's Generic Pay Connector endpoint. It answers 401
-// for missing or bad credentials, 429 while the credentials are rate limited,
-// and 200 for every request that authenticated, declines and validation
-// errors included, so that Twilio passes error_code on as ConnectorError.
-func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
+// connectorHandler is the connector endpoint of one voice platform (SPEC
+// §5, §5.6): Twilio's Generic Pay Connector, Telnyx's, SignalWire's. The
+// platform's wire format only reads the body and writes the answer; the
+// credentials, the checks and the idempotency are the same for all. Missing
+// or bad credentials answer 401 and rate limited ones 429; the rest is the
+// platform's (Twilio and Telnyx: 200 for every authenticated request, so
+// that error_code is passed on; SignalWire: 402 for a refusal).
+func (s *Server) connectorHandler(platform voice.Platform) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.handleConnector(w, r, platform) }
+}
+
+func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request, platform voice.Platform) {
 	info := infoFrom(r.Context())
 	// The body is JSON whatever the Content-Type: Twilio may send none, and a
 	// form content type must not make anything parse a form.
 	body, readErr := io.ReadAll(io.LimitReader(r.Body, twilio.MaxRequestBytes+1))
-	req, parseErr := twilio.ParseConnectorRequest(body)
+	req, parseErr := platform.ParseRequest(body)
 	respond := func(res ivrpay.IVRResult) {
 		info.outcome = res.ErrorCode
 		if info.outcome == "" {
 			info.outcome = "OK"
 		}
-		// MarshalJSON directly: json.Marshal would re-validate and compact its bytes.
-		b, _ := twilio.ConnectorResponse{Method: req.Method, ID: res.ID, ErrorCode: res.ErrorCode,
-			ErrorMessage: res.ErrorMessage, Parameters: res.Parameters}.MarshalJSON()
+		status, b := platform.Answer(req.Method, res)
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(connectorStatus(res.ErrorCode))
+		w.WriteHeader(status)
 		w.Write(b)
 	}
 	refuse := func(code, message string) { respond(ivrpay.IVRResult{ErrorCode: code, ErrorMessage: message}) }
@@ -54,7 +60,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 			refuse(ivrpay.ConnUnauthorized, "unauthorized: the connector's Password is not an enabled API key of this deployment")
 		} else {
 			info.err = err
-			refuse(ivrpay.ConnInternal, "internal error; Twilio may retry")
+			refuse(ivrpay.ConnInternal, "internal error; the voice platform may retry")
 		}
 		return
 	}
@@ -75,31 +81,18 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := ivrpay.NewContextWithPrincipal(r.Context(), key)
-	res, err := s.Connector.ProcessIVR(ctx, ivrpay.IVRRequest{
-		Method: req.Method, TransactionID: req.TransactionID, CardNumber: req.CardNumber, CVV: req.CVV,
-		ExpiryMonth: req.ExpiryMonth, ExpiryYear: req.ExpiryYear, PostalCode: req.PostalCode, ACH: req.IsACH(),
-		Amount: ivrpay.ParseIVRAmount(req.AmountPresent, req.Amount), CurrencyCode: req.CurrencyCode, Parameters: req.Parameters,
-	})
+	res, err := s.Connector.ProcessIVR(ctx, req)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			info.outcome = "client gone"
-			return // Twilio hung up; its retry gets the answer.
+			return // the platform hung up; its retry gets the answer.
 		}
 		info.err = err
-		refuse(ivrpay.ConnInternal, "internal error; Twilio may retry with the same transaction_id")
+		refuse(ivrpay.ConnInternal, internalErrorMessage)
 		return
 	}
 	respond(res)
 }
 
-// connectorStatus is the HTTP status of a connector answer: the one place
-// where a connector error code becomes a status.
-func connectorStatus(code string) int {
-	switch code {
-	case ivrpay.ConnUnauthorized:
-		return http.StatusUnauthorized
-	case ivrpay.ConnRateLimited:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusOK
-}
+// internalErrorMessage answers a connector request that failed inside ivrpay.
+const internalErrorMessage = "internal error; the voice platform may retry with the same transaction_id"

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -25,72 +26,110 @@ import (
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
-// connTest runs fn on a fresh bundle on every engine.
+// connTest runs fn on a fresh bundle on every engine, once for each voice
+// platform's connector endpoint (Twilio, Telnyx, SignalWire): the bundle's
+// connector helpers speak that platform's format.
 func connTest(t *testing.T, fn func(t *testing.T, b *bundle)) {
 	t.Helper()
 	t.Parallel()
-	forEachEngine(t, func(t *testing.T, engine string) { fn(t, setup(t, engine)) })
+	for _, w := range wires {
+		t.Run(string(w.provider), func(t *testing.T) {
+			t.Parallel()
+			forEachEngine(t, func(t *testing.T, engine string) {
+				b := setup(t, engine)
+				b.wire = w
+				fn(t, b)
+			})
+		})
+	}
 }
 
 // Twilio's documented request bodies (reference §1.3, copied from [GPC]),
 // verbatim, shared with the twilio package's parser tests.
 var (
-	docCharge      = gpcBody("charge")
-	docACHCharge   = gpcBody("ach_charge")
-	docTokenize    = gpcBody("tokenize")
-	docACHTokenize = gpcBody("ach_tokenize")
+	docCharge      = docBody("twilio", "gpc", "charge")
+	docACHCharge   = docBody("twilio", "gpc", "ach_charge")
+	docTokenize    = docBody("twilio", "gpc", "tokenize")
+	docACHTokenize = docBody("twilio", "gpc", "ach_tokenize")
 )
 
-func gpcBody(name string) string {
-	b, err := os.ReadFile(filepath.Join("..", "twilio", "testdata", "gpc", name+".json"))
+// docBody reads a documented body from a package's testdata.
+func docBody(pkg string, path ...string) string {
+	b, err := os.ReadFile(filepath.Join(append([]string{"..", pkg, "testdata"}, path...)...) + ".json")
 	if err != nil {
 		panic(err)
 	}
 	return strings.TrimSpace(string(b))
 }
 
+// parametersRE finds the opening of a body's parameters object.
+var parametersRE = regexp.MustCompile(`"parameters"\s*:\s*\{`)
+
 // withConfigParam adds the config parameter as the first custom parameter, as
 // a <Parameter> child of <Pay> would; the rest of the body stays verbatim.
 func withConfigParam(doc, name, id string) string {
-	out := strings.Replace(doc, `"parameters" : {`, fmt.Sprintf(`"parameters" : {
-    %q : %q,`, name, id), 1)
-	if out == doc {
+	loc := parametersRE.FindStringIndex(doc)
+	if loc == nil {
 		panic("no parameters object in the documented body")
 	}
-	return out
+	return doc[:loc[1]] + fmt.Sprintf("\n    %q : %q,", name, id) + doc[loc[1]:]
+}
+
+// documentedBody is a platform's documented connector request, and what it
+// holds: the transaction_id, the amount in cents and the card's expiry.
+type documentedBody struct {
+	name, body, method string
+	ach                bool
+	txID               string
+	cents              int64
+	expMonth, expYear  int
+	postalCode         string
+}
+
+// documentedBodies are the documented requests of the bundle's platform:
+// Twilio's for Twilio and Telnyx (which speaks it field for field),
+// SignalWire's own (voice/testdata/signalwire).
+func (b *bundle) documentedBodies() []documentedBody {
+	if b.wire.provider == ivrpay.ProviderSignalWire {
+		return []documentedBody{
+			{name: "charge", body: docBody("voice", "signalwire", "charge"), method: "charge", txID: "id", cents: 12345, expMonth: 1, expYear: 2038, postalCode: "12345"},
+			{name: "tokenize", body: docBody("voice", "signalwire", "tokenize"), method: "tokenize", txID: "id", expMonth: 1, expYear: 2038, postalCode: "12345"},
+		}
+	}
+	docs := []documentedBody{
+		{name: "charge", body: docCharge, method: "charge", cents: 1000},
+		{name: "tokenize", body: docTokenize, method: "tokenize"},
+		{name: "ACH charge", body: docACHCharge, method: "charge", ach: true, cents: 1000},
+		{name: "ACH tokenize", body: docACHTokenize, method: "tokenize", ach: true},
+	}
+	for i := range docs {
+		d := &docs[i]
+		d.txID, d.expMonth, d.expYear, d.postalCode = "transaction_id", 8, 2027, "94111"
+		// The documented expiry 08/27 is kept while it is in the future.
+		if !time.Now().UTC().Before(time.Date(2027, 9, 1, 0, 0, 0, 0, time.UTC)) {
+			d.body = strings.Replace(d.body, `"expiry_year":"27"`, `"expiry_year":"`+futureYear()+`"`, 1)
+			d.expYear = 2000 + (time.Now().UTC().Year()+3)%100
+		}
+	}
+	return docs
 }
 
 func TestConnectorDocumentedBodies(t *testing.T) {
 	connTest(t, func(t *testing.T, b *bundle) {
-		docs := []struct {
-			name, body, method string
-			ach                bool
-		}{
-			{"charge", docCharge, "charge", false},
-			{"tokenize", docTokenize, "tokenize", false},
-			{"ACH charge", docACHCharge, "charge", true},
-			{"ACH tokenize", docACHTokenize, "tokenize", true},
-		}
 		for _, ct := range []string{"", "application/x-www-form-urlencoded", "application/json"} {
-			for _, doc := range docs {
+			for _, doc := range b.documentedBodies() {
 				t.Run(fmt.Sprintf("%s/content-type=%q", doc.name, ct), func(t *testing.T) {
 					// A platform of its own: every documented body uses the
-					// literal transaction_id "transaction_id".
+					// same literal transaction_id.
 					tn := b.newTenant("Doc "+doc.name+" "+ct, true)
 					key, _ := b.createKey(tn.admin, statementsJSON(tn.platformID, "", "payin:create", "payment_method:create"))
 					var body, configID string
 					if doc.method == "charge" {
-						configID = b.payinConfig(tn.admin, tn.merchantID, 1000, nil)
+						configID = b.payinConfig(tn.admin, tn.merchantID, doc.cents, nil)
 						body = withConfigParam(doc.body, "payin_config_id", configID)
 					} else {
 						configID = b.paymentMethodConfig(tn.admin, tn.platformID, "", nil)
 						body = withConfigParam(doc.body, "payment_method_config_id", configID)
-					}
-					// The documented expiry 08/27 is kept while it is in the future.
-					expYear := float64(2027)
-					if !time.Now().UTC().Before(time.Date(2027, 9, 1, 0, 0, 0, 0, time.UTC)) {
-						body = strings.Replace(body, `"expiry_year":"27"`, `"expiry_year":"`+futureYear()+`"`, 1)
-						expYear = float64(2000 + (time.Now().UTC().Year()+3)%100)
 					}
 					r := b.connector("api_key", key, []byte(body), ct)
 					if doc.ach {
@@ -114,17 +153,17 @@ func TestConnectorDocumentedBodies(t *testing.T) {
 						p := b.api("GET", "/v1/payins/"+id, tn.admin, nil)
 						wantStatus(t, p, 200)
 						d := p.data(t)
-						if d["source"] != "IVR" || d["status"] != "PROCESSING" || d["amount"] != float64(1000) || d["payin_config_id"] != configID ||
+						if d["source"] != "IVR" || d["status"] != "PROCESSING" || d["amount"] != float64(doc.cents) || d["payin_config_id"] != configID ||
 							d["payment_method_id"] != r.Params["payment_method_id"] || d["currency_code"] != "USD" {
 							t.Errorf("payin %s", p.Data)
 						}
-						if ivr, _ := d["ivr"].(map[string]any); ivr["provider"] != "TWILIO" || ivr["transaction_id"] != "transaction_id" {
-							t.Errorf("payin ivr %v", d["ivr"])
+						if ivr, _ := d["ivr"].(map[string]any); ivr["provider"] != string(b.wire.provider) || ivr["transaction_id"] != doc.txID {
+							t.Errorf("payin ivr %v, want provider %s and transaction_id %s", d["ivr"], b.wire.provider, doc.txID)
 						}
-						if c, _ := d["card"].(map[string]any); c["brand"] != "VISA" || c["last_4"] != "1111" || c["exp_month"] != float64(8) || c["exp_year"] != expYear {
+						if c, _ := d["card"].(map[string]any); c["brand"] != "VISA" || c["last_4"] != "1111" || c["exp_month"] != float64(doc.expMonth) || c["exp_year"] != float64(doc.expYear) {
 							t.Errorf("payin card %v", d["card"])
 						}
-						if bc, _ := d["billing_contact"].(map[string]any); bc["postal_code"] != "94111" {
+						if bc, _ := d["billing_contact"].(map[string]any); bc["postal_code"] != doc.postalCode {
 							t.Errorf("payin billing_contact %v", d["billing_contact"])
 						}
 					} else {
@@ -139,7 +178,7 @@ func TestConnectorDocumentedBodies(t *testing.T) {
 						if d["status"] != "ACTIVE" || d["payment_method_config_id"] != configID || d["method_type"] != "CARD" || d["fingerprint"] == "" {
 							t.Errorf("payment method %s", pm.Data)
 						}
-						if c, _ := d["card"].(map[string]any); c["brand"] != "VISA" || c["last_4"] != "1111" || c["exp_month"] != float64(8) || c["exp_year"] != expYear {
+						if c, _ := d["card"].(map[string]any); c["brand"] != "VISA" || c["last_4"] != "1111" || c["exp_month"] != float64(doc.expMonth) || c["exp_year"] != float64(doc.expYear) {
 							t.Errorf("payment method card %v", d["card"])
 						}
 						cfg := b.api("GET", "/v1/payment_method_configs/"+configID, tn.admin, nil)
@@ -147,10 +186,10 @@ func TestConnectorDocumentedBodies(t *testing.T) {
 							t.Errorf("payment method config payment_method %v, want %s", cfg.data(t)["payment_method"], id)
 						}
 					}
-					// Twilio's retry gets the same bytes.
+					// The platform's retry gets the same bytes.
 					again := b.connector("api_key", key, []byte(body), ct)
-					if !bytes.Equal(again.Raw, r.Raw) {
-						t.Errorf("retry answered\n%s\nfirst answer\n%s", again.Raw, r.Raw)
+					if again.Status != r.Status || !bytes.Equal(again.Raw, r.Raw) {
+						t.Errorf("retry answered HTTP %d\n%s\nfirst answer HTTP %d\n%s", again.Status, again.Raw, r.Status, r.Raw)
 					}
 				})
 			}
@@ -187,8 +226,8 @@ func TestConnectorUnauthorized(t *testing.T) {
 		wantStatus(t, b.api("DELETE", "/v1/api_keys/"+deletedID, b.admin, nil), 200)
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		pmc := b.paymentMethodConfig(b.admin, b.platformID, "", nil)
-		charge := mustJSON(chargeBody(cfg))
-		tokenize := mustJSON(tokenizeBody(pmc))
+		charge := b.body(chargeBody(cfg))
+		tokenize := b.body(tokenizeBody(pmc))
 
 		cases := []struct {
 			name, user, pass string
@@ -209,9 +248,9 @@ func TestConnectorUnauthorized(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				b := b.on(t)
-				r := b.connector(c.user, c.pass, []byte(charge), "", c.hdr...)
+				r := b.connector(c.user, c.pass, charge, "", c.hdr...)
 				r.wantErr(t, "charge", "UNAUTHORIZED", 401)
-				r = b.connector(c.user, c.pass, []byte(tokenize), "", c.hdr...)
+				r = b.connector(c.user, c.pass, tokenize, "", c.hdr...)
 				r.wantErr(t, "tokenize", "UNAUTHORIZED", 401)
 				r = b.connector(c.user, c.pass, []byte("not json"), "", c.hdr...)
 				r.wantErr(t, "", "UNAUTHORIZED", 401)
@@ -221,8 +260,8 @@ func TestConnectorUnauthorized(t *testing.T) {
 		if n := b.count("connector_transactions"); n != 0 {
 			t.Fatalf("401s recorded %d transactions", n)
 		}
-		b.connector("api_key", key, []byte(charge), "").wantOK(t, "charge")
-		b.connector("api_key", key, []byte(tokenize), "").wantOK(t, "tokenize")
+		b.connector("api_key", key, charge, "").wantOK(t, "charge")
+		b.connector("api_key", key, tokenize, "").wantOK(t, "tokenize")
 	})
 }
 
@@ -232,36 +271,56 @@ func TestConnectorInvalidRequest(t *testing.T) {
 		key := b.ivrKey("payin:create", "payment_method:create")
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
 		valid := chargeBody(cfg)
-		cases := []struct {
+		enc := func(body map[string]any) string { return string(b.body(body)) }
+		type invalid struct {
 			name, body, method string // method "" means both id keys
-		}{
+		}
+		cases := []invalid{
 			{"not JSON", "method=charge&transaction_id=1", ""},
 			{"empty body", "", ""},
 			{"JSON array", "[]", ""},
 			{"JSON string", `"charge"`, ""},
 			{"JSON null", "null", ""},
 			{"truncated JSON", `{"method":"charge","transaction_id":"t1"`, ""},
-			{"trailing brace", mustJSON(valid) + "}", ""},
-			{"trailing bracket", mustJSON(valid) + "]", ""},
-			{"two objects", mustJSON(valid) + mustJSON(valid), ""},
-			{"method refund", mustJSON(with(valid, "method", "refund")), ""},
-			{"method missing", mustJSON(with(valid, "method", nil)), ""},
-			{"method null", mustJSON(with(valid, "method", jsonNull)), ""},
-			{"method a number", mustJSON(with(valid, "method", 1)), ""},
-			{"method an object", mustJSON(with(valid, "method", map[string]any{"charge": true})), ""},
-			{"transaction_id missing", mustJSON(with(valid, "transaction_id", nil)), "charge"},
-			{"transaction_id null", mustJSON(with(valid, "transaction_id", jsonNull)), "charge"},
-			{"transaction_id empty", mustJSON(with(valid, "transaction_id", "")), "charge"},
-			{"transaction_id blank", mustJSON(with(valid, "transaction_id", "   ")), "charge"},
-			{"transaction_id 256 characters", mustJSON(with(valid, "transaction_id", strings.Repeat("t", 256))), "charge"},
-			{"transaction_id an object", mustJSON(with(valid, "transaction_id", map[string]any{})), "charge"},
-			{"tokenize without transaction_id", mustJSON(with(tokenizeBody("sbx_pmc_x"), "transaction_id", nil)), "tokenize"},
-			{"cardnumber an object", mustJSON(with(valid, "cardnumber", map[string]any{"n": "4111111111111111"})), "charge"},
-			{"amount an array", mustJSON(with(valid, "amount", []any{"10.00"})), "charge"},
-			{"parameters an array", mustJSON(with(valid, "parameters", []any{cfg})), "charge"},
-			{"parameters a string", mustJSON(with(valid, "parameters", cfg)), "charge"},
-			{"parameter value an object", mustJSON(with(valid, "parameters", map[string]any{"payin_config_id": map[string]any{"id": cfg}})), "charge"},
-			{"body over 64 KiB", mustJSON(with(valid, "description", strings.Repeat("p", 65<<10))), ""},
+			{"trailing brace", enc(valid) + "}", ""},
+			{"trailing bracket", enc(valid) + "]", ""},
+			{"two objects", enc(valid) + enc(valid), ""},
+			{"transaction_id missing", enc(with(valid, "transaction_id", nil)), "charge"},
+			{"transaction_id null", enc(with(valid, "transaction_id", jsonNull)), "charge"},
+			{"transaction_id empty", enc(with(valid, "transaction_id", "")), "charge"},
+			{"transaction_id blank", enc(with(valid, "transaction_id", "   ")), "charge"},
+			{"transaction_id 256 characters", enc(with(valid, "transaction_id", strings.Repeat("t", 256))), "charge"},
+			{"transaction_id an object", enc(with(valid, "transaction_id", map[string]any{})), "charge"},
+			{"tokenize without transaction_id", enc(with(tokenizeBody("sbx_pmc_x"), "transaction_id", nil)), "tokenize"},
+			{"cardnumber an object", enc(with(valid, "cardnumber", map[string]any{"n": "4111111111111111"})), "charge"},
+			{"amount an array", enc(with(valid, "amount", []any{"10.00"})), "charge"},
+			{"parameters an array", enc(with(valid, "parameters", []any{cfg})), "charge"},
+			{"parameters a string", enc(with(valid, "parameters", cfg)), "charge"},
+			{"parameter value an object", enc(with(valid, "parameters", map[string]any{"payin_config_id": map[string]any{"id": cfg}})), "charge"},
+			{"body over 64 KiB", enc(with(valid, "description", strings.Repeat("p", 65<<10))), ""},
+		}
+		if b.wire.provider == ivrpay.ProviderSignalWire {
+			// SignalWire's method is the payment method; chargeAmount says charge or tokenize.
+			sw, swTokenize := b.wire.encode(valid), b.wire.encode(tokenizeBody("sbx_pmc_x"))
+			cases = append(cases,
+				invalid{"method refund", mustJSON(with(sw, "method", "refund")), "charge"},
+				invalid{"method charge (Twilio's)", mustJSON(with(sw, "method", "charge")), "charge"},
+				invalid{"method a number", mustJSON(with(sw, "method", 1)), "charge"},
+				invalid{"method an object", mustJSON(with(sw, "method", map[string]any{"credit-card": true})), "charge"},
+				invalid{"chargeAmount an object", mustJSON(with(sw, "chargeAmount", map[string]any{"value": 10})), "charge"},
+				invalid{"chargeAmount true", mustJSON(with(sw, "chargeAmount", true)), "charge"},
+				invalid{"amount an array on a tokenize", mustJSON(with(swTokenize, "amount", []any{0})), "tokenize"},
+				invalid{"token_type a number", mustJSON(with(swTokenize, "token_type", 1)), "tokenize"},
+				invalid{"duplicated chargeAmount", strings.Replace(mustJSON(sw), `"chargeAmount":"10.00"`, `"chargeAmount":"10.00","chargeAmount":"0.07"`, 1), "charge"},
+			)
+		} else {
+			cases = append(cases,
+				invalid{"method refund", mustJSON(with(valid, "method", "refund")), ""},
+				invalid{"method missing", mustJSON(with(valid, "method", nil)), ""},
+				invalid{"method null", mustJSON(with(valid, "method", jsonNull)), ""},
+				invalid{"method a number", mustJSON(with(valid, "method", 1)), ""},
+				invalid{"method an object", mustJSON(with(valid, "method", map[string]any{"charge": true})), ""},
+			)
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -281,7 +340,7 @@ func TestConnectorInvalidRequest(t *testing.T) {
 		// INVALID_REQUEST comes before IVR_NOT_ENABLED.
 		off := b.newTenant("No IVR", false)
 		offKey, _ := b.createKey(off.admin, statementsJSON(off.platformID, "", "payin:create"))
-		b.ivr(offKey, with(valid, "method", "refund")).wantErr(t, "", "INVALID_REQUEST", 200)
+		b.ivr(offKey, with(valid, "method", "refund")).wantErr(t, b.methodOf(with(valid, "method", "refund")), "INVALID_REQUEST", 200)
 	})
 }
 
@@ -511,6 +570,11 @@ func TestConnectorUnsupportedPaymentMethod(t *testing.T) {
 		b.ivr(key, with(chargeBody(cfg), "bankaccountnumber", "12345678")).wantErr(t, "charge", "UNSUPPORTED_PAYMENT_METHOD", 200)
 		// Before currency and amount.
 		b.ivr(key, with(ach(chargeBody(cfg)), "currency_code", "EUR", "amount", "abc")).wantErr(t, "charge", "UNSUPPORTED_PAYMENT_METHOD", 200)
+		if b.wire.provider == ivrpay.ProviderSignalWire {
+			// SignalWire names the payment method: ach-debit.
+			achDebit := with(b.wire.encode(chargeBody(cfg)), "method", "ach-debit")
+			b.connector("api_key", key, []byte(mustJSON(achDebit)), "").wantErr(t, "charge", "UNSUPPORTED_PAYMENT_METHOD", 200)
+		}
 		// Null bank fields are not ACH.
 		b.ivr(key, with(chargeBody(cfg), "bankaccountnumber", jsonNull, "routingnumber", jsonNull)).wantOK(t, "charge")
 	})
@@ -560,6 +624,11 @@ func TestConnectorInvalidAmount(t *testing.T) {
 				if amount == nil {
 					body = with(chargeBody(cfg), "amount", nil) // absent on a charge
 				}
+				if b.methodOf(body) == "tokenize" {
+					// SignalWire: no chargeAmount means storing a card, which the payin config is not for.
+					b.ivr(key, body).wantErr(t, "tokenize", "CONFIG_METHOD_MISMATCH", 200)
+					return
+				}
 				msg := b.ivr(key, body).wantErr(t, "charge", "INVALID_AMOUNT", 200)
 				if msg == "" {
 					t.Errorf("amount %v: no message", amount)
@@ -598,7 +667,13 @@ func TestConnectorAmountMismatch(t *testing.T) {
 		for _, amount := range []string{"10.01", "9.99", "0", "100.00", "1000", "1", "10.1"} {
 			t.Run(amount, func(t *testing.T) {
 				b := b.on(t)
-				b.ivr(key, with(chargeBody(cfg), "amount", amount)).wantErr(t, "charge", "AMOUNT_MISMATCH", 200)
+				body := with(chargeBody(cfg), "amount", amount)
+				if b.methodOf(body) == "tokenize" {
+					// SignalWire: chargeAmount 0 stores a card, which the payin config is not for.
+					b.ivr(key, body).wantErr(t, "tokenize", "CONFIG_METHOD_MISMATCH", 200)
+					return
+				}
+				b.ivr(key, body).wantErr(t, "charge", "AMOUNT_MISMATCH", 200)
 			})
 		}
 		// Before the card checks.
@@ -930,7 +1005,7 @@ func TestConnectorCheckOrder(t *testing.T) {
 				setup()
 			}
 			body = with(body, "transaction_id", newTxID())
-			r := b.connector(user, pass, []byte(mustJSON(body)), "")
+			r := b.connector(user, pass, b.body(body), "")
 			if code == "" {
 				r.wantOK(t, "charge")
 				return
@@ -939,8 +1014,7 @@ func TestConnectorCheckOrder(t *testing.T) {
 			if code == "UNAUTHORIZED" {
 				status = 401
 			}
-			method, _ := body["method"].(string)
-			r.wantErr(t, map[bool]string{true: "charge", false: ""}[method == "charge"], code, status)
+			r.wantErr(t, b.methodOf(body), code, status)
 		}
 		set := func(kv ...any) func() { return func() { body = with(body, kv...) } }
 
@@ -1031,8 +1105,22 @@ func TestConnectorTolerance(t *testing.T) {
 			}
 			r.wantOK(t, "charge")
 		}
-		// The private-beta tokenize sample: amount "0", currency USD, null description and postal code.
 		pmc := b.paymentMethodConfig(b.admin, b.platformID, "", map[string]any{"billing_contact": map[string]any{"postal_code": "94111"}})
+		if b.wire.provider == ivrpay.ProviderSignalWire {
+			// SWML's request (pay.payment_connector_url): chargeAmount a
+			// string, token_type on a charge too, currency in lower case;
+			// and a tokenize sent as chargeAmount "0".
+			swml := fmt.Sprintf(`{"transaction_id":%q,"method":"credit-card","cardnumber":"4111111111111111","cvv":"123","postal_code":"94111",
+"description":"Payment description","chargeAmount":"10.00","token_type":"reusable","expiry_month":"12","expiry_year":%q,"currency_code":"usd",
+"parameters":{"payin_config_id":%q}}`, newTxID(), futureYear(), cfgWithPostal())
+			b.connector("api_key", key, []byte(swml), "").wantOK(t, "charge")
+			tokenize := fmt.Sprintf(`{"transaction_id":%q,"method":"credit-card","cardnumber":"4111111111111111","cvv":"123","postal_code":null,
+"chargeAmount":"0","token_type":"reusable","expiry_month":"12","expiry_year":%q,"currency_code":"usd","parameters":{"payment_method_config_id":%q}}`,
+				newTxID(), futureYear(), pmc)
+			b.connector("api_key", key, []byte(tokenize), "application/json").wantOK(t, "tokenize")
+			return
+		}
+		// The private-beta tokenize sample: amount "0", currency USD, null description and postal code.
 		sample := fmt.Sprintf(`{ "method": "tokenize", "transaction_id": "81e3c0b7-7680-4d3c-b22b-f3974925c4d1", "cardnumber": "4444333322221111",
   "cvv": "123", "expiry_month": "12", "expiry_year": %q, "description": null,
   "amount": "0", "currency_code": "USD", "postal_code": null, "parameters": {"payment_method_config_id": %q} }`, futureYear(), pmc)
@@ -1145,10 +1233,54 @@ func TestConnectorIdempotency(t *testing.T) {
 	})
 }
 
-// post sends a connector request without touching testing.T (for goroutines).
+// TestConnectorTransactionPerProvider: a transaction_id is unique per
+// platform and provider (SPEC §5.6). The same id posted to the Twilio,
+// Telnyx and SignalWire endpoints is three transactions, each charging its
+// config and recording its provider; each replays its own answer, and a
+// different request under the id on one endpoint is that endpoint's
+// DUPLICATE_TRANSACTION.
+func TestConnectorTransactionPerProvider(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		key := b.ivrKey("payin:create")
+		txID := newTxID()
+		first := map[ivrpay.IVRProvider]connResp{}
+		bodies := map[ivrpay.IVRProvider]map[string]any{}
+		for _, w := range wires {
+			b := b.on(t)
+			b.wire = w
+			bodies[w.provider] = with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "transaction_id", txID)
+			r := b.ivr(key, bodies[w.provider])
+			id := r.wantOK(t, "charge")
+			first[w.provider] = r
+			p := b.api("GET", "/v1/payins/"+id, b.admin, nil)
+			if ivr, _ := p.data(t)["ivr"].(map[string]any); ivr["provider"] != string(w.provider) || ivr["transaction_id"] != txID {
+				t.Errorf("%s payin ivr %v", w.provider, p.data(t)["ivr"])
+			}
+		}
+		for _, w := range wires {
+			t.Run(string(w.provider), func(t *testing.T) {
+				b := b.on(t)
+				b.wire = w
+				if r := b.ivr(key, bodies[w.provider]); !bytes.Equal(r.Raw, first[w.provider].Raw) {
+					t.Errorf("replay answered\n%s\nwant\n%s", r.Raw, first[w.provider].Raw)
+				}
+				other := with(bodies[w.provider], "parameters", map[string]any{"payin_config_id": b.payinConfig(b.admin, b.merchantID, 1000, nil)})
+				b.ivr(key, other).wantErr(t, "charge", "DUPLICATE_TRANSACTION", 200)
+			})
+		}
+		if n := b.count("payins"); n != len(wires) {
+			t.Fatalf("%d payins, want one per provider", n)
+		}
+	})
+}
+
+// post sends a connector request to the bundle's platform without touching
+// testing.T (for goroutines).
 func (b *bundle) post(key string, body []byte) (int, []byte, error) {
 	base, client := b.server()
-	req, err := http.NewRequest("POST", base+httpapi.ConnectorPath, bytes.NewReader(body))
+	req, err := http.NewRequest("POST", base+b.wire.path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -1166,7 +1298,7 @@ func TestConnectorConcurrentRetries(t *testing.T) {
 	connTest(t, func(t *testing.T, b *bundle) {
 		key := b.ivrKey("payin:create")
 		cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
-		body := []byte(mustJSON(chargeBody(cfg)))
+		body := b.body(chargeBody(cfg))
 		const n = 8
 		var wg sync.WaitGroup
 		answers := make([][]byte, n)
@@ -1189,7 +1321,7 @@ func TestConnectorConcurrentRetries(t *testing.T) {
 				t.Fatalf("concurrent retries answered differently:\n%s\n%s", answers[0], answers[i])
 			}
 		}
-		r := connResp{Raw: answers[0], ContentType: "application/json", Status: 200}
+		r := connResp{wire: b.wire, Raw: answers[0], ContentType: "application/json", Status: 200}
 		b.parseConn(&r)
 		r.wantOK(t, "charge")
 		var count int
@@ -1208,18 +1340,19 @@ func TestConnectorRaceOnOneConfig(t *testing.T) {
 				var mk func() []byte
 				if method == "charge" {
 					cfg := b.payinConfig(b.admin, b.merchantID, 1000, nil)
-					mk = func() []byte { return []byte(mustJSON(chargeBody(cfg))) }
+					mk = func() []byte { return b.body(chargeBody(cfg)) }
 				} else {
 					pmc := b.paymentMethodConfig(b.admin, b.platformID, "", nil)
-					mk = func() []byte { return []byte(mustJSON(tokenizeBody(pmc))) }
+					mk = func() []byte { return b.body(tokenizeBody(pmc)) }
 				}
 				const n = 6
 				var wg sync.WaitGroup
 				answers := make([][]byte, n)
+				statuses := make([]int, n)
 				errs := make([]error, n)
 				for i := range n {
 					body := mk()
-					wg.Go(func() { _, answers[i], errs[i] = b.post(key, body) })
+					wg.Go(func() { statuses[i], answers[i], errs[i] = b.post(key, body) })
 				}
 				wg.Wait()
 				ok, used := 0, 0
@@ -1227,7 +1360,7 @@ func TestConnectorRaceOnOneConfig(t *testing.T) {
 					if errs[i] != nil {
 						t.Fatal(errs[i])
 					}
-					r := connResp{Raw: answers[i], ContentType: "application/json", Status: 200}
+					r := connResp{wire: b.wire, Raw: answers[i], ContentType: "application/json", Status: statuses[i]}
 					b.parseConn(&r)
 					switch code, _ := r.str("error_code"); code {
 					case "":

@@ -46,6 +46,7 @@ import (
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/voice"
 	"github.com/ivrpay/ivrpay/webhook"
 )
 
@@ -125,8 +126,9 @@ func TestContractDocumentIsValidOpenAPI(t *testing.T) {
 	}
 }
 
-// serverRouteRE matches the patterns server.go registers: mux.Handle("GET /v1/…", …).
-var serverRouteRE = regexp.MustCompile(`mux\.Handle(?:Func)?\("([^"]*)"(\+ConnectorPath)?`)
+// serverRouteRE matches the patterns server.go registers: mux.Handle("GET /v1/…", …),
+// and "POST "+p.Path() for every voice platform p.
+var serverRouteRE = regexp.MustCompile(`mux\.Handle(?:Func)?\("([^"]*)"(\+p\.Path\(\))?`)
 
 // undocumentedRoutes are served but deliberately not in the document.
 var undocumentedRoutes = map[string]string{
@@ -146,11 +148,13 @@ func TestContractRoutesDocumented(t *testing.T) {
 	}
 	routes := map[string]bool{}
 	for _, m := range serverRouteRE.FindAllStringSubmatch(string(src), -1) {
-		pattern := m[1]
 		if m[2] != "" {
-			pattern += httpapi.ConnectorPath
+			for _, p := range voice.Platforms() {
+				routes[m[1]+p.Path()] = true
+			}
+			continue
 		}
-		routes[pattern] = true
+		routes[m[1]] = true
 	}
 	if len(routes) < 10 {
 		t.Fatalf("found only %d routes in server.go; has the way routes are registered changed?", len(routes))
@@ -227,7 +231,7 @@ func (tr *contractTransport) RoundTrip(req *http.Request) (*http.Response, error
 		c.t.Errorf("%s: no operation of openapi.json matches: %v", what, err)
 		return tr.next.RoundTrip(withBody(req))
 	}
-	if route.Path == httpapi.ConnectorPath && vreq.Header.Get("Content-Type") == "" {
+	if strings.HasPrefix(route.Path, "/vendor/") && vreq.Header.Get("Content-Type") == "" {
 		// Twilio sends no Content-Type; the document says the body is JSON
 		// whatever the header says, so the copy the validator reads has one.
 		vreq.Header.Set("Content-Type", "application/json")
@@ -414,7 +418,7 @@ func (r *creq) send() canswer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.body != nil && r.path != httpapi.ConnectorPath {
+	if r.body != nil && !strings.HasPrefix(r.path, "/vendor/") {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if r.bearer != "" {
@@ -917,6 +921,43 @@ func (c *contract) run() {
 	c.req("DELETE", "/v1/api_keys/"+tempID).key(admin).expect(200)
 	c.req("DELETE", "/v1/api_keys/"+tempID).key(admin).expect(404)
 	c.req("GET", "/v1/merchants").key(temp).expect(401)
+
+	// Telnyx posts Twilio's body; SignalWire its own, and only a success is a 200.
+	a = c.req("POST", httpapi.TelnyxConnectorPath).basicAuth("api_key", ivr).
+		json(contractCharge(newCfg("contract-cfg-telnyx", 1000, "AUTHORIZE_AND_CAPTURE"), "4111111111111111", "10.00")).expect(200)
+	if a.str(t, "charge_id") == "" {
+		t.Fatalf("Telnyx charge: %s", a.raw)
+	}
+	c.req("POST", httpapi.TelnyxConnectorPath).basicAuth("api_key", "sbx_apikey_"+strings.Repeat("3", 64)).
+		json(contractCharge(cfg1, "4111111111111111", "10.00")).expect(401)
+	signalWireCharge := func(cfgID, card string, amount any) map[string]any {
+		return map[string]any{"method": "credit-card", "transaction_id": contractTxID(), "cardnumber": card, "cvv": "123",
+			"expiry_month": "08", "expiry_year": contractYear(), "postal_code": "94111", "chargeAmount": amount,
+			"currency_code": "USD", "description": "contract test", "parameters": map[string]any{"payin_config_id": cfgID}}
+	}
+	a = c.req("POST", httpapi.SignalWireConnectorPath).basicAuth("api_key", ivr).
+		json(signalWireCharge(newCfg("contract-cfg-signalwire", 1000, "AUTHORIZE_AND_CAPTURE"), "4111111111111111", 10.00)).expect(200)
+	if a.str(t, "charge_id") == "" {
+		t.Fatalf("SignalWire charge: %s", a.raw)
+	}
+	a = c.req("POST", httpapi.SignalWireConnectorPath).basicAuth("api_key", ivr).
+		json(signalWireCharge(newCfg("contract-cfg-signalwire-decline", 1000, "AUTHORIZE_AND_CAPTURE"), "4000000000000002", "10.00")).expect(402)
+	if a.str(t, "error_code") != "DECLINED" {
+		t.Fatalf("SignalWire decline: %s", a.raw)
+	}
+	pmcSignalWire := c.req("POST", "/v1/payment_method_configs").key(admin).
+		json(map[string]any{"platform_id": c.platformID, "idempotency_key": "contract-pmc-signalwire"}).expect(200).str(t, "payment_method_config_id")
+	a = c.req("POST", httpapi.SignalWireConnectorPath).basicAuth("api_key", ivr).json(map[string]any{
+		"transaction_id": contractTxID(), "cardnumber": "4111111111111111", "cvv": "123", "postal_code": "94111",
+		"description": "save card", "amount": 0, "token_type": "reusable", "expiry_month": "08", "expiry_year": contractYear(),
+		"currency_code": "USD", "parameters": map[string]any{"payment_method_config_id": pmcSignalWire}}).expect(200)
+	if a.str(t, "token_id") == "" {
+		t.Fatalf("SignalWire tokenize: %s", a.raw)
+	}
+	c.req("POST", httpapi.SignalWireConnectorPath).basicAuth("api_key", "sbx_apikey_"+strings.Repeat("4", 64)).
+		json(signalWireCharge(cfg1, "4111111111111111", "10.00")).expect(401)
+	c.req("POST", httpapi.SignalWireConnectorPath).basicAuth("api_key", ivr).
+		json(signalWireCharge(cfg1, "4111111111111111", []string{"10.00"})).violates("chargeAmount an array").expect(402)
 
 	// Rate limiting: failed authentications block the client address (REST)
 	// or the address and credential (connector), except for credentials that

@@ -73,6 +73,10 @@ type bundle struct {
 
 	ctMu   *sync.Mutex
 	ctSeen map[string][]string // X-Request-Id → Content-Type values the server received on the connector
+
+	// wire is the voice platform whose connector endpoint the connector
+	// helpers speak to (Twilio's unless a test picks another).
+	wire wire
 }
 
 // forEachEngine runs fn as a parallel subtest on every engine.
@@ -104,7 +108,8 @@ func setup(t *testing.T, engine string, adjust ...func(*sqlstoretest.Config)) *b
 // and admin key.
 func serve(t *testing.T, engine string, s *sqlstore.Store, opts sqlstoretest.Config, log *syncBuffer) *bundle {
 	t.Helper()
-	b := &bundle{t: t, engine: engine, store: s, pay: opts.Payments(s), log: log, logger: opts.Logger, ctMu: &sync.Mutex{}, ctSeen: map[string][]string{}}
+	b := &bundle{t: t, engine: engine, store: s, pay: opts.Payments(s), log: log, logger: opts.Logger, ctMu: &sync.Mutex{}, ctSeen: map[string][]string{},
+		wire: twilioWire}
 	b.startServer()
 	b.tenant = b.newTenant("Acme Platform", true)
 	return b
@@ -118,7 +123,7 @@ func (b *bundle) startServer() {
 	server := &httpapi.Server{Services: httpapi.NewServices(s, pay), Logger: b.logger}
 	h := server.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == httpapi.ConnectorPath {
+		if strings.HasPrefix(r.URL.Path, "/vendor/") {
 			b.ctMu.Lock()
 			b.ctSeen[r.Header.Get("X-Request-Id")] = r.Header.Values("Content-Type")
 			b.ctMu.Unlock()
@@ -378,10 +383,108 @@ func (b *bundle) count(table string) int {
 	return n
 }
 
-// ---- Twilio connector client ----
+// ---- connector clients (Twilio, Telnyx, SignalWire) ----
+
+// wire is a voice platform's connector format as the tests speak it. The
+// tests write Twilio's bodies; encode turns one into the platform's.
+type wire struct {
+	provider ivrpay.IVRProvider
+	path     string
+	// refusal is the HTTP status of an authenticated request's refusal,
+	// internal that of INTERNAL_ERROR.
+	refusal, internal int
+	// encode is a Twilio connector body as this platform sends it.
+	encode func(body map[string]any) map[string]any
+	// methodOf is the method an encoded body asks for: charge, tokenize,
+	// or "" when the platform cannot tell.
+	methodOf func(body map[string]any) string
+}
+
+var (
+	twilioWire = wire{provider: ivrpay.ProviderTwilio, path: httpapi.ConnectorPath, refusal: 200, internal: 200,
+		encode: func(body map[string]any) map[string]any { return body }, methodOf: twilioMethodOf}
+	// Telnyx speaks Twilio's format field for field, on its own endpoint.
+	telnyxWire = wire{provider: ivrpay.ProviderTelnyx, path: httpapi.TelnyxConnectorPath, refusal: 200, internal: 200,
+		encode: func(body map[string]any) map[string]any { return body }, methodOf: twilioMethodOf}
+	// SignalWire answers a refusal with 402, since it reads any 200 as a success.
+	signalWireWire = wire{provider: ivrpay.ProviderSignalWire, path: httpapi.SignalWireConnectorPath, refusal: 402, internal: 500,
+		encode: signalWireBody, methodOf: signalWireMethodOf}
+	// wires are the platforms the connector suite runs over.
+	wires = []wire{twilioWire, telnyxWire, signalWireWire}
+)
+
+func twilioMethodOf(body map[string]any) string {
+	switch m, _ := body["method"].(string); strings.ToLower(m) {
+	case "charge", "tokenize":
+		return strings.ToLower(m)
+	}
+	return ""
+}
+
+// signalWireBody is a Twilio body as SignalWire sends it (signalwire/docs,
+// cXML <Pay>): a charge with method credit-card and the amount as
+// chargeAmount; a tokenize without method, with token_type and an amount 0
+// unless the body has one. Another method is left as it is.
+func signalWireBody(body map[string]any) map[string]any {
+	out := with(body)
+	switch twilioMethodOf(body) {
+	case "charge":
+		out["method"] = "credit-card"
+		if amount, ok := body["amount"]; ok {
+			delete(out, "amount")
+			out["chargeAmount"] = amount
+		}
+	case "tokenize":
+		delete(out, "method")
+		out["token_type"] = "reusable"
+		if _, ok := body["amount"]; !ok {
+			out["amount"] = 0
+		}
+	}
+	return out
+}
+
+// signalWireMethodOf: a chargeAmount that is there and not 0 charges;
+// anything else stores the card.
+func signalWireMethodOf(body map[string]any) string {
+	amount, ok := body["chargeAmount"]
+	if !ok || amount == nil {
+		return "tokenize"
+	}
+	raw, _ := json.Marshal(amount)
+	if string(raw) == "null" {
+		return "tokenize"
+	}
+	var text string
+	if json.Unmarshal(raw, &text) != nil {
+		text = string(raw)
+	}
+	if cents, err := ivrpay.ParseDollars(strings.TrimSpace(text)); strings.TrimSpace(text) == "" || (err == nil && cents == 0) {
+		return "tokenize"
+	}
+	return "charge"
+}
+
+// status is the HTTP status this platform answers where Twilio answers twilioStatus.
+func (w wire) status(code string, twilioStatus int) int {
+	switch {
+	case twilioStatus != 200:
+		return twilioStatus
+	case code == ivrpay.ConnInternal:
+		return w.internal
+	}
+	return w.refusal
+}
+
+// body is a Twilio body encoded for the bundle's platform, as JSON.
+func (b *bundle) body(body map[string]any) []byte { return []byte(mustJSON(b.wire.encode(body))) }
+
+// methodOf is the method body (a Twilio body) asks the bundle's platform for.
+func (b *bundle) methodOf(body map[string]any) string { return b.wire.methodOf(b.wire.encode(body)) }
 
 // connResp is an answer of the connector endpoint.
 type connResp struct {
+	wire        wire
 	Status      int
 	ContentType string
 	Raw         []byte
@@ -390,13 +493,13 @@ type connResp struct {
 	Params      map[string]string
 }
 
-// connector posts body to the connector endpoint exactly as Twilio does:
-// Basic auth (skipped when user and pass are both empty) and, unless
-// contentType is set, no Content-Type header at all.
+// connector posts body to the bundle's platform's connector endpoint
+// exactly as Twilio does: Basic auth (skipped when user and pass are both
+// empty) and, unless contentType is set, no Content-Type header at all.
 func (b *bundle) connector(user, pass string, body []byte, contentType string, hdrs ...header) connResp {
 	b.t.Helper()
 	base, client := b.server()
-	req, err := http.NewRequest("POST", base+httpapi.ConnectorPath, bytes.NewReader(body))
+	req, err := http.NewRequest("POST", base+b.wire.path, bytes.NewReader(body))
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -428,19 +531,16 @@ func (b *bundle) connector(user, pass string, body []byte, contentType string, h
 	if contentType == "" && len(seen) != 0 {
 		b.t.Fatalf("the server received Content-Type %q; the test meant to send none", seen)
 	}
-	r := connResp{Status: res.StatusCode, ContentType: res.Header.Get("Content-Type"), Raw: raw}
+	r := connResp{wire: b.wire, Status: res.StatusCode, ContentType: res.Header.Get("Content-Type"), Raw: raw}
 	b.parseConn(&r)
 	return r
 }
 
-// ivr posts a connector request with key as the connector's Password.
+// ivr posts a connector request (a Twilio body, encoded for the bundle's
+// platform) with key as the connector's Password.
 func (b *bundle) ivr(key string, body map[string]any) connResp {
 	b.t.Helper()
-	j, err := json.Marshal(body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.connector("api_key", key, j, "")
+	return b.connector("api_key", key, b.body(body), "")
 }
 
 // parseConn checks the Twilio shape: a JSON object whose values are strings
@@ -516,10 +616,14 @@ func (r connResp) wantOK(t *testing.T, method string) string {
 	return id
 }
 
-// wantErr checks a failed answer for method: HTTP status, the id key(s)
-// present and null, error_code code, a message; it returns the message.
+// wantErr checks a failed answer for method: HTTP status (Twilio's; the
+// platform's own where it differs), the id key(s) present and null,
+// error_code code, a message; it returns the message.
 func (r connResp) wantErr(t *testing.T, method, code string, status int) string {
 	t.Helper()
+	if r.wire.path != "" {
+		status = r.wire.status(code, status)
+	}
 	keys := append(idKeysFor(method), "error_code", "error_message", "parameters")
 	if r.Status != status || !slices.Equal(r.Keys, keys) {
 		t.Fatalf("HTTP %d keys %v, want %d and keys %v\n%s", r.Status, r.Keys, status, keys, r.Raw)

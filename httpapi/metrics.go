@@ -23,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "HTTP request latency by route.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15}},
 			[]string{"route"}),
 		connector: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpay_connector_outcomes_total",
-			Help: "Twilio connector answers by error_code (OK for success)."}, []string{"error_code"}),
+			Help: "Connector answers (Twilio, Telnyx, SignalWire) by error_code (OK for success)."}, []string{"error_code"}),
 		rateLimits: prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpay_auth_rate_limited_total",
 			Help: "Requests refused because their client reached the authentication failure limit."}),
 	}
@@ -37,7 +37,7 @@ func (m *Metrics) observe(route string, status int, d time.Duration, outcome str
 	}
 	m.requests.WithLabelValues(route, statusLabel(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
-	if route == "POST "+ConnectorPath && outcome != "" {
+	if connectorPlatform(route) != nil && outcome != "" {
 		m.connector.WithLabelValues(outcome).Inc()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/twilio"
 )
 
 // requestInfo collects what the one log line of a request reports.
@@ -64,11 +62,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		defer func() {
 			if p := recover(); p != nil {
 				info.err = panicError{p}
-				if rec.status == 0 && r.Pattern == "POST "+ConnectorPath {
-					// Twilio reads only its own shape; the id keys stay present and null.
-					b, _ := json.Marshal(twilio.ConnectorResponse{ErrorCode: ivrpay.ConnInternal, ErrorMessage: "internal error; Twilio may retry with the same transaction_id"})
+				if platform := connectorPlatform(r.Pattern); rec.status == 0 && platform != nil {
+					// A voice platform reads only its own shape; the id keys stay present and null.
+					status, b := platform.Answer("", ivrpay.IVRResult{ErrorCode: ivrpay.ConnInternal, ErrorMessage: internalErrorMessage})
 					rec.Header().Set("Content-Type", "application/json")
-					rec.WriteHeader(http.StatusOK)
+					rec.WriteHeader(status)
 					rec.Write(b)
 				} else if rec.status == 0 {
 					writeError(rec, r, info.err)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/voice"
 )
 
 // Services are the domain services the handlers call.
@@ -75,8 +76,23 @@ type Server struct {
 	Portal http.Handler
 }
 
-// ConnectorPath is where Twilio posts Generic Pay Connector requests.
-const ConnectorPath = "/vendor/twilio/pay_generic"
+// Where each voice platform posts connector requests (SPEC §5, §5.6).
+var (
+	ConnectorPath           = voice.Twilio.Path()
+	TelnyxConnectorPath     = voice.Telnyx.Path()
+	SignalWireConnectorPath = voice.SignalWire.Path()
+)
+
+// connectorPlatform returns the voice platform whose connector route pattern
+// is, or nil for any other route.
+func connectorPlatform(pattern string) voice.Platform {
+	for _, p := range voice.Platforms() {
+		if pattern == "POST "+p.Path() {
+			return p
+		}
+	}
+	return nil
+}
 
 // Handler returns the routed handler with its middleware.
 func (s *Server) Handler() http.Handler {
@@ -86,7 +102,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
-	mux.HandleFunc("POST "+ConnectorPath, s.handleConnector)
+	for _, p := range voice.Platforms() {
+		mux.HandleFunc("POST "+p.Path(), s.connectorHandler(p))
+	}
 	if s.MetricsHandler != nil {
 		mux.Handle("GET /metrics", s.MetricsHandler)
 	}

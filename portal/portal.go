@@ -71,7 +71,7 @@ type AuditAggregator interface {
 }
 
 // ConnectorPath is where Twilio posts Generic Pay Connector requests.
-const ConnectorPath = httpapi.ConnectorPath
+var ConnectorPath = httpapi.ConnectorPath
 
 // Options configure the portal.
 type Options struct {
