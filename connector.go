@@ -97,6 +97,16 @@ func (p IVRProvider) Name() string {
 	return "Twilio"
 }
 
+// ConnectorTimeout is how long the provider waits for the connector's answer
+// (reference voice-providers.md): Twilio 10 s (then it retries), Telnyx 5 s
+// (then it retries), SignalWire 5 s (once).
+func (p IVRProvider) ConnectorTimeout() time.Duration {
+	if p == ProviderTelnyx || p == ProviderSignalWire {
+		return 5 * time.Second
+	}
+	return 10 * time.Second
+}
+
 // IVR connector methods.
 const (
 	IVRMethodCharge   = "charge"

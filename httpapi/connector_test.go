@@ -22,7 +22,9 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
+	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
@@ -1274,6 +1276,46 @@ func TestConnectorTransactionPerProvider(t *testing.T) {
 			t.Fatalf("%d payins, want one per provider", n)
 		}
 	})
+}
+
+// TestConnectorAnswersInsideProviderTimeout: Telnyx and SignalWire wait 5 s
+// for the connector (Twilio 10 s), so a processor call of their requests
+// gets at most 4 s instead of the 6 s a Twilio one gets: a slow processor
+// is answered PAYMENT_PENDING before the platform gives up, and the payin
+// is left to the reconciler as for Twilio.
+func TestConnectorAnswersInsideProviderTimeout(t *testing.T) {
+	t.Parallel()
+	for _, w := range wires {
+		t.Run(string(w.provider), func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var budget time.Duration
+			b := setup(t, sqlstore.EngineSQLite, func(c *sqlstoretest.Config) {
+				// The sandbox's slow amount asks to wait: note the deadline
+				// the call got, and give up at once as a timed-out call would.
+				c.Processor = &sandbox.Processor{Sleep: func(ctx context.Context, _ time.Duration) error {
+					deadline, _ := ctx.Deadline()
+					mu.Lock()
+					budget = time.Until(deadline)
+					mu.Unlock()
+					return context.DeadlineExceeded
+				}}
+			})
+			b.wire = w
+			key := b.ivrKey("payin:create")
+			r := b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, sandbox.SlowAmount, nil)), "amount", "51.10"))
+			r.wantErr(t, "charge", "PAYMENT_PENDING", 200)
+			mu.Lock()
+			defer mu.Unlock()
+			limit := 4 * time.Second
+			if w.provider == ivrpay.ProviderTwilio {
+				limit = payments.DefaultProcessorTimeout
+			}
+			if budget <= limit-time.Second || budget > limit {
+				t.Fatalf("the processor call got %s, want just under %s", budget, limit)
+			}
+		})
+	}
 }
 
 // post sends a connector request to the bundle's platform without touching

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/card"
@@ -34,6 +35,8 @@ type chargeAttempt struct {
 	createdBy string
 	// risk is the attempt's risk check (nil: not checked, as the reconciler's).
 	risk *riskCheck
+	// timeout bounds the processor call (0: the service's ProcessorTimeout).
+	timeout time.Duration
 }
 
 // charge makes a payin in three steps. (1) A CREATED payin reserves the
@@ -57,7 +60,7 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 	if a.stored != nil {
 		pay.Stored = &ivrpay.StoredCredential{NetworkTransactionID: a.storedNTI}
 	}
-	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return a.processor.Authorize(ctx, pay) })
+	res, err := s.callWithin(ctx, a.timeout, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return a.processor.Authorize(ctx, pay) })
 	if errors.Is(err, ivrpay.ErrNotSent) && !resumed {
 		// Refused before it left, and no earlier attempt sent this payin's
 		// idempotency key: nothing was charged, so the payin fails at once

@@ -257,7 +257,8 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		return &ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: res}
 	}
 	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrProvider: req.Provider, ivrTxID: req.TransactionID,
-		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc})
+		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc,
+		timeout: s.ivrProcessorTimeout(req.Provider)})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
 	} else if err != nil {
@@ -296,7 +297,7 @@ func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req iv
 	}
 	pmID := s.newID(ivrpay.PrefixPaymentMethod)
 	params := map[string]string{"card_brand": string(entry.Brand), "card_last_4": card.Last4(entry.PAN)}
-	verified, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
+	verified, err := s.callWithin(ctx, s.ivrProcessorTimeout(req.Provider), func(ctx context.Context) (ivrpay.ProcessorResult, error) {
 		return proc.Verify(ctx, ivrpay.CardPayment{IdempotencyKey: pmID, Reference: pmID, Currency: "USD", Card: entry.Details(), AccountRef: account.AccountRef})
 	})
 	if err != nil {

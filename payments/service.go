@@ -126,7 +126,23 @@ func (s *Service) FindRefund(ctx context.Context, id string) (*ivrpay.Refund, er
 // call runs one processor call with its own deadline, detached from the
 // client: a caller who hangs up never cuts a call to the processor short.
 func (s *Service) call(ctx context.Context, f func(ctx context.Context) (ivrpay.ProcessorResult, error)) (ivrpay.ProcessorResult, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ProcessorTimeout)
+	return s.callWithin(ctx, s.opts.ProcessorTimeout, f)
+}
+
+// ivrProcessorTimeout bounds a processor call of a connector request from
+// provider: ProcessorTimeout, shortened to leave a second of the provider's
+// own timeout, so that Telnyx and SignalWire (5 s) get an answer, if only
+// PAYMENT_PENDING, before they give up on the connector.
+func (s *Service) ivrProcessorTimeout(provider ivrpay.IVRProvider) time.Duration {
+	return min(s.opts.ProcessorTimeout, provider.ConnectorTimeout()-time.Second)
+}
+
+// callWithin is call with a deadline of its own (ProcessorTimeout when 0).
+func (s *Service) callWithin(ctx context.Context, timeout time.Duration, f func(ctx context.Context) (ivrpay.ProcessorResult, error)) (ivrpay.ProcessorResult, error) {
+	if timeout <= 0 {
+		timeout = s.opts.ProcessorTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	res, err := f(ctx)
 	if err != nil && !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
