@@ -72,14 +72,18 @@ type LintOptions struct {
 	WantCaller bool
 }
 
-func (o LintOptions) expectedKind() string {
+// ExpectedKind is the kind of config the step is for: the one given, or a
+// payin config when an amount is given; "" when unknown.
+func (o LintOptions) ExpectedKind() string {
 	if o.ConfigKind == "" && o.AmountCents > 0 {
 		return ConfigKindPayin
 	}
 	return o.ConfigKind
 }
 
-func (o LintOptions) validate() error {
+// Validate reports a contradiction in o (an unknown kind, a negative amount,
+// an amount for a payment method config).
+func (o LintOptions) Validate() error {
 	switch {
 	case o.ConfigKind != "" && o.ConfigKind != ConfigKindPayin && o.ConfigKind != ConfigKindPaymentMethod:
 		return fmt.Errorf("config kind must be %q or %q, not %q", ConfigKindPayin, ConfigKindPaymentMethod, o.ConfigKind)
@@ -96,7 +100,7 @@ func (o LintOptions) validate() error {
 // every <Pay> verb or capture-payments widget is checked. The error is for
 // input that is neither well-formed TwiML nor a Studio flow, and for bad opts.
 func Lint(doc []byte, opts LintOptions) ([]Finding, error) {
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(doc, []byte("\xef\xbb\xbf"))) // a UTF-8 byte order mark
@@ -107,18 +111,25 @@ func Lint(doc []byte, opts LintOptions) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LintPays(pays, TwiML, opts), nil
+}
+
+// LintPays checks the <Pay> verbs of an XML document written in markup m
+// (TwiML, or a TwiML-like markup of another platform), naming them Pay[n];
+// a document without any is an error of its own.
+func LintPays(pays []Pay, m *Markup, opts LintOptions) []Finding {
 	if len(pays) == 0 {
 		return []Finding{{
 			Severity: SeverityError, Element: "Response",
 			Message: "the document has no <Pay> verb, so the call never collects a card",
 			Fix:     "add the <Pay> verb that `ivrpay twiml` prints for your config",
-		}}, nil
+		}}
 	}
 	var findings []Finding
 	for i := range pays {
-		findings = append(findings, lintPay(fmt.Sprintf("Pay[%d]", i+1), &pays[i], twimlDialect, opts)...)
+		findings = append(findings, LintPay(fmt.Sprintf("Pay[%d]", i+1), &pays[i], m, opts)...)
 	}
-	return findings, nil
+	return findings
 }
 
 func lintStudio(doc []byte, opts LintOptions) ([]Finding, error) {
@@ -135,20 +146,50 @@ func lintStudio(doc []byte, opts LintOptions) ([]Finding, error) {
 	}
 	var findings []Finding
 	for i := range steps {
-		findings = append(findings, lintPay(steps[i].name, &steps[i].pay, studioDialect, opts)...)
+		findings = append(findings, LintPay(steps[i].name, &steps[i].pay, Studio, opts)...)
 	}
 	return findings, nil
 }
 
-// dialect names attributes and phrases fixes the way the user's document
-// spells them, so that one set of rules serves TwiML and Studio flows.
-type dialect struct {
-	studio bool
+// Markup is one way of writing a <Pay> step: TwiML, a Studio flow, and the
+// markups of the other voice platforms (package voice: Telnyx's TeXML,
+// SignalWire's cXML and SWML). It names the platform that runs the step and
+// the step's settings as the user's document spells them, phrases the fixes
+// that way, and adds the markup's own rules, so that one set of rules
+// reports the same mistakes in every markup.
+type Markup struct {
+	// Name is the markup's name ("TwiML"), Platform the voice platform's ("Twilio").
+	Name, Platform string
+	// Names maps a <Pay> attribute (and "Parameter") to the markup's
+	// spelling; one it does not list keeps the attribute's name.
+	Names map[string]string
+	// Set phrases "give attr this value"; nil is `set attr="value"`.
+	Set func(attr, value string) string
+	// SetParam phrases "the step needs this custom parameter"; nil is a
+	// <Parameter> child.
+	SetParam func(name, value string) string
+	// Method is the connector method a step asks for; nil is chargeAmount's
+	// rule (above 0 charges, absent or 0 stores a card).
+	Method func(p *Pay) (string, error)
+	// Connector checks how the step reaches ivrpay's connector; nil is
+	// Twilio's rule (paymentConnector names the connector).
+	Connector func(element string, p *Pay) []Finding
+	// Rules are the markup's own checks, run after the common ones.
+	Rules func(element string, p *Pay, opts LintOptions) []Finding
+	// Templates: chargeAmount may be a template ({{…}}) that lint cannot read.
+	Templates bool
+	// CallerValue is the caller's number as the markup substitutes it; ""
+	// is TwiML's CallerValue.
+	CallerValue string
 }
 
+// TwiML and Studio are Twilio's markups.
 var (
-	twimlDialect  = dialect{}
-	studioDialect = dialect{studio: true}
+	TwiML  = &Markup{Name: "TwiML", Platform: "Twilio"}
+	Studio = &Markup{Name: "Studio flow", Platform: "Twilio", Names: studioNames(), Set: studioSet,
+		SetParam: func(name, value string) string {
+			return fmt.Sprintf("under Parameters (parameters), add the key %s with the value %s", name, value)
+		}, Templates: true, CallerValue: StudioCallerValue}
 )
 
 // studioFields maps <Pay> attributes to the Studio widget's flow JSON keys and labels.
@@ -164,19 +205,32 @@ var studioFields = map[string][2]string{
 	"Parameter":        {"parameters", "Parameters"},
 }
 
+func studioNames() map[string]string {
+	names := make(map[string]string, len(studioFields))
+	for attr, f := range studioFields {
+		names[attr] = f[0]
+	}
+	return names
+}
+
 // name is the attribute as the user's document spells it.
-func (d dialect) name(attr string) string {
-	if d.studio {
-		return studioFields[attr][0]
+func (m *Markup) name(attr string) string {
+	if n, ok := m.Names[attr]; ok {
+		return n
 	}
 	return attr
 }
 
 // set phrases "give attr this value".
-func (d dialect) set(attr, value string) string {
-	if !d.studio {
-		return fmt.Sprintf("set %s=%q", attr, value)
+func (m *Markup) set(attr, value string) string {
+	if m.Set != nil {
+		return m.Set(attr, value)
 	}
+	return fmt.Sprintf("set %s=%q", attr, value)
+}
+
+// studioSet phrases a value for Studio's widget by its label and key.
+func studioSet(attr, value string) string {
 	f := studioFields[attr]
 	switch attr {
 	case "validCardTypes":
@@ -194,9 +248,9 @@ func (d dialect) set(attr, value string) string {
 }
 
 // setParam phrases "the step needs this custom parameter".
-func (d dialect) setParam(name, value string) string {
-	if d.studio {
-		return fmt.Sprintf("under Parameters (parameters), add the key %s with the value %s", name, value)
+func (m *Markup) setParam(name, value string) string {
+	if m.SetParam != nil {
+		return m.SetParam(name, value)
 	}
 	return fmt.Sprintf("add <Parameter name=%q value=%q/> inside <Pay>", name, value)
 }
@@ -205,7 +259,7 @@ func (d dialect) setParam(name, value string) string {
 type lintCheck struct {
 	element string
 	pay     *Pay
-	d       dialect
+	d       *Markup
 	opts    LintOptions
 	out     []Finding
 }
@@ -217,10 +271,15 @@ func (c *lintCheck) add(sev Severity, attr, fix, format string, args ...any) {
 	})
 }
 
-// lintPay applies every rule to one step, in the order of the guide's table.
-func lintPay(element string, p *Pay, d dialect, opts LintOptions) []Finding {
-	c := &lintCheck{element: element, pay: p, d: d, opts: opts}
-	c.connector()
+// LintPay applies every rule to one step written in markup m, in the order
+// of the guide's table, then the markup's own rules.
+func LintPay(element string, p *Pay, m *Markup, opts LintOptions) []Finding {
+	c := &lintCheck{element: element, pay: p, d: m, opts: opts}
+	if m.Connector != nil {
+		c.out = append(c.out, m.Connector(element, p)...)
+	} else {
+		c.connector()
+	}
 	c.cardTypes()
 	c.securityCode()
 	c.postalCode()
@@ -230,6 +289,9 @@ func lintPay(element string, p *Pay, d dialect, opts LintOptions) []Finding {
 	c.amountAndParameters()
 	c.attributeCase()
 	c.prompts()
+	if m.Rules != nil {
+		c.out = append(c.out, m.Rules(element, p, opts)...)
+	}
 	return c.out
 }
 
@@ -237,8 +299,8 @@ func (c *lintCheck) connector() {
 	if strings.TrimSpace(c.pay.PaymentConnector) == "" {
 		c.add(SeverityError, "paymentConnector",
 			c.d.set("paymentConnector", "<Unique Name of your ivrpay Generic Pay Connector>"),
-			`%s is missing, so Twilio sends the card to its connector named "Default" instead of ivrpay`,
-			c.d.name("paymentConnector"))
+			`%s is missing, so %s sends the card to its connector named "Default" instead of ivrpay`,
+			c.d.name("paymentConnector"), c.d.Platform)
 	}
 }
 
@@ -247,8 +309,8 @@ func (c *lintCheck) cardTypes() {
 	name := c.d.name("validCardTypes")
 	if strings.TrimSpace(c.pay.ValidCardTypes) == "" {
 		c.add(SeverityWarning, "validCardTypes", fix,
-			"%s is missing, so Twilio accepts only its default %q and refuses callers with Discover, JCB and Diners Club cards, which ivrpay processes",
-			name, DefaultValidCardTypes)
+			"%s is missing, so %s accepts only its default %q and refuses callers with Discover, JCB and Diners Club cards, which ivrpay processes",
+			name, c.d.Platform, DefaultValidCardTypes)
 		return
 	}
 	listed := map[string]bool{}
@@ -273,8 +335,8 @@ func (c *lintCheck) cardTypes() {
 	}
 	if len(missing) > 0 {
 		c.add(SeverityWarning, "validCardTypes", fix,
-			"%s leaves out %s: Twilio refuses those callers although ivrpay processes all six brands",
-			name, strings.Join(missing, ", "))
+			"%s leaves out %s: %s refuses those callers although ivrpay processes all six brands",
+			name, strings.Join(missing, ", "), c.d.Platform)
 	}
 }
 
@@ -303,8 +365,8 @@ func (c *lintCheck) postalCode() {
 		}
 		c.add(SeverityError, "postalCode",
 			c.d.set("postalCode", "true")+", or put the postal code in the config's billing_contact.postal_code",
-			"%s is false, so Twilio sends no postal code, and unless the config's billing contact has one the connector refuses every card with MISSING_POSTAL_CODE",
-			name)
+			"%s is false, so %s sends no postal code, and unless the config's billing contact has one the connector refuses every card with MISSING_POSTAL_CODE",
+			name, c.d.Platform)
 	default:
 		c.add(SeverityWarning, "postalCode",
 			c.d.set("postalCode", "true")+" unless this call's cardholder really has that billing postal code",
@@ -350,7 +412,7 @@ func (c *lintCheck) paymentMethod() {
 // that the custom parameter the connector needs for that kind is there.
 func (c *lintCheck) amountAndParameters() {
 	name := c.d.name("chargeAmount")
-	expected := c.opts.expectedKind()
+	expected := c.opts.ExpectedKind()
 	amountFix := c.d.set("chargeAmount", "<the payin config's amount, e.g. 10.00>")
 	if c.opts.AmountCents > 0 {
 		amountFix = c.d.set("chargeAmount", FormatCents(c.opts.AmountCents))
@@ -361,30 +423,37 @@ func (c *lintCheck) amountAndParameters() {
 	raw := strings.TrimSpace(c.pay.ChargeAmount)
 	cents, err := c.pay.ChargeCents()
 	switch {
-	case c.d.studio && strings.Contains(raw, "{{"):
+	case c.d.Templates && strings.Contains(raw, "{{"):
 		c.add(SeverityWarning, "chargeAmount", "make sure it renders the payin config's amount as a decimal such as 10.00, or nothing to store a card",
 			"%s is the template %q, which ivrpay cannot check", name, raw)
 	case err != nil:
 		c.add(SeverityError, "chargeAmount", amountFix+", or "+storeFix+" to store a card",
-			"%s %q is not a decimal amount such as 10.00, so Twilio cannot run the payment", name, raw)
+			"%s %q is not a decimal amount such as 10.00, so %s cannot run the payment", name, raw, c.d.Platform)
 	case cents > maxChargeCents:
 		c.add(SeverityError, "chargeAmount", amountFix,
-			"%s %s is above Twilio's maximum of %s", name, FormatCents(cents), FormatCents(maxChargeCents))
+			"%s %s is above %s's maximum of %s", name, FormatCents(cents), c.d.Platform, FormatCents(maxChargeCents))
 	case cents > 0:
 		kind = ConfigKindPayin
 	default:
 		kind = ConfigKindPaymentMethod
 	}
 
+	if c.d.Method != nil {
+		// The markup says charge or tokenize by other means (Telnyx:
+		// transactionType); when it cannot tell, its own rules say why.
+		if method, err := c.d.Method(c.pay); err == nil {
+			kind = map[string]string{MethodCharge: ConfigKindPayin, MethodTokenize: ConfigKindPaymentMethod}[method]
+		}
+	}
 	switch {
 	case kind == ConfigKindPaymentMethod && expected == ConfigKindPayin:
 		c.add(SeverityError, "chargeAmount", amountFix,
-			"%s is %s, so Twilio asks the connector to store the card (tokenize), but the config is a payin config",
-			name, describeAmount(raw))
+			"%s is %s, so %s asks the connector to store the card (tokenize), but the config is a payin config",
+			name, describeAmount(raw), c.d.Platform)
 	case kind == ConfigKindPayin && expected == ConfigKindPaymentMethod:
 		c.add(SeverityError, "chargeAmount", storeFix,
-			"%s %s makes Twilio charge the card, but the config is a payment method config, which stores a card",
-			name, FormatCents(cents))
+			"%s %s makes %s charge the card, but the config is a payment method config, which stores a card",
+			name, FormatCents(cents), c.d.Platform)
 	case kind == ConfigKindPayin && c.opts.AmountCents > 0 && cents != c.opts.AmountCents:
 		c.add(SeverityError, "chargeAmount", amountFix,
 			"%s %s does not match payin config amount %s; the connector answers AMOUNT_MISMATCH",
@@ -420,9 +489,9 @@ func describeAmount(raw string) string {
 
 func (c *lintCheck) payinParameter(amount string) {
 	if _, ok := c.pay.Param(ParamCaller); !ok && c.opts.WantCaller {
-		value := CallerValue
-		if c.d.studio {
-			value = StudioCallerValue
+		value := c.d.CallerValue
+		if value == "" {
+			value = CallerValue
 		}
 		c.add(SeverityWarning, "Parameter", c.d.setParam(ParamCaller, value)+" (ivrpay twiml --caller writes it)",
 			"the step passes no %s parameter, so the risk rules cannot count declines per caller, and one caller can try card after card on fresh payin configs until the card or merchant rules stop it (docs/risk.md)",
@@ -465,8 +534,8 @@ func (c *lintCheck) paymentMethodParameter(amount string) {
 	if _, ok := c.pay.Param(ParamPayinConfigID); ok {
 		c.add(SeverityError, "Parameter",
 			"to charge, "+c.d.set("chargeAmount", "<the payin config's amount>")+"; to store a card, "+fix+" instead",
-			"%s is %s, so Twilio asks the connector to store the card (tokenize), but the step carries %s: the connector answers CONFIG_METHOD_MISMATCH",
-			c.d.name("chargeAmount"), amount, ParamPayinConfigID)
+			"%s is %s, so %s asks the connector to store the card (tokenize), but the step carries %s: the connector answers CONFIG_METHOD_MISMATCH",
+			c.d.name("chargeAmount"), amount, c.d.Platform, ParamPayinConfigID)
 		return
 	}
 	c.add(SeverityError, "Parameter", fix,
@@ -493,7 +562,7 @@ func (c *lintCheck) attributeCase() {
 			if a.Name.Local != f.name && strings.EqualFold(a.Name.Local, f.name) {
 				c.out = append(c.out, Finding{
 					Severity: SeverityError, Element: c.element, Attribute: a.Name.Local,
-					Message: fmt.Sprintf("Twilio attribute names are case-sensitive, so %s is ignored", a.Name.Local),
+					Message: fmt.Sprintf("%s attribute names are case-sensitive, so %s is ignored", c.d.Platform, a.Name.Local),
 					Fix:     "rename it to " + f.name,
 				})
 			}

@@ -32,7 +32,49 @@ const (
 	ResultSuccess               = "success"
 	ResultPaymentConnectorError = "payment-connector-error"
 	ResultValidationError       = "validation-error"
+	// ResultInternalError is Telnyx's and SignalWire's result for an answer
+	// they cannot use.
+	ResultInternalError = "internal-error"
 )
+
+// Platform is the voice platform whose side Simulate plays; the zero value
+// is Twilio. Package voice describes Telnyx and SignalWire, whose pay verbs
+// speak variants of the Generic Pay Connector. A nil func is Twilio's way.
+type Platform struct {
+	// Name names the platform in what the simulator reports; "" is Twilio.
+	Name string
+	// Timeout is the platform's wait for each connector attempt, Retries
+	// how many times it retries an attempt that got no answer (negative:
+	// never); 0 is Twilio's DefaultTimeout and DefaultRetries.
+	Timeout time.Duration
+	Retries int
+	// Method is the connector method a <Pay> makes the platform ask for.
+	Method func(p *Pay) (string, error)
+	// Body is the connector request's body as the platform sends it.
+	Body func(p *Pay, r ConnectorRequest) ([]byte, error)
+	// Read is what the platform makes of the connector's answer (the
+	// last attempt's status and body).
+	Read func(method string, status int, body []byte, redact func(string) string) AnswerReading
+	// OmitConnectorParameters leaves the answer's parameters out of the
+	// action callback (Twilio passes them on as PayConnector_*).
+	OmitConnectorParameters bool
+}
+
+// name is the platform's name for messages.
+func (p *Platform) name() string {
+	if p == nil || p.Name == "" {
+		return "Twilio"
+	}
+	return p.Name
+}
+
+// AnswerReading is what a platform makes of a connector's answer.
+type AnswerReading struct {
+	// Response is the answer, when it is well formed.
+	Response *ConnectorResponse
+	// Result, ConnectorError and PaymentError are the action callback's fields.
+	Result, ConnectorError, PaymentError string
+}
 
 // PaymentError values of caller-side validation failures (Twilio's ErrorType names).
 const (
@@ -98,10 +140,12 @@ type SimulateOptions struct {
 	AccountSid, CallSid string
 	// AuthToken, when set, signs every callback with X-Twilio-Signature.
 	AuthToken string
-	// Timeout is per attempt; 0 means DefaultTimeout.
+	// Platform is the voice platform whose side the call plays; nil is Twilio.
+	Platform *Platform
+	// Timeout is per attempt; 0 means the platform's (Twilio: DefaultTimeout).
 	Timeout time.Duration
 	// Retries is how many times a timed-out or failed attempt is retried; 0
-	// means DefaultRetries and a negative value means none.
+	// means the platform's (Twilio: DefaultRetries) and a negative value means none.
 	Retries int
 	// Client sends the requests; nil means a client without a timeout of its
 	// own, since Timeout bounds each attempt.
@@ -259,14 +303,14 @@ func Simulate(ctx context.Context, o SimulateOptions) (*Simulation, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	method, err := o.Pay.Method()
+	method, err := o.method()
 	if err != nil {
-		return nil, fmt.Errorf("chargeAmount: %w", err)
+		return nil, err
 	}
 	sim := &Simulation{Method: method, Attempts: []Attempt{}, CallSid: o.CallSid}
 	in, problem := o.capture(ctx, sim)
 	if problem != "" {
-		sim.fillCallback(ResultValidationError, in, nil, "", problem)
+		sim.fillCallback(AnswerReading{Result: ResultValidationError, PaymentError: problem}, in, false)
 		return sim, o.postAction(ctx, sim)
 	}
 	o.statusEvent(ctx, sim, "payment-processing", in, "")
@@ -278,14 +322,26 @@ func Simulate(ctx context.Context, o SimulateOptions) (*Simulation, error) {
 		return nil, err
 	}
 	sim.Attempts, sim.Response = out.attempts, out.response
-	sim.fillCallback(out.result, in, out.response, out.connectorError, out.paymentError)
+	sim.fillCallback(out.reading(), in, o.Platform == nil || !o.Platform.OmitConnectorParameters)
 	return sim, o.postAction(ctx, sim)
+}
+
+// method is the connector method the <Pay> makes the platform ask for.
+func (o *SimulateOptions) method() (string, error) {
+	if o.Platform != nil && o.Platform.Method != nil {
+		return o.Platform.Method(o.Pay)
+	}
+	method, err := o.Pay.Method()
+	if err != nil {
+		return "", fmt.Errorf("chargeAmount: %w", err)
+	}
+	return method, nil
 }
 
 // exchange is the connector transaction these options describe.
 func (o *SimulateOptions) exchange() *connectorExchange {
 	return &connectorExchange{endpoint: o.Endpoint, username: o.Username, password: o.APIKey,
-		contentType: o.ContentType, timeout: o.Timeout, retries: o.Retries, client: o.Client}
+		contentType: o.ContentType, timeout: o.Timeout, retries: o.Retries, client: o.Client, platform: o.Platform, pay: o.Pay}
 }
 
 func (o *SimulateOptions) poster() webhookPoster {
@@ -338,21 +394,36 @@ type connectorExchange struct {
 	timeout                                   time.Duration
 	retries                                   int
 	client                                    *http.Client
+	// platform, when not Twilio, encodes the request and reads the answer;
+	// pay is the <Pay> it encodes for.
+	platform *Platform
+	pay      *Pay
 }
 
-// exchangeOutcome is what Twilio makes of a connector transaction.
+// exchangeOutcome is what the platform makes of a connector transaction.
 type exchangeOutcome struct {
 	attempts []Attempt
-	// response is the connector's answer when it was a 2xx and well formed.
+	// response is the connector's answer when it was well formed.
 	response                             *ConnectorResponse
 	result, connectorError, paymentError string
+}
+
+// reading is the outcome's reading of the answer.
+func (o exchangeOutcome) reading() AnswerReading {
+	return AnswerReading{Response: o.response, Result: o.result, ConnectorError: o.connectorError, PaymentError: o.paymentError}
 }
 
 // run sends r until an attempt gets an answer or the retries run out, and
 // reads the answer. The error is ctx's alone.
 func (x *connectorExchange) run(ctx context.Context, r ConnectorRequest, redact func(string) string) (exchangeOutcome, error) {
 	out := exchangeOutcome{attempts: []Attempt{}}
-	body, err := json.Marshal(r)
+	var body []byte
+	var err error
+	if x.platform != nil && x.platform.Body != nil {
+		body, err = x.platform.Body(x.pay, r)
+	} else {
+		body, err = json.Marshal(r)
+	}
 	if err != nil {
 		return out, err
 	}
@@ -375,38 +446,57 @@ func (x *connectorExchange) run(ctx context.Context, r ConnectorRequest, redact 
 		out.attempts = append(out.attempts, a)
 	}
 
-	resp, wellFormed := readConnectorAnswer(answer, r.Method, redact)
-	out.result = ResultPaymentConnectorError
+	var a AnswerReading
 	switch {
 	case answer == nil:
-		out.paymentError = fmt.Sprintf("Payment Gateway did not answer within %s in %d attempts", x.timeout, len(out.attempts))
-	case status < 200 || status > 299:
-		// Said as what it is, not as a malformed body: a 401 is a credentials problem.
-		out.paymentError = fmt.Sprintf("HTTP %d from the connector", status)
-		if wellFormed {
-			out.connectorError = resp.ErrorCode
-			if resp.ErrorMessage != "" {
-				out.paymentError += ": " + resp.ErrorMessage
-			}
-		}
-	case !wellFormed:
-		what := map[string]string{MethodCharge: "charge", MethodTokenize: "token"}[r.Method]
-		out.paymentError = "Payment Gateway rejected " + what + " creation. Got malformed response from Payment Provider."
+		a.Result = ResultPaymentConnectorError
+		a.PaymentError = fmt.Sprintf("Payment Gateway did not answer within %s in %d attempts", x.timeout, len(out.attempts))
+	case x.platform != nil && x.platform.Read != nil:
+		a = x.platform.Read(r.Method, status, answer, redact)
 	default:
-		out.response = resp
-		if resp.ErrorCode == "" && resp.ID != "" {
-			out.result = ResultSuccess
-		}
-		out.connectorError, out.paymentError = resp.ErrorCode, resp.ErrorMessage
+		a = ReadGenericPayAnswer(r.Method, status, answer, redact)
 	}
+	out.response, out.result, out.connectorError, out.paymentError = a.Response, a.Result, a.ConnectorError, a.PaymentError
 	return out, nil
 }
 
+// ReadGenericPayAnswer is what Twilio makes of a connector's answer (status
+// and body): a 2xx with the method's id is a success, a 2xx with error_code
+// its payment-connector-error, and any other status a failure of the
+// connector itself, said as what it is (a 401 is a credentials problem, not
+// a malformed body).
+func ReadGenericPayAnswer(method string, status int, body []byte, redact func(string) string) AnswerReading {
+	resp, wellFormed := ParseConnectorAnswer(body, method, redact)
+	out := AnswerReading{Result: ResultPaymentConnectorError}
+	switch {
+	case status < 200 || status > 299:
+		out.PaymentError = fmt.Sprintf("HTTP %d from the connector", status)
+		if wellFormed {
+			out.ConnectorError = resp.ErrorCode
+			if resp.ErrorMessage != "" {
+				out.PaymentError += ": " + resp.ErrorMessage
+			}
+		}
+	case !wellFormed:
+		what := map[string]string{MethodCharge: "charge", MethodTokenize: "token"}[method]
+		out.PaymentError = "Payment Gateway rejected " + what + " creation. Got malformed response from Payment Provider."
+	default:
+		out.Response = resp
+		if resp.ErrorCode == "" && resp.ID != "" {
+			out.Result = ResultSuccess
+		}
+		out.ConnectorError, out.PaymentError = resp.ErrorCode, resp.ErrorMessage
+	}
+	return out
+}
+
 // fillCallback sets the action callback fields in Twilio's order, with what
-// the caller got through (a field is left out when its step failed).
-func (s *Simulation) fillCallback(result string, in captured, resp *ConnectorResponse, connectorError, paymentError string) {
+// the caller got through (a field is left out when its step failed) and,
+// with connectorParams, the answer's parameters as PayConnector_*.
+func (s *Simulation) fillCallback(a AnswerReading, in captured, connectorParams bool) {
+	resp := a.Response
 	cb := &s.Callback
-	cb.add("Result", result)
+	cb.add("Result", a.Result)
 	if resp != nil && s.Method == MethodCharge {
 		cb.add("PaymentConfirmationCode", resp.ID)
 	} else if resp != nil {
@@ -421,9 +511,9 @@ func (s *Simulation) fillCallback(result string, in captured, resp *ConnectorRes
 	}
 	cb.add("PaymentCardPostalCode", in.postal)
 	cb.add("PaymentMethod", "credit-card")
-	cb.add("ConnectorError", connectorError)
-	cb.add("PaymentError", paymentError)
-	if resp != nil {
+	cb.add("ConnectorError", a.ConnectorError)
+	cb.add("PaymentError", a.PaymentError)
+	if resp != nil && connectorParams {
 		keys := make([]string, 0, len(resp.Parameters))
 		for k := range resp.Parameters {
 			keys = append(keys, k)
@@ -485,6 +575,14 @@ func (o *SimulateOptions) defaults() error {
 	}
 	if o.CallSid == "" {
 		o.CallSid = NewSid("CA")
+	}
+	if p := o.Platform; p != nil {
+		if o.Timeout == 0 {
+			o.Timeout = p.Timeout
+		}
+		if o.Retries == 0 {
+			o.Retries = p.Retries
+		}
 	}
 	connectorDefaults(&o.Timeout, &o.Retries, &o.Client, &o.NewTransactionID, &o.Now)
 	return nil
@@ -662,11 +760,11 @@ func (x *connectorExchange) attemptError(ctx context.Context, err error) error {
 	return err
 }
 
-// readConnectorAnswer reads the connector's answer as Twilio does: a JSON
+// ParseConnectorAnswer reads the connector's answer as Twilio does: a JSON
 // object with the method's id key (null allowed) and string or null values.
 // Anything else is malformed. Every string is passed through redact, since a
 // connector that echoes the request must not make the simulator print a PAN.
-func readConnectorAnswer(body []byte, method string, redact func(string) string) (*ConnectorResponse, bool) {
+func ParseConnectorAnswer(body []byte, method string, redact func(string) string) (*ConnectorResponse, bool) {
 	if body == nil {
 		return nil, false
 	}

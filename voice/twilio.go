@@ -9,8 +9,38 @@ import (
 
 // Twilio posts the Generic Pay Connector request (reference
 // twilio-generic-pay-connector.md) and reads the answer's error_code from a
-// 200; any other status is a failure of the connector itself.
-var Twilio Platform = genericPayConnector{provider: ivrpay.ProviderTwilio, path: "/vendor/twilio/pay_generic"}
+// 200; any other status is a failure of the connector itself. Its pay step
+// is TwiML <Pay> or a Studio flow's Capture Payments widget.
+var Twilio Platform = twilioPlatform{genericPayConnector{provider: ivrpay.ProviderTwilio, path: "/vendor/twilio/pay_generic"}}
+
+type twilioPlatform struct{ genericPayConnector }
+
+func (twilioPlatform) Simulator() *twilio.Platform { return nil }
+
+func (twilioPlatform) Formats() []string { return []string{"twiml", "studio"} }
+
+// Document is the TwiML, or the Studio flow to import with the widget's
+// values as notes.
+func (t twilioPlatform) Document(o twilio.PayOptions, format string) ([]byte, []byte, error) {
+	p, err := twilio.NewPay(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch format {
+	case "twiml":
+		return p.TwiML(), nil, nil
+	case "studio":
+		return p.StudioFlow(), p.StudioWidget(), nil
+	}
+	return nil, nil, unknownFormat(t, format)
+}
+
+// Check lints TwiML or a Studio flow export.
+func (twilioPlatform) Check(doc []byte, opts twilio.LintOptions) ([]twilio.Finding, error) {
+	return twilio.Lint(doc, opts)
+}
+
+func (twilioPlatform) ParsePay(doc []byte) (*twilio.Pay, error) { return twilio.ParsePay(doc) }
 
 // genericPayConnector is Twilio's wire format, which Telnyx speaks too.
 type genericPayConnector struct {

@@ -7,9 +7,12 @@
 package voice
 
 import (
+	"bytes"
+	"fmt"
 	"strings"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/twilio"
 )
 
 // Platform is one voice platform's side of the connector: where it posts,
@@ -28,6 +31,20 @@ type Platform interface {
 	// Answer is the HTTP status and JSON body that report res, the answer
 	// to a request of method ("" when the method could not be told).
 	Answer(method string, res ivrpay.IVRResult) (status int, body []byte)
+
+	// Simulator is the platform's side of a call, as twilio.Simulate plays
+	// it (nil: Twilio's own).
+	Simulator() *twilio.Platform
+	// Formats are the markups the platform's pay step is written in, the
+	// one `ivrpay twiml` writes by default first.
+	Formats() []string
+	// Document writes the pay step for o in format: the document, and the
+	// notes for a person that go to stderr (may be nil).
+	Document(o twilio.PayOptions, format string) (doc, notes []byte, err error)
+	// Check lints a document in any of the platform's formats.
+	Check(doc []byte, opts twilio.LintOptions) ([]twilio.Finding, error)
+	// ParsePay reads the one pay step of a document, for the simulator.
+	ParsePay(doc []byte) (*twilio.Pay, error)
 }
 
 // Platforms lists every platform, in the order of ivrpay.IVRProviders.
@@ -49,4 +66,26 @@ func Of(provider ivrpay.IVRProvider) Platform {
 		return p
 	}
 	return Twilio
+}
+
+// unknownFormat refuses a format the platform does not write.
+func unknownFormat(p Platform, format string) error {
+	return fmt.Errorf("--format %q: %s's pay step is written in %s", format, p.Provider().Name(), strings.Join(p.Formats(), " or "))
+}
+
+// trimDoc drops a UTF-8 byte order mark and surrounding space.
+func trimDoc(doc []byte) []byte {
+	return bytes.TrimSpace(bytes.TrimPrefix(doc, []byte("\xef\xbb\xbf")))
+}
+
+// lintXML lints every <Pay> of a TwiML-like document written in markup m.
+func lintXML(doc []byte, m *twilio.Markup, opts twilio.LintOptions) ([]twilio.Finding, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	pays, err := twilio.ParseTwiML(trimDoc(doc))
+	if err != nil {
+		return nil, err
+	}
+	return twilio.LintPays(pays, m, opts), nil
 }

@@ -12,42 +12,47 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay/twilio"
+	"github.com/ivrpay/ivrpay/voice"
 )
 
 // simulatedConnector names the connector of a <Pay> built from flags when
 // --connector is not given: the simulator posts to --endpoint whatever the name.
 const simulatedConnector = "ivrpay-simulate"
 
-// runSimulate is `ivrpay simulate`: it plays Twilio's part of a call against
-// a connector endpoint and prints the action callback fields as JSON on
-// stdout, with the attempts on stderr. It exits 0 when Result is success.
+// runSimulate is `ivrpay simulate`: it plays a voice platform's part of a
+// call (Twilio's, Telnyx's or SignalWire's) against a connector endpoint and
+// prints the action callback fields as JSON on stdout, with the attempts on
+// stderr. It exits 0 when Result is success.
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	endpoint := fs.String("endpoint", "", "the connector's ENDPOINT URL, e.g. http://127.0.0.1:8080/vendor/twilio/pay_generic")
+	provider := fs.String("provider", "twilio", providerUsage+": whose request, timeout, retries and results to play")
+	endpoint := fs.String("endpoint", "", "the connector's ENDPOINT URL, e.g. http://127.0.0.1:8080/vendor/twilio/pay_generic (SignalWire: default the document's paymentConnectorUrl)")
 	apiKey := fs.String("api-key", "", "the connector's PASSWORD (an IVR key), unless --endpoint carries user:password@")
 	username := fs.String("username", "", "the connector's USERNAME (default api_key)")
 	contentType := fs.String("content-type", "", "Content-Type of the connector request (default: none, as Twilio sends none)")
 	accountSid := fs.String("account-sid", twilio.DefaultAccountSid, "AccountSid on every action and status callback")
 	authToken := fs.String("auth-token", "", "auth token to sign every callback with X-Twilio-Signature, as Twilio does")
 	configAPIKey := fs.String("config-api-key", "", "API key that can read --config (default: --api-key)")
-	twimlFile := fs.String("twiml", "", "TwiML document whose <Pay> to play (instead of the twiml flags)")
+	twimlFile := fs.String("twiml", "", "document whose pay step to play (TwiML; Telnyx: TeXML; SignalWire: cXML or SWML), instead of the twiml flags")
 	var pf payFlags
 	pf.register(fs)
 	cardNumber := fs.String("card", "", "card number the caller types (spaces and dashes are ignored)")
 	expiry := fs.String("exp", "", "expiry date the caller types, MM/YY")
 	cvv := fs.String("cvv", "", "security code the caller types")
 	postalCode := fs.String("postal-code", "", "postal code the caller types")
-	timeout := fs.Duration("timeout", twilio.DefaultTimeout, "how long each connector attempt may take")
-	retries := fs.Int("retries", twilio.DefaultRetries, "how many times a timed-out attempt is retried")
+	timeout := fs.Duration("timeout", 0, "how long each connector attempt may take (default: the provider's: Twilio 10s, Telnyx 5s, SignalWire 5s)")
+	retries := fs.Int("retries", 0, "how many times a timed-out attempt is retried (default: the provider's: Twilio 5, Telnyx 2 (max_attempts 3), SignalWire 0)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   ivrpay simulate --endpoint URL --api-key KEY --twiml FILE --card N --exp MM/YY --cvv C --postal-code Z
   ivrpay simulate --endpoint URL --api-key KEY --amount 10.00 --payin-config-id ID --card N --exp MM/YY ...
   ivrpay simulate --endpoint URL --api-key KEY --config ID --base-url URL [--config-api-key KEY] --card N ...
+  ivrpay simulate --provider telnyx|signalwire --endpoint URL --api-key KEY ...
 
-Plays Twilio's part of a <Pay> call against a Generic Pay Connector endpoint and prints the fields
-Twilio would post to the action URL (and posts them there, with --action or the <Pay>'s action).
+Plays Twilio's part of a <Pay> call (with --provider, Telnyx's or SignalWire's: their request body,
+timeout, retries and result names) against a connector endpoint and prints the fields the platform
+would post to the action URL (and posts them there, with --action or the <Pay>'s action).
 With --status-callback (or the <Pay>'s statusCallback) it posts one event per prompt as the caller
 types. Callbacks carry AccountSid and CallSid, and with --auth-token an X-Twilio-Signature.
 Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
@@ -62,12 +67,19 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 		fmt.Fprintf(stderr, "ivrpay simulate: "+format+"\n", args...)
 		return 2
 	}
+	platform, err := lookupProvider(*provider)
+	if err != nil {
+		return usage("%v", err)
+	}
+	// SignalWire's pay step names the connector by its URL, so a document
+	// or --connector may stand for --endpoint.
+	urlFromDoc := platform == voice.SignalWire && *endpoint == ""
 	switch {
 	case fs.NArg() > 0:
 		return usage("unexpected argument %q", fs.Arg(0))
-	case *endpoint == "":
+	case *endpoint == "" && !(urlFromDoc && (*twimlFile != "" || pf.connector != "")):
 		return usage("--endpoint is required: the connector's URL")
-	case *apiKey == "" && !endpointHasPassword(*endpoint):
+	case *apiKey == "" && !endpointHasPassword(*endpoint) && !urlFromDoc:
 		return usage("--api-key is required (or user:password@ in --endpoint): the key the connector authenticates")
 	case *cardNumber == "" || *expiry == "":
 		return usage("--card and --exp are required: what the caller types")
@@ -85,13 +97,17 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 		if err != nil {
 			return usage("%v", err)
 		}
-		if pay, err = twilio.ParsePay(doc); err != nil {
+		if pay, err = platform.ParsePay(doc); err != nil {
 			fmt.Fprintf(stderr, "ivrpay simulate: %s: %v\n", *twimlFile, err)
 			return 1
 		}
 	} else {
 		if pf.connector == "" {
 			pf.connector = simulatedConnector
+			if platform == voice.SignalWire {
+				// SignalWire's pay step names the connector by its URL.
+				pf.connector = connectorURLWithKey(*endpoint, *apiKey)
+			}
 		}
 		key := *configAPIKey
 		if key == "" {
@@ -103,16 +119,31 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 			return exitCode(err)
 		}
 		cfg.warnUsed(stderr, "ivrpay simulate")
-		if pay, err = twilio.NewPay(o); err != nil {
+		// The pay step exactly as the platform's document writes it.
+		doc, _, err := platform.Document(o, platform.Formats()[0])
+		if err != nil {
 			return usage("%v", err)
+		}
+		if pay, err = platform.ParsePay(doc); err != nil {
+			fmt.Fprintf(stderr, "ivrpay simulate: %v\n", err)
+			return 1
+		}
+	}
+	if urlFromDoc {
+		if *endpoint = voice.ConnectorURL(pay); *endpoint == "" {
+			return usage("--endpoint is required: the document has no paymentConnectorUrl")
 		}
 	}
 
+	// Simulate reads 0 as "the platform's"; a --retries 0 given means none.
 	retriesOpt := *retries
-	if retriesOpt == 0 {
-		retriesOpt = -1 // Simulate reads 0 as "the default"; here it means none
-	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "retries" && *retries == 0 {
+			retriesOpt = -1
+		}
+	})
 	sim, err := twilio.Simulate(ctx, twilio.SimulateOptions{
+		Platform: platform.Simulator(),
 		Endpoint: *endpoint,
 		APIKey:   *apiKey,
 		Pay:      pay,
@@ -150,6 +181,17 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 		return 1
 	}
 	return 0
+}
+
+// connectorURLWithKey is endpoint with api_key:key@ in it (the key given
+// with --api-key), as SignalWire's pay step names a connector.
+func connectorURLWithKey(endpoint, key string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.User != nil || key == "" {
+		return endpoint
+	}
+	u.User = url.UserPassword(twilio.DefaultUsername, key)
+	return u.String()
 }
 
 // endpointHasPassword reports whether the endpoint URL carries user:password@.

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/twilio"
+	"github.com/ivrpay/ivrpay/voice"
 )
 
 // usageError marks a mistake in the command line, which exits with 2 rather than 1.
@@ -61,7 +63,7 @@ func (f *payFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.amount, "amount", "", "the payin config's amount in dollars, e.g. 10.00")
 	fs.StringVar(&f.payinConfigID, "payin-config-id", "", "payin config to charge (cfg_…)")
 	fs.StringVar(&f.paymentMethodConfigID, "payment-method-config-id", "", "payment method config to store a card for (pmc_…)")
-	fs.StringVar(&f.connector, "connector", "", "Unique Name of the Generic Pay Connector in the Twilio Console")
+	fs.StringVar(&f.connector, "connector", "", "the connector: Twilio, its Generic Pay Connector's Unique Name; Telnyx, its Pay connector's name; SignalWire, its URL https://api_key:KEY@host/vendor/signalwire/pay")
 	fs.StringVar(&f.action, "action", "", "URL Twilio posts the payment result to")
 	fs.StringVar(&f.statusCallback, "status-callback", "", "URL Twilio posts progress to")
 	fs.StringVar(&f.description, "description", "", "description Twilio passes to the connector")
@@ -216,8 +218,30 @@ func (c *remoteConfig) warnUsed(stderr io.Writer, cmd string) {
 	}
 }
 
-// runTwiML is `ivrpay twiml`: it prints the <Pay> TwiML (or the Studio
-// widget values) for a config, or with `check FILE` lints a document.
+// providerUsage describes --provider for every command that takes it.
+const providerUsage = "voice platform: twilio, telnyx or signalwire"
+
+// lookupProvider returns the voice platform --provider names.
+func lookupProvider(name string) (voice.Platform, error) {
+	if p, ok := voice.Lookup(name); ok {
+		return p, nil
+	}
+	return nil, usagef("--provider must be twilio, telnyx or signalwire, not %q", name)
+}
+
+// connectorRequired says, in the platform's terms, that --connector is missing.
+func connectorRequired(p voice.Platform) error {
+	switch p {
+	case voice.Telnyx:
+		return usagef("--connector is required: the name of the Telnyx Pay connector (type generic) whose endpoint is ivrpay's %s", p.Path())
+	case voice.SignalWire:
+		return usagef("--connector is required: the connector URL, https://api_key:<IVR API key>@<ivrpay host>%s", p.Path())
+	}
+	return usagef("--connector is required: the Unique Name of the Generic Pay Connector in the Twilio Console")
+}
+
+// runTwiML is `ivrpay twiml`: it prints the pay step (TwiML, a Studio flow,
+// TeXML, cXML or SWML) for a config, or with `check FILE` lints a document.
 func runTwiML(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "check" {
 		return runTwiMLCheck(ctx, args[1:], stdout, stderr)
@@ -227,17 +251,21 @@ func runTwiML(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var pf payFlags
 	pf.register(fs)
 	apiKey := fs.String("api-key", "", "API key that can read the config given with --config")
-	format := fs.String("format", "twiml", "twiml (the document) or studio (an importable Studio flow; the widget's values on stderr)")
+	provider := fs.String("provider", "twilio", providerUsage)
+	format := fs.String("format", "", "Twilio: twiml (default) or studio (an importable Studio flow; the widget's values on stderr); Telnyx: texml; SignalWire: cxml (default) or swml")
 	caller := fs.Bool("caller", false, `pass the caller's number to the connector (<Parameter name="caller" value="{{From}}"/>), which the risk rules count declines by (docs/risk.md)`)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
   ivrpay twiml --amount 10.00 --payin-config-id ID --connector NAME [--action URL] [--status-callback URL]
   ivrpay twiml --payment-method-config-id ID --connector NAME [--action URL] [--status-callback URL]
   ivrpay twiml --config ID --api-key KEY --base-url URL --connector NAME [...]
-  ivrpay twiml check FILE [--amount A] [--config ID --api-key KEY --base-url URL]
+  ivrpay twiml --provider telnyx --amount 10.00 --payin-config-id ID --connector NAME
+  ivrpay twiml --provider signalwire [--format swml] --amount 10.00 --payin-config-id ID --connector https://api_key:KEY@HOST/vendor/signalwire/pay
+  ivrpay twiml check FILE [--provider P] [--amount A] [--config ID --api-key KEY --base-url URL]
 
-Prints the <Pay> TwiML for a payin config or payment method config (stdout holds the document alone),
-or with --format studio a Studio flow definition to import (the Capture Payments widget's values on stderr).
+Prints the pay step for a payin config or payment method config (stdout holds the document alone):
+Twilio's <Pay> TwiML, or with --format studio a Studio flow definition to import (the Capture Payments
+widget's values on stderr); Telnyx's TeXML; SignalWire's cXML, or with --format swml an SWML document.
 Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_CONNECTOR.
 
 `)
@@ -250,9 +278,22 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_CONNECTOR.
 		fmt.Fprintf(stderr, "ivrpay twiml: unexpected argument %q (did you mean `ivrpay twiml check FILE`?)\n", fs.Arg(0))
 		return 2
 	}
-	if *format != "twiml" && *format != "studio" {
-		fmt.Fprintf(stderr, "ivrpay twiml: --format must be twiml or studio, not %q\n", *format)
+	platform, err := lookupProvider(*provider)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrpay twiml: %v\n", err)
 		return 2
+	}
+	if *format == "" {
+		*format = platform.Formats()[0]
+	}
+	if !slices.Contains(platform.Formats(), *format) {
+		fmt.Fprintf(stderr, "ivrpay twiml: --format must be %s for --provider %s, not %q\n", strings.Join(platform.Formats(), " or "), *provider, *format)
+		return 2
+	}
+	if strings.TrimSpace(pf.connector) == "" {
+		err := connectorRequired(platform)
+		fmt.Fprintf(stderr, "ivrpay twiml: %v\n", err)
+		return exitCode(err)
 	}
 	o, cfg, err := pf.payOptions(ctx, *apiKey)
 	if err != nil {
@@ -261,17 +302,13 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_CONNECTOR.
 	}
 	cfg.warnUsed(stderr, "ivrpay twiml")
 	o.Caller = *caller
-	p, err := twilio.NewPay(o)
+	out, notes, err := platform.Document(o, *format)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay twiml: %v\n", err)
 		return 2
 	}
-	out := p.TwiML()
-	if *format == "studio" {
-		// stdout is the flow to import; the widget's values are for a person to read.
-		out = p.StudioFlow()
-		_, _ = stderr.Write(p.StudioWidget())
-	}
+	// stdout is the document; notes (Studio's widget values) are for a person to read.
+	_, _ = stderr.Write(notes)
 	if _, err := stdout.Write(out); err != nil {
 		fmt.Fprintf(stderr, "ivrpay twiml: %v\n", err)
 		return 1
@@ -285,14 +322,16 @@ func runTwiMLCheck(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("twiml check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	amount := fs.String("amount", "", "the payin config's amount in dollars, e.g. 10.00")
+	provider := fs.String("provider", "twilio", providerUsage+" (the document's markup: TwiML or a Studio flow, TeXML, cXML or SWML)")
 	config := fs.String("config", "", "payin config (cfg_…) or payment method config (pmc_…) the document is for, read with --api-key and --base-url")
 	apiKey := fs.String("api-key", "", "API key that can read --config")
 	baseURL := fs.String("base-url", "", "URL of the ivrpay API that holds --config")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: ivrpay twiml check FILE [--amount A] [--config ID --api-key KEY --base-url URL]
+		fmt.Fprint(fs.Output(), `Usage: ivrpay twiml check FILE [--provider P] [--amount A] [--config ID --api-key KEY --base-url URL]
 
-Checks every <Pay> of a TwiML document, or every capture-payments widget of a Studio flow export, against
-what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is.
+Checks every pay step of a document against what the ivrpay connector needs: every <Pay> of a TwiML
+document or capture-payments widget of a Studio flow export (twilio), every <Pay> of TeXML (telnyx),
+every <Pay> of cXML or pay method of SWML (signalwire). Exits 0 when there is no error, 1 when there is.
 
 `)
 		fs.PrintDefaults()
@@ -305,6 +344,11 @@ what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is
 		return 2
 	}
 	file := fs.Arg(0)
+	platform, err := lookupProvider(*provider)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivrpay twiml check: %v\n", err)
+		return 2
+	}
 	cents, err := parseAmountFlag(*amount)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay twiml check: %v\n", err)
@@ -329,7 +373,7 @@ what the ivrpay connector needs. Exits 0 when there is no error, 1 when there is
 		return 2
 	}
 	opts.WantCaller = true
-	findings, err := twilio.Lint(doc, opts)
+	findings, err := platform.Check(doc, opts)
 	if err != nil {
 		fmt.Fprintf(stdout, "error %s: %v\n", file, err)
 		fmt.Fprintf(stdout, "%s: cannot be checked\n", file)
