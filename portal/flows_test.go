@@ -380,6 +380,10 @@ func TestIVRSetupPage(t *testing.T) {
 	mustContain(t, p, "enabled", "my_connector", "api_key", "the IVR key you created", e.srv.URL+"/vendor/twilio/pay_generic",
 		`paymentConnector=&#34;my_connector&#34;`, `chargeAmount=&#34;10.00&#34;`, `name=&#34;payin_config_id&#34; value=&#34;`+cfg,
 		"Visa, Master Card, American Express, Discover, JCB, Diners Club", "Reusable", "Attestation of Compliance", "LIVE mode")
+	// Telnyx's and SignalWire's settings, and the config's pay step in their markups.
+	mustContain(t, p, e.srv.URL+"/vendor/telnyx/pay_generic", "<code>basic</code>",
+		strings.Replace(e.srv.URL, "://", "://api_key:YOUR_IVR_KEY@", 1)+"/vendor/signalwire/pay",
+		`transactionType=&#34;charge&#34;`, `paymentConnectorUrl=&#34;`, `&#34;charge_amount&#34;: &#34;10.00&#34;`)
 	// The recent list offers the config.
 	mustContain(t, c.get("/portal/ivr"), `<option value="`+cfg+`">`, "ivrpay_sandbox")
 
@@ -388,6 +392,42 @@ func TestIVRSetupPage(t *testing.T) {
 	oc := off.newClient(t)
 	oc.signIn(off.admin.Secret)
 	mustContain(t, oc.get("/portal/ivr"), "not enabled", "ivrpay admin platform enable-ivr "+off.platform.ID, "Platform Success Manager")
+}
+
+// TestIVRTestCallEachProvider: the test call plays Twilio's, Telnyx's or
+// SignalWire's side against the platform's own endpoint, and the payin it
+// makes records that provider.
+func TestIVRTestCallEachProvider(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.newClient(t)
+	token := c.signIn(e.admin.Secret)
+	for _, provider := range ivrpay.IVRProviders {
+		t.Run(string(provider), func(t *testing.T) {
+			_, cfg := c.createPayinConfig(token, e.merchant.ID, "10.00")
+			call := c.post("/portal/ivr/test-call", url.Values{"csrf_token": {token}, "config_id": {cfg}, "connector": {"ivrpay_sandbox"},
+				"provider": {string(provider)}, "api_key": {e.ivrKey.Secret}, "card": {"visa"}, "expiry": {"12/39"}, "postal_code": {"94107"}})
+			if call.status != http.StatusOK {
+				t.Fatalf("test call: status %d:\n%s", call.status, call.text())
+			}
+			m := regexp.MustCompile(`id="call-payin">([^<]+)<`).FindStringSubmatch(call.body)
+			if m == nil || !strings.Contains(call.body, `id="call-result">success<`) {
+				t.Fatalf("test call answered:\n%s", call.text())
+			}
+			p, err := e.store.FindPayin(ivrpay.NewContextWithPrincipal(t.Context(), e.admin), m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.IVR == nil || p.IVR.Provider != provider || p.PayinConfigID != cfg {
+				t.Fatalf("payin %s ivr %+v, want provider %s", p.ID, p.IVR, provider)
+			}
+		})
+	}
+	_, cfg := c.createPayinConfig(token, e.merchant.ID, "10.00")
+	bad := c.post("/portal/ivr/test-call", url.Values{"csrf_token": {token}, "config_id": {cfg}, "provider": {"vonage"}})
+	if bad.status != http.StatusBadRequest || !strings.Contains(bad.body, "Choose Twilio, Telnyx or SignalWire") {
+		t.Errorf("unknown provider: status %d\n%s", bad.status, bad.text())
+	}
 }
 
 func TestWebhookEndpoints(t *testing.T) {

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/twilio"
+	"github.com/ivrpay/ivrpay/voice"
 )
 
 // testCard is a card the test call form offers. The form names cards by
@@ -66,6 +68,10 @@ type ivrData struct {
 	VersionOK     bool
 	ConnectorName string
 	EndpointURL   string
+	// TelnyxURL and SignalWireURL are the other platforms' connector
+	// endpoints; SignalWire's carries the credentials, the key a placeholder.
+	TelnyxURL     string
+	SignalWireURL string
 	Production    bool
 	Recent        []string
 	ConfigID      string
@@ -73,10 +79,15 @@ type ivrData struct {
 	ConfigError   string
 	TwiML         string
 	Studio        string
-	Cards         []testCard
-	Form          testCallForm
-	Call          *callResult
-	CallError     string
+	// TeXML, CXML and SWML are the config's pay step for Telnyx and SignalWire.
+	TeXML, CXML, SWML string
+	// Providers are the platforms a test call can play, Provider the one chosen.
+	Providers []ivrpay.IVRProvider
+	Provider  ivrpay.IVRProvider
+	Cards     []testCard
+	Form      testCallForm
+	Call      *callResult
+	CallError string
 }
 
 // callResult is a test call's outcome as the page shows it: the action
@@ -140,14 +151,29 @@ func (p *Portal) findConfig(rq *request, id string) (*ivrConfig, error) {
 		id, ivrpay.PrefixPayinConfig, ivrpay.PrefixPaymentMethodConfig)
 }
 
-func (c *ivrConfig) pay(connector string) (*twilio.Pay, error) {
+// payOptions describe the pay step for this config with connector, the
+// connector's name (Twilio, Telnyx) or URL (SignalWire).
+func (c *ivrConfig) payOptions(connector string) twilio.PayOptions {
 	o := twilio.PayOptions{Connector: connector}
 	if c.Kind == twilio.ConfigKindPayin {
 		o.PayinConfigID, o.AmountCents = c.ID, c.AmountCents
 	} else {
 		o.PaymentMethodConfigID = c.ID
 	}
-	return twilio.NewPay(o)
+	return o
+}
+
+func (c *ivrConfig) pay(connector string) (*twilio.Pay, error) {
+	return twilio.NewPay(c.payOptions(connector))
+}
+
+// keyPlaceholder stands for the IVR key in SignalWire's connector URL.
+const keyPlaceholder = "YOUR_IVR_KEY"
+
+// platformDocument is the config's pay step in platform's first format.
+func (c *ivrConfig) platformDocument(platform voice.Platform, connector, format string) (string, error) {
+	doc, _, err := platform.Document(c.payOptions(connector), format)
+	return string(doc), err
 }
 
 // suggestedConnectorName is the Unique Name the page suggests for this deployment.
@@ -159,6 +185,8 @@ func (p *Portal) ivrPage(rq *request, configID, connector string) (*page, *ivrDa
 	pg := rq.basePage("IVR setup", "ivr")
 	k := rq.key
 	d := &ivrData{PlatformID: k.PlatformID, EndpointURL: p.opts.BaseURL + ConnectorPath,
+		TelnyxURL: p.opts.BaseURL + voice.Telnyx.Path(), SignalWireURL: voice.SignalWireConnectorURL(p.opts.BaseURL, keyPlaceholder),
+		Providers: ivrpay.IVRProviders, Provider: ivrpay.ProviderTwilio,
 		Production: p.opts.Mode == ivrpay.ModeProduction, Recent: rq.sess.recentConfigs, Cards: testCards,
 		Form: testCallForm{Card: testCards[0].ID, Expiry: defaultExpiry(p.now()), PostalCode: "94107"}}
 	if k.Platform != nil {
@@ -178,10 +206,18 @@ func (p *Portal) ivrPage(rq *request, configID, connector string) (*page, *ivrDa
 			d.Config = cfg
 			p.sessions.rememberConfig(rq.sess.id, cfg.ID)
 			pay, err := cfg.pay(d.ConnectorName)
+			if err == nil {
+				d.TwiML, d.Studio = string(pay.TwiML()), string(pay.StudioWidget())
+				d.TeXML, err = cfg.platformDocument(voice.Telnyx, d.ConnectorName, "texml")
+			}
+			if err == nil {
+				d.CXML, err = cfg.platformDocument(voice.SignalWire, d.SignalWireURL, "cxml")
+			}
+			if err == nil {
+				d.SWML, err = cfg.platformDocument(voice.SignalWire, d.SignalWireURL, "swml")
+			}
 			if err != nil {
 				d.ConfigError = err.Error()
-			} else {
-				d.TwiML, d.Studio = string(pay.TwiML()), string(pay.StudioWidget())
 			}
 		}
 	}
@@ -205,12 +241,23 @@ func (p *Portal) handleIVR(w http.ResponseWriter, rq *request) {
 	p.render(w, rq.Request, http.StatusOK, "ivr", pg)
 }
 
-// handleTestCall plays Twilio's part of a call (twilio.Simulate) against
-// this deployment's own connector, with an IVR key pasted into the form (used
-// for this call only, never stored or shown), and shows the action callback.
+// handleTestCall plays a voice platform's part of a call (twilio.Simulate:
+// Twilio's, Telnyx's or SignalWire's) against this deployment's own
+// connector, with an IVR key pasted into the form (used for this call only,
+// never stored or shown), and shows the action callback.
 func (p *Portal) handleTestCall(w http.ResponseWriter, rq *request) {
 	f := rq.PostForm
 	pg, d := p.ivrPage(rq, f.Get("config_id"), f.Get("connector"))
+	platform := voice.Twilio
+	if v := f.Get("provider"); v != "" {
+		var ok bool
+		if platform, ok = voice.Lookup(v); !ok {
+			d.CallError = "Choose Twilio, Telnyx or SignalWire."
+			p.render(w, rq.Request, http.StatusBadRequest, "ivr", pg)
+			return
+		}
+	}
+	d.Provider = platform.Provider()
 	d.Form = testCallForm{Card: f.Get("card"), Expiry: strings.TrimSpace(f.Get("expiry")), PostalCode: strings.TrimSpace(f.Get("postal_code"))}
 	fail := func(status int, msg string) {
 		d.CallError = msg
@@ -238,23 +285,37 @@ func (p *Portal) handleTestCall(w http.ResponseWriter, rq *request) {
 		fail(http.StatusBadRequest, "Choose a test card or type a card number.")
 		return
 	}
-	pay, err := d.Config.pay(d.ConnectorName)
+	// The pay step as the platform's document writes it (SignalWire's with
+	// the URL placeholder: the call goes to this deployment's endpoint).
+	connector := d.ConnectorName
+	if platform == voice.SignalWire {
+		connector = d.SignalWireURL
+	}
+	doc, err := d.Config.platformDocument(platform, connector, platform.Formats()[0])
+	var pay *twilio.Pay
+	if err == nil {
+		pay, err = platform.ParsePay([]byte(doc))
+	}
 	if err != nil {
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}
-	sim, err := twilio.Simulate(rq.Context(), twilio.SimulateOptions{
-		Endpoint: p.opts.ConnectorURL + ConnectorPath, APIKey: apiKey, Pay: pay, Caller: caller,
-		Timeout: 10 * time.Second, Retries: 2, Client: p.opts.ConnectorClient,
-	})
+	o := twilio.SimulateOptions{Platform: platform.Simulator(), Endpoint: p.opts.ConnectorURL + platform.Path(), APIKey: apiKey,
+		Pay: pay, Caller: caller, Client: p.opts.ConnectorClient}
+	if platform == voice.Twilio {
+		o.Timeout, o.Retries = 10*time.Second, 2
+	}
+	sim, err := twilio.Simulate(rq.Context(), o)
 	if err != nil {
 		// Simulate's errors never hold the card or the key.
 		p.log.Error("portal: test call failed", "error", err)
-		fail(http.StatusBadGateway, "The test call could not reach the connector at "+p.opts.ConnectorURL+ConnectorPath+".")
+		fail(http.StatusBadGateway, "The test call could not reach the connector at "+o.Endpoint+".")
 		return
 	}
+	// SignalWire passes no PayConnector_* on: its ids are the confirmation code and token.
 	d.Call = &callResult{Result: sim.Result(), Fields: sim.Callback, Attempts: sim.Attempts,
-		PayinID: sim.Callback.Get("PayConnector_payin_id"), MethodID: sim.Callback.Get("PayConnector_payment_method_id")}
+		PayinID:  cmp.Or(sim.Callback.Get("PayConnector_payin_id"), sim.Callback.Get("PaymentConfirmationCode")),
+		MethodID: cmp.Or(sim.Callback.Get("PayConnector_payment_method_id"), sim.Callback.Get("PaymentToken"))}
 	p.log.Info("portal: test call", "config", d.Config.ID, "result", d.Call.Result, "by", rq.key.ID)
 	// Read the config again: a successful charge has used it up.
 	if cfg, err := p.findConfig(rq, d.Config.ID); err == nil {

@@ -335,3 +335,14 @@ func swmlStepPay(element string, fields map[string]json.RawMessage) (twilio.Pay,
 	}
 	return p, findings
 }
+
+// SignalWireConnectorURL is the paymentConnectorUrl of the ivrpay deployment
+// at baseURL, with the credentials in it: api_key and key.
+func SignalWireConnectorURL(baseURL, key string) string {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/") + SignalWire.Path())
+	if err != nil {
+		return baseURL + SignalWire.Path()
+	}
+	u.User = url.UserPassword("api_key", key)
+	return u.String()
+}
