@@ -22,6 +22,7 @@ import (
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/vault"
+	"github.com/ivrpay/ivrpay/voice"
 )
 
 // defaultSandboxVaultKey is where sandbox keeps its auto-created vault key.
@@ -366,7 +367,7 @@ func checkProduction(baseURL, tlsCert, tlsKey string, behindProxy bool, vaultKey
 
 // bootstrapSandbox creates, on an empty database, one platform with IVR
 // enabled, an ACTIVE merchant, an admin key and an IVR key, and prints them
-// once with the connector settings to paste into Twilio.
+// once with the connector settings to paste into Twilio, Telnyx and SignalWire.
 func bootstrapSandbox(ctx context.Context, store *sqlstore.Store, baseURL string, stdout io.Writer) error {
 	empty, err := store.Empty(ctx)
 	if err != nil || !empty {
@@ -397,7 +398,15 @@ Twilio Generic Pay Connector settings (Console → Voice → Pay Connectors → 
   Password        %s
   Endpoint URL    %s%s
 
-`, platform.ID, merchant.ID, admin.Secret, ivrKey.Secret, ivrKey.Secret, baseURL, httpapi.ConnectorPath)
+Telnyx Pay connector (type generic; TeXML <Pay paymentConnector="ivrpay_sandbox">):
+  Endpoint URL    %s%s
+  Authentication  basic: username api_key, password the ivr api_key
+
+SignalWire (cXML <Pay paymentConnectorUrl>, SWML pay.payment_connector_url):
+  URL             %s
+
+`, platform.ID, merchant.ID, admin.Secret, ivrKey.Secret, ivrKey.Secret, baseURL, httpapi.ConnectorPath,
+		baseURL, httpapi.TelnyxConnectorPath, voice.SignalWireConnectorURL(baseURL, ivrKey.Secret))
 	return nil
 }
 
