@@ -127,6 +127,7 @@ func TestSimulateCommand(t *testing.T) {
 		{name: "missing TwiML file", args: []string{"--twiml", filepath.Join(dir, "nope.xml")}, code: 2, stderr: "nope.xml"},
 		{name: "bad timeout", args: []string{"--twiml", twimlFile, "--timeout", "soon"}, code: 2},
 		{name: "negative retries", args: []string{"--twiml", twimlFile, "--retries", "-1"}, code: 2, stderr: "--retries"},
+		{name: "unknown provider", args: []string{"--twiml", twimlFile, "--provider", "vonage"}, code: 2, stderr: "--provider must be twilio, telnyx or signalwire"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,23 @@ func twilioGolden(t *testing.T, name string) string {
 	return string(b)
 }
 
+// The ids and connector URL of voice/testdata's goldens.
+const (
+	voicePayinID       = "sbx_cfg_3N8Y0gUGYIj3dUsq758HbYohGOy"
+	voicePMCID         = "sbx_pmc_3N8Y0gUGYIj3dUsq758HbYohGOz"
+	voiceSignalWireURL = "https://api_key:sbx_apikey_0123@ivr.example.com/vendor/signalwire/pay"
+)
+
+// voiceGolden reads a golden document of package voice.
+func voiceGolden(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "voice", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // fakeAPI serves GET /v1/payin_configs/{id} and /v1/payment_method_configs/{id}
 // with the API's envelope, for the key "admin_key" only.
 func fakeAPI(t *testing.T) *httptest.Server {
@@ -107,6 +124,20 @@ func TestTwiMLCommand(t *testing.T) {
 		{name: "unknown flag", code: 2, args: []string{"--colour"}, stderr: "colour"},
 		{name: "stray argument", code: 2, args: []string{"chek", "file.xml"}, stderr: "check"},
 		{name: "help", code: 0, args: []string{"--help"}, stderr: "Usage"},
+		// The other platforms' documents (goldens of voice/testdata).
+		{name: "telnyx payin", args: []string{"--provider", "telnyx", "--amount", "10.00", "--payin-config-id", voicePayinID, "--connector", "ivrpay_sandbox",
+			"--status-callback", "https://example.com/status"}, golden: "voice:payin.texml.golden"},
+		{name: "signalwire payin", args: []string{"--provider", "signalwire", "--amount", "10.00", "--payin-config-id", voicePayinID, "--connector", voiceSignalWireURL,
+			"--status-callback", "https://example.com/status"}, golden: "voice:payin.cxml.golden"},
+		{name: "signalwire payment method, swml", args: []string{"--provider", "SignalWire", "--format", "swml", "--payment-method-config-id", voicePMCID,
+			"--connector", voiceSignalWireURL}, golden: "voice:payment_method.swml.golden"},
+		{name: "unknown provider", code: 2, args: []string{"--provider", "vonage", "--payment-method-config-id", "pmc_1", "--connector", "c"}, stderr: "--provider must be twilio, telnyx or signalwire"},
+		{name: "telnyx has no studio", code: 2, args: []string{"--provider", "telnyx", "--format", "studio", "--payment-method-config-id", "pmc_1", "--connector", "c"}, stderr: "--format must be texml"},
+		{name: "signalwire without connector", code: 2, args: []string{"--provider", "signalwire", "--payment-method-config-id", "pmc_1"}, stderr: "https://api_key:<IVR API key>@"},
+		{name: "signalwire connector without credentials", code: 2, args: []string{"--provider", "signalwire", "--payment-method-config-id", "pmc_1",
+			"--connector", "https://ivr.example.com/vendor/signalwire/pay"}, stderr: "carries no credentials"},
+		{name: "swml has no action", code: 2, args: []string{"--provider", "signalwire", "--format", "swml", "--payment-method-config-id", "pmc_1",
+			"--connector", voiceSignalWireURL, "--action", "https://example.com/done"}, stderr: "no action URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +146,11 @@ func TestTwiMLCommand(t *testing.T) {
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
 			}
-			if tt.golden != "" && stdout != twilioGolden(t, tt.golden) {
+			if name, ok := strings.CutPrefix(tt.golden, "voice:"); ok {
+				if stdout != voiceGolden(t, name) {
+					t.Errorf("stdout differs from voice/testdata/%s:\n%s", name, stdout)
+				}
+			} else if tt.golden != "" && stdout != twilioGolden(t, tt.golden) {
 				t.Errorf("stdout differs from twilio/testdata/%s:\n%s", tt.golden, stdout)
 			}
 			if !strings.Contains(stderr, tt.stderr) {
@@ -150,6 +185,9 @@ func TestTwiMLCheckCommand(t *testing.T) {
 	broken := write("broken.xml", `<Response><Pay>`)
 	studio := filepath.Join("..", "..", "twilio", "testdata", "studio_flow.json")
 	printedFlow := write("printed.json", twilioGolden(t, "payin-caller.studio.golden"))
+	texml := write("pay.texml", voiceGolden(t, "payin-caller.texml.golden"))
+	cxml := write("pay.cxml", voiceGolden(t, "payin-caller.cxml.golden"))
+	swml := write("pay.swml.json", voiceGolden(t, "payin-caller.swml.golden"))
 	used := write("used.xml", strings.NewReplacer(`chargeAmount="10.00"`, `chargeAmount="2.50"`, goldenPayinID, "sbx_cfg_used").Replace(twilioGolden(t, "payin-caller.twiml.golden")))
 
 	tests := []struct {
@@ -183,6 +221,15 @@ func TestTwiMLCheckCommand(t *testing.T) {
 		{name: "missing FILE", args: []string{filepath.Join(dir, "nope.xml")}, code: 2},
 		{name: "bad amount", args: []string{good, "--amount", "1,00"}, code: 2},
 		{name: "unknown flag", args: []string{good, "--strict"}, code: 2},
+		// The other platforms' markups: the same mistake, in each one's terms.
+		{name: "TeXML", args: []string{texml, "--provider", "telnyx", "--amount", "10.00"}, stdout: []string{texml + ": no problems found"}},
+		{name: "TeXML, amount mismatch", args: []string{texml, "--provider", "telnyx", "--amount", "10.50"}, code: 1, stdout: []string{
+			"error Pay[1] chargeAmount: chargeAmount 10.00 does not match payin config amount 10.50; the connector answers AMOUNT_MISMATCH. Fix: set chargeAmount=\"10.50\""}},
+		{name: "cXML", args: []string{cxml, "--provider", "signalwire", "--amount", "10.00"}, stdout: []string{cxml + ": no problems found"}},
+		{name: "SWML, amount mismatch", args: []string{swml, "--provider", "signalwire", "--amount", "10.50"}, code: 1, stdout: []string{
+			"error sections.main[0].pay charge_amount: charge_amount 10.00 does not match payin config amount 10.50; the connector answers AMOUNT_MISMATCH. Fix: set pay.charge_amount to \"10.50\""}},
+		{name: "cXML checked as TwiML", args: []string{cxml, "--amount", "10.00"}, code: 1, stdout: []string{"error Pay[1] paymentConnector:"}},
+		{name: "unknown provider", args: []string{good, "--provider", "plivo"}, code: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
