@@ -41,7 +41,7 @@ const (
 // is Twilio. Package voice describes Telnyx and SignalWire, whose pay verbs
 // speak variants of the Generic Pay Connector. A nil func is Twilio's way.
 type Platform struct {
-	// Name names the platform in what the simulator reports; "" is Twilio.
+	// Name names the platform ("Telnyx"); "" is Twilio.
 	Name string
 	// Timeout is the platform's wait for each connector attempt, Retries
 	// how many times it retries an attempt that got no answer (negative:
@@ -58,14 +58,6 @@ type Platform struct {
 	// OmitConnectorParameters leaves the answer's parameters out of the
 	// action callback (Twilio passes them on as PayConnector_*).
 	OmitConnectorParameters bool
-}
-
-// name is the platform's name for messages.
-func (p *Platform) name() string {
-	if p == nil || p.Name == "" {
-		return "Twilio"
-	}
-	return p.Name
 }
 
 // AnswerReading is what a platform makes of a connector's answer.

@@ -276,6 +276,12 @@ func ParsePay(doc []byte) (*Pay, error) {
 	return nil, fmt.Errorf("the TwiML document has %d <Pay> verbs; keep the one to simulate", len(pays))
 }
 
+// SetAttr sets an attribute as a TwiML document would: the field of a known
+// attribute, or one more of Other.
+func (p *Pay) SetAttr(name, value string) {
+	p.setAttrs([]xml.Attr{{Name: xml.Name{Local: name}, Value: value}})
+}
+
 func (p *Pay) setAttrs(attrs []xml.Attr) {
 	fields := p.attrFields()
 next:

@@ -171,6 +171,15 @@ var swmlNames = map[string]string{
 	"statusCallback": "status_url", "Parameter": "parameters",
 }
 
+// swmlAttrs maps SWML's names back to <Pay>'s attributes.
+var swmlAttrs = func() map[string]string {
+	m := make(map[string]string, len(swmlNames))
+	for attr, name := range swmlNames {
+		m[name] = attr
+	}
+	return m
+}()
+
 // swmlPay is SWML's pay method, in the order the document lists it.
 type swmlPay struct {
 	PaymentConnectorURL string          `json:"payment_connector_url"`
@@ -293,31 +302,12 @@ func swmlStepPay(element string, fields map[string]json.RawMessage) (twilio.Pay,
 		raw := fields[k]
 		v, isString := text(raw)
 		switch k {
-		case "payment_connector_url":
-			p.Other = append(p.Other, xml.Attr{Name: xml.Name{Local: connectorURLAttr}, Value: v})
 		case "charge_amount":
-			p.ChargeAmount = v
 			if !isString {
 				findings = append(findings, twilio.Finding{Severity: twilio.SeverityError, Element: element, Attribute: k,
 					Message: fmt.Sprintf("charge_amount is the number %s: SignalWire refuses a number (\"Parameter charge_amount in method pay has invalid value\") and the call fails", v),
 					Fix:     fmt.Sprintf("set pay.charge_amount to %q", v)})
 			}
-		case "currency":
-			p.Currency = v
-		case "payment_method":
-			p.PaymentMethod = v
-		case "token_type":
-			p.TokenType = v
-		case "valid_card_types":
-			p.ValidCardTypes = v
-		case "security_code":
-			p.SecurityCode = v
-		case "postal_code":
-			p.PostalCode = v
-		case "description":
-			p.Description = v
-		case "status_url":
-			p.StatusCallback = v
 		case "parameters":
 			var prms []swmlParameter
 			if json.Unmarshal(raw, &prms) != nil {
@@ -329,7 +319,11 @@ func swmlStepPay(element string, fields map[string]json.RawMessage) (twilio.Pay,
 			for _, prm := range prms {
 				p.Parameters = append(p.Parameters, twilio.Parameter{Name: prm.Name, Value: prm.Value})
 			}
-		default:
+			continue
+		}
+		if attr, ok := swmlAttrs[k]; ok {
+			p.SetAttr(attr, v)
+		} else {
 			p.Other = append(p.Other, xml.Attr{Name: xml.Name{Local: k}, Value: v})
 		}
 	}

@@ -19,9 +19,12 @@ const (
 	goldenPMCID   = "sbx_pmc_2abcDEF345ghiJKL678mnoPQR90"
 )
 
-func twilioGolden(t *testing.T, name string) string {
+func twilioGolden(t *testing.T, name string) string { t.Helper(); return testdata(t, "twilio", name) }
+
+// testdata reads a file of a package's testdata.
+func testdata(t *testing.T, pkg, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "twilio", "testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", pkg, "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,14 +39,7 @@ const (
 )
 
 // voiceGolden reads a golden document of package voice.
-func voiceGolden(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "voice", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+func voiceGolden(t *testing.T, name string) string { t.Helper(); return testdata(t, "voice", name) }
 
 // fakeAPI serves GET /v1/payin_configs/{id} and /v1/payment_method_configs/{id}
 // with the API's envelope, for the key "admin_key" only.
