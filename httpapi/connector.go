@@ -50,7 +50,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request, platfor
 	}
 	if !ok || user != "api_key" || password == "" {
 		s.authFailed(r, addr, credLimit, addrLimit)
-		refuse(ivrpay.ConnUnauthorized, "unauthorized: set the connector's Username to api_key and its Password to an IVR API key")
+		refuse(ivrpay.ConnUnauthorized, "unauthorized: set the connector's Username to api_key and its Password to an IVR API key (in a connector URL: https://api_key:KEY@…)")
 		return
 	}
 	key, err := s.Auth.Authenticate(r.Context(), password)
