@@ -60,14 +60,6 @@ func Lookup(name string) (Platform, bool) {
 	return nil, false
 }
 
-// Of returns the platform of provider (Twilio for the empty provider).
-func Of(provider ivrpay.IVRProvider) Platform {
-	if p, ok := Lookup(string(provider)); ok {
-		return p
-	}
-	return Twilio
-}
-
 // unknownFormat refuses a format the platform does not write.
 func unknownFormat(p Platform, format string) error {
 	return fmt.Errorf("--format %q: %s's pay step is written in %s", format, p.Provider().Name(), strings.Join(p.Formats(), " or "))
