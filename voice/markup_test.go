@@ -64,6 +64,8 @@ func configs(connector string) map[string]twilio.PayOptions {
 	return map[string]twilio.PayOptions{
 		"payin":          {Connector: connector, AmountCents: 1000, PayinConfigID: payinConfig, StatusCallback: "https://example.com/status"},
 		"payment_method": {Connector: connector, PaymentMethodConfigID: pmConfig},
+		// With the caller's number for the risk rules (ivrpay twiml --caller).
+		"payin-caller": {Connector: connector, AmountCents: 1000, PayinConfigID: payinConfig, StatusCallback: "https://example.com/status", Caller: true},
 	}
 }
 
@@ -82,7 +84,7 @@ func TestDocuments(t *testing.T) {
 				if d.platform != voice.Twilio { // Twilio's goldens live in package twilio
 					golden(t, kind+"."+d.format+".golden", doc)
 				}
-				opts := twilio.LintOptions{AmountCents: o.AmountCents, ConfigKind: kind}
+				opts := twilio.LintOptions{AmountCents: o.AmountCents, ConfigKind: strings.TrimSuffix(kind, "-caller"), WantCaller: o.Caller}
 				findings, err := d.platform.Check(doc, opts)
 				if err != nil || len(findings) != 0 {
 					t.Fatalf("check of the generated document: %v %v\n%s", err, findings, doc)
@@ -97,6 +99,9 @@ func TestDocuments(t *testing.T) {
 				method, err := p.Method()
 				if d.platform.Simulator() != nil && d.platform.Simulator().Method != nil {
 					method, err = d.platform.Simulator().Method(p)
+				}
+				if v, ok := p.Param(twilio.ParamCaller); o.Caller && (!ok || v == "") {
+					t.Fatalf("read back %+v: no caller parameter", p)
 				}
 				wantMethod, wantParam := twilio.MethodCharge, twilio.ParamPayinConfigID
 				if kind == "payment_method" {

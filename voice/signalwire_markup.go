@@ -149,6 +149,7 @@ var CXML = &twilio.Markup{Name: "cXML", Platform: "SignalWire", Connector: signa
 
 // SWML is SignalWire's JSON markup: pay's settings in snake_case.
 var SWML = &twilio.Markup{Name: "SWML", Platform: "SignalWire", Names: swmlNames, Connector: signalWireConnector("payment_connector_url"),
+	CallerValue: swmlCallerValue,
 	Set: func(attr, value string) string {
 		name := swmlNames[attr]
 		if name == "" {
@@ -162,6 +163,10 @@ var SWML = &twilio.Markup{Name: "SWML", Platform: "SignalWire", Names: swmlNames
 	SetParam: func(name, value string) string {
 		return fmt.Sprintf(`add {"name": %q, "value": %q} to pay.parameters`, name, value)
 	}}
+
+// swmlCallerValue is the caller's number as SWML substitutes it (cXML, like
+// TwiML, writes {{From}}).
+const swmlCallerValue = "%{call.from}"
 
 // swmlNames are SWML's names of <Pay>'s attributes.
 var swmlNames = map[string]string{
@@ -208,6 +213,9 @@ func swmlDocument(p *twilio.Pay) []byte {
 		PaymentMethod: p.PaymentMethod, TokenType: p.TokenType, ValidCardTypes: p.ValidCardTypes,
 		SecurityCode: swmlFlag(p.SecurityCode), PostalCode: swmlFlag(p.PostalCode), Description: p.Description, StatusURL: p.StatusCallback}
 	for _, prm := range p.Parameters {
+		if prm.Name == twilio.ParamCaller && prm.Value == twilio.CallerValue {
+			prm.Value = swmlCallerValue
+		}
 		pay.Parameters = append(pay.Parameters, swmlParameter{prm.Name, prm.Value})
 	}
 	doc := struct {
