@@ -352,7 +352,9 @@ func endpoints() []endpoint {
 			},
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		{"POST /v1/webhook_endpoints/{id}/rotate_secret", "webhook_endpoint:update",
-			func(f *permFixture) (string, string, any) { return "POST", "/v1/webhook_endpoints/" + f.webhookID + "/rotate_secret", nil },
+			func(f *permFixture) (string, string, any) {
+				return "POST", "/v1/webhook_endpoints/" + f.webhookID + "/rotate_secret", nil
+			},
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 	}
 }
