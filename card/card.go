@@ -106,9 +106,12 @@ func allDigits(s string) bool {
 // catches single-digit typos and most transpositions on the keypad. It is false
 // for an empty string or anything that is not all ASCII digits.
 func Luhn(digits string) bool {
-	if !allDigits(digits) {
-		return false
-	}
+	return allDigits(digits) && luhn(digits)
+}
+
+// luhn is the mod-10 check of digits already known to be ASCII digits,
+// for strings and for the free-text check's byte buffers alike.
+func luhn[T string | []byte](digits T) bool {
 	sum := 0
 	double := false
 	for i := len(digits) - 1; i >= 0; i-- {
