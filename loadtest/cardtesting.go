@@ -221,7 +221,7 @@ func summarizeAttack(attempts []attackAttempt, th ivrpay.RiskSettings) AttackRep
 
 func (t *Target) createAttackConfig(ctx context.Context, amount int64) (string, error) {
 	cfg, err := t.AdminClient().CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{
-		MerchantID: t.MerchantID, IdempotencyKey: fmt.Sprintf("attack-%s-%d", t.runID, t.seq.Add(1)),
+		MerchantID: t.MerchantID, IdempotencyKey: fmt.Sprintf("attack-%s-n%d", t.runID, t.seq.Add(1)),
 		Amount: json.Number(fmt.Sprint(amount)), CurrencyCode: "USD", Metadata: json.RawMessage(`{"source":"ivrpay loadtest --card-testing"}`),
 	})
 	if err != nil {
@@ -235,7 +235,7 @@ func (t *Target) createAttackConfig(ctx context.Context, amount int64) (string, 
 func (t *Target) attackCharge(ctx context.Context, o Options, cfg, pan, caller string, amount int64) string {
 	exp := time.Now().AddDate(2, 0, 0)
 	body, _ := json.Marshal(twilio.ConnectorRequest{
-		Method: twilio.MethodCharge, TransactionID: fmt.Sprintf("atk-%s-%d", t.runID, t.seq.Add(1)), CardNumber: pan, CVV: cvv,
+		Method: twilio.MethodCharge, TransactionID: fmt.Sprintf("atk-%s-n%d", t.runID, t.seq.Add(1)), CardNumber: pan, CVV: cvv,
 		ExpiryMonth: "12", ExpiryYear: exp.Format("06"), PostalCode: postalCode, Amount: twilio.FormatCents(amount), CurrencyCode: "usd",
 		Parameters: map[string]string{ivrpay.ParamPayinConfigID: cfg, ivrpay.ParamCaller: caller},
 	})

@@ -56,7 +56,10 @@ type Target struct {
 	Amount     int64
 	// Sandbox is true when the deployment's ids carry the sbx_ prefix.
 	Sandbox bool
-	// runID makes this target's idempotency keys and transaction ids unique.
+	// runID makes this target's idempotency keys and transaction ids
+	// unique. The counter after it follows an "n", so that the two never
+	// read as one run of digits, which the card-number check could take for
+	// a card (SPEC §9).
 	runID string
 	seq   atomic.Int64
 	turn  atomic.Uint64
@@ -124,7 +127,7 @@ func Prepare(ctx context.Context, client *http.Client, baseURLs []string, adminK
 // createPayinConfig creates one payin config with a unique idempotency key.
 func (t *Target) createPayinConfig(ctx context.Context, n int64) (string, error) {
 	cfg, err := t.AdminClient().CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{
-		MerchantID: t.MerchantID, IdempotencyKey: fmt.Sprintf("loadtest-%s-%d", t.runID, n),
+		MerchantID: t.MerchantID, IdempotencyKey: fmt.Sprintf("loadtest-%s-n%d", t.runID, n),
 		Amount: json.Number(strconv.FormatInt(t.Amount, 10)), CurrencyCode: "USD", Metadata: json.RawMessage(`{"source":"ivrpay loadtest"}`),
 	})
 	if err != nil {
@@ -363,7 +366,7 @@ func (t *Target) call(ctx context.Context, o Options, rec *recorder) {
 	rec.inFlight.Add(1)
 	defer rec.inFlight.Add(-1)
 	n := t.seq.Add(1)
-	c := Call{TransactionID: fmt.Sprintf("lt-%s-%d", t.runID, n)}
+	c := Call{TransactionID: fmt.Sprintf("lt-%s-n%d", t.runID, n)}
 	defer func() {
 		rec.mu.Lock()
 		rec.calls++
