@@ -129,7 +129,8 @@ func validateIdempotencyKey(k string) error {
 	if strings.ContainsFunc(k, unicode.IsControl) {
 		return FieldErrorf("idempotency_key", "must not contain control characters")
 	}
-	return nil
+	// Keys are stored and returned with the object: no card number in them.
+	return checkFreeText("idempotency_key", k)
 }
 
 // idempotencyScopeSep separates a merchant's id from a key in a scoped key;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -166,8 +167,8 @@ type IVRResult struct {
 
 // ConnectorService runs IVR charges and tokenizations for the key in the context.
 type ConnectorService interface {
-	// ProcessIVR runs the checks of the connector after INVALID_REQUEST, in
-	// order, and charges or stores the card. A transaction_id seen before on
+	// ProcessIVR runs CheckIVRRequest, then the checks of the connector
+	// after INVALID_REQUEST, in order, and charges or stores the card. A transaction_id seen before on
 	// the platform replays its first answer (waiting for it if it is still
 	// running); a different request under the same id is DUPLICATE_TRANSACTION.
 	ProcessIVR(ctx context.Context, req IVRRequest) (IVRResult, error)
@@ -188,6 +189,42 @@ func (req IVRRequest) ConfigParam() IVRConfigRef {
 		}
 	}
 	return IVRConfigRef{}
+}
+
+// CheckIVRRequest is the part of check 2 that every voice provider's
+// request passes before anything is looked up or stored: no field holds a
+// NUL character (PostgreSQL stores none), and neither transaction_id nor a
+// config parameter, identifiers that are stored and echoed, holds a card
+// number (SPEC §9). No message echoes the value.
+func CheckIVRRequest(req IVRRequest) *ConnectorError {
+	for _, f := range []struct{ name, value string }{
+		{"transaction_id", req.TransactionID}, {"method", req.Method}, {"cardnumber", req.CardNumber}, {"cvv", req.CVV},
+		{"expiry_month", req.ExpiryMonth}, {"expiry_year", req.ExpiryYear}, {"postal_code", req.PostalCode},
+		{"amount", req.Amount.Raw}, {"currency_code", req.CurrencyCode},
+	} {
+		if strings.IndexByte(f.value, 0) >= 0 {
+			return ConnectorErrorf(ConnInvalidRequest, "%s must not contain a NUL character", f.name)
+		}
+	}
+	var nulParams []string
+	for k, v := range req.Parameters {
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			nulParams = append(nulParams, SafeJSONKey(k))
+		}
+	}
+	if len(nulParams) > 0 {
+		slices.Sort(nulParams)
+		return ConnectorErrorf(ConnInvalidRequest, "parameters.%s must not contain a NUL character", nulParams[0])
+	}
+	if ContainsCardNumber(req.TransactionID) {
+		return ConnectorErrorf(ConnInvalidRequest, "transaction_id looks like it holds a card number; it must be the voice provider's id of the payment attempt")
+	}
+	for _, name := range []string{ParamPayinConfigID, ParamPaymentMethodConfigID, ParamPaymentMethodIDAlias} {
+		if ContainsCardNumber(req.Parameters[name]) {
+			return ConnectorErrorf(ConnInvalidRequest, "parameters.%s looks like it holds a card number; it must be an ivrpay config id", name)
+		}
+	}
+	return nil
 }
 
 // CheckIVRPlatform is check 3: the platform's feature flag and API version.

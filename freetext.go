@@ -3,8 +3,10 @@ package ivrpay
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ivrpay/ivrpay/card"
 )
@@ -15,9 +17,11 @@ import (
 // cannot.
 const MaxPostalCodeLength = 10
 
-// ContainsCardNumber reports whether free text holds what looks like a card
-// number: a Luhn-valid run of 13 to 19 digits, possibly grouped with spaces
-// or dashes (card.ContainsPANRun). Such text is refused, never stored.
+// ContainsCardNumber reports whether free text or an identifier holds what
+// looks like a card number: a Luhn-valid run of 13 to 19 digits that starts
+// like a card, ASCII or full-width, possibly grouped with spaces, tabs,
+// dashes, dots, slashes or underscores, or followed by more digits
+// (card.ContainsPANRun). Such text is refused, never stored.
 func ContainsCardNumber(s string) bool { return card.ContainsPANRun(s) }
 
 // ValidPostalCode reports whether s is at most MaxPostalCodeLength letters,
@@ -38,7 +42,7 @@ func ValidPostalCode(s string) bool {
 // cardNumberError is the refusal of a free-text field that holds a card
 // number; it names the field and never the value.
 func cardNumberError(field string) error {
-	return FieldErrorf(field, "looks like it holds a card number (a Luhn-valid run of 13 to 19 digits); card numbers are accepted only in card fields, never in free text")
+	return FieldErrorf(field, "looks like it holds a card number (a Luhn-valid run of 13 to 19 digits); card numbers are accepted only in card fields, never in free text or identifiers")
 }
 
 // checkFreeText refuses a card number in a free-text field.
@@ -106,4 +110,34 @@ func SafeJSONKey(key string) string {
 		}
 	}
 	return key
+}
+
+// NULError is the refusal of a text field that holds a NUL character.
+// SQLite would store one and PostgreSQL refuses it, so both engines answer
+// the same 400 before anything is written (SPEC §9).
+func NULError(field string) error {
+	return FieldErrorf(field, "must not contain a NUL character (U+0000)")
+}
+
+// RequestNUL returns the name of the first field of a request that holds a
+// NUL character: the id in its path, then each query or form in turn (a
+// field whose name or one of whose values holds one, in name order).
+func RequestNUL(pathID string, forms ...map[string][]string) (field string, found bool) {
+	if strings.IndexByte(pathID, 0) >= 0 {
+		return "id", true
+	}
+	hasNUL := func(v string) bool { return strings.IndexByte(v, 0) >= 0 }
+	for _, form := range forms {
+		var names []string
+		for name, values := range form {
+			if hasNUL(name) || slices.ContainsFunc(values, hasNUL) {
+				names = append(names, name)
+			}
+		}
+		if len(names) > 0 {
+			sort.Strings(names)
+			return SafeJSONKey(names[0]), true
+		}
+	}
+	return "", false
 }

@@ -16,10 +16,35 @@ import (
 // not reported here (found is false); the decoder that runs next says what
 // is wrong with it.
 func DuplicateJSONKey(b []byte) (path string, found bool) {
+	return scanJSON(b, false)
+}
+
+// nulEscape is how a NUL character appears in JSON: raw control characters
+// are not valid in a JSON string, so only as an escape.
+var nulEscape = []byte(`\u0000`)
+
+// JSONNULPath returns the path of the first string, in document order,
+// that holds a NUL character once unescaped: a member's value
+// ("metadata.note"), or a key, named "(key not shown)" under its object;
+// a body that is one string is "body". Invalid JSON is not reported here
+// (found is false).
+func JSONNULPath(b []byte) (path string, found bool) {
+	if !bytes.Contains(b, nulEscape) {
+		return "", false
+	}
+	if path, found = scanJSON(b, true); found && path == "" {
+		path = "body"
+	}
+	return path, found
+}
+
+// scanJSON runs a dupScan over b, for a duplicate key or, with findNUL,
+// for a NUL character, and names the path of what it found.
+func scanJSON(b []byte, findNUL bool) (path string, found bool) {
 	// A scan of the bytes rather than json.Decoder.Token, which allocates a
 	// buffer, a decoder and an error per token: this runs on every request.
 	var frames [8]dupFrame
-	s := dupScan{b: b, path: frames[:0]}
+	s := dupScan{b: b, path: frames[:0], findNUL: findNUL}
 	s.space()
 	if !s.value() {
 		return "", false
@@ -42,14 +67,17 @@ func DuplicateJSONKey(b []byte) (path string, found bool) {
 // recursion gets deep; JSONTooDeep refuses such bodies anyway.
 const dupScanMaxDepth = 2 * MaxJSONDepth
 
-// dupScan finds the first repeated key. It assumes nothing of the input:
-// on invalid JSON it stops (bad) without a finding, unless a duplicate came
-// first. path holds the members and elements leading to the current value.
+// dupScan finds the first repeated key, or with findNUL the first string
+// holding a NUL character. It assumes nothing of the input: on invalid JSON
+// it stops (bad) without a finding, unless one came first. path holds the
+// members and elements leading to the current value.
 type dupScan struct {
-	b    []byte
-	i    int
-	bad  bool
-	path []dupFrame
+	b       []byte
+	i       int
+	bad     bool
+	path    []dupFrame
+	findNUL bool
+	nul     bool // a string scanned so far holds a NUL character
 }
 
 type dupFrame struct {
@@ -74,7 +102,8 @@ func (s *dupScan) next() byte {
 	return s.b[s.i]
 }
 
-// value scans one value; true when it holds a duplicate key (s.path names it).
+// value scans one value; true when it holds what the scan looks for
+// (s.path names it).
 func (s *dupScan) value() bool {
 	switch s.next() {
 	case '{':
@@ -83,6 +112,7 @@ func (s *dupScan) value() bool {
 		return s.container(false)
 	case '"':
 		s.str()
+		return s.nul
 	case 0:
 	default:
 		for s.i < len(s.b) && !endsScalar(s.b[s.i]) {
@@ -95,7 +125,7 @@ func (s *dupScan) value() bool {
 // endsScalar reports whether c ends a number or a literal.
 func endsScalar(c byte) bool { return c == ',' || c == ']' || c == '}' || isJSONSpace(c) }
 
-// container scans an object or an array; true when it holds a duplicate key.
+// container scans an object or an array; true when it holds what the scan looks for.
 func (s *dupScan) container(object bool) bool {
 	if len(s.path) >= dupScanMaxDepth {
 		s.bad = true
@@ -131,24 +161,29 @@ func (s *dupScan) container(object bool) bool {
 				break
 			}
 			s.path[top].key = key
-			if set == nil && len(keys) == len(small) {
-				set = make(map[string]struct{}, 2*len(keys))
-				for _, k := range keys {
-					set[string(k)] = struct{}{}
-				}
+			if s.nul {
+				return true
 			}
-			if set != nil {
-				if _, dup := set[string(key)]; dup {
-					return true
-				}
-				set[string(key)] = struct{}{}
-			} else {
-				for _, k := range keys {
-					if bytes.Equal(k, key) {
-						return true
+			if !s.findNUL {
+				if set == nil && len(keys) == len(small) {
+					set = make(map[string]struct{}, 2*len(keys))
+					for _, k := range keys {
+						set[string(k)] = struct{}{}
 					}
 				}
-				keys = append(keys, key)
+				if set != nil {
+					if _, dup := set[string(key)]; dup {
+						return true
+					}
+					set[string(key)] = struct{}{}
+				} else {
+					for _, k := range keys {
+						if bytes.Equal(k, key) {
+							return true
+						}
+					}
+					keys = append(keys, key)
+				}
 			}
 			s.space()
 			if s.next() != ':' {
@@ -188,6 +223,9 @@ func (s *dupScan) str() (escaped bool) {
 		case '\\':
 			escaped = true
 			s.i++
+			if s.findNUL && bytes.HasPrefix(s.b[s.i:], nulEscape[1:]) {
+				s.nul = true
+			}
 		}
 		s.i++
 	}

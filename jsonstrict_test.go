@@ -40,6 +40,69 @@ func TestDuplicateJSONKey(t *testing.T) {
 	}
 }
 
+func TestJSONNULPath(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in, path string
+		found          bool
+	}{
+		{"none", `{"name":"Acme","metadata":{"a":"b"}}`, "", false},
+		{"top-level value", `{"name":"Ac\u0000me"}`, "name", true},
+		{"nested value", `{"metadata":{"order":{"note":"x\u0000"}}}`, "metadata.order.note", true},
+		{"in an array", `{"statements":[{"permissions":["a","\u0000"]}]}`, "statements[0].permissions[1]", true},
+		{"in a key", `{"metadata":{"k\u0000":"v"}}`, "metadata.(key not shown)", true},
+		{"an escaped backslash before u0000 is no NUL", `{"name":"a\\u0000"}`, "", false},
+		{"U+0001 is no NUL", `{"name":"a\u0001"}`, "", false},
+		{"after a duplicate key", `{"a":1,"a":"\u0000"}`, "a", true},
+		{"invalid JSON first", `{"a":1,"b"} "\u0000"`, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, found := ivrpay.JSONNULPath([]byte(tc.in))
+			if path != tc.path || found != tc.found {
+				t.Fatalf("JSONNULPath(%s) = %q, %v; want %q, %v", tc.in, path, found, tc.path, tc.found)
+			}
+		})
+	}
+}
+
+// FuzzJSONNULPath: a body has a NUL path exactly when encoding/json reads
+// a NUL character in one of its strings.
+func FuzzJSONNULPath(f *testing.F) {
+	f.Add([]byte(`{"a":"\u0000"}`))
+	f.Add([]byte(`{"a":["x",{"\u0000":1}]}`))
+	f.Add([]byte(`{"a":"\\u0000"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path, found := ivrpay.JSONNULPath(b) // must not panic
+		var v any
+		if _, dup := ivrpay.DuplicateJSONKey(b); dup || json.Unmarshal(b, &v) != nil || ivrpay.JSONTooDeep(b) {
+			return // encoding/json keeps only the last of duplicated keys
+		}
+		if want := holdsNUL(v); found != want || (found && path == "") {
+			t.Fatalf("JSONNULPath(%q) = %q, %v; encoding/json reads a NUL: %v", b, path, found, want)
+		}
+	})
+}
+
+func holdsNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.ContainsRune(x, 0)
+	case []any:
+		for _, e := range x {
+			if holdsNUL(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, 0) || holdsNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func FuzzDuplicateJSONKey(f *testing.F) {
 	f.Add([]byte(`{"a":1,"a":2}`))
 	f.Add([]byte(`{"a":[{"b":1}],"c":{"d":{"e":[]}}}`))

@@ -107,6 +107,10 @@ func (c *WebhookEndpointCreate) Validate() error {
 	if len(c.URL) > maxWebhookURLLength {
 		return FieldErrorf("url", "must be at most %d characters", maxWebhookURLLength)
 	}
+	// The URL is stored, listed and logged with every delivery.
+	if err := checkFreeText("url", c.URL); err != nil {
+		return err
+	}
 	if len(c.Events) > maxWebhookEndpointEventLen {
 		return FieldErrorf("events", "must list at most %d event types", maxWebhookEndpointEventLen)
 	}

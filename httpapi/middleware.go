@@ -106,9 +106,10 @@ type panicError struct{ v any }
 func (p panicError) Error() string { return "panic in handler" }
 
 // requestID keeps a caller's id when it is short and printable, so ids can be
-// followed across systems without letting a header inject into the log.
+// followed across systems without letting a header inject into the log; an
+// id that holds a card number is neither echoed nor logged (SPEC §9).
 func requestID(in string) string {
-	if in != "" && len(in) <= 64 && strings.IndexFunc(in, func(r rune) bool { return r < 0x21 || r > 0x7e }) < 0 {
+	if in != "" && len(in) <= 64 && strings.IndexFunc(in, func(r rune) bool { return r < 0x21 || r > 0x7e }) < 0 && !ivrpay.ContainsCardNumber(in) {
 		return in
 	}
 	var b [12]byte
@@ -151,6 +152,10 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 			return
 		}
 		w.Header().Set("Rainforest-Api-Version", string(version))
+		if field, nul := ivrpay.RequestNUL(r.PathValue("id"), r.URL.Query()); nul {
+			writeError(w, r, ivrpay.NULError(field))
+			return
+		}
 		ctx := ivrpay.NewContextWithVersion(ivrpay.NewContextWithPrincipal(r.Context(), key), version)
 		if err := h(w, r.WithContext(ctx)); err != nil {
 			writeError(w, r, err)

@@ -90,6 +90,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if path, dup := ivrpay.DuplicateJSONKey(read.Bytes()); dup {
 		return ivrpay.FieldErrorf(path, "appears more than once in its object; each key may appear only once")
 	}
+	if path, nul := ivrpay.JSONNULPath(read.Bytes()); nul {
+		return ivrpay.NULError(path)
+	}
 	if err := strictMembers(read.Bytes(), reflect.TypeOf(v), ""); err != nil {
 		return err
 	}

@@ -15,6 +15,9 @@ import (
 // change it reports, so that every retry replays it. A new charge's claim is
 // written with its reservation; a replay reads and writes nothing.
 func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res ivrpay.IVRResult, err error) {
+	if refusal := ivrpay.CheckIVRRequest(req); refusal != nil {
+		return refusal.Result(), nil // nothing of it is stored: it may hold a card number
+	}
 	caller := ivrpay.PrincipalFromContext(ctx)
 	if req.Provider == "" {
 		req.Provider = ivrpay.ProviderTwilio
