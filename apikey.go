@@ -352,6 +352,9 @@ func ParseStatementsFor(raw json.RawMessage, defaultPlatformID string) ([]Statem
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, FieldErrorf("statements", "must be an array of statements")
 	}
+	if err := checkJSONNUL("statements", raw); err != nil {
+		return nil, err
+	}
 	if len(items) == 0 {
 		return nil, FieldErrorf("statements", "must contain at least one statement")
 	}

@@ -169,8 +169,9 @@ func validateCurrency(c string) error {
 }
 
 // ValidateMetadata checks that metadata, when present, is a JSON object under
-// 8 KiB whose keys and values (at any depth) hold no card number; the
-// refusal names the path of the first one, e.g. metadata.customer.note.
+// 8 KiB whose keys and values (at any depth) hold no card number and no NUL
+// character; the refusal names the path of the first one, e.g.
+// metadata.customer.note.
 func ValidateMetadata(field string, raw json.RawMessage) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
@@ -185,7 +186,7 @@ func ValidateMetadata(field string, raw json.RawMessage) error {
 	if path, found := metadataCardPath(field, raw); found {
 		return cardNumberError(path)
 	}
-	return nil
+	return checkJSONNUL(field, raw)
 }
 
 // PaymentMethodConfig is step 1 of storing a card.

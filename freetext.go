@@ -119,6 +119,21 @@ func NULError(field string) error {
 	return FieldErrorf(field, "must not contain a NUL character (U+0000)")
 }
 
+// checkJSONNUL refuses JSON text given as field (metadata, statements)
+// that holds a NUL character, naming where ("metadata.note").
+func checkJSONNUL(field string, raw []byte) error {
+	path, nul := JSONNULPath(raw)
+	switch {
+	case !nul:
+		return nil
+	case path == "body":
+		return NULError(field)
+	case strings.HasPrefix(path, "["):
+		return NULError(field + path)
+	}
+	return NULError(field + "." + path)
+}
+
 // RequestNUL returns the name of the first field of a request that holds a
 // NUL character: the id in its path, then each query or form in turn (a
 // field whose name or one of whose values holds one, in name order).

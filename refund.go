@@ -56,11 +56,13 @@ func (r *Refund) Object() Object { return Object{PlatformID: r.PlatformID, Merch
 type VoidOrRefund struct {
 	IdempotencyKey string      `json:"idempotency_key"`
 	Reason         string      `json:"reason"`
-	Amount         json.Number `json:"amount"`
+	Amount         json.Number `json:"amount,omitempty"` // omitted, not 0, when empty: 0 is refused
 	Type           string      `json:"type"`
 }
 
-// Validate checks the body and returns the amount in cents (0 for the full amount).
+// Validate checks the body and returns the amount in cents (0 for the full
+// amount, when it is omitted). An amount of 0 is refused: a caller who
+// typed 0 did not mean the whole payin (SPEC §9).
 func (v *VoidOrRefund) Validate() (int64, error) {
 	if err := validateIdempotencyKey(v.IdempotencyKey); err != nil {
 		return 0, err
@@ -74,8 +76,11 @@ func (v *VoidOrRefund) Validate() (int64, error) {
 	if v.Type != "" && v.Type != VoidOrRefundTypeVoid && v.Type != VoidOrRefundTypeRefund {
 		return 0, FieldErrorf("type", "must be VOID or REFUND (or omitted: the payin's status decides)")
 	}
-	if n, err := v.Amount.Int64(); v.Amount == "" || (err == nil && n == 0) {
-		return 0, nil // omitted or 0: the full amount
+	if v.Amount == "" {
+		return 0, nil // omitted: the full amount
+	}
+	if n, err := v.Amount.Int64(); err == nil && n == 0 {
+		return 0, FieldErrorf("amount", "must be at least 1 cent; omit amount to void or refund the full amount")
 	}
 	return ParseCents("amount", v.Amount)
 }

@@ -95,7 +95,7 @@ func TestVoidOrRefundValidate(t *testing.T) {
 		wantField  string
 	}{
 		{ivrpay.VoidOrRefund{IdempotencyKey: "k", Reason: "DUPLICATE"}, 0, ""},
-		{ivrpay.VoidOrRefund{IdempotencyKey: "k", Reason: "DUPLICATE", Amount: "0"}, 0, ""},
+		{ivrpay.VoidOrRefund{IdempotencyKey: "k", Reason: "DUPLICATE", Amount: "0"}, 0, "amount"},
 		{ivrpay.VoidOrRefund{IdempotencyKey: "k", Reason: "FRAUDULENT", Amount: "250", Type: "REFUND"}, 250, ""},
 		{ivrpay.VoidOrRefund{Reason: "DUPLICATE"}, 0, "idempotency_key"},
 		{ivrpay.VoidOrRefund{IdempotencyKey: "k"}, 0, "reason"},

@@ -20,7 +20,7 @@ import (
 	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
-// env is a real deployment for one test: a SQLite store, the httpapi handler
+// env is a real deployment for one test: a SQLite store (or another engine), the httpapi handler
 // with the portal mounted, served by httptest, one IVR-enabled platform with
 // an admin key, an ACTIVE merchant and a restricted IVR key.
 type env struct {
@@ -33,6 +33,7 @@ type env struct {
 }
 
 type envOptions struct {
+	engine      string // sqlstore.EngineSQLite when empty
 	tls         bool
 	behindProxy bool
 	ivrEnabled  bool
@@ -46,7 +47,11 @@ func setupWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	opts := sqlstoretest.Options(t)
-	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, opts)
+	engine := o.engine
+	if engine == "" {
+		engine = sqlstore.EngineSQLite
+	}
+	store := sqlstoretest.Open(t, engine, opts)
 	pay := opts.Payments(store)
 	platform, admin, err := store.CreatePlatform(ctx, "Portal test platform", o.ivrEnabled)
 	if err != nil {

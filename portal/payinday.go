@@ -127,12 +127,14 @@ func (p *Portal) handlePayinAction(action string) func(w http.ResponseWriter, rq
 			done = "voided"
 		default:
 			var cents int64
-			if amount := strings.TrimSpace(f.Get("amount")); amount != "" {
+			amount := strings.TrimSpace(f.Get("amount"))
+			if amount != "" {
 				cents, err = dollarsToCents(amount)
 			}
 			if err == nil {
 				v := ivrpay.VoidOrRefund{IdempotencyKey: f.Get("idempotency_key"), Reason: f.Get("reason"), Type: ivrpay.VoidOrRefundTypeRefund}
-				if cents > 0 {
+				if amount != "" {
+					// 0.00 goes on as 0, which the service refuses: never a full refund.
 					v.Amount = json.Number(strconv.FormatInt(cents, 10))
 				}
 				_, err = p.svc.Lifecycle.VoidOrRefund(rq.Context(), id, v)

@@ -198,8 +198,24 @@ func (p *Portal) authed(h func(w http.ResponseWriter, r *request)) http.Handler 
 			p.renderServiceError(w, r, nil, err)
 			return
 		}
-		h(w, &request{Request: r.WithContext(keyContext(r.Context(), key)), sess: sess, key: key})
+		rq := &request{Request: r.WithContext(keyContext(r.Context(), key)), sess: sess, key: key}
+		if field, nul := ivrpay.RequestNUL(r.PathValue("id"), r.URL.Query(), r.PostForm); nul {
+			p.renderError(w, r, rq, http.StatusBadRequest, nulMessage(field))
+			return
+		}
+		h(w, rq)
 	})
+}
+
+// nulMessage refuses a NUL character (SPEC §9), naming the field only when
+// its name is one a form of ours could have: a banner shows no text taken
+// from the URL.
+func nulMessage(field string) string {
+	what := "A field"
+	if field != "" && len(field) <= 40 && strings.Trim(field, "abcdefghijklmnopqrstuvwxyz_") == "" {
+		what = "The field " + field
+	}
+	return what + " holds a NUL character, which no field accepts. Remove it and try again."
 }
 
 func (p *Portal) renderCSRFError(w http.ResponseWriter, r *http.Request) {
