@@ -3,6 +3,7 @@ package ivrpay
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/ivrpay/ivrpay/card"
@@ -50,6 +51,38 @@ const (
 	RefusalProcessingError             = "PROCESSING_ERROR"
 	RefusalRiskDecline                 = "RISK_DECLINE"
 )
+
+// refusalDescriptions are the refusal_desc tenants see for each refusal code.
+var refusalDescriptions = map[string]string{
+	RefusalDeclined:                    "Card declined",
+	RefusalInsufficientFunds:           "Insufficient funds",
+	RefusalDoNotHonor:                  "Do not honor",
+	RefusalExpiredCard:                 "Expired card",
+	RefusalInvalidCardSecurityCode:     "Incorrect card security code",
+	RefusalIncorrectPaymentInformation: "Postal code or card details do not match",
+	RefusalProcessingError:             "Processing error",
+	RefusalRiskDecline:                 "Declined by risk rules",
+}
+
+// maxProcessorCode bounds the processor's code shown in a refusal_desc.
+const maxProcessorCode = 80
+
+// RefusalDescription is the refusal_desc of a refusal: a fixed text per
+// refusal code (an unknown or empty code is a processing error), followed
+// by the processor's own code when there is one, e.g. "Insufficient funds
+// (stripe card_declined/insufficient_funds)". The processor's own text never
+// reaches tenants: it can name the operator's account or key (SPEC §9).
+func RefusalDescription(refusalCode, processorCode string) string {
+	desc, ok := refusalDescriptions[refusalCode]
+	if !ok {
+		desc = refusalDescriptions[RefusalProcessingError]
+	}
+	if processorCode == "" || len(processorCode) > maxProcessorCode || ContainsCardNumber(processorCode) ||
+		strings.ContainsFunc(processorCode, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return desc
+	}
+	return desc + " (" + processorCode + ")"
+}
 
 // PaymentMethodStatusAfterDecline is the status of a card stored from a
 // refused charge: a card the issuer refused for what it is must not be

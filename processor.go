@@ -139,10 +139,16 @@ type ProcessorResult struct {
 	AuthCode             string
 	AVSResultCode        string // Y match, N no match, U unavailable, ...
 	CVCResultCode        string // M match, N no match, P not processed, U unavailable
-	// RefusalCode is one of the Refusal* codes; RefusalDesc keeps the
-	// processor's own code and message.
-	RefusalCode string
-	RefusalDesc string
+	// RefusalCode is one of the Refusal* codes. ProcessorCode is the
+	// processor's own code of the refusal, named with its processor
+	// ("stripe card_declined/insufficient_funds", "adyen 12, scheme 51"). An adapter
+	// puts the processor's own code and message in RefusalDesc; since that
+	// text can name the operator's account or key, the service logs it for
+	// the operator and replaces it with RefusalDescription(RefusalCode,
+	// ProcessorCode) before anything stores or shows it (SPEC §9).
+	RefusalCode   string
+	RefusalDesc   string
+	ProcessorCode string
 }
 
 // Processor outcomes as the payin shows them (processor.outcome).

@@ -149,7 +149,23 @@ func (s *Service) callWithin(ctx context.Context, timeout time.Duration, f func(
 		// An adapter that forgot to say so: an error is an unknown outcome.
 		err = fmt.Errorf("%w: %w", ivrpay.ErrOutcomeUnknown, err)
 	}
+	if err == nil && !res.Approved {
+		s.normalizeRefusal(&res)
+	}
 	return res, err
+}
+
+// normalizeRefusal replaces the processor's own text of a refusal, which
+// can name the operator's account or key, with the normalized refusal_desc
+// tenants see (SPEC §9); the text goes to the operator's log, with the
+// processor's reference that the payin shows.
+func (s *Service) normalizeRefusal(res *ivrpay.ProcessorResult) {
+	desc := ivrpay.RefusalDescription(res.RefusalCode, res.ProcessorCode)
+	if res.RefusalDesc != "" && res.RefusalDesc != desc {
+		s.opts.Logger.Info("processor refusal", "refusal_code", res.RefusalCode, "processor_reference", res.Reference,
+			"processor_detail", res.RefusalDesc)
+	}
+	res.RefusalDesc = desc
 }
 
 // encryptCard is a card as the store keeps it: vault ciphertext and fingerprint.

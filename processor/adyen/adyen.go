@@ -320,7 +320,7 @@ func (p *Processor) pay(ctx context.Context, pay ivrpay.CardPayment, value int64
 	}
 	if apiErr != nil {
 		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError,
-			Reference: apiErr.PSPReference, RefusalDesc: redact(apiErr.desc(), pay.Card)}, nil
+			Reference: apiErr.PSPReference, RefusalDesc: redact(apiErr.desc(), pay.Card), ProcessorCode: apiErr.code()}, nil
 	}
 	return paymentResult(res, pay, value)
 }
@@ -343,10 +343,12 @@ func paymentResult(res paymentResponse, pay ivrpay.CardPayment, value int64) (iv
 	case "Refused", "Cancelled":
 		r.RefusalCode = refusalCode(string(res.RefusalReasonCode), res.RefusalReason, ad["refusalReasonRaw"])
 		r.RefusalDesc = redact(refusalDesc(res, ad["refusalReasonRaw"]), pay.Card)
+		r.ProcessorCode = refusalProcessorCode(res, ad["refusalReasonRaw"])
 		return r, nil
 	case "Error":
 		r.RefusalCode = ivrpay.RefusalProcessingError
 		r.RefusalDesc = redact("adyen error: "+refusalDesc(res, ad["refusalReasonRaw"]), pay.Card)
+		r.ProcessorCode = refusalProcessorCode(res, ad["refusalReasonRaw"])
 		return r, nil
 	case "RedirectShopper", "IdentifyShopper", "ChallengeShopper", "PresentToShopper", "AuthenticationNotRequired", "AuthenticationFinished":
 		// Nothing is authorised until the shopper acts, which a caller on the
@@ -397,7 +399,7 @@ func (p *Processor) modify(ctx context.Context, op ivrpay.PaymentOperation, what
 		return ivrpay.ProcessorResult{}, err
 	}
 	if apiErr != nil {
-		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: apiErr.desc()}, nil
+		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: apiErr.desc(), ProcessorCode: apiErr.code()}, nil
 	}
 	if res.Status != "received" {
 		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("adyen: %s answered status %q", what, res.Status)
@@ -494,33 +496,55 @@ func (p *Processor) call(ctx context.Context, path, idemKey string, body, out an
 }
 
 func (e *serviceError) desc() string {
-	code := e.ErrorCode
-	if code == "" {
-		code = "HTTP " + strconv.Itoa(e.Status)
-	}
 	msg := e.Message
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
-	return "adyen " + code + ": " + msg
+	return e.code() + ": " + msg
+}
+
+// code is Adyen's errorCode without its message, e.g. "adyen 901", or the
+// HTTP status when there is none.
+func (e *serviceError) code() string {
+	if e.ErrorCode == "" {
+		return "adyen HTTP " + strconv.Itoa(e.Status)
+	}
+	return "adyen " + e.ErrorCode
 }
 
 // refusalDesc keeps Adyen's own reason code and text, and the scheme's raw
 // answer when the account returns it: "adyen 12: Not enough balance (raw 51 : Insufficient funds)".
 func refusalDesc(res paymentResponse, raw string) string {
-	code := string(res.RefusalReasonCode)
-	if code == "" {
-		code = res.ResultCode
-	}
-	reason := res.RefusalReason
-	if reason == "" {
-		reason = res.ResultCode
-	}
+	code, reason := refusalReason(res)
 	d := "adyen " + code + ": " + ivrpay.Clip(reason, 120)
 	if raw != "" && !strings.EqualFold(raw, reason) {
 		d += " (raw " + ivrpay.Clip(raw, 80) + ")"
 	}
 	return d
+}
+
+// refusalProcessorCode is Adyen's code of a refusal without its text, and
+// the scheme's code from the raw answer when there is one: "adyen 2, scheme 05".
+func refusalProcessorCode(res paymentResponse, raw string) string {
+	code, _ := refusalReason(res)
+	if scheme := rawSchemeCode(raw); scheme != "" {
+		return "adyen " + code + ", scheme " + scheme
+	}
+	return "adyen " + code
+}
+
+// refusalReason is Adyen's refusalReasonCode and refusalReason, falling back
+// on the resultCode for answers without them.
+func refusalReason(res paymentResponse) (code, reason string) {
+	code = string(res.RefusalReasonCode)
+	if code == "" {
+		code = res.ResultCode
+	}
+	reason = res.RefusalReason
+	if reason == "" {
+		reason = res.ResultCode
+	}
+	return code, reason
 }
 
 func (p *Processor) merchant(accountRef string) string {

@@ -102,16 +102,19 @@ type amountTrigger struct {
 	refusal
 }
 
+// The sandbox's refusals read as every processor's do once normalized.
 var (
-	declined          = refusal{ivrpay.RefusalDeclined, "Card declined"}
-	insufficientFunds = refusal{ivrpay.RefusalInsufficientFunds, "Insufficient funds"}
-	expiredCard       = refusal{ivrpay.RefusalExpiredCard, "Expired card"}
-	badCVC            = refusal{ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code"}
-	processingError   = refusal{ivrpay.RefusalProcessingError, "Processing error"}
-	riskDecline       = refusal{ivrpay.RefusalRiskDecline, "Declined by risk rules"}
-	doNotHonor        = refusal{ivrpay.RefusalDoNotHonor, "Do not honor"}
-	badPostalCode     = refusal{ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match"}
+	declined          = refusalOf(ivrpay.RefusalDeclined)
+	insufficientFunds = refusalOf(ivrpay.RefusalInsufficientFunds)
+	expiredCard       = refusalOf(ivrpay.RefusalExpiredCard)
+	badCVC            = refusalOf(ivrpay.RefusalInvalidCardSecurityCode)
+	processingError   = refusalOf(ivrpay.RefusalProcessingError)
+	riskDecline       = refusalOf(ivrpay.RefusalRiskDecline)
+	doNotHonor        = refusalOf(ivrpay.RefusalDoNotHonor)
+	badPostalCode     = refusalOf(ivrpay.RefusalIncorrectPaymentInformation)
 )
+
+func refusalOf(code string) refusal { return refusal{code, ivrpay.RefusalDescription(code, "")} }
 
 var cardTriggers = []cardTrigger{
 	{"4000000000000002", declined},

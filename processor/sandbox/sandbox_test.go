@@ -85,7 +85,7 @@ func TestAuthorize(t *testing.T) {
 		{"cvc 4 digits", with(auth("378282246310005", 1000), func(a *ivrpay.CardPayment) { a.Card.CVV = "1234" }), true, "", "", "Y", "M"},
 
 		// AVS.
-		{"postal 00000", with(auth(visa, 1000), func(a *ivrpay.CardPayment) { a.Card.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match", "N", "M"},
+		{"postal 00000", with(auth(visa, 1000), func(a *ivrpay.CardPayment) { a.Card.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code or card details do not match", "N", "M"},
 		{"postal empty", with(auth(visa, 1000), func(a *ivrpay.CardPayment) { a.Card.PostalCode = "" }), true, "", "", "U", "M"},
 
 		// Amount triggers.
@@ -98,14 +98,14 @@ func TestAuthorize(t *testing.T) {
 		// Order: card before CVC before AVS before amount; result codes always set.
 		{"card beats cvc", with(auth("4000000000009995", 5101), func(a *ivrpay.CardPayment) { a.Card.CVV = "000"; a.Card.PostalCode = "00000" }), false, ivrpay.RefusalInsufficientFunds, "Insufficient funds", "N", "N"},
 		{"cvc beats avs", with(auth(visa, 5102), func(a *ivrpay.CardPayment) { a.Card.CVV = "000"; a.Card.PostalCode = "00000" }), false, ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code", "N", "N"},
-		{"avs beats amount", with(auth(visa, 5103), func(a *ivrpay.CardPayment) { a.Card.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match", "N", "M"},
+		{"avs beats amount", with(auth(visa, 5103), func(a *ivrpay.CardPayment) { a.Card.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code or card details do not match", "N", "M"},
 		{"empty cvc and postal on amount decline", with(auth(visa, 5105), func(a *ivrpay.CardPayment) { a.Card.CVV = ""; a.Card.PostalCode = "" }), false, ivrpay.RefusalProcessingError, "Processing error", "U", "P"},
 
 		// Amount 0 verifies the card (tokenize): amount rules skip, the others apply.
 		{"verify visa", auth(visa, 0), true, "", "", "Y", "M"},
 		{"verify declined card", auth("4000000000000002", 0), false, ivrpay.RefusalDeclined, "Card declined", "Y", "M"},
 		{"verify cvc 000", with(auth(visa, 0), func(a *ivrpay.CardPayment) { a.Card.CVV = "000" }), false, ivrpay.RefusalInvalidCardSecurityCode, "Incorrect card security code", "Y", "N"},
-		{"verify postal 00000", with(auth(visa, 0), func(a *ivrpay.CardPayment) { a.Card.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code does not match", "N", "M"},
+		{"verify postal 00000", with(auth(visa, 0), func(a *ivrpay.CardPayment) { a.Card.PostalCode = "00000" }), false, ivrpay.RefusalIncorrectPaymentInformation, "Postal code or card details do not match", "N", "M"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -104,6 +104,7 @@ func (s scrubber) outcome(err error) (ivrpay.ProcessorResult, error) {
 		return s.cardRefusal(se), nil
 	}
 	r := refused(s.describe(err))
+	r.ProcessorCode = s.clean(processorCode(se))
 	if se.PaymentIntent != nil {
 		r.Reference = se.PaymentIntent.ID
 	}
@@ -113,8 +114,9 @@ func (s scrubber) outcome(err error) (ivrpay.ProcessorResult, error) {
 // cardRefusal is the refusal of a card_error.
 func (s scrubber) cardRefusal(se *stripeapi.Error) ivrpay.ProcessorResult {
 	r := ivrpay.ProcessorResult{
-		RefusalCode: RefusalCode(string(se.Code), string(se.DeclineCode)),
-		RefusalDesc: s.describe(se),
+		RefusalCode:   RefusalCode(string(se.Code), string(se.DeclineCode)),
+		RefusalDesc:   s.describe(se),
+		ProcessorCode: s.clean(processorCode(se)),
 	}
 	switch r.RefusalCode {
 	case ivrpay.RefusalInvalidCardSecurityCode:
@@ -139,6 +141,24 @@ func (s scrubber) describe(err error) string {
 	if !errors.As(err, &se) {
 		return s.clean("stripe: " + err.Error())
 	}
+	if se.Type != stripeapi.ErrorTypeCard {
+		return s.clean(fmt.Sprintf("stripe %s (HTTP %d): %s", errorCode(se), se.HTTPStatusCode, se.Msg))
+	}
+	return s.clean(fmt.Sprintf("stripe %s: %s", errorCode(se), se.Msg))
+}
+
+// processorCode is Stripe's code of an error without its message, and the
+// HTTP status of an error that is not a card's: "stripe
+// card_declined/insufficient_funds", "stripe invalid_request_error, HTTP 403".
+func processorCode(se *stripeapi.Error) string {
+	if se.Type != stripeapi.ErrorTypeCard {
+		return fmt.Sprintf("stripe %s, HTTP %d", errorCode(se), se.HTTPStatusCode)
+	}
+	return "stripe " + errorCode(se)
+}
+
+// errorCode is an error's code (or type) and decline code.
+func errorCode(se *stripeapi.Error) string {
 	code := string(se.Code)
 	if code == "" {
 		code = string(se.Type)
@@ -146,9 +166,5 @@ func (s scrubber) describe(err error) string {
 	if se.DeclineCode != "" {
 		code += "/" + string(se.DeclineCode)
 	}
-	text := fmt.Sprintf("stripe %s: %s", code, se.Msg)
-	if se.Type != stripeapi.ErrorTypeCard {
-		text = fmt.Sprintf("stripe %s (HTTP %d): %s", code, se.HTTPStatusCode, se.Msg)
-	}
-	return s.clean(text)
+	return code
 }

@@ -29,6 +29,11 @@ const (
 // answer never comes (until the client gives up).
 const AmountHang = 5110
 
+// AmountAccountError answers the 403 of an API key not allowed on the
+// merchant account, naming the account: the operator's set-up, which
+// tenants must not read.
+const AmountAccountError = 5139
+
 // Fake is a local Checkout API v71 that replays Adyen's documented
 // answers (Authorised with additionalData, Refused with refusalReason and
 // refusalReasonCode, service errors) for the contract's trigger amounts, and
@@ -205,6 +210,10 @@ func (f *Fake) payments_(r *http.Request, body map[string]any) (int, any) {
 	ref := Str(body, "reference")
 	if value == processortest.AmountUnavailable {
 		return 503, serviceError{Status: 503, ErrorCode: "000", Message: "Service Unavailable", ErrorType: "internal"}
+	}
+	if value == AmountAccountError {
+		return 403, serviceError{Status: 403, ErrorCode: "901", ErrorType: "security",
+			Message: "Invalid Merchant Account: the API credential ws@Company." + Str(body, "merchantAccount") + " is not allowed on " + Str(body, "merchantAccount")}
 	}
 	psp := f.nextPSP()
 	base := map[string]any{"pspReference": psp, "merchantReference": ref}

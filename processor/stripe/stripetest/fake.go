@@ -82,7 +82,14 @@ const (
 	AmountBadGateway     = 5136 // a 502 HTML page
 	AmountConflict       = 5137 // a 409 idempotency_key_in_use
 	AmountProcessing     = 5138 // a 200 with the intent processing
+	// AmountAccountError answers the 403 of a key without access to the
+	// connected account, naming the account and the key's last digits: the
+	// operator's set-up, which tenants must not read.
+	AmountAccountError = 5139
 )
+
+// AccountErrorAccount is the account AmountAccountError's message names.
+const AccountErrorAccount = "acct_1OperatorPrivate42"
 
 // NewFake starts a Fake on a loopback port until the test ends.
 func NewFake(t testing.TB) *Fake {
@@ -291,6 +298,11 @@ func (f *Fake) createIntent(r *http.Request) (int, any) {
 		return 502, fmt.Sprintf("<html><body>Bad gateway for card=%s&cvc=%s</body></html>", card.Get("card[number]"), card.Get("card[cvc]"))
 	case AmountBadGateway:
 		return 502, "<html><body>502 Bad Gateway</body></html>"
+	case AmountAccountError:
+		key := bearer(r)
+		return 403, map[string]any{"error": map[string]any{"type": "invalid_request_error",
+			"message": "The provided key 'sk_test_****" + key[max(0, len(key)-4):] + "' does not have access to account '" + AccountErrorAccount +
+				"' (or that account does not exist). Application access may have been revoked."}}
 	case AmountConflict:
 		return 409, map[string]any{"error": map[string]any{"code": "idempotency_key_in_use", "type": "invalid_request_error",
 			"message": "There is currently another in-progress request using this Stripe-Account, Idempotency-Key, and endpoint. Please try again later."}}
