@@ -366,7 +366,9 @@ func checkIVRCard(req IVRRequest, configAmount int64, configPostal string, now t
 		postal = configPostal
 	}
 	if postal == "" {
-		return CardEntry{}, ConnectorErrorf(ConnMissingPostalCode, `no postal code: set postalCode="true" on <Pay>, or put billing_contact.postal_code in the config`)
+		// The request does not say whether <Pay> or the Payments API (an
+		// agent-assisted payment) collected the card: name both.
+		return CardEntry{}, ConnectorErrorf(ConnMissingPostalCode, `no postal code: set postalCode="true" on <Pay> (PostalCode=true when creating a Payments API session), or put billing_contact.postal_code in the config`)
 	}
 	return CardEntry{PAN: req.CardNumber, CVV: req.CVV, Brand: brand, Expiry: exp, PostalCode: postal}, nil
 }

@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/card"
 )
 
@@ -53,7 +57,42 @@ const (
 	errInvalidAmount     = 64003
 	errAuthenticate      = 20003
 	errNotFound          = 20404
+	errTooManyRequests   = 20429
 )
+
+// emulatorLimits keep the emulator's memory bounded whatever its clients
+// send; past one, the request is Twilio's 429 (20429).
+type emulatorLimits struct {
+	// sessions is how many payment sessions the emulator keeps: the oldest
+	// finished one is forgotten for a new one, and while all of them are in
+	// progress a Create is refused.
+	sessions int
+	// updates is how many Updates one session answers.
+	updates int
+	// pendingCallbacks is how many status callbacks may wait to be sent (a
+	// callback URL that does not answer); while that many do, the keypad
+	// and the REST API are refused.
+	pendingCallbacks int64
+}
+
+var defaultEmulatorLimits = emulatorLimits{sessions: 500, updates: 50, pendingCallbacks: 1000}
+
+// maxEntry is the longest valid entry of each field typed on the keypad; a
+// longer one ends the field as the validation error <Pay> reports for it.
+var maxEntry = map[string]int{
+	CaptureCardNumber:   19, // the longest PAN
+	CaptureExpiration:   4,  // MMYY
+	CaptureSecurityCode: 4,  // American Express
+	CapturePostalCode:   ivrpay.MaxPostalCodeLength,
+}
+
+// entryTooLong is the ErrorType of an entry longer than its field takes.
+var entryTooLong = map[string]string{
+	CaptureCardNumber:   ErrorInvalidCardNumber,
+	CaptureExpiration:   ErrorInvalidDate,
+	CaptureSecurityCode: ErrorInvalidSecurityCode,
+	CapturePostalCode:   ErrorInvalidPostalCode,
+}
 
 // EmulatorOptions configure an Emulator.
 type EmulatorOptions struct {
@@ -75,6 +114,11 @@ type EmulatorOptions struct {
 	Now func() time.Time
 	// NewTransactionID returns a connector transaction_id; nil means NewTransactionID.
 	NewTransactionID func() string
+	// Log, when set, gets one line per request and per connector exchange
+	// (its HTTP status and error_code), so that a failing connector is
+	// visible without a callback receiver. No line holds card data or a
+	// secret.
+	Log io.Writer
 }
 
 // Emulator serves Twilio's Payments REST resource (agent-assisted payments)
@@ -91,6 +135,7 @@ type EmulatorOptions struct {
 type Emulator struct {
 	o          EmulatorOptions
 	connectors map[string]*connectorExchange
+	limits     emulatorLimits
 
 	ctx    context.Context // cancelled by Close, for the connector requests in flight
 	cancel context.CancelFunc
@@ -98,12 +143,17 @@ type Emulator struct {
 
 	mu       sync.Mutex
 	sessions map[string]*paymentSession // by Sid
+	order    []string                   // Sids, oldest first
 	byCall   map[string]*paymentSession // the call's latest session
 	answers  map[string]storedAnswer    // by IdempotencyKey (and Sid for updates)
 	lastPost chan struct{}              // closed when the latest callback is done
+	pending  atomic.Int64               // callbacks not sent yet
+
+	logMu sync.Mutex
 }
 
 type storedAnswer struct {
+	sid    string // the session it created or updated
 	status int
 	body   []byte
 }
@@ -135,6 +185,7 @@ type paymentSession struct {
 	firstOf  map[string]string // a matching field's first entry, until its matcher
 	matched  map[string]bool
 	attempts map[string]int
+	updates  int // Updates answered
 }
 
 // NewEmulator checks the options and returns an Emulator; Close it when done.
@@ -146,7 +197,7 @@ func NewEmulator(o EmulatorOptions) (*Emulator, error) {
 		return nil, errors.New("at least one connector NAME=URL is required")
 	}
 	connectorDefaults(&o.Timeout, &o.Retries, &o.Client, &o.NewTransactionID, &o.Now)
-	e := &Emulator{o: o, connectors: map[string]*connectorExchange{}, sessions: map[string]*paymentSession{},
+	e := &Emulator{o: o, connectors: map[string]*connectorExchange{}, limits: defaultEmulatorLimits, sessions: map[string]*paymentSession{},
 		byCall: map[string]*paymentSession{}, answers: map[string]storedAnswer{}}
 	for name, endpoint := range o.Connectors {
 		u, err := url.Parse(endpoint)
@@ -177,7 +228,83 @@ func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/{rest...}", e.serveREST)
 	mux.HandleFunc("POST /emulator/Calls/{CallSid}/Digits", e.serveDigits)
-	return mux
+	if e.o.Log == nil {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &answerRecorder{ResponseWriter: w}
+		mux.ServeHTTP(rec, r)
+		e.logf("%s %s %d%s", r.Method, r.URL.Path, rec.status, rec.summary())
+	})
+}
+
+// logf writes one line to the Log.
+func (e *Emulator) logf(format string, args ...any) {
+	if e.o.Log == nil {
+		return
+	}
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.o.Log, "twilio-emulator: "+format+"\n", args...)
+}
+
+// answerRecorder keeps the status and the start of an answer, for its log
+// line. Answers are the emulator's own JSON: no card data, no secret.
+type answerRecorder struct {
+	http.ResponseWriter
+	status int
+	body   []byte
+}
+
+func (r *answerRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *answerRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if room := 2048 - len(r.body); room > 0 {
+		r.body = append(r.body, b[:min(room, len(b))]...)
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// summary is what the log line says of the answer: the resource's sid, a
+// Twilio error's code and message, or what the keypad did.
+func (r *answerRecorder) summary() string {
+	var a struct {
+		Sid       string `json:"sid"`
+		Code      int    `json:"code"`
+		Message   string `json:"message"`
+		Capture   string `json:"capture"`
+		State     string `json:"state"`
+		ErrorType string `json:"error_type"`
+		Error     string `json:"error"`
+	}
+	if json.Unmarshal(r.body, &a) != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, f := range []struct {
+		name, value string
+		quoted      bool
+	}{
+		{"sid", a.Sid, false}, {"code", strconv.Itoa(a.Code), false}, {"capture", a.Capture, false}, {"state", a.State, false},
+		{"error_type", a.ErrorType, false}, {"message", a.Message, true}, {"error", a.Error, true},
+	} {
+		switch {
+		case f.value == "" || f.value == "0":
+		case f.quoted:
+			fmt.Fprintf(&b, " %s=%q", f.name, f.value)
+		default:
+			fmt.Fprintf(&b, " %s=%s", f.name, f.value)
+		}
+	}
+	return b.String()
 }
 
 // twilioError writes Twilio's REST error shape.
@@ -194,11 +321,37 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-func (e *Emulator) serveREST(w http.ResponseWriter, r *http.Request) {
+// authenticated checks HTTP Basic AccountSid:AuthToken, answering Twilio's
+// 401 when it does not hold.
+func (e *Emulator) authenticated(w http.ResponseWriter, r *http.Request) bool {
 	user, pass, ok := r.BasicAuth()
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(e.o.AccountSid)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(pass), []byte(e.o.AuthToken)) != 1 || r.PathValue("AccountSid") != e.o.AccountSid {
+		subtle.ConstantTimeCompare([]byte(pass), []byte(e.o.AuthToken)) != 1 {
 		twilioError(w, http.StatusUnauthorized, errAuthenticate, "Authenticate")
+		return false
+	}
+	return true
+}
+
+// callbacksBehind answers 429 while too many status callbacks wait to be
+// sent (a callback URL that does not answer), so that they cannot pile up.
+func (e *Emulator) callbacksBehind(w http.ResponseWriter) bool {
+	if e.pending.Load() < e.limits.pendingCallbacks {
+		return false
+	}
+	twilioError(w, http.StatusTooManyRequests, errTooManyRequests, "Too Many Requests: the status callbacks already sent are not answered yet")
+	return true
+}
+
+func (e *Emulator) serveREST(w http.ResponseWriter, r *http.Request) {
+	if !e.authenticated(w, r) {
+		return
+	}
+	if r.PathValue("AccountSid") != e.o.AccountSid {
+		twilioError(w, http.StatusUnauthorized, errAuthenticate, "Authenticate")
+		return
+	}
+	if e.callbacksBehind(w) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
@@ -232,9 +385,10 @@ func (e *Emulator) resource(s *paymentSession) map[string]any {
 }
 
 // answerOnce replays the stored answer to a repeated IdempotencyKey, or runs
-// do and stores its answer. Only successes are stored, so a corrected retry
-// of a refused request is not refused again.
-func (e *Emulator) answerOnce(w http.ResponseWriter, key string, do func() (int, any)) {
+// do and stores its answer, as one of session sid's (do may create it). Only
+// successes are stored, so a corrected retry of a refused request is not
+// refused again.
+func (e *Emulator) answerOnce(w http.ResponseWriter, key string, sid func() string, do func() (int, any)) {
 	if a, ok := e.answers[key]; ok {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(a.status)
@@ -247,7 +401,7 @@ func (e *Emulator) answerOnce(w http.ResponseWriter, key string, do func() (int,
 		return
 	}
 	body, _ := json.Marshal(v)
-	e.answers[key] = storedAnswer{status, body}
+	e.answers[key] = storedAnswer{sid(), status, body}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
@@ -270,15 +424,44 @@ func (e *Emulator) create(w http.ResponseWriter, callSid string, form url.Values
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.answerOnce(w, "create "+callSid+" "+key, func() (int, any) {
+	var sid string
+	e.answerOnce(w, "create "+callSid+" "+key, func() string { return sid }, func() (int, any) {
+		if len(e.sessions) >= e.limits.sessions && !e.forgetOldestFinished() {
+			return fail(http.StatusTooManyRequests, errTooManyRequests, "Too Many Requests: %d payment sessions are in progress", len(e.sessions))
+		}
 		s, status, err := e.newSession(callSid, form)
 		if err != nil {
 			return status, err
 		}
+		sid = s.sid
 		e.sessions[s.sid] = s
+		e.order = append(e.order, s.sid)
 		e.byCall[callSid] = s
 		return http.StatusCreated, e.resource(s)
 	})
+}
+
+// forgetOldestFinished forgets the oldest finished session and its stored
+// answers; false when every session is still in progress.
+func (e *Emulator) forgetOldestFinished() bool {
+	for i, sid := range e.order {
+		s := e.sessions[sid]
+		if s.state != sessionDone {
+			continue
+		}
+		e.order = append(e.order[:i:i], e.order[i+1:]...)
+		delete(e.sessions, sid)
+		if e.byCall[s.callSid] == s {
+			delete(e.byCall, s.callSid)
+		}
+		for key, a := range e.answers {
+			if a.sid == sid {
+				delete(e.answers, key)
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // newSession reads Create's parameters into the <Pay> they stand for, so that
@@ -395,8 +578,12 @@ func (e *Emulator) update(w http.ResponseWriter, callSid, sid string, form url.V
 		twilioError(w, http.StatusNotFound, errNotFound, "The requested resource was not found")
 		return
 	}
-	e.answerOnce(w, "update "+sid+" "+key, func() (int, any) {
+	e.answerOnce(w, "update "+sid+" "+key, func() string { return sid }, func() (int, any) {
 		capture, status := form.Get("Capture"), form.Get("Status")
+		if s.updates >= e.limits.updates {
+			return fail(http.StatusTooManyRequests, errTooManyRequests, "Too Many Requests: the payment session has had %d updates", s.updates)
+		}
+		s.updates++
 		switch {
 		case (capture == "") == (status == ""):
 			return fail(http.StatusBadRequest, errCaptureOrStatus, "give either Capture or Status")
@@ -437,8 +624,13 @@ func (e *Emulator) update(w http.ResponseWriter, callSid, sid string, form url.V
 }
 
 // serveDigits is the caller's keypad: the digits go to the field being
-// captured, "#" ends it; during the confirmation prompt 1 confirms and 2 cancels.
+// captured, "#" ends it, and so does a digit past the field's longest valid
+// entry (an invalid entry); during the confirmation prompt 1 confirms and 2
+// cancels. It needs the account's credentials like the REST API.
 func (e *Emulator) serveDigits(w http.ResponseWriter, r *http.Request) {
+	if !e.authenticated(w, r) || e.callbacksBehind(w) {
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 	if err := r.ParseForm(); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the request body is not a form"})
@@ -479,8 +671,12 @@ func (e *Emulator) serveDigits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.digits += entry
 	capture := s.capture
+	if limit := maxEntry[strings.TrimSuffix(capture, matcherSuffix)]; len(s.digits)+len(entry) > limit {
+		// One digit more than the field takes is enough to fail its check.
+		entry, ended = entry[:limit+1-len(s.digits)], true
+	}
+	s.digits += entry
 	if !ended {
 		e.event(s, capture, true, "")
 		writeJSON(w, http.StatusOK, map[string]string{"capture": capture, "state": "partial"})
@@ -507,22 +703,22 @@ func (s *paymentSession) enter(capture, value string, now time.Time) string {
 		return ""
 	}
 	var problem string
-	switch field {
-	case CaptureCardNumber:
+	switch {
+	case len(value) > maxEntry[field]:
+		problem = entryTooLong[field]
+	case field == CaptureCardNumber:
 		problem = s.in.enterCardNumber(s.pay, value)
 		if problem == "" && s.have[CaptureSecurityCode] && s.in.enterSecurityCode(s.in.cvv) != "" {
 			// A new brand can make the security code already entered the wrong length.
 			s.have[CaptureSecurityCode] = false
 		}
-	case CaptureExpiration:
+	case field == CaptureExpiration:
 		problem = s.in.enterExpiry(value, now)
-	case CaptureSecurityCode:
-		if !s.have[CaptureCardNumber] {
-			problem = ErrorCaptureSequence
-			break
-		}
+	case field == CaptureSecurityCode && !s.have[CaptureCardNumber]:
+		problem = ErrorCaptureSequence
+	case field == CaptureSecurityCode:
 		problem = s.in.enterSecurityCode(value)
-	case CapturePostalCode:
+	case field == CapturePostalCode:
 		problem = s.in.enterPostalCode(value)
 	}
 	s.have[field] = problem == ""
@@ -585,6 +781,7 @@ func (e *Emulator) process(s *paymentSession) {
 		if err != nil {
 			out.result, out.paymentError = "internal-error", "the emulator stopped before the connector answered"
 		}
+		e.logf("connector %s for %s: %s", s.pay.PaymentConnector, s.sid, out.summary())
 		var f CallbackFields
 		f.add("Result", out.result)
 		if out.response != nil && s.method == MethodCharge {
@@ -618,13 +815,41 @@ func (e *Emulator) post(s *paymentSession, f CallbackFields) {
 	p := webhookPoster{client: e.o.Client, accountSid: e.o.AccountSid, callSid: s.callSid, authToken: e.o.AuthToken, timeout: e.o.Timeout}
 	target, prev, done := s.statusCallback, e.lastPost, make(chan struct{})
 	e.lastPost = done
+	e.pending.Add(1)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer close(done)
+		defer e.pending.Add(-1)
 		if prev != nil {
 			<-prev
 		}
 		_, _ = p.post(context.WithoutCancel(e.ctx), target, f)
 	}()
+}
+
+// summary is the log line of a connector exchange: the last attempt's HTTP
+// status (or why there was none), the connector's error_code, how many
+// attempts it took, and the Result Twilio reports. It holds no card data:
+// attempt errors are redacted, and the connector's message is left out.
+func (out exchangeOutcome) summary() string {
+	var b strings.Builder
+	if n := len(out.attempts); n > 0 && out.attempts[n-1].StatusCode != 0 {
+		fmt.Fprintf(&b, "HTTP %d", out.attempts[n-1].StatusCode)
+	} else {
+		b.WriteString("no answer")
+	}
+	if out.connectorError != "" {
+		fmt.Fprintf(&b, " error_code=%s", out.connectorError)
+	}
+	if len(out.attempts) == 1 {
+		b.WriteString(", 1 attempt")
+	} else {
+		fmt.Fprintf(&b, ", %d attempts", len(out.attempts))
+	}
+	fmt.Fprintf(&b, " → %s", out.result)
+	if out.response != nil && out.response.ID != "" {
+		fmt.Fprintf(&b, " (%s)", out.response.ID)
+	}
+	return b.String()
 }

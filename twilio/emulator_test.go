@@ -106,14 +106,32 @@ func (s *emulatorSetup) update(sid string, capture, status string) error {
 // press types digits on the caller's keypad.
 func (s *emulatorSetup) press(t *testing.T, digits string) {
 	t.Helper()
-	resp, err := http.PostForm(s.url+"/emulator/Calls/"+emuCall+"/Digits", url.Values{"Digits": {digits}})
+	if status, answer := s.keypad(t, emuAccount, emuToken, digits); status != http.StatusOK {
+		t.Fatalf("keypad %q: HTTP %d %v", digits, status, answer)
+	}
+}
+
+// keypad posts Digits with the given credentials and returns the answer.
+func (s *emulatorSetup) keypad(t *testing.T, user, pass, digits string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest("POST", s.url+"/emulator/Calls/"+emuCall+"/Digits", strings.NewReader(url.Values{"Digits": {digits}}.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("keypad %q: HTTP %d", digits, resp.StatusCode)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(user, pass)
 	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatalf("keypad answer: %v", err)
+	}
+	return resp.StatusCode, answer
 }
 
 // enter has the agent capture a field and the caller type it.

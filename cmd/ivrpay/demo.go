@@ -228,16 +228,21 @@ func demoAgentAssisted(ctx context.Context, out io.Writer, api *httpapi.Client, 
 
 	callSid := twilio.NewSid("CA")
 	payments := emuURL + "/2010-04-01/Accounts/" + twilio.DefaultAccountSid + "/Calls/" + callSid + "/Payments"
-	rest := func(path string, form url.Values) (map[string]any, error) {
-		form.Set("IdempotencyKey", twilio.NewSid("ik"))
-		form.Set("StatusCallback", appURL+"/status")
+	// post sends a form with the account's credentials, which the REST API
+	// and the keypad both need.
+	post := func(path string, form url.Values) (*http.Response, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(form.Encode()))
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(twilio.DefaultAccountSid, authToken)
-		resp, err := http.DefaultClient.Do(req)
+		return http.DefaultClient.Do(req)
+	}
+	rest := func(path string, form url.Values) (map[string]any, error) {
+		form.Set("IdempotencyKey", twilio.NewSid("ik"))
+		form.Set("StatusCallback", appURL+"/status")
+		resp, err := post(path, form)
 		if err != nil {
 			return nil, err
 		}
@@ -263,11 +268,14 @@ func demoAgentAssisted(ctx context.Context, out io.Writer, api *httpapi.Client, 
 		if _, err := rest(payments+"/"+sid+".json", url.Values{"Capture": {f[0]}}); err != nil {
 			return err
 		}
-		resp, err := http.PostForm(emuURL+"/emulator/Calls/"+callSid+"/Digits", url.Values{"Digits": {f[1] + "#"}})
+		resp, err := post(emuURL+"/emulator/Calls/"+callSid+"/Digits", url.Values{"Digits": {f[1] + "#"}})
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("keypad: HTTP %d", resp.StatusCode)
+		}
 		ev, err := demoEvent(events)
 		if err != nil {
 			return err

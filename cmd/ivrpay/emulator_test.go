@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,8 +29,9 @@ const (
 
 // emulatorProcess is `ivrpay twilio-emulator` run in this process.
 type emulatorProcess struct {
-	url string
-	api *twilioapi.ApiService
+	url    string
+	api    *twilioapi.ApiService
+	stdout *lockedBuffer // what it prints
 }
 
 var emulatorListening = regexp.MustCompile(`listening on (http://\S+)`)
@@ -36,10 +39,10 @@ var emulatorListening = regexp.MustCompile(`listening on (http://\S+)`)
 func startEmulator(t *testing.T, args ...string) *emulatorProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
+	var stdout, stderr = &lockedBuffer{}, &lockedBuffer{}
 	exited := make(chan int, 1)
 	go func() {
-		exited <- runTwilioEmulator(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), &stdout, &stderr)
+		exited <- runTwilioEmulator(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), stdout, stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -56,7 +59,7 @@ func startEmulator(t *testing.T, args ...string) *emulatorProcess {
 			c := &twilioclient.Client{Credentials: twilioclient.NewCredentials(emuAccount, emuToken),
 				HTTPClient: &http.Client{Transport: rewriteHost{u}}}
 			c.SetAccountSid(emuAccount)
-			return &emulatorProcess{url: m[1], api: twilioapi.NewApiServiceWithClient(c)}
+			return &emulatorProcess{url: m[1], api: twilioapi.NewApiServiceWithClient(c), stdout: stdout}
 		}
 		select {
 		case code := <-exited:
@@ -133,12 +136,22 @@ func (e *emulatorProcess) pay(t *testing.T, callSid, statusCallback string, crea
 		t.Fatalf("CreatePayments: %v", err)
 	}
 	exp := time.Now().AddDate(2, 0, 0).Format("0106")
-	for _, step := range [][2]string{{"payment-card-number", pan}, {"expiration-date", exp}, {"security-code", cvv}, {"postal-code", "94111"}} {
+	steps := [][2]string{{"payment-card-number", pan}, {"expiration-date", exp}, {"security-code", cvv}, {"postal-code", "94111"}}
+	if create.PostalCode != nil && !*create.PostalCode {
+		steps = steps[:3]
+	}
+	for _, step := range steps {
 		up := (&twilioapi.UpdatePaymentsParams{}).SetIdempotencyKey(callSid + step[0]).SetStatusCallback(statusCallback).SetCapture(step[0])
 		if _, err := e.api.UpdatePayments(callSid, *res.Sid, up); err != nil {
 			t.Fatalf("Capture %s: %v", step[0], err)
 		}
-		resp, err := http.PostForm(e.url+"/emulator/Calls/"+callSid+"/Digits", url.Values{"Digits": {step[1] + "#"}})
+		req, err := http.NewRequest("POST", e.url+"/emulator/Calls/"+callSid+"/Digits", strings.NewReader(url.Values{"Digits": {step[1] + "#"}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(emuAccount, emuToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("keypad: %v %v", resp, err)
 		}
@@ -158,7 +171,9 @@ func TestAgentAssistedPaymentThroughTheEmulator(t *testing.T) {
 	admin, ivrKey := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key")
 	merchant, platform := srv.bootstrap(t, "merchant_id"), srv.bootstrap(t, "platform_id")
 	connector := strings.Replace(srv.baseURL, "http://", "http://api_key:"+ivrKey+"@", 1) + httpapi.ConnectorPath
-	emu := startEmulator(t, "--account-sid", emuAccount, "--auth-token", emuToken, "--connector", "ivrpay_sandbox="+connector)
+	wrongKey := strings.Replace(srv.baseURL, "http://", "http://api_key:sbx_apikey_"+strings.Repeat("0", 64)+"@", 1) + httpapi.ConnectorPath
+	emu := startEmulator(t, "--account-sid", emuAccount, "--auth-token", emuToken, "--connector", "ivrpay_sandbox="+connector,
+		"--connector", "wrong_key="+wrongKey)
 	api := &httpapi.Client{BaseURL: srv.baseURL, APIKey: admin}
 	ctx := context.Background()
 
@@ -210,6 +225,43 @@ func TestAgentAssistedPaymentThroughTheEmulator(t *testing.T) {
 		}
 	})
 
+	t.Run("a connector that refuses the key is printed", func(t *testing.T) {
+		cfg, err := demoPayinConfig(ctx, api, merchant, "agent-401", 700)
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := newAgentApp(t, emuToken)
+		create := (&twilioapi.CreatePaymentsParams{}).SetPaymentConnector("wrong_key").SetChargeAmount(7).
+			SetParameter(map[string]string{"payin_config_id": cfg})
+		emu.pay(t, "CA00000000000000000000000000000005", app.URL+"/status", create, "4111111111111111", "123")
+		final := app.final(t)
+		if final.Get("Result") != twilio.ResultPaymentConnectorError || final.Get("ConnectorError") != ivrpay.ConnUnauthorized {
+			t.Fatalf("final callback %v", final)
+		}
+		line := regexp.MustCompile(`(?m)^twilio-emulator: connector wrong_key for (PK[0-9a-f]{32}): HTTP 401 error_code=UNAUTHORIZED, 1 attempt → payment-connector-error$`)
+		if m := line.FindStringSubmatch(emu.stdout.String()); m == nil || m[1] != final.Get("Sid") {
+			t.Fatalf("the emulator printed no line for the connector's 401 of session %s:\n%s", final.Get("Sid"), emu.stdout.String())
+		}
+		if strings.Contains(emu.stdout.String(), "4111111111111111") || strings.Contains(emu.stdout.String(), ivrKey) {
+			t.Fatalf("the emulator printed the card or the IVR key:\n%s", emu.stdout.String())
+		}
+	})
+
+	t.Run("no postal code names the Payments API's PostalCode", func(t *testing.T) {
+		cfg, err := demoPayinConfig(ctx, api, merchant, "agent-postal", 800)
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := newAgentApp(t, emuToken)
+		create := (&twilioapi.CreatePaymentsParams{}).SetPaymentConnector("ivrpay_sandbox").SetChargeAmount(8).SetPostalCode(false).
+			SetParameter(map[string]string{"payin_config_id": cfg})
+		emu.pay(t, "CA00000000000000000000000000000006", app.URL+"/status", create, "4111111111111111", "123")
+		final := app.final(t)
+		if final.Get("ConnectorError") != ivrpay.ConnMissingPostalCode || !strings.Contains(final.Get("PaymentError"), "PostalCode=true") {
+			t.Fatalf("final callback %v, want MISSING_POSTAL_CODE naming the PostalCode parameter", final)
+		}
+	})
+
 	t.Run("a wrong auth token signs nothing the app accepts", func(t *testing.T) {
 		cfg, err := demoPayinConfig(ctx, api, merchant, "agent-2", 500)
 		if err != nil {
@@ -250,6 +302,11 @@ func TestTwilioEmulatorFlags(t *testing.T) {
 		{name: "connector not http", args: []string{"--auth-token", "t", "--connector", "c=ftp://x"}, code: 2, stderr: "http"},
 		{name: "account sid not AC", args: []string{"--auth-token", "t", "--connector", "c=http://x", "--account-sid", "XX1"}, code: 2, stderr: "AccountSid"},
 		{name: "negative retries", args: []string{"--auth-token", "t", "--connector", "c=http://x", "--retries", "-1"}, code: 2, stderr: "--retries"},
+		{name: "auth token twice", args: []string{"--auth-token", "t", "--auth-token-file", "f", "--connector", "c=http://x"}, code: 2, stderr: "give it once"},
+		{name: "auth token file missing", args: []string{"--auth-token-file", "/nonexistent/token", "--connector", "c=http://x"}, code: 2, stderr: "--auth-token-file"},
+		{name: "password of no connector", args: []string{"--auth-token", "t", "--connector", "c=http://x", "--connector-password-file", "d=f"}, code: 2, stderr: "no --connector d=URL"},
+		{name: "password twice", args: []string{"--auth-token", "t", "--connector", "c=http://u:p@x", "--connector-password-file", "c=f"}, code: 2, stderr: "give it once"},
+		{name: "password file not NAME=FILE", args: []string{"--auth-token", "t", "--connector", "c=http://x", "--connector-password-file", "f"}, code: 2, stderr: "NAME=FILE"},
 		{name: "help", args: []string{"--help"}, code: 0, stderr: "Digits"},
 	}
 	for _, tt := range tests {
@@ -258,6 +315,56 @@ func TestTwilioEmulatorFlags(t *testing.T) {
 			code, _, stderr := runCLI(runTwilioEmulator, tt.args...)
 			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.stderr)
+			}
+		})
+	}
+}
+
+// TestTwilioEmulatorSecretsOffTheCommandLine: the auth token and a
+// connector's password come from IVRPAY_* variables or from files, so that
+// ps shows neither. Not parallel: it sets the environment.
+func TestTwilioEmulatorSecretsOffTheCommandLine(t *testing.T) {
+	srv := serveInProcess(t)
+	admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+	api := &httpapi.Client{BaseURL: srv.baseURL, APIKey: admin}
+	noPassword := strings.Replace(srv.baseURL, "http://", "http://api_key@", 1) + httpapi.ConnectorPath
+	dir := t.TempDir()
+	tokenFile, keyFile := filepath.Join(dir, "token"), filepath.Join(dir, "ivr.key")
+	if err := os.WriteFile(tokenFile, []byte(emuToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte(ivrKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"variables", map[string]string{"IVRPAY_AUTH_TOKEN": emuToken, "IVRPAY_CONNECTOR_PASSWORD_IVRPAY_SANDBOX": ivrKey}, nil},
+		{"files", nil, []string{"--auth-token-file", tokenFile, "--connector-password-file", "ivrpay_sandbox=" + keyFile}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			args := append([]string{"--account-sid", emuAccount, "--connector", "ivrpay_sandbox=" + noPassword}, c.args...)
+			for _, a := range args {
+				if strings.Contains(a, emuToken) || strings.Contains(a, ivrKey) {
+					t.Fatalf("argument %q holds a secret", a)
+				}
+			}
+			emu := startEmulator(t, args...)
+			cfg, err := demoPayinConfig(context.Background(), api, merchant, "secrets-"+c.name, 900)
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := newAgentApp(t, emuToken) // the callbacks are signed with the token read
+			create := (&twilioapi.CreatePaymentsParams{}).SetPaymentConnector("ivrpay_sandbox").SetChargeAmount(9).
+				SetParameter(map[string]string{"payin_config_id": cfg})
+			emu.pay(t, "CA00000000000000000000000000000007", app.URL+"/status", create, "4111111111111111", "123")
+			if final := app.final(t); final.Get("Result") != twilio.ResultSuccess {
+				t.Fatalf("final callback %v", final)
 			}
 		})
 	}
