@@ -28,16 +28,18 @@ const minHexID = 16
 // passes the Luhn check. Digits are ASCII or full-width; a run may be
 // written in one piece or in groups separated by up to three spaces, tabs,
 // dashes, dots, slashes or underscores (or their full-width forms). Within a
-// run, any consecutive groups count ("4111 1111 1111 1111 123", a card
-// followed by its CVV, is found), and so does a card number followed by
-// more digits in the same group ("41111111111111111225123", card, expiry
-// and CVV typed together) when it is a whole number of a supported brand.
+// run, consecutive groups laid out as cards are written count ("4111 1111
+// 1111 1111 123", a card followed by its CVV, is found; a counter and a
+// timestamp joined by a dash are not a card's layout), and so does a card
+// number followed by more digits in the same group
+// ("41111111111111111225123", card, expiry and CVV typed together) when it
+// is a whole number of a supported brand.
 //
 // Ids are not searched: a canonical UUID (Twilio's transaction ids) and a
 // hexadecimal word of 16 or more characters with a letter in it. Neither a
 // timestamp (1…, 20…) nor a snowflake id starts like a card. It does no I/O,
-// allocates nothing for runs of up to 64 digits, and never returns the
-// digits it found.
+// allocates nothing whatever the input, and never returns the digits it
+// found.
 func ContainsPANRun(s string) bool {
 	var digitsBuf [128]byte
 	var endsBuf [64]int
@@ -108,10 +110,12 @@ type digitRun struct {
 }
 
 // hasPAN checks, from the start of every group, each 13 to 19 digits that
-// follow: those that end where a group ends are a card when they pass the
-// Luhn check; those that end inside a group (more digits follow without a
-// separator) only when they are a whole card number of a supported brand,
-// since any long number has some Luhn-valid prefix.
+// follow. Within one group, digits that end where it ends are a card when
+// they pass the Luhn check, and digits followed by more digits only when
+// they are a whole card number of a supported brand, since any long number
+// has some Luhn-valid prefix. Over several groups, whole groups are a card
+// when they pass the Luhn check and are laid out as cards are written and
+// read out (cardLayout): a counter and a timestamp joined by a dash are not.
 func (r *digitRun) hasPAN() bool {
 	d := r.digits
 	start := 0
@@ -126,23 +130,38 @@ func (r *digitRun) hasPAN() bool {
 			continue
 		}
 		g := k // the group the candidate ends in
+		inner := r.ends[k]-start >= minCardGroup && r.ends[k]-start <= maxCardGroup
 		for n := MinPANRun; n <= MaxPANRun && start+n <= len(d); n++ {
 			end := start + n
 			for r.ends[g] < end {
+				if g > k {
+					size := r.ends[g] - r.ends[g-1]
+					inner = inner && size >= minCardGroup && size <= maxCardGroup
+				}
 				g++
 			}
 			candidate := d[start:end]
-			if r.ends[g] == end {
-				if luhn(candidate) {
+			switch {
+			case r.ends[g] != end && g == k:
+				if _, err := ParsePAN(string(candidate)); err == nil {
 					return true
 				}
-			} else if _, err := ParsePAN(string(candidate)); err == nil {
+			case r.ends[g] != end:
+			case (g == k || inner && r.ends[g]-r.ends[g-1] <= maxCardGroup) && luhn(candidate):
 				return true
 			}
 		}
 	}
 	return false
 }
+
+// A card written in groups has groups of 3 to 6 digits but for the last,
+// which may be shorter (4-4-4-4, Amex's 4-6-5, Diners' 4-6-4, 4-4-4-4-3,
+// 4-4-4-1).
+const (
+	minCardGroup = 3
+	maxCardGroup = 6
+)
 
 // keepIncomplete drops the groups whose candidates hasPAN has all seen,
 // keeping those that start less than MaxPANRun digits before the end, so

@@ -63,7 +63,10 @@ func TestContainsPANRun(t *testing.T) {
 		{"card after many groups of one run", strings.Repeat("7 ", 200) + "4111 1111 1111 1111", true},
 		{"card inside a long run", strings.Repeat("7-", 100) + "4111111111111111" + strings.Repeat("-7", 100), true},
 		{"card between long groups", strings.Repeat("7", 40) + " 4111111111111111 " + strings.Repeat("7", 40), true},
-		{"card split over groups of a long run", strings.Repeat("77 ", 45) + "4 111 11 11111 1111 1" + strings.Repeat(" 77", 45), true},
+		{"card in groups in a long run of small groups", strings.Repeat("77 ", 45) + "4111 1111 1111 1111" + strings.Repeat(" 77", 45), true},
+		{"19 digits, 4-4-4-4-3", "6011 0009 9013 9424 009", true},
+		{"13 digits, 4-4-4-1", "4222 2222 2222 2", true},
+		{"diners 4-6-4", "3056 930902 5904", true},
 		{"four separators break the run", "6011    1111111111117", false},
 		{"letters break the run", "6011a111111111117", false},
 		{"amex", "3714 496353 98431", true},
@@ -113,6 +116,12 @@ func TestContainsPANRunIdentifiers(t *testing.T) {
 		{"two phone numbers", "415-555-0100, 415-555-0199"},
 		{"US phone with country code", "+1 (415) 555-0100 ext. 1234"},
 		{"twelve digits", withLuhn(t, "41111111111")},
+		// The digits of these counters and timestamps, read as one, are a card number.
+		{"counter and Unix time in nanoseconds", "v-5-" + withLuhn(t, "517672256001234")[1:] + "6789"},
+		{"counter and Unix time in milliseconds", "order-42-" + withLuhn(t, "42176722560012")[2:]},
+		{"counter and milliseconds, a card's length", "order-4-" + withLuhn(t, "417672256001")[1:]},
+		{"four-digit counter and milliseconds", "inv-4242-" + withLuhn(t, "4242176722560012")[4:]},
+		{"a card read out one digit at a time (not a card's layout)", "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if ContainsPANRun(tc.in) {
