@@ -116,8 +116,8 @@ type EmulatorOptions struct {
 	NewTransactionID func() string
 	// Log, when set, gets one line per request and per connector exchange
 	// (its HTTP status and error_code), so that a failing connector is
-	// visible without a callback receiver. No line holds card data or a
-	// secret.
+	// visible without a callback receiver. No line holds what the caller
+	// types on the keypad, or a secret.
 	Log io.Writer
 }
 
@@ -234,7 +234,7 @@ func (e *Emulator) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &answerRecorder{ResponseWriter: w}
 		mux.ServeHTTP(rec, r)
-		e.logf("%s %s %d%s", r.Method, r.URL.Path, rec.status, rec.summary())
+		e.logf("%s %s %d%s", r.Method, r.URL.EscapedPath(), rec.status, rec.summary())
 	})
 }
 
@@ -249,7 +249,8 @@ func (e *Emulator) logf(format string, args ...any) {
 }
 
 // answerRecorder keeps the status and the start of an answer, for its log
-// line. Answers are the emulator's own JSON: no card data, no secret.
+// line. Answers are the emulator's own JSON, which never holds what the
+// caller typed or a secret.
 type answerRecorder struct {
 	http.ResponseWriter
 	status int
