@@ -154,12 +154,18 @@ type Payin struct {
 	Card             *Card           `json:"card"`
 	BillingContact   *BillingContact `json:"billing_contact"`
 	Metadata         json.RawMessage `json:"metadata"`
-	Source           string          `json:"source"`
-	IVR              *IVRInfo        `json:"ivr"`
-	Processor        *PayinProcessor `json:"processor"`
-	Refunds          []Refund        `json:"refunds"`
-	CreatedAt        time.Time       `json:"created_at"`
-	UpdatedAt        time.Time       `json:"updated_at"`
+	// IdempotencyKey is the payin config's idempotency_key, as its creator sent it.
+	IdempotencyKey string `json:"idempotency_key"`
+	// PaymentMethodConfigID is the config the charged card was stored from
+	// (a stored card tokenized for one); null for a card typed in for this
+	// payin.
+	PaymentMethodConfigID OptString       `json:"payment_method_config_id"`
+	Source                string          `json:"source"`
+	IVR                   *IVRInfo        `json:"ivr"`
+	Processor             *PayinProcessor `json:"processor"`
+	Refunds               []Refund        `json:"refunds"`
+	CreatedAt             time.Time       `json:"created_at"`
+	UpdatedAt             time.Time       `json:"updated_at"`
 	// CreatedBy is the API key or session id the payin was made through
 	// (empty for payins made before ivrpay recorded it); not shown.
 	CreatedBy string `json:"-"`

@@ -77,10 +77,12 @@ type PayinReservation struct {
 	// payin made over IVR.
 	IVRProvider      IVRProvider
 	IVRTransactionID string
-	// PaymentMethodID is the stored card charged, for API_STORED_PAYMENT_METHOD payins.
-	PaymentMethodID string
-	Processor       ProcessorAccountRef
-	CreatedAt       time.Time
+	// PaymentMethodID is the stored card charged, for API_STORED_PAYMENT_METHOD
+	// payins, and PaymentMethodConfigID the config it was stored from, if any.
+	PaymentMethodID       string
+	PaymentMethodConfigID string
+	Processor             ProcessorAccountRef
+	CreatedAt             time.Time
 	// CreatedBy is the API key or session id the payin is made through.
 	CreatedBy string
 	// Claim, when set, is the claim of the new IVR transaction, written

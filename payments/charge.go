@@ -88,7 +88,7 @@ func (s *Service) reserve(ctx context.Context, a chargeAttempt) (p *ivrpay.Payin
 		BillingContact: a.cfg.BillingContact.WithPostalCode(a.entry.PostalCode), Source: a.source,
 		IVRProvider: a.ivrProvider, IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now(), CreatedBy: a.createdBy}
 	if a.stored != nil {
-		r.PaymentMethodID = a.stored.ID
+		r.PaymentMethodID, r.PaymentMethodConfigID = a.stored.ID, string(a.stored.PaymentMethodConfigID)
 	}
 	if a.claim != nil && !a.claim.written {
 		r.Claim = &a.claim.ConnectorClaim

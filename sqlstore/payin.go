@@ -12,21 +12,27 @@ import (
 
 var _ ivrpay.PaymentMethodService = (*Store)(nil)
 
-const payinSelect = `SELECT id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
+// payinSelect reads a payin with (first) its config's idempotency key and
+// the payment method config its card was stored from, each a look-up by
+// primary key in the select list, so that the list filters' column names
+// stay the payins table's alone.
+const payinSelect = `SELECT (SELECT c.idempotency_key FROM payin_configs c WHERE c.id = payins.payin_config_id),
+	(SELECT m.payment_method_config_id FROM payment_methods m WHERE m.id = payins.payment_method_id),
+	id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 	authorized_amount, captured_amount, refunded_amount, refusal_code, refusal_desc, auth_code, avs_result_code, cvc_result_code,
 	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, created_at, updated_at,
 	processor_account, processor_kind, processor_sub_account, processor_reference, network_transaction_id, processor_outcome, created_by FROM payins`
 
 func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var p ivrpay.Payin
-	var pmID, bc, md, provider, txID sql.NullString
+	var pmID, bc, md, provider, txID, idempotencyKey, pmcID sql.NullString
 	var refunded int64
 	var refusalCode, refusalDesc, authCode, avs, cvc, brand, last4 string
 	var expMonth, expYear int
 	var created, updated string
 	var proc ivrpay.PayinProcessor
 	var procRef, nti, outcome string
-	if err := row.Scan(&p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
+	if err := row.Scan(&idempotencyKey, &pmcID, &p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
 		&p.AuthorizedAmount, &p.CapturedAmount, &refunded, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
 		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &provider, &txID, &created, &updated,
 		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome, &p.CreatedBy); err != nil {
@@ -35,6 +41,7 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	proc.Reference, proc.NetworkTransactionID, proc.Outcome = ivrpay.OptString(procRef), ivrpay.OptString(nti), ivrpay.OptString(outcome)
 	p.Processor = &proc
 	p.PaymentMethodID = ivrpay.OptString(pmID.String)
+	p.IdempotencyKey, p.PaymentMethodConfigID = ivrpay.ClientIdempotencyKey(idempotencyKey.String), ivrpay.OptString(pmcID.String)
 	p.RefusalCode, p.RefusalDesc, p.AuthCode = ivrpay.OptString(refusalCode), ivrpay.OptString(refusalDesc), ivrpay.OptString(authCode)
 	p.AVSResultCode, p.CVCResultCode = ivrpay.OptString(avs), ivrpay.OptString(cvc)
 	p.MethodType = ivrpay.MethodTypeCard

@@ -259,6 +259,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 		p := &ivrpay.Payin{ID: r.ID, PayinConfigID: cfg.ID, MerchantID: cfg.MerchantID, PlatformID: cfg.PlatformID,
 			PaymentMethodID: ivrpay.OptString(r.PaymentMethodID), Amount: cfg.Amount, CurrencyCode: cfg.CurrencyCode,
 			Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: billingContact(bc), Metadata: rawJSON(md),
+			IdempotencyKey: cfg.IdempotencyKey, PaymentMethodConfigID: ivrpay.OptString(r.PaymentMethodConfigID),
 			Source: r.Source, Processor: &ivrpay.PayinProcessor{Account: r.Processor.Name, Kind: r.Processor.Kind, SubAccount: r.Processor.AccountRef},
 			Refunds: []ivrpay.Refund{}, CreatedAt: at, UpdatedAt: at, CreatedBy: r.CreatedBy}
 		if r.Card.Brand != "" {
