@@ -184,10 +184,13 @@ func (o PayinOutcome) Applied(p *Payin) *Payin {
 
 // PayinUnknown records that a CREATED payin's processor outcome is unknown;
 // the card is stored so that the outcome can be resolved without the caller.
+// The first such record announces the payin (payin.created), with the payin
+// shaped at APIVersion (the platform's minimum; empty: the store reads it).
 type PayinUnknown struct {
 	PayinID          string
 	NewPaymentMethod *NewPaymentMethod
 	At               time.Time
+	APIVersion       APIVersion
 }
 
 // PayinCaptureRecord is a capture the processor accepted.

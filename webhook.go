@@ -16,6 +16,9 @@ import (
 
 // Event types (docs/webhooks.md). An event's data is the object as GET returns it.
 const (
+	// EventPayinCreated: a payin whose processor outcome is not known yet
+	// (CREATED, processor.outcome UNKNOWN); its final status follows.
+	EventPayinCreated        = "payin.created"
 	EventPayinProcessing     = "payin.processing"
 	EventPayinFailed         = "payin.failed"
 	EventPayinSucceeded      = "payin.succeeded"
@@ -43,7 +46,7 @@ const (
 )
 
 // EventTypes lists every event type an endpoint can subscribe to.
-var EventTypes = []string{EventPayinProcessing, EventPayinFailed, EventPayinSucceeded, EventPayinCanceled,
+var EventTypes = []string{EventPayinCreated, EventPayinProcessing, EventPayinFailed, EventPayinSucceeded, EventPayinCanceled,
 	EventPayinAuthorized, EventPaymentMethodActive, EventRefundProcessing, EventRefundSucceeded, EventRefundFailed,
 	EventMerchantRiskPaused}
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/webhook"
 )
 
@@ -161,6 +162,88 @@ func TestPayinConfigFields(t *testing.T) {
 		t.Run("webhook", func(t *testing.T) {
 			for id := range wants {
 				check(t, "payin.processing", hooks.wait(t, ivrpay.EventPayinProcessing, id).Data)
+			}
+		})
+	})
+}
+
+// TestPayinCreatedEvent: a payin whose processor outcome is unknown (the
+// sandbox's 5121 loses every answer until the reconciler asks) is announced
+// as payin.created, CREATED with processor.outcome UNKNOWN, written with the
+// unknown outcome and once: the retry that finds the outcome still unknown
+// adds none. Its final status follows as usual. An approved charge emits no
+// payin.created. The same holds for a stored card charged over REST.
+func TestPayinCreatedEvent(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := faultSetup(t, engine)
+		hooks := b.subscribe(t, ivrpay.EventPayinCreated, ivrpay.EventPayinProcessing)
+		createdEvents := func(payinID string) int {
+			var n int
+			if err := b.store.DB().QueryRow(`SELECT COUNT(*) FROM events WHERE type = $1 AND object_id = $2`,
+				ivrpay.EventPayinCreated, payinID).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		wantCreated := func(t *testing.T, id, idempotencyKey string) {
+			t.Helper()
+			ev := hooks.wait(t, ivrpay.EventPayinCreated, id)
+			if ev.Data["status"] != ivrpay.PayinStatusCreated || processorOutcome(ev.Data) != ivrpay.ProcessorOutcomeUnknown ||
+				ev.Data["idempotency_key"] != idempotencyKey || ev.Data["amount"] != float64(sandbox.LostAnswersAmount) {
+				t.Fatalf("payin.created data = %v", ev.Data)
+			}
+		}
+		resolve := func(t *testing.T, id string) {
+			t.Helper()
+			if n := b.on(t).reconcile(); n < 1 {
+				t.Fatalf("the reconciler resolved %d payins", n)
+			}
+			if ev := hooks.wait(t, ivrpay.EventPayinProcessing, id); ev.Data["status"] != ivrpay.PayinStatusProcessing {
+				t.Fatalf("payin.processing after reconciliation = %v", ev.Data)
+			}
+			if n := createdEvents(id); n != 1 {
+				t.Fatalf("payin %s has %d payin.created events, want 1", id, n)
+			}
+		}
+
+		t.Run("IVR", func(t *testing.T) {
+			key := b.ivrKey("payin:create")
+			cfg := b.payinConfig(b.admin, b.merchantID, sandbox.LostAnswersAmount, map[string]any{"idempotency_key": "pending-ivr"})
+			body := with(chargeBody(cfg), "amount", ivrpay.FormatDollars(sandbox.LostAnswersAmount))
+			id := b.on(t).wantPending(b.ivr(key, body))
+			wantCreated(t, id, "pending-ivr")
+			// Twilio's retry: the outcome is still unknown, and nothing new is announced.
+			if again := b.on(t).wantPending(b.ivr(key, body)); again != id {
+				t.Fatalf("the retry answered payin %s, want %s", again, id)
+			}
+			if n := createdEvents(id); n != 1 {
+				t.Fatalf("after the retry, payin %s has %d payin.created events, want 1", id, n)
+			}
+			resolve(t, id)
+		})
+		t.Run("stored card", func(t *testing.T) {
+			pmc := b.paymentMethodConfig(b.admin, b.platformID, b.merchantID, nil)
+			pmID := b.ivr(b.ivrKey("payment_method:create"), tokenizeBody(pmc)).wantOK(t, "tokenize")
+			cfg := b.payinConfig(b.admin, b.merchantID, sandbox.LostAnswersAmount, map[string]any{"idempotency_key": "pending-stored"})
+			var id string
+			for range 2 { // the request, then the same request again
+				r := b.api("POST", "/v1/payment_methods/"+pmID+"/payin", b.admin, map[string]any{"payin_config_id": cfg})
+				wantStatus(t, r, 200)
+				p := r.data(t)
+				if p["status"] != ivrpay.PayinStatusCreated || (id != "" && p["payin_id"] != id) {
+					t.Fatalf("stored charge answered %v %v, want the CREATED payin %s", p["payin_id"], p["status"], id)
+				}
+				id = p["payin_id"].(string)
+			}
+			wantCreated(t, id, "pending-stored")
+			resolve(t, id)
+		})
+		t.Run("approved charges emit none", func(t *testing.T) {
+			id := b.ivr(b.ivrKey("payin:create"), chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
+			hooks.wait(t, ivrpay.EventPayinProcessing, id)
+			if n := createdEvents(id); n != 0 {
+				t.Fatalf("an approved payin has %d payin.created events", n)
 			}
 		})
 	})

@@ -197,7 +197,7 @@ func outcomeStatus(amount int64, mode string, res ivrpay.ProcessorResult) (statu
 // recordUnknown keeps the payin CREATED, holding its config, with its card
 // stored so that the reconciler can resolve it without the caller.
 func (s *Service) recordUnknown(ctx context.Context, p *ivrpay.Payin, a chargeAttempt) (*ivrpay.Payin, error) {
-	u := ivrpay.PayinUnknown{PayinID: p.ID, At: s.now()}
+	u := ivrpay.PayinUnknown{PayinID: p.ID, At: s.now(), APIVersion: a.version}
 	if a.stored == nil && p.PaymentMethodID == "" {
 		pm, err := s.newPaymentMethod(a, p, ivrpay.PaymentMethodStatusActive, "")
 		if err != nil {

@@ -98,9 +98,10 @@ func (s *Store) endpointsOf(ctx context.Context, q querier, platformID string) (
 }
 
 // emitPayinEvent reports a payin's current status (payin.processing,
-// payin.authorized, …), with the payin as GET returns it at the platform's
-// minimum API version v (a webhook has no request version; empty: read from
-// the database). Statuses without an event type (CREATED) emit nothing.
+// payin.authorized, …; payin.created for a CREATED payin, which only
+// RecordPayinUnknown reports), with the payin as GET returns it at the
+// platform's minimum API version v (a webhook has no request version; empty:
+// read from the database). Statuses without an event type emit nothing.
 func (s *Store) emitPayinEvent(ctx context.Context, tx querier, p *ivrpay.Payin, v ivrpay.APIVersion) error {
 	if v == "" {
 		if err := s.queryRow(ctx, tx, `SELECT min_api_version FROM platforms WHERE id = $1`, p.PlatformID).Scan(&v); err != nil {

@@ -368,7 +368,10 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 	return final, nil
 }
 
-// RecordPayinUnknown marks a CREATED payin's outcome unknown and stores its card.
+// RecordPayinUnknown marks a CREATED payin's outcome unknown and stores its
+// card. The first time, it also emits payin.created (SPEC §7: a payin whose
+// outcome is not known yet), in the same transaction; a retry that finds the
+// outcome still unknown emits nothing more.
 func (s *Store) RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (p *ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.RecordPayinUnknown(%q)", u.PayinID)
 	err = s.inTx(ctx, func(tx querier) error {
@@ -379,16 +382,29 @@ func (s *Store) RecordPayinUnknown(ctx context.Context, u ivrpay.PayinUnknown) (
 			}
 			pmID = sql.NullString{String: pm.ID, Valid: true}
 		}
-		upd, err := s.exec(ctx, tx, `UPDATE payins SET processor_outcome = $2, payment_method_id = COALESCE($3, payment_method_id), updated_at = $4
-			WHERE id = $1 AND status = 'CREATED'`, u.PayinID, ivrpay.ProcessorOutcomeUnknown, pmID, ivrpay.FormatTime(u.At))
+		record := `UPDATE payins SET processor_outcome = $2, payment_method_id = COALESCE($3, payment_method_id), updated_at = $4
+			WHERE id = $1 AND status = 'CREATED'`
+		args := []any{u.PayinID, ivrpay.ProcessorOutcomeUnknown, pmID, ivrpay.FormatTime(u.At)}
+		// The row's own outcome tells the first record from a retry's, also
+		// when two processes record at once: the second finds it UNKNOWN.
+		upd, err := s.exec(ctx, tx, record+` AND processor_outcome <> $2`, args...)
 		if err != nil {
 			return err
 		}
-		if n, _ := upd.RowsAffected(); n != 1 {
-			return ivrpay.ErrStateChanged
+		n, _ := upd.RowsAffected()
+		first := n == 1
+		if !first {
+			if upd, err = s.exec(ctx, tx, record, args...); err != nil {
+				return err
+			}
+			if n, _ := upd.RowsAffected(); n != 1 {
+				return ivrpay.ErrStateChanged
+			}
 		}
-		p, err = s.findPayin(ctx, tx, u.PayinID)
-		return err
+		if p, err = s.findPayin(ctx, tx, u.PayinID); err != nil || !first {
+			return err
+		}
+		return s.emitPayinEvent(ctx, tx, p, u.APIVersion)
 	})
 	if errors.Is(err, ivrpay.ErrStateChanged) {
 		// Resolved meanwhile (the reconciler, or another attempt): that stands.
