@@ -785,11 +785,7 @@ func (e *Emulator) process(s *paymentSession) {
 		e.logf("connector %s for %s: %s", s.pay.PaymentConnector, s.sid, out.summary())
 		var f CallbackFields
 		f.add("Result", out.result)
-		if out.response != nil && s.method == MethodCharge {
-			f.add("PaymentConfirmationCode", out.response.ID)
-		} else if out.response != nil {
-			f.add("PaymentToken", out.response.ID)
-		}
+		f.addConfirmation(s.method, out.reading())
 		f.add("ConnectorError", out.connectorError)
 		f.add("PaymentError", out.paymentError)
 		// The gateway's parameters are not passed on in this flow, as with Twilio.

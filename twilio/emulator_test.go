@@ -223,7 +223,7 @@ func TestEmulatorChargeDrivenByTwilioGo(t *testing.T) {
 	}
 	var body map[string]any
 	_ = json.Unmarshal(r.body, &body)
-	want := `{"amount":"10","cardnumber":"4111111111111111","currency_code":"USD","cvv":"123","expiry_month":"08","expiry_year":"27",` +
+	want := `{"amount":"10","cardnumber":"4111111111111111","currency_code":"USD","cvv":"123","description":null,"expiry_month":"08","expiry_year":"27",` +
 		`"method":"charge","parameters":{"payin_config_id":"cfg_1"},"postal_code":"94111","transaction_id":"72500aba-328c-445c-a12e-da5700e10b17"}`
 	if got := mustJSON(t, body); got != want {
 		t.Errorf("connector request\n got %s\nwant %s", got, want)

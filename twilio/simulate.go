@@ -414,7 +414,7 @@ func (x *connectorExchange) run(ctx context.Context, r ConnectorRequest, redact 
 	if x.platform != nil && x.platform.Body != nil {
 		body, err = x.platform.Body(x.pay, r)
 	} else {
-		body, err = json.Marshal(r)
+		body, err = json.Marshal(newGenericPayBody(r))
 	}
 	if err != nil {
 		return out, err
@@ -489,11 +489,7 @@ func (s *Simulation) fillCallback(a AnswerReading, in captured, connectorParams 
 	resp := a.Response
 	cb := &s.Callback
 	cb.add("Result", a.Result)
-	if resp != nil && s.Method == MethodCharge {
-		cb.add("PaymentConfirmationCode", resp.ID)
-	} else if resp != nil {
-		cb.add("PaymentToken", resp.ID)
-	}
+	cb.addConfirmation(s.Method, a)
 	if in.brand != "" {
 		cb.add("PaymentCardNumber", maskPAN(in.pan))
 		cb.add("PaymentCardType", CardType(in.brand))
@@ -514,6 +510,21 @@ func (s *Simulation) fillCallback(a AnswerReading, in captured, connectorParams 
 		for _, k := range keys {
 			cb.add("PayConnector_"+k, resp.Parameters[k])
 		}
+	}
+}
+
+// addConfirmation adds the answer's id as Twilio passes it on, for a
+// success only: PaymentConfirmationCode for a charge, PaymentToken for a
+// tokenize. An answer that carries an id and an error_code is an error, and
+// its id goes nowhere.
+func (f *CallbackFields) addConfirmation(method string, a AnswerReading) {
+	if a.Response == nil || a.Result != ResultSuccess {
+		return
+	}
+	if method == MethodCharge {
+		f.add("PaymentConfirmationCode", a.Response.ID)
+	} else {
+		f.add("PaymentToken", a.Response.ID)
 	}
 }
 
@@ -711,6 +722,46 @@ func (p *Pay) connectorRequest(method, transactionID string, in captured) Connec
 		}
 	}
 	return r
+}
+
+// genericPayBody is a card request as Twilio sends it (reference §1.3):
+// every field of the method's documented body present, in the documented
+// order, each a string, or null where the caller gave nothing (a <Pay>
+// without description, a security code or postal code not asked for). A
+// charge carries amount and currency_code; a tokenize, as Twilio documents
+// it, neither. Gateways that read every key (some answer 500 without
+// description) get what Twilio would send them.
+type genericPayBody struct {
+	Method        string            `json:"method"`
+	TransactionID string            `json:"transaction_id"`
+	CardNumber    *string           `json:"cardnumber"`
+	CVV           *string           `json:"cvv"`
+	Amount        *string           `json:"amount,omitempty"`
+	CurrencyCode  *string           `json:"currency_code,omitempty"`
+	ExpiryMonth   *string           `json:"expiry_month"`
+	ExpiryYear    *string           `json:"expiry_year"`
+	Description   *string           `json:"description"`
+	PostalCode    *string           `json:"postal_code"`
+	Parameters    map[string]string `json:"parameters"`
+}
+
+func newGenericPayBody(r ConnectorRequest) genericPayBody {
+	nullable := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	b := genericPayBody{Method: r.Method, TransactionID: r.TransactionID, CardNumber: nullable(r.CardNumber), CVV: nullable(r.CVV),
+		ExpiryMonth: nullable(r.ExpiryMonth), ExpiryYear: nullable(r.ExpiryYear), Description: nullable(r.Description),
+		PostalCode: nullable(r.PostalCode), Parameters: r.Parameters}
+	if r.Method == MethodCharge {
+		b.Amount, b.CurrencyCode = &r.Amount, &r.CurrencyCode
+	}
+	if b.Parameters == nil {
+		b.Parameters = map[string]string{}
+	}
+	return b
 }
 
 // attempt sends one connector request within the per-attempt timeout and

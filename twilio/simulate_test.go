@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +133,11 @@ func TestSimulateWireFormat(t *testing.T) {
 	if err := json.Unmarshal(r.body, &body); err != nil {
 		t.Fatalf("body is not JSON: %v", err)
 	}
+	// Twilio's documented charge, key for key and in its order.
+	if got, want := bodyKeys(t, r.body), []string{"method", "transaction_id", "cardnumber", "cvv", "amount", "currency_code",
+		"expiry_month", "expiry_year", "description", "postal_code", "parameters"}; !slices.Equal(got, want) {
+		t.Errorf("body keys %v, want %v", got, want)
+	}
 	for k, v := range body {
 		if k == "parameters" {
 			for pk, pv := range v.(map[string]any) {
@@ -169,6 +175,28 @@ func TestSimulateWireFormat(t *testing.T) {
 	}
 }
 
+// bodyKeys returns the top-level keys of a JSON object, in order.
+func bodyKeys(t *testing.T, body []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("not a JSON object: %s", body)
+	}
+	var keys []string
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k.(string))
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
+}
+
 func mustJSON(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -182,7 +210,8 @@ func TestSimulateRequestFromTwiML(t *testing.T) {
 	t.Parallel()
 	fake := newFakeConnector(t, answerJSON(approved))
 	// chargeAmount goes out as written, currency upper-cased, parameters as
-	// given; securityCode="false" sends no cvv and a fixed postalCode is sent as is.
+	// given; securityCode="false" sends a null cvv, a <Pay> without
+	// description a null description, and a fixed postalCode is sent as is.
 	p, err := ParsePay([]byte(`<Response><Pay paymentConnector="c" chargeAmount="10.0" currency="usd" securityCode="false" postalCode="10001">` +
 		`<Parameter name="payin_config_id" value="cfg_9"/><Parameter name="order" value="A-1"/></Pay></Response>`))
 	if err != nil {
@@ -198,11 +227,10 @@ func TestSimulateRequestFromTwiML(t *testing.T) {
 	if body["amount"] != "10.0" || body["currency_code"] != "USD" || body["postal_code"] != "10001" {
 		t.Errorf("amount %v currency %v postal code %v", body["amount"], body["currency_code"], body["postal_code"])
 	}
-	if _, ok := body["cvv"]; ok {
-		t.Error("cvv sent although securityCode is false")
-	}
-	if _, ok := body["description"]; ok {
-		t.Error("description sent although the <Pay> has none")
+	for _, k := range []string{"cvv", "description"} {
+		if v, ok := body[k]; !ok || v != nil {
+			t.Errorf("%s = %v (present %t), want null: Twilio sends every field, null when the caller gave nothing", k, v, ok)
+		}
 	}
 	if got := mustJSON(t, body["parameters"]); got != `{"order":"A-1","payin_config_id":"cfg_9"}` {
 		t.Errorf("parameters = %s", got)
@@ -327,6 +355,20 @@ func TestSimulateAnswers(t *testing.T) {
 				`"PaymentCardPostalCode":"94111","PaymentMethod":"credit-card","PaymentError":"HTTP 500 from the connector"}`,
 		},
 		{
+			// An id with an error_code is an error: the id goes nowhere.
+			name:   "charge_id and error_code",
+			answer: `{"charge_id":"pyi_3","error_code":"DECLINED","error_message":"The card was declined"}`,
+			want: `{"Result":"payment-connector-error","PaymentCardNumber":"xxxxxxxxxxxx1111","PaymentCardType":"visa","ExpirationDate":"0827",` +
+				`"PaymentCardPostalCode":"94111","PaymentMethod":"credit-card","ConnectorError":"DECLINED","PaymentError":"The card was declined"}`,
+		},
+		{
+			name:   "token_id and error_code",
+			store:  true,
+			answer: `{"token_id":"mtd_2","error_code":"EXPIRED_CARD","error_message":"The card has expired"}`,
+			want: `{"Result":"payment-connector-error","PaymentCardNumber":"xxxxxxxxxxxx1111","PaymentCardType":"visa","ExpirationDate":"0827",` +
+				`"PaymentCardPostalCode":"94111","PaymentMethod":"credit-card","ConnectorError":"EXPIRED_CARD","PaymentError":"The card has expired"}`,
+		},
+		{
 			name:   "tokenize",
 			store:  true,
 			answer: `{"token_id":"mtd_1","error_code":null,"error_message":null,"parameters":{"payment_method_id":"mtd_1"}}`,
@@ -389,6 +431,11 @@ func TestSimulateAnswers(t *testing.T) {
 			_, hasCurrency := body["currency_code"]
 			if tt.store && (body["method"] != "tokenize" || hasAmount || hasCurrency) {
 				t.Errorf("tokenize request %s carries an amount or currency", fake.recorded()[0].body)
+			}
+			// Twilio's documented tokenize, key for key and in its order.
+			if got, want := bodyKeys(t, fake.recorded()[0].body), []string{"method", "transaction_id", "cardnumber", "cvv",
+				"expiry_month", "expiry_year", "description", "postal_code", "parameters"}; tt.store && !slices.Equal(got, want) {
+				t.Errorf("tokenize body keys %v, want %v", got, want)
 			}
 		})
 	}

@@ -176,3 +176,69 @@ func TestSimulateCommand(t *testing.T) {
 		})
 	}
 }
+
+// strictGateway is a connector like the community gateways that read every
+// key of Twilio's documented body and answer 500 when one is missing: it
+// succeeds only when each key of the method's body is present (null allowed).
+func strictGateway(t *testing.T) *httptest.Server {
+	t.Helper()
+	keys := map[string][]string{
+		"charge": {"method", "transaction_id", "cardnumber", "cvv", "amount", "currency_code", "expiry_month", "expiry_year",
+			"description", "postal_code", "parameters"},
+		"tokenize": {"method", "transaction_id", "cardnumber", "cvv", "expiry_month", "expiry_year", "description", "postal_code", "parameters"},
+	}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, "not JSON", http.StatusInternalServerError)
+			return
+		}
+		var method string
+		_ = json.Unmarshal(body["method"], &method)
+		want, known := keys[method]
+		if !known {
+			http.Error(w, "unknown method", http.StatusInternalServerError)
+			return
+		}
+		for _, k := range want {
+			if _, ok := body[k]; !ok {
+				http.Error(w, "TypeError: Cannot read properties of undefined (reading '"+k+"')", http.StatusInternalServerError)
+				return
+			}
+		}
+		if method == "charge" {
+			_, _ = io.WriteString(w, `{"charge_id":"ch_strict_1","error_code":null,"error_message":null}`)
+		} else {
+			_, _ = io.WriteString(w, `{"token_id":"tok_strict_1","error_code":null,"error_message":null}`)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestSimulateStrictGateway: `ivrpay simulate` without optional flags (no
+// --description, no --content-type) sends every key Twilio sends, so a
+// gateway that needs them all answers success, for a charge and a tokenize,
+// as Twilio and as Telnyx (whose body is Twilio's).
+func TestSimulateStrictGateway(t *testing.T) {
+	t.Parallel()
+	caller := []string{"--card", "4111111111111111", "--exp", "12/99", "--cvv", "123", "--postal-code", "94111"}
+	for _, tc := range []struct {
+		name, provider, confirmation string
+		pay                          []string
+	}{
+		{"twilio charge", "twilio", `"PaymentConfirmationCode": "ch_strict_1"`, []string{"--amount", "10.00", "--payin-config-id", "cfg_1"}},
+		{"twilio tokenize", "twilio", `"PaymentToken": "tok_strict_1"`, []string{"--payment-method-config-id", "pmc_1"}},
+		{"telnyx charge", "telnyx", `"PaymentConfirmationCode": "ch_strict_1"`, []string{"--amount", "10.00", "--payin-config-id", "cfg_1", "--connector", "c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := strictGateway(t)
+			args := append([]string{"--provider", tc.provider, "--endpoint", g.URL + "/pay", "--api-key", "k"}, caller...)
+			code, stdout, stderr := runCLI(runSimulate, append(args, tc.pay...)...)
+			if code != 0 || !strings.Contains(stdout, `"Result": "success"`) || !strings.Contains(stdout, tc.confirmation) {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+		})
+	}
+}
