@@ -90,7 +90,10 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 		return err
 	}
 	statementsJSON, _ := json.Marshal(statements)
-	fmt.Fprintf(out, "statements: %s\nIVR key %s; it cannot create payin configs:\n", statementsJSON, ivrKey.ID)
+	// The id and the secret look alike (sbx_api_… and sbx_apikey_…): say which goes into Twilio.
+	fmt.Fprintf(out, "statements: %s\nIVR key id      %s   (api_key_id: to read, disable or delete the key)\n"+
+		"IVR key secret  %s   (api_key: the connector's Password, step 3)\nThe IVR key cannot create payin configs:\n",
+		statementsJSON, ivrKey.ID, ivrKey.Secret)
 	ivrAPI := &httpapi.Client{BaseURL: base, APIKey: ivrKey.Secret}
 	if _, err := ivrAPI.CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{MerchantID: merchant.ID, IdempotencyKey: "x", Amount: "1000", CurrencyCode: "USD"}); err != nil {
 		fmt.Fprintf(out, "  with the IVR key, %v\n", err)
@@ -99,7 +102,7 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 
 	step(3, "Twilio Generic Pay Connector settings to paste")
-	fmt.Fprintf(out, "Unique Name   ivrpay_demo\nUsername      api_key\nPassword      %s\nEndpoint URL  %s\n", ivrKey.Secret, endpoint)
+	fmt.Fprintf(out, "Unique Name   ivrpay_demo\nUsername      api_key\nPassword      %s   (the IVR key's secret, not its id)\nEndpoint URL  %s\n", ivrKey.Secret, endpoint)
 
 	step(4, "Before the call, the platform creates a $10.00 payin config (POST /v1/payin_configs)")
 	cfgID, err := demoPayinConfig(ctx, api, merchant.ID, "demo-order-1", 1000)

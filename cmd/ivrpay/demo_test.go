@@ -29,6 +29,11 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %s", want)
 		}
 	}
+	// The IVR key's id is labelled as an id, and its secret, not the id, is the connector's Password.
+	key := regexp.MustCompile(`IVR key id +(sbx_api_\w+) +\(api_key_id[^\n]*\nIVR key secret +(sbx_apikey_[0-9a-f]{64}) +\(api_key: the connector's Password`).FindStringSubmatch(out.String())
+	if key == nil || !strings.Contains(out.String(), "Password      "+key[2]+"   (the IVR key's secret, not its id)") {
+		t.Errorf("the demo does not label the IVR key's id and secret, or the Password is not the secret:\n%s", out.String())
+	}
 	final := out.String()[strings.Index(out.String(), "final statusCallback"):]
 	m := regexp.MustCompile(`"PaymentConfirmationCode": "(sbx_pyi_\w+)"`).FindStringSubmatch(final)
 	if !strings.Contains(final, `"Result": "success"`) || m == nil || !strings.Contains(final, "GET /v1/payins/"+m[1]+":\n") {
