@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/twilio"
 )
@@ -215,7 +216,8 @@ func TestPortalEndToEnd(t *testing.T) {
 	b.clickAndWaitFor("#payin-filters button", "source=IVR")
 	b.do(chromedp.WaitVisible(chromedp.CSS("#payins-table")))
 	table := b.text("#payins-table")
-	if !strings.Contains(table, payinID) || !strings.Contains(table, "IVR") || !strings.Contains(table, "$10.00") {
+	// The list shows an id's prefix and end; its link holds the whole id (clicked below).
+	if !strings.Contains(table, "sbx_pyi_…"+payinID[len(payinID)-6:]) || !strings.Contains(table, "IVR") || !strings.Contains(table, "$10.00") {
 		t.Errorf("payins list:\n%s", table)
 	}
 	b.do(chromedp.Click(chromedp.CSS(`#payins-table a[href="/portal/payins/`+payinID+`"]`)), chromedp.WaitVisible(chromedp.CSS("#payin-source")))
@@ -237,6 +239,49 @@ func TestPortalEndToEnd(t *testing.T) {
 	}
 }
 
+// checkPayinsTableFits: at desktop width the payins list shows every column
+// without scrolling sideways (its table is no wider than the box that would
+// scroll it), and a row is one line tall, two when its refusal code or a long
+// card brand needs a second.
+func checkPayinsTableFits(t *testing.T, b *browser) {
+	t.Helper()
+	type fit struct {
+		Table, Box int64
+		Rows       []struct {
+			Height, Line float64
+			Failed       bool
+		}
+	}
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[fit](`(function(){
+		var table = document.querySelector('#payins-table'), box = table.parentElement;
+		var rows = Array.from(table.tBodies[0].rows).map(function(r){
+			var cell = r.cells[0], style = getComputedStyle(cell);
+			return {Height: r.getBoundingClientRect().height - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom),
+				Line: parseFloat(style.lineHeight), Failed: r.textContent.indexOf('FAILED') >= 0};
+		});
+		return {Table: table.scrollWidth, Box: box.clientWidth, Rows: rows};
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Table > got.Box {
+		t.Errorf("the payins table is %d px wide in a %d px box: it scrolls sideways at desktop width", got.Table, got.Box)
+	}
+	if len(got.Rows) < 5 {
+		t.Fatalf("the payins list shows %d rows, want the 5 payins made", len(got.Rows))
+	}
+	for i, r := range got.Rows {
+		lines := 1.0
+		if r.Failed {
+			lines = 2
+		}
+		// A line and a half of slack: a badge is a little taller than text.
+		if r.Height > (lines+0.5)*r.Line {
+			t.Errorf("payins row %d is %.0f px tall, over %v lines of %.0f px", i+1, r.Height, lines, r.Line)
+		}
+	}
+}
+
 // TestPortalScreenshots saves PNGs of the main pages at desktop and phone
 // widths into $IVRPAY_ARTIFACTS_DIR (or a temporary directory).
 func TestPortalScreenshots(t *testing.T) {
@@ -252,13 +297,15 @@ func TestPortalScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Data to show: a config charged over IVR and a declined one.
+	// Data to show: configs charged over IVR, declines (the longest brand and
+	// refusal code among them), and a stored card charged over the API.
 	ctx := ivrpay.NewContextWithPrincipal(context.Background(), e.admin)
 	var payinID, cfgID string
 	for i, c := range []struct {
-		amount int64
-		pan    string
-	}{{2500, "4111111111111111"}, {4200, "4000000000000002"}, {1999, "5555555555554444"}} {
+		amount   int64
+		pan, cvv string
+	}{{2500, "4111111111111111", "123"}, {4200, "4000000000000002", "123"}, {1999, "5555555555554444", "123"},
+		{5102, "378282246310005", "1234"}} {
 		cfg, err := e.store.CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{MerchantID: e.merchant.ID, IdempotencyKey: "shot-" + string(rune('a'+i)),
 			Amount: json.Number(strconv.FormatInt(c.amount, 10)), CurrencyCode: "USD", Metadata: json.RawMessage(`{"integration":"twilio_ivr","order":"A-1001"}`)})
 		if err != nil {
@@ -270,7 +317,7 @@ func TestPortalScreenshots(t *testing.T) {
 		}
 		sim, err := twilio.Simulate(context.Background(), twilio.SimulateOptions{Endpoint: e.srv.URL + "/vendor/twilio/pay_generic",
 			APIKey: e.ivrKey.Secret, Pay: pay, Client: e.srv.Client(),
-			Caller: twilio.CallerInput{CardNumber: c.pan, Expiry: "12/39", CVV: "123", PostalCode: "94107"}})
+			Caller: twilio.CallerInput{CardNumber: c.pan, Expiry: "12/39", CVV: c.cvv, PostalCode: "94107"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,6 +328,19 @@ func TestPortalScreenshots(t *testing.T) {
 	}
 	if payinID == "" {
 		t.Fatal("no payin made")
+	}
+	api := &httpapi.Client{BaseURL: e.srv.URL, APIKey: e.admin.Secret, HTTP: e.srv.Client()}
+	first, err := api.GetPayin(ctx, payinID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedCfg, err := api.CreatePayinConfig(ctx, ivrpay.PayinConfigCreate{MerchantID: e.merchant.ID, IdempotencyKey: "shot-stored",
+		Amount: "3100", CurrencyCode: "USD"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.ChargePaymentMethod(ctx, string(first.PaymentMethodID), storedCfg.ID); err != nil {
+		t.Fatal(err)
 	}
 
 	shots := []struct{ name, path, wait string }{
@@ -327,6 +387,14 @@ func TestPortalScreenshots(t *testing.T) {
 			// The page must fit the viewport's width: no sideways scrolling of the page itself.
 			if w, err := chromedp.Run(b.ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`)); err != nil || w > size.width {
 				t.Errorf("%s at %s: page is %d px wide in a %d px viewport (%v)", s.name, size.name, w, size.width, err)
+			}
+			if s.name == "payins" && !size.mobile {
+				checkPayinsTableFits(t, b)
+			}
+			if s.name == "payin-detail" {
+				if got := b.text("#payin-processor"); !strings.Contains(got, "sandbox") || !strings.Contains(got, "reference") {
+					t.Errorf("the payin page's processor reads %q, want its account, kind and reference", got)
+				}
 			}
 			shoot(s.name, size.name)
 		}

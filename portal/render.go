@@ -103,6 +103,7 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"prettyJSON": prettyJSON,
+	"shortID":    shortID,
 	"join":       strings.Join,
 	"lower":      strings.ToLower,
 	"statusClass": func(s string) string {
@@ -123,6 +124,19 @@ var funcs = template.FuncMap{
 type navLink struct {
 	Href, Label string
 	Active      bool
+}
+
+// shortID is how a list shows a long id: its prefix and its last six
+// characters ("sbx_pyi_…mhg2k0"). Ids made at the same time share their
+// start, so the end is what tells rows apart; the row keeps the whole id in
+// its link and title.
+func shortID(id string) string {
+	const tail = 6
+	i := strings.LastIndexByte(id, '_')
+	if i < 0 || len(id)-(i+1) <= tail+2 {
+		return id
+	}
+	return id[:i+1] + "…" + id[len(id)-tail:]
 }
 
 // prettyJSON indents a JSON value for display; "" for null or empty.
