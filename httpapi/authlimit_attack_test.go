@@ -20,8 +20,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // limiterSecret is what every "process" of these tests shares.
@@ -37,7 +37,7 @@ func sharedLimitServer(t *testing.T, store *sqlstore.Store, behindProxy bool, co
 		configure(limiter)
 	}
 	srv := &httpapi.Server{Logger: slog.New(slog.DiscardHandler), Limiter: limiter, BehindProxy: behindProxy,
-		Services: httpapi.NewServices(store, sqlstoretest.Options(t).Payments(store))}
+		Services: httpapi.NewServices(store, paymentstest.Options(t).Payments(store))}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts.URL, srv
@@ -103,11 +103,11 @@ func countedFailures(t *testing.T, events []ivrpay.AuditEvent) int {
 // never worked from there is refused unchecked.
 func TestKnownGoodCredentialsPassABlockedAddressOnEveryProcess(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			store := sqlstoretest.Open(t, engine, sqlstoretest.Options(t))
+			store := paymentstest.Open(t, engine, paymentstest.Options(t))
 			platform, admin, err := store.CreatePlatform(ctx, "Known good", true)
 			if err != nil {
 				t.Fatal(err)
@@ -203,7 +203,7 @@ func TestForwardedForIsAnAddressOnlyWhenItParses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+			store := paymentstest.Open(t, sqlstore.EngineSQLite, paymentstest.Options(t))
 			url, srv := sharedLimitServer(t, store, true, nil)
 			if got := restStatus(t, url, "sbx_apikey_wrong", tc.lines...); got != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401", got)
@@ -226,7 +226,7 @@ func TestForwardedForIsAnAddressOnlyWhenItParses(t *testing.T) {
 // audit trail one row.
 func TestForgedForwardedForFloodWritesBoundedRows(t *testing.T) {
 	t.Parallel()
-	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	store := paymentstest.Open(t, sqlstore.EngineSQLite, paymentstest.Options(t))
 	url, srv := sharedLimitServer(t, store, true, nil)
 	statuses := map[int]int{}
 	for i := range 600 {
@@ -250,7 +250,7 @@ func TestForgedForwardedForFloodWritesBoundedRows(t *testing.T) {
 // count every failure), not rows per address.
 func TestAuthFailureRowsAreBoundedInTotal(t *testing.T) {
 	t.Parallel()
-	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	store := paymentstest.Open(t, sqlstore.EngineSQLite, paymentstest.Options(t))
 	const maxShared, maxAudit = 100, 10
 	url, srv := sharedLimitServer(t, store, true, func(l *httpapi.AuthLimiter) {
 		l.MaxSharedRows, l.MaxAuditRows = maxShared, maxAudit
@@ -276,7 +276,7 @@ func TestAuthFailureRowsAreBoundedInTotal(t *testing.T) {
 // whole /64 (a host picks any address in it), and no other network.
 func TestIPv6IsLimitedPer64(t *testing.T) {
 	t.Parallel()
-	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	store := paymentstest.Open(t, sqlstore.EngineSQLite, paymentstest.Options(t))
 	_, admin, err := store.CreatePlatform(context.Background(), "IPv6", true)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +304,7 @@ func TestIPv6IsLimitedPer64(t *testing.T) {
 // its interval, and the ones after its last pass when it stops.
 func TestEveryAuthFailureReachesTheAuditTrail(t *testing.T) {
 	t.Parallel()
-	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	store := paymentstest.Open(t, sqlstore.EngineSQLite, paymentstest.Options(t))
 	url, srv := sharedLimitServer(t, store, false, nil)
 	run := func(interval time.Duration) (stop func()) {
 		srv.Limiter.AuditInterval = interval

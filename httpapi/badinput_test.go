@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 type badCase struct {
@@ -351,11 +351,11 @@ func TestIdempotencyKeys(t *testing.T) {
 func TestProductionMode(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		opts.Mode = ivrpay.ModeProduction
 		log := &syncBuffer{}
 		opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
-		b := serve(t, engine, sqlstoretest.Open(t, engine, opts), opts, log)
+		b := serve(t, engine, paymentstest.Open(t, engine, opts), opts, log)
 		prodID := regexp.MustCompile(`^(plt|mid|api|cfg|pmc)_[0-9A-Za-z]{27}$`)
 		if !prodID.MatchString(b.platformID) || !regexp.MustCompile(`^apikey_[0-9a-f]{64}$`).MatchString(b.admin) {
 			t.Fatalf("production platform %q / key %q carry a sandbox prefix", b.platformID, b.admin)

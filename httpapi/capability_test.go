@@ -7,8 +7,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // limitedProcessor is the sandbox processor declaring only some capabilities.
@@ -25,7 +25,7 @@ func (p limitedProcessor) Capabilities() ivrpay.ProcessorCapabilities { return p
 func TestProcessorCapabilities(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		b := setup(t, engine, func(c *sqlstoretest.Config) {
+		b := setup(t, engine, func(c *paymentstest.Config) {
 			c.Router = payments.SandboxRouter{Processor: limitedProcessor{Processor: sandbox.New()}}
 		})
 		key := b.ivrKey("payin:create", "payment_method:create")
@@ -85,7 +85,7 @@ func TestProcessorNotConfigured(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		var unrouted string
-		b := setup(t, engine, func(c *sqlstoretest.Config) {
+		b := setup(t, engine, func(c *paymentstest.Config) {
 			c.Router = noAccountFor{SandboxRouter: payments.SandboxRouter{Processor: sandbox.New()}, merchantID: &unrouted}
 		})
 		r := b.api("POST", "/v1/merchants", b.admin, map[string]any{"name": "Unrouted shop"})

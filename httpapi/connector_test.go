@@ -23,9 +23,9 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // connTest runs fn on a fresh bundle on every engine, once for each voice
@@ -1290,7 +1290,7 @@ func TestConnectorAnswersInsideProviderTimeout(t *testing.T) {
 			t.Parallel()
 			var mu sync.Mutex
 			var budget time.Duration
-			b := setup(t, sqlstore.EngineSQLite, func(c *sqlstoretest.Config) {
+			b := setup(t, sqlstore.EngineSQLite, func(c *paymentstest.Config) {
 				// The sandbox's slow amount asks to wait: note the deadline
 				// the call got, and give up at once as a timed-out call would.
 				c.Processor = &sandbox.Processor{Sleep: func(ctx context.Context, _ time.Duration) error {
@@ -1583,7 +1583,7 @@ func TestConnectorHangUpAndRetry(t *testing.T) {
 	}
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		b := setup(t, engine, func(c *sqlstoretest.Config) {
+		b := setup(t, engine, func(c *paymentstest.Config) {
 			c.Processor = &sandbox.Processor{Sleep: func(ctx context.Context, d time.Duration) error {
 				select {
 				case <-time.After(3 * time.Second):

@@ -44,8 +44,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/voice"
 	"github.com/ivrpay/ivrpay/webhook"
 )
@@ -181,7 +181,7 @@ func TestContractRoutesDocumented(t *testing.T) {
 // TestContract runs the scenario on every engine.
 func TestContract(t *testing.T) {
 	doc := loadContractDoc(t)
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			c := newContract(t, doc, engine)
@@ -316,9 +316,9 @@ func newContract(t *testing.T, doc *openapi3.T, engine string) *contract {
 	if err != nil {
 		t.Fatalf("router: %v", err)
 	}
-	opts := sqlstoretest.Options(t)
+	opts := paymentstest.Options(t)
 	opts.Logger = slog.New(slog.DiscardHandler)
-	store := sqlstoretest.Open(t, engine, opts)
+	store := paymentstest.Open(t, engine, opts)
 	pay := opts.Payments(store)
 	c := &contract{t: t, doc: doc, router: router, engine: engine, store: store, seen: map[string]map[int]int{},
 		options: &openapi3filter.Options{

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // faultTimeout is the processor call deadline of these tests: the sandbox's
@@ -18,7 +18,7 @@ const faultTimeout = 300 * time.Millisecond
 // faultSetup is a bundle whose processor calls get faultTimeout and whose
 // reconciler may ask at once (after one processor call's time).
 func faultSetup(t *testing.T, engine string) *bundle {
-	return setup(t, engine, func(c *sqlstoretest.Config) {
+	return setup(t, engine, func(c *paymentstest.Config) {
 		c.ProcessorTimeout, c.ReconcileAfter = faultTimeout, time.Millisecond
 	})
 }

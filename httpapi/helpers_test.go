@@ -26,8 +26,8 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // syncBuffer is the server log: handlers write to it from many goroutines.
@@ -82,7 +82,7 @@ type bundle struct {
 // forEachEngine runs fn as a parallel subtest on every engine.
 func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 	t.Helper()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			fn(t, engine)
@@ -92,21 +92,21 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 
 // setup opens a fresh store on engine (adjust may change the configuration
 // first) and serves it.
-func setup(t *testing.T, engine string, adjust ...func(*sqlstoretest.Config)) *bundle {
+func setup(t *testing.T, engine string, adjust ...func(*paymentstest.Config)) *bundle {
 	t.Helper()
-	opts := sqlstoretest.Options(t)
+	opts := paymentstest.Options(t)
 	for _, f := range adjust {
 		f(&opts)
 	}
 	log := &syncBuffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
-	s := sqlstoretest.Open(t, engine, opts)
+	s := paymentstest.Open(t, engine, opts)
 	return serve(t, engine, s, opts, log)
 }
 
 // serve starts a server on s and creates the bundle's platform, merchant
 // and admin key.
-func serve(t *testing.T, engine string, s *sqlstore.Store, opts sqlstoretest.Config, log *syncBuffer) *bundle {
+func serve(t *testing.T, engine string, s *sqlstore.Store, opts paymentstest.Config, log *syncBuffer) *bundle {
 	t.Helper()
 	b := &bundle{t: t, engine: engine, store: s, pay: opts.Payments(s), log: log, logger: opts.Logger, ctMu: &sync.Mutex{}, ctSeen: map[string][]string{},
 		wire: twilioWire}

@@ -16,14 +16,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 func TestConnectorNoCardDataAtRest(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		log := &syncBuffer{}
 		opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
 		var dsn, dbPath string
@@ -31,7 +31,7 @@ func TestConnectorNoCardDataAtRest(t *testing.T) {
 			dbPath = filepath.Join(t.TempDir(), "leak.db")
 			dsn = dbPath
 		} else {
-			dsn = sqlstoretest.DSN(t, engine)
+			dsn = paymentstest.DSN(t, engine)
 		}
 		s, err := sqlstore.Open(context.Background(), dsn, opts.StoreOptions())
 		if err != nil {

@@ -26,8 +26,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/webhook"
 )
 
@@ -46,8 +46,8 @@ type lcEnv struct {
 // settlement (after settleAfter) and the delivery worker until the test ends.
 func lcSetup(t *testing.T, engine string, settleAfter time.Duration) *lcEnv {
 	t.Helper()
-	opts := sqlstoretest.Options(t)
-	store := sqlstoretest.Open(t, engine, opts)
+	opts := paymentstest.Options(t)
+	store := paymentstest.Open(t, engine, opts)
 	api := &httpapi.Server{Services: httpapi.NewServices(store, opts.Payments(store))}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
@@ -345,7 +345,7 @@ func (e *lcEnv) createEndpoint(rcv *lcReceiver, events ...string) lcObj {
 // loopback receiver and verified there — and the objects as GET shows them.
 func TestLifecycleWebhooks(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			e := lcSetup(t, engine, 300*time.Millisecond)
@@ -454,7 +454,7 @@ func TestLifecycleWebhooks(t *testing.T) {
 // engine, because the refundable amount is enforced by the database.
 func TestConcurrentRefunds(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			e := lcSetup(t, engine, 10*time.Millisecond)
@@ -538,7 +538,7 @@ func TestConcurrentRefunds(t *testing.T) {
 // why), partial capture of an AUTHORIZED payin, and the idempotency key.
 func TestVoidAndCapture(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			e := lcSetup(t, engine, time.Hour) // settlement only when the test asks

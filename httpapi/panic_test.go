@@ -11,8 +11,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // panickingConnector stands in for a connector service with a bug.
@@ -27,7 +27,7 @@ func (panickingConnector) ProcessIVR(context.Context, ivrpay.IVRRequest) (ivrpay
 // status, since it reads a 200 as a success), and reveals nothing of the panic.
 func TestConnectorPanicKeepsTwilioShape(t *testing.T) {
 	t.Parallel()
-	store := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	store := paymentstest.Open(t, sqlstore.EngineSQLite, paymentstest.Options(t))
 	_, key, err := store.CreatePlatform(context.Background(), "Panics", true)
 	if err != nil {
 		t.Fatal(err)

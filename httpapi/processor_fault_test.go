@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/adyen"
 	"github.com/ivrpay/ivrpay/processor/adyen/adyentest"
 	"github.com/ivrpay/ivrpay/processor/processortest"
 	"github.com/ivrpay/ivrpay/processor/stripe"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // oneAccount routes every payment to one processor account.
@@ -129,7 +129,7 @@ func TestProcessorFaultTriggers(t *testing.T) {
 			t.Parallel()
 			forEachEngine(t, func(t *testing.T, engine string) {
 				d := adapter.open(t)
-				b := setup(t, engine, func(c *sqlstoretest.Config) {
+				b := setup(t, engine, func(c *paymentstest.Config) {
 					c.Router = d.router
 					c.ProcessorTimeout, c.ReconcileAfter = faultTimeout, time.Millisecond
 				})

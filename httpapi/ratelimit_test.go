@@ -16,8 +16,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 func TestAuthLimiterWindowAndBlock(t *testing.T) {
@@ -64,8 +64,8 @@ func limitedServer(t *testing.T) (url, admin string, store *sqlstore.Store, metr
 // limitedServerWith is limitedServer, returning the server (and its limiter).
 func limitedServerWith(t *testing.T) (url, admin string, store *sqlstore.Store, srv *httpapi.Server) {
 	t.Helper()
-	opts := sqlstoretest.Options(t)
-	store = sqlstoretest.Open(t, sqlstore.EngineSQLite, opts)
+	opts := paymentstest.Options(t)
+	store = paymentstest.Open(t, sqlstore.EngineSQLite, opts)
 	_, key, err := store.CreatePlatform(context.Background(), "Limited", true)
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/adyen/adyentest"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // TestRefusalDescNormalized: what the real Stripe and Adyen adapters read
@@ -38,7 +38,7 @@ func TestRefusalDescNormalized(t *testing.T) {
 			t.Parallel()
 			forEachEngine(t, func(t *testing.T, engine string) {
 				d := adapter.open(t)
-				b := setup(t, engine, func(c *sqlstoretest.Config) { c.Router = d.router })
+				b := setup(t, engine, func(c *paymentstest.Config) { c.Router = d.router })
 				key := b.ivrKey("payin:create")
 				cfg := b.payinConfig(b.admin, b.merchantID, adapter.amount, nil)
 				r := b.ivr(key, with(chargeBody(cfg), "amount", ivrpay.FormatDollars(adapter.amount)))

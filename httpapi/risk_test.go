@@ -12,8 +12,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/card"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // The risk rules of SPEC §11 through the connector, on every engine: the
@@ -31,7 +31,7 @@ type riskBundle struct {
 
 func setupRisk(t *testing.T, engine string) *riskBundle {
 	proc, metrics := sandbox.New(), &countingRiskMetrics{counts: map[string]int{}}
-	b := setup(t, engine, func(c *sqlstoretest.Config) { c.Processor, c.RiskMetrics = proc, metrics })
+	b := setup(t, engine, func(c *paymentstest.Config) { c.Processor, c.RiskMetrics = proc, metrics })
 	return &riskBundle{bundle: b, proc: proc, metrics: metrics, key: b.ivrKey("payin:create")}
 }
 

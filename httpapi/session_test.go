@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // offsetClock is the wall clock moved forward by a settable offset, so that a
@@ -49,7 +49,7 @@ func TestSessionAuthenticatesUntilExpiry(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		clock := &offsetClock{}
-		b := setup(t, engine, func(o *sqlstoretest.Config) { o.Clock = clock })
+		b := setup(t, engine, func(o *paymentstest.Config) { o.Clock = clock })
 		other, err := b.store.CreateMerchantAsOperator(t.Context(), b.platformID, merchantCreate("Merchant N"))
 		if err != nil {
 			t.Fatal(err)

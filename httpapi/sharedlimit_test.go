@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay/httpapi"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestSharedAuthLimiterCountsEveryProcess runs three limiters (three
@@ -18,10 +18,10 @@ import (
 // rows are pruned to the cap.
 func TestSharedAuthLimiterCountsEveryProcess(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			store := sqlstoretest.Open(t, engine, sqlstoretest.Options(t))
+			store := paymentstest.Open(t, engine, paymentstest.Options(t))
 			now := time.Now().Truncate(time.Millisecond) // the database keeps microseconds
 			secret := []byte("a secret every process of the deployment shares")
 			var limiters []*httpapi.AuthLimiter

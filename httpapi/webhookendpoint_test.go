@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/webhook"
 	"github.com/ivrpay/ivrpay/webhook/webhooktest"
 )
@@ -134,11 +134,11 @@ func TestRotateWebhookSecret(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		ctx := context.Background()
 		clock := &offsetClock{}
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		opts.Clock = clock
 		log := &syncBuffer{}
 		opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
-		dsn := sqlstoretest.DSN(t, engine)
+		dsn := paymentstest.DSN(t, engine)
 		s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 		if err != nil {
 			t.Fatal(err)

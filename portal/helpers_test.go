@@ -15,9 +15,9 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/portal"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // env is a real deployment for one test: a SQLite store (or another engine), the httpapi handler
@@ -46,12 +46,12 @@ func setup(t *testing.T) *env { return setupWith(t, envOptions{ivrEnabled: true}
 func setupWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	opts := sqlstoretest.Options(t)
+	opts := paymentstest.Options(t)
 	engine := o.engine
 	if engine == "" {
 		engine = sqlstore.EngineSQLite
 	}
-	store := sqlstoretest.Open(t, engine, opts)
+	store := paymentstest.Open(t, engine, opts)
 	pay := opts.Payments(store)
 	platform, admin, err := store.CreatePlatform(ctx, "Portal test platform", o.ivrEnabled)
 	if err != nil {

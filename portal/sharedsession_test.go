@@ -12,8 +12,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/portal"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // TestSessionsAreSharedByProcesses puts two portals (two processes: two
@@ -24,7 +24,7 @@ import (
 // secret in clear, and an idle session ends and is deleted.
 func TestSessionsAreSharedByProcesses(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			e, clock, _ := setupShared(t, engine)
@@ -136,8 +136,8 @@ func TestSessionsAreSharedByProcesses(t *testing.T) {
 func setupShared(t *testing.T, engine string) (e *env, clock *atomic.Int64, pages *[2]atomic.Int64) {
 	t.Helper()
 	ctx := context.Background()
-	opts := sqlstoretest.Options(t)
-	store := sqlstoretest.Open(t, engine, opts)
+	opts := paymentstest.Options(t)
+	store := paymentstest.Open(t, engine, opts)
 	pay := opts.Payments(store)
 	platform, admin, err := store.CreatePlatform(ctx, "Portal test platform", true)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestPortalRefusesNUL: a NUL character in a form field, a JSON text field
@@ -15,7 +15,7 @@ import (
 // says so, and nothing is written, on both engines (PostgreSQL answered 500).
 func TestPortalRefusesNUL(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			e := setupWith(t, envOptions{engine: engine, ivrEnabled: true})

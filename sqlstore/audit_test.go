@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestAuditRecords checks that key and platform changes, refused escalations
@@ -14,11 +14,11 @@ import (
 // outcome — and that no record holds a key secret or a card number.
 func TestAuditRecords(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			opts := sqlstoretest.Options(t)
-			s := sqlstoretest.Open(t, engine, opts)
+			opts := paymentstest.Options(t)
+			s := paymentstest.Open(t, engine, opts)
 			ctx := ivrpay.NewContextWithClientAddress(context.Background(), "203.0.113.7")
 			p, admin, err := s.CreatePlatform(ctx, "Audited", true)
 			if err != nil {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // authFixture is a platform of its own with its admin and a second key, so
@@ -68,7 +68,7 @@ var authChanges = []struct {
 
 // standingClock gives a store a fake clock that never moves, so that
 // nothing expires from the authentication cache on a slow machine.
-func standingClock(c *sqlstoretest.Config) {
+func standingClock(c *paymentstest.Config) {
 	c.Clock = newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
 }
 
@@ -89,9 +89,9 @@ func describe(k *ivrpay.APIKey, err error) string {
 func TestAuthCacheBoundAcrossProcesses(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		opts.Clock = clock
-		dsn := sqlstoretest.DSN(t, engine)
+		dsn := paymentstest.DSN(t, engine)
 		s := openDSN(t, dsn, opts)
 		other := openDSN(t, dsn, opts) // a second process on the same database
 		// The rows share the clock: they run one after the other.
@@ -120,9 +120,9 @@ func TestAuthCacheBoundAcrossProcesses(t *testing.T) {
 // served from the cache just before.
 func TestAuthCacheSeesOwnChangesAtOnce(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		standingClock(&opts)
-		s := sqlstoretest.Open(t, engine, opts)
+		s := paymentstest.Open(t, engine, opts)
 		for _, tc := range authChanges {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newAuthFixture(t, s)
@@ -148,9 +148,9 @@ func TestAuthCacheSeesOwnChangesAtOnce(t *testing.T) {
 // once: refusals are never cached.
 func TestAuthCacheIsNotNegative(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		standingClock(&opts)
-		dsn := sqlstoretest.DSN(t, engine)
+		dsn := paymentstest.DSN(t, engine)
 		s := openDSN(t, dsn, opts)
 		other := openDSN(t, dsn, opts)
 		f := newAuthFixture(t, other)

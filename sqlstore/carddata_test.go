@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // TestNoCardDataAtRest runs charges, declines, refusals and tokenizations with
@@ -29,10 +29,10 @@ func TestNoCardDataAtRest(t *testing.T) {
 		// timestamps; its digits do not contain the CID.
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 20, 30, 0, time.UTC))
 		var logs lockedBuffer
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		opts.Clock = clock
 		opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		dsn := sqlstoretest.DSN(t, engine)
+		dsn := paymentstest.DSN(t, engine)
 		s := openDSN(t, dsn, opts)
 		b := setupOn(t, s, engine, opts)
 

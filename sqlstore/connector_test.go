@@ -16,9 +16,9 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/card"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -267,7 +267,7 @@ func TestIVRSlowProcessorRetry(t *testing.T) {
 		release := make(chan struct{})
 		var sleeps atomic.Int32
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 20, 30, 0, time.UTC))
-		b := setup(t, engine, func(o *sqlstoretest.Config) {
+		b := setup(t, engine, func(o *paymentstest.Config) {
 			o.Clock = clock
 			o.Processor = &sandbox.Processor{Sleep: func(ctx context.Context, d time.Duration) error {
 				sleeps.Add(1)
@@ -444,7 +444,7 @@ func TestIVRCrashResume(t *testing.T) {
 			t.Parallel()
 			clock := newFakeClock(time.Date(2026, 3, 15, 10, 20, 30, 0, time.UTC))
 			proc := &crashingProcessor{}
-			b := setup(t, engine, func(o *sqlstoretest.Config) { o.Clock, o.Processor = clock, proc })
+			b := setup(t, engine, func(o *paymentstest.Config) { o.Clock, o.Processor = clock, proc })
 			cfg := b.payinConfig(t, 1000)
 			req := chargeReq(cfg.ID, "CA-crash-real", visaOK, 1000)
 
@@ -964,8 +964,8 @@ func TestVaultRotation(t *testing.T) {
 		if err := vault.WriteKeyFile(keyFile, oldKey); err != nil {
 			t.Fatal(err)
 		}
-		dsn := sqlstoretest.DSN(t, engine)
-		opts := sqlstoretest.Options(t)
+		dsn := paymentstest.DSN(t, engine)
+		opts := paymentstest.Options(t)
 		s := openDSN(t, dsn, opts)
 		keeper, _, err := vault.OpenKeeper(boundedContext(t), s, keyFile, vault.KeeperOptions{})
 		if err != nil {
@@ -1092,7 +1092,7 @@ func readPANColumns(t *testing.T, s *sqlstore.Store) map[string]panColumns {
 }
 
 // openDSN opens the store at dsn and closes it at cleanup.
-func openDSN(t *testing.T, dsn string, opts sqlstoretest.Config) *sqlstore.Store {
+func openDSN(t *testing.T, dsn string, opts paymentstest.Config) *sqlstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

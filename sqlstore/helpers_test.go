@@ -11,8 +11,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // Cards the tests use. The canaries are Luhn-valid numbers that are not on
@@ -36,7 +36,7 @@ const (
 type bundle struct {
 	s        *sqlstore.Store
 	pay      *payments.Service
-	opts     sqlstoretest.Config
+	opts     paymentstest.Config
 	engine   string
 	platform *ivrpay.Platform
 	merchant *ivrpay.Merchant
@@ -48,18 +48,18 @@ type bundle struct {
 
 // setup opens a fresh store on engine (opts may adjust the options first) and
 // creates the bundle's platform, merchant and keys.
-func setup(t testing.TB, engine string, adjust ...func(*sqlstoretest.Config)) *bundle {
+func setup(t testing.TB, engine string, adjust ...func(*paymentstest.Config)) *bundle {
 	t.Helper()
-	opts := sqlstoretest.Options(t)
+	opts := paymentstest.Options(t)
 	for _, f := range adjust {
 		f(&opts)
 	}
-	s := sqlstoretest.Open(t, engine, opts)
+	s := paymentstest.Open(t, engine, opts)
 	return setupOn(t, s, engine, opts)
 }
 
 // setupOn creates the bundle's objects on an already opened store.
-func setupOn(t testing.TB, s *sqlstore.Store, engine string, opts sqlstoretest.Config) *bundle {
+func setupOn(t testing.TB, s *sqlstore.Store, engine string, opts paymentstest.Config) *bundle {
 	t.Helper()
 	ctx := boundedContext(t)
 	p, admin, err := s.CreatePlatform(ctx, "Acme Platform", true)
@@ -258,7 +258,7 @@ func (c *fakeClock) setHook(f func()) {
 func forEngine(t *testing.T, f func(t *testing.T, engine string)) {
 	t.Helper()
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			f(t, engine)

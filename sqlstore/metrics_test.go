@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestRecentPayinStatusCounts counts only the payins created in the window
@@ -12,7 +12,7 @@ import (
 func TestRecentPayinStatusCounts(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		clock := newFakeClock(time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC))
-		b := setup(t, engine, func(o *sqlstoretest.Config) { o.Clock = clock })
+		b := setup(t, engine, func(o *paymentstest.Config) { o.Clock = clock })
 		ctx := boundedContext(t)
 		charge := func(tx string) {
 			cfg := b.payinConfig(t, 1000)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // refusingProcessor is a sandbox processor whose Authorize answers as its
@@ -46,7 +46,7 @@ func (p *refusingProcessor) Resolve(ctx context.Context, a ivrpay.CardPayment) (
 func TestChargeNeverSent(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		proc := &refusingProcessor{}
-		b := setup(t, engine, func(o *sqlstoretest.Config) { o.Processor = proc })
+		b := setup(t, engine, func(o *paymentstest.Config) { o.Processor = proc })
 		cfg := b.payinConfig(t, 1000)
 
 		proc.notSent.Store(true)
@@ -88,7 +88,7 @@ func TestReconcilerBacksOff(t *testing.T) {
 		proc := &refusingProcessor{}
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
 		var logs lockedBuffer
-		b := setup(t, engine, func(o *sqlstoretest.Config) {
+		b := setup(t, engine, func(o *paymentstest.Config) {
 			o.Processor, o.Clock, o.Logger = proc, clock, slog.New(slog.NewTextHandler(&logs, nil))
 		})
 		proc.lost.Store(true)

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestListPayinConfigs: the portal's list of payin configs, on every engine:
@@ -15,11 +15,11 @@ import (
 // (a merchant constraint, a payin_config constraint).
 func TestListPayinConfigs(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			opts := sqlstoretest.Options(t)
-			s := sqlstoretest.Open(t, engine, opts)
+			opts := paymentstest.Options(t)
+			s := paymentstest.Open(t, engine, opts)
 			ctx := context.Background()
 			p, admin, err := s.CreatePlatform(ctx, "Acme", true)
 			if err != nil {

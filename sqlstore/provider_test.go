@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // on returns req as provider sends it.
@@ -71,8 +71,8 @@ func TestConnectorTransactionPerProvider(t *testing.T) {
 func TestMigrationIVRProviders(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		ctx := boundedContext(t)
-		dsn := sqlstoretest.DSN(t, engine)
-		opts := sqlstoretest.Options(t)
+		dsn := paymentstest.DSN(t, engine)
+		opts := paymentstest.Options(t)
 		open := func() *sqlstore.Store {
 			s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -22,7 +22,7 @@ func TestRiskCountsAcrossTwoProcesses(t *testing.T) {
 			t.Skip("several server processes share a database only on PostgreSQL")
 		}
 		bin := buildIvrpay(t)
-		dsn := sqlstoretest.DSN(t, engine)
+		dsn := paymentstest.DSN(t, engine)
 		key, err := vault.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
@@ -31,7 +31,7 @@ func TestRiskCountsAcrossTwoProcesses(t *testing.T) {
 		if err := vault.WriteKeyFile(keyFile, key); err != nil {
 			t.Fatal(err)
 		}
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		s := openDSN(t, dsn, opts)
 		b := setupOn(t, s, engine, opts)
 		servers := []string{startServer(t, bin, dsn, keyFile), startServer(t, bin, dsn, keyFile)}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // chargeStatementBudget is what an approved IVR charge costs the database
@@ -45,7 +45,7 @@ func TestChargeStatementCount(t *testing.T) {
 		// A clock that stands still, so that the webhook endpoints the warm-up
 		// read stay cached however slowly the test runs.
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
-		b := setup(t, engine, func(c *sqlstoretest.Config) { c.Clock = clock })
+		b := setup(t, engine, func(c *paymentstest.Config) { c.Clock = clock })
 		// Routed as `ivrpay serve` routes, from the merchant's route in the store.
 		b.opts.Router = &payments.AccountRouter{Store: b.s, Vault: b.opts.Vault, Sandbox: b.opts.Processor}
 		b.pay = b.opts.Payments(b.s)
@@ -92,7 +92,7 @@ func TestChargeStatementCount(t *testing.T) {
 // are read every time.
 func TestAuthenticationStatementCount(t *testing.T) {
 	clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
-	b := setup(t, sqlstore.EngineSQLite, func(c *sqlstoretest.Config) { c.Clock = clock })
+	b := setup(t, sqlstore.EngineSQLite, func(c *paymentstest.Config) { c.Clock = clock })
 	disabled := createKey(t, b.s, b.adminCtx, platformStatement(b.platform.ID, "", "payin:read"))
 	if _, err := b.s.DisableAPIKey(b.adminCtx, disabled.ID); err != nil {
 		t.Fatal(err)
@@ -143,9 +143,9 @@ func TestAuthenticationStatementCount(t *testing.T) {
 func TestEndpointCacheBound(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		opts.Clock = clock
-		dsn := sqlstoretest.DSN(t, engine)
+		dsn := paymentstest.DSN(t, engine)
 		b := setupOn(t, openDSN(t, dsn, opts), engine, opts)
 		other := openDSN(t, dsn, opts) // a second process on the same database
 		charge := func(tx string) {

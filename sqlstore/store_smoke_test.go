@@ -5,18 +5,18 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestChargeOverIVR is the happy path on every engine: a platform, a payin
 // config and one IVR charge that makes a PROCESSING payin and a stored card.
 func TestChargeOverIVR(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			opts := sqlstoretest.Options(t)
-			s := sqlstoretest.Open(t, engine, opts)
+			opts := paymentstest.Options(t)
+			s := paymentstest.Open(t, engine, opts)
 			ctx := context.Background()
 			p, admin, err := s.CreatePlatform(ctx, "Acme", true)
 			if err != nil {

@@ -11,13 +11,13 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 func TestPlatforms(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		s := sqlstoretest.Open(t, engine, sqlstoretest.Options(t))
+		s := paymentstest.Open(t, engine, paymentstest.Options(t))
 		ctx := boundedContext(t)
 
 		empty, err := s.Empty(ctx)
@@ -134,7 +134,7 @@ func TestMerchants(t *testing.T) {
 		})
 		t.Run("production merchants wait for the operator", func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, engine, func(o *sqlstoretest.Config) { o.Mode = ivrpay.ModeProduction })
+			b := setup(t, engine, func(o *paymentstest.Config) { o.Mode = ivrpay.ModeProduction })
 			if strings.HasPrefix(b.platform.ID, "sbx_") || !strings.HasPrefix(b.admin.ID, "api_") || !strings.HasPrefix(b.ivrKey.MaskedSecret, "apikey_") {
 				t.Fatalf("production ids carry a sandbox prefix: %s %s %s", b.platform.ID, b.admin.ID, b.ivrKey.MaskedSecret)
 			}

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -35,7 +35,7 @@ func TestTwoProcessesShareOnePostgres(t *testing.T) {
 		}
 		bin := buildIvrpay(t)
 
-		dsn := sqlstoretest.DSN(t, engine)
+		dsn := paymentstest.DSN(t, engine)
 		key, err := vault.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +48,7 @@ func TestTwoProcessesShareOnePostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := sqlstoretest.Options(t)
+		opts := paymentstest.Options(t)
 		opts.Vault = v // the servers' key, so fingerprints match
 		s := openDSN(t, dsn, opts)
 		b := setupOn(t, s, engine, opts)

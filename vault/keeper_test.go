@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -30,7 +30,7 @@ func newRingTest(t *testing.T, engine string) *ringTest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ringTest{t: t, dsn: sqlstoretest.DSN(t, engine), key: key}
+	return &ringTest{t: t, dsn: paymentstest.DSN(t, engine), key: key}
 }
 
 // keyFile writes a copy of the first key into a directory of its own.
@@ -111,7 +111,7 @@ func ringKeys(t *testing.T, path string) [][]byte {
 // re-encrypted; a process restarted on its file afterwards reads everything;
 // and a host whose file missed the rotation is refused with a clear error.
 func TestKeeperRotatesAcrossProcesses(t *testing.T) {
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			r := newRingTest(t, engine)
@@ -191,7 +191,7 @@ func TestKeeperRotatesAcrossProcesses(t *testing.T) {
 // sealed; run again once it is over, the rotation resumes with the same key
 // and finishes.
 func TestKeeperRotationWaitsForWorkInFlight(t *testing.T) {
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			r := newRingTest(t, engine)
@@ -229,7 +229,7 @@ func TestKeeperRotationWaitsForWorkInFlight(t *testing.T) {
 // so the rotation never makes the key current, and says which process it
 // waits for.
 func TestKeeperRotationWaitsForUnsavedKey(t *testing.T) {
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			r := newRingTest(t, engine)
@@ -268,7 +268,7 @@ func TestKeeperRotationWaitsForUnsavedKey(t *testing.T) {
 // host that rotated, and a short-lived command seals with the new key, not
 // the retired one.
 func TestKeeperLearnsBeforeItNeeds(t *testing.T) {
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			r := newRingTest(t, engine)

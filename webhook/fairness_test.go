@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/webhook"
 )
 
@@ -106,10 +106,10 @@ func (s *stallingEndpoints) register(t *testing.T, f *fixture) []*ivrpay.Webhook
 // timed out.
 func TestStallingPlatformDoesNotDelayOthers(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			s := sqlstoretest.Open(t, engine, sqlstoretest.Options(t))
+			s := paymentstest.Open(t, engine, paymentstest.Options(t))
 			slow, healthy := newFixture(t, s), newFixture(t, s)
 			stalls := newStallingEndpoints(t, ivrpay.MaxWebhookEndpointsPerPlatform)
 			stalls.register(t, slow)
@@ -161,11 +161,11 @@ func TestStallingPlatformDoesNotDelayOthers(t *testing.T) {
 // after it ran out, when the other process had claimed and sent them too.
 func TestTwoProcessesSendEachAttemptOnce(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			dsn, opts := sqlstoretest.DSN(t, engine), sqlstoretest.Options(t)
+			dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
 			var stores []*sqlstore.Store
 			for range 2 {
 				s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())

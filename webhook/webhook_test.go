@@ -19,8 +19,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/webhook"
 	"github.com/ivrpay/ivrpay/webhook/webhooktest"
 )
@@ -205,7 +205,7 @@ func newFixture(t *testing.T, s *sqlstore.Store) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{s: s, pay: sqlstoretest.Options(t).Payments(s), adminCtx: adminContext(t, s, admin.Secret), merchant: m, secret: admin.Secret}
+	return &fixture{s: s, pay: paymentstest.Options(t).Payments(s), adminCtx: adminContext(t, s, admin.Secret), merchant: m, secret: admin.Secret}
 }
 
 func adminContext(t *testing.T, s *sqlstore.Store, secret string) context.Context {
@@ -302,11 +302,11 @@ var testSchedule = []time.Duration{0, 20 * time.Millisecond, 50 * time.Milliseco
 // repeats carry the same webhook-id and body.
 func TestRestartLosesNothing(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			dsn, opts := sqlstoretest.DSN(t, engine), sqlstoretest.Options(t)
+			dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
 			s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
@@ -400,11 +400,11 @@ func TestRestartLosesNothing(t *testing.T) {
 // workers each on one database: with no crash, each event is sent once.
 func TestWorkersNeverDoubleSend(t *testing.T) {
 	t.Parallel()
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			dsn, opts := sqlstoretest.DSN(t, engine), sqlstoretest.Options(t)
+			dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
 			s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
@@ -459,7 +459,7 @@ func TestWorkersNeverDoubleSend(t *testing.T) {
 // when the schedule runs out.
 func TestGiveUpAndPrivateAddresses(t *testing.T) {
 	t.Parallel()
-	s := sqlstoretest.Open(t, sqlstore.EngineSQLite, sqlstoretest.Options(t))
+	s := paymentstest.Open(t, sqlstore.EngineSQLite, paymentstest.Options(t))
 	f := newFixture(t, s)
 	rcv := newReceiver(t)
 	ep, err := s.CreateWebhookEndpoint(f.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL})

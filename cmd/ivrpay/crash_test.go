@@ -18,8 +18,8 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/loadtest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -40,7 +40,7 @@ const crashLease = 2 * time.Second
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
 	bin := buildIvrpay(t)
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			crashRecovery(t, bin, engine)
 		})
@@ -60,7 +60,7 @@ func crashRecovery(t *testing.T, bin, engine string) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	dir := t.TempDir()
-	dsn := sqlstoretest.DSN(t, engine)
+	dsn := paymentstest.DSN(t, engine)
 	sv := crashServerConfig{bin: bin, dsn: dsn, vaultKey: filepath.Join(dir, "vault.key")}
 	srv := sv.start(t)
 	defer func() { srv.kill() }()

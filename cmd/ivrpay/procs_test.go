@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // TestServeKeepsTwoProcsOnOneCPU runs the real binary on one CPU (taskset):
@@ -41,7 +41,7 @@ func TestServeKeepsTwoProcsOnOneCPU(t *testing.T) {
 			if row.env != "" {
 				env = []string{row.env}
 			}
-			s := awaitListening(t, spawnServe(t, oneCPU, env, "--addr", "127.0.0.1:0", "--db", sqlstoretest.DSN(t, row.engine),
+			s := awaitListening(t, spawnServe(t, oneCPU, env, "--addr", "127.0.0.1:0", "--db", paymentstest.DSN(t, row.engine),
 				"--vault-key-file", filepath.Join(dir, "vault.key")))
 			log := s.logTail()
 			var listening string

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 )
 
 // TestUnknownOutcomeSurvivesSIGKILL runs the built binary: a charge whose
@@ -23,10 +23,10 @@ func TestUnknownOutcomeSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Parallel()
 	bin := buildIvrpay(t)
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			db, vaultKey := sqlstoretest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
+			db, vaultKey := paymentstest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
 			srv := whStart(t, bin, db, vaultKey, "--reconcile-after", "1s")
 			admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
 			cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": "lost-1",

@@ -25,9 +25,9 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/loadtest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -49,12 +49,12 @@ func TestThreeProcessesActAsOne(t *testing.T) {
 		t.Skip("builds and runs three server processes")
 	}
 	t.Parallel()
-	engines := sqlstoretest.Engines(t) // under CI=true, fails without PostgreSQL
+	engines := paymentstest.Engines(t) // under CI=true, fails without PostgreSQL
 	if !strings.Contains(strings.Join(engines, " "), sqlstore.EnginePostgres) {
 		t.Skip("several processes share a database only on PostgreSQL; set IVRPAY_TEST_POSTGRES")
 	}
 	bin := buildIvrpay(t)
-	cfg := clusterConfig{bin: bin, dsn: sqlstoretest.DSN(t, sqlstore.EnginePostgres), vaultKey: filepath.Join(t.TempDir(), "vault.key")}
+	cfg := clusterConfig{bin: bin, dsn: paymentstest.DSN(t, sqlstore.EnginePostgres), vaultKey: filepath.Join(t.TempDir(), "vault.key")}
 	// The first process bootstraps the database and creates the vault key
 	// the others then share.
 	procs := []*serveProcess{cfg.start(t)}

@@ -16,9 +16,9 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/loadtest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -36,7 +36,7 @@ import (
 func TestVaultRotationUnderLoad(t *testing.T) {
 	t.Parallel()
 	bin := buildIvrpay(t)
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			rotationUnderLoad(t, bin, engine)
@@ -47,7 +47,7 @@ func TestVaultRotationUnderLoad(t *testing.T) {
 func rotationUnderLoad(t *testing.T, bin, engine string) {
 	ctx := context.Background()
 	fake := stripetest.NewFake(t)
-	dsn := sqlstoretest.DSN(t, engine)
+	dsn := paymentstest.DSN(t, engine)
 	key, err := vault.GenerateKey()
 	if err != nil {
 		t.Fatal(err)

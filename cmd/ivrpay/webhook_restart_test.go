@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay/httpapi"
-	"github.com/ivrpay/ivrpay/sqlstore/sqlstoretest"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestWebhooksSurviveSIGKILL runs the built binary: events are produced while
@@ -36,10 +36,10 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	}
 	t.Parallel()
 	bin := buildIvrpay(t)
-	for _, engine := range sqlstoretest.Engines(t) {
+	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			webhooksSurviveSIGKILL(t, bin, sqlstoretest.DSN(t, engine))
+			webhooksSurviveSIGKILL(t, bin, paymentstest.DSN(t, engine))
 		})
 	}
 }

@@ -1,6 +1,6 @@
 // Package testdsn makes fresh, empty databases for tests and benchmarks. It
 // imports nothing of the store, so the store's own (internal) benchmarks can
-// use it as well as the sqlstoretest package.
+// use it as well as the paymentstest package.
 package testdsn
 
 import (

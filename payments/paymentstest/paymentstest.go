@@ -1,7 +1,7 @@
-// Package sqlstoretest opens real databases for tests: SQLite always, and
+// Package paymentstest opens real databases for tests: SQLite always, and
 // PostgreSQL when IVRPAY_TEST_POSTGRES holds a URL (CI sets it; under CI=true
 // a missing PostgreSQL fails the test instead of skipping it).
-package sqlstoretest
+package paymentstest
 
 import (
 	"context"
