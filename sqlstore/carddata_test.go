@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,10 @@ func TestNoCardDataAtRest(t *testing.T) {
 				}
 			}
 		}
-		mask := randomTokens(t, s, columns)
+		mask, cidValues := storedValues(t, s, columns)
+		for _, where := range cidValues {
+			t.Errorf("%s holds the CID", where)
+		}
 		for where, data := range snapshot(t, s, dsn, columns) {
 			for _, leak := range findLeaks(data, secrets, mask) {
 				t.Errorf("%s: %s", where, leak)
@@ -97,15 +101,19 @@ func TestNoCardDataAtRest(t *testing.T) {
 			t.Errorf("the log: %s", leak)
 		}
 
-		// Control: a CID written into a stored JSON value is found, so the
-		// checks above can see one.
+		// Control: a CID written into a stored JSON value is found, by the
+		// look at every value and in the bytes, so the checks above can see one.
 		if _, err := s.CreatePayinConfig(b.adminCtx, ivrpay.PayinConfigCreate{MerchantID: b.merchant.ID, IdempotencyKey: "control",
 			Amount: "1000", CurrencyCode: "USD", Metadata: json.RawMessage(`{"note":"` + canaryCID + `"}`)}); err != nil {
 			t.Fatal(err)
 		}
+		mask, cidValues = storedValues(t, s, columns)
+		if len(cidValues) == 0 || slices.ContainsFunc(cidValues, func(where string) bool { return !strings.HasPrefix(where, "payin_configs.metadata") }) {
+			t.Fatalf("control: a CID stored in metadata was found in %v, want payin_configs.metadata only; the value check is blind", cidValues)
+		}
 		found := false
 		for _, data := range snapshot(t, s, dsn, columns) {
-			found = found || len(findLeaks(data, secrets, randomTokens(t, s, columns))) > 0
+			found = found || len(findLeaks(data, secrets, mask)) > 0
 		}
 		if !found {
 			t.Fatal("control: a CID stored in metadata was not found; the leak checks are blind")
@@ -165,8 +173,8 @@ func snapshot(t *testing.T, s *sqlstore.Store, dsn string, columns map[string][]
 	return out
 }
 
-// findLeaks reports full card numbers in data, and the CID once the
-// machine-made tokens are masked out.
+// findLeaks reports full card numbers in data, and the CID written down
+// (cidAlone) once the machine-made tokens are masked out.
 func findLeaks(data []byte, pans []string, mask [][]byte) []string {
 	var leaks []string
 	for _, pan := range pans {
@@ -175,11 +183,53 @@ func findLeaks(data []byte, pans []string, mask [][]byte) []string {
 		}
 	}
 	masked := maskTokens(data, mask)
-	if i := bytes.Index(masked, []byte(canaryCID)); i >= 0 {
-		lo, hi := max(i-40, 0), min(i+44, len(masked))
+	if loc := cidAlone.FindIndex(masked); loc != nil {
+		lo, hi := max(loc[0]-40, 0), min(loc[1]+40, len(masked))
 		leaks = append(leaks, fmt.Sprintf("CID in …%q…", masked[lo:hi]))
 	}
 	return leaks
+}
+
+// cidAlone matches the CID as it is written down: a number of its own, not
+// inside a longer run of letters and digits. Any 4 digits turn up by chance
+// inside ids, hashes, base64 and a clock's microseconds, live or left over
+// in freed pages; a CID in a JSON value, a log line or a column of its own
+// stands alone. Masking the live tokens first (with '#', which is neither)
+// keeps a CID written right after one visible.
+var cidAlone = regexp.MustCompile(`(^|[^0-9A-Za-z])` + canaryCID + `([^0-9A-Za-z]|$)`)
+
+// TestCIDMatcher: the matcher finds the CID wherever it would be written in
+// clear, and not where 4 digits occur by chance.
+func TestCIDMatcher(t *testing.T) {
+	token := "sbx_cfg_3Ayg48w2aXImaQ7kO3DuhtRLwG"
+	for _, tc := range []struct {
+		name  string
+		data  string
+		found bool
+	}{
+		{"a JSON string", `{"note":"` + canaryCID + `"}`, true},
+		{"a JSON number", `{"cvv":` + canaryCID + `}`, true},
+		{"a log line", "level=INFO msg=charge cvv=" + canaryCID + "\n", true},
+		{"a value alone", canaryCID, true},
+		{"between binary record bytes", "\x00\x13\x81" + canaryCID + "\x07\x00", true},
+		{"right after a live token", token + canaryCID + "\x00", true},
+		{"in the middle of an id", "sbx_cfg_3Ayg48w2aXIma" + canaryCID + "O3DuhtRLwG", false},
+		{"in a clock's microseconds", `"tstamp":"2026-12-07T10:23:10.0` + canaryCID + `9"`, false},
+		{"in hex", "9f3a0c" + canaryCID + "e1b7d2", false},
+		{"in a longer number", "1" + canaryCID + "0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leaks := findLeaks([]byte(tc.data), []string{canaryAmex}, [][]byte{[]byte(token)})
+			if found := len(leaks) > 0; found != tc.found {
+				t.Fatalf("findLeaks(%q) = %v, want found %v", tc.data, leaks, tc.found)
+			}
+		})
+	}
+	t.Run("a full card number", func(t *testing.T) {
+		if leaks := findLeaks([]byte("x"+canaryAmex+"y"), []string{canaryAmex}, nil); len(leaks) != 1 {
+			t.Fatalf("findLeaks = %v, want the card number", leaks)
+		}
+	})
 }
 
 // lockedBuffer is a bytes.Buffer safe for a logger shared by goroutines.
@@ -274,32 +324,36 @@ func allColumns(t *testing.T, s *sqlstore.Store) map[string][]string {
 // that was written down, which would stand alone or inside JSON.
 var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_.:*+/=-]{12,}$`)
 
-// randomTokens collects every token-like value stored in the tables, looking
-// into JSON text as well.
-func randomTokens(t *testing.T, s *sqlstore.Store, columns map[string][]string) [][]byte {
+// storedValues reads every value stored in the tables, looking into JSON
+// text as well. It returns the token-like ones (to mask in the raw bytes)
+// and where a value holds the CID standing alone ("table.column").
+func storedValues(t *testing.T, s *sqlstore.Store, columns map[string][]string) (tokens [][]byte, cidIn []string) {
 	t.Helper()
 	seen := map[string]bool{}
-	var add func(v any)
-	add = func(v any) {
+	var add func(where string, v any)
+	add = func(where string, v any) {
 		switch x := v.(type) {
 		case string:
+			if cidAlone.MatchString(x) {
+				cidIn = append(cidIn, where)
+			}
 			if tokenPattern.MatchString(x) {
 				seen[x] = true
 				return
 			}
 			var j any
 			if (strings.HasPrefix(x, "{") || strings.HasPrefix(x, "[")) && json.Unmarshal([]byte(x), &j) == nil {
-				add(j)
+				add(where+" (JSON)", j)
 			}
 		case []byte:
-			add(string(x))
+			add(where, string(x))
 		case map[string]any:
 			for _, e := range x {
-				add(e)
+				add(where, e)
 			}
 		case []any:
 			for _, e := range x {
-				add(e)
+				add(where, e)
 			}
 		}
 	}
@@ -317,8 +371,8 @@ func randomTokens(t *testing.T, s *sqlstore.Store, columns map[string][]string) 
 			if err := rows.Scan(ptrs...); err != nil {
 				t.Fatal(err)
 			}
-			for _, v := range vals {
-				add(v)
+			for i, v := range vals {
+				add(table+"."+cols[i], v)
 			}
 		}
 		if err := rows.Err(); err != nil {
@@ -326,20 +380,19 @@ func randomTokens(t *testing.T, s *sqlstore.Store, columns map[string][]string) 
 		}
 		rows.Close()
 	}
-	var out [][]byte
 	for k := range seen {
 		if k == canaryAmex || k == canaryVisa {
 			continue // never mask what the test looks for
 		}
-		out = append(out, []byte(k))
+		tokens = append(tokens, []byte(k))
 	}
 	// JSON escapes "/" in some encoders; mask that spelling too.
-	for _, k := range slicesClone(out) {
+	for _, k := range slicesClone(tokens) {
 		if bytes.Contains(k, []byte("/")) {
-			out = append(out, bytes.ReplaceAll(k, []byte("/"), []byte(`\/`)))
+			tokens = append(tokens, bytes.ReplaceAll(k, []byte("/"), []byte(`\/`)))
 		}
 	}
-	return out
+	return tokens, cidIn
 }
 
 func slicesClone(in [][]byte) [][]byte { return append([][]byte(nil), in...) }
