@@ -1,6 +1,7 @@
 package ivrpay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -187,6 +188,19 @@ func ValidateMetadata(field string, raw json.RawMessage) error {
 		return cardNumberError(path)
 	}
 	return checkJSONNUL(field, raw)
+}
+
+// CompactJSON is a JSON value as it is stored and compared: compact, or nil
+// for none (absent or null), so that spacing never makes two requests differ.
+func CompactJSON(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, err
+	}
+	return compact.Bytes(), nil
 }
 
 // PaymentMethodConfig is step 1 of storing a card.

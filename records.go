@@ -209,12 +209,16 @@ type VoidOrRefundRecord struct {
 	RequestHash    string
 	Payin          *Payin
 	Plan           VoidOrRefundPlan
-	Result         VoidOrRefundResult
-	RefundID       string
+	// Result is the answer repeats replay: a void's as given; for a refund
+	// the store keeps the refund's own (RefundResult) instead.
+	Result   VoidOrRefundResult
+	RefundID string
 	// ProcessorIdempotencyKey is the key the refund is sent to the processor under.
 	ProcessorIdempotencyKey string
 	Reason                  string
-	At                      time.Time
+	// Metadata is kept on the refund.
+	Metadata json.RawMessage
+	At       time.Time
 }
 
 // UnresolvedRefund is a PROCESSING refund whose processor answer was lost,
@@ -223,9 +227,6 @@ type UnresolvedRefund struct {
 	Refund                  *Refund
 	Payin                   *Payin
 	ProcessorIdempotencyKey string
-	// RequestIdempotencyKey is the (scoped) key of the void_or_refund request
-	// that made the refund, whose replayed answer a refusal corrects.
-	RequestIdempotencyKey string
 }
 
 // RequestHash fingerprints a validated request for idempotency checks: the
@@ -241,18 +242,43 @@ func RequestHash(v any) string {
 var ErrIdempotencyKeyTaken = errors.New("idempotency key taken")
 
 // RefundOutcome is the processor's answer to a refund that was reserved.
+// A DECLINED outcome fails the refund with Result's refusal (RefundFailure).
 type RefundOutcome struct {
 	RefundID string
-	PayinID  string
-	Amount   int64
 	Outcome  string // APPROVED, DECLINED or UNKNOWN
 	Result   ProcessorResult
-	// Replay, for a refused refund, replaces the idempotency row's result
-	// (its refund_status becomes FAILED).
-	PlatformID     string
-	IdempotencyKey string
-	Replay         *VoidOrRefundResult
-	At             time.Time
+	At       time.Time
+}
+
+// RefundFailure is a refund the processor refused: in its answer to the
+// refund request, or later (a processor event, SPEC §4.2). A failed refund
+// gives its amount back to the payin (refundable again).
+type RefundFailure struct {
+	RefundID string
+	// From is the status the refund must still be in (a conditional write;
+	// otherwise ErrStateChanged): PROCESSING, or SUCCEEDED for a refund the
+	// processor fails after it settled.
+	From string
+	// RefusalCode is a normalized refusal code, RefusalDesc its normalized
+	// text (RefusalDescription, never the processor's own words); Refusal
+	// fills what is empty.
+	RefusalCode string
+	RefusalDesc string
+	At          time.Time
+}
+
+// Refusal returns the refund's refusal_code and refusal_desc: a failure
+// without a code is a PROCESSING_ERROR, and one without a text gets its
+// code's, as payins' refusals do.
+func (f RefundFailure) Refusal() (code, desc string) {
+	code, desc = f.RefusalCode, f.RefusalDesc
+	if code == "" {
+		code = RefusalProcessingError
+	}
+	if desc == "" {
+		desc = RefusalDescription(code, "")
+	}
+	return code, desc
 }
 
 // Vault key states in the deployment's key ring (vault.Keeper).

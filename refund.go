@@ -31,17 +31,25 @@ const (
 )
 
 // Refund gives back all or part of a SUCCEEDED payin. It moves PROCESSING →
-// SUCCEEDED when settlement runs, like a payin.
+// SUCCEEDED when settlement runs, like a payin, or FAILED when the processor
+// refuses it (then RefusalCode and RefusalDesc say why).
 type Refund struct {
-	ID           string    `json:"refund_id"`
-	PayinID      string    `json:"payin_id"`
-	MerchantID   string    `json:"merchant_id"`
-	PlatformID   string    `json:"-"`
-	Amount       int64     `json:"amount"`
-	CurrencyCode string    `json:"currency_code"`
-	Reason       string    `json:"reason"`
-	Status       string    `json:"status"`
-	CreatedAt    time.Time `json:"created_at"`
+	ID           string `json:"refund_id"`
+	PayinID      string `json:"payin_id"`
+	MerchantID   string `json:"merchant_id"`
+	PlatformID   string `json:"-"`
+	Amount       int64  `json:"amount"`
+	CurrencyCode string `json:"currency_code"`
+	Reason       string `json:"reason"`
+	Status       string `json:"status"`
+	// IdempotencyKey is the key of the void_or_refund request that made the
+	// refund, as the client sent it.
+	IdempotencyKey string          `json:"idempotency_key"`
+	Metadata       json.RawMessage `json:"metadata"`
+	RefusalCode    OptString       `json:"refusal_code"`
+	RefusalDesc    OptString       `json:"refusal_desc"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
 }
 
 // Object returns what permissions on r are checked against.
@@ -58,6 +66,8 @@ type VoidOrRefund struct {
 	Reason         string      `json:"reason"`
 	Amount         json.Number `json:"amount,omitempty"` // omitted, not 0, when empty: 0 is refused
 	Type           string      `json:"type"`
+	// Metadata is kept on the refund (and echoed in the answer of a void).
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 // Validate checks the body and returns the amount in cents (0 for the full
@@ -76,6 +86,9 @@ func (v *VoidOrRefund) Validate() (int64, error) {
 	if v.Type != "" && v.Type != VoidOrRefundTypeVoid && v.Type != VoidOrRefundTypeRefund {
 		return 0, FieldErrorf("type", "must be VOID or REFUND (or omitted: the payin's status decides)")
 	}
+	if err := ValidateMetadata("metadata", v.Metadata); err != nil {
+		return 0, err
+	}
 	if v.Amount == "" {
 		return 0, nil // omitted: the full amount
 	}
@@ -85,18 +98,35 @@ func (v *VoidOrRefund) Validate() (int64, error) {
 	return ParseCents("amount", v.Amount)
 }
 
-// VoidOrRefundResult is the data of a void_or_refund answer. RefundID and
-// RefundStatus are null for a void.
+// VoidOrRefundResult is the data of a void_or_refund answer. RefundID,
+// RefundStatus, RefusalCode and RefusalDesc are null for a void; a refund's
+// answer carries the refund's own fields (RefundResult). IdempotencyKey and
+// Metadata are the request's.
 type VoidOrRefundResult struct {
-	Type         string    `json:"type"`
-	MerchantID   string    `json:"merchant_id"`
-	PayinID      string    `json:"payin_id"`
-	PayinStatus  string    `json:"payin_status"`
-	RefundID     OptString `json:"refund_id"`
-	RefundStatus OptString `json:"refund_status"`
-	Amount       int64     `json:"amount"`
-	CurrencyCode string    `json:"currency_code"`
-	Reason       string    `json:"reason"`
+	Type           string          `json:"type"`
+	MerchantID     string          `json:"merchant_id"`
+	PayinID        string          `json:"payin_id"`
+	PayinStatus    string          `json:"payin_status"`
+	RefundID       OptString       `json:"refund_id"`
+	RefundStatus   OptString       `json:"refund_status"`
+	Amount         int64           `json:"amount"`
+	CurrencyCode   string          `json:"currency_code"`
+	Reason         string          `json:"reason"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	Metadata       json.RawMessage `json:"metadata"`
+	RefusalCode    OptString       `json:"refusal_code"`
+	RefusalDesc    OptString       `json:"refusal_desc"`
+	// UpdatedAt is when the void was recorded, or when the refund last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// RefundResult is the answer of the void_or_refund request that made r,
+// as r now stands (its payin is SUCCEEDED: only settled payins are refunded).
+func RefundResult(r *Refund) VoidOrRefundResult {
+	return VoidOrRefundResult{Type: VoidOrRefundTypeRefund, MerchantID: r.MerchantID, PayinID: r.PayinID,
+		PayinStatus: PayinStatusSucceeded, RefundID: OptString(r.ID), RefundStatus: OptString(r.Status),
+		Amount: r.Amount, CurrencyCode: r.CurrencyCode, Reason: r.Reason, IdempotencyKey: r.IdempotencyKey,
+		Metadata: r.Metadata, RefusalCode: r.RefusalCode, RefusalDesc: r.RefusalDesc, UpdatedAt: r.UpdatedAt}
 }
 
 // PayinCapture is the body of POST /v1/payins/{id}/capture: an amount up to

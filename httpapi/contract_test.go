@@ -791,7 +791,8 @@ func (c *contract) run() {
 	if _, err := c.store.SettleDue(ctx, 0); err != nil {
 		t.Fatalf("SettleDue: %v", err)
 	}
-	refundBody := map[string]any{"idempotency_key": "contract-refund-1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300}
+	refundBody := map[string]any{"idempotency_key": "contract-refund-1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300,
+		"metadata": map[string]any{"ticket": "T-77"}}
 	a = c.req("POST", "/v1/payins/"+payin1+"/void_or_refund").key(admin).json(refundBody).expect(200)
 	refund := a.str(t, "refund_id")
 	if a.str(t, "type") != "REFUND" || refund == "" {
@@ -808,6 +809,8 @@ func (c *contract) run() {
 		violates("unknown field").expect(400).wantField(t, "note")
 	c.req("POST", "/v1/payins/"+payin1+"/void_or_refund").key(admin).json(contractWith(refundBody, "idempotency_key", "contract-refund-3", "reason", "BECAUSE")).
 		violates("unknown reason").expect(400).wantField(t, "reason")
+	c.req("POST", "/v1/payins/"+payin1+"/void_or_refund").key(admin).json(contractWith(refundBody, "idempotency_key", "contract-refund-3", "metadata", "T-77")).
+		violates("metadata not an object").expect(400).wantField(t, "metadata")
 	c.req("POST", "/v1/payins/"+payin1+"/void_or_refund").key(ivr).json(contractWith(refundBody, "idempotency_key", "contract-refund-3")).expect(403)
 	c.req("POST", "/v1/payins/sbx_pyi_nope/void_or_refund").key(admin).json(contractWith(refundBody, "idempotency_key", "contract-refund-3")).expect(404)
 	a = c.req("POST", httpapi.ConnectorPath).basicAuth("api_key", ivr).

@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -73,7 +74,11 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 	if err != nil {
 		return nil, err
 	}
-	hash := ivrpay.RequestHash([]any{payinID, in.Reason, amount, in.Type})
+	metadata, err := ivrpay.CompactJSON(in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	hash := ivrpay.RequestHash([]any{payinID, in.Reason, amount, in.Type, metadata})
 	// Keys are the merchant's own: another merchant's key never replays or blocks this one.
 	key := ivrpay.ScopedIdempotencyKey(p.MerchantID, in.IdempotencyKey)
 	if res, err := s.store.ReplayVoidOrRefund(ctx, caller.PlatformID, key, hash); res != nil || err != nil {
@@ -90,10 +95,12 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 		if err != nil {
 			return nil, err
 		}
+		at := s.now()
 		rec := ivrpay.VoidOrRefundRecord{PlatformID: caller.PlatformID, IdempotencyKey: key, RequestHash: hash,
-			Payin: p, Plan: plan, Reason: in.Reason, At: s.now(),
+			Payin: p, Plan: plan, Reason: in.Reason, Metadata: metadata, At: at,
 			Result: ivrpay.VoidOrRefundResult{Type: plan.Kind, MerchantID: p.MerchantID, PayinID: p.ID, Amount: plan.Amount,
-				CurrencyCode: p.CurrencyCode, Reason: in.Reason}}
+				CurrencyCode: p.CurrencyCode, Reason: in.Reason, IdempotencyKey: in.IdempotencyKey, Metadata: metadata,
+				UpdatedAt: at.Truncate(time.Microsecond)}} // as stored
 		if plan.Kind == ivrpay.VoidOrRefundTypeVoid {
 			err = s.void(ctx, p, plan, opKey, &rec)
 		} else {
@@ -142,40 +149,37 @@ func (s *Service) refund(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidO
 		return err
 	}
 	rec.RefundID, rec.ProcessorIdempotencyKey = s.newID(ivrpay.PrefixRefund), opKey
-	rec.Result.PayinStatus = ivrpay.PayinStatusSucceeded
-	rec.Result.RefundID, rec.Result.RefundStatus = ivrpay.OptString(rec.RefundID), ivrpay.RefundStatusProcessing
 	if err := s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec); err != nil {
 		return err
 	}
-	status, err := s.sendRefund(ctx, proc, p, rec.RefundID, opKey, plan.Amount, rec.IdempotencyKey, rec.Result)
-	rec.Result.RefundStatus = ivrpay.OptString(status)
-	return err
+	final, err := s.sendRefund(ctx, proc, p, rec.RefundID, opKey, plan.Amount)
+	if err != nil {
+		return err
+	}
+	rec.Result = ivrpay.RefundResult(final)
+	return nil
 }
 
 // sendRefund asks the processor for a reserved refund under opKey and
-// records its answer: approved, refused (the refund FAILED, its amount given
-// back, and the replayed answer of request key corrected), or unknown (it
-// stays PROCESSING and is not settled; the reconciler asks again under the
-// same key). It returns the refund's status.
-func (s *Service) sendRefund(ctx context.Context, proc ivrpay.Processor, p *ivrpay.Payin, refundID, opKey string, amount int64,
-	requestKey string, result ivrpay.VoidOrRefundResult) (string, error) {
+// records its answer: approved, refused (the refund FAILED with the
+// processor's normalized refusal, its amount given back, and the replayed
+// answer of its request corrected), or unknown (it stays PROCESSING and is
+// not settled; the reconciler asks again under the same key). It returns
+// the refund as it then stands.
+func (s *Service) sendRefund(ctx context.Context, proc ivrpay.Processor, p *ivrpay.Payin, refundID, opKey string, amount int64) (*ivrpay.Refund, error) {
 	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
 		return proc.Refund(ctx, ivrpay.PaymentOperation{IdempotencyKey: opKey, Reference: string(p.Processor.Reference), PayinID: p.ID,
 			Amount: amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
 	})
-	o := ivrpay.RefundOutcome{RefundID: refundID, PayinID: p.ID, Amount: amount, Outcome: ivrpay.ProcessorOutcomeApproved,
-		Result: res, PlatformID: p.PlatformID, IdempotencyKey: requestKey, At: s.now()}
-	status := ivrpay.RefundStatusProcessing
+	o := ivrpay.RefundOutcome{RefundID: refundID, Outcome: ivrpay.ProcessorOutcomeApproved, Result: res, At: s.now()}
 	switch {
 	case err != nil:
 		s.opts.Logger.Warn("processor outcome of a refund unknown; the reconciler asks again", "refund_id", refundID, "error", err)
 		o.Outcome = ivrpay.ProcessorOutcomeUnknown
 	case !res.Approved:
-		o.Outcome, status = ivrpay.ProcessorOutcomeDeclined, ivrpay.RefundStatusFailed
-		result.RefundStatus = ivrpay.RefundStatusFailed
-		o.Replay = &result
+		o.Outcome = ivrpay.ProcessorOutcomeDeclined
 	}
-	return status, s.store.RecordRefundOutcome(context.WithoutCancel(ctx), o)
+	return s.store.RecordRefundOutcome(context.WithoutCancel(ctx), o)
 }
 
 // operate runs a capture or void (op) at the processor that made p. An unknown

@@ -46,10 +46,7 @@ func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 	for _, u := range refunds {
 		proc, err := s.router.Account(ctx, u.Payin.Processor.Account)
 		if err == nil {
-			_, err = s.sendRefund(ctx, proc, u.Payin, u.Refund.ID, u.ProcessorIdempotencyKey, u.Refund.Amount, u.RequestIdempotencyKey,
-				ivrpay.VoidOrRefundResult{Type: ivrpay.VoidOrRefundTypeRefund, MerchantID: u.Payin.MerchantID, PayinID: u.Payin.ID,
-					PayinStatus: ivrpay.PayinStatusSucceeded, RefundID: ivrpay.OptString(u.Refund.ID), Amount: u.Refund.Amount,
-					CurrencyCode: u.Refund.CurrencyCode, Reason: u.Refund.Reason})
+			_, err = s.sendRefund(ctx, proc, u.Payin, u.Refund.ID, u.ProcessorIdempotencyKey, u.Refund.Amount)
 			if err == nil {
 				n++
 			}

@@ -76,9 +76,10 @@ type Store interface {
 	// when another request committed the key first.
 	RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) error
 	// RecordRefundOutcome stores the processor's answer to a refund: its
-	// reference when approved, FAILED (and the amount given back to the
-	// payin) when refused, UNKNOWN when no answer came.
-	RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) error
+	// reference when approved, FAILED with its refusal (and the amount given
+	// back to the payin) when refused, UNKNOWN when no answer came. It
+	// returns the refund as it now stands.
+	RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) (*ivrpay.Refund, error)
 	// ClaimUnresolvedRefunds leases, for the caller alone, up to limit
 	// PROCESSING refunds whose processor answer was lost, last changed before cutoff.
 	ClaimUnresolvedRefunds(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]ivrpay.UnresolvedRefund, error)

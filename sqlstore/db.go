@@ -6,7 +6,6 @@
 package sqlstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -286,14 +285,11 @@ func boolInt(b bool) int {
 func jsonText(v any) (sql.NullString, error) {
 	switch x := v.(type) {
 	case json.RawMessage:
-		if len(x) == 0 || string(x) == "null" {
-			return sql.NullString{}, nil
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, x); err != nil {
+		compact, err := ivrpay.CompactJSON(x)
+		if err != nil || compact == nil {
 			return sql.NullString{}, err
 		}
-		return sql.NullString{String: compact.String(), Valid: true}, nil
+		return sql.NullString{String: string(compact), Valid: true}, nil
 	case *ivrpay.BillingContact:
 		if x == nil {
 			return sql.NullString{}, nil

@@ -11,15 +11,20 @@ import (
 	"github.com/ivrpay/ivrpay"
 )
 
-const refundSelect = `SELECT id, platform_id, merchant_id, payin_id, amount, currency_code, reason, status, created_at FROM refunds`
+const refundSelect = `SELECT id, platform_id, merchant_id, payin_id, amount, currency_code, reason, status,
+	request_idempotency_key, metadata, refusal_code, refusal_desc, created_at, updated_at FROM refunds`
 
 func scanRefund(row scanner) (*ivrpay.Refund, error) {
 	var r ivrpay.Refund
-	var created string
-	if err := row.Scan(&r.ID, &r.PlatformID, &r.MerchantID, &r.PayinID, &r.Amount, &r.CurrencyCode, &r.Reason, &r.Status, &created); err != nil {
+	var key, refusalCode, refusalDesc, created, updated string
+	var md sql.NullString
+	if err := row.Scan(&r.ID, &r.PlatformID, &r.MerchantID, &r.PayinID, &r.Amount, &r.CurrencyCode, &r.Reason, &r.Status,
+		&key, &md, &refusalCode, &refusalDesc, &created, &updated); err != nil {
 		return nil, err
 	}
-	r.CreatedAt = parseTime(created)
+	r.IdempotencyKey, r.Metadata = ivrpay.ClientIdempotencyKey(key), rawJSON(md)
+	r.RefusalCode, r.RefusalDesc = ivrpay.OptString(refusalCode), ivrpay.OptString(refusalDesc)
+	r.CreatedAt, r.UpdatedAt = parseTime(created), parseTime(updated)
 	return &r, nil
 }
 
@@ -174,61 +179,103 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 		if n, _ := upd.RowsAffected(); n != 1 {
 			return ivrpay.ErrStateChanged
 		}
+		md, err := jsonText(r.Metadata)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds (id, platform_id, merchant_id, payin_id, amount, currency_code, reason, status,
-			processor_idempotency_key, request_idempotency_key, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+			processor_idempotency_key, request_idempotency_key, metadata, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
 			r.RefundID, p.PlatformID, p.MerchantID, p.ID, r.Plan.Amount, p.CurrencyCode, r.Reason, ivrpay.RefundStatusProcessing,
-			r.ProcessorIdempotencyKey, r.IdempotencyKey, now); err != nil {
+			r.ProcessorIdempotencyKey, r.IdempotencyKey, md, now); err != nil {
 			return err
 		}
 		rf, err := s.findRefund(ctx, tx, r.RefundID)
 		if err != nil {
 			return err
 		}
+		if err := s.replaceRefundReplay(ctx, tx, rf); err != nil {
+			return err
+		}
 		return s.emitRefundEvent(ctx, tx, rf)
 	})
 }
 
-// RecordRefundOutcome stores the processor's answer to a reserved refund. A
-// refused refund is FAILED, gives its amount back to the payin and replaces
-// the replayed result, in one transaction.
-func (s *Store) RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) (err error) {
+// RecordRefundOutcome stores the processor's answer to a reserved refund
+// and returns the refund as it now stands. A refused refund FAILED
+// (failRefund), in the same transaction. An accepted or unknown answer
+// changes nothing the refund shows, so its updated_at stays: the answer,
+// GET and refund.processing agree.
+func (s *Store) RecordRefundOutcome(ctx context.Context, o ivrpay.RefundOutcome) (final *ivrpay.Refund, err error) {
 	defer wrap(&err, "Store.RecordRefundOutcome(%q)", o.RefundID)
-	now := ivrpay.FormatTime(o.At)
-	return s.inTx(ctx, func(tx querier) error {
-		if o.Outcome != ivrpay.ProcessorOutcomeDeclined {
-			_, err := tx.ExecContext(ctx, `UPDATE refunds SET processor_outcome = $2, processor_reference = $3, updated_at = $4 WHERE id = $1`,
-				o.RefundID, o.Outcome, o.Result.Reference, now)
+	err = s.inTx(ctx, func(tx querier) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE refunds SET processor_outcome = $2, processor_reference = $3 WHERE id = $1`,
+			o.RefundID, o.Outcome, o.Result.Reference); err != nil {
 			return err
 		}
-		upd, err := tx.ExecContext(ctx, `UPDATE refunds SET status = $2, processor_outcome = $3, processor_reference = $4, updated_at = $5
-			WHERE id = $1 AND status = $6`, o.RefundID, ivrpay.RefundStatusFailed, o.Outcome, o.Result.Reference, now, ivrpay.RefundStatusProcessing)
-		if err != nil {
+		if o.Outcome == ivrpay.ProcessorOutcomeDeclined {
+			final, err = s.failRefund(ctx, tx, ivrpay.RefundFailure{RefundID: o.RefundID, From: ivrpay.RefundStatusProcessing,
+				RefusalCode: o.Result.RefusalCode, RefusalDesc: o.Result.RefusalDesc, At: o.At})
 			return err
 		}
-		if n, _ := upd.RowsAffected(); n != 1 {
-			return ivrpay.ErrStateChanged
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE payins SET refunded_amount = refunded_amount - $2, updated_at = $3 WHERE id = $1`,
-			o.PayinID, o.Amount, now); err != nil {
-			return err
-		}
-		if o.Replay != nil {
-			b, err := json.Marshal(o.Replay)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE void_or_refund_requests SET result = $3 WHERE platform_id = $1 AND idempotency_key = $2`,
-				o.PlatformID, o.IdempotencyKey, string(b)); err != nil {
-				return err
-			}
-		}
-		rf, err := s.findRefund(ctx, tx, o.RefundID)
-		if err != nil {
-			return err
-		}
-		return s.emitRefundEvent(ctx, tx, rf)
+		final, err = s.findRefund(ctx, tx, o.RefundID)
+		return err
 	})
+	return final, err
+}
+
+// FailRefund marks a refund FAILED with its refusal (see failRefund) and
+// returns it.
+func (s *Store) FailRefund(ctx context.Context, f ivrpay.RefundFailure) (final *ivrpay.Refund, err error) {
+	defer wrap(&err, "Store.FailRefund(%q)", f.RefundID)
+	err = s.inTx(ctx, func(tx querier) error {
+		final, err = s.failRefund(ctx, tx, f)
+		return err
+	})
+	return final, err
+}
+
+// failRefund moves a refund from f.From to FAILED with its refusal_code and
+// refusal_desc, by a conditional write (ErrStateChanged when it is no longer
+// in f.From), gives its amount back to the payin, replaces the replayed
+// answer of the request that made it, and emits refund.failed, all in tx.
+func (s *Store) failRefund(ctx context.Context, tx querier, f ivrpay.RefundFailure) (*ivrpay.Refund, error) {
+	now := ivrpay.FormatTime(f.At)
+	code, desc := f.Refusal()
+	upd, err := tx.ExecContext(ctx, `UPDATE refunds SET status = $2, refusal_code = $3, refusal_desc = $4, updated_at = $5
+		WHERE id = $1 AND status = $6`, f.RefundID, ivrpay.RefundStatusFailed, code, desc, now, f.From)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := upd.RowsAffected(); n != 1 {
+		return nil, ivrpay.ErrStateChanged
+	}
+	rf, err := s.findRefund(ctx, tx, f.RefundID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE payins SET refunded_amount = refunded_amount - $2, updated_at = $3 WHERE id = $1`,
+		rf.PayinID, rf.Amount, now); err != nil {
+		return nil, err
+	}
+	if err := s.replaceRefundReplay(ctx, tx, rf); err != nil {
+		return nil, err
+	}
+	return rf, s.emitRefundEvent(ctx, tx, rf)
+}
+
+// replaceRefundReplay makes the replayed answer of the void_or_refund request
+// that made rf show rf as it now stands, so that a repeat of the request
+// answers what the request answered (or, later, the refund's refusal).
+func (s *Store) replaceRefundReplay(ctx context.Context, tx querier, rf *ivrpay.Refund) error {
+	b, err := json.Marshal(ivrpay.RefundResult(rf))
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE void_or_refund_requests SET result = $3
+		WHERE platform_id = $1 AND idempotency_key = (SELECT request_idempotency_key FROM refunds WHERE id = $2)`,
+		rf.PlatformID, rf.ID, string(b))
+	return err
 }
 
 // ClaimUnresolvedRefunds leases up to limit PROCESSING refunds whose
@@ -241,8 +288,8 @@ func (s *Store) ClaimUnresolvedRefunds(ctx context.Context, cutoff time.Time, le
 		if u.Refund, err = s.findRefund(ctx, s.rdb, id); err != nil {
 			return out, err
 		}
-		if err := s.rdb.QueryRowContext(ctx, `SELECT processor_idempotency_key, request_idempotency_key FROM refunds WHERE id = $1`, id).
-			Scan(&u.ProcessorIdempotencyKey, &u.RequestIdempotencyKey); err != nil {
+		if err := s.rdb.QueryRowContext(ctx, `SELECT processor_idempotency_key FROM refunds WHERE id = $1`, id).
+			Scan(&u.ProcessorIdempotencyKey); err != nil {
 			return out, err
 		}
 		if u.Payin, err = s.findPayin(ctx, s.rdb, u.Refund.PayinID); err != nil {
