@@ -135,7 +135,8 @@ func (s *Service) void(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrR
 		return processorRefused("void", p.ID, res)
 	}
 	rec.Result.PayinStatus = ivrpay.PayinStatusCanceled
-	return s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec)
+	_, err = s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec)
+	return err
 }
 
 // refund reserves the refund, asks the processor, and records its answer.
@@ -149,14 +150,21 @@ func (s *Service) refund(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidO
 		return err
 	}
 	rec.RefundID, rec.ProcessorIdempotencyKey = s.newID(ivrpay.PrefixRefund), opKey
-	if err := s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec); err != nil {
+	reserved, err := s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec)
+	if err != nil {
 		return err
 	}
 	final, err := s.sendRefund(ctx, proc, p, rec.RefundID, opKey, plan.Amount)
 	if err != nil {
 		return err
 	}
-	rec.Result = ivrpay.RefundResult(final)
+	// The answer is what a repeat replays: the refund as reserved, or as it
+	// failed (a failure rewrites the replay), never a settlement that
+	// happened to win the race with this answer.
+	if final.Status == ivrpay.RefundStatusFailed {
+		reserved = final
+	}
+	rec.Result = ivrpay.RefundResult(reserved)
 	return nil
 }
 

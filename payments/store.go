@@ -71,10 +71,11 @@ type Store interface {
 	// ECONFLICT when the key was used for another request, or nil, nil.
 	ReplayVoidOrRefund(ctx context.Context, platformID, key, hash string) (*ivrpay.VoidOrRefundResult, error)
 	// RecordVoidOrRefund stores a void (payin CANCELED) or a PROCESSING
-	// refund that reserves its amount, with the idempotency row.
-	// ErrStateChanged when the payin changed; ivrpay.ErrIdempotencyKeyTaken
-	// when another request committed the key first.
-	RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) error
+	// refund that reserves its amount, with the idempotency row, and
+	// returns the refund (nil for a void). ErrStateChanged when the payin
+	// changed; ivrpay.ErrIdempotencyKeyTaken when another request committed
+	// the key first.
+	RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (*ivrpay.Refund, error)
 	// RecordRefundOutcome stores the processor's answer to a refund: its
 	// reference when approved, FAILED with its refusal (and the amount given
 	// back to the payin) when refused, UNKNOWN when no answer came. It

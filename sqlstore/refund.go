@@ -136,16 +136,17 @@ func (s *Store) ReplayVoidOrRefund(ctx context.Context, platformID, key, hash st
 // RecordVoidOrRefund stores a void (the payin CANCELED) or a PROCESSING
 // refund, with the idempotency row, in one transaction. The refund adds to
 // refunded_amount with an UPDATE whose WHERE requires enough left, so
-// concurrent refunds, in one process or many, never exceed it.
-func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (err error) {
+// concurrent refunds, in one process or many, never exceed it. It returns
+// the refund as reserved (nil for a void).
+func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (refund *ivrpay.Refund, err error) {
 	defer wrap(&err, "Store.RecordVoidOrRefund(%q)", r.Payin.ID)
 	p := r.Payin
 	now := ivrpay.FormatTime(r.At)
 	resJSON, err := json.Marshal(r.Result)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.inTx(ctx, func(tx querier) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		ins, err := tx.ExecContext(ctx, `INSERT INTO void_or_refund_requests (platform_id, idempotency_key, request_hash, payin_id, result, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
 			r.PlatformID, r.IdempotencyKey, r.RequestHash, p.ID, string(resJSON), now)
@@ -190,15 +191,15 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 			r.ProcessorIdempotencyKey, r.IdempotencyKey, md, now); err != nil {
 			return err
 		}
-		rf, err := s.findRefund(ctx, tx, r.RefundID)
-		if err != nil {
+		if refund, err = s.findRefund(ctx, tx, r.RefundID); err != nil {
 			return err
 		}
-		if err := s.replaceRefundReplay(ctx, tx, rf); err != nil {
+		if err := s.replaceRefundReplay(ctx, tx, refund); err != nil {
 			return err
 		}
-		return s.emitRefundEvent(ctx, tx, rf)
+		return s.emitRefundEvent(ctx, tx, refund)
 	})
+	return refund, err
 }
 
 // RecordRefundOutcome stores the processor's answer to a reserved refund
