@@ -42,6 +42,26 @@ type Processor interface {
 	Resolve(ctx context.Context, p CardPayment) (ProcessorResult, error)
 }
 
+// StatusLookup is the part of the processor contract that tells where a
+// payment or refund stands now: an adapter whose processor can be asked
+// implements it (Stripe retrieves the PaymentIntent or the Refund); one
+// whose processor cannot (Adyen, whose notifications are the only word)
+// does not. The look-up fallback (serve --processor-check-after) asks it
+// about a real account's payins and refunds that stay PROCESSING, and
+// applies the answer through the same transition table as events.
+type StatusLookup interface {
+	// LookupPayment reports the payment op.Reference as the event that
+	// would say so: Effect PAYMENT_CAPTURED, PAYMENT_AUTHORIZED,
+	// PAYMENT_CANCELED or PAYMENT_FAILED, or EffectNone while the processor
+	// has not decided yet; with PaymentReference, Amount and Currency.
+	// Account, Kind and ID are the caller's. An error is a look-up that
+	// got no answer.
+	LookupPayment(ctx context.Context, op PaymentOperation) (ProcessorEvent, error)
+	// LookupRefund reports the refund refundReference (of the payment
+	// op.Reference) likewise: REFUND_SUCCEEDED, REFUND_FAILED or EffectNone.
+	LookupRefund(ctx context.Context, op PaymentOperation, refundReference string) (ProcessorEvent, error)
+}
+
 // ProcessorCapabilities are the operations an adapter supports. A missing
 // capability is refused before any card data leaves.
 type ProcessorCapabilities struct {

@@ -29,7 +29,7 @@ func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 	}
 	lease := 2*s.opts.ProcessorTimeout + time.Second
 	for _, p := range payins {
-		resolved, err := s.resolve(ctx, p)
+		resolved, err := s.resolve(ctx, p, nil)
 		if err != nil {
 			retry := s.postpone(ctx, "payins", p.ID, s.now().Sub(p.UpdatedAt), lease)
 			s.opts.Logger.Warn("reconciler could not resolve a payin yet; it tries again later", "payin_id", p.ID, "retry_in", retry.String(), "error", err)
@@ -69,7 +69,12 @@ const maxReconcileBackoff = 10 * time.Minute
 // account that cannot be reached is asked, and warned about, ever more
 // rarely. It returns the wait.
 func (s *Service) postpone(ctx context.Context, table, id string, unknownFor, lease time.Duration) time.Duration {
-	wait := min(max(unknownFor/4, lease), maxReconcileBackoff)
+	return s.postponeUpTo(ctx, table, id, unknownFor, lease, maxReconcileBackoff)
+}
+
+// postponeUpTo is postpone with another bound than maxReconcileBackoff.
+func (s *Service) postponeUpTo(ctx context.Context, table, id string, unknownFor, lease, most time.Duration) time.Duration {
+	wait := min(max(unknownFor/4, lease), most)
 	if err := s.store.PostponeReconcile(context.WithoutCancel(ctx), table, id, s.now().Add(wait)); err != nil {
 		s.opts.Logger.Error("reconciler could not postpone its next question", "id", id, "error", err)
 		return lease
@@ -77,11 +82,11 @@ func (s *Service) postpone(ctx context.Context, table, id string, unknownFor, le
 	return wait
 }
 
-func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin) (bool, error) {
-	proc, err := s.router.Account(ctx, p.Processor.Account)
-	if err != nil {
-		return false, err
-	}
+// resolve records the outcome of a payin whose processor outcome is
+// unknown: the answer given (a processor event's word), or else the
+// processor's answer to Resolve. It reports whether it recorded one; a
+// payin another attempt recorded first keeps that record.
+func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin, given *ivrpay.ProcessorResult) (bool, error) {
 	cfg, err := s.store.LoadPayinConfig(ctx, p.PayinConfigID)
 	if err != nil {
 		return false, err
@@ -115,9 +120,17 @@ func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin) (bool, error) {
 	if stored != nil {
 		pay.Stored = &ivrpay.StoredCredential{NetworkTransactionID: nti}
 	}
-	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return proc.Resolve(ctx, pay) })
-	if err != nil {
-		return false, err
+	var res ivrpay.ProcessorResult
+	if given != nil {
+		res = *given
+	} else {
+		proc, err := s.router.Account(ctx, p.Processor.Account)
+		if err != nil {
+			return false, err
+		}
+		if res, err = s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return proc.Resolve(ctx, pay) }); err != nil {
+			return false, err
+		}
 	}
 	if !res.Approved && res.RefusalCode == "" {
 		res.RefusalCode = ivrpay.RefusalProcessingError

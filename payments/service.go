@@ -28,6 +28,10 @@ const (
 	DefaultConnectorLease = 30 * time.Second
 	// DefaultReconcileAfter is how long an unknown outcome waits before the reconciler asks.
 	DefaultReconcileAfter = 2 * time.Minute
+	// DefaultProcessorCheckAfter is how long a real account's payin or
+	// refund stays PROCESSING without an event before its processor is
+	// looked up (SPEC §4.2).
+	DefaultProcessorCheckAfter = 30 * time.Minute
 )
 
 // Options configure a Service.
@@ -43,6 +47,16 @@ type Options struct {
 	ReconcileAfter time.Duration
 	// RiskMetrics counts the risk rules' refusals and blocks (nil: none).
 	RiskMetrics RiskMetrics
+	// ProcessorCheckAfter: see DefaultProcessorCheckAfter.
+	ProcessorCheckAfter time.Duration
+	// SandboxConfirmations makes the built-in sandbox processor's events
+	// (processor/sandbox.Confirmations); nil where there is no sandbox
+	// processor (production).
+	SandboxConfirmations func(due ivrpay.SandboxDue) []ivrpay.ProcessorEvent
+	// HoldProcessorEvents stores received events without applying them:
+	// a test-only setting that keeps events between stored and applied,
+	// for the crash test to kill the process there.
+	HoldProcessorEvents bool
 }
 
 // Router picks the processor account of a payment.
@@ -91,6 +105,9 @@ func New(store Store, vault ivrpay.Vault, router Router, opts Options) *Service 
 	}
 	if opts.ReconcileAfter <= 0 {
 		opts.ReconcileAfter = DefaultReconcileAfter
+	}
+	if opts.ProcessorCheckAfter <= 0 {
+		opts.ProcessorCheckAfter = DefaultProcessorCheckAfter
 	}
 	if opts.RiskMetrics == nil {
 		opts.RiskMetrics = noRiskMetrics{}

@@ -95,6 +95,40 @@ type Store interface {
 	// same transaction. It returns those that started.
 	RecordRiskBlocks(ctx context.Context, blocks []ivrpay.RiskBlock) (started []ivrpay.RiskBlock, err error)
 
+	// The processor events inbox (SPEC §4.2).
+	//
+	// InsertProcessorEvent stores a verified event durably, once per
+	// (account, id); false for a duplicate. The caller holds the new row
+	// until at+hold (a worker takes it over only after that).
+	InsertProcessorEvent(ctx context.Context, e ivrpay.ProcessorEvent, at time.Time, hold time.Duration) (inserted bool, err error)
+	// FindProcessorEvent reads one stored event.
+	FindProcessorEvent(ctx context.Context, account, id string) (ivrpay.InboxEvent, error)
+	// ClaimProcessorEvents leases, for the caller alone, up to limit
+	// PENDING events due at now.
+	ClaimProcessorEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ivrpay.InboxEvent, error)
+	// FindEventPayin and FindEventRefund return the account's payin or
+	// refund an event names (by ivrpay's id, else the processor's
+	// reference); ENOTFOUND when there is none.
+	FindEventPayin(ctx context.Context, account, reference, paymentReference string) (*ivrpay.Payin, error)
+	FindEventRefund(ctx context.Context, account, reference, refundReference string) (*ivrpay.Refund, error)
+	// ApplyPayinEventChange and ApplyRefundEventChange write an event's
+	// change with the event marked APPLIED and the webhook, in one
+	// transaction: ivrpay.ErrEventDone when another process applied the
+	// event first, ivrpay.ErrStateChanged when the object moved since it
+	// was read.
+	ApplyPayinEventChange(ctx context.Context, c ivrpay.PayinEventChange) (*ivrpay.Payin, error)
+	ApplyRefundEventChange(ctx context.Context, c ivrpay.RefundEventChange) error
+	// FinishProcessorEvent records an event that changed or matched nothing.
+	FinishProcessorEvent(ctx context.Context, d ivrpay.ProcessorEventDone) error
+	// PostponeProcessorEvent keeps a PENDING event for another attempt at next.
+	PostponeProcessorEvent(ctx context.Context, account, id, objectID, note string, next time.Time) error
+	// DueSandboxConfirmations lists the sandbox processor's payins and
+	// refunds PROCESSING since before cutoff without a confirmation yet.
+	DueSandboxConfirmations(ctx context.Context, cutoff time.Time, limit int) ([]ivrpay.SandboxDue, error)
+	// ClaimDueLookups leases a real account's payins and refunds
+	// PROCESSING since before cutoff, for the look-up fallback.
+	ClaimDueLookups(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]ivrpay.DueLookup, error)
+
 	// The reads the REST API serves, with their permission checks.
 	FindPayin(ctx context.Context, id string) (*ivrpay.Payin, error)
 	ListPayins(ctx context.Context, f ivrpay.PayinFilter) (*ivrpay.List[*ivrpay.Payin], error)

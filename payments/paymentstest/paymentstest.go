@@ -52,6 +52,8 @@ type Config struct {
 	ConnectorLease   time.Duration
 	ProcessorTimeout time.Duration
 	ReconcileAfter   time.Duration
+	// ProcessorCheckAfter, when set, replaces the look-up fallback's delay.
+	ProcessorCheckAfter time.Duration
 	// RiskMetrics, when set, counts the risk rules' work.
 	RiskMetrics payments.RiskMetrics
 }
@@ -95,7 +97,20 @@ func (c Config) PaymentsOn(store payments.Store) *payments.Service {
 	}
 	return payments.New(store, c.Vault, router, payments.Options{Mode: c.Mode, Clock: c.Clock,
 		Logger: c.Logger, ConnectorLease: c.ConnectorLease, ProcessorTimeout: c.ProcessorTimeout, ReconcileAfter: c.ReconcileAfter,
-		RiskMetrics: c.RiskMetrics})
+		RiskMetrics: c.RiskMetrics, ProcessorCheckAfter: c.ProcessorCheckAfter, SandboxConfirmations: sandbox.Confirmations})
+}
+
+// Settle has the built-in sandbox processor confirm, at once, every payin
+// and refund of its account that is PROCESSING (serve's sandbox pass with
+// no --sandbox-settle-after delay): its events go through the inbox like a
+// real processor's. It returns how many events it sent.
+func Settle(tb testing.TB, store payments.Store) int {
+	tb.Helper()
+	n, err := Options(tb).PaymentsOn(store).ConfirmSandboxDue(context.Background(), 0)
+	if err != nil {
+		tb.Fatalf("sandbox confirmations: %v", err)
+	}
+	return n
 }
 
 // Open opens a fresh store on engine with c's settings and closes it at cleanup.

@@ -1,0 +1,474 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+)
+
+// This file is the processor events inbox (SPEC §4.2): persistence only;
+// what an event does is the transition table's (package ivrpay) and the
+// payments service's decision.
+
+const processorEventColumns = `account, event_id, kind, type, effect, payment_reference, reference, refund_reference, amount, currency,
+	refusal_code, refusal_desc, dispute, occurred_at, received_at, status, object_id, note, attempts, next_attempt_at, applied_at`
+
+// processorEventRow receives a processor_events row.
+type processorEventRow struct {
+	ivrpay.InboxEvent
+	dispute, occurredAt, appliedAt sql.NullString
+	receivedAt, nextAttemptAt      string
+}
+
+func (r *processorEventRow) dest() []any {
+	e := &r.InboxEvent
+	return []any{&e.Account, &e.ID, &e.Kind, &e.Type, &e.Effect, &e.PaymentReference, &e.Reference, &e.RefundReference, &e.Amount,
+		&e.Currency, &e.RefusalCode, &e.RefusalDesc, &r.dispute, &r.occurredAt, &r.receivedAt, &e.Status, &e.ObjectID, &e.Note,
+		&e.Attempts, &r.nextAttemptAt, &r.appliedAt}
+}
+
+func (r *processorEventRow) event() (ivrpay.InboxEvent, error) {
+	e := r.InboxEvent
+	e.ReceivedAt = parseTime(r.receivedAt)
+	if r.occurredAt.Valid {
+		e.OccurredAt = parseTime(r.occurredAt.String)
+	}
+	if r.dispute.Valid {
+		e.Dispute = &ivrpay.DisputeDetails{}
+		if err := json.Unmarshal([]byte(r.dispute.String), e.Dispute); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// InsertProcessorEvent stores a verified event, once per (account, event
+// id): it returns false, writing nothing, for a duplicate. The new row is
+// held by the caller until at+hold, so that the caller applies it at once
+// and a worker takes it over only if the caller dies first. When it
+// returns, the event is durable.
+func (s *Store) InsertProcessorEvent(ctx context.Context, e ivrpay.ProcessorEvent, at time.Time, hold time.Duration) (inserted bool, err error) {
+	defer wrap(&err, "Store.InsertProcessorEvent(%q, %q)", e.Account, e.ID)
+	var dispute, occurred sql.NullString
+	if e.Dispute != nil {
+		b, err := json.Marshal(e.Dispute)
+		if err != nil {
+			return false, err
+		}
+		dispute = sql.NullString{String: string(b), Valid: true}
+	}
+	if !e.OccurredAt.IsZero() {
+		occurred = sql.NullString{String: ivrpay.FormatTime(e.OccurredAt), Valid: true}
+	}
+	n, err := s.execTx(ctx, `INSERT INTO processor_events (account, event_id, kind, type, effect, payment_reference, reference, refund_reference,
+		amount, currency, refusal_code, refusal_desc, dispute, occurred_at, received_at, status, next_attempt_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (account, event_id) DO NOTHING`,
+		e.Account, e.ID, e.Kind, e.Type, string(e.Effect), e.PaymentReference, e.Reference, e.RefundReference, e.Amount, e.Currency,
+		e.RefusalCode, e.RefusalDesc, dispute, occurred, ivrpay.FormatTime(at), ivrpay.ProcessorEventPending, ivrpay.FormatTime(at.Add(hold)))
+	return n == 1, err
+}
+
+// FindProcessorEvent reads one event of the inbox.
+func (s *Store) FindProcessorEvent(ctx context.Context, account, id string) (e ivrpay.InboxEvent, err error) {
+	defer wrap(&err, "Store.FindProcessorEvent(%q, %q)", account, id)
+	var r processorEventRow
+	err = s.queryRow(ctx, s.rdb, `SELECT `+processorEventColumns+` FROM processor_events WHERE account = $1 AND event_id = $2`, account, id).Scan(r.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, ivrpay.Errorf(ivrpay.ENOTFOUND, "processor event %s of account %s not found", id, account)
+	} else if err != nil {
+		return e, err
+	}
+	return r.event()
+}
+
+// ClaimProcessorEvents leases, for the caller alone, up to limit PENDING
+// events that are due at now, oldest due first. Each is claimed by a
+// conditional UPDATE that moves its next_attempt_at from the value read to
+// the end of the lease: of several processes that read the same row,
+// exactly one claims it. A claim that dies expires with its lease.
+func (s *Store) ClaimProcessorEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) (claimed []ivrpay.InboxEvent, err error) {
+	defer wrap(&err, "Store.ClaimProcessorEvents")
+	at := ivrpay.FormatTime(now)
+	rows, err := s.query(ctx, s.rdb, `SELECT `+processorEventColumns+` FROM processor_events
+		WHERE status = 'PENDING' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2`, at, limit)
+	if err != nil {
+		return nil, err
+	}
+	var due []processorEventRow
+	for rows.Next() {
+		var r processorEventRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		due = append(due, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	until := ivrpay.FormatTime(now.Add(lease))
+	for _, r := range due {
+		n, err := s.execTx(ctx, `UPDATE processor_events SET next_attempt_at = $3
+			WHERE account = $1 AND event_id = $2 AND status = 'PENDING' AND next_attempt_at = $4`, r.Account, r.ID, until, r.nextAttemptAt)
+		if err != nil {
+			return claimed, err
+		}
+		if n != 1 {
+			continue // another process claimed it, or applied it
+		}
+		e, err := r.event()
+		if err != nil {
+			return claimed, err
+		}
+		claimed = append(claimed, e)
+	}
+	return claimed, nil
+}
+
+// markApplied marks a PENDING event APPLIED to objectID inside tx, first
+// of the transaction's writes: of two processes applying the same event,
+// the second waits for the first's row lock (PostgreSQL) or its turn
+// (SQLite), then finds it applied and undoes its own writes (ErrEventDone).
+func (s *Store) markApplied(ctx context.Context, tx querier, account, id, objectID string, at string) error {
+	res, err := s.exec(ctx, tx, `UPDATE processor_events SET status = $3, object_id = $4, note = '', applied_at = $5
+		WHERE account = $1 AND event_id = $2 AND status = 'PENDING'`, account, id, ivrpay.ProcessorEventApplied, objectID, at)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if err != nil {
+			return err
+		}
+		return ivrpay.ErrEventDone
+	}
+	return nil
+}
+
+// ApplyPayinEventChange moves a payin as an event says, in one transaction
+// with the event marked APPLIED and the payin's webhook: ErrEventDone when
+// another process applied the event first, ErrStateChanged when the payin
+// is no longer c.From (nothing is written either way).
+func (s *Store) ApplyPayinEventChange(ctx context.Context, c ivrpay.PayinEventChange) (final *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.ApplyPayinEventChange(%q, %q)", c.EventID, c.PayinID)
+	at := ivrpay.FormatTime(c.At)
+	err = s.inTx(ctx, func(tx querier) error {
+		if err := s.markApplied(ctx, tx, c.Account, c.EventID, c.PayinID, at); err != nil {
+			return err
+		}
+		query, args := `UPDATE payins SET status = $2, updated_at = $3, status_at = $3`, []any{c.PayinID, c.To, at, c.From}
+		if c.CapturedAmount > 0 {
+			query, args = query+`, captured_amount = $5`, append(args, c.CapturedAmount)
+		}
+		if c.RefusalCode != "" {
+			query, args = query+fieldf(`, refusal_code = $%d, refusal_desc = $%d`, len(args)+1, len(args)+2), append(args, c.RefusalCode, c.RefusalDesc)
+		}
+		res, err := s.exec(ctx, tx, query+` WHERE id = $1 AND status = $4`, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			if err != nil {
+				return err
+			}
+			return ivrpay.ErrStateChanged
+		}
+		if final, err = s.findPayin(ctx, tx, c.PayinID); err != nil {
+			return err
+		}
+		return s.emitPayinEvent(ctx, tx, final, "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return final, nil
+}
+
+// ApplyRefundEventChange moves a refund as an event says, in one
+// transaction with the event marked APPLIED and the refund's webhook; a
+// refund that fails gives its amount back to the payin's refundable
+// amount. The processor's word that it holds the refund also resolves an
+// unknown outcome (processor_outcome APPROVED, with its reference). Errors
+// as ApplyPayinEventChange.
+func (s *Store) ApplyRefundEventChange(ctx context.Context, c ivrpay.RefundEventChange) (err error) {
+	defer wrap(&err, "Store.ApplyRefundEventChange(%q, %q)", c.EventID, c.RefundID)
+	at := ivrpay.FormatTime(c.At)
+	return s.inTx(ctx, func(tx querier) error {
+		if err := s.markApplied(ctx, tx, c.Account, c.EventID, c.RefundID, at); err != nil {
+			return err
+		}
+		res, err := s.exec(ctx, tx, `UPDATE refunds SET status = $2, updated_at = $3,
+			processor_outcome = CASE WHEN processor_outcome IN ('', 'UNKNOWN') THEN 'APPROVED' ELSE processor_outcome END,
+			processor_reference = CASE WHEN processor_reference = '' THEN $4 ELSE processor_reference END
+			WHERE id = $1 AND status = $5`, c.RefundID, c.To, at, c.ProcessorReference, c.From)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			if err != nil {
+				return err
+			}
+			return ivrpay.ErrStateChanged
+		}
+		if c.To == ivrpay.RefundStatusFailed {
+			if _, err := s.exec(ctx, tx, `UPDATE payins SET refunded_amount = refunded_amount - $2, updated_at = $3 WHERE id = $1`,
+				c.PayinID, c.Amount, at); err != nil {
+				return err
+			}
+		}
+		r, err := s.findRefund(ctx, tx, c.RefundID)
+		if err != nil {
+			return err
+		}
+		return s.emitRefundEvent(ctx, tx, r)
+	})
+}
+
+// FinishProcessorEvent records an event that changed nothing or matched
+// nothing (d.Status NO_CHANGE, IGNORED or UNMATCHED). An event no longer
+// PENDING (applied by another process) is left as it is.
+func (s *Store) FinishProcessorEvent(ctx context.Context, d ivrpay.ProcessorEventDone) (err error) {
+	defer wrap(&err, "Store.FinishProcessorEvent(%q, %q)", d.Account, d.EventID)
+	_, err = s.execTx(ctx, `UPDATE processor_events SET status = $3, object_id = $4, note = $5, applied_at = $6, attempts = attempts + 1
+		WHERE account = $1 AND event_id = $2 AND status = 'PENDING'`, d.Account, d.EventID, d.Status, d.ObjectID, d.Note, ivrpay.FormatTime(d.At))
+	return err
+}
+
+// PostponeProcessorEvent keeps a PENDING event for another attempt at
+// next, counting this one, with why it waits.
+func (s *Store) PostponeProcessorEvent(ctx context.Context, account, id, objectID, note string, next time.Time) (err error) {
+	defer wrap(&err, "Store.PostponeProcessorEvent(%q, %q)", account, id)
+	_, err = s.execTx(ctx, `UPDATE processor_events SET attempts = attempts + 1, next_attempt_at = $3, object_id = $4, note = $5
+		WHERE account = $1 AND event_id = $2 AND status = 'PENDING'`, account, id, ivrpay.FormatTime(next), objectID, note)
+	return err
+}
+
+// FindEventPayin returns the payin of account an event is about: by
+// ivrpay's own id when the event carries it (reference), else by the
+// processor's reference of the payment. A payin of another account is
+// never returned: an account's events move only its own payins.
+func (s *Store) FindEventPayin(ctx context.Context, account, reference, paymentReference string) (p *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.FindEventPayin(%q)", account)
+	var id string
+	if ivrpay.IDHasKind(reference, ivrpay.PrefixPayin) {
+		err = s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE id = $1 AND processor_account = $2`, reference, account).Scan(&id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
+	if id == "" && paymentReference != "" {
+		err = s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE processor_reference = $1 AND processor_account = $2`, paymentReference, account).Scan(&id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
+	if id == "" {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "no payin of account %s is %q or has the processor reference %q", account, reference, paymentReference)
+	}
+	return s.findPayin(ctx, s.rdb, id)
+}
+
+// FindEventRefund returns the refund of account an event is about: by
+// ivrpay's id (reference), else by the processor's reference of the
+// refund; only refunds of the account's payins.
+func (s *Store) FindEventRefund(ctx context.Context, account, reference, refundReference string) (r *ivrpay.Refund, err error) {
+	defer wrap(&err, "Store.FindEventRefund(%q)", account)
+	var id string
+	if ivrpay.IDHasKind(reference, ivrpay.PrefixRefund) {
+		err = s.queryRow(ctx, s.rdb, `SELECT r.id FROM refunds r JOIN payins p ON p.id = r.payin_id WHERE r.id = $1 AND p.processor_account = $2`,
+			reference, account).Scan(&id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
+	if id == "" && refundReference != "" {
+		err = s.queryRow(ctx, s.rdb, `SELECT r.id FROM refunds r JOIN payins p ON p.id = r.payin_id
+			WHERE r.processor_reference = $1 AND p.processor_account = $2`, refundReference, account).Scan(&id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
+	if id == "" {
+		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "no refund of account %s is %q or has the processor reference %q", account, reference, refundReference)
+	}
+	return s.findRefund(ctx, s.rdb, id)
+}
+
+// ListProcessorEvents lists the inbox's events, newest first.
+func (s *Store) ListProcessorEvents(ctx context.Context, f ivrpay.ProcessorEventFilter) (out []ivrpay.ProcessorEventListing, err error) {
+	defer wrap(&err, "Store.ListProcessorEvents")
+	limit := f.Limit
+	if limit <= 0 || limit > ivrpay.MaxPageLimit {
+		limit = ivrpay.DefaultPageLimit
+	}
+	query := `SELECT ` + processorEventColumns + ` FROM processor_events`
+	args := []any{limit}
+	if f.Status != "" {
+		query += ` WHERE status = $2`
+		args = append(args, f.Status)
+	}
+	rows, err := s.rdb.QueryContext(ctx, query+` ORDER BY received_at DESC, event_id DESC LIMIT $1`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out = []ivrpay.ProcessorEventListing{}
+	for rows.Next() {
+		var r processorEventRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, err
+		}
+		e := r.InboxEvent
+		l := ivrpay.ProcessorEventListing{Account: e.Account, Kind: e.Kind, EventID: e.ID, Type: e.Type, Effect: e.Effect, Status: e.Status,
+			ObjectID: ivrpay.OptString(e.ObjectID), Reference: ivrpay.OptString(e.Reference), PaymentReference: ivrpay.OptString(e.PaymentReference),
+			RefundReference: ivrpay.OptString(e.RefundReference), Amount: e.Amount, Currency: ivrpay.OptString(e.Currency),
+			RefusalCode: ivrpay.OptString(e.RefusalCode), Note: ivrpay.OptString(e.Note), Attempts: e.Attempts, ReceivedAt: parseTime(r.receivedAt)}
+		if r.dispute.Valid {
+			l.Dispute = json.RawMessage(r.dispute.String)
+		}
+		l.OccurredAt, l.AppliedAt = optTime(r.occurredAt), optTime(r.appliedAt)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+func optTime(ns sql.NullString) *time.Time {
+	if !ns.Valid {
+		return nil
+	}
+	t := parseTime(ns.String)
+	return &t
+}
+
+// sandboxDuePayins lists the sandbox's payins due to be confirmed, oldest
+// first, that have no confirmation in the inbox yet. Its filter and order
+// are the index payins_sandbox_due's, word for word, so that a pass reads
+// only what it confirms (SQLite matches an index expression literally).
+const sandboxDuePayins = `SELECT id, amount, processor_reference, captured_amount, currency_code, COALESCE(status_at, updated_at) FROM payins
+	WHERE status = 'PROCESSING' AND processor_account = 'sandbox' AND COALESCE(status_at, updated_at) <= $1
+	AND NOT EXISTS (SELECT 1 FROM processor_events e WHERE e.account = 'sandbox' AND e.reference = payins.id AND e.effect = $3)
+	ORDER BY COALESCE(status_at, updated_at), id LIMIT $2`
+
+// DueSandboxConfirmations lists what the built-in sandbox processor
+// confirms next: its payins and refunds PROCESSING since before cutoff
+// (refunds whose answer was lost excepted: the reconciler asks again
+// first) that have no confirmation in the inbox yet, up to limit of each.
+func (s *Store) DueSandboxConfirmations(ctx context.Context, cutoff time.Time, limit int) (due []ivrpay.SandboxDue, err error) {
+	defer wrap(&err, "Store.DueSandboxConfirmations")
+	at := ivrpay.FormatTime(cutoff)
+	rows, err := s.query(ctx, s.rdb, sandboxDuePayins, at, limit, string(ivrpay.EffectPaymentCaptured))
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var d ivrpay.SandboxDue
+		var since string
+		if err := rows.Scan(&d.PayinID, &d.PayinAmount, &d.PayinReference, &d.CapturedAmount, &d.Currency, &since); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		d.ProcessingSince = parseTime(since)
+		due = append(due, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = s.query(ctx, s.rdb, `SELECT r.id, r.amount, r.processor_reference, r.created_at, p.id, p.amount, p.processor_reference,
+			p.captured_amount, p.currency_code
+		FROM refunds r JOIN payins p ON p.id = r.payin_id
+		WHERE r.status = 'PROCESSING' AND r.created_at <= $1 AND r.processor_outcome <> 'UNKNOWN' AND p.processor_account = 'sandbox'
+		AND NOT EXISTS (SELECT 1 FROM processor_events e WHERE e.account = 'sandbox' AND e.reference = r.id)
+		ORDER BY r.created_at, r.id LIMIT $2`, at, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d ivrpay.SandboxDue
+		var since string
+		if err := rows.Scan(&d.RefundID, &d.RefundAmount, &d.RefundReference, &since, &d.PayinID, &d.PayinAmount, &d.PayinReference,
+			&d.CapturedAmount, &d.Currency); err != nil {
+			return nil, err
+		}
+		d.ProcessingSince = parseTime(since)
+		due = append(due, d)
+	}
+	return due, rows.Err()
+}
+
+// The rows the look-up fallback asks about: a real account's PROCESSING
+// payins, and the PROCESSING refunds of its payins that the processor
+// accepted (those whose answer was lost are the reconciler's).
+const (
+	lookupPayins  = `status = 'PROCESSING' AND processor_account <> 'sandbox'`
+	lookupRefunds = `status = 'PROCESSING' AND processor_outcome = 'APPROVED' AND processor_reference <> ''
+		AND payin_id IN (SELECT id FROM payins WHERE processor_account <> 'sandbox')`
+)
+
+// ClaimDueLookups leases, for the caller alone, up to limit payins and as
+// many refunds of real accounts that have been PROCESSING since before
+// cutoff and that no other process holds (the reconciler's lease column:
+// a look-up that finds nothing new is postponed with PostponeReconcile).
+func (s *Store) ClaimDueLookups(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) (out []ivrpay.DueLookup, err error) {
+	defer wrap(&err, "Store.ClaimDueLookups")
+	ids, err := s.leaseDue(ctx, "payins", lookupPayins, cutoff, lease, limit)
+	for _, id := range ids {
+		p, err := s.findPayin(ctx, s.rdb, id)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ivrpay.DueLookup{Payin: p})
+	}
+	if err != nil {
+		return out, err
+	}
+	ids, err = s.leaseDue(ctx, "refunds", lookupRefunds, cutoff, lease, limit)
+	for _, id := range ids {
+		l := ivrpay.DueLookup{}
+		if l.Refund, err = s.findRefund(ctx, s.rdb, id); err != nil {
+			return out, err
+		}
+		if err := s.queryRow(ctx, s.rdb, `SELECT processor_reference FROM refunds WHERE id = $1`, id).Scan(&l.RefundReference); err != nil {
+			return out, err
+		}
+		if l.Payin, err = s.findPayin(ctx, s.rdb, l.Refund.PayinID); err != nil {
+			return out, err
+		}
+		out = append(out, l)
+	}
+	return out, err
+}
+
+// ListStaleObjects lists a real account's payins and refunds PROCESSING
+// since before cutoff, oldest first (ivrpay admin events list --stale).
+func (s *Store) ListStaleObjects(ctx context.Context, cutoff time.Time) (out []ivrpay.StaleObject, err error) {
+	defer wrap(&err, "Store.ListStaleObjects")
+	at := ivrpay.FormatTime(cutoff)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT 'payin', id, id, processor_account, processor_kind, processor_reference, status, amount, updated_at
+		FROM payins WHERE `+lookupPayins+` AND updated_at <= $1
+		UNION ALL
+		SELECT 'refund', r.id, r.payin_id, p.processor_account, p.processor_kind, r.processor_reference, r.status, r.amount, r.updated_at
+		FROM refunds r JOIN payins p ON p.id = r.payin_id
+		WHERE r.status = 'PROCESSING' AND p.processor_account <> 'sandbox' AND r.updated_at <= $1
+		ORDER BY 9, 2`, at)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out = []ivrpay.StaleObject{}
+	for rows.Next() {
+		var o ivrpay.StaleObject
+		var ref, since string
+		if err := rows.Scan(&o.Object, &o.ID, &o.PayinID, &o.Account, &o.Kind, &ref, &o.Status, &o.Amount, &since); err != nil {
+			return nil, err
+		}
+		o.Reference, o.Since = ivrpay.OptString(ref), parseTime(since)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
