@@ -52,9 +52,7 @@ func TestProcessorCapabilities(t *testing.T) {
 		if !strings.Contains(r.err().Message, ivrpay.OpVoid) {
 			t.Fatalf("void refusal %q", r.err().Message)
 		}
-		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.Settle(t, b.store)
 		r = b.api("POST", "/v1/payins/"+id+"/void_or_refund", b.admin, map[string]any{"idempotency_key": "refund-1", "reason": "DUPLICATE", "amount": 300})
 		wantStatus(t, r, 409)
 		if p := b.api("GET", "/v1/payins/"+id, b.admin, nil).data(t); p["refundable_amount"] != float64(1000) || len(p["refunds"].([]any)) != 0 {

@@ -788,9 +788,7 @@ func (c *contract) run() {
 	c.req("POST", "/v1/payins/sbx_pyi_nope/capture").key(admin).expect(404)
 
 	// Settlement, then refunds and a void.
-	if _, err := c.store.SettleDue(ctx, 0); err != nil {
-		t.Fatalf("SettleDue: %v", err)
-	}
+	paymentstest.Settle(t, c.store)
 	refundBody := map[string]any{"idempotency_key": "contract-refund-1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300,
 		"metadata": map[string]any{"ticket": "T-77"}}
 	a = c.req("POST", "/v1/payins/"+payin1+"/void_or_refund").key(admin).json(refundBody).expect(200)
@@ -827,9 +825,7 @@ func (c *contract) run() {
 	c.req("GET", "/v1/refunds/"+refund).key(admin).expect(200)
 	c.req("GET", "/v1/refunds/"+refund).key(ivr).expect(403)
 	c.req("GET", "/v1/refunds/sbx_rfd_nope").key(admin).expect(404)
-	if _, err := c.store.SettleDue(ctx, 0); err != nil {
-		t.Fatalf("SettleDue: %v", err)
-	}
+	paymentstest.Settle(t, c.store)
 	if s := c.req("GET", "/v1/refunds/"+refund).key(admin).expect(200).str(t, "status"); s != "SUCCEEDED" {
 		t.Fatalf("settled refund is %s", s)
 	}

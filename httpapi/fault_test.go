@@ -202,17 +202,13 @@ func TestRefundAnswerLost(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		b := faultSetup(t, engine)
 		id := b.ivr(b.ivrKey("payin:create"), with(chargeBody(b.payinConfig(b.admin, b.merchantID, 10000, nil)), "amount", "100.00")).wantOK(t, "charge")
-		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.Settle(t, b.store)
 		r := b.api("POST", "/v1/payins/"+id+"/void_or_refund", b.admin, map[string]any{"idempotency_key": "lost-refund",
 			"reason": "REQUESTED_BY_CUSTOMER", "amount": sandbox.TimeoutFirstAmount})
 		wantStatus(t, r, 200)
 		refundID := r.data(t)["refund_id"].(string)
 		refund := func() map[string]any { return b.api("GET", "/v1/refunds/"+refundID, b.admin, nil).data(t) }
-		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.Settle(t, b.store)
 		if got := refund()["status"]; got != ivrpay.RefundStatusProcessing {
 			t.Fatalf("a refund whose answer was lost is %v before the reconciler asked, want PROCESSING", got)
 		}
@@ -222,9 +218,7 @@ func TestRefundAnswerLost(t *testing.T) {
 		if n := b.reconcile(); n < 1 {
 			t.Fatalf("the reconciler asked about %d refunds", n)
 		}
-		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.Settle(t, b.store)
 		if got := refund()["status"]; got != ivrpay.RefundStatusSucceeded {
 			t.Fatalf("refund after the reconciler and settlement: %v", got)
 		}

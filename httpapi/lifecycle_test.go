@@ -43,18 +43,26 @@ type lcEnv struct {
 
 // lcSetup serves the API on a fresh store of engine, bootstraps a platform
 // with a merchant, an admin key and an IVR key (payin:create only), and runs
-// settlement (after settleAfter) and the delivery worker until the test ends.
+// the sandbox processor's confirmations (after settleAfter) and the delivery
+// worker until the test ends.
 func lcSetup(t *testing.T, engine string, settleAfter time.Duration) *lcEnv {
 	t.Helper()
 	opts := paymentstest.Options(t)
 	store := paymentstest.Open(t, engine, opts)
-	api := &httpapi.Server{Services: httpapi.NewServices(store, opts.Payments(store))}
+	pay := opts.Payments(store)
+	api := &httpapi.Server{Services: httpapi.NewServices(store, pay)}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); store.RunSettlement(ctx, settleAfter, 20*time.Millisecond) }()
+	go func() {
+		defer wg.Done()
+		// The sandbox processor's confirmations, as serve's worker sends them.
+		for t := time.NewTicker(20 * time.Millisecond); ctx.Err() == nil; <-t.C {
+			pay.ConfirmSandboxDue(ctx, settleAfter)
+		}
+	}()
 	w := &webhook.Worker{Outbox: store, AllowPrivate: true, PollInterval: 10 * time.Millisecond,
 		Schedule: []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}}
 	go func() { defer wg.Done(); w.Run(ctx) }()
@@ -546,9 +554,7 @@ func TestVoidAndCapture(t *testing.T) {
 			e.createEndpoint(rcv)
 			settle := func() {
 				t.Helper()
-				if _, err := e.store.SettleDue(context.Background(), 0); err != nil {
-					t.Fatal(err)
-				}
+				paymentstest.Settle(t, e.store)
 			}
 			reason := "REQUESTED_BY_CUSTOMER"
 

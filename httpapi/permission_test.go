@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // permFixture is a platform with one key of every shape and objects to act on.
@@ -129,9 +130,7 @@ func (f *permFixture) approvedPayin(mode string) string {
 // returns the refund's id.
 func (f *permFixture) refundedPayin() string {
 	payin := f.approvedPayin("")
-	if _, err := f.store.SettleDue(f.t.Context(), 0); err != nil {
-		f.t.Fatal(err)
-	}
+	paymentstest.Settle(f.t, f.store)
 	r := f.api("POST", "/v1/payins/"+payin+"/void_or_refund", f.admin, map[string]any{"idempotency_key": "r-" + randHex(6),
 		"reason": "REQUESTED_BY_CUSTOMER", "amount": 100})
 	wantStatus(f.t, r, 200)

@@ -50,9 +50,7 @@ func TestRefundFields(t *testing.T) {
 		ctx := context.Background()
 		key := b.ivrKey("payin:create")
 		payinID := b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 10000, nil)), "amount", "100.00")).wantOK(t, "charge")
-		if _, err := b.store.SettleDue(ctx, 0); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.Settle(t, b.store)
 		// Voided before the next settlement, while it is PROCESSING.
 		voidable := b.ivr(key, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
 
@@ -189,9 +187,7 @@ func TestRefundFields(t *testing.T) {
 
 		// A refund that fails after it settled (what a processor event does,
 		// through the store's FailRefund).
-		if _, err := b.store.SettleDue(ctx, 0); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.Settle(t, b.store)
 		settled := getRefund(t, okID)
 		if settled["status"] != ivrpay.RefundStatusSucceeded || !later(t, settled["updated_at"], ok["updated_at"]) {
 			t.Fatalf("settled refund %v (answered at %v)", settled, ok["updated_at"])

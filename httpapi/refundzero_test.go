@@ -1,8 +1,9 @@
 package httpapi_test
 
 import (
-	"context"
 	"testing"
+
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestRefundOfZeroRefused: amount 0 on void_or_refund is a 400 naming
@@ -14,9 +15,7 @@ func TestRefundOfZeroRefused(t *testing.T) {
 		b := setup(t, engine)
 		key := b.ivrKey("payin:create")
 		succeeded := b.ivr(key, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
-		if _, err := b.store.SettleDue(context.Background(), 0); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.Settle(t, b.store)
 		processing := b.ivr(key, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
 		for _, c := range []struct{ name, payin, kind string }{
 			{"refund", succeeded, "REFUND"}, {"void", processing, "VOID"}, {"either", succeeded, ""},

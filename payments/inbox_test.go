@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -766,6 +767,68 @@ func TestProcessorEventAppliedOnceAcrossProcesses(t *testing.T) {
 			}
 			if hooks := e.webhooks(q.ID); countOf(hooks, "payin.succeeded") != 1 {
 				t.Fatalf("webhooks %v, want one payin.succeeded", hooks)
+			}
+		})
+	}
+}
+
+// TestSandboxConfirmations: the built-in sandbox processor confirms its own
+// payins and refunds through the inbox once they have been PROCESSING for
+// the settle delay, and never before; a refund of 51.40, or of a payin of
+// 51.40, fails by event and its amount is refundable again; a real
+// account's payin is never settled by the sandbox, however long it waits.
+func TestSandboxConfirmations(t *testing.T) {
+	t.Parallel()
+	for _, engine := range paymentstest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			e := newInboxEnv(t, engine)
+			ctx := context.Background()
+			const delay = time.Minute
+			p := e.charge(e.merchantID, 10000, ivrpay.ProcessingModeAuthorizeAndCapture)
+			real := processingPayin(e)
+			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
+				t.Fatalf("before the delay the sandbox sent %d events (%v)", n, err)
+			}
+			e.clock.advance(delay)
+			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 1 {
+				t.Fatalf("after the delay the sandbox sent %d events (%v), want 1", n, err)
+			}
+			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
+				t.Fatalf("sandbox payin %s after its confirmation", got.Status)
+			}
+			if got := e.payin(real.ID); got.Status != ivrpay.PayinStatusProcessing {
+				t.Fatalf("a real account's payin is %s; only its processor's event settles it", got.Status)
+			}
+			stored, err := e.store.FindProcessorEvent(ctx, ivrpay.SandboxAccount, p.ID+":PAYMENT_CAPTURED")
+			if err != nil || stored.Status != ivrpay.ProcessorEventApplied || stored.Kind != sandbox.Kind {
+				t.Fatalf("the sandbox's event: %+v, %v", stored, err)
+			}
+
+			fails := e.settled(sandbox.RefundFailsAmount)
+			p = e.payin(p.ID)
+			refunds := []ivrpay.Refund{e.refund(p, 500), e.refund(p, sandbox.RefundFailsAmount), e.refund(fails, 1000)}
+			e.clock.advance(delay)
+			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 3 {
+				t.Fatalf("the sandbox sent %d refund events (%v), want 3", n, err)
+			}
+			for i, want := range []string{ivrpay.RefundStatusSucceeded, ivrpay.RefundStatusFailed, ivrpay.RefundStatusFailed} {
+				r := refunds[i]
+				if got := e.refundOf(r.PayinID, r.ID); got.Status != want {
+					t.Errorf("refund %d of %d cents: %s, want %s", i, r.Amount, got.Status, want)
+				}
+				if hooks := e.webhooks(r.ID); hooks[len(hooks)-1] != "refund."+strings.ToLower(want) {
+					t.Errorf("refund %d webhooks %v", i, hooks)
+				}
+			}
+			if got := e.payin(p.ID); got.RefundableAmount != 10000-500 {
+				t.Errorf("refundable %d after a 5.00 refund and a failed 51.40 one, want 95.00", got.RefundableAmount)
+			}
+			if got := e.payin(fails.ID); got.RefundableAmount != sandbox.RefundFailsAmount {
+				t.Errorf("the 51.40 payin's refundable %d after its refund failed, want all of it", got.RefundableAmount)
+			}
+			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
+				t.Fatalf("a second pass sent %d events (%v), want none", n, err)
 			}
 		})
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -132,9 +133,7 @@ func TestPortalPlatformDay(t *testing.T) {
 	}
 
 	// Refund part of a SUCCEEDED payin (settled now).
-	if _, err := e.store.SettleDue(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
+	paymentstest.Settle(t, e.store)
 	b.open("/portal/payins/"+refundPayin, "#refund-button")
 	b.do(chromedp.SendKeys(chromedp.CSS("#refund-amount"), "5.00"))
 	b.clickAndWaitFor("#refund-button", "done=refunded")

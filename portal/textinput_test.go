@@ -1,7 +1,6 @@
 package portal_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -84,9 +83,7 @@ func TestPortalRefundOfZero(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	_, payin := e.chargedConfig(t, 2000, "")
-	if _, err := e.store.SettleDue(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
+	paymentstest.Settle(t, e.store)
 	c := e.newClient(t)
 	token := c.signIn(e.admin.Secret)
 	refunds := func() int {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -154,6 +153,3 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context) (n int64, err error) 
 	}
 	return res.RowsAffected()
 }
-
-// sessionCleanupEvery is how often the settlement loop deletes expired sessions.
-const sessionCleanupEvery = time.Minute

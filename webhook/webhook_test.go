@@ -322,15 +322,11 @@ func TestRestartLosesNothing(t *testing.T) {
 			stop1 := startWorker(&webhook.Worker{Outbox: s1, AllowPrivate: true, Schedule: testSchedule, PollInterval: 10 * time.Millisecond})
 
 			payin := f.charge(t, 1000)
-			if _, err := s1.SettleDue(ctx, 0); err != nil {
-				t.Fatal(err)
-			}
+			paymentstest.Settle(t, s1)
 			if _, err := f.pay.VoidOrRefund(f.adminCtx, payin, ivrpay.VoidOrRefund{IdempotencyKey: "r1", Reason: ivrpay.RefundReasonDuplicate, Amount: "250"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s1.SettleDue(ctx, 0); err != nil {
-				t.Fatal(err)
-			}
+			paymentstest.Settle(t, s1)
 			f.charge(t, 2000)
 			// payin.processing, payment_method.active, payin.succeeded, refund.processing, refund.succeeded,
 			// and the second charge's payin.processing and payment_method.active.

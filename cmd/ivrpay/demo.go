@@ -166,7 +166,7 @@ func demo(ctx context.Context, out io.Writer, keep bool) error {
 	if err := demoAgentAssisted(ctx, out, api, merchant.ID, endpoint, ivrKey.Secret); err != nil {
 		return fmt.Errorf("agent-assisted payment: %w", err)
 	}
-	if err := demoMoneyFlow(ctx, out, step, 10, store, api, endpoint, ivrKey.Secret, merchant.ID); err != nil {
+	if err := demoMoneyFlow(ctx, out, step, 10, store, service, api, endpoint, ivrKey.Secret, merchant.ID); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nDone. Next: `ivrpay serve` for a sandbox that keeps its data, and README.md for the guide's steps with curl.\n")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/twilio"
 	"github.com/ivrpay/ivrpay/webhook"
@@ -75,9 +76,11 @@ func (d *demoReceiver) has(eventType, objectID string) (bool, error) {
 // demoMoneyFlow is the rest of the money's way after the call: a webhook
 // endpoint (a receiver inside the demo), a charge settled to SUCCEEDED, a
 // partial refund, and the signed webhooks, verified from their svix-*
-// headers. Settlement and delivery run as single passes of what `ivrpay
-// serve`'s workers do on their schedules, so the demo stays fast.
-func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), first int, store *sqlstore.Store, api *httpapi.Client,
+// headers. The sandbox processor's confirmations (processor events, applied
+// through the inbox as a real processor's are) and delivery run as single
+// passes of what `ivrpay serve`'s workers do on their schedules, so the
+// demo stays fast.
+func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), first int, store *sqlstore.Store, service *payments.Service, api *httpapi.Client,
 	endpoint, ivrKey, merchantID string) error {
 	step(first, "The platform registers a webhook endpoint: a small receiver inside this demo (POST /v1/webhook_endpoints)")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,7 +101,7 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 	rcv.mu.Unlock()
 	fmt.Fprintf(out, "endpoint %s → %s (payin and refund events), signing secret whsec_… shown once\n", ep.ID, ep.URL)
 
-	step(first+1, "A $25.00 call, then settlement: PROCESSING → SUCCEEDED")
+	step(first+1, "A $25.00 call, then the processor's confirmation (a processor event): PROCESSING → SUCCEEDED")
 	cfgID, err := demoPayinConfig(ctx, api, merchantID, "demo-order-4", 2500)
 	if err != nil {
 		return err
@@ -115,8 +118,9 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 	if payinID == "" {
 		return fmt.Errorf("the $25.00 call did not succeed: %s", sim.Callback.Get("ConnectorError"))
 	}
-	// What the settlement worker does once --sandbox-settle-after has passed.
-	if _, err := store.SettleDue(ctx, 0); err != nil {
+	// What the sandbox processor does once --sandbox-settle-after has
+	// passed: it sends its capture confirmation, which the inbox applies.
+	if _, err := service.ConfirmSandboxDue(ctx, 0); err != nil {
 		return err
 	}
 	payin, err := api.GetPayin(ctx, payinID)
@@ -128,13 +132,13 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 		return fmt.Errorf("payin %s is %s after settlement", payin.ID, payin.Status)
 	}
 
-	step(first+2, "A $5.00 refund (POST /v1/payins/{id}/void_or_refund), then its settlement")
+	step(first+2, "A $5.00 refund (POST /v1/payins/{id}/void_or_refund), then the processor's confirmation")
 	res, err := api.VoidOrRefund(ctx, payinID, ivrpay.VoidOrRefund{IdempotencyKey: "demo-refund-1", Reason: ivrpay.RefundReasons[0], Amount: "500"})
 	if err != nil {
 		return err
 	}
 	printJSON(out, "POST /v1/payins/"+payinID+"/void_or_refund", res)
-	if _, err := store.SettleDue(ctx, 0); err != nil {
+	if _, err := service.ConfirmSandboxDue(ctx, 0); err != nil {
 		return err
 	}
 	var refund json.RawMessage

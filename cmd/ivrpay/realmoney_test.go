@@ -18,7 +18,9 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
+	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -131,6 +133,28 @@ func (d *deployment) charge(ivrKey, cfg string, amount int64) connectorAnswer {
 	d.t.Helper()
 	srv := &whServer{&serveProcess{baseURL: d.base}}
 	return srv.connector(d.t, ivrKey, chargeBody(cfg, fmt.Sprintf("CA%d", time.Now().UnixNano()), ivrpay.FormatDollars(amount)))
+}
+
+// processorEvent hands e to the deployment's inbox as its processor's
+// verified event would arrive (through a service on the same database: the
+// serving process and this one share only the database), and returns the
+// payin's status afterwards.
+func (d *deployment) processorEvent(e ivrpay.ProcessorEvent, payinID string) string {
+	d.t.Helper()
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, d.db, sqlstore.Options{Mode: ivrpay.Mode(d.mode)})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer s.Close()
+	if err := payments.New(s, nil, nil, payments.Options{Mode: ivrpay.Mode(d.mode)}).ReceiveProcessorEvent(ctx, e); err != nil {
+		d.t.Fatalf("receive %s: %v", e.Type, err)
+	}
+	p, err := s.LoadPayin(ctx, payinID)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return p.Status
 }
 
 // stripeStates turns stripe-mock's canned answers into what a real Stripe
@@ -258,12 +282,18 @@ func TestProductionWithStripe(t *testing.T) {
 	// Void of another.
 	toVoid := payin(d.charge(ivrKey, config(1200, "AUTHORIZE"), 1200))
 	d.mustAPI("POST", "/v1/payins/"+toVoid["payin_id"].(string)+"/void_or_refund", admin, map[string]any{"idempotency_key": "void-1", "reason": "DUPLICATE"})
-	// Partial refund of a captured payin, once settled.
+	// Partial refund of a captured payin, once Stripe confirmed it: no timer
+	// settles a real account's payin, however long --sandbox-settle-after
+	// (200 ms here) has passed.
 	captured := payin(d.charge(ivrKey, config(2000, "AUTHORIZE_AND_CAPTURE"), 2000))
-	for deadline := time.Now().Add(20 * time.Second); d.mustAPI("GET", "/v1/payins/"+captured["payin_id"].(string), admin, nil)["status"] != ivrpay.PayinStatusSucceeded; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the captured payin did not settle")
-		}
+	time.Sleep(time.Second)
+	if status := d.mustAPI("GET", "/v1/payins/"+captured["payin_id"].(string), admin, nil)["status"]; status != ivrpay.PayinStatusProcessing {
+		t.Fatalf("a Stripe payin is %v without an event, want PROCESSING", status)
+	}
+	if status := d.processorEvent(ivrpay.ProcessorEvent{Account: "stripe-main", Kind: "stripe", ID: "evt_captured_1", Type: "payment_intent.succeeded",
+		Effect: ivrpay.EffectPaymentCaptured, PaymentReference: captured["processor"].(map[string]any)["reference"].(string), Amount: 2000},
+		captured["payin_id"].(string)); status != ivrpay.PayinStatusSucceeded {
+		t.Fatalf("after payment_intent.succeeded the payin is %s", status)
 	}
 	refund := d.mustAPI("POST", "/v1/payins/"+captured["payin_id"].(string)+"/void_or_refund", admin, map[string]any{"idempotency_key": "refund-1",
 		"reason": "REQUESTED_BY_CUSTOMER", "amount": 500})
@@ -399,10 +429,16 @@ func TestSandboxMerchantWithAdyen(t *testing.T) {
 	d.mustAPI("POST", "/v1/payins/"+charge("AUTHORIZE")+"/capture", admin, map[string]any{})
 	d.mustAPI("POST", "/v1/payins/"+charge("AUTHORIZE")+"/void_or_refund", admin, map[string]any{"idempotency_key": "v1", "reason": "DUPLICATE"})
 	settled := charge("AUTHORIZE_AND_CAPTURE")
-	for deadline := time.Now().Add(20 * time.Second); d.mustAPI("GET", "/v1/payins/"+settled, admin, nil)["status"] != ivrpay.PayinStatusSucceeded; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the payin did not settle")
-		}
+	// Adyen's CAPTURE notification settles it, not --sandbox-settle-after.
+	time.Sleep(time.Second)
+	psp := d.mustAPI("GET", "/v1/payins/"+settled, admin, nil)["processor"].(map[string]any)["reference"].(string)
+	if status := d.processorEvent(ivrpay.ProcessorEvent{Account: "adyen-test", Kind: "adyen", ID: psp + ":AUTHORISATION:true", Type: "AUTHORISATION",
+		Effect: ivrpay.EffectPaymentAuthorized, PaymentReference: psp, Amount: 1000}, settled); status != ivrpay.PayinStatusProcessing {
+		t.Fatalf("after AUTHORISATION the payin is %s, want PROCESSING until the capture is confirmed", status)
+	}
+	if status := d.processorEvent(ivrpay.ProcessorEvent{Account: "adyen-test", Kind: "adyen", ID: psp + ":CAPTURE:true", Type: "CAPTURE",
+		Effect: ivrpay.EffectPaymentCaptured, PaymentReference: psp, Amount: 1000}, settled); status != ivrpay.PayinStatusSucceeded {
+		t.Fatalf("after CAPTURE the payin is %s", status)
 	}
 	d.mustAPI("POST", "/v1/payins/"+settled+"/void_or_refund", admin, map[string]any{"idempotency_key": "r1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300})
 

@@ -102,6 +102,8 @@ type paymentsConfig struct {
 	sandboxLatency time.Duration
 	// risk counts the risk rules' refusals and blocks (nil: not counted).
 	risk payments.RiskMetrics
+	// processorCheckAfter: serve --processor-check-after.
+	processorCheckAfter time.Duration
 }
 
 // newPayments is the payments service over store, with the deployment's
@@ -109,11 +111,14 @@ type paymentsConfig struct {
 // sandbox processor.
 func newPayments(store *sqlstore.Store, v ivrpay.Vault, mode ivrpay.Mode, logger *slog.Logger, pc paymentsConfig, stderr io.Writer) *payments.Service {
 	router := &payments.AccountRouter{Store: store, Vault: v, Open: openProcessor(mode)}
+	opts := payments.Options{Mode: mode, Logger: logger, ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: pc.reconcileAfter,
+		RiskMetrics: pc.risk, ProcessorCheckAfter: pc.processorCheckAfter, HoldProcessorEvents: testHoldProcessorEvents(mode, stderr)}
 	if mode == ivrpay.ModeSandbox {
 		router.Sandbox = &sandbox.Processor{Latency: pc.sandboxLatency}
+		// The built-in processor confirms through the inbox, as a real one does.
+		opts.SandboxConfirmations = sandbox.Confirmations
 	}
-	return payments.New(store, v, router, payments.Options{Mode: mode, Logger: logger,
-		ConnectorLease: testConnectorLease(mode, stderr), ReconcileAfter: pc.reconcileAfter, RiskMetrics: pc.risk})
+	return payments.New(store, v, router, opts)
 }
 
 func newAPIServer(s *sqlstore.Store, pay *payments.Service, logger *slog.Logger) *httpapi.Server {
@@ -138,7 +143,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	behindProxy := fs.Bool("behind-proxy", false, "TLS is terminated by a proxy in front of this server")
-	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "how long approved payins and refunds stay PROCESSING before settlement makes them SUCCEEDED")
+	settleAfter := fs.Duration("sandbox-settle-after", 60*time.Second, "sandbox only: how long the built-in sandbox processor's payins and refunds stay PROCESSING before it confirms them (by event; real accounts settle by their processor's events)")
+	processorCheckAfter := fs.Duration("processor-check-after", payments.DefaultProcessorCheckAfter, "how long a real account's payin or refund stays PROCESSING without a processor event before ivrpay looks it up at the processor (Stripe), then again with back-off")
 	sandboxLatency := fs.Duration("sandbox-processor-latency", 0, "sandbox only: the built-in sandbox processor answers after this long, like a real acquirer's round trip (for load tests)")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this separate address instead of the main listener (in production, the only place it is served)")
 	reconcileAfter := fs.Duration("reconcile-after", payments.DefaultReconcileAfter, "how long an unknown processor outcome waits before the reconciler asks the processor")
@@ -149,6 +155,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "ivrpay serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *processorCheckAfter < time.Second {
+		fmt.Fprintf(stderr, "ivrpay serve: --processor-check-after must be at least 1s, not %s\n", *processorCheckAfter)
+		return 2
+	}
+	if *settleAfter < 0 {
+		fmt.Fprintf(stderr, "ivrpay serve: --sandbox-settle-after must not be negative, not %s\n", *settleAfter)
 		return 2
 	}
 	if sc.mode == string(ivrpay.ModeProduction) && *sandboxLatency != 0 {
@@ -209,7 +223,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	risk := newRiskMetrics()
-	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency, risk: risk}, stderr)
+	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency, risk: risk,
+		processorCheckAfter: *processorCheckAfter}, stderr)
 	api := newAPIServer(store, pay, logger)
 	secret, err := sharedSecret(*sessionSecretFile, v, mode)
 	if err != nil {

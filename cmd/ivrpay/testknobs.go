@@ -34,3 +34,23 @@ func testConnectorLease(mode ivrpay.Mode, stderr io.Writer) time.Duration {
 	fmt.Fprintf(stderr, "ivrpay: connector lease %s from %s (test-only setting)\n", d, connectorLeaseEnv)
 	return d
 }
+
+// holdProcessorEventsEnv, set to 1 in a sandbox, makes serve store the
+// processor events it receives without applying them (no worker applies
+// them either), so that the crash test can kill it between storing an
+// event and applying it. It is a test-only knob and is ignored in production.
+const holdProcessorEventsEnv = "IVRPAY_TEST_HOLD_PROCESSOR_EVENTS"
+
+// testHoldProcessorEvents reports whether IVRPAY_TEST_HOLD_PROCESSOR_EVENTS
+// asks for it in sandbox mode, saying so on stderr.
+func testHoldProcessorEvents(mode ivrpay.Mode, stderr io.Writer) bool {
+	if os.Getenv(holdProcessorEventsEnv) != "1" {
+		return false
+	}
+	if mode != ivrpay.ModeSandbox {
+		fmt.Fprintf(stderr, "ivrpay: ignoring %s in %s mode (it is a test-only setting)\n", holdProcessorEventsEnv, mode)
+		return false
+	}
+	fmt.Fprintf(stderr, "ivrpay: processor events are stored and never applied (%s, a test-only setting)\n", holdProcessorEventsEnv)
+	return true
+}

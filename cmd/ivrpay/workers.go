@@ -15,48 +15,65 @@ import (
 )
 
 // backgroundWorkers are the loops `ivrpay serve` runs beside the HTTP server:
-// the reconciler, settlement and webhook delivery. All are safe to run in
-// several processes on one database.
+// the reconciler, the processor events inbox, the sandbox processor's
+// confirmations, the look-up fallback, webhook delivery and the cleanups.
+// All are safe to run in several processes on one database.
 type backgroundWorkers struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// workerPassTimeout bounds one reconciler or settlement pass that stop lets
-// finish: a reconciler pass asks processors (each call cut at 6 s).
+// workerPassTimeout bounds one worker pass that stop lets finish: a
+// reconciler or look-up pass asks processors (each call cut at 6 s).
 const workerPassTimeout = 20 * time.Second
 
-// startWorkers starts the reconciler, settlement (PROCESSING → SUCCEEDED
-// after settleAfter) and the webhook delivery worker. In sandbox, deliveries
-// may go to loopback and private addresses; in production only to public
-// ones. They run until stop, not until the server's context ends, so that
-// SIGTERM stops them only once they reach a safe point.
+// lookupPoll is how often the look-up fallback looks for payins and refunds
+// that stayed PROCESSING for --processor-check-after.
+const lookupPoll = 5 * time.Second
+
+// workerPass is one loop of startWorkers: pass, run every every; failed
+// is the log message of a pass that fails.
+type workerPass struct {
+	every  time.Duration
+	pass   func(context.Context) error
+	failed string
+}
+
+// startWorkers starts the reconciler, the inbox worker (stored processor
+// events not applied yet, or waiting for their object), the sandbox
+// processor's confirmations (its payins and refunds PROCESSING for
+// settleAfter; in sandbox only: no timer settles a real account's), the
+// look-up fallback, the webhook delivery worker and the cleanups. In
+// sandbox, deliveries may go to loopback and private addresses; in
+// production only to public ones. They run until stop, not until the
+// server's context ends, so that SIGTERM stops them only once they reach a
+// safe point.
 func startWorkers(store *sqlstore.Store, pay *payments.Service, logger *slog.Logger, mode ivrpay.Mode, settleAfter time.Duration) *backgroundWorkers {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &backgroundWorkers{cancel: cancel}
 	poll := min(max(settleAfter/4, 50*time.Millisecond), time.Second)
-	w.wg.Add(4)
-	go func() {
-		defer w.wg.Done()
-		runPasses(ctx, time.Second, func(ctx context.Context) error {
-			_, err := pay.ReconcileDue(ctx)
-			return err
-		}, logger, "reconciler pass failed")
-	}()
-	go func() {
-		defer w.wg.Done()
-		runPasses(ctx, poll, func(ctx context.Context) error {
-			_, err := store.SettleDue(ctx, settleAfter)
-			return err
-		}, logger, "settlement pass failed")
-	}()
-	go func() {
-		defer w.wg.Done()
+	passes := []workerPass{
+		{time.Second, func(ctx context.Context) error { _, err := pay.ReconcileDue(ctx); return err }, "reconciler pass failed"},
+		{poll, func(ctx context.Context) error { _, err := pay.ApplyDueProcessorEvents(ctx); return err }, "processor events pass failed"},
+		{lookupPoll, func(ctx context.Context) error { _, err := pay.LookUpProcessingDue(ctx); return err }, "processor look-up pass failed"},
 		// Risk counters and blocks expire by themselves; this deletes them once they have.
-		runPasses(ctx, time.Minute, func(ctx context.Context) error { return store.PruneRisk(ctx, time.Now()) }, logger, "risk prune pass failed")
-	}()
+		{time.Minute, func(ctx context.Context) error { return store.PruneRisk(ctx, time.Now()) }, "risk prune pass failed"},
+		// Expired sessions already answer 401; this deletes their rows.
+		{time.Minute, func(ctx context.Context) error { _, err := store.DeleteExpiredSessions(ctx); return err }, "expired session cleanup failed"},
+	}
+	if mode == ivrpay.ModeSandbox {
+		passes = append(passes, workerPass{poll, func(ctx context.Context) error { _, err := pay.ConfirmSandboxDue(ctx, settleAfter); return err }, "sandbox confirmation pass failed"})
+	}
+	for _, p := range passes {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			runPasses(ctx, p.every, p.pass, logger, p.failed)
+		}()
+	}
 	deliverer := &webhook.Worker{Outbox: store, AllowPrivate: mode == ivrpay.ModeSandbox, Logger: logger,
 		Schedule: testWebhookSchedule(mode, logger)}
+	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		// A claimed delivery is attempted and recorded even when ctx ends.

@@ -385,3 +385,44 @@ func TestLatency(t *testing.T) {
 		t.Fatalf("a caller that gives up during the latency: %v, want an unknown outcome", err)
 	}
 }
+
+// TestConfirmations: the sandbox confirms a payin's capture and a refund's
+// success, fails a refund of RefundFailsAmount or of a payin of that
+// amount, and gives each event an id fixed by its object and effect.
+func TestConfirmations(t *testing.T) {
+	t.Parallel()
+	payin := ivrpay.SandboxDue{PayinID: "sbx_pyi_1", PayinAmount: 1000, CapturedAmount: 1000, PayinReference: "sbxproc_ch_1", Currency: "USD"}
+	refundOf := func(payinAmount, amount int64) ivrpay.SandboxDue {
+		d := payin
+		d.PayinAmount, d.RefundID, d.RefundAmount, d.RefundReference = payinAmount, "sbx_rfd_1", amount, "sbxproc_re_1"
+		return d
+	}
+	for _, tc := range []struct {
+		name       string
+		due        ivrpay.SandboxDue
+		effect     ivrpay.EventEffect
+		id, refuse string
+	}{
+		{"payin", payin, ivrpay.EffectPaymentCaptured, "sbx_pyi_1:PAYMENT_CAPTURED", ""},
+		{"refund", refundOf(1000, 300), ivrpay.EffectRefundSucceeded, "sbx_rfd_1:REFUND_SUCCEEDED", ""},
+		{"refund of 51.40", refundOf(9000, RefundFailsAmount), ivrpay.EffectRefundFailed, "sbx_rfd_1:REFUND_FAILED", ivrpay.RefusalProcessingError},
+		{"refund of a payin of 51.40", refundOf(RefundFailsAmount, 100), ivrpay.EffectRefundFailed, "sbx_rfd_1:REFUND_FAILED", ivrpay.RefusalProcessingError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events := Confirmations(tc.due)
+			if len(events) != 1 {
+				t.Fatalf("%d events, want 1", len(events))
+			}
+			e := events[0]
+			if e.Effect != tc.effect || e.ID != tc.id || e.RefusalCode != tc.refuse || e.Account != ivrpay.SandboxAccount || e.Kind != Kind {
+				t.Fatalf("event %+v, want effect %s, id %s, refusal %q", e, tc.effect, tc.id, tc.refuse)
+			}
+			if err := ivrpay.CheckProcessorEvent(e); err != nil {
+				t.Fatalf("the inbox refuses the event: %v", err)
+			}
+			if again := Confirmations(tc.due); again[0].ID != e.ID {
+				t.Fatalf("ids %s then %s: the same confirmation must keep its id", e.ID, again[0].ID)
+			}
+		})
+	}
+}

@@ -9,10 +9,12 @@ import (
 	"github.com/ivrpay/ivrpay/sqlstore/testdsn"
 )
 
-// TestSettleDueReadsOnlyItsIndex: the settlement pass's query is answered
-// from payins_settle_due in its order, with no scan of the PROCESSING payins
-// and no sort; otherwise every pass reads the whole backlog.
-func TestSettleDueReadsOnlyItsIndex(t *testing.T) {
+// TestSandboxDueReadsOnlyItsIndex: the sandbox confirmation pass's query is
+// answered from payins_sandbox_due in its order, with no scan of the
+// PROCESSING payins (a real account's stay PROCESSING until their
+// processor's event) and no sort; otherwise every pass reads the whole
+// backlog.
+func TestSandboxDueReadsOnlyItsIndex(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
@@ -35,7 +37,7 @@ func TestSettleDueReadsOnlyItsIndex(t *testing.T) {
 				}
 				explain = "EXPLAIN "
 			}
-			rows, err := conn.QueryContext(ctx, explain+settleDuePayins, "2026-01-01T00:00:00Z", settleBatch)
+			rows, err := conn.QueryContext(ctx, explain+sandboxDuePayins, "2026-01-01T00:00:00Z", 100, "PAYMENT_CAPTURED")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,12 +59,12 @@ func TestSettleDueReadsOnlyItsIndex(t *testing.T) {
 				plan = append(plan, line)
 			}
 			whole := strings.Join(plan, "\n")
-			if !strings.Contains(whole, "payins_settle_due") {
-				t.Errorf("the settlement query does not use payins_settle_due:\n%s", whole)
+			if !strings.Contains(whole, "payins_sandbox_due") {
+				t.Errorf("the sandbox confirmation query does not use payins_sandbox_due:\n%s", whole)
 			}
 			for _, bad := range []string{"TEMP B-TREE", "Sort", "Seq Scan", "SCAN payins"} {
 				if strings.Contains(whole, bad) {
-					t.Errorf("the settlement query plan has %q:\n%s", bad, whole)
+					t.Errorf("the sandbox confirmation query plan has %q:\n%s", bad, whole)
 				}
 			}
 		})
