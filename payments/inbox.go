@@ -44,12 +44,14 @@ func (s *Service) ReceiveProcessorEvent(ctx context.Context, e ivrpay.ProcessorE
 		return err
 	}
 	ctx = context.WithoutCancel(ctx)
+	if s.opts.HoldProcessorEvents {
+		// Stored, due at once, and never applied by this process.
+		_, err := s.store.InsertProcessorEvent(ctx, e, s.now(), 0)
+		return err
+	}
 	inserted, err := s.store.InsertProcessorEvent(ctx, e, s.now(), eventHold)
 	if err != nil || !inserted {
 		return err
-	}
-	if s.opts.HoldProcessorEvents {
-		return nil
 	}
 	ev, err := s.store.FindProcessorEvent(ctx, e.Account, e.ID)
 	if err != nil {

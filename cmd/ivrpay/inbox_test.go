@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
+	"github.com/ivrpay/ivrpay/sqlstore"
+)
+
+// inboxEvents reads the processor events stored on db about objectID:
+// their statuses, as `ivrpay admin events list` would show them.
+func inboxEvents(t *testing.T, db, objectID string) []string {
+	t.Helper()
+	s, err := sqlstore.Open(context.Background(), db, sqlstore.Options{Mode: ivrpay.ModeSandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.DB().Query(`SELECT status FROM processor_events WHERE reference = $1 ORDER BY event_id`, objectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var status string
+		if err := rows.Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, status)
+	}
+	return out
+}
+
+// countDeliveries counts the endpoint's deliveries of eventType about objectID.
+func (s *whServer) countDeliveries(t *testing.T, admin, endpointID, eventType string) (n int, delivered bool) {
+	t.Helper()
+	delivered = true
+	for _, d := range s.deliveries(t, admin, endpointID) {
+		if d["event_type"] == eventType {
+			n++
+			delivered = delivered && d["status"] == "DELIVERED"
+		}
+	}
+	return n, delivered
+}
+
+// TestProcessorEventSurvivesSIGKILL runs the built binary: the sandbox
+// processor's confirmation of a payin is stored in the inbox by a server
+// that holds it there unapplied (IVRPAY_TEST_HOLD_PROCESSOR_EVENTS: a
+// SIGKILL between storing an event and applying it), the server is killed
+// with SIGKILL, and a new server on the same database applies the event:
+// the payin SUCCEEDED, with one payin.succeeded webhook.
+func TestProcessorEventSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := buildIvrpay(t)
+	for _, engine := range paymentstest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			db, vaultKey := paymentstest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
+			rcv := whNewReceiver(t)
+			env := []string{webhookScheduleEnv + "=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s", holdProcessorEventsEnv + "=1"}
+			srv := &whServer{awaitListening(t, spawnServe(t, bin, env, "--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey,
+				"--sandbox-settle-after", "200ms"))}
+			admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+			ep := srv.api(t, "POST", "/v1/webhook_endpoints", admin, map[string]any{"url": rcv.URL + "/hooks", "events": []string{"payin.succeeded"}})
+			rcv.setSecret(ep["secret"].(string))
+			cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": "order-1",
+				"amount": 1000, "currency_code": "USD"})
+			payinID := srv.chargeIVR(t, ivrKey, cfg["payin_config_id"].(string))
+			srv.waitFor(t, "the sandbox's confirmation stored in the inbox", func() bool {
+				return fmt.Sprint(inboxEvents(t, db, payinID)) == "[PENDING]"
+			})
+			if p := srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil); p["status"] != ivrpay.PayinStatusProcessing {
+				t.Fatalf("the held event was applied: payin %v", p["status"])
+			}
+			srv.kill()
+
+			srv = whStart(t, bin, db, vaultKey)
+			srv.waitFor(t, "the payin SUCCEEDED after the restart", func() bool {
+				return srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil)["status"] == ivrpay.PayinStatusSucceeded
+			})
+			srv.waitFor(t, "payin.succeeded delivered", func() bool {
+				_, delivered := srv.countDeliveries(t, admin, ep["webhook_endpoint_id"].(string), "payin.succeeded")
+				return delivered && len(rcv.ids()) == 1
+			})
+			if n, _ := srv.countDeliveries(t, admin, ep["webhook_endpoint_id"].(string), "payin.succeeded"); n != 1 {
+				t.Fatalf("%d payin.succeeded deliveries, want 1", n)
+			}
+			if got := fmt.Sprint(inboxEvents(t, db, payinID)); got != "[APPLIED]" {
+				t.Fatalf("the inbox holds %s for the payin, want one APPLIED event", got)
+			}
+		})
+	}
+}
+
+// TestTwoProcessesApplyEachProcessorEventOnce runs two built binaries on
+// one PostgreSQL database: both run the sandbox processor's confirmations
+// and the inbox worker, so both receive the same confirmation of each payin
+// at about the same moment; each is stored once and applied once, with one
+// payin.succeeded webhook per payin.
+func TestTwoProcessesApplyEachProcessorEventOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	engines := paymentstest.Engines(t)
+	if engines[len(engines)-1] != sqlstore.EnginePostgres {
+		t.Skip("several server processes share a database only on PostgreSQL")
+	}
+	bin := buildIvrpay(t)
+	db, vaultKey := paymentstest.DSN(t, sqlstore.EnginePostgres), filepath.Join(t.TempDir(), "vault.key")
+	rcv := whNewReceiver(t)
+	first := whStart(t, bin, db, vaultKey, "--sandbox-settle-after", "500ms")
+	admin, ivrKey, merchant := first.bootstrap(t, "admin api_key"), first.bootstrap(t, "ivr api_key"), first.bootstrap(t, "merchant_id")
+	servers := []*whServer{first, whStart(t, bin, db, vaultKey, "--sandbox-settle-after", "500ms")}
+	ep := first.api(t, "POST", "/v1/webhook_endpoints", admin, map[string]any{"url": rcv.URL + "/hooks", "events": []string{"payin.succeeded"}})
+	rcv.setSecret(ep["secret"].(string))
+	endpointID := ep["webhook_endpoint_id"].(string)
+	var payins []string
+	for i := range 10 {
+		srv := servers[i%2]
+		cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": fmt.Sprint("order-", i),
+			"amount": 1000, "currency_code": "USD"})
+		payins = append(payins, srv.chargeIVR(t, ivrKey, cfg["payin_config_id"].(string)))
+	}
+	first.waitFor(t, "every payin.succeeded delivered", func() bool {
+		n, delivered := first.countDeliveries(t, admin, endpointID, "payin.succeeded")
+		return n >= len(payins) && delivered
+	})
+	if n, _ := first.countDeliveries(t, admin, endpointID, "payin.succeeded"); n != len(payins) {
+		t.Fatalf("%d payin.succeeded deliveries for %d payins", n, len(payins))
+	}
+	if got := len(rcv.ids()); got != len(payins) {
+		t.Fatalf("the platform received %d distinct webhooks for %d payins", got, len(payins))
+	}
+	for _, id := range payins {
+		if got := fmt.Sprint(inboxEvents(t, db, id)); got != "[APPLIED]" {
+			t.Errorf("payin %s: inbox %s, want one APPLIED event", id, got)
+		}
+	}
+}
