@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -135,16 +136,19 @@ func (s *Store) ClaimProcessorEvents(ctx context.Context, now time.Time, lease t
 // the second waits for the first's row lock (PostgreSQL) or its turn
 // (SQLite), then finds it applied and undoes its own writes (ErrEventDone).
 func (s *Store) markApplied(ctx context.Context, tx querier, account, id, objectID string, at string) error {
-	res, err := s.exec(ctx, tx, `UPDATE processor_events SET status = $3, object_id = $4, note = '', applied_at = $5
+	return s.execOne(ctx, tx, ivrpay.ErrEventDone, `UPDATE processor_events SET status = $3, object_id = $4, note = '', applied_at = $5
 		WHERE account = $1 AND event_id = $2 AND status = 'PENDING'`, account, id, ivrpay.ProcessorEventApplied, objectID, at)
+}
+
+// execOne runs a conditional write in tx that must change exactly one row:
+// notOne when it changed none (its condition no longer holds).
+func (s *Store) execOne(ctx context.Context, tx querier, notOne error, query string, args ...any) error {
+	res, err := s.exec(ctx, tx, query, args...)
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		if err != nil {
-			return err
-		}
-		return ivrpay.ErrEventDone
+		return cmp.Or(err, notOne)
 	}
 	return nil
 }
@@ -167,15 +171,8 @@ func (s *Store) ApplyPayinEventChange(ctx context.Context, c ivrpay.PayinEventCh
 		if c.RefusalCode != "" {
 			query, args = query+fieldf(`, refusal_code = $%d, refusal_desc = $%d`, len(args)+1, len(args)+2), append(args, c.RefusalCode, c.RefusalDesc)
 		}
-		res, err := s.exec(ctx, tx, query+` WHERE id = $1 AND status = $4`, args...)
-		if err != nil {
+		if err := s.execOne(ctx, tx, ivrpay.ErrStateChanged, query+` WHERE id = $1 AND status = $4`, args...); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			if err != nil {
-				return err
-			}
-			return ivrpay.ErrStateChanged
 		}
 		if final, err = s.findPayin(ctx, tx, c.PayinID); err != nil {
 			return err
@@ -201,18 +198,11 @@ func (s *Store) ApplyRefundEventChange(ctx context.Context, c ivrpay.RefundEvent
 		if err := s.markApplied(ctx, tx, c.Account, c.EventID, c.RefundID, at); err != nil {
 			return err
 		}
-		res, err := s.exec(ctx, tx, `UPDATE refunds SET status = $2, updated_at = $3,
+		if err := s.execOne(ctx, tx, ivrpay.ErrStateChanged, `UPDATE refunds SET status = $2, updated_at = $3,
 			processor_outcome = CASE WHEN processor_outcome IN ('', 'UNKNOWN') THEN 'APPROVED' ELSE processor_outcome END,
 			processor_reference = CASE WHEN processor_reference = '' THEN $4 ELSE processor_reference END
-			WHERE id = $1 AND status = $5`, c.RefundID, c.To, at, c.ProcessorReference, c.From)
-		if err != nil {
+			WHERE id = $1 AND status = $5`, c.RefundID, c.To, at, c.ProcessorReference, c.From); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			if err != nil {
-				return err
-			}
-			return ivrpay.ErrStateChanged
 		}
 		if c.To == ivrpay.RefundStatusFailed {
 			if _, err := s.exec(ctx, tx, `UPDATE payins SET refunded_amount = refunded_amount - $2, updated_at = $3 WHERE id = $1`,

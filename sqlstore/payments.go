@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -184,14 +183,7 @@ func (s *Store) writeClaim(ctx context.Context, tx querier, c *ivrpay.ConnectorC
 	if c == nil {
 		return nil
 	}
-	res, err := s.exec(ctx, tx, claimInsert, claimArgs(*c, s.now())...)
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return cmp.Or(err, ivrpay.ErrClaimTaken)
-	}
-	return nil
+	return s.execOne(ctx, tx, ivrpay.ErrClaimTaken, claimInsert, claimArgs(*c, s.now())...)
 }
 
 // FinishConnectorTransaction stores the answer of a transaction on its own.
