@@ -833,3 +833,120 @@ func TestSandboxConfirmations(t *testing.T) {
 		})
 	}
 }
+
+// lookingProcessor is the sandbox processor with a status look-up that
+// answers what the test sets, as Stripe's retrieve would.
+type lookingProcessor struct {
+	*sandbox.Processor
+	mu              sync.Mutex
+	payment, refund ivrpay.EventEffect
+	lookups         int
+}
+
+func (l *lookingProcessor) answer(payment, refund ivrpay.EventEffect) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.payment, l.refund = payment, refund
+}
+
+func (l *lookingProcessor) LookupPayment(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorEvent, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lookups++
+	return ivrpay.ProcessorEvent{Type: "payment_intent.looked_up", Effect: l.payment, PaymentReference: op.Reference, Amount: op.Amount}, nil
+}
+
+func (l *lookingProcessor) LookupRefund(ctx context.Context, op ivrpay.PaymentOperation, ref string) (ivrpay.ProcessorEvent, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lookups++
+	return ivrpay.ProcessorEvent{Type: "refund.looked_up", Effect: l.refund, PaymentReference: op.Reference, RefundReference: ref}, nil
+}
+
+func (l *lookingProcessor) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lookups
+}
+
+// TestLookUpFallback: when no event comes, a real account's payin or
+// refund PROCESSING for --processor-check-after is looked up at its
+// processor, with back-off while the processor says it is pending, and
+// the answer moves it through the inbox like an event. A processor with
+// no look-up (Adyen) leaves it PROCESSING, listed as stale after 24 h.
+func TestLookUpFallback(t *testing.T) {
+	t.Parallel()
+	for _, engine := range paymentstest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			e := newInboxEnv(t, engine)
+			ctx := context.Background()
+			looker := &lookingProcessor{Processor: sandbox.New()}
+			e.router.lookup = looker
+			p := processingPayin(e)
+			sandboxed := e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture)
+			lookUp := func(want int) {
+				t.Helper()
+				if n, err := e.pay.LookUpProcessingDue(ctx); err != nil || n != want {
+					t.Fatalf("look-up pass: %d looked up (%v), want %d", n, err, want)
+				}
+			}
+			e.clock.advance(payments.DefaultProcessorCheckAfter - time.Minute)
+			lookUp(0)
+
+			e.clock.advance(time.Minute)
+			looker.answer(ivrpay.EffectNone, ivrpay.EffectNone)
+			lookUp(1)
+			lookUp(0) // backed off
+			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusProcessing {
+				t.Fatalf("payin %s while its processor says it is pending", got.Status)
+			}
+			e.clock.advance(8 * time.Minute) // a quarter of the time it has been PROCESSING, and more
+			looker.answer(ivrpay.EffectPaymentCaptured, ivrpay.EffectNone)
+			lookUp(1)
+			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
+				t.Fatalf("payin %s after the look-up found it captured", got.Status)
+			}
+			ev, err := e.store.FindProcessorEvent(ctx, realAccount, "lookup:"+p.ID+":PAYMENT_CAPTURED")
+			if err != nil || ev.Status != ivrpay.ProcessorEventApplied || ev.Kind != "stripe" {
+				t.Fatalf("the look-up's event: %+v, %v", ev, err)
+			}
+			if hooks := e.webhooks(p.ID); countOf(hooks, "payin.succeeded") != 1 {
+				t.Fatalf("webhooks %v", hooks)
+			}
+			if got := e.payin(sandboxed.ID); got.Status != ivrpay.PayinStatusProcessing {
+				t.Fatalf("the sandbox's payin is %s: only the sandbox's own events settle it", got.Status)
+			}
+
+			r := e.refund(e.payin(p.ID), 400)
+			e.clock.advance(payments.DefaultProcessorCheckAfter)
+			looker.answer(ivrpay.EffectNone, ivrpay.EffectRefundFailed)
+			lookUp(1)
+			if got := e.refundOf(p.ID, r.ID); got.Status != ivrpay.RefundStatusFailed {
+				t.Fatalf("refund %s after the look-up found it failed", got.Status)
+			}
+			if got := e.payin(p.ID); got.RefundableAmount != got.CapturedAmount {
+				t.Fatalf("refundable %d, want all %d again", got.RefundableAmount, got.CapturedAmount)
+			}
+			before := looker.count()
+
+			// A processor without a look-up: the payin waits for its
+			// notification, and is listed as stale after 24 h.
+			e.router.lookup = nil
+			quiet := processingPayin(e)
+			e.clock.advance(payments.DefaultProcessorCheckAfter)
+			lookUp(0)
+			if stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter)); err != nil || len(stale) != 0 {
+				t.Fatalf("stale after 30 min: %+v, %v", stale, err)
+			}
+			e.clock.advance(ivrpay.StaleAfter)
+			stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter))
+			if err != nil || len(stale) != 1 || stale[0].ID != quiet.ID || stale[0].Object != "payin" || stale[0].Account != realAccount {
+				t.Fatalf("stale after a day: %+v, %v; want payin %s alone", stale, err, quiet.ID)
+			}
+			if looker.count() != before {
+				t.Fatal("a processor without a look-up was asked")
+			}
+		})
+	}
+}

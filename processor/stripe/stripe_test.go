@@ -663,3 +663,75 @@ func TestCheckAPIBase(t *testing.T) {
 		})
 	}
 }
+
+// TestLookup: the look-up fallback reads a PaymentIntent or a Refund as
+// the event that would report it, from the states a real Stripe moves
+// them through after the first answer.
+func TestLookup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, f := setup(t)
+	captured, _ := p.Authorize(ctx, processortest.Payment("pyi_look_1", 1000, true))
+	held, _ := p.Authorize(ctx, processortest.Payment("pyi_look_2", 1500, false))
+	op := func(ref string) ivrpay.PaymentOperation {
+		return ivrpay.PaymentOperation{Reference: ref, PayinID: "pyi_look", Currency: "USD"}
+	}
+	refund, err := p.Refund(ctx, ivrpay.PaymentOperation{IdempotencyKey: "rfd_look", Reference: captured.Reference, Amount: 400, Currency: "USD"})
+	if err != nil || !refund.Approved {
+		t.Fatalf("refund = %+v, %v", refund, err)
+	}
+	for _, tc := range []struct {
+		name    string
+		set     func()
+		lookup  func() (ivrpay.ProcessorEvent, error)
+		effect  ivrpay.EventEffect
+		amount  int64
+		refusal string
+	}{
+		{"payment still processing", func() { f.SetIntentStatus(captured.Reference, "processing") },
+			func() (ivrpay.ProcessorEvent, error) { return p.LookupPayment(ctx, op(captured.Reference)) }, ivrpay.EffectNone, 1000, ""},
+		{"payment succeeded", func() { f.SetIntentStatus(captured.Reference, "succeeded") },
+			func() (ivrpay.ProcessorEvent, error) { return p.LookupPayment(ctx, op(captured.Reference)) }, ivrpay.EffectPaymentCaptured, 1000, ""},
+		{"payment authorized", func() {},
+			func() (ivrpay.ProcessorEvent, error) { return p.LookupPayment(ctx, op(held.Reference)) }, ivrpay.EffectPaymentAuthorized, 1500, ""},
+		{"payment canceled", func() { f.SetIntentStatus(held.Reference, "canceled") },
+			func() (ivrpay.ProcessorEvent, error) { return p.LookupPayment(ctx, op(held.Reference)) }, ivrpay.EffectPaymentCanceled, 1500, ""},
+		{"payment refused", func() { f.SetIntentStatus(held.Reference, "requires_payment_method") },
+			func() (ivrpay.ProcessorEvent, error) { return p.LookupPayment(ctx, op(held.Reference)) }, ivrpay.EffectPaymentFailed, 1500,
+			ivrpay.RefusalProcessingError},
+		{"refund pending", func() { f.SetRefundStatus(refund.Reference, "pending") },
+			func() (ivrpay.ProcessorEvent, error) {
+				return p.LookupRefund(ctx, op(captured.Reference), refund.Reference)
+			}, ivrpay.EffectNone, 400, ""},
+		{"refund succeeded", func() { f.SetRefundStatus(refund.Reference, "succeeded") },
+			func() (ivrpay.ProcessorEvent, error) {
+				return p.LookupRefund(ctx, op(captured.Reference), refund.Reference)
+			},
+			ivrpay.EffectRefundSucceeded, 400, ""},
+		{"refund failed", func() { f.SetRefundStatus(refund.Reference, "failed") },
+			func() (ivrpay.ProcessorEvent, error) {
+				return p.LookupRefund(ctx, op(captured.Reference), refund.Reference)
+			},
+			ivrpay.EffectRefundFailed, 400, ivrpay.RefusalProcessingError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.set()
+			e, err := tc.lookup()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Effect != tc.effect || e.Amount != tc.amount || e.RefusalCode != tc.refusal || e.Currency != "USD" || e.PaymentReference == "" {
+				t.Fatalf("look-up = %+v, want effect %s, amount %d, refusal %q", e, tc.effect, tc.amount, tc.refusal)
+			}
+		})
+	}
+	t.Run("a missing object or a 5xx is an error, not an answer", func(t *testing.T) {
+		if _, err := p.LookupPayment(ctx, op("pi_missing")); err == nil || !strings.Contains(err.Error(), "resource_missing") {
+			t.Errorf("missing intent: %v", err)
+		}
+		f.FailPath("/v1/refunds/"+refund.Reference, 500)
+		if _, err := p.LookupRefund(ctx, op(captured.Reference), refund.Reference); err == nil {
+			t.Error("a 500 answered a look-up")
+		}
+	})
+}

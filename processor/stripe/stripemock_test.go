@@ -64,6 +64,8 @@ func TestStripeMock(t *testing.T) {
 	withKey := func(key string) ivrpay.PaymentOperation { o := op; o.IdempotencyKey = key; return o }
 	resolve := cit
 	resolve.Card.CVV = ""
+	connected := op
+	connected.AccountRef = "acct_1MockConnected"
 
 	for _, tc := range []struct {
 		name   string
@@ -105,6 +107,16 @@ func TestStripeMock(t *testing.T) {
 		{"resolve", func() (ivrpay.ProcessorResult, error) { return p.Resolve(ctx, resolve) }, []check{
 			want("GET", "/v1/payment_intents/search", "", "", map[string]string{"query": "metadata['ivrpay_reference']:'pyi_mock_capture'"}),
 		}},
+		// The look-ups' answers are read by the fake's tests; here, only that
+		// stripe-mock accepts the requests.
+		{"look up a payment, connected account", func() (ivrpay.ProcessorResult, error) {
+			_, err := p.LookupPayment(ctx, connected)
+			return ivrpay.ProcessorResult{}, err
+		}, []check{want("GET", "/v1/payment_intents/pi_1MockIntent", "", "acct_1MockConnected", nil)}},
+		{"look up a refund", func() (ivrpay.ProcessorResult, error) {
+			_, err := p.LookupRefund(ctx, op, "re_1MockRefund")
+			return ivrpay.ProcessorResult{}, err
+		}, []check{want("GET", "/v1/refunds/re_1MockRefund", "", "", nil)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := tc.call()

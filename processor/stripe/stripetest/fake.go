@@ -27,21 +27,36 @@ type Fake struct {
 
 	mu        sync.Mutex
 	seq       int
-	intents   []*fakeIntent         // oldest first
-	cards     map[string]url.Values // pm id → the card fields it was made from
-	replies   map[string]fakeReply  // path + idempotency key → first answer
-	refunds   map[string]int64      // re id → amount
-	requests  []FakeRequest         // every request, in order
-	searchLag bool                  // search finds nothing (Stripe's indexing lag)
-	failPaths map[string]int        // path → HTTP status answered instead
-	hang      chan struct{}         // closed at cleanup, releasing hung handlers
-	cancelled map[string]bool       // pi ids cancelled
+	intents   []*fakeIntent          // oldest first
+	cards     map[string]url.Values  // pm id → the card fields it was made from
+	replies   map[string]fakeReply   // path + idempotency key → first answer
+	refunds   map[string]*fakeRefund // re id → the refund
+	requests  []FakeRequest          // every request, in order
+	searchLag bool                   // search finds nothing (Stripe's indexing lag)
+	failPaths map[string]int         // path → HTTP status answered instead
+	hang      chan struct{}          // closed at cleanup, releasing hung handlers
+	cancelled map[string]bool        // pi ids cancelled
 }
 
 type fakeIntent struct {
 	ID, Status, CaptureMethod, Ref, Account, PM string
 	Amount, Capturable, Received                int64
 	CVC                                         bool
+}
+
+type fakeRefund struct {
+	ID, Intent, Status string
+	Amount             int64
+}
+
+func (re *fakeRefund) json() map[string]any {
+	var failure any // Stripe's failure_reason is set on failed refunds only
+	if re.Status == "failed" {
+		failure = "lost_or_stolen_card"
+	}
+	return map[string]any{"id": re.ID, "object": "refund", "amount": re.Amount, "currency": "usd", "status": re.Status,
+		"payment_intent": re.Intent, "charge": "ch_" + re.Intent[3:], "created": 1700000000, "metadata": map[string]any{},
+		"reason": nil, "balance_transaction": "txn_fake", "failure_reason": failure}
 }
 
 type fakeReply struct {
@@ -109,7 +124,7 @@ func NewTLSFake(t testing.TB) *Fake {
 func (f *Fake) Client() *http.Client { return f.srv.Client() }
 
 func newFake(t testing.TB, useTLS bool) *Fake {
-	f := &Fake{cards: map[string]url.Values{}, replies: map[string]fakeReply{}, refunds: map[string]int64{},
+	f := &Fake{cards: map[string]url.Values{}, replies: map[string]fakeReply{}, refunds: map[string]*fakeRefund{},
 		failPaths: map[string]int{}, hang: make(chan struct{}), cancelled: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/payment_methods", f.idempotent(f.createPaymentMethod))
@@ -118,6 +133,8 @@ func newFake(t testing.TB, useTLS bool) *Fake {
 	mux.HandleFunc("POST /v1/payment_intents/{id}/cancel", f.idempotent(f.cancelIntent))
 	mux.HandleFunc("GET /v1/payment_intents/search", f.searchIntents)
 	mux.HandleFunc("GET /v1/payment_intents", f.listIntents)
+	mux.HandleFunc("GET /v1/payment_intents/{id}", f.retrieveIntent)
+	mux.HandleFunc("GET /v1/refunds/{id}", f.retrieveRefund)
 	mux.HandleFunc("POST /v1/setup_intents", f.idempotent(f.createSetupIntent))
 	mux.HandleFunc("POST /v1/refunds", f.idempotent(f.createRefund))
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -522,11 +539,57 @@ func (f *Fake) createRefund(r *http.Request) (int, any) {
 	if v := r.Form.Get("amount"); v != "" {
 		amt = int64(atoi(v))
 	}
-	id := f.id("re")
-	f.refunds[id] = amt
-	return 200, map[string]any{"id": id, "object": "refund", "amount": amt, "currency": "usd", "status": "succeeded",
-		"payment_intent": in.ID, "charge": "ch_" + in.ID[3:], "created": 1700000000, "metadata": map[string]any{},
-		"reason": nil, "balance_transaction": "txn_fake"}
+	re := &fakeRefund{ID: f.id("re"), Intent: in.ID, Status: "succeeded", Amount: amt}
+	f.refunds[re.ID] = re
+	return 200, re.json()
+}
+
+// retrieveIntent answers GET /v1/payment_intents/{id}: the intent as it
+// stands now (404 resource_missing for one it never made).
+func (f *Fake) retrieveIntent(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.intent(r.PathValue("id"))
+	if in == nil || in.Account != r.Header.Get("Stripe-Account") {
+		writeJSON(w, 404, missing("payment_intent", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, 200, in.json(expands(r, "latest_charge")))
+}
+
+// retrieveRefund answers GET /v1/refunds/{id}.
+func (f *Fake) retrieveRefund(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	re := f.refunds[r.PathValue("id")]
+	if re == nil {
+		writeJSON(w, 404, missing("refund", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, 200, re.json())
+}
+
+// SetIntentStatus makes the PaymentIntent id read status from now on, as
+// Stripe moves an intent after its first answer (processing → succeeded).
+func (f *Fake) SetIntentStatus(id, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if in := f.intent(id); in != nil {
+		in.Status = status
+		if status == "succeeded" && in.Received == 0 {
+			in.Received, in.Capturable = in.Amount, 0
+		}
+	}
+}
+
+// SetRefundStatus makes the refund id read status from now on (pending,
+// succeeded, failed, canceled), as a bank's answer moves a real refund.
+func (f *Fake) SetRefundStatus(id, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if re := f.refunds[id]; re != nil {
+		re.Status = status
+	}
 }
 
 func expands(r *http.Request, field string) bool {
