@@ -114,10 +114,10 @@ type PayinEventChange struct {
 type RefundEventChange struct {
 	Account, EventID string
 	RefundID         string
-	PayinID          string
 	From, To         string
-	// Amount goes back to the payin's refundable amount when To is FAILED.
-	Amount int64
+	// RefusalCode and RefusalDesc (normalized) of a refund that moves to
+	// FAILED; its amount is refundable again (RefundFailure).
+	RefusalCode, RefusalDesc string
 	// ProcessorReference is the processor's id of the refund, recorded when
 	// ivrpay had none (a refund whose answer was lost).
 	ProcessorReference string

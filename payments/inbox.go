@@ -176,8 +176,12 @@ func (s *Service) applyRefundEvent(ctx context.Context, ev ivrpay.InboxEvent) er
 		if t.Action != ivrpay.ActionMove {
 			return s.finishEvent(ctx, ev, ivrpay.ProcessorEventNoChange, r.ID, "refund is "+r.Status)
 		}
-		err := s.store.ApplyRefundEventChange(ctx, ivrpay.RefundEventChange{Account: ev.Account, EventID: ev.ID, RefundID: r.ID,
-			PayinID: r.PayinID, From: r.Status, To: t.To, Amount: r.Amount, ProcessorReference: ev.RefundReference, At: s.now()})
+		c := ivrpay.RefundEventChange{Account: ev.Account, EventID: ev.ID, RefundID: r.ID, From: r.Status, To: t.To,
+			ProcessorReference: ev.RefundReference, At: s.now()}
+		if t.To == ivrpay.RefundStatusFailed {
+			c.RefusalCode, c.RefusalDesc = s.eventRefusal(ev)
+		}
+		err := s.store.ApplyRefundEventChange(ctx, c)
 		if errors.Is(err, ivrpay.ErrEventDone) {
 			return nil
 		}

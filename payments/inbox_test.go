@@ -814,8 +814,16 @@ func TestSandboxConfirmations(t *testing.T) {
 			}
 			for i, want := range []string{ivrpay.RefundStatusSucceeded, ivrpay.RefundStatusFailed, ivrpay.RefundStatusFailed} {
 				r := refunds[i]
-				if got := e.refundOf(r.PayinID, r.ID); got.Status != want {
+				got := e.refundOf(r.PayinID, r.ID)
+				if got.Status != want {
 					t.Errorf("refund %d of %d cents: %s, want %s", i, r.Amount, got.Status, want)
+				}
+				var wantCode ivrpay.OptString
+				if want == ivrpay.RefundStatusFailed {
+					wantCode = ivrpay.RefusalProcessingError
+				}
+				if got.RefusalCode != wantCode {
+					t.Errorf("refund %d refusal_code %q, want %q", i, got.RefusalCode, wantCode)
 				}
 				if hooks := e.webhooks(r.ID); hooks[len(hooks)-1] != "refund."+strings.ToLower(want) {
 					t.Errorf("refund %d webhooks %v", i, hooks)

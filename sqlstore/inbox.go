@@ -187,10 +187,10 @@ func (s *Store) ApplyPayinEventChange(ctx context.Context, c ivrpay.PayinEventCh
 
 // ApplyRefundEventChange moves a refund as an event says, in one
 // transaction with the event marked APPLIED and the refund's webhook; a
-// refund that fails gives its amount back to the payin's refundable
-// amount. The processor's word that it holds the refund also resolves an
-// unknown outcome (processor_outcome APPROVED, with its reference). Errors
-// as ApplyPayinEventChange.
+// refund that fails does so as failRefund fails it (its refusal, its amount
+// refundable again, the replayed answer). The processor's word that it
+// holds the refund also resolves an unknown outcome (processor_outcome
+// APPROVED, with its reference). Errors as ApplyPayinEventChange.
 func (s *Store) ApplyRefundEventChange(ctx context.Context, c ivrpay.RefundEventChange) (err error) {
 	defer wrap(&err, "Store.ApplyRefundEventChange(%q, %q)", c.EventID, c.RefundID)
 	at := ivrpay.FormatTime(c.At)
@@ -198,17 +198,20 @@ func (s *Store) ApplyRefundEventChange(ctx context.Context, c ivrpay.RefundEvent
 		if err := s.markApplied(ctx, tx, c.Account, c.EventID, c.RefundID, at); err != nil {
 			return err
 		}
-		if err := s.execOne(ctx, tx, ivrpay.ErrStateChanged, `UPDATE refunds SET status = $2, updated_at = $3,
+		if _, err := s.exec(ctx, tx, `UPDATE refunds SET
 			processor_outcome = CASE WHEN processor_outcome IN ('', 'UNKNOWN') THEN 'APPROVED' ELSE processor_outcome END,
-			processor_reference = CASE WHEN processor_reference = '' THEN $4 ELSE processor_reference END
-			WHERE id = $1 AND status = $5`, c.RefundID, c.To, at, c.ProcessorReference, c.From); err != nil {
+			processor_reference = CASE WHEN processor_reference = '' THEN $2 ELSE processor_reference END
+			WHERE id = $1`, c.RefundID, c.ProcessorReference); err != nil {
 			return err
 		}
 		if c.To == ivrpay.RefundStatusFailed {
-			if _, err := s.exec(ctx, tx, `UPDATE payins SET refunded_amount = refunded_amount - $2, updated_at = $3 WHERE id = $1`,
-				c.PayinID, c.Amount, at); err != nil {
-				return err
-			}
+			_, err := s.failRefund(ctx, tx, ivrpay.RefundFailure{RefundID: c.RefundID, From: c.From, RefusalCode: c.RefusalCode,
+				RefusalDesc: c.RefusalDesc, At: c.At})
+			return err
+		}
+		if err := s.execOne(ctx, tx, ivrpay.ErrStateChanged, `UPDATE refunds SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4`,
+			c.RefundID, c.To, at, c.From); err != nil {
+			return err
 		}
 		r, err := s.findRefund(ctx, tx, c.RefundID)
 		if err != nil {
