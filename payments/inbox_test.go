@@ -944,11 +944,11 @@ func TestLookUpFallback(t *testing.T) {
 			quiet := processingPayin(e)
 			e.clock.advance(payments.DefaultProcessorCheckAfter)
 			lookUp(0)
-			if stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter)); err != nil || len(stale) != 0 {
+			if stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter), 100); err != nil || len(stale) != 0 {
 				t.Fatalf("stale after 30 min: %+v, %v", stale, err)
 			}
 			e.clock.advance(ivrpay.StaleAfter)
-			stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter))
+			stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter), 100)
 			if err != nil || len(stale) != 1 || stale[0].ID != quiet.ID || stale[0].Object != "payin" || stale[0].Account != realAccount {
 				t.Fatalf("stale after a day: %+v, %v; want payin %s alone", stale, err, quiet.ID)
 			}

@@ -437,9 +437,10 @@ func (s *Store) ClaimDueLookups(ctx context.Context, cutoff time.Time, lease tim
 	return out, err
 }
 
-// ListStaleObjects lists a real account's payins and refunds PROCESSING
-// since before cutoff, oldest first (ivrpay admin events list --stale).
-func (s *Store) ListStaleObjects(ctx context.Context, cutoff time.Time) (out []ivrpay.StaleObject, err error) {
+// ListStaleObjects lists up to limit of a real account's payins and
+// refunds PROCESSING since before cutoff, oldest first (ivrpay admin
+// events list --stale).
+func (s *Store) ListStaleObjects(ctx context.Context, cutoff time.Time, limit int) (out []ivrpay.StaleObject, err error) {
 	defer wrap(&err, "Store.ListStaleObjects")
 	at := ivrpay.FormatTime(cutoff)
 	rows, err := s.rdb.QueryContext(ctx, `SELECT 'payin', id, id, processor_account, processor_kind, processor_reference, status, amount, updated_at
@@ -448,7 +449,7 @@ func (s *Store) ListStaleObjects(ctx context.Context, cutoff time.Time) (out []i
 		SELECT 'refund', r.id, r.payin_id, p.processor_account, p.processor_kind, r.processor_reference, r.status, r.amount, r.updated_at
 		FROM refunds r JOIN payins p ON p.id = r.payin_id
 		WHERE r.status = 'PROCESSING' AND p.processor_account <> 'sandbox' AND r.updated_at <= $1
-		ORDER BY 9, 2`, at)
+		ORDER BY 9, 2 LIMIT $2`, at, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
 const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|production] [--vault-key-file F] COMMAND
@@ -31,6 +32,10 @@ const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|producti
   processor add --name N --kind adyen --api-key-file F --merchant-account M [--api-base URL]
   processor list                             JSON, never a secret
   processor remove NAME                      refused while a platform, merchant or payin uses it
+  events list [--unmatched | --stale] [--limit N]
+                                             JSON: the processor events inbox, newest first; --unmatched: events no
+                                             payin or refund matched; --stale: a real account's payins and refunds
+                                             PROCESSING for over 24 h (no event came, no look-up settled them)
   key disable ID
   vault rotate                               adds a new vault key that every serve process learns, then re-encrypts
                                              every stored secret under it and retires the old key (while serving)
@@ -52,7 +57,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&af.Action, "action", "", "audit: only this action (e.g. api_key.create), or a family with a trailing dot (payin.)")
 	fs.StringVar(&af.Outcome, "outcome", "", "audit: only this outcome (success, denied, failed, or a payin status)")
 	since := fs.String("since", "", "audit: only events since a time (RFC 3339) or a duration ago (e.g. 24h)")
-	fs.IntVar(&af.Limit, "limit", 100, "audit: at most this many events, newest first")
+	fs.IntVar(&af.Limit, "limit", 100, "audit, events list: at most this many events, newest first")
+	unmatched := fs.Bool("unmatched", false, "events list: only the processor events that matched no payin or refund")
+	stale := fs.Bool("stale", false, "events list: a real account's payins and refunds PROCESSING for over 24 h, instead of events")
 	asJSON := fs.Bool("json", false, "audit: print JSON lines instead of a table")
 	var pf processorFlags
 	pf.register(fs)
@@ -127,6 +134,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		out, err = store.ListRiskBlocks(ctx, af.PlatformID, time.Now())
 	case fs.NArg() == 4 && arg(0) == "risk" && arg(1) == "clear":
 		out, err = store.ClearRiskBlock(ctx, arg(2), arg(3), time.Now())
+	case cmd == "events list":
+		if out, err = listProcessorEvents(ctx, store, *unmatched, *stale, af.Limit); ivrpay.ErrorCode(err) == ivrpay.EINVALID {
+			fmt.Fprintf(stderr, "ivrpay admin events list: %s\n", ivrpay.ErrorMessage(err))
+			return 2
+		}
 	case cmd == "vault rotate":
 		out, err = v.Rotate(ctx, stderr)
 	default:
@@ -140,6 +152,26 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	enc.SetIndent("", "  ")
 	enc.Encode(out)
 	return 0
+}
+
+// listProcessorEvents is `admin events list`: the inbox's events (only the
+// unmatched ones), or the stale payins and refunds (SPEC §4.2). Events
+// carry no card data and no secret.
+func listProcessorEvents(ctx context.Context, store *sqlstore.Store, unmatched, stale bool, limit int) (any, error) {
+	if unmatched && stale {
+		return nil, ivrpay.FieldErrorf("stale", "--unmatched lists events and --stale lists payins and refunds: give one of them")
+	}
+	if limit < 1 || limit > ivrpay.MaxPageLimit {
+		return nil, ivrpay.FieldErrorf("limit", "must be 1 to %d", ivrpay.MaxPageLimit)
+	}
+	if stale {
+		return store.ListStaleObjects(ctx, time.Now().Add(-ivrpay.StaleAfter), limit)
+	}
+	f := ivrpay.ProcessorEventFilter{Limit: limit}
+	if unmatched {
+		f.Status = ivrpay.ProcessorEventUnmatched
+	}
+	return store.ListProcessorEvents(ctx, f)
 }
 
 func adminFail(stderr io.Writer, err error) int {

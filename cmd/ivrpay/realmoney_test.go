@@ -157,6 +157,68 @@ func (d *deployment) processorEvent(e ivrpay.ProcessorEvent, payinID string) str
 	return p.Status
 }
 
+// eventsListed checks `ivrpay admin events list` on a deployment whose
+// Adyen payin psp got AUTHORISATION and CAPTURE events and whose payin
+// stale was captured with no CAPTURE event since: the events are listed
+// (no secret among them); an unmatched one only with --unmatched; the
+// payin with --stale once it has been PROCESSING for over a day.
+func (d *deployment) eventsListed(stale, psp string) {
+	t := d.t
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, d.db, sqlstore.Options{Mode: ivrpay.Mode(d.mode)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stranger := ivrpay.ProcessorEvent{Account: "adyen-test", Kind: "adyen", ID: "ZX000000000000:REFUND:true", Type: "REFUND",
+		Effect: ivrpay.EffectRefundSucceeded, RefundReference: "ZX000000000000"}
+	if _, err := s.InsertProcessorEvent(ctx, stranger, time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishProcessorEvent(ctx, ivrpay.ProcessorEventDone{Account: stranger.Account, EventID: stranger.ID,
+		Status: ivrpay.ProcessorEventUnmatched, Note: "no refund matches", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(args ...string) []map[string]any {
+		t.Helper()
+		code, v, stderr := d.admin(append([]string{"events", "list"}, args...)...)
+		if code != 0 {
+			t.Fatalf("events list %v: exit %d: %s", args, code, stderr)
+		}
+		out, _ := json.Marshal(v)
+		if strings.Contains(string(out), "AQEyhmfx") || strings.Contains(string(out), "4111111111111111") {
+			t.Fatalf("events list %v shows a secret or a card: %s", args, out)
+		}
+		var rows []map[string]any
+		json.Unmarshal(out, &rows)
+		return rows
+	}
+	statuses := map[string]any{}
+	for _, e := range list() {
+		statuses[e["event_id"].(string)] = e["status"]
+	}
+	if statuses[psp+":AUTHORISATION:true"] != ivrpay.ProcessorEventNoChange || statuses[psp+":CAPTURE:true"] != ivrpay.ProcessorEventApplied ||
+		statuses[stranger.ID] != ivrpay.ProcessorEventUnmatched {
+		t.Fatalf("events list: %v", statuses)
+	}
+	if rows := list("--unmatched"); len(rows) != 1 || rows[0]["event_id"] != stranger.ID || rows[0]["note"] != "no refund matches" {
+		t.Fatalf("events list --unmatched: %v", rows)
+	}
+	if rows := list("--stale"); len(rows) != 0 {
+		t.Fatalf("events list --stale lists %v within a day", rows)
+	}
+	if _, err := s.DB().Exec(`UPDATE payins SET updated_at = $2 WHERE id = $1`, stale, ivrpay.FormatTime(time.Now().Add(-25*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if rows := list("--stale"); len(rows) != 1 || rows[0]["id"] != stale || rows[0]["kind"] != "adyen" || rows[0]["status"] != ivrpay.PayinStatusProcessing {
+		t.Fatalf("events list --stale: %v, want payin %s", rows, stale)
+	}
+	if code, _, stderr := d.admin("events", "list", "--stale", "--unmatched"); code != 2 || !strings.Contains(stderr, "one of them") {
+		t.Fatalf("events list --stale --unmatched: exit %d, %q", code, stderr)
+	}
+}
+
 // stripeStates turns stripe-mock's canned answers into what a real Stripe
 // answers (stripe-mock checked the request against Stripe's OpenAPI
 // already): a confirmed PaymentIntent succeeded or requires_capture, a
@@ -426,7 +488,8 @@ func TestSandboxMerchantWithAdyen(t *testing.T) {
 		}
 		return *a.ChargeID
 	}
-	d.mustAPI("POST", "/v1/payins/"+charge("AUTHORIZE")+"/capture", admin, map[string]any{})
+	captured := charge("AUTHORIZE")
+	d.mustAPI("POST", "/v1/payins/"+captured+"/capture", admin, map[string]any{})
 	d.mustAPI("POST", "/v1/payins/"+charge("AUTHORIZE")+"/void_or_refund", admin, map[string]any{"idempotency_key": "v1", "reason": "DUPLICATE"})
 	settled := charge("AUTHORIZE_AND_CAPTURE")
 	// Adyen's CAPTURE notification settles it, not --sandbox-settle-after.
@@ -441,6 +504,7 @@ func TestSandboxMerchantWithAdyen(t *testing.T) {
 		t.Fatalf("after CAPTURE the payin is %s", status)
 	}
 	d.mustAPI("POST", "/v1/payins/"+settled+"/void_or_refund", admin, map[string]any{"idempotency_key": "r1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300})
+	d.eventsListed(captured, psp)
 
 	double.mu.Lock()
 	defer double.mu.Unlock()
