@@ -138,6 +138,18 @@ func (e *inboxEnv) open() (*sqlstore.Store, *payments.Service) {
 	return s, e.opts.Payments(s)
 }
 
+// forEachInboxEngine runs f, in parallel, on a fresh environment of every
+// engine.
+func forEachInboxEngine(t *testing.T, f func(t *testing.T, e *inboxEnv)) {
+	t.Parallel()
+	for _, engine := range paymentstest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			f(t, newInboxEnv(t, engine))
+		})
+	}
+}
+
 // config makes a payin config of amount cents for merchant in mode.
 func (e *inboxEnv) config(merchant string, amount int64, mode string) *ivrpay.PayinConfig {
 	e.t.Helper()
@@ -272,7 +284,6 @@ func (e *inboxEnv) refundReference(id string) string {
 // or refund as the transition table says, emits the webhook of the change
 // (and no other), and leaves the event APPLIED, NO_CHANGE or PENDING.
 func TestProcessorEventsMoveAsTheTableSays(t *testing.T) {
-	t.Parallel()
 	type outcome struct {
 		status      string   // the object's status afterwards
 		webhooks    []string // the webhooks the event emitted
@@ -347,80 +358,76 @@ func TestProcessorEventsMoveAsTheTableSays(t *testing.T) {
 		{"CREATED being charged: the event waits for the charge's answer", chargingPayin, ivrpay.EffectPaymentCaptured,
 			outcome{created, nil, pending}, nil},
 	}
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := newInboxEnv(t, engine)
-			for _, row := range payinRows {
-				t.Run(row.name, func(t *testing.T) {
-					e.t = t
-					p := row.payin(e)
-					before := len(e.webhooks(p.ID))
-					ev := paymentEvent(p, row.effect)
-					if row.effect == ivrpay.EffectPaymentFailed {
-						ev.RefusalCode, ev.RefusalDesc = ivrpay.RefusalInsufficientFunds, "issuer says: insufficient funds on account 1234"
-					}
-					stored := e.receive(ev)
-					after := e.payin(p.ID)
-					if after.Status != row.want.status {
-						t.Errorf("payin is %s, want %s", after.Status, row.want.status)
-					}
-					hooks := e.webhooks(p.ID)[before:]
-					hooks = slices.DeleteFunc(hooks, func(h string) bool { return h == ivrpay.EventPaymentMethodActive })
-					if !slices.Equal(hooks, row.want.webhooks) {
-						t.Errorf("webhooks %v, want %v", hooks, row.want.webhooks)
-					}
-					if stored.Status != row.want.eventStatus {
-						t.Errorf("event %s (%s), want %s", stored.Status, stored.Note, row.want.eventStatus)
-					}
-					if stored.Status != pending && stored.ObjectID != p.ID {
-						t.Errorf("event matched %q, want payin %s", stored.ObjectID, p.ID)
-					}
-					if row.check != nil {
-						row.check(t, e, after)
-					}
-				})
-			}
-			refundRows := []struct {
-				name    string
-				refund  func(e *inboxEnv) (*ivrpay.Payin, ivrpay.Refund)
-				effect  ivrpay.EventEffect
-				want    outcome
-				givenUp bool // the refund's amount is refundable again
-			}{
-				{"PROCESSING, succeeded", processingRefund, ivrpay.EffectRefundSucceeded, outcome{ivrpay.RefundStatusSucceeded, []string{"refund.succeeded"}, applied}, false},
-				{"PROCESSING, failed", processingRefund, ivrpay.EffectRefundFailed, outcome{ivrpay.RefundStatusFailed, []string{"refund.failed"}, applied}, true},
-				{"SUCCEEDED, failed later (the bank returned it)", succeededRefund, ivrpay.EffectRefundFailed, outcome{ivrpay.RefundStatusFailed, []string{"refund.failed"}, applied}, true},
-				{"SUCCEEDED, succeeded again", succeededRefund, ivrpay.EffectRefundSucceeded, outcome{ivrpay.RefundStatusSucceeded, nil, noChange}, false},
-				{"FAILED, succeeded (older news)", failedRefund, ivrpay.EffectRefundSucceeded, outcome{ivrpay.RefundStatusFailed, nil, noChange}, true},
-			}
-			for _, row := range refundRows {
-				t.Run("refund "+row.name, func(t *testing.T) {
-					e.t = t
-					p, r := row.refund(e)
-					before := len(e.webhooks(r.ID))
-					stored := e.receive(refundEvent(p, r, row.effect, e.refundReference(r.ID)))
-					after := e.refundOf(p.ID, r.ID)
-					if after.Status != row.want.status {
-						t.Errorf("refund is %s, want %s", after.Status, row.want.status)
-					}
-					if hooks := e.webhooks(r.ID)[before:]; !slices.Equal(hooks, row.want.webhooks) {
-						t.Errorf("webhooks %v, want %v", hooks, row.want.webhooks)
-					}
-					if stored.Status != row.want.eventStatus || stored.ObjectID != r.ID {
-						t.Errorf("event %s on %q (%s), want %s on %s", stored.Status, stored.ObjectID, stored.Note, row.want.eventStatus, r.ID)
-					}
-					want := p.CapturedAmount
-					if !row.givenUp {
-						want -= r.Amount
-					}
-					if got := e.payin(p.ID).RefundableAmount; got != want {
-						t.Errorf("refundable %d, want %d", got, want)
-					}
-				})
-			}
-		})
-	}
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		for _, row := range payinRows {
+			t.Run(row.name, func(t *testing.T) {
+				e.t = t
+				p := row.payin(e)
+				before := len(e.webhooks(p.ID))
+				ev := paymentEvent(p, row.effect)
+				if row.effect == ivrpay.EffectPaymentFailed {
+					ev.RefusalCode, ev.RefusalDesc = ivrpay.RefusalInsufficientFunds, "issuer says: insufficient funds on account 1234"
+				}
+				stored := e.receive(ev)
+				after := e.payin(p.ID)
+				if after.Status != row.want.status {
+					t.Errorf("payin is %s, want %s", after.Status, row.want.status)
+				}
+				hooks := e.webhooks(p.ID)[before:]
+				hooks = slices.DeleteFunc(hooks, func(h string) bool { return h == ivrpay.EventPaymentMethodActive })
+				if !slices.Equal(hooks, row.want.webhooks) {
+					t.Errorf("webhooks %v, want %v", hooks, row.want.webhooks)
+				}
+				if stored.Status != row.want.eventStatus {
+					t.Errorf("event %s (%s), want %s", stored.Status, stored.Note, row.want.eventStatus)
+				}
+				if stored.Status != pending && stored.ObjectID != p.ID {
+					t.Errorf("event matched %q, want payin %s", stored.ObjectID, p.ID)
+				}
+				if row.check != nil {
+					row.check(t, e, after)
+				}
+			})
+		}
+		refundRows := []struct {
+			name    string
+			refund  func(e *inboxEnv) (*ivrpay.Payin, ivrpay.Refund)
+			effect  ivrpay.EventEffect
+			want    outcome
+			givenUp bool // the refund's amount is refundable again
+		}{
+			{"PROCESSING, succeeded", processingRefund, ivrpay.EffectRefundSucceeded, outcome{ivrpay.RefundStatusSucceeded, []string{"refund.succeeded"}, applied}, false},
+			{"PROCESSING, failed", processingRefund, ivrpay.EffectRefundFailed, outcome{ivrpay.RefundStatusFailed, []string{"refund.failed"}, applied}, true},
+			{"SUCCEEDED, failed later (the bank returned it)", succeededRefund, ivrpay.EffectRefundFailed, outcome{ivrpay.RefundStatusFailed, []string{"refund.failed"}, applied}, true},
+			{"SUCCEEDED, succeeded again", succeededRefund, ivrpay.EffectRefundSucceeded, outcome{ivrpay.RefundStatusSucceeded, nil, noChange}, false},
+			{"FAILED, succeeded (older news)", failedRefund, ivrpay.EffectRefundSucceeded, outcome{ivrpay.RefundStatusFailed, nil, noChange}, true},
+		}
+		for _, row := range refundRows {
+			t.Run("refund "+row.name, func(t *testing.T) {
+				e.t = t
+				p, r := row.refund(e)
+				before := len(e.webhooks(r.ID))
+				stored := e.receive(refundEvent(p, r, row.effect, e.refundReference(r.ID)))
+				after := e.refundOf(p.ID, r.ID)
+				if after.Status != row.want.status {
+					t.Errorf("refund is %s, want %s", after.Status, row.want.status)
+				}
+				if hooks := e.webhooks(r.ID)[before:]; !slices.Equal(hooks, row.want.webhooks) {
+					t.Errorf("webhooks %v, want %v", hooks, row.want.webhooks)
+				}
+				if stored.Status != row.want.eventStatus || stored.ObjectID != r.ID {
+					t.Errorf("event %s on %q (%s), want %s on %s", stored.Status, stored.ObjectID, stored.Note, row.want.eventStatus, r.ID)
+				}
+				want := p.CapturedAmount
+				if !row.givenUp {
+					want -= r.Amount
+				}
+				if got := e.payin(p.ID).RefundableAmount; got != want {
+					t.Errorf("refundable %d, want %d", got, want)
+				}
+			})
+		}
+	})
 }
 
 func processingPayin(e *inboxEnv) *ivrpay.Payin {
@@ -507,61 +514,56 @@ func failedRefund(e *inboxEnv) (*ivrpay.Payin, ivrpay.Refund) {
 // applied again (one webhook), and events received in reverse order change
 // nothing backwards, for payins and refunds alike.
 func TestProcessorEventsOnceInAnyOrder(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := newInboxEnv(t, engine)
-			t.Run("duplicate", func(t *testing.T) {
-				e.t = t
-				p := processingPayin(e)
-				ev := paymentEvent(p, ivrpay.EffectPaymentCaptured)
-				for range 3 {
-					e.receive(ev)
-				}
-				if hooks := e.webhooks(p.ID); slices.Index(hooks, "payin.succeeded") != len(hooks)-1 || countOf(hooks, "payin.succeeded") != 1 {
-					t.Fatalf("webhooks %v, want one payin.succeeded", hooks)
-				}
-				if n, err := e.pay.ApplyDueProcessorEvents(context.Background()); err != nil || n != 0 {
-					t.Fatalf("a worker pass found %d events to apply (%v), want none", n, err)
-				}
-			})
-			t.Run("capture confirmed, then the authorization", func(t *testing.T) {
-				e.t = t
-				p := authorizedPayin(e)
-				e.receive(paymentEvent(p, ivrpay.EffectPaymentCaptured))
-				late := e.receive(paymentEvent(p, ivrpay.EffectPaymentAuthorized))
-				if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded || late.Status != ivrpay.ProcessorEventNoChange {
-					t.Fatalf("payin %s, late event %s; want SUCCEEDED and NO_CHANGE", got.Status, late.Status)
-				}
-			})
-			t.Run("void confirmed, then a stale capture", func(t *testing.T) {
-				e.t = t
-				p := authorizedPayin(e)
-				e.receive(paymentEvent(p, ivrpay.EffectPaymentCanceled))
-				e.receive(paymentEvent(p, ivrpay.EffectPaymentCaptured))
-				if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusCanceled {
-					t.Fatalf("payin %s, want CANCELED", got.Status)
-				}
-			})
-			t.Run("refund failed, then the older success", func(t *testing.T) {
-				e.t = t
-				p, r := processingRefund(e)
-				ref := e.refundReference(r.ID)
-				e.receive(refundEvent(p, r, ivrpay.EffectRefundFailed, ref))
-				e.receive(refundEvent(p, r, ivrpay.EffectRefundSucceeded, ref))
-				if got := e.refundOf(p.ID, r.ID); got.Status != ivrpay.RefundStatusFailed {
-					t.Fatalf("refund %s, want FAILED", got.Status)
-				}
-				if hooks := e.webhooks(r.ID); !slices.Equal(hooks, []string{"refund.processing", "refund.failed"}) {
-					t.Fatalf("webhooks %v", hooks)
-				}
-				if got := e.payin(p.ID); got.RefundableAmount != got.CapturedAmount {
-					t.Fatalf("refundable %d of %d: the failed refund's amount was not given back once", got.RefundableAmount, got.CapturedAmount)
-				}
-			})
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		t.Run("duplicate", func(t *testing.T) {
+			e.t = t
+			p := processingPayin(e)
+			ev := paymentEvent(p, ivrpay.EffectPaymentCaptured)
+			for range 3 {
+				e.receive(ev)
+			}
+			if hooks := e.webhooks(p.ID); slices.Index(hooks, "payin.succeeded") != len(hooks)-1 || countOf(hooks, "payin.succeeded") != 1 {
+				t.Fatalf("webhooks %v, want one payin.succeeded", hooks)
+			}
+			if n, err := e.pay.ApplyDueProcessorEvents(context.Background()); err != nil || n != 0 {
+				t.Fatalf("a worker pass found %d events to apply (%v), want none", n, err)
+			}
 		})
-	}
+		t.Run("capture confirmed, then the authorization", func(t *testing.T) {
+			e.t = t
+			p := authorizedPayin(e)
+			e.receive(paymentEvent(p, ivrpay.EffectPaymentCaptured))
+			late := e.receive(paymentEvent(p, ivrpay.EffectPaymentAuthorized))
+			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded || late.Status != ivrpay.ProcessorEventNoChange {
+				t.Fatalf("payin %s, late event %s; want SUCCEEDED and NO_CHANGE", got.Status, late.Status)
+			}
+		})
+		t.Run("void confirmed, then a stale capture", func(t *testing.T) {
+			e.t = t
+			p := authorizedPayin(e)
+			e.receive(paymentEvent(p, ivrpay.EffectPaymentCanceled))
+			e.receive(paymentEvent(p, ivrpay.EffectPaymentCaptured))
+			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusCanceled {
+				t.Fatalf("payin %s, want CANCELED", got.Status)
+			}
+		})
+		t.Run("refund failed, then the older success", func(t *testing.T) {
+			e.t = t
+			p, r := processingRefund(e)
+			ref := e.refundReference(r.ID)
+			e.receive(refundEvent(p, r, ivrpay.EffectRefundFailed, ref))
+			e.receive(refundEvent(p, r, ivrpay.EffectRefundSucceeded, ref))
+			if got := e.refundOf(p.ID, r.ID); got.Status != ivrpay.RefundStatusFailed {
+				t.Fatalf("refund %s, want FAILED", got.Status)
+			}
+			if hooks := e.webhooks(r.ID); !slices.Equal(hooks, []string{"refund.processing", "refund.failed"}) {
+				t.Fatalf("webhooks %v", hooks)
+			}
+			if got := e.payin(p.ID); got.RefundableAmount != got.CapturedAmount {
+				t.Fatalf("refundable %d of %d: the failed refund's amount was not given back once", got.RefundableAmount, got.CapturedAmount)
+			}
+		})
+	})
 }
 
 func countOf(list []string, v string) int {
@@ -580,76 +582,71 @@ func countOf(list []string, v string) int {
 // unmatched after UnmatchedAfter is kept as UNMATCHED and listed. An
 // account's events never move another account's payin.
 func TestProcessorEventsUnmatched(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := newInboxEnv(t, engine)
-			ctx := context.Background()
-			stranger := e.receive(ivrpay.ProcessorEvent{Account: realAccount, Kind: "stripe", ID: "evt_stranger", Type: "payment_intent.succeeded",
-				Effect: ivrpay.EffectPaymentCaptured, PaymentReference: "pi_made_in_the_dashboard"})
-			if stranger.Status != ivrpay.ProcessorEventPending || stranger.Attempts != 1 {
-				t.Fatalf("an event for an unknown payment: %s after %d attempts, want PENDING after 1", stranger.Status, stranger.Attempts)
-			}
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		ctx := context.Background()
+		stranger := e.receive(ivrpay.ProcessorEvent{Account: realAccount, Kind: "stripe", ID: "evt_stranger", Type: "payment_intent.succeeded",
+			Effect: ivrpay.EffectPaymentCaptured, PaymentReference: "pi_made_in_the_dashboard"})
+		if stranger.Status != ivrpay.ProcessorEventPending || stranger.Attempts != 1 {
+			t.Fatalf("an event for an unknown payment: %s after %d attempts, want PENDING after 1", stranger.Status, stranger.Attempts)
+		}
 
-			// The payin's processor reference is recorded after its event came:
-			// the retry finds it.
-			p := processingPayin(e)
-			ev := paymentEvent(p, ivrpay.EffectPaymentCaptured)
-			ev.PaymentReference, ev.Reference = "pi_not_recorded_yet", ""
-			if got := e.receive(ev); got.Status != ivrpay.ProcessorEventPending {
-				t.Fatalf("early event %s", got.Status)
-			}
-			if _, err := e.store.DB().Exec(`UPDATE payins SET processor_reference = 'pi_not_recorded_yet' WHERE id = $1`, p.ID); err != nil {
+		// The payin's processor reference is recorded after its event came:
+		// the retry finds it.
+		p := processingPayin(e)
+		ev := paymentEvent(p, ivrpay.EffectPaymentCaptured)
+		ev.PaymentReference, ev.Reference = "pi_not_recorded_yet", ""
+		if got := e.receive(ev); got.Status != ivrpay.ProcessorEventPending {
+			t.Fatalf("early event %s", got.Status)
+		}
+		if _, err := e.store.DB().Exec(`UPDATE payins SET processor_reference = 'pi_not_recorded_yet' WHERE id = $1`, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := e.pay.ApplyDueProcessorEvents(ctx); n != 0 {
+			t.Fatalf("the worker applied %d events before their back-off ended", n)
+		}
+		e.clock.advance(6 * time.Second)
+		if n, err := e.pay.ApplyDueProcessorEvents(ctx); err != nil || n != 2 {
+			t.Fatalf("worker pass: %d events, %v; want the two waiting", n, err)
+		}
+		if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
+			t.Fatalf("payin %s after its early event was retried, want SUCCEEDED", got.Status)
+		}
+
+		// Another account's event naming this payin moves nothing.
+		q := processingPayin(e)
+		other := paymentEvent(q, ivrpay.EffectPaymentCaptured)
+		other.Account = "adyen-elsewhere"
+		e.receive(other)
+		if got := e.payin(q.ID); got.Status != ivrpay.PayinStatusProcessing {
+			t.Fatalf("another account's event moved payin %s to %s", q.ID, got.Status)
+		}
+
+		// The back-off grows, then the stranger is kept as UNMATCHED.
+		var stored ivrpay.InboxEvent
+		for range 20 {
+			e.clock.advance(5 * time.Minute)
+			if _, err := e.pay.ApplyDueProcessorEvents(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n, _ := e.pay.ApplyDueProcessorEvents(ctx); n != 0 {
-				t.Fatalf("the worker applied %d events before their back-off ended", n)
+			if stored, _ = e.store.FindProcessorEvent(ctx, realAccount, "evt_stranger"); stored.Status != ivrpay.ProcessorEventPending {
+				break
 			}
-			e.clock.advance(6 * time.Second)
-			if n, err := e.pay.ApplyDueProcessorEvents(ctx); err != nil || n != 2 {
-				t.Fatalf("worker pass: %d events, %v; want the two waiting", n, err)
-			}
-			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
-				t.Fatalf("payin %s after its early event was retried, want SUCCEEDED", got.Status)
-			}
-
-			// Another account's event naming this payin moves nothing.
-			q := processingPayin(e)
-			other := paymentEvent(q, ivrpay.EffectPaymentCaptured)
-			other.Account = "adyen-elsewhere"
-			e.receive(other)
-			if got := e.payin(q.ID); got.Status != ivrpay.PayinStatusProcessing {
-				t.Fatalf("another account's event moved payin %s to %s", q.ID, got.Status)
-			}
-
-			// The back-off grows, then the stranger is kept as UNMATCHED.
-			var stored ivrpay.InboxEvent
-			for range 20 {
-				e.clock.advance(5 * time.Minute)
-				if _, err := e.pay.ApplyDueProcessorEvents(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if stored, _ = e.store.FindProcessorEvent(ctx, realAccount, "evt_stranger"); stored.Status != ivrpay.ProcessorEventPending {
-					break
-				}
-			}
-			if stored.Status != ivrpay.ProcessorEventUnmatched || stored.Attempts < 5 {
-				t.Fatalf("the stranger is %s after %d attempts, want UNMATCHED after several", stored.Status, stored.Attempts)
-			}
-			list, err := e.store.ListProcessorEvents(ctx, ivrpay.ProcessorEventFilter{Status: ivrpay.ProcessorEventUnmatched})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids := []string{}
-			for _, l := range list {
-				ids = append(ids, l.EventID)
-			}
-			if !slices.Contains(ids, "evt_stranger") || !slices.Contains(ids, other.ID) {
-				t.Fatalf("unmatched events %v, want the stranger's and the other account's", ids)
-			}
-		})
-	}
+		}
+		if stored.Status != ivrpay.ProcessorEventUnmatched || stored.Attempts < 5 {
+			t.Fatalf("the stranger is %s after %d attempts, want UNMATCHED after several", stored.Status, stored.Attempts)
+		}
+		list, err := e.store.ListProcessorEvents(ctx, ivrpay.ProcessorEventFilter{Status: ivrpay.ProcessorEventUnmatched})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, l := range list {
+			ids = append(ids, l.EventID)
+		}
+		if !slices.Contains(ids, "evt_stranger") || !slices.Contains(ids, other.ID) {
+			t.Fatalf("unmatched events %v, want the stranger's and the other account's", ids)
+		}
+	})
 }
 
 // TestProcessorEventRetryBackOff: the inbox waits longer after each
@@ -686,90 +683,85 @@ func TestProcessorEventRetryBackOff(t *testing.T) {
 // both at once: each event is stored once and applied once, with one
 // webhook. Two writes of the same event's change race, and one wins.
 func TestProcessorEventAppliedOnceAcrossProcesses(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := newInboxEnv(t, engine)
-			store2, pay2 := e.open()
-			services := []*payments.Service{e.pay, pay2}
-			p := processingPayin(e)
-			sandboxed := e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture)
-			ev := paymentEvent(p, ivrpay.EffectPaymentCaptured)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			errs := make(chan error, 32)
-			for i := range 16 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					pay := services[i%2]
-					if i%4 == 3 {
-						_, err := pay.ConfirmSandboxDue(context.Background(), 0)
-						errs <- err
-						return
-					}
-					errs <- pay.ReceiveProcessorEvent(context.Background(), ev)
-				}()
-			}
-			close(start)
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Errorf("receive: %v", err)
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		store2, pay2 := e.open()
+		services := []*payments.Service{e.pay, pay2}
+		p := processingPayin(e)
+		sandboxed := e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture)
+		ev := paymentEvent(p, ivrpay.EffectPaymentCaptured)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 32)
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				pay := services[i%2]
+				if i%4 == 3 {
+					_, err := pay.ConfirmSandboxDue(context.Background(), 0)
+					errs <- err
+					return
 				}
+				errs <- pay.ReceiveProcessorEvent(context.Background(), ev)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("receive: %v", err)
 			}
-			for _, id := range []string{p.ID, sandboxed.ID} {
-				if got := e.payin(id); got.Status != ivrpay.PayinStatusSucceeded {
-					t.Errorf("payin %s is %s, want SUCCEEDED", id, got.Status)
-				}
-				if hooks := e.webhooks(id); countOf(hooks, "payin.succeeded") != 1 {
-					t.Errorf("payin %s webhooks %v, want one payin.succeeded", id, hooks)
-				}
+		}
+		for _, id := range []string{p.ID, sandboxed.ID} {
+			if got := e.payin(id); got.Status != ivrpay.PayinStatusSucceeded {
+				t.Errorf("payin %s is %s, want SUCCEEDED", id, got.Status)
 			}
-			var events int
-			if err := e.store.DB().QueryRow(`SELECT COUNT(*) FROM processor_events`).Scan(&events); err != nil || events != 2 {
-				t.Errorf("%d events stored (%v), want 2", events, err)
+			if hooks := e.webhooks(id); countOf(hooks, "payin.succeeded") != 1 {
+				t.Errorf("payin %s webhooks %v, want one payin.succeeded", id, hooks)
 			}
+		}
+		var events int
+		if err := e.store.DB().QueryRow(`SELECT COUNT(*) FROM processor_events`).Scan(&events); err != nil || events != 2 {
+			t.Errorf("%d events stored (%v), want 2", events, err)
+		}
 
-			// The same change written twice at once: one write wins.
-			q := processingPayin(e)
-			late := paymentEvent(q, ivrpay.EffectPaymentCaptured)
-			holder := payments.New(e.store, e.opts.Vault, e.router, payments.Options{Mode: ivrpay.ModeSandbox, Clock: e.clock, HoldProcessorEvents: true})
-			if err := holder.ReceiveProcessorEvent(context.Background(), late); err != nil {
-				t.Fatal(err)
-			}
-			change := ivrpay.PayinEventChange{Account: late.Account, EventID: late.ID, PayinID: q.ID, From: ivrpay.PayinStatusProcessing,
-				To: ivrpay.PayinStatusSucceeded, At: e.clock.Now()}
-			var won, done atomic.Int64
-			var race sync.WaitGroup
-			for i := range 8 {
-				race.Add(1)
-				go func() {
-					defer race.Done()
-					store := []*sqlstore.Store{e.store, store2}[i%2]
-					_, err := store.ApplyPayinEventChange(context.Background(), change)
-					switch {
-					case err == nil:
-						won.Add(1)
-					case errors.Is(err, ivrpay.ErrEventDone):
-						done.Add(1)
-					default:
-						t.Errorf("ApplyPayinEventChange: %v", err)
-					}
-				}()
-			}
-			race.Wait()
-			if won.Load() != 1 || done.Load() != 7 {
-				t.Fatalf("%d writes applied the change and %d found it applied; want 1 and 7", won.Load(), done.Load())
-			}
-			if hooks := e.webhooks(q.ID); countOf(hooks, "payin.succeeded") != 1 {
-				t.Fatalf("webhooks %v, want one payin.succeeded", hooks)
-			}
-		})
-	}
+		// The same change written twice at once: one write wins.
+		q := processingPayin(e)
+		late := paymentEvent(q, ivrpay.EffectPaymentCaptured)
+		holder := payments.New(e.store, e.opts.Vault, e.router, payments.Options{Mode: ivrpay.ModeSandbox, Clock: e.clock, HoldProcessorEvents: true})
+		if err := holder.ReceiveProcessorEvent(context.Background(), late); err != nil {
+			t.Fatal(err)
+		}
+		change := ivrpay.PayinEventChange{Account: late.Account, EventID: late.ID, PayinID: q.ID, From: ivrpay.PayinStatusProcessing,
+			To: ivrpay.PayinStatusSucceeded, At: e.clock.Now()}
+		var won, done atomic.Int64
+		var race sync.WaitGroup
+		for i := range 8 {
+			race.Add(1)
+			go func() {
+				defer race.Done()
+				store := []*sqlstore.Store{e.store, store2}[i%2]
+				_, err := store.ApplyPayinEventChange(context.Background(), change)
+				switch {
+				case err == nil:
+					won.Add(1)
+				case errors.Is(err, ivrpay.ErrEventDone):
+					done.Add(1)
+				default:
+					t.Errorf("ApplyPayinEventChange: %v", err)
+				}
+			}()
+		}
+		race.Wait()
+		if won.Load() != 1 || done.Load() != 7 {
+			t.Fatalf("%d writes applied the change and %d found it applied; want 1 and 7", won.Load(), done.Load())
+		}
+		if hooks := e.webhooks(q.ID); countOf(hooks, "payin.succeeded") != 1 {
+			t.Fatalf("webhooks %v, want one payin.succeeded", hooks)
+		}
+	})
 }
 
 // TestSandboxConfirmations: the built-in sandbox processor confirms its own
@@ -778,68 +770,63 @@ func TestProcessorEventAppliedOnceAcrossProcesses(t *testing.T) {
 // 51.40, fails by event and its amount is refundable again; a real
 // account's payin is never settled by the sandbox, however long it waits.
 func TestSandboxConfirmations(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := newInboxEnv(t, engine)
-			ctx := context.Background()
-			const delay = time.Minute
-			p := e.charge(e.merchantID, 10000, ivrpay.ProcessingModeAuthorizeAndCapture)
-			real := processingPayin(e)
-			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
-				t.Fatalf("before the delay the sandbox sent %d events (%v)", n, err)
-			}
-			e.clock.advance(delay)
-			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 1 {
-				t.Fatalf("after the delay the sandbox sent %d events (%v), want 1", n, err)
-			}
-			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
-				t.Fatalf("sandbox payin %s after its confirmation", got.Status)
-			}
-			if got := e.payin(real.ID); got.Status != ivrpay.PayinStatusProcessing {
-				t.Fatalf("a real account's payin is %s; only its processor's event settles it", got.Status)
-			}
-			stored, err := e.store.FindProcessorEvent(ctx, ivrpay.SandboxAccount, p.ID+":PAYMENT_CAPTURED")
-			if err != nil || stored.Status != ivrpay.ProcessorEventApplied || stored.Kind != sandbox.Kind {
-				t.Fatalf("the sandbox's event: %+v, %v", stored, err)
-			}
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		ctx := context.Background()
+		const delay = time.Minute
+		p := e.charge(e.merchantID, 10000, ivrpay.ProcessingModeAuthorizeAndCapture)
+		real := processingPayin(e)
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
+			t.Fatalf("before the delay the sandbox sent %d events (%v)", n, err)
+		}
+		e.clock.advance(delay)
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 1 {
+			t.Fatalf("after the delay the sandbox sent %d events (%v), want 1", n, err)
+		}
+		if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
+			t.Fatalf("sandbox payin %s after its confirmation", got.Status)
+		}
+		if got := e.payin(real.ID); got.Status != ivrpay.PayinStatusProcessing {
+			t.Fatalf("a real account's payin is %s; only its processor's event settles it", got.Status)
+		}
+		stored, err := e.store.FindProcessorEvent(ctx, ivrpay.SandboxAccount, p.ID+":PAYMENT_CAPTURED")
+		if err != nil || stored.Status != ivrpay.ProcessorEventApplied || stored.Kind != sandbox.Kind {
+			t.Fatalf("the sandbox's event: %+v, %v", stored, err)
+		}
 
-			fails := e.settled(sandbox.RefundFailsAmount)
-			p = e.payin(p.ID)
-			refunds := []ivrpay.Refund{e.refund(p, 500), e.refund(p, sandbox.RefundFailsAmount), e.refund(fails, 1000)}
-			e.clock.advance(delay)
-			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 3 {
-				t.Fatalf("the sandbox sent %d refund events (%v), want 3", n, err)
+		fails := e.settled(sandbox.RefundFailsAmount)
+		p = e.payin(p.ID)
+		refunds := []ivrpay.Refund{e.refund(p, 500), e.refund(p, sandbox.RefundFailsAmount), e.refund(fails, 1000)}
+		e.clock.advance(delay)
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 3 {
+			t.Fatalf("the sandbox sent %d refund events (%v), want 3", n, err)
+		}
+		for i, want := range []string{ivrpay.RefundStatusSucceeded, ivrpay.RefundStatusFailed, ivrpay.RefundStatusFailed} {
+			r := refunds[i]
+			got := e.refundOf(r.PayinID, r.ID)
+			if got.Status != want {
+				t.Errorf("refund %d of %d cents: %s, want %s", i, r.Amount, got.Status, want)
 			}
-			for i, want := range []string{ivrpay.RefundStatusSucceeded, ivrpay.RefundStatusFailed, ivrpay.RefundStatusFailed} {
-				r := refunds[i]
-				got := e.refundOf(r.PayinID, r.ID)
-				if got.Status != want {
-					t.Errorf("refund %d of %d cents: %s, want %s", i, r.Amount, got.Status, want)
-				}
-				var wantCode ivrpay.OptString
-				if want == ivrpay.RefundStatusFailed {
-					wantCode = ivrpay.RefusalProcessingError
-				}
-				if got.RefusalCode != wantCode {
-					t.Errorf("refund %d refusal_code %q, want %q", i, got.RefusalCode, wantCode)
-				}
-				if hooks := e.webhooks(r.ID); hooks[len(hooks)-1] != "refund."+strings.ToLower(want) {
-					t.Errorf("refund %d webhooks %v", i, hooks)
-				}
+			var wantCode ivrpay.OptString
+			if want == ivrpay.RefundStatusFailed {
+				wantCode = ivrpay.RefusalProcessingError
 			}
-			if got := e.payin(p.ID); got.RefundableAmount != 10000-500 {
-				t.Errorf("refundable %d after a 5.00 refund and a failed 51.40 one, want 95.00", got.RefundableAmount)
+			if got.RefusalCode != wantCode {
+				t.Errorf("refund %d refusal_code %q, want %q", i, got.RefusalCode, wantCode)
 			}
-			if got := e.payin(fails.ID); got.RefundableAmount != sandbox.RefundFailsAmount {
-				t.Errorf("the 51.40 payin's refundable %d after its refund failed, want all of it", got.RefundableAmount)
+			if hooks := e.webhooks(r.ID); hooks[len(hooks)-1] != "refund."+strings.ToLower(want) {
+				t.Errorf("refund %d webhooks %v", i, hooks)
 			}
-			if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
-				t.Fatalf("a second pass sent %d events (%v), want none", n, err)
-			}
-		})
-	}
+		}
+		if got := e.payin(p.ID); got.RefundableAmount != 10000-500 {
+			t.Errorf("refundable %d after a 5.00 refund and a failed 51.40 one, want 95.00", got.RefundableAmount)
+		}
+		if got := e.payin(fails.ID); got.RefundableAmount != sandbox.RefundFailsAmount {
+			t.Errorf("the 51.40 payin's refundable %d after its refund failed, want all of it", got.RefundableAmount)
+		}
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
+			t.Fatalf("a second pass sent %d events (%v), want none", n, err)
+		}
+	})
 }
 
 // lookingProcessor is the sandbox processor with a status look-up that
@@ -883,78 +870,73 @@ func (l *lookingProcessor) count() int {
 // the answer moves it through the inbox like an event. A processor with
 // no look-up (Adyen) leaves it PROCESSING, listed as stale after 24 h.
 func TestLookUpFallback(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := newInboxEnv(t, engine)
-			ctx := context.Background()
-			looker := &lookingProcessor{Processor: sandbox.New()}
-			e.router.lookup = looker
-			p := processingPayin(e)
-			sandboxed := e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture)
-			lookUp := func(want int) {
-				t.Helper()
-				if n, err := e.pay.LookUpProcessingDue(ctx); err != nil || n != want {
-					t.Fatalf("look-up pass: %d looked up (%v), want %d", n, err, want)
-				}
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		ctx := context.Background()
+		looker := &lookingProcessor{Processor: sandbox.New()}
+		e.router.lookup = looker
+		p := processingPayin(e)
+		sandboxed := e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture)
+		lookUp := func(want int) {
+			t.Helper()
+			if n, err := e.pay.LookUpProcessingDue(ctx); err != nil || n != want {
+				t.Fatalf("look-up pass: %d looked up (%v), want %d", n, err, want)
 			}
-			e.clock.advance(payments.DefaultProcessorCheckAfter - time.Minute)
-			lookUp(0)
+		}
+		e.clock.advance(payments.DefaultProcessorCheckAfter - time.Minute)
+		lookUp(0)
 
-			e.clock.advance(time.Minute)
-			looker.answer(ivrpay.EffectNone, ivrpay.EffectNone)
-			lookUp(1)
-			lookUp(0) // backed off
-			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusProcessing {
-				t.Fatalf("payin %s while its processor says it is pending", got.Status)
-			}
-			e.clock.advance(8 * time.Minute) // a quarter of the time it has been PROCESSING, and more
-			looker.answer(ivrpay.EffectPaymentCaptured, ivrpay.EffectNone)
-			lookUp(1)
-			if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
-				t.Fatalf("payin %s after the look-up found it captured", got.Status)
-			}
-			ev, err := e.store.FindProcessorEvent(ctx, realAccount, "lookup:"+p.ID+":PAYMENT_CAPTURED")
-			if err != nil || ev.Status != ivrpay.ProcessorEventApplied || ev.Kind != "stripe" {
-				t.Fatalf("the look-up's event: %+v, %v", ev, err)
-			}
-			if hooks := e.webhooks(p.ID); countOf(hooks, "payin.succeeded") != 1 {
-				t.Fatalf("webhooks %v", hooks)
-			}
-			if got := e.payin(sandboxed.ID); got.Status != ivrpay.PayinStatusProcessing {
-				t.Fatalf("the sandbox's payin is %s: only the sandbox's own events settle it", got.Status)
-			}
+		e.clock.advance(time.Minute)
+		looker.answer(ivrpay.EffectNone, ivrpay.EffectNone)
+		lookUp(1)
+		lookUp(0) // backed off
+		if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusProcessing {
+			t.Fatalf("payin %s while its processor says it is pending", got.Status)
+		}
+		e.clock.advance(8 * time.Minute) // a quarter of the time it has been PROCESSING, and more
+		looker.answer(ivrpay.EffectPaymentCaptured, ivrpay.EffectNone)
+		lookUp(1)
+		if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
+			t.Fatalf("payin %s after the look-up found it captured", got.Status)
+		}
+		ev, err := e.store.FindProcessorEvent(ctx, realAccount, "lookup:"+p.ID+":PAYMENT_CAPTURED")
+		if err != nil || ev.Status != ivrpay.ProcessorEventApplied || ev.Kind != "stripe" {
+			t.Fatalf("the look-up's event: %+v, %v", ev, err)
+		}
+		if hooks := e.webhooks(p.ID); countOf(hooks, "payin.succeeded") != 1 {
+			t.Fatalf("webhooks %v", hooks)
+		}
+		if got := e.payin(sandboxed.ID); got.Status != ivrpay.PayinStatusProcessing {
+			t.Fatalf("the sandbox's payin is %s: only the sandbox's own events settle it", got.Status)
+		}
 
-			r := e.refund(e.payin(p.ID), 400)
-			e.clock.advance(payments.DefaultProcessorCheckAfter)
-			looker.answer(ivrpay.EffectNone, ivrpay.EffectRefundFailed)
-			lookUp(1)
-			if got := e.refundOf(p.ID, r.ID); got.Status != ivrpay.RefundStatusFailed {
-				t.Fatalf("refund %s after the look-up found it failed", got.Status)
-			}
-			if got := e.payin(p.ID); got.RefundableAmount != got.CapturedAmount {
-				t.Fatalf("refundable %d, want all %d again", got.RefundableAmount, got.CapturedAmount)
-			}
-			before := looker.count()
+		r := e.refund(e.payin(p.ID), 400)
+		e.clock.advance(payments.DefaultProcessorCheckAfter)
+		looker.answer(ivrpay.EffectNone, ivrpay.EffectRefundFailed)
+		lookUp(1)
+		if got := e.refundOf(p.ID, r.ID); got.Status != ivrpay.RefundStatusFailed {
+			t.Fatalf("refund %s after the look-up found it failed", got.Status)
+		}
+		if got := e.payin(p.ID); got.RefundableAmount != got.CapturedAmount {
+			t.Fatalf("refundable %d, want all %d again", got.RefundableAmount, got.CapturedAmount)
+		}
+		before := looker.count()
 
-			// A processor without a look-up: the payin waits for its
-			// notification, and is listed as stale after 24 h.
-			e.router.lookup = nil
-			quiet := processingPayin(e)
-			e.clock.advance(payments.DefaultProcessorCheckAfter)
-			lookUp(0)
-			if stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter), 100); err != nil || len(stale) != 0 {
-				t.Fatalf("stale after 30 min: %+v, %v", stale, err)
-			}
-			e.clock.advance(ivrpay.StaleAfter)
-			stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter), 100)
-			if err != nil || len(stale) != 1 || stale[0].ID != quiet.ID || stale[0].Object != "payin" || stale[0].Account != realAccount {
-				t.Fatalf("stale after a day: %+v, %v; want payin %s alone", stale, err, quiet.ID)
-			}
-			if looker.count() != before {
-				t.Fatal("a processor without a look-up was asked")
-			}
-		})
-	}
+		// A processor without a look-up: the payin waits for its
+		// notification, and is listed as stale after 24 h.
+		e.router.lookup = nil
+		quiet := processingPayin(e)
+		e.clock.advance(payments.DefaultProcessorCheckAfter)
+		lookUp(0)
+		if stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter), 100); err != nil || len(stale) != 0 {
+			t.Fatalf("stale after 30 min: %+v, %v", stale, err)
+		}
+		e.clock.advance(ivrpay.StaleAfter)
+		stale, err := e.store.ListStaleObjects(ctx, e.clock.Now().Add(-ivrpay.StaleAfter), 100)
+		if err != nil || len(stale) != 1 || stale[0].ID != quiet.ID || stale[0].Object != "payin" || stale[0].Account != realAccount {
+			t.Fatalf("stale after a day: %+v, %v; want payin %s alone", stale, err, quiet.ID)
+		}
+		if looker.count() != before {
+			t.Fatal("a processor without a look-up was asked")
+		}
+	})
 }
