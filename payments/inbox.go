@@ -49,15 +49,12 @@ func (s *Service) ReceiveProcessorEvent(ctx context.Context, e ivrpay.ProcessorE
 		_, err := s.store.InsertProcessorEvent(ctx, e, s.now(), 0)
 		return err
 	}
-	inserted, err := s.store.InsertProcessorEvent(ctx, e, s.now(), eventHold)
+	at := s.now()
+	inserted, err := s.store.InsertProcessorEvent(ctx, e, at, eventHold)
 	if err != nil || !inserted {
 		return err
 	}
-	ev, err := s.store.FindProcessorEvent(ctx, e.Account, e.ID)
-	if err != nil {
-		s.opts.Logger.Error("processor event stored; it is applied by the next worker pass", "account", e.Account, "event_id", e.ID, "error", err)
-		return nil
-	}
+	ev := ivrpay.InboxEvent{ProcessorEvent: e, Status: ivrpay.ProcessorEventPending, ReceivedAt: at}
 	if err := s.applyEvent(ctx, ev); err != nil {
 		s.opts.Logger.Error("processor event stored; applying it failed, the next worker pass tries again",
 			"account", e.Account, "event_id", e.ID, "error", err)

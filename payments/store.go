@@ -101,8 +101,6 @@ type Store interface {
 	// (account, id); false for a duplicate. The caller holds the new row
 	// until at+hold (a worker takes it over only after that).
 	InsertProcessorEvent(ctx context.Context, e ivrpay.ProcessorEvent, at time.Time, hold time.Duration) (inserted bool, err error)
-	// FindProcessorEvent reads one stored event.
-	FindProcessorEvent(ctx context.Context, account, id string) (ivrpay.InboxEvent, error)
 	// ClaimProcessorEvents leases, for the caller alone, up to limit
 	// PENDING events due at now.
 	ClaimProcessorEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ivrpay.InboxEvent, error)
