@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
@@ -145,5 +148,30 @@ func TestTwoProcessesApplyEachProcessorEventOnce(t *testing.T) {
 		if got := fmt.Sprint(inboxEvents(t, db, id)); got != "[APPLIED]" {
 			t.Errorf("payin %s: inbox %s, want one APPLIED event", id, got)
 		}
+	}
+}
+
+// TestServeRefusesBadCheckDelays: --processor-check-after below a second,
+// or a negative --sandbox-settle-after, is refused in one line naming the
+// flag, before anything is opened.
+func TestServeRefusesBadCheckDelays(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ flag, value string }{
+		{"--processor-check-after", "0s"},
+		{"--processor-check-after", "500ms"},
+		{"--sandbox-settle-after", "-1s"},
+	} {
+		t.Run(tc.flag+"="+tc.value, func(t *testing.T) {
+			t.Parallel()
+			db := filepath.Join(t.TempDir(), "ivrpay.db")
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), []string{"serve", "--db", db, "--addr", "127.0.0.1:0", tc.flag, tc.value}, &out, &errOut)
+			if code != 2 || !strings.Contains(errOut.String(), tc.flag) || strings.Count(strings.TrimSpace(errOut.String()), "\n") != 0 {
+				t.Fatalf("exit %d, stderr %q; want 2 and one line naming %s", code, errOut.String(), tc.flag)
+			}
+			if _, err := os.Stat(db); err == nil {
+				t.Fatal("a refused start created the database")
+			}
+		})
 	}
 }
