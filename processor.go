@@ -238,8 +238,18 @@ type ProcessorAccount struct {
 	// MerchantAccount is Adyen's default merchant account.
 	MerchantAccount string `json:"merchant_account,omitempty"`
 	// APIBase points the account at another endpoint (a test double).
-	APIBase   string    `json:"api_base,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	APIBase string `json:"api_base,omitempty"`
+	// EventsSecretCiphertext is the vault ciphertext of the secret that
+	// signs the account's events (SPEC §4.2: Stripe's endpoint secret,
+	// Adyen's HMAC key); empty while none is set.
+	EventsSecretCiphertext string `json:"-"`
+	// PreviousEventsSecretCiphertext is the events secret the current one
+	// replaced, still accepted until PreviousEventsSecretUntil.
+	PreviousEventsSecretCiphertext string    `json:"-"`
+	PreviousEventsSecretUntil      time.Time `json:"-"`
+	// EventsSecretSet says whether an events secret is set (never the secret).
+	EventsSecretSet bool      `json:"events_secret_set"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // Validate checks the account's name and kind.

@@ -159,3 +159,29 @@ func (r *AccountRouter) Account(ctx context.Context, name string) (ivrpay.Proces
 	r.adapters[name] = openAdapter{created: a.CreatedAt, processor: p}
 	return p, nil
 }
+
+// EventsSecrets returns the kind of the named account and the secrets its
+// events may be signed with (ivrpay.ProcessorEventSecrets): the current
+// events secret, then the one it replaced while that is still accepted.
+func (r *AccountRouter) EventsSecrets(ctx context.Context, name string) (kind string, secrets []string, err error) {
+	a, err := r.Store.FindProcessorAccount(ctx, name)
+	if err != nil {
+		return "", nil, err
+	}
+	if a.EventsSecretCiphertext == "" {
+		return "", nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "processor account %s has no events secret (ivrpay admin processor set-events-secret %s --events-secret-file F)", name, name)
+	}
+	current, err := r.Vault.Decrypt(a.EventsSecretCiphertext)
+	if err != nil {
+		return "", nil, fmt.Errorf("processor account %s: events secret: vault: %w", name, err)
+	}
+	secrets = []string{current}
+	if a.PreviousEventsSecretCiphertext != "" && time.Now().Before(a.PreviousEventsSecretUntil) {
+		previous, err := r.Vault.Decrypt(a.PreviousEventsSecretCiphertext)
+		if err != nil {
+			return "", nil, fmt.Errorf("processor account %s: previous events secret: vault: %w", name, err)
+		}
+		secrets = append(secrets, previous)
+	}
+	return a.Kind, secrets, nil
+}

@@ -4,18 +4,25 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
 
-const processorAccountSelect = `SELECT name, kind, secret_ciphertext, merchant_account, api_base, created_at FROM processor_accounts`
+const processorAccountSelect = `SELECT name, kind, secret_ciphertext, merchant_account, api_base, events_secret_ciphertext,
+	previous_events_secret_ciphertext, previous_events_secret_until, created_at FROM processor_accounts`
 
 func scanProcessorAccount(row scanner) (*ivrpay.ProcessorAccount, error) {
 	var a ivrpay.ProcessorAccount
-	var created string
-	if err := row.Scan(&a.Name, &a.Kind, &a.SecretCiphertext, &a.MerchantAccount, &a.APIBase, &created); err != nil {
+	var previousUntil, created string
+	if err := row.Scan(&a.Name, &a.Kind, &a.SecretCiphertext, &a.MerchantAccount, &a.APIBase, &a.EventsSecretCiphertext,
+		&a.PreviousEventsSecretCiphertext, &previousUntil, &created); err != nil {
 		return nil, err
 	}
+	if previousUntil != "" {
+		a.PreviousEventsSecretUntil = parseTime(previousUntil)
+	}
+	a.EventsSecretSet = a.EventsSecretCiphertext != ""
 	a.CreatedAt = parseTime(created)
 	return &a, nil
 }
@@ -28,11 +35,15 @@ func (s *Store) CreateProcessorAccount(ctx context.Context, a ivrpay.ProcessorAc
 		return err
 	}
 	err = s.inTx(ctx, func(tx querier) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_accounts (name, kind, secret_ciphertext, merchant_account, api_base, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, a.Name, a.Kind, a.SecretCiphertext, a.MerchantAccount, a.APIBase, ivrpay.FormatTime(s.now())); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO processor_accounts (name, kind, secret_ciphertext, merchant_account, api_base, events_secret_ciphertext, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.Name, a.Kind, a.SecretCiphertext, a.MerchantAccount, a.APIBase, a.EventsSecretCiphertext, ivrpay.FormatTime(s.now())); err != nil {
 			return err
 		}
-		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{Action: "processor_account.create", Target: a.Name, Outcome: ivrpay.AuditSuccess, Detail: "kind=" + a.Kind})
+		detail := "kind=" + a.Kind
+		if a.EventsSecretCiphertext != "" {
+			detail += " events_secret=set"
+		}
+		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{Action: "processor_account.create", Target: a.Name, Outcome: ivrpay.AuditSuccess, Detail: detail})
 	})
 	if isUniqueViolation(err) {
 		return ivrpay.Errorf(ivrpay.ECONFLICT, "processor account %s already exists; remove it first or choose another name", a.Name)
@@ -48,6 +59,45 @@ func (s *Store) FindProcessorAccount(ctx context.Context, name string) (a *ivrpa
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "processor account %s does not exist (see ivrpay admin processor list)", name)
 	}
 	return a, err
+}
+
+// SetProcessorEventsSecret replaces an account's events secret with
+// ciphertext (vault ciphertext of the new secret). The secret it replaces
+// is still accepted until previousUntil; a zero previousUntil forgets it at
+// once (and any secret still kept from before).
+func (s *Store) SetProcessorEventsSecret(ctx context.Context, name, ciphertext string, previousUntil time.Time) (a *ivrpay.ProcessorAccount, err error) {
+	defer wrap(&err, "Store.SetProcessorEventsSecret(%q)", name)
+	if ciphertext == "" {
+		return nil, ivrpay.FieldErrorf("events-secret-file", "an events secret is required")
+	}
+	until, detail := "", "previous=forgotten"
+	if !previousUntil.IsZero() {
+		until = ivrpay.FormatTime(previousUntil.UTC())
+		detail = "previous_accepted_until=" + until
+	}
+	err = s.inTx(ctx, func(tx querier) error {
+		// The right-hand side reads the row as it was: the current secret
+		// becomes the previous one.
+		res, err := tx.ExecContext(ctx, `UPDATE processor_accounts SET
+			previous_events_secret_ciphertext = CASE WHEN $3 = '' THEN '' ELSE events_secret_ciphertext END,
+			previous_events_secret_until = CASE WHEN $3 = '' OR events_secret_ciphertext = '' THEN '' ELSE $3 END,
+			events_secret_ciphertext = $2
+			WHERE name = $1`, name, ciphertext, until)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err == nil {
+				err = ivrpay.Errorf(ivrpay.ENOTFOUND, "processor account %s does not exist (see ivrpay admin processor list)", name)
+			}
+			return err
+		}
+		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{Action: "processor_account.set_events_secret", Target: name, Outcome: ivrpay.AuditSuccess, Detail: detail})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.FindProcessorAccount(ctx, name)
 }
 
 // ListProcessorAccounts returns every account, by name.

@@ -30,6 +30,8 @@ const reencryptBatch = 200
 var vaultColumns = []struct{ kind, table, key, column string }{
 	{"payment_methods", "payment_methods", "id", "pan_ciphertext"},
 	{"processor_accounts", "processor_accounts", "name", "secret_ciphertext"},
+	{"processor_events_secrets", "processor_accounts", "name", "events_secret_ciphertext"},
+	{"processor_previous_events_secrets", "processor_accounts", "name", "previous_events_secret_ciphertext"},
 	{"portal_sessions", "portal_sessions", "id_hash", "key_secret"},
 	{"vault_secrets", "vault_secrets", "name", "ciphertext"},
 }

@@ -419,7 +419,7 @@ func (p *Processor) Resolve(ctx context.Context, pay ivrpay.CardPayment) (ivrpay
 		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("adyen: cannot resolve a payment without idempotency key and reference")
 	}
 	req := technicalCancelRequest{MerchantAccount: p.merchant(pay.AccountRef), PaymentReference: pay.Reference,
-		Reference: ivrpay.Clip("tcancel-"+pay.Reference, 80)}
+		Reference: ivrpay.Clip(technicalCancelPrefix+pay.Reference, 80)}
 	var res modificationResponse
 	apiErr, err := p.call(ctx, "/cancels", derivedKey("technical-cancel", pay.IdempotencyKey), req, &res, pay.Card)
 	if err != nil {
@@ -438,6 +438,10 @@ func (p *Processor) Resolve(ctx context.Context, pay ivrpay.CardPayment) (ivrpay
 		RefusalDesc: fmt.Sprintf("adyen: the outcome was lost; any payment with reference %s was reversed by technical cancel (received, pspReference %s)",
 			pay.Reference, res.PSPReference)}, nil
 }
+
+// technicalCancelPrefix starts the reference of Resolve's technical cancel,
+// followed by the payment's own reference.
+const technicalCancelPrefix = "tcancel-"
 
 // noKey refuses a call without an idempotency key before anything is sent:
 // Adyen would replay one shared answer to every such call.

@@ -26,6 +26,9 @@ const DefaultAPIBase = stripeapi.APIURL
 // CardPayment.Reference; Resolve searches it.
 const MetadataReference = "ivrpay_reference"
 
+// MetadataPayin is the Refund metadata key holding the refunded payin's id.
+const MetadataPayin = "ivrpay_payin"
+
 // listScanLimit bounds how many of the newest PaymentIntents Resolve reads
 // when search finds nothing.
 const listScanLimit = 300
@@ -384,7 +387,7 @@ func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivr
 		c.Amount = stripeapi.Int64(op.Amount)
 	}
 	if op.PayinID != "" {
-		c.Metadata = map[string]string{"ivrpay_payin": op.PayinID}
+		c.Metadata = map[string]string{MetadataPayin: op.PayinID}
 	}
 	re, err := p.client.V1Refunds.Create(ctx, c)
 	if err != nil {
