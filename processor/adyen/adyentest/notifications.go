@@ -17,9 +17,9 @@ const HMACKey = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA05
 // Item is one NotificationRequestItem, before it is signed.
 type Item struct {
 	EventCode, PSPReference, OriginalReference, MerchantReference, Reason string
-	Success                                                                bool
-	Value                                                                  int64
-	Currency                                                               string
+	Success                                                               bool
+	Value                                                                 int64
+	Currency                                                              string
 	// AdditionalData is sent beside hmacSignature.
 	AdditionalData map[string]string
 }
