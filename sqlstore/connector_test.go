@@ -990,6 +990,16 @@ func TestVaultRotation(t *testing.T) {
 		if err := s.CreateProcessorAccount(boundedContext(t), ivrpay.ProcessorAccount{Name: "stripe-rot", Kind: ivrpay.ProcessorKindStripe, SecretCiphertext: secret}); err != nil {
 			t.Fatal(err)
 		}
+		// An events secret, and the one it replaced (still accepted).
+		for _, whsec := range []string{"whsec_rotationOld", "whsec_rotationNew"} {
+			ct, err := keeper.Encrypt(whsec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.SetProcessorEventsSecret(boundedContext(t), "stripe-rot", ct, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		before := readPANColumns(t, s)
 		if len(before) != len(pans) {
 			t.Fatalf("%d payment methods stored, want %d", len(before), len(pans))
@@ -1002,7 +1012,8 @@ func TestVaultRotation(t *testing.T) {
 		if res.KeyID == oldID || res.KeyID != keeper.KeyID() || !reflect.DeepEqual(res.Retired, []string{oldID}) {
 			t.Fatalf("rotation result %+v (old key %s)", res, oldID)
 		}
-		if want := map[string]int{"payment_methods": len(pans), "processor_accounts": 1, "vault_secrets": 2}; !reflect.DeepEqual(res.Reencrypted, want) {
+		if want := map[string]int{"payment_methods": len(pans), "processor_accounts": 1, "processor_events_secrets": 1,
+			"processor_previous_events_secrets": 1, "vault_secrets": 2}; !reflect.DeepEqual(res.Reencrypted, want) {
 			t.Fatalf("re-encrypted %v, want %v", res.Reencrypted, want)
 		}
 		ring, _, err := vault.ReadKeyRing(keyFile)
@@ -1039,6 +1050,11 @@ func TestVaultRotation(t *testing.T) {
 		}
 		if got, err := newOnly.Decrypt(account.SecretCiphertext); err != nil || got != "sk_test_rotationSecret" {
 			t.Fatalf("processor secret after the rotation: %v", err)
+		}
+		router := &payments.AccountRouter{Store: s, Vault: newOnly}
+		if kind, secrets, err := router.EventsSecrets(boundedContext(t), "stripe-rot"); err != nil || kind != ivrpay.ProcessorKindStripe ||
+			!reflect.DeepEqual(secrets, []string{"whsec_rotationNew", "whsec_rotationOld"}) {
+			t.Fatalf("events secrets after the rotation: %s %d secrets, %v", kind, len(secrets), err)
 		}
 
 		// The deployment restarted on the new key file charges the stored

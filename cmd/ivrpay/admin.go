@@ -28,9 +28,14 @@ const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|producti
                                              the platform's risk thresholds and switches (docs/risk.md)
   risk list [--platform P]                   active risk blocks (a card is its fingerprint and last 4)
   risk clear KIND VALUE                      lifts a block (KIND card, config, caller or merchant); audited
-  processor add --name N --kind stripe --secret-key-file F [--api-base URL]
-  processor add --name N --kind adyen --api-key-file F --merchant-account M [--api-base URL]
-  processor list                             JSON, never a secret
+  processor add --name N --kind stripe --secret-key-file F [--api-base URL] [--events-secret-file F]
+  processor add --name N --kind adyen --api-key-file F --merchant-account M [--api-base URL] [--events-secret-file F]
+                                             --events-secret-file: the secret that signs the account's events
+                                             (Stripe whsec_…, Adyen's HMAC key; docs/processors.md)
+  processor set-events-secret NAME --events-secret-file F [--forget-previous]
+                                             replaces the events secret; the replaced one is still accepted
+                                             for 7 days unless --forget-previous
+  processor list                             JSON, never a secret (events_secret_set says whether one is set)
   processor remove NAME                      refused while a platform, merchant or payin uses it
   events list [--unmatched | --stale] [--limit N]
                                              JSON: the processor events inbox, newest first; --unmatched: events no
@@ -108,6 +113,8 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		out, err = store.DisableAPIKey(ctx, arg(2))
 	case cmd == "processor add":
 		out, err = addProcessorAccount(ctx, store, v, mode, *name, pf)
+	case fs.NArg() == 3 && arg(0) == "processor" && arg(1) == "set-events-secret":
+		out, err = setEventsSecret(ctx, store, v, mode, arg(2), pf)
 	case cmd == "processor list":
 		if out, err = store.ListProcessorAccounts(ctx); err == nil && out.([]*ivrpay.ProcessorAccount) == nil {
 			out = []*ivrpay.ProcessorAccount{}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -173,4 +175,90 @@ func TestChargeNeverSentIsNotPending(t *testing.T) {
 			t.Fatalf("the config did not charge once the ref was fixed: %+v", a)
 		}
 	})
+}
+
+// TestProcessorEventsSecrets: `admin processor add --events-secret-file`
+// and `admin processor set-events-secret` take the secret that signs an
+// account's events from a file, refuse one that is not the kind's (Stripe
+// whsec_…, Adyen a hex HMAC key) or a file others may read in production,
+// store it vault-encrypted, and `processor list` says whether one is set,
+// never the secret.
+func TestProcessorEventsSecrets(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t, string(ivrpay.ModeProduction))
+	dir := t.TempDir()
+	file := func(name, content string, perm os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), perm); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, perm)
+		return p
+	}
+	const whsec, hmacKey = "whsec_IvrpayDistinctiveEventsSecret01", "A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90"
+	stripeKey := file("stripe.key", "sk_live_51IvrpayEventsTest", 0o600)
+	adyenKey := file("adyen.key", "AQEyhmfxEventsTest", 0o600)
+	good := file("whsec", whsec+"\n", 0o600)
+	for _, tc := range []struct {
+		name, content string
+		perm          os.FileMode
+		want          string
+	}{
+		{"an API key as the events secret", "sk_live_51IvrpayEventsTest", 0o600, "not a Stripe endpoint signing secret"},
+		{"a second line", whsec + "\nwhsec_Other", 0o600, "on one line"},
+		{"a file others can read", whsec, 0o644, "chmod 600"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := file("bad-"+strings.ReplaceAll(tc.name, " ", "-"), tc.content, tc.perm)
+			code, _, stderr := d.admin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", stripeKey,
+				"--api-base", "https://127.0.0.1:9", "--events-secret-file", f)
+			if code != 1 || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "Distinctive") {
+				t.Fatalf("processor add: exit %d, %q; want a refusal saying %q that does not quote the secret", code, stderr, tc.want)
+			}
+		})
+	}
+	if _, list, _ := d.admin("processor", "list"); fmt.Sprint(list) != "[]" {
+		t.Fatalf("refused accounts were stored: %v", list)
+	}
+	added := d.mustAdmin("processor", "add", "--name", "stripe-main", "--kind", "stripe", "--secret-key-file", stripeKey,
+		"--api-base", "https://127.0.0.1:9", "--events-secret-file", good)
+	if added["events_secret_set"] != true {
+		t.Fatalf("processor add printed %v", added)
+	}
+	d.mustAdmin("processor", "add", "--name", "adyen-main", "--kind", "adyen", "--api-key-file", adyenKey, "--merchant-account", "AcmeMOTO",
+		"--api-base", "https://acme-checkout-live.adyenpayments.com/checkout/v71")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no file", []string{"adyen-main"}, "--events-secret-file is required"},
+		{"a Stripe secret for Adyen", []string{"adyen-main", "--events-secret-file", good}, "HMAC key"},
+		{"an odd-length HMAC key", []string{"adyen-main", "--events-secret-file", file("odd", hmacKey[1:], 0o600)}, "even number"},
+		{"no such account", []string{"adyen-other", "--events-secret-file", good}, "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := d.admin(append([]string{"processor", "set-events-secret"}, tc.args...)...)
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("set-events-secret: exit %d, %q; want a refusal saying %q", code, stderr, tc.want)
+			}
+		})
+	}
+	set := d.mustAdmin("processor", "set-events-secret", "adyen-main", "--events-secret-file", file("hmac", hmacKey, 0o600))
+	if set["name"] != "adyen-main" || set["events_secret_set"] != true {
+		t.Fatalf("set-events-secret printed %v", set)
+	}
+	_, list, _ := d.admin("processor", "list")
+	out, _ := json.Marshal(list)
+	if !strings.Contains(string(out), `"events_secret_set":true`) || strings.Contains(string(out), "false") {
+		t.Fatalf("processor list: %s", out)
+	}
+	for _, f := range []string{d.db, d.db + "-wal"} {
+		if b, err := os.ReadFile(f); err == nil && (bytes.Contains(b, []byte(whsec)) || bytes.Contains(b, []byte(hmacKey))) {
+			t.Fatalf("%s holds an events secret in clear", f)
+		}
+	}
+	if logs := d.logs.String(); strings.Contains(logs, "Distinctive") || strings.Contains(logs, hmacKey) {
+		t.Fatalf("the output holds an events secret: %.300s", logs)
+	}
 }
