@@ -44,7 +44,10 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
+	"github.com/ivrpay/ivrpay/processor/adyen/adyentest"
+	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/voice"
 	"github.com/ivrpay/ivrpay/webhook"
@@ -309,6 +312,19 @@ type contract struct {
 
 	mu   sync.Mutex
 	seen map[string]map[int]int // operationId → status → count
+
+	// inbox receives the processor events the scenario posts.
+	inbox *recordingInbox
+}
+
+// contractEncrypt seals a processor secret with the scenario's vault.
+func contractEncrypt(t *testing.T, opts paymentstest.Config, secret string) string {
+	t.Helper()
+	ct, err := opts.Vault.Encrypt(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ct
 }
 
 func newContract(t *testing.T, doc *openapi3.T, engine string) *contract {
@@ -329,7 +345,21 @@ func newContract(t *testing.T, doc *openapi3.T, engine string) *contract {
 		}}
 	limiter := httpapi.NewAuthLimiter()
 	limiter.Now = func() time.Time { return time.Now().Add(time.Duration(c.limiterOffset.Load())) }
-	server := &httpapi.Server{Logger: opts.Logger, Limiter: limiter, Services: httpapi.NewServices(store, pay)}
+	services := httpapi.NewServices(store, pay)
+	// Processor accounts whose events the scenario posts.
+	for _, a := range []ivrpay.ProcessorAccount{
+		{Name: "stripe-contract", Kind: ivrpay.ProcessorKindStripe, SecretCiphertext: contractEncrypt(t, opts, "sk_test_51Contract"),
+			EventsSecretCiphertext: contractEncrypt(t, opts, eventsWhsec)},
+		{Name: "adyen-contract", Kind: ivrpay.ProcessorKindAdyen, MerchantAccount: adyentest.MerchantAccount,
+			SecretCiphertext: contractEncrypt(t, opts, "AQEcontract"), EventsSecretCiphertext: contractEncrypt(t, opts, adyentest.HMACKey)},
+	} {
+		if err := store.CreateProcessorAccount(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.inbox = &recordingInbox{}
+	services.EventSecrets, services.ProcessorEvents = &payments.AccountRouter{Store: store, Vault: opts.Vault}, c.inbox
+	server := &httpapi.Server{Logger: opts.Logger, Limiter: limiter, Services: services}
 	srv := httptest.NewServer(server.Handler())
 	t.Cleanup(srv.Close)
 	c.url = srv.URL
@@ -957,6 +987,28 @@ func (c *contract) run() {
 		json(signalWireCharge(cfg1, "4111111111111111", "10.00")).expect(401)
 	c.req("POST", httpapi.SignalWireConnectorPath).basicAuth("api_key", ivr).
 		json(signalWireCharge(cfg1, "4111111111111111", []string{"10.00"})).violates("chargeAmount an array").expect(402)
+
+	// Processor events: signed by the account's events secret, no API key.
+	stripeEvent := stripetest.Event("evt_1Contract", "payment_intent.succeeded", map[string]any{"id": "pi_3Contract", "object": "payment_intent",
+		"amount": 1000, "amount_received": 1000, "currency": "usd", "status": "succeeded", "metadata": map[string]any{"ivrpay_reference": "pyn_contract"}})
+	a = c.req("POST", "/vendor/stripe/events/stripe-contract").header("Stripe-Signature", stripetest.Sign(stripeEvent, time.Now(), eventsWhsec)).
+		json(string(stripeEvent)).expect(200)
+	if got := c.inbox.take(); len(got) != 1 || got[0].Effect != ivrpay.EffectPaymentCaptured {
+		t.Fatalf("the Stripe event reached the inbox as %+v", got)
+	}
+	c.req("POST", "/vendor/stripe/events/stripe-contract").header("Stripe-Signature", stripetest.Sign(stripeEvent, time.Now(), "whsec_wrong")).
+		json(string(stripeEvent)).expect(400)
+	c.req("POST", "/vendor/stripe/events/stripe-contract").json(string(stripeEvent)).violates("no Stripe-Signature").expect(400)
+	c.req("POST", "/vendor/stripe/events/adyen-contract").header("Stripe-Signature", stripetest.Sign(stripeEvent, time.Now(), eventsWhsec)).
+		json(string(stripeEvent)).expect(404)
+	capture := adyentest.Item{EventCode: "CAPTURE", Success: true, PSPReference: "MODCONTRACT00001", OriginalReference: "PSPCONTRACT00001",
+		MerchantReference: "capture_pyn_contract", Value: 1000, Currency: "USD"}
+	c.req("POST", "/vendor/adyen/notifications/adyen-contract").json(string(adyentest.Notification(adyentest.HMACKey, capture))).expect(200)
+	if got := c.inbox.take(); len(got) != 1 || got[0].Effect != ivrpay.EffectPaymentCaptured {
+		t.Fatalf("the Adyen notification reached the inbox as %+v", got)
+	}
+	c.req("POST", "/vendor/adyen/notifications/adyen-contract").json(string(adyentest.Notification(strings.Repeat("0F", 32), capture))).expect(400)
+	c.req("POST", "/vendor/adyen/notifications/nobody").json(string(adyentest.Notification(adyentest.HMACKey, capture))).expect(404)
 
 	// Rate limiting: failed authentications block the client address (REST)
 	// or the address and credential (connector), except for credentials that

@@ -424,6 +424,22 @@ func (l *AuthLimiter) CredentialKey(address string, r *http.Request) string {
 	} else if scheme, token, ok := strings.Cut(header, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		cred = "bearer:" + strings.TrimSpace(token)
 	}
+	return l.credentialKey(address, cred)
+}
+
+// EventsCredentialKey scopes the processor event endpoints' limits and
+// known-good list to the client address and the processor account the
+// events are posted for (the URL's NAME, whose secret the signature is
+// checked with): a processor posts every customer's events from a few
+// shared addresses, so one account's wrong secret never blocks another's
+// events.
+func (l *AuthLimiter) EventsCredentialKey(address, account string) string {
+	return l.credentialKey(address, "events:"+account)
+}
+
+// credentialKey is the limiter key of a credential from address; the
+// credential is kept only as an HMAC.
+func (l *AuthLimiter) credentialKey(address, cred string) string {
 	mac := hmac.New(sha256.New, l.secret[:])
 	mac.Write([]byte(cred))
 	return address + "|" + hex.EncodeToString(mac.Sum(nil)[:12])
@@ -431,6 +447,10 @@ func (l *AuthLimiter) CredentialKey(address string, r *http.Request) string {
 
 // ConnectorAddressKey is the limiter key of a client address on the connector.
 func ConnectorAddressKey(address string) string { return "connector|" + address }
+
+// EventsAddressKey is the limiter key of a client address on the processor
+// event endpoints.
+func EventsAddressKey(address string) string { return "events|" + address }
 
 // ClientAddress is the IP address a request came from, in its canonical
 // text: the peer's, or behind a proxy the address the proxy saw, which is

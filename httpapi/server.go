@@ -28,6 +28,11 @@ type Services struct {
 	Sessions             ivrpay.SessionService
 	// Audit, when set, records authentication failures.
 	Audit ivrpay.AuditService
+	// EventSecrets and ProcessorEvents, when both are set, serve the
+	// processor event endpoints (SPEC §4.2): the accounts' events secrets,
+	// and the inbox that takes the verified events.
+	EventSecrets    ivrpay.ProcessorEventSecrets
+	ProcessorEvents ivrpay.ProcessorEventReceiver
 	// Health reports whether the database answers.
 	Health func(ctx context.Context) error
 }
@@ -105,6 +110,8 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range voice.Platforms() {
 		mux.HandleFunc("POST "+p.Path(), s.connectorHandler(p))
 	}
+	mux.HandleFunc("POST /vendor/stripe/events/{name}", s.processorEventsHandler(stripeEvents))
+	mux.HandleFunc("POST /vendor/adyen/notifications/{name}", s.processorEventsHandler(adyenNotifications))
 	if s.MetricsHandler != nil {
 		mux.Handle("GET /metrics", s.MetricsHandler)
 	}
