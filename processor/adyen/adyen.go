@@ -381,8 +381,8 @@ func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivr
 
 // modify sends a capture, cancel or refund. Adyen answers 201 with status
 // "received": it accepted the request, and the final outcome arrives later by
-// webhook (CAPTURE, CANCELLATION, REFUND, with success true or false). ivrpay
-// does not consume Adyen webhooks yet and treats "received" as approved.
+// webhook (CAPTURE, CANCELLATION, REFUND, with success true or false; see
+// VerifyNotifications), so "received" is an accepted request.
 func (p *Processor) modify(ctx context.Context, op ivrpay.PaymentOperation, what string, amt *amount) (ivrpay.ProcessorResult, error) {
 	if op.IdempotencyKey == "" {
 		return noKey, nil

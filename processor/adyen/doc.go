@@ -54,8 +54,20 @@
 //
 // Captures, cancels and refunds answer 201 with status "received": Adyen has
 // accepted the request and sends the final outcome by webhook (CAPTURE,
-// CANCELLATION, REFUND). ivrpay does not consume Adyen webhooks yet and treats
-// "received" as approved.
+// CANCELLATION, REFUND, with success true or false).
+//
+// # Notifications
+//
+// VerifyNotifications reads a Standard webhook delivery: it checks every
+// NotificationRequestItem's additionalData.hmacSignature (base64
+// HMAC-SHA256, keyed with the hex-decoded HMAC key, over
+// pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:eventCode:success)
+// and turns each item into an ivrpay.ProcessorEvent whose id is
+// pspReference:eventCode:success: AUTHORISATION, CAPTURE, CAPTURE_FAILED,
+// CANCELLATION, TECHNICAL_CANCEL, CANCEL_OR_REFUND, REFUND, REFUND_FAILED,
+// REFUNDED_REVERSED and the dispute codes (docs/processors.md lists what
+// each does). One item without a valid signature refuses the whole
+// delivery.
 //
 // # Resolve
 //
@@ -68,7 +80,7 @@
 // account's default immediate capture, a lost "capture at once" payment may
 // already be captured when the reconciler asks. Give the merchant account a
 // capture delay longer than serve --reconcile-after (Customer Area capture
-// settings) until ivrpay reads Adyen's webhooks.
+// settings).
 //
 // # Testing through Twilio's TEST mode
 //

@@ -59,6 +59,18 @@
 // refusals with PROCESSING_ERROR. No error or description contains the PAN,
 // the CVV or the secret key; stripe-go's own logging is off.
 //
+// # Events
+//
+// VerifyEvent reads a delivery to the account's webhook endpoint: it checks
+// the Stripe-Signature header with stripe-go's webhook package (300 s
+// tolerance, any matching v1, events of every API version) and turns the
+// event into ivrpay.ProcessorEvents, reading only the ids, amounts,
+// statuses, codes, ivrpay's metadata and a dispute's deadline:
+// payment_intent.succeeded, .amount_capturable_updated, .payment_failed and
+// .canceled; refund.created, .updated, .failed, charge.refund.updated and
+// charge.refunded by the refund's status; charge.dispute.* by the dispute's
+// status (docs/processors.md lists what each does).
+//
 // # Test mode and Twilio
 //
 // Twilio's TEST-mode cards 4111111111111111, 5555555555554444,
