@@ -659,6 +659,17 @@ func (f *Fake) RefundCount() int {
 	return len(f.refunds)
 }
 
+// RefundIDs returns the ids of the refunds made, in no particular order.
+func (f *Fake) RefundIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for id := range f.refunds {
+		out = append(out, id)
+	}
+	return out
+}
+
 // IntentRef is a PaymentIntent the Fake made: its id and current status.
 type IntentRef struct{ ID, Status string }
 
