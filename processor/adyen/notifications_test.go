@@ -1,7 +1,6 @@
 package adyen
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/processor/adyen/adyentest"
+	"github.com/ivrpay/ivrpay/processor/processortest"
 )
 
 // TestHMACSignatureVectors checks the signature against the fixed key and
@@ -49,8 +49,8 @@ func TestHMACSignatureVectors(t *testing.T) {
 		}
 		want := ivrpay.ProcessorEvent{Account: "adyen-main", Kind: Kind, ID: "test_REPORT_AVAILABLE:REPORT_AVAILABLE:true", Type: "REPORT_AVAILABLE",
 			Effect: ivrpay.EffectNone, Reference: "testMerchantRef1", Currency: "EUR", OccurredAt: time.Date(2019, 11, 20, 13, 35, 36, 0, time.UTC)}
-		if len(events) != 1 || eventJSON(t, events[0]) != eventJSON(t, want) {
-			t.Fatalf("events %s\nwant %s", eventJSON(t, events), eventJSON(t, want))
+		if len(events) != 1 || processortest.EventJSON(t, events[0]) != processortest.EventJSON(t, want) {
+			t.Fatalf("events %s\nwant %s", processortest.EventJSON(t, events), processortest.EventJSON(t, want))
 		}
 		// Without the amount, value and currency sign as "" (the same test file's
 		// testValidateHMACMissingOptionalField).
@@ -60,15 +60,6 @@ func TestHMACSignatureVectors(t *testing.T) {
 			t.Fatalf("signed text without amount %q", got)
 		}
 	})
-}
-
-func eventJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestAdyenNotifications: every event code of SPEC §4.2 and §4.3, signed by
@@ -142,10 +133,10 @@ func TestAdyenNotifications(t *testing.T) {
 			want := tc.want
 			want.Account, want.Kind, want.Type, want.OccurredAt = "adyen-main", Kind, tc.item.EventCode, time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
 			want.ID = tc.item.PSPReference + ":" + tc.item.EventCode + ":" + map[bool]string{true: "true", false: "false"}[tc.item.Success]
-			if gj, wj := eventJSON(t, got), eventJSON(t, want); gj != wj {
+			if gj, wj := processortest.EventJSON(t, got), processortest.EventJSON(t, want); gj != wj {
 				t.Fatalf("event\n got %s\nwant %s", gj, wj)
 			}
-			if b := eventJSON(t, got); strings.Contains(b, "03/2030") || strings.Contains(b, "012345") {
+			if b := processortest.EventJSON(t, got); strings.Contains(b, "03/2030") || strings.Contains(b, "012345") {
 				t.Fatalf("card data was copied: %s", b)
 			}
 		})
@@ -185,7 +176,7 @@ func TestAdyenNotifications(t *testing.T) {
 				got.PaymentReference != "PSP0000000000001" || got.Reference != "pyn_1" || d.Amount != 1500 || d.Currency != "USD" ||
 				d.ReasonCode != wantReason || d.ReasonDesc != "Merchandise/Services Not Received" || d.RespondBy == nil || !d.RespondBy.Equal(respondBy) ||
 				got.ID != "DSP0000000000001:"+tc.code+":true" {
-				t.Fatalf("%s: %s", tc.code, eventJSON(t, got))
+				t.Fatalf("%s: %s", tc.code, processortest.EventJSON(t, got))
 			}
 		})
 	}

@@ -19,6 +19,7 @@ package processortest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -42,6 +43,18 @@ func TestCard() ivrpay.CardDetails {
 // Payment returns an Authorize request for amount under key.
 func Payment(key string, amount int64, capture bool) ivrpay.CardPayment {
 	return ivrpay.CardPayment{IdempotencyKey: key, Reference: key, Amount: amount, Currency: "USD", Capture: capture, Card: TestCard()}
+}
+
+// EventJSON is v (events an adapter made of a processor's delivery) as
+// JSON, for comparing events whole and searching them for what must not
+// be copied (card data).
+func EventJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // Run runs the contract against the processors newProcessor returns (one per

@@ -1,13 +1,13 @@
 package stripe
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/processor/processortest"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 )
 
@@ -109,10 +109,10 @@ func TestStripeEvents(t *testing.T) {
 			if got.OccurredAt.IsZero() || time.Since(got.OccurredAt) > time.Minute {
 				t.Errorf("OccurredAt %v, want the event's created time", got.OccurredAt)
 			}
-			if gj, wj := eventJSON(t, got), eventJSON(t, want); gj != wj {
+			if gj, wj := processortest.EventJSON(t, got), processortest.EventJSON(t, want); gj != wj {
 				t.Fatalf("event\n got %s\nwant %s", gj, wj)
 			}
-			if b := eventJSON(t, got); strings.Contains(b, "9995") || strings.Contains(b, "Fingerprint") || strings.Contains(b, "insufficient funds.") {
+			if b := processortest.EventJSON(t, got); strings.Contains(b, "9995") || strings.Contains(b, "Fingerprint") || strings.Contains(b, "insufficient funds.") {
 				t.Fatalf("card data or Stripe's message was copied: %s", b)
 			}
 		})
@@ -127,7 +127,7 @@ func TestStripeEvents(t *testing.T) {
 				d.Currency != "USD" || d.ReasonCode != "product_not_received" || d.ReasonDesc != "product not received" ||
 				d.RespondBy == nil || !d.RespondBy.Equal(due) || d.DashboardURL != "https://dashboard.stripe.com/test/payments/pi_3EventTest" ||
 				got.PaymentReference != "pi_3EventTest" {
-				t.Fatalf("dispute %s: %s", stripeStatus, eventJSON(t, got))
+				t.Fatalf("dispute %s: %s", stripeStatus, processortest.EventJSON(t, got))
 			}
 		})
 	}
@@ -148,7 +148,7 @@ func TestStripeEvents(t *testing.T) {
 		}
 		if len(events) != 2 || events[0].ID != "evt_1Refunded:re_2" || events[0].Effect != ivrpay.EffectRefundSucceeded || events[0].Amount != 300 ||
 			events[1].ID != "evt_1Refunded:re_4" || events[1].Effect != ivrpay.EffectRefundFailed || events[1].PaymentReference != "pi_3EventTest" {
-			t.Fatalf("charge.refunded: %s", eventJSON(t, events))
+			t.Fatalf("charge.refunded: %s", processortest.EventJSON(t, events))
 		}
 	})
 }
@@ -168,15 +168,6 @@ func verifyOne(t *testing.T, payload []byte) ivrpay.ProcessorEvent {
 		t.Fatalf("%d events, want 1", len(events))
 	}
 	return events[0]
-}
-
-func eventJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestStripeEventSignatures: only a signature made with one of the
