@@ -226,6 +226,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	pay := newPayments(store, v, mode, logger, paymentsConfig{reconcileAfter: *reconcileAfter, sandboxLatency: *sandboxLatency, risk: risk,
 		processorCheckAfter: *processorCheckAfter}, stderr)
 	api := newAPIServer(store, pay, logger)
+	// The processor event endpoints check each account's events secret and
+	// hand what they verify to the inbox (SPEC §4.2).
+	api.EventSecrets, api.ProcessorEvents = &payments.AccountRouter{Store: store, Vault: v}, pay
 	secret, err := sharedSecret(*sessionSecretFile, v, mode)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivrpay serve: %v\n", err)
