@@ -12,7 +12,7 @@ import (
 // Resources and actions that permissions are made of ("resource:action").
 var (
 	Resources = []string{"api_key", "merchant", "payin_config", "payin", "payment_method_config",
-		"payment_method", "refund", "webhook_endpoint", "platform", "session"}
+		"payment_method", "refund", "webhook_endpoint", "platform", "session", "chargeback"}
 	Actions = []string{"create", "read", "update", "delete"}
 )
 

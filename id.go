@@ -18,6 +18,7 @@ const (
 	PrefixPaymentMethodConfig = "pmc_"
 	PrefixPaymentMethod       = "mtd_"
 	PrefixRefund              = "rfd_"
+	PrefixChargeback          = "chb_"
 	PrefixWebhookEndpoint     = "whe_"
 	PrefixEvent               = "evt_"
 )

@@ -33,7 +33,7 @@ const (
 type InboxEvent struct {
 	ProcessorEvent
 	Status string
-	// ObjectID is the payin or refund the event was matched to.
+	// ObjectID is the payin, refund or chargeback the event was matched to.
 	ObjectID string
 	// Note says why the event waits, is unmatched or changed nothing.
 	Note       string

@@ -164,8 +164,11 @@ type Payin struct {
 	IVR                   *IVRInfo        `json:"ivr"`
 	Processor             *PayinProcessor `json:"processor"`
 	Refunds               []Refund        `json:"refunds"`
-	CreatedAt             time.Time       `json:"created_at"`
-	UpdatedAt             time.Time       `json:"updated_at"`
+	// Chargebacks are the payin's disputes, oldest first; a payin stays
+	// SUCCEEDED through them.
+	Chargebacks []PayinChargeback `json:"chargebacks"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
 	// CreatedBy is the API key or session id the payin was made through
 	// (empty for payins made before ivrpay recorded it); not shown.
 	CreatedBy string `json:"-"`

@@ -177,7 +177,7 @@ func (o PayinOutcome) Applied(p *Payin) *Payin {
 	}
 	proc.Reference, proc.NetworkTransactionID, proc.Outcome = OptString(res.Reference), OptString(res.NetworkTransactionID), OptString(o.ProcessorOutcome())
 	f.Processor = &proc
-	f.Refunds = []Refund{}
+	f.Refunds, f.Chargebacks = []Refund{}, []PayinChargeback{}
 	f.UpdatedAt, _ = time.Parse(time.RFC3339Nano, FormatTime(o.At))
 	return &f
 }

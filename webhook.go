@@ -45,10 +45,11 @@ const (
 	maxWebhookEndpointEventLen = 100
 )
 
-// EventTypes lists every event type an endpoint can subscribe to.
-var EventTypes = []string{EventPayinCreated, EventPayinProcessing, EventPayinFailed, EventPayinSucceeded, EventPayinCanceled,
+// EventTypes lists every event type an endpoint can subscribe to: those
+// above and chargeback.<status> for every chargeback status (SPEC §4.3).
+var EventTypes = append([]string{EventPayinCreated, EventPayinProcessing, EventPayinFailed, EventPayinSucceeded, EventPayinCanceled,
 	EventPayinAuthorized, EventPaymentMethodActive, EventRefundProcessing, EventRefundSucceeded, EventRefundFailed,
-	EventMerchantRiskPaused}
+	EventMerchantRiskPaused}, ChargebackEventTypes()...)
 
 // Event is one state change, as a webhook delivers it. Its ID is the
 // webhook-id header of every delivery attempt.

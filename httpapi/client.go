@@ -195,6 +195,22 @@ func (c *Client) ListPayins(ctx context.Context, f ivrpay.PayinFilter) (*ivrpay.
 	return call[ivrpay.List[ivrpay.Payin]](ctx, c, "GET", "/v1/payins"+pageQuery(f.Page, q), nil)
 }
 
+// GetChargeback reads a chargeback.
+func (c *Client) GetChargeback(ctx context.Context, id string) (*ivrpay.Chargeback, error) {
+	return call[ivrpay.Chargeback](ctx, c, "GET", "/v1/chargebacks/"+url.PathEscape(id), nil)
+}
+
+// ListChargebacks reads one page of the chargebacks the key can see that match f.
+func (c *Client) ListChargebacks(ctx context.Context, f ivrpay.ChargebackFilter) (*ivrpay.List[ivrpay.Chargeback], error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"merchant_id": f.MerchantID, "payin_id": f.PayinID, "status": f.Status} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return call[ivrpay.List[ivrpay.Chargeback]](ctx, c, "GET", "/v1/chargebacks"+pageQuery(f.Page, q), nil)
+}
+
 // GetPaymentMethod reads a stored card.
 func (c *Client) GetPaymentMethod(ctx context.Context, id string) (*ivrpay.PaymentMethod, error) {
 	return call[ivrpay.PaymentMethod](ctx, c, "GET", "/v1/payment_methods/"+url.PathEscape(id), nil)

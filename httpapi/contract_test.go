@@ -864,6 +864,28 @@ func (c *contract) run() {
 		t.Fatalf("refunded payin: %s", a.raw)
 	}
 
+	// Chargebacks: a dispute of payin1 as the processor reports it, then read.
+	respondBy := time.Now().Add(7 * 24 * time.Hour)
+	chb := paymentstest.Receive(t, c.store, ivrpay.ProcessorEvent{Account: ivrpay.SandboxAccount, Kind: "sandbox", ID: "evt_contract_1",
+		Type: "test.dispute", Effect: ivrpay.EffectDispute, Reference: payin1, Dispute: &ivrpay.DisputeDetails{Reference: "du_contract_1",
+			Status: ivrpay.ChargebackStatusDisputeActionRequired, Amount: 1000, Currency: "USD", ReasonCode: "fraudulent",
+			RespondBy: &respondBy, DashboardURL: "https://dashboard.example/disputes/du_contract_1"}})
+	c.req("GET", "/v1/chargebacks").key(admin).expect(200)
+	a = c.req("GET", "/v1/chargebacks?limit=10&merchant_id="+c.merchantID+"&payin_id="+payin1+"&status=DISPUTE_ACTION_REQUIRED").key(admin).expect(200)
+	if l := a.obj(t); l["total_results"] != float64(1) {
+		t.Fatalf("chargebacks of payin1: %s", a.raw)
+	}
+	c.req("GET", "/v1/chargebacks?status=OPEN").key(admin).violates("unknown status").expect(400).wantField(t, "status")
+	c.req("GET", "/v1/chargebacks?payin_id="+c.merchantID).key(admin).expect(400).wantField(t, "payin_id")
+	c.req("GET", "/v1/chargebacks").key(ivr).expect(403)
+	c.req("GET", "/v1/chargebacks/"+chb.ObjectID).key(admin).expect(200)
+	c.req("GET", "/v1/chargebacks/"+chb.ObjectID).key(ivr).expect(403)
+	c.req("GET", "/v1/chargebacks/sbx_chb_nope").key(admin).expect(404)
+	a = c.req("GET", "/v1/payins/"+payin1).key(admin).expect(200)
+	if cbs, _ := a.obj(t)["chargebacks"].([]any); len(cbs) != 1 || a.str(t, "status") != "SUCCEEDED" {
+		t.Fatalf("disputed payin: %s", a.raw)
+	}
+
 	// Payment methods.
 	c.req("GET", "/v1/payment_methods?limit=50").key(admin).expect(200)
 	c.req("GET", "/v1/payment_methods").key(ivr).expect(403)

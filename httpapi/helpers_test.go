@@ -695,7 +695,7 @@ func randHex(n int) string {
 }
 
 var (
-	idRE     = regexp.MustCompile(`^sbx_(plt|mid|api|cfg|pyi|pmc|mtd|ses|rfd)_[0-9A-Za-z]{27}$`)
+	idRE     = regexp.MustCompile(`^sbx_(plt|mid|api|cfg|pyi|pmc|mtd|ses|rfd|chb)_[0-9A-Za-z]{27}$`)
 	secretRE = regexp.MustCompile(`^sbx_apikey_[0-9a-f]{64}$`)
 )
 

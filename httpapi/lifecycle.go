@@ -45,6 +45,30 @@ func (s *Server) handleGetRefund(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *Server) handleListChargebacks(w http.ResponseWriter, r *http.Request) error {
+	page, err := pageFrom(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	l, err := s.Chargebacks.ListChargebacks(r.Context(), ivrpay.ChargebackFilter{Page: page,
+		MerchantID: q.Get("merchant_id"), PayinID: q.Get("payin_id"), Status: q.Get("status")})
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, l)
+	return nil
+}
+
+func (s *Server) handleGetChargeback(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.Chargebacks.FindChargeback(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, c)
+	return nil
+}
+
 func (s *Server) handleCreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) error {
 	var body ivrpay.WebhookEndpointCreate
 	if err := decodeJSON(w, r, &body); err != nil {

@@ -31,6 +31,8 @@ type permFixture struct {
 	payinS    string // payin of merchant M, made through the session
 	pmS       string // ACTIVE payment method of merchant M, stored with payinS
 	refundM   string // a refund of a payin of merchant M
+	chbM      string // a chargeback of payinM
+	chbN      string // a chargeback of a payin of merchant N
 	webhookID string // a webhook endpoint of the platform
 	both      string // an IVR key with payin:create and payment_method:create, for fixtures
 }
@@ -62,7 +64,8 @@ const (
 var shapes = []string{shAdmin, shPayins, shPMs, shBoth, shMerchant, shRead, shDisabled, shNone, shOther, shCfg, shPMC, shSession, shCompKey}
 
 // readPerms is what the merchant-constrained read key holds (for merchant M).
-var readPerms = []string{"api_key:read", "merchant:read", "payin_config:read", "payment_method_config:read", "payin:read", "payment_method:read"}
+var readPerms = []string{"api_key:read", "merchant:read", "payin_config:read", "payment_method_config:read", "payin:read", "payment_method:read",
+	"chargeback:read"}
 
 func newPermFixture(t *testing.T, engine string) *permFixture {
 	b := setup(t, engine)
@@ -110,6 +113,8 @@ func newPermFixture(t *testing.T, engine string) *permFixture {
 	f.pmS = charged.Params["payment_method_id"]
 	wantID(t, f.pmS, "mtd_")
 	f.refundM = f.refundedPayin()
+	f.chbM = f.chargeback(f.payinM)
+	f.chbN = f.chargeback(f.ivr(f.both, chargeBody(b.payinConfig(b.admin, f.merchantN, 1000, nil))).wantOK(t, "charge"))
 	r := b.api("POST", "/v1/webhook_endpoints", b.admin, map[string]any{"url": "http://127.0.0.1:9/hooks"})
 	wantStatus(t, r, 200)
 	f.webhookID = r.data(t)["webhook_endpoint_id"].(string)
@@ -139,6 +144,19 @@ func (f *permFixture) refundedPayin() string {
 		f.t.Fatalf("refund_id %q\n%s", id, r.Raw)
 	}
 	return id
+}
+
+// chargeback opens a dispute of payinID, as the sandbox processor's event
+// would, and returns the chargeback's id.
+func (f *permFixture) chargeback(payinID string) string {
+	f.t.Helper()
+	ev := paymentstest.Receive(f.t, f.store, ivrpay.ProcessorEvent{Account: ivrpay.SandboxAccount, Kind: "sandbox",
+		ID: "evt_" + randHex(8), Type: "test.dispute", Effect: ivrpay.EffectDispute, Reference: payinID,
+		Dispute: &ivrpay.DisputeDetails{Reference: "du_" + randHex(8), Status: ivrpay.ChargebackStatusDisputeActionRequired}})
+	if ev.Status != ivrpay.ProcessorEventApplied {
+		f.t.Fatalf("dispute event: %s %q", ev.Status, ev.Note)
+	}
+	return ev.ObjectID
 }
 
 // freshWebhookEndpoint makes an endpoint for the delete cells.
@@ -322,6 +340,19 @@ func endpoints() []endpoint {
 		{"GET /v1/refunds/{id}", "refund:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/refunds/" + f.refundM, nil },
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		// Chargebacks are read with chargeback:read, which no IVR key and no
+		// payer's browser holds (group#payment_component does not include
+		// it); a merchant constraint and a payin config constraint reach the
+		// chargebacks of that merchant's, that config's payins.
+		{"GET /v1/chargebacks", "chargeback:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/chargebacks", nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
+		{"GET /v1/chargebacks/{of payinM}", "chargeback:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/chargebacks/" + f.chbM, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+		{"GET /v1/chargebacks/{of merchant N}", "chargeback:read",
+			func(f *permFixture) (string, string, any) { return "GET", "/v1/chargebacks/" + f.chbN, nil },
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
 		// Sessions and webhook endpoints are the platform's.
 		{"POST /v1/sessions", "session:create",
 			func(f *permFixture) (string, string, any) {
@@ -412,7 +443,7 @@ func TestListsShowOnlyReadableObjects(t *testing.T) {
 
 		for _, c := range []struct {
 			path, idKey string
-		}{{"/v1/merchants", "merchant_id"}, {"/v1/payins", "payin_id"}, {"/v1/payment_methods", "payment_method_id"}} {
+		}{{"/v1/merchants", "merchant_id"}, {"/v1/payins", "payin_id"}, {"/v1/payment_methods", "payment_method_id"}, {"/v1/chargebacks", "chargeback_id"}} {
 			// The admin sees both merchants' objects.
 			all := f.api("GET", c.path, f.admin, nil)
 			wantStatus(t, all, 200)
@@ -485,6 +516,15 @@ func TestListsShowOnlyReadableObjects(t *testing.T) {
 				}
 			})
 		}
+		// A payer's browser sees the chargebacks of a payin it made in the
+		// payin's summary, and nothing more of them (docs/decisions.md).
+		r = f.api("GET", "/v1/payins/"+f.payinM, f.keys[shCfg], nil)
+		wantStatus(t, r, 200)
+		if cbs, _ := r.data(t)["chargebacks"].([]any); len(cbs) != 1 || cbs[0].(map[string]any)["chargeback_id"] != f.chbM {
+			t.Errorf("payin %s read by the payment component key lists chargebacks %v", f.payinM, r.data(t)["chargebacks"])
+		}
+		wantStatus(t, f.api("GET", "/v1/chargebacks/"+f.chbM, f.keys[shCfg], nil), 403)
+		wantStatus(t, f.api("GET", "/v1/chargebacks?payin_id="+f.payinM, f.keys[shCfg], nil), 403)
 		// The other platform's key list holds only its admin key.
 		r = f.api("GET", "/v1/api_keys", f.other.admin, nil)
 		if total, results := r.list(t); total != 1 || results[0]["api_key_id"] != f.other.adminID {

@@ -24,6 +24,7 @@ type Services struct {
 	PaymentMethods       ivrpay.PaymentMethodService
 	Connector            ivrpay.ConnectorService
 	Lifecycle            ivrpay.PayinLifecycleService
+	Chargebacks          ivrpay.ChargebackService
 	WebhookEndpoints     ivrpay.WebhookEndpointService
 	Sessions             ivrpay.SessionService
 	// Audit, when set, records authentication failures.
@@ -46,6 +47,7 @@ type Store interface {
 	ivrpay.PayinConfigService
 	ivrpay.PaymentMethodConfigService
 	ivrpay.PaymentMethodService
+	ivrpay.ChargebackService
 	ivrpay.WebhookEndpointService
 	ivrpay.SessionService
 	ivrpay.AuditService
@@ -62,7 +64,7 @@ type Payments interface {
 // NewServices wires every service: the money path to pay, the rest to store.
 func NewServices(store Store, pay Payments) Services {
 	return Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store, PaymentMethodConfigs: store,
-		Payins: pay, PaymentMethods: store, Connector: pay, Lifecycle: pay, WebhookEndpoints: store, Sessions: store, Audit: store, Health: store.Ping}
+		Payins: pay, PaymentMethods: store, Connector: pay, Lifecycle: pay, Chargebacks: store, WebhookEndpoints: store, Sessions: store, Audit: store, Health: store.Ping}
 }
 
 // Server is the HTTP transport.
@@ -144,6 +146,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/payins/{id}/capture", s.api(s.handleCapturePayin))
 	mux.Handle("POST /v1/payins/{id}/void_or_refund", s.api(s.handleVoidOrRefund))
 	mux.Handle("GET /v1/refunds/{id}", s.api(s.handleGetRefund))
+	mux.Handle("GET /v1/chargebacks", s.api(s.handleListChargebacks))
+	mux.Handle("GET /v1/chargebacks/{id}", s.api(s.handleGetChargeback))
 	mux.Handle("POST /v1/webhook_endpoints", s.api(s.handleCreateWebhookEndpoint))
 	mux.Handle("GET /v1/webhook_endpoints", s.api(s.handleListWebhookEndpoints))
 	mux.Handle("GET /v1/webhook_endpoints/{id}", s.api(s.handleGetWebhookEndpoint))

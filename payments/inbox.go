@@ -94,11 +94,27 @@ func (s *Service) applyEvent(ctx context.Context, ev ivrpay.InboxEvent) error {
 	return s.finishEvent(ctx, ev, ivrpay.ProcessorEventIgnored, "", "ivrpay does not act on "+ev.Type)
 }
 
-// applyDisputeEvent is where chargebacks (SPEC §4.3) are applied. Until
-// they are, a dispute event is kept, unapplied, as UNMATCHED, so that the
-// operator sees it (ivrpay admin events list --unmatched).
+// applyDisputeEvent creates or advances the chargeback of the event's payin
+// (SPEC §4.3) as the chargeback transition table allows; the payin itself
+// does not move. An event for a payin ivrpay does not know (yet) waits like
+// any other; one whose dispute an adapter could not map is ignored.
 func (s *Service) applyDisputeEvent(ctx context.Context, ev ivrpay.InboxEvent) error {
-	return s.finishEvent(ctx, ev, ivrpay.ProcessorEventUnmatched, "", "disputes are not applied yet")
+	if err := ivrpay.CheckDispute(ev.Dispute); err != nil {
+		return s.finishEvent(ctx, ev, ivrpay.ProcessorEventIgnored, "", err.Error())
+	}
+	p, err := s.store.FindEventPayin(ctx, ev.Account, ev.Reference, ev.PaymentReference)
+	if ivrpay.ErrorCode(err) == ivrpay.ENOTFOUND {
+		return s.unmatched(ctx, ev, fmt.Sprintf("no payin of account %s matches dispute %s (reference %q, payment reference %q)",
+			ev.Account, ev.Dispute.Reference, ev.Reference, ev.PaymentReference))
+	} else if err != nil {
+		return err
+	}
+	_, _, err = s.store.ApplyDisputeEvent(ctx, ivrpay.DisputeChange{Account: ev.Account, Kind: ev.Kind, EventID: ev.ID, Payin: p,
+		Dispute: *ev.Dispute, At: s.now()})
+	if errors.Is(err, ivrpay.ErrEventDone) {
+		return nil // another process applied it
+	}
+	return err
 }
 
 // maxDecisions bounds how often one event is decided again on an object

@@ -53,6 +53,10 @@ type Options struct {
 	// (processor/sandbox.Confirmations); nil where there is no sandbox
 	// processor (production).
 	SandboxConfirmations func(due ivrpay.SandboxDue) []ivrpay.ProcessorEvent
+	// SandboxDisputes makes the built-in sandbox processor's dispute events
+	// (processor/sandbox.DisputeEvents: the triggers 5130 and 5131); nil
+	// where there is no sandbox processor.
+	SandboxDisputes func(due ivrpay.SandboxDisputeDue) []ivrpay.ProcessorEvent
 	// HoldProcessorEvents stores received events without applying them:
 	// a test-only setting that keeps events between stored and applied,
 	// for the crash test to kill the process there.

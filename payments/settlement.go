@@ -16,26 +16,51 @@ const sandboxBatch = 100
 // (Options.SandboxConfirmations: the capture confirmed, the refund
 // succeeded or failed), received through ReceiveProcessorEvent like any
 // processor's, so the sandbox runs the production path. No timer settles a
-// real account's payins or refunds. The events' ids are fixed per object
-// and effect, so several processes confirming at once store each once and
-// apply it once. It returns how many events it sent.
+// real account's payins or refunds. Then the dispute triggers
+// (Options.SandboxDisputes): a settled payin of 5130 or 5131 cents is
+// disputed at once, and its dispute ends once it has awaited the merchant
+// for settleAfter. The events' ids are fixed per object and step, so
+// several processes confirming at once store each once and apply it once.
+// It returns how many events it sent.
 func (s *Service) ConfirmSandboxDue(ctx context.Context, settleAfter time.Duration) (n int, err error) {
 	if s.opts.SandboxConfirmations == nil {
 		return 0, nil
 	}
-	due, err := s.store.DueSandboxConfirmations(context.WithoutCancel(ctx), s.now().Add(-settleAfter), sandboxBatch)
+	ctx = context.WithoutCancel(ctx)
+	cutoff := s.now().Add(-settleAfter)
+	due, err := s.store.DueSandboxConfirmations(ctx, cutoff, sandboxBatch)
 	if err != nil {
 		return 0, err
 	}
 	for _, d := range due {
-		for _, e := range s.opts.SandboxConfirmations(d) {
-			if err := s.ReceiveProcessorEvent(ctx, e); err != nil {
-				return n, err
-			}
-			n++
+		if err := s.receiveAll(ctx, s.opts.SandboxConfirmations(d), &n); err != nil {
+			return n, err
+		}
+	}
+	if s.opts.SandboxDisputes == nil {
+		return n, nil
+	}
+	disputes, err := s.store.DueSandboxDisputes(ctx, cutoff, sandboxBatch)
+	if err != nil {
+		return n, err
+	}
+	for _, d := range disputes {
+		if err := s.receiveAll(ctx, s.opts.SandboxDisputes(d), &n); err != nil {
+			return n, err
 		}
 	}
 	return n, nil
+}
+
+// receiveAll receives the sandbox's events in order, counting them in n.
+func (s *Service) receiveAll(ctx context.Context, events []ivrpay.ProcessorEvent, n *int) error {
+	for _, e := range events {
+		if err := s.ReceiveProcessorEvent(ctx, e); err != nil {
+			return err
+		}
+		*n++
+	}
+	return nil
 }
 
 // lookupBatch bounds how many payins (and as many refunds) one look-up pass asks about.

@@ -116,6 +116,12 @@ type Store interface {
 	// was read.
 	ApplyPayinEventChange(ctx context.Context, c ivrpay.PayinEventChange) (*ivrpay.Payin, error)
 	ApplyRefundEventChange(ctx context.Context, c ivrpay.RefundEventChange) error
+	// ApplyDisputeEvent creates or advances the chargeback of a dispute
+	// event as the chargeback transition table allows, with the event
+	// marked (APPLIED, or NO_CHANGE when the table refused the move) and the
+	// webhook, in one transaction; ivrpay.ErrEventDone when another process
+	// applied the event first. changed reports whether the chargeback moved.
+	ApplyDisputeEvent(ctx context.Context, c ivrpay.DisputeChange) (cb *ivrpay.Chargeback, changed bool, err error)
 	// FinishProcessorEvent records an event that changed or matched nothing.
 	FinishProcessorEvent(ctx context.Context, d ivrpay.ProcessorEventDone) error
 	// PostponeProcessorEvent keeps a PENDING event for another attempt at next.
@@ -123,6 +129,10 @@ type Store interface {
 	// DueSandboxConfirmations lists the sandbox processor's payins and
 	// refunds PROCESSING since before cutoff without a confirmation yet.
 	DueSandboxConfirmations(ctx context.Context, cutoff time.Time, limit int) ([]ivrpay.SandboxDue, error)
+	// DueSandboxDisputes lists the sandbox processor's settled payins of a
+	// dispute trigger amount whose dispute has a step due: none opened
+	// yet, or one awaiting the merchant since before cutoff.
+	DueSandboxDisputes(ctx context.Context, cutoff time.Time, limit int) ([]ivrpay.SandboxDisputeDue, error)
 	// ClaimDueLookups leases a real account's payins and refunds
 	// PROCESSING since before cutoff, for the look-up fallback.
 	ClaimDueLookups(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]ivrpay.DueLookup, error)

@@ -12,12 +12,14 @@ import (
 
 var _ ivrpay.PaymentMethodService = (*Store)(nil)
 
-// payinSelect reads a payin with (first) its config's idempotency key and
-// the payment method config its card was stored from, each a look-up by
-// primary key in the select list, so that the list filters' column names
-// stay the payins table's alone.
+// payinSelect reads a payin with (first) its config's idempotency key, the
+// payment method config its card was stored from and how many chargebacks
+// it has, each a look-up by index in the select list, so that the list
+// filters' column names stay the payins table's alone, and a payin without
+// chargebacks (nearly all) costs no query for them.
 const payinSelect = `SELECT (SELECT c.idempotency_key FROM payin_configs c WHERE c.id = payins.payin_config_id),
 	(SELECT m.payment_method_config_id FROM payment_methods m WHERE m.id = payins.payment_method_id),
+	(SELECT COUNT(*) FROM chargebacks ch WHERE ch.payin_id = payins.id),
 	id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 	authorized_amount, captured_amount, refunded_amount, refusal_code, refusal_desc, auth_code, avs_result_code, cvc_result_code,
 	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, created_at, updated_at,
@@ -26,13 +28,13 @@ const payinSelect = `SELECT (SELECT c.idempotency_key FROM payin_configs c WHERE
 func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var p ivrpay.Payin
 	var pmID, bc, md, provider, txID, idempotencyKey, pmcID sql.NullString
-	var refunded int64
+	var refunded, chargebacks int64
 	var refusalCode, refusalDesc, authCode, avs, cvc, brand, last4 string
 	var expMonth, expYear int
 	var created, updated string
 	var proc ivrpay.PayinProcessor
 	var procRef, nti, outcome string
-	if err := row.Scan(&idempotencyKey, &pmcID, &p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
+	if err := row.Scan(&idempotencyKey, &pmcID, &chargebacks, &p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
 		&p.AuthorizedAmount, &p.CapturedAmount, &refunded, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
 		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &provider, &txID, &created, &updated,
 		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome, &p.CreatedBy); err != nil {
@@ -56,6 +58,9 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 		p.IVR = &ivrpay.IVRInfo{Provider: ivrpay.IVRProvider(provider.String), TransactionID: txID.String}
 	}
 	p.Refunds = []ivrpay.Refund{}
+	if chargebacks == 0 {
+		p.Chargebacks = []ivrpay.PayinChargeback{}
+	} // else nil until loadChargebacks reads them
 	p.CreatedAt, p.UpdatedAt = parseTime(created), parseTime(updated)
 	return &p, nil
 }
@@ -65,6 +70,9 @@ func (s *Store) findPayin(ctx context.Context, q querier, id string) (*ivrpay.Pa
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "payin %s not found", id)
 	} else if err != nil {
+		return nil, err
+	}
+	if err := s.loadChargebacks(ctx, q, p); err != nil {
 		return nil, err
 	}
 	return p, s.loadRefunds(ctx, q, p)
@@ -116,6 +124,9 @@ func (s *Store) ListPayins(ctx context.Context, f ivrpay.PayinFilter) (l *ivrpay
 		return nil, err
 	}
 	if err := s.loadRefunds(ctx, s.rdb, l.Results...); err != nil {
+		return nil, err
+	}
+	if err := s.loadChargebacks(ctx, s.rdb, l.Results...); err != nil {
 		return nil, err
 	}
 	for i, p := range l.Results {

@@ -253,7 +253,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 			Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: billingContact(bc), Metadata: rawJSON(md),
 			IdempotencyKey: cfg.IdempotencyKey, PaymentMethodConfigID: ivrpay.OptString(r.PaymentMethodConfigID),
 			Source: r.Source, Processor: &ivrpay.PayinProcessor{Account: r.Processor.Name, Kind: r.Processor.Kind, SubAccount: r.Processor.AccountRef},
-			Refunds: []ivrpay.Refund{}, CreatedAt: at, UpdatedAt: at, CreatedBy: r.CreatedBy}
+			Refunds: []ivrpay.Refund{}, Chargebacks: []ivrpay.PayinChargeback{}, CreatedAt: at, UpdatedAt: at, CreatedBy: r.CreatedBy}
 		if r.Card.Brand != "" {
 			c := r.Card
 			p.Card = &c

@@ -17,48 +17,7 @@ import (
 func TestSandboxDueReadsOnlyItsIndex(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
-			ctx := context.Background()
-			s, err := Open(ctx, testdsn.DSN(t, engine), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			conn, err := s.wdb.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			explain := "EXPLAIN QUERY PLAN "
-			if engine == EnginePostgres {
-				// An empty table is cheapest to scan; forbid that to learn
-				// whether the index can answer at all.
-				if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
-					t.Fatal(err)
-				}
-				explain = "EXPLAIN "
-			}
-			rows, err := conn.QueryContext(ctx, explain+sandboxDuePayins, "2026-01-01T00:00:00Z", 100, "PAYMENT_CAPTURED")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			cols, _ := rows.Columns()
-			var plan []string
-			for rows.Next() {
-				dest := make([]any, len(cols))
-				for i := range dest {
-					dest[i] = new(any)
-				}
-				if err := rows.Scan(dest...); err != nil {
-					t.Fatal(err)
-				}
-				line := ""
-				for _, d := range dest {
-					line += " " + strings.TrimSpace(toString(*(d.(*any))))
-				}
-				plan = append(plan, line)
-			}
-			whole := strings.Join(plan, "\n")
+			whole := queryPlan(t, engine, sandboxDuePayins, "2026-01-01T00:00:00Z", 100, "PAYMENT_CAPTURED")
 			if !strings.Contains(whole, "payins_sandbox_due") {
 				t.Errorf("the sandbox confirmation query does not use payins_sandbox_due:\n%s", whole)
 			}
@@ -69,6 +28,78 @@ func TestSandboxDueReadsOnlyItsIndex(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSandboxDisputesDueReadsOnlyItsIndex: the sandbox's dispute triggers
+// are found from payins_sandbox_disputes, which holds only the settled
+// payins of the two trigger amounts, in its order: never a scan of the
+// payins.
+func TestSandboxDisputesDueReadsOnlyItsIndex(t *testing.T) {
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			whole := queryPlan(t, engine, sandboxDisputesDue, "2026-01-01T00:00:00Z", 100)
+			if !strings.Contains(whole, "payins_sandbox_disputes") {
+				t.Errorf("the sandbox dispute query does not use payins_sandbox_disputes:\n%s", whole)
+			}
+			for _, line := range strings.Split(whole, "\n") {
+				scansPayins := strings.Contains(line, "Seq Scan on payins") || strings.Contains(line, "SCAN p ") || strings.Contains(line, "SCAN payins")
+				if strings.Contains(line, "TEMP B-TREE") || strings.Contains(line, "Sort") ||
+					(scansPayins && !strings.Contains(line, "payins_sandbox_disputes")) {
+					t.Errorf("the sandbox dispute query plan reads more than its index at %q:\n%s", line, whole)
+				}
+			}
+		})
+	}
+}
+
+// queryPlan is the plan the engine makes for query on an empty store, one
+// line per step. On PostgreSQL sequential scans are off: an empty table is
+// cheapest to scan, and the question is whether an index can answer at all.
+func queryPlan(t *testing.T, engine, query string, args ...any) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, testdsn.DSN(t, engine), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	explain := "EXPLAIN QUERY PLAN "
+	if engine == EnginePostgres {
+		if _, err := conn.ExecContext(ctx, `SET enable_seqscan = off`); err != nil {
+			t.Fatal(err)
+		}
+		explain = "EXPLAIN "
+	}
+	rows, err := conn.QueryContext(ctx, explain+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var plan []string
+	for rows.Next() {
+		dest := make([]any, len(cols))
+		for i := range dest {
+			dest[i] = new(any)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			t.Fatal(err)
+		}
+		line := ""
+		for _, d := range dest {
+			line += " " + strings.TrimSpace(toString(*(d.(*any))))
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
 }
 
 func toString(v any) string {

@@ -116,7 +116,7 @@ func newPayments(store *sqlstore.Store, v ivrpay.Vault, mode ivrpay.Mode, logger
 	if mode == ivrpay.ModeSandbox {
 		router.Sandbox = &sandbox.Processor{Latency: pc.sandboxLatency}
 		// The built-in processor confirms through the inbox, as a real one does.
-		opts.SandboxConfirmations = sandbox.Confirmations
+		opts.SandboxConfirmations, opts.SandboxDisputes = sandbox.Confirmations, sandbox.DisputeEvents
 	}
 	return payments.New(store, v, router, opts)
 }

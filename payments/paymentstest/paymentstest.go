@@ -97,7 +97,8 @@ func (c Config) PaymentsOn(store payments.Store) *payments.Service {
 	}
 	return payments.New(store, c.Vault, router, payments.Options{Mode: c.Mode, Clock: c.Clock,
 		Logger: c.Logger, ConnectorLease: c.ConnectorLease, ProcessorTimeout: c.ProcessorTimeout, ReconcileAfter: c.ReconcileAfter,
-		RiskMetrics: c.RiskMetrics, ProcessorCheckAfter: c.ProcessorCheckAfter, SandboxConfirmations: sandbox.Confirmations})
+		RiskMetrics: c.RiskMetrics, ProcessorCheckAfter: c.ProcessorCheckAfter, SandboxConfirmations: sandbox.Confirmations,
+		SandboxDisputes: sandbox.DisputeEvents})
 }
 
 // Settle has the built-in sandbox processor confirm, at once, every payin
@@ -111,6 +112,22 @@ func Settle(tb testing.TB, store payments.Store) int {
 		tb.Fatalf("sandbox confirmations: %v", err)
 	}
 	return n
+}
+
+// Receive has the payments service receive e as a processor's events
+// endpoint does (stored in the inbox, then applied), and returns the event
+// as the inbox keeps it: its status, and the object it was applied to.
+func Receive(tb testing.TB, store *sqlstore.Store, e ivrpay.ProcessorEvent) ivrpay.InboxEvent {
+	tb.Helper()
+	ctx := context.Background()
+	if err := Options(tb).Payments(store).ReceiveProcessorEvent(ctx, e); err != nil {
+		tb.Fatalf("ReceiveProcessorEvent(%s): %v", e.ID, err)
+	}
+	stored, err := store.FindProcessorEvent(ctx, e.Account, e.ID)
+	if err != nil {
+		tb.Fatalf("FindProcessorEvent(%s): %v", e.ID, err)
+	}
+	return stored
 }
 
 // Open opens a fresh store on engine with c's settings and closes it at cleanup.
