@@ -239,25 +239,26 @@ func TestPortalEndToEnd(t *testing.T) {
 	}
 }
 
-// checkPayinsTableFits: at desktop width the payins list shows every column
-// without scrolling sideways (its table is no wider than the box that would
-// scroll it), and a row is one line tall, two when its refusal code or a long
-// card brand needs a second.
-func checkPayinsTableFits(t *testing.T, b *browser) {
+// checkTableFits: at desktop width a list (the payins, the chargebacks)
+// shows every column without scrolling sideways (its table is no wider than
+// the box that would scroll it), and a row is one line tall, two when a
+// code under its status (a payin's refusal, a chargeback's reason) needs a
+// second; it shows at least minRows rows.
+func checkTableFits(t *testing.T, b *browser, table string, minRows int) {
 	t.Helper()
 	type fit struct {
 		Table, Box int64
 		Rows       []struct {
 			Height, Line float64
-			Failed       bool
+			TwoLines     bool
 		}
 	}
 	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[fit](`(function(){
-		var table = document.querySelector('#payins-table'), box = table.parentElement;
+		var table = document.querySelector(`+jsString(table)+`), box = table.parentElement;
 		var rows = Array.from(table.tBodies[0].rows).map(function(r){
 			var cell = r.cells[0], style = getComputedStyle(cell);
 			return {Height: r.getBoundingClientRect().height - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom),
-				Line: parseFloat(style.lineHeight), Failed: r.textContent.indexOf('FAILED') >= 0};
+				Line: parseFloat(style.lineHeight), TwoLines: r.querySelector('.refusal') !== null};
 		});
 		return {Table: table.scrollWidth, Box: box.clientWidth, Rows: rows};
 	})()`))
@@ -265,19 +266,19 @@ func checkPayinsTableFits(t *testing.T, b *browser) {
 		t.Fatal(err)
 	}
 	if got.Table > got.Box {
-		t.Errorf("the payins table is %d px wide in a %d px box: it scrolls sideways at desktop width", got.Table, got.Box)
+		t.Errorf("%s is %d px wide in a %d px box: it scrolls sideways at desktop width", table, got.Table, got.Box)
 	}
-	if len(got.Rows) < 5 {
-		t.Fatalf("the payins list shows %d rows, want the 5 payins made", len(got.Rows))
+	if len(got.Rows) < minRows {
+		t.Fatalf("%s shows %d rows, want at least %d", table, len(got.Rows), minRows)
 	}
 	for i, r := range got.Rows {
 		lines := 1.0
-		if r.Failed {
+		if r.TwoLines {
 			lines = 2
 		}
 		// A line and a half of slack: a badge is a little taller than text.
 		if r.Height > (lines+0.5)*r.Line {
-			t.Errorf("payins row %d is %.0f px tall, over %v lines of %.0f px", i+1, r.Height, lines, r.Line)
+			t.Errorf("%s row %d is %.0f px tall, over %v lines of %.0f px", table, i+1, r.Height, lines, r.Line)
 		}
 	}
 }
@@ -343,11 +344,16 @@ func TestPortalScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A dispute of the first payin, awaiting the merchant's answer.
+	respondBy := time.Now().UTC().Add(10 * 24 * time.Hour).Truncate(time.Hour)
+	cb := e.dispute(t, payinID, "du_shot_1", ivrpay.ChargebackStatusDisputeActionRequired, &respondBy, "https://dashboard.example/disputes/du_shot_1")
+
 	shots := []struct{ name, path, wait string }{
 		{"keys", "/portal/keys", "#create-key"},
 		{"ivr-setup", "/portal/ivr?config=" + cfgID, "#test-call"},
 		{"payins", "/portal/payins", "#payins-table"},
 		{"payin-detail", "/portal/payins/" + payinID, "#payin-source"},
+		{"chargebacks", "/portal/chargebacks", "#chargebacks-table"},
 	}
 	sizes := []struct {
 		name          string
@@ -389,11 +395,17 @@ func TestPortalScreenshots(t *testing.T) {
 				t.Errorf("%s at %s: page is %d px wide in a %d px viewport (%v)", s.name, size.name, w, size.width, err)
 			}
 			if s.name == "payins" && !size.mobile {
-				checkPayinsTableFits(t, b)
+				checkTableFits(t, b, "#payins-table", 5)
+			}
+			if s.name == "chargebacks" && !size.mobile {
+				checkTableFits(t, b, "#chargebacks-table", 1)
 			}
 			if s.name == "payin-detail" {
 				if got := b.text("#payin-processor"); !strings.Contains(got, "sandbox") || !strings.Contains(got, "reference") {
 					t.Errorf("the payin page's processor reads %q, want its account, kind and reference", got)
+				}
+				if got := b.text("#chargeback-" + cb.ID); !strings.Contains(got, "DISPUTE_ACTION_REQUIRED") || !strings.Contains(got, "respond by") {
+					t.Errorf("the payin page's chargeback badge reads %q, want its status and deadline", got)
 				}
 			}
 			shoot(s.name, size.name)

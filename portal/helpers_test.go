@@ -81,7 +81,7 @@ func setupWith(t *testing.T, o envOptions) *env {
 	api.Portal = portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
 			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store, Lifecycle: pay, Sessions: store, Audit: store,
-			Risk: store},
+			Risk: store, Chargebacks: store},
 		Mode: ivrpay.ModeSandbox, BaseURL: srv.URL, ConnectorURL: srv.URL, ConnectorClient: srv.Client(),
 		BehindProxy: o.behindProxy, Limiter: o.limiter, MaxSessions: o.maxSessions,
 	})

@@ -336,6 +336,10 @@ type payinData struct {
 	Payin    *ivrpay.Payin
 	Metadata string
 	Refunds  []refundView
+	// Chargebacks are the payin's disputes; ChargebacksInFull says whether
+	// they carry deadlines and dashboard links (the key reads chargebacks).
+	Chargebacks       []chargebackView
+	ChargebacksInFull bool
 	// Actions are capture, void and refund, each allowed or not.
 	Actions []payinAction
 	// IdempotencyKey makes a resubmitted void or refund form a repeat.
@@ -358,7 +362,8 @@ func (p *Portal) handlePayin(w http.ResponseWriter, rq *request) {
 func (p *Portal) payinPage(rq *request, pi *ivrpay.Payin) *page {
 	pg := rq.basePage("Payin "+pi.ID, "payins")
 	d := payinData{Payin: pi, Metadata: prettyJSON(pi.Metadata), Actions: payinActions(rq.key, pi),
-		IdempotencyKey: newIdempotencyKey(), Reasons: ivrpay.RefundReasons}
+		IdempotencyKey: newIdempotencyKey(), Reasons: ivrpay.RefundReasons,
+		Chargebacks: p.payinChargebacks(rq, pi), ChargebacksInFull: p.svc.Chargebacks != nil && can(rq.key, "chargeback:read").OK}
 	for _, r := range pi.Refunds {
 		// Refunds arrive as the API shapes them; read the common fields.
 		b, _ := json.Marshal(r)

@@ -49,6 +49,9 @@ type Services struct {
 	Audit ivrpay.AuditService
 	// Risk, when set, lists the platform's active risk blocks (docs/risk.md).
 	Risk ivrpay.RiskBlockService
+	// Chargebacks, when set, lists chargebacks and shows their deadlines on
+	// the payin page.
+	Chargebacks ivrpay.ChargebackService
 }
 
 // Limiter blocks clients after repeated failed sign-ins; *httpapi.AuthLimiter
@@ -225,6 +228,7 @@ func (p *Portal) routes() {
 	mux.Handle("POST /portal/payins/{id}/capture", p.authed(p.handlePayinAction("capture")))
 	mux.Handle("POST /portal/payins/{id}/void", p.authed(p.handlePayinAction("void")))
 	mux.Handle("POST /portal/payins/{id}/refund", p.authed(p.handlePayinAction("refund")))
+	mux.Handle("GET /portal/chargebacks", p.authed(p.handleChargebacks))
 	mux.Handle("GET /portal/payment-methods", p.authed(p.handlePaymentMethods))
 	mux.Handle("GET /portal/payment-methods/{id}", p.authed(p.handlePaymentMethod))
 	mux.Handle("GET /portal/risk", p.authed(p.handleRisk))

@@ -102,6 +102,7 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	"date":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 	"prettyJSON": prettyJSON,
 	"shortID":    shortID,
 	"join":       strings.Join,

@@ -164,7 +164,7 @@ func setupShared(t *testing.T, engine string) (e *env, clock *atomic.Int64, page
 		api := &httpapi.Server{Services: httpapi.NewServices(store, pay)}
 		api.Portal = portal.New(portal.Options{
 			Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
-				PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store, Audit: store},
+				PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store, Audit: store, Chargebacks: store},
 			Mode: ivrpay.ModeSandbox, BaseURL: srv.URL, ConnectorURL: srv.URL, ConnectorClient: srv.Client(),
 			Sessions: store, SessionVault: opts.Vault, SignInSecret: []byte("the deployment's shared secret, 32+ bytes"), Now: now,
 		})

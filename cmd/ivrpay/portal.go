@@ -24,7 +24,7 @@ func newPortal(store *sqlstore.Store, pay *payments.Service, logger *slog.Logger
 	return portal.New(portal.Options{
 		Services: portal.Services{Auth: store, APIKeys: store, Merchants: store, PayinConfigs: store,
 			PaymentMethodConfigs: store, Payins: pay, PaymentMethods: store, Webhooks: store, Lifecycle: pay, Sessions: store, Audit: store,
-			Risk: store},
+			Risk: store, Chargebacks: store},
 		Mode: mode, BaseURL: baseURL, ConnectorURL: connectorURL, BehindProxy: behindProxy, Limiter: limiter, Logger: logger,
 		SignInSecret: secret, Sessions: store, SessionVault: v,
 	})

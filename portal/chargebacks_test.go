@@ -1,0 +1,83 @@
+package portal_test
+
+// The portal's chargebacks (issue 24): the list with deadlines, and the
+// badge on the payin page that links to the processor's dashboard.
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
+)
+
+// dispute receives a dispute event about payinID, as the events endpoints
+// do, and returns the chargeback.
+func (e *env) dispute(t *testing.T, payinID, reference, status string, respondBy *time.Time, dashboard string) *ivrpay.Chargeback {
+	t.Helper()
+	ev := paymentstest.Receive(t, e.store, ivrpay.ProcessorEvent{Account: ivrpay.SandboxAccount, Kind: "sandbox",
+		ID: "evt_" + reference + "_" + status, Type: "test.dispute", Effect: ivrpay.EffectDispute, Reference: payinID,
+		Dispute: &ivrpay.DisputeDetails{Reference: reference, Status: status, ReasonCode: "fraudulent", RespondBy: respondBy, DashboardURL: dashboard}})
+	c, err := e.store.FindChargeback(e.adminContext(), ev.ObjectID)
+	if err != nil {
+		t.Fatalf("dispute event %s: %s %q: %v", ev.ID, ev.Status, ev.Note, err)
+	}
+	return c
+}
+
+func TestChargebackPages(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	_, payinID := e.chargedConfig(t, 2500, "")
+	respondBy := time.Date(2031, 5, 6, 17, 0, 0, 0, time.UTC)
+	const dashboard = "https://dashboard.example/disputes/du_portal_1"
+	cb := e.dispute(t, payinID, "du_portal_1", ivrpay.ChargebackStatusDisputeActionRequired, &respondBy, dashboard)
+	const deadline = "2031-05-06 17:00:00 UTC"
+
+	admin := e.newClient(t)
+	admin.signIn(e.admin.Secret)
+	list := admin.get("/portal/chargebacks")
+	mustContain(t, list, `id="chargebacks-table"`, `href="/portal/payins/`+payinID+`"`, "$25.00", "DISPUTE_ACTION_REQUIRED", deadline,
+		`href="`+dashboard+`"`, "fraudulent", `title="`+cb.ID+`"`)
+	mustContain(t, admin.get("/portal/chargebacks?status=LOST"), "No chargebacks match this filter.")
+	if p := admin.get("/portal/chargebacks?status=lost"); p.status != 400 || !strings.Contains(p.text(), "status") {
+		t.Errorf("an unknown status filter: %d %s", p.status, p.text())
+	}
+
+	// The payin page: a badge with the status and deadline, linking to the dashboard.
+	pi := admin.get("/portal/payins/" + payinID)
+	mustContain(t, pi, `id="chargeback-`+cb.ID+`" href="`+dashboard+`"`, "Chargeback DISPUTE_ACTION_REQUIRED · $25.00 · respond by "+deadline,
+		`id="payin-chargebacks"`)
+	if strings.Contains(pi.body, "chargeback:read") {
+		t.Errorf("the admin's payin page says chargeback:read is missing:\n%s", pi.text())
+	}
+
+	// Once lost, no answer is due: no deadline.
+	e.dispute(t, payinID, "du_portal_1", ivrpay.ChargebackStatusLost, nil, "")
+	pi = admin.get("/portal/payins/" + payinID)
+	mustContain(t, pi, "Chargeback LOST · $25.00")
+	if strings.Contains(pi.text(), "respond by") {
+		t.Errorf("a LOST chargeback shows a deadline:\n%s", pi.text())
+	}
+
+	// A dashboard URL that is not http(s) never becomes a link.
+	_, other := e.chargedConfig(t, 1200, "")
+	bad := e.dispute(t, other, "du_portal_2", ivrpay.ChargebackStatusInquiryActionRequired, nil, "javascript:alert(1)")
+	if p := admin.get("/portal/payins/" + other); strings.Contains(p.body, "javascript:") || !strings.Contains(p.body, `id="chargeback-`+bad.ID+`"`) {
+		t.Errorf("payin page with a javascript: dashboard URL:\n%s", p.body)
+	}
+
+	// A key that reads payins but not chargebacks: the payin's summary
+	// only, and the list names the missing permission.
+	reader, err := e.store.CreateAPIKey(e.adminContext(), []ivrpay.Statement{{Permissions: []string{"payin:read"},
+		Constraints: ivrpay.Constraints{Platform: &ivrpay.PlatformConstraint{PlatformID: e.platform.ID}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := e.newClient(t)
+	rc.signIn(reader.Secret)
+	mustContain(t, rc.get("/portal/chargebacks"), "Unavailable: your key lacks the permission chargeback:read")
+	pi = rc.get("/portal/payins/" + payinID)
+	mustContain(t, pi, "Chargeback LOST · $25.00", "Deadlines and dashboard links need the permission chargeback:read")
+}
