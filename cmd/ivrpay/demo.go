@@ -27,7 +27,8 @@ import (
 // in-process server, a platform with IVR enabled, the restricted IVR key, a
 // $10.00 payin config, the TwiML to paste, a simulated call, the resulting
 // payin, a declined call, a stored card, and then the rest of the money's
-// way: settlement, a refund, and signed webhooks verified by a receiver.
+// way: settlement, a refund, a chargeback opened and lost (the sandbox's
+// trigger 5130), and signed webhooks verified by a receiver.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -50,14 +50,18 @@ func (d *demoReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ev struct {
 		EventType string `json:"event_type"`
 		Data      struct {
-			PayinID  string `json:"payin_id"`
-			RefundID string `json:"refund_id"`
+			PayinID      string `json:"payin_id"`
+			RefundID     string `json:"refund_id"`
+			ChargebackID string `json:"chargeback_id"`
 		} `json:"data"`
 	}
 	json.Unmarshal(body, &ev)
 	obj := ev.Data.PayinID
-	if strings.HasPrefix(ev.EventType, "refund.") {
+	switch {
+	case strings.HasPrefix(ev.EventType, "refund."):
 		obj = ev.Data.RefundID
+	case strings.HasPrefix(ev.EventType, "chargeback."):
+		obj = ev.Data.ChargebackID
 	}
 	d.hooks = append(d.hooks, demoReceivedHook{id: r.Header.Get(webhook.HeaderSvixID), eventType: ev.EventType, objectID: obj})
 	w.WriteHeader(http.StatusNoContent)
@@ -92,14 +96,15 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 	go hookSrv.Serve(ln)
 	defer hookSrv.Close()
 	ep, err := api.CreateWebhookEndpoint(ctx, ivrpay.WebhookEndpointCreate{URL: "http://" + ln.Addr().String() + "/hooks",
-		Events: []string{"payin.processing", "payin.succeeded", "refund.processing", "refund.succeeded"}})
+		Events: []string{"payin.processing", "payin.succeeded", "refund.processing", "refund.succeeded",
+			ivrpay.ChargebackEventType(ivrpay.ChargebackStatusDisputeActionRequired), ivrpay.ChargebackEventType(ivrpay.ChargebackStatusLost)}})
 	if err != nil {
 		return err
 	}
 	rcv.mu.Lock()
 	rcv.secret = ep.Secret
 	rcv.mu.Unlock()
-	fmt.Fprintf(out, "endpoint %s → %s (payin and refund events), signing secret whsec_… shown once\n", ep.ID, ep.URL)
+	fmt.Fprintf(out, "endpoint %s → %s (payin, refund and chargeback events), signing secret whsec_… shown once\n", ep.ID, ep.URL)
 
 	step(first+1, "A $25.00 call, then the processor's confirmation (a processor event): PROCESSING → SUCCEEDED")
 	cfgID, err := demoPayinConfig(ctx, api, merchantID, "demo-order-4", 2500)
@@ -147,9 +152,17 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 	}
 	printJSON(out, "GET /v1/refunds/"+string(res.RefundID), refund)
 
-	step(first+3, "The signed webhooks, verified by the receiver from svix-id, svix-timestamp and svix-signature")
+	step(first+3, "A $51.30 call, the sandbox's chargeback trigger: settled, disputed by the cardholder, then lost")
+	_, chargebackID, err := demoChargeback(ctx, out, service, api, endpoint, ivrKey, merchantID)
+	if err != nil {
+		return err
+	}
+
+	step(first+4, "The signed webhooks, verified by the receiver from svix-id, svix-timestamp and svix-signature")
 	worker := &webhook.Worker{Outbox: store, AllowPrivate: true}
-	wants := []struct{ eventType, id string }{{"payin.succeeded", payinID}, {"refund.succeeded", string(res.RefundID)}}
+	wants := []struct{ eventType, id string }{{"payin.succeeded", payinID}, {"refund.succeeded", string(res.RefundID)},
+		{ivrpay.ChargebackEventType(ivrpay.ChargebackStatusDisputeActionRequired), chargebackID},
+		{ivrpay.ChargebackEventType(ivrpay.ChargebackStatusLost), chargebackID}}
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if _, err := worker.RunOnce(ctx); err != nil {
 			return err
@@ -174,7 +187,7 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 	// Deliveries run concurrently; list them in event order.
 	slices.SortFunc(rcv.hooks, func(a, b demoReceivedHook) int { return strings.Compare(a.id, b.id) })
 	for _, h := range rcv.hooks {
-		fmt.Fprintf(out, "verified %-17s svix-id %s  (%s)\n", h.eventType, h.id, h.objectID)
+		fmt.Fprintf(out, "verified %-34s svix-id %s  (%s)\n", h.eventType, h.id, h.objectID)
 	}
 	rcv.mu.Unlock()
 	fmt.Fprintf(out, "each signature is v1,base64(HMAC-SHA256(secret, svix-id.svix-timestamp.body)); the webhook-* headers carry the same values\n")

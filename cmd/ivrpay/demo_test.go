@@ -10,8 +10,9 @@ import (
 
 // TestDemo runs `ivrpay demo` as the README's first command does and checks
 // that it tells the whole story: a PROCESSING payin made over IVR, a decline
-// and a stored card, then settlement to SUCCEEDED, a refund and the signed
-// webhooks verified from their svix-* headers, without printing a full card number.
+// and a stored card, then settlement to SUCCEEDED, a refund, a chargeback
+// opened and lost, and the signed webhooks verified from their svix-*
+// headers, without printing a full card number.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
@@ -24,7 +25,10 @@ func TestDemo(t *testing.T) {
 		"SecurityCode=*** Required=postal-code", "final statusCallback", `"amount": 2500`,
 		// The money flow: settlement, a refund, verified webhooks.
 		"status SUCCEEDED, captured 2500", `"type": "REFUND"`, `"refund_status": "PROCESSING"`, `"status": "SUCCEEDED"`,
-		"verified payin.succeeded", "verified refund.succeeded", "svix-id sbx_evt_"} {
+		"verified payin.succeeded", "verified refund.succeeded", "svix-id sbx_evt_",
+		// The chargeback trigger: opened, lost, each a verified webhook; the payin stays SUCCEEDED.
+		`"status": "DISPUTE_ACTION_REQUIRED"`, `"respond_by": "`, "is LOST", `stays SUCCEEDED, with "chargebacks": [{"chargeback_id":"sbx_chb_`,
+		"verified chargeback.dispute_action_required", "verified chargeback.lost"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %s", want)
 		}
