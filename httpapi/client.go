@@ -186,12 +186,7 @@ func (c *Client) GetPayin(ctx context.Context, id string) (*ivrpay.Payin, error)
 
 // ListPayins reads one page of the payins the key can see that match f.
 func (c *Client) ListPayins(ctx context.Context, f ivrpay.PayinFilter) (*ivrpay.List[ivrpay.Payin], error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"merchant_id": f.MerchantID, "status": f.Status, "source": f.Source} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	q := filterQuery(map[string]string{"merchant_id": f.MerchantID, "status": f.Status, "source": f.Source})
 	return call[ivrpay.List[ivrpay.Payin]](ctx, c, "GET", "/v1/payins"+pageQuery(f.Page, q), nil)
 }
 
@@ -202,13 +197,19 @@ func (c *Client) GetChargeback(ctx context.Context, id string) (*ivrpay.Chargeba
 
 // ListChargebacks reads one page of the chargebacks the key can see that match f.
 func (c *Client) ListChargebacks(ctx context.Context, f ivrpay.ChargebackFilter) (*ivrpay.List[ivrpay.Chargeback], error) {
+	q := filterQuery(map[string]string{"merchant_id": f.MerchantID, "payin_id": f.PayinID, "status": f.Status})
+	return call[ivrpay.List[ivrpay.Chargeback]](ctx, c, "GET", "/v1/chargebacks"+pageQuery(f.Page, q), nil)
+}
+
+// filterQuery is a list's filters as a query, without the empty ones.
+func filterQuery(filters map[string]string) url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"merchant_id": f.MerchantID, "payin_id": f.PayinID, "status": f.Status} {
+	for k, v := range filters {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	return call[ivrpay.List[ivrpay.Chargeback]](ctx, c, "GET", "/v1/chargebacks"+pageQuery(f.Page, q), nil)
+	return q
 }
 
 // GetPaymentMethod reads a stored card.
