@@ -22,8 +22,10 @@ import (
 // PROCESSING past --sandbox-settle-after until a signed
 // payment_intent.succeeded reaches POST /vendor/stripe/events/{name}, and
 // then SUCCEEDED; a refund fails by a signed refund.failed and its amount
-// is refundable again. A delivery with a bad signature changes nothing,
-// and a repeated one nothing more.
+// is refundable again; a signed charge.dispute.created opens a chargeback
+// and charge.dispute.closed (lost) ends it, the payin staying SUCCEEDED. A
+// delivery with a bad signature changes nothing, and a repeated or late one
+// nothing more.
 //
 // In production (`serve --mode production`) webhooks go to public
 // addresses only, so the platform's webhooks are checked in the same story
@@ -164,12 +166,53 @@ func settlesByProcessorEvents(t *testing.T, bin string, mode ivrpay.Mode) {
 		t.Fatalf("after the failed refund the payin is %v with %v refundable; want SUCCEEDED and 2000 again", got["status"], got["refundable_amount"])
 	}
 
+	// The cardholder disputes the payment: charge.dispute.created opens a
+	// chargeback, charge.dispute.closed (lost) ends it; the payin stays
+	// SUCCEEDED. Stripe names the payment by its pi_ only.
+	dueBy := time.Now().Add(10 * 24 * time.Hour).Unix()
+	disputeEvent := func(id, typ, status string) []byte {
+		return stripetest.Event(id, typ, map[string]any{"id": "du_1EndToEnd", "object": "dispute", "amount": 2000, "currency": "usd",
+			"status": status, "reason": "fraudulent", "payment_intent": pi, "charge": "ch_1EndToEnd",
+			"evidence_details": map[string]any{"due_by": dueBy}})
+	}
+	chargeback := func() map[string]any {
+		l := srv.api(t, "GET", "/v1/chargebacks?payin_id="+payinID, adminKey, nil)
+		if results, _ := l["results"].([]any); len(results) == 1 {
+			return results[0].(map[string]any)
+		}
+		return nil
+	}
+	if status, body := deliver(disputeEvent("evt_1EndToEndDisputeCreated", "charge.dispute.created", "needs_response"), whsec); status != 200 {
+		t.Fatalf("charge.dispute.created: HTTP %d %s\n%s", status, body, srv.logTail())
+	}
+	srv.waitFor(t, "a chargeback DISPUTE_ACTION_REQUIRED by charge.dispute.created", func() bool {
+		c := chargeback()
+		return c != nil && c["status"] == ivrpay.ChargebackStatusDisputeActionRequired
+	})
+	cb := chargeback()
+	proc, _ := cb["processor"].(map[string]any)
+	if proc["reference"] != "du_1EndToEnd" || proc["dashboard_url"] == nil || cb["respond_by"] != time.Unix(dueBy, 0).UTC().Format(time.RFC3339) ||
+		cb["amount"] != float64(2000) || cb["reason_code"] != "fraudulent" {
+		t.Fatalf("chargeback %v", cb)
+	}
+	if status, body := deliver(disputeEvent("evt_1EndToEndDisputeClosed", "charge.dispute.closed", "lost"), whsec); status != 200 {
+		t.Fatalf("charge.dispute.closed: HTTP %d %s\n%s", status, body, srv.logTail())
+	}
+	srv.waitFor(t, "the chargeback LOST by charge.dispute.closed", func() bool { return chargeback()["status"] == ivrpay.ChargebackStatusLost })
+	// A late charge.dispute.updated (under review) changes nothing.
+	if status, _ := deliver(disputeEvent("evt_1EndToEndDisputeLate", "charge.dispute.updated", "under_review"), whsec); status != 200 {
+		t.Fatalf("a late charge.dispute.updated: HTTP %d", status)
+	}
+	if got := payin(); got["status"] != ivrpay.PayinStatusSucceeded || chargeback()["status"] != ivrpay.ChargebackStatusLost {
+		t.Fatalf("after the lost dispute the payin is %v, its chargeback %v; want SUCCEEDED and LOST", got["status"], chargeback())
+	}
+
 	if rcv == nil {
 		return
 	}
 	// Each step reached the platform as a signed webhook (the receiver
 	// verifies the signature and refuses a bad one).
-	want := []string{"payin.processing", "payin.succeeded", "refund.processing", "refund.failed"}
+	want := []string{"payin.processing", "payin.succeeded", "refund.processing", "refund.failed", "chargeback.dispute_action_required", "chargeback.lost"}
 	srv.waitFor(t, "the webhooks of every step", func() bool {
 		types := map[string]bool{}
 		for _, bodies := range rcv.ids() {
@@ -189,10 +232,20 @@ func settlesByProcessorEvents(t *testing.T, bin string, mode ivrpay.Mode) {
 	if bad := rcv.refused(); len(bad) > 0 {
 		t.Fatalf("webhooks with bad signatures: %v", bad)
 	}
+	chargebackEvents := 0
 	for _, bodies := range rcv.ids() {
 		if strings.Contains(bodies[0], "refund.failed") && !strings.Contains(bodies[0], refundID) {
 			t.Fatalf("refund.failed names another refund: %s", bodies[0])
 		}
+		if strings.Contains(bodies[0], `"event_type":"chargeback.`) {
+			chargebackEvents++
+			if !strings.Contains(bodies[0], cb["chargeback_id"].(string)) {
+				t.Fatalf("a chargeback webhook names another chargeback: %s", bodies[0])
+			}
+		}
+	}
+	if chargebackEvents != 2 {
+		t.Fatalf("%d chargeback webhooks, want 2 (opened, lost; the late event sends none)", chargebackEvents)
 	}
 	t.Logf("%d signed webhooks received", len(rcv.ids()))
 }
