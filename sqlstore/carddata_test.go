@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,7 @@ func TestNoCardDataAtRest(t *testing.T) {
 		// A fixed clock keeps random-looking digits out of the stored
 		// timestamps; its digits do not contain the CID.
 		clock := newFakeClock(time.Date(2026, 3, 15, 10, 20, 30, 0, time.UTC))
-		var logs lockedBuffer
+		var logs paymentstest.LockedBuffer
 		opts := paymentstest.Options(t)
 		opts.Clock = clock
 		opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -230,24 +229,6 @@ func TestCIDMatcher(t *testing.T) {
 			t.Fatalf("findLeaks = %v, want the card number", leaks)
 		}
 	})
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger shared by goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }
 
 // sqliteFiles reads the database file and its companions (-wal, -shm).

@@ -10,61 +10,6 @@ import (
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
-// on returns req as provider sends it.
-func on(provider ivrpay.IVRProvider, req ivrpay.IVRRequest) ivrpay.IVRRequest {
-	req.Provider = provider
-	return req
-}
-
-// TestConnectorTransactionPerProvider: a transaction_id is unique per
-// platform and provider (SPEC §5.6). The same id sent by Twilio, Telnyx and
-// SignalWire is three transactions, each with its payin and answer; within
-// one provider it stays one transaction (replayed, or DUPLICATE_TRANSACTION
-// for another request).
-func TestConnectorTransactionPerProvider(t *testing.T) {
-	forEngine(t, func(t *testing.T, engine string) {
-		b := setup(t, engine)
-		const txID = "CA-shared-by-providers"
-		first := map[ivrpay.IVRProvider]ivrpay.IVRResult{}
-		for _, provider := range ivrpay.IVRProviders {
-			cfg := b.payinConfig(t, 1000)
-			res := process(t, b.pay, b.ivrCtx, on(provider, chargeReq(cfg.ID, txID, visaOK, 1000)))
-			mustSucceed(t, res)
-			first[provider] = res
-			p, err := b.s.LoadPayin(boundedContext(t), res.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p.IVR == nil || p.IVR.Provider != provider || p.IVR.TransactionID != txID {
-				t.Fatalf("%s payin ivr = %+v, want provider %s and transaction %s", provider, p.IVR, provider, txID)
-			}
-		}
-		if n := count(t, b.s.DB(), `SELECT COUNT(*) FROM payins`); n != len(ivrpay.IVRProviders) {
-			t.Fatalf("%d payins, want one per provider", n)
-		}
-		for _, provider := range ivrpay.IVRProviders {
-			t.Run(string(provider), func(t *testing.T) {
-				// The replay is the provider's own transaction, whatever the others did.
-				p, err := b.s.LoadPayin(boundedContext(t), first[provider].ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				again := process(t, b.pay, b.ivrCtx, on(provider, chargeReq(p.PayinConfigID, txID, visaOK, 1000)))
-				if !reflect.DeepEqual(again, first[provider]) {
-					t.Fatalf("replay answered %+v, first answer %+v", again, first[provider])
-				}
-				other := process(t, b.pay, b.ivrCtx, on(provider, chargeReq(b.payinConfig(t, 1000).ID, txID, visaOK, 1000)))
-				if other.ErrorCode != ivrpay.ConnDuplicateTransaction {
-					t.Fatalf("another request under the same transaction_id answered %+v, want %s", other, ivrpay.ConnDuplicateTransaction)
-				}
-			})
-		}
-		if n := count(t, b.s.DB(), `SELECT COUNT(*) FROM payins`); n != len(ivrpay.IVRProviders) {
-			t.Fatalf("%d payins after the replays, want one per provider", n)
-		}
-	})
-}
-
 // TestMigrationIVRProviders: migration 00020 keeps what was written before it
 // (a Twilio payin and its transaction read back as Twilio's, and a retry is
 // still a replay), and its Down leaves what the code before it reads.

@@ -101,7 +101,7 @@ func TestTwoProcessesShareOnePostgres(t *testing.T) {
 			if succeeded != 1 {
 				t.Fatalf("%d of 20 racing transactions succeeded, want 1", succeeded)
 			}
-			if got := count(t, s.DB(), livePayins, raceCfg.ID); got != 1 {
+			if got := count(t, s.DB(), paymentstest.LivePayins, raceCfg.ID); got != 1 {
 				t.Fatalf("%d live payins for the raced config, want 1", got)
 			}
 		})
@@ -228,7 +228,7 @@ func startServer(t *testing.T, bin, dsn, keyFile string) string {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	var log lockedBuffer
+	var log paymentstest.LockedBuffer
 	addrc := make(chan string, 1)
 	go func() {
 		defer close(exited)

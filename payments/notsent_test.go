@@ -1,4 +1,4 @@
-package sqlstore_test
+package payments_test
 
 import (
 	"context"
@@ -44,17 +44,17 @@ func (p *refusingProcessor) Resolve(ctx context.Context, a ivrpay.CardPayment) (
 // whose first attempt is unknown stays unknown when its own request is
 // refused locally: the first attempt may have been sent.
 func TestChargeNeverSent(t *testing.T) {
-	forEngine(t, func(t *testing.T, engine string) {
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
 		proc := &refusingProcessor{}
-		b := setup(t, engine, func(o *paymentstest.Config) { o.Processor = proc })
-		cfg := b.payinConfig(t, 1000)
+		b := paymentstest.Setup(t, engine, func(o *paymentstest.Config) { o.Processor = proc })
+		cfg := b.PayinConfig(t, 1000)
 
 		proc.notSent.Store(true)
-		res := process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, "CA-not-sent", visaOK, 1000))
+		res := paymentstest.Process(t, b.Pay, b.IVRCtx, paymentstest.ChargeReq(cfg.ID, "CA-not-sent", paymentstest.VisaOK, 1000))
 		if res.ErrorCode != ivrpay.RefusalProcessingError || res.Parameters["payin_id"] == "" {
 			t.Fatalf("a charge refused before it was sent answered %+v; want PROCESSING_ERROR with its payin", res)
 		}
-		p, err := b.s.FindPayin(b.adminCtx, res.Parameters["payin_id"])
+		p, err := b.Store.FindPayin(b.AdminCtx, res.Parameters["payin_id"])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,18 +62,18 @@ func TestChargeNeverSent(t *testing.T) {
 			t.Fatalf("payin of a request never sent: %+v", p)
 		}
 		proc.notSent.Store(false)
-		mustSucceed(t, process(t, b.pay, b.ivrCtx, chargeReq(cfg.ID, "CA-after-not-sent", visaOK, 1000)))
+		paymentstest.MustSucceed(t, paymentstest.Process(t, b.Pay, b.IVRCtx, paymentstest.ChargeReq(cfg.ID, "CA-after-not-sent", paymentstest.VisaOK, 1000)))
 
 		// A retry of an unknown attempt, refused locally, is still pending.
-		lostCfg := b.payinConfig(t, 1000)
+		lostCfg := b.PayinConfig(t, 1000)
 		proc.lost.Store(true)
-		req := chargeReq(lostCfg.ID, "CA-lost-then-not-sent", visaOK, 1000)
-		if res := process(t, b.pay, b.ivrCtx, req); res.ErrorCode != ivrpay.ConnPaymentPending {
+		req := paymentstest.ChargeReq(lostCfg.ID, "CA-lost-then-not-sent", paymentstest.VisaOK, 1000)
+		if res := paymentstest.Process(t, b.Pay, b.IVRCtx, req); res.ErrorCode != ivrpay.ConnPaymentPending {
 			t.Fatalf("a lost charge answered %+v, want PAYMENT_PENDING", res)
 		}
 		proc.lost.Store(false)
 		proc.notSent.Store(true)
-		if res := process(t, b.pay, b.ivrCtx, req); res.ErrorCode != ivrpay.ConnPaymentPending {
+		if res := paymentstest.Process(t, b.Pay, b.IVRCtx, req); res.ErrorCode != ivrpay.ConnPaymentPending {
 			t.Fatalf("the retry of a lost charge, refused locally, answered %+v; want PAYMENT_PENDING (the first attempt may have charged)", res)
 		}
 	})
@@ -84,20 +84,20 @@ func TestChargeNeverSent(t *testing.T) {
 // minutes unknown, not again at the end of the lease (13 s) but after a
 // quarter of that time.
 func TestReconcilerBacksOff(t *testing.T) {
-	forEngine(t, func(t *testing.T, engine string) {
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
 		proc := &refusingProcessor{}
-		clock := newFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
-		var logs lockedBuffer
-		b := setup(t, engine, func(o *paymentstest.Config) {
+		clock := paymentstest.NewFakeClock(time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC))
+		var logs paymentstest.LockedBuffer
+		b := paymentstest.Setup(t, engine, func(o *paymentstest.Config) {
 			o.Processor, o.Clock, o.Logger = proc, clock, slog.New(slog.NewTextHandler(&logs, nil))
 		})
 		proc.lost.Store(true)
-		if res := process(t, b.pay, b.ivrCtx, chargeReq(b.payinConfig(t, 1000).ID, "CA-backoff", visaOK, 1000)); res.ErrorCode != ivrpay.ConnPaymentPending {
+		if res := paymentstest.Process(t, b.Pay, b.IVRCtx, paymentstest.ChargeReq(b.PayinConfig(t, 1000).ID, "CA-backoff", paymentstest.VisaOK, 1000)); res.ErrorCode != ivrpay.ConnPaymentPending {
 			t.Fatalf("a lost charge answered %+v", res)
 		}
 		reconcile := func() {
 			t.Helper()
-			if _, err := b.pay.ReconcileDue(boundedContext(t)); err != nil {
+			if _, err := b.Pay.ReconcileDue(paymentstest.BoundedContext(t)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package sqlstore_test
+package payments_test
 
 import (
 	"context"
