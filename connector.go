@@ -154,6 +154,9 @@ type IVRRequest struct {
 	Amount        IVRAmount
 	CurrencyCode  string
 	Parameters    map[string]string
+	// ReceivedAt is when the request arrived: the provider's timeout
+	// (ConnectorTimeout) runs from then. Zero: when ProcessIVR starts.
+	ReceivedAt time.Time
 }
 
 // IVRResult is the connector's answer: the payin or payment method id on

@@ -172,6 +172,10 @@ type Payin struct {
 	// CreatedBy is the API key or session id the payin was made through
 	// (empty for payins made before ivrpay recorded it); not shown.
 	CreatedBy string `json:"-"`
+	// Operation is the capture or void in flight at the processor, nil when
+	// none is; not shown. While it is set, settlement and capture
+	// confirmations of the payin wait for its outcome.
+	Operation *PayinOperation `json:"-"`
 }
 
 // Object returns what permissions on p are checked against.

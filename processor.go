@@ -133,6 +133,11 @@ type CardPayment struct {
 	AccountRef string
 	// Description is shown on the processor's dashboard.
 	Description string
+	// DuringCall marks the Resolve asked while the caller is still on the
+	// line, right after the first call timed out (SPEC §4.2); the
+	// reconciler's are not. Adapters may ignore it; the sandbox's
+	// LostAnswersAmount loses that answer too.
+	DuringCall bool
 }
 
 // PaymentOperation is one Capture, Void or Refund of a payment the processor made.

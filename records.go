@@ -193,11 +193,57 @@ type PayinUnknown struct {
 	APIVersion       APIVersion
 }
 
-// PayinCaptureRecord is a capture the processor accepted.
-type PayinCaptureRecord struct {
+// Payin operations: a capture or a void ivrpay has asked the processor for.
+const (
+	PayinOperationCapture = "CAPTURE"
+	PayinOperationVoid    = "VOID"
+)
+
+// PayinOperation is a capture or void of a payin that ivrpay is about to
+// send, has sent, or has sent without an answer (Outcome UNKNOWN), and whose
+// outcome is not recorded yet. It is written before the processor is asked
+// and is the only one of its payin: while it is in flight the payin does not
+// settle and no other capture, void or settlement confirmation applies
+// (SPEC §4.2), and the reconciler re-sends it under the same idempotency key
+// until the processor answers for certain.
+type PayinOperation struct {
+	Kind   string // PayinOperationCapture or PayinOperationVoid
+	Amount int64
+	// IdempotencyKey is the processor's: every send of the operation uses it.
+	IdempotencyKey string
+	// Outcome is empty while the first send runs, UNKNOWN once its answer was lost.
+	Outcome string
+	// RequestKey is the (scoped) idempotency key of the void_or_refund
+	// request that asked for a void, whose replayed answer the outcome
+	// corrects; empty for a capture.
+	RequestKey string
+}
+
+// PayinOperationStart is an operation to record on its payin before the
+// processor is asked; for a void, with the idempotency row of the request.
+type PayinOperationStart struct {
 	PayinID string
-	Amount  int64
+	// Status is the payin's status the operation was planned on.
+	Status    string
+	Operation PayinOperation
+	// Request, for a void, is the void_or_refund request's idempotency row;
+	// its Result shows the payin as it is until the outcome is known.
+	Request *VoidOrRefundRecord
 	At      time.Time
+}
+
+// PayinOperationOutcome is the processor's answer to a payin's operation:
+// APPROVED (a capture moves the payin to PROCESSING, a void to CANCELED),
+// DECLINED (the payin stays as it was) or UNKNOWN (it stays in flight).
+type PayinOperationOutcome struct {
+	PayinID        string
+	IdempotencyKey string
+	Outcome        string
+	// KeepRequest, for a declined void, keeps the request's idempotency row
+	// (the caller was already answered) and replays the payin as it is;
+	// otherwise a declined void gives its idempotency key back.
+	KeepRequest bool
+	At          time.Time
 }
 
 // VoidOrRefundRecord is a void the processor accepted, or a refund to

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -244,4 +245,15 @@ func PlanCapture(p *Payin, amount int64) (int64, error) {
 // CaptureConflict is the refusal of a capture of a payin that is not AUTHORIZED.
 func CaptureConflict(p *Payin) error {
 	return Errorf(ECONFLICT, "payin %s is %s; only AUTHORIZED payins (made with processing_mode AUTHORIZE) can be captured, once", p.ID, p.Status)
+}
+
+// OperationInFlight is the refusal of a capture, void or refund of a payin
+// whose capture or void is in flight at the processor: nothing is sent until
+// its outcome is known.
+func OperationInFlight(p *Payin) error {
+	what := "an operation"
+	if p.Operation != nil {
+		what = "a " + strings.ToLower(p.Operation.Kind)
+	}
+	return Errorf(ECONFLICT, "payin %s has %s in flight at the processor; its outcome follows by webhook: try again once it is known", p.ID, what)
 }

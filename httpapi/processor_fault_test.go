@@ -112,10 +112,12 @@ func adyenDouble(t *testing.T) double {
 
 // TestProcessorFaultTriggers: the unknown-outcome triggers with the real
 // Stripe and Adyen adapters against their fakes, through the connector. A
-// lost answer, a 503 or a hung call is PAYMENT_PENDING, never a refusal;
-// the reconciler then finds the charge (Stripe) or reverses it (Adyen's
-// technical cancel, which must reach the fake), and fails the payin when no
-// money moved.
+// lost answer or a 503 is PAYMENT_PENDING, never a refusal; the reconciler
+// then finds the charge (Stripe) or reverses it (Adyen's technical cancel,
+// which must reach the fake), and fails the payin when no money moved. A
+// hung call leaves time inside Twilio's 10 s, so the processor is asked
+// once (Resolve) before the first answer, which is then the charge or the
+// reversal.
 func TestProcessorFaultTriggers(t *testing.T) {
 	t.Parallel()
 	for _, adapter := range []struct {
@@ -139,18 +141,31 @@ func TestProcessorFaultTriggers(t *testing.T) {
 					amount  int64
 					charges bool // the fake holds a payment after the attempt
 					retry   bool // Twilio's retry of the transaction, before the reconciler
+					// inCall: the call timed out with time left, so the
+					// processor was asked once more (Resolve) before the answer.
+					inCall bool
 				}{
-					{"5121: charged, every answer lost", processortest.AmountLostAnswers, true, true},
-					{"5122: 503 without a charge", processortest.AmountUnavailable, false, false},
-					{fmt.Sprintf("%d: charged, the call hangs past the timeout", d.hang), d.hang, true, false},
+					{"5121: charged, every answer lost", processortest.AmountLostAnswers, true, true, false},
+					{"5122: 503 without a charge", processortest.AmountUnavailable, false, false, false},
+					{fmt.Sprintf("%d: charged, the call hangs past the timeout, Resolve asked in the call", d.hang), d.hang, true, false, true},
 				} {
 					t.Run(tc.name, func(t *testing.T) {
 						cfg := b.payinConfig(b.admin, b.merchantID, tc.amount, nil)
 						body := with(chargeBody(cfg), "amount", ivrpay.FormatDollars(tc.amount))
 						start := time.Now()
-						id := b.wantPending(b.ivr(key, body))
+						first := b.ivr(key, body)
 						if el := time.Since(start); el > 10*faultTimeout {
 							t.Errorf("the connector answered after %v; the processor timeout is %v", el, faultTimeout)
+						}
+						var id string
+						switch {
+						case !tc.inCall:
+							id = b.wantPending(first)
+						case d.reverses:
+							first.wantErr(t, "charge", ivrpay.RefusalProcessingError, 200)
+							id = first.Params["payin_id"]
+						default:
+							id = first.wantOK(t, "charge")
 						}
 						if ref, _ := d.payment(id); (ref != "") != tc.charges {
 							t.Fatalf("the fake holds payment %q for payin %s; want one: %v", ref, id, tc.charges)
@@ -160,8 +175,10 @@ func TestProcessorFaultTriggers(t *testing.T) {
 								t.Fatalf("the retry made payin %s, want %s", again, id)
 							}
 						}
-						if n := b.reconcile(); n < 1 {
-							t.Fatalf("the reconciler resolved %d payins", n)
+						if !tc.inCall {
+							if n := b.reconcile(); n < 1 {
+								t.Fatalf("the reconciler resolved %d payins", n)
+							}
 						}
 						p := b.payin(id)
 						ref, reversed := d.payment(id)

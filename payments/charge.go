@@ -1,6 +1,7 @@
 package payments
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,7 +38,15 @@ type chargeAttempt struct {
 	risk *riskCheck
 	// timeout bounds the processor call (0: the service's ProcessorTimeout).
 	timeout time.Duration
+	// answerBy, for connector charges, is when the voice provider must have
+	// the answer: a first call that timed out before it is followed by one
+	// Resolve in the time left.
+	answerBy time.Time
 }
+
+// minResolveTime is the least time left before answerBy worth asking the
+// processor once more in.
+const minResolveTime = 500 * time.Millisecond
 
 // charge makes a payin in three steps. (1) A CREATED payin reserves the
 // config: the unique index on live payins lets exactly one racer through.
@@ -60,13 +69,26 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 	if a.stored != nil {
 		pay.Stored = &ivrpay.StoredCredential{NetworkTransactionID: a.storedNTI}
 	}
-	res, err := s.callWithin(ctx, a.timeout, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return a.processor.Authorize(ctx, pay) })
+	timeout := cmp.Or(a.timeout, s.opts.ProcessorTimeout)
+	deadline := time.Now().Add(timeout)
+	res, err := s.callWithin(ctx, timeout, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return a.processor.Authorize(ctx, pay) })
 	if errors.Is(err, ivrpay.ErrNotSent) && !resumed {
 		// Refused before it left, and no earlier attempt sent this payin's
 		// idempotency key: nothing was charged, so the payin fails at once
 		// instead of waiting for the reconciler (SPEC §9).
 		s.opts.Logger.Error("processor request refused before it was sent; the payin fails", "payin_id", p.ID, "processor", a.account.Name, "error", err)
 		res, err = ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: notSentDesc}, nil
+	}
+	if err != nil && !time.Now().Before(deadline) && time.Until(a.answerBy) >= minResolveTime {
+		// The call timed out with time left before the caller must hear
+		// something: ask once what it did, so that fewer callers hear
+		// "being confirmed" (SPEC §4.2).
+		pay.DuringCall = true
+		if res, err = s.callWithin(ctx, min(time.Until(a.answerBy), timeout), func(ctx context.Context) (ivrpay.ProcessorResult, error) {
+			return a.processor.Resolve(ctx, pay)
+		}); err == nil {
+			res = resolvedResult(res)
+		}
 	}
 	if err != nil {
 		s.opts.Logger.Warn("processor outcome unknown; the payin keeps its config until a retry or the reconciler resolves it",

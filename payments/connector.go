@@ -22,6 +22,9 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 	if req.Provider == "" {
 		req.Provider = ivrpay.ProviderTwilio
 	}
+	if req.ReceivedAt.IsZero() {
+		req.ReceivedAt = time.Now()
+	}
 	key := transactionKey(caller, req)
 	ref := req.ConfigParam()
 	cardFP := ""
@@ -261,7 +264,7 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 	}
 	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrProvider: req.Provider, ivrTxID: req.TransactionID,
 		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc,
-		timeout: s.ivrProcessorTimeout(req.Provider)})
+		timeout: s.ivrProcessorTimeout(req.Provider), answerBy: ivrAnswerBy(req)})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
 	} else if err != nil {

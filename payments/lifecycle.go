@@ -10,9 +10,12 @@ import (
 
 // CapturePayin captures an AUTHORIZED payin, in full or in part, at the
 // processor that authorized it, which moves it to PROCESSING (then
-// settlement moves it to SUCCEEDED like any other). The status change is a
-// conditional write, so of two racing captures one wins and the other is a
-// conflict.
+// settlement moves it to SUCCEEDED like any other). The capture is recorded
+// on the payin before the processor is asked (a conditional write, so of two
+// racing captures one is sent and the other is a conflict); when its answer
+// is lost the payin stays AUTHORIZED with the capture in flight, and a retry
+// of the request or the reconciler sends it again under the same
+// idempotency key.
 func (s *Service) CapturePayin(ctx context.Context, payinID string, in ivrpay.PayinCapture) (*ivrpay.Payin, error) {
 	p, err := s.readable(ctx, "payin:update", payinID)
 	if err != nil {
@@ -26,31 +29,54 @@ func (s *Service) CapturePayin(ctx context.Context, payinID string, in ivrpay.Pa
 	if err != nil {
 		return nil, err
 	}
-	if amount, err = ivrpay.PlanCapture(p, amount); err != nil {
-		return nil, err
+	for range 2 {
+		if op := p.Operation; op != nil {
+			if op.Kind != ivrpay.PayinOperationCapture || (amount != 0 && amount != op.Amount) {
+				return nil, ivrpay.OperationInFlight(p)
+			}
+			// The same capture again: sent again under its key.
+			return s.capture(ctx, p, *op, v)
+		}
+		if amount, err = ivrpay.PlanCapture(p, amount); err != nil {
+			return nil, err
+		}
+		op := ivrpay.PayinOperation{Kind: ivrpay.PayinOperationCapture, Amount: amount, IdempotencyKey: "capture_" + p.ID}
+		err = s.store.StartPayinOperation(context.WithoutCancel(ctx), ivrpay.PayinOperationStart{PayinID: p.ID,
+			Status: ivrpay.PayinStatusAuthorized, Operation: op, At: s.now()})
+		if errors.Is(err, ivrpay.ErrStateChanged) {
+			// Captured, voided or being captured by another request meanwhile.
+			if p, err = s.store.LoadPayin(ctx, payinID); err != nil {
+				return nil, err
+			}
+			if p.Operation == nil {
+				return nil, ivrpay.CaptureConflict(p)
+			}
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		return s.capture(ctx, p, op, v)
 	}
-	op := ivrpay.OpCapture
-	if amount < p.AuthorizedAmount {
-		op = ivrpay.OpPartialCapture
+	return nil, ivrpay.OperationInFlight(p)
+}
+
+// capture sends the capture op in flight on p and answers the payin as it
+// leaves it: PROCESSING, or AUTHORIZED while the outcome is unknown.
+func (s *Service) capture(ctx context.Context, p *ivrpay.Payin, op ivrpay.PayinOperation, v ivrpay.APIVersion) (*ivrpay.Payin, error) {
+	kind := ivrpay.OpCapture
+	if op.Amount < p.AuthorizedAmount {
+		kind = ivrpay.OpPartialCapture
 	}
-	res, err := s.operate(ctx, p, op, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
-		return proc.Capture(ctx, ivrpay.PaymentOperation{IdempotencyKey: "capture_" + p.ID, Reference: string(p.Processor.Reference),
-			PayinID: p.ID, Amount: amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
-	})
+	proc, err := s.capable(ctx, p, kind)
 	if err != nil {
 		return nil, err
 	}
-	if !res.Approved {
-		return nil, processorRefused("capture", p.ID, res)
-	}
-	final, err := s.store.RecordCapture(context.WithoutCancel(ctx), ivrpay.PayinCaptureRecord{PayinID: p.ID, Amount: amount, At: s.now()})
-	if errors.Is(err, ivrpay.ErrStateChanged) {
-		if p, err = s.store.LoadPayin(ctx, payinID); err != nil {
-			return nil, err
-		}
-		return nil, ivrpay.CaptureConflict(p)
-	} else if err != nil {
+	final, outcome, res, err := s.sendOperation(ctx, proc, p, op, false)
+	if err != nil {
 		return nil, err
+	}
+	if outcome == ivrpay.ProcessorOutcomeDeclined {
+		return nil, processorRefused("capture", p.ID, res)
 	}
 	return ivrpay.ShapePayin(v, final), nil
 }
@@ -91,6 +117,9 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 	// (settled, captured, refunded by another request) makes the decision
 	// again on the new state.
 	for range 10 {
+		if p.Operation != nil {
+			return nil, ivrpay.OperationInFlight(p)
+		}
 		plan, err := ivrpay.PlanVoidOrRefund(p, in.Type, amount)
 		if err != nil {
 			return nil, err
@@ -122,21 +151,32 @@ func (s *Service) VoidOrRefund(ctx context.Context, payinID string, in ivrpay.Vo
 	return nil, ivrpay.Errorf(ivrpay.ECONFLICT, "payin %s kept changing while this request ran; try again", payinID)
 }
 
-// void cancels the payment at the processor, then records the payin CANCELED.
+// void records the void on the payin, with the request's idempotency row,
+// then asks the processor. From the moment it is recorded the payin does not
+// settle and no other operation starts on it, so the void is never turned
+// into a refund after the processor acted: it ends CANCELED, refused (the
+// payin as it was, the idempotency key given back), or unknown (answered
+// with the payin's status unchanged; the reconciler sends it again).
 func (s *Service) void(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrRefundPlan, opKey string, rec *ivrpay.VoidOrRefundRecord) error {
-	res, err := s.operate(ctx, p, ivrpay.OpVoid, func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error) {
-		return proc.Void(ctx, ivrpay.PaymentOperation{IdempotencyKey: opKey, Reference: string(p.Processor.Reference), PayinID: p.ID,
-			Amount: plan.Amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
-	})
+	proc, err := s.capable(ctx, p, ivrpay.OpVoid)
 	if err != nil {
 		return err
 	}
-	if !res.Approved {
+	op := ivrpay.PayinOperation{Kind: ivrpay.PayinOperationVoid, Amount: plan.Amount, IdempotencyKey: opKey, RequestKey: rec.IdempotencyKey}
+	rec.Result.PayinStatus = p.Status // until the processor answers
+	if err := s.store.StartPayinOperation(context.WithoutCancel(ctx), ivrpay.PayinOperationStart{PayinID: p.ID, Status: plan.Status,
+		Operation: op, Request: rec, At: s.now()}); err != nil {
+		return err // nothing was sent: the caller may decide again
+	}
+	final, outcome, res, err := s.sendOperation(ctx, proc, p, op, false)
+	if err != nil {
+		return err
+	}
+	if outcome == ivrpay.ProcessorOutcomeDeclined {
 		return processorRefused("void", p.ID, res)
 	}
-	rec.Result.PayinStatus = ivrpay.PayinStatusCanceled
-	_, err = s.store.RecordVoidOrRefund(context.WithoutCancel(ctx), *rec)
-	return err
+	rec.Result.PayinStatus = final.Status
+	return nil
 }
 
 // refund reserves the refund, asks the processor, and records its answer.
@@ -188,22 +228,6 @@ func (s *Service) sendRefund(ctx context.Context, proc ivrpay.Processor, p *ivrp
 		o.Outcome = ivrpay.ProcessorOutcomeDeclined
 	}
 	return s.store.RecordRefundOutcome(context.WithoutCancel(ctx), o)
-}
-
-// operate runs a capture or void (op) at the processor that made p. An unknown
-// outcome is an error the client may retry with the same request (the same
-// processor idempotency key); nothing was recorded.
-func (s *Service) operate(ctx context.Context, p *ivrpay.Payin, op string, f func(ctx context.Context, proc ivrpay.Processor) (ivrpay.ProcessorResult, error)) (ivrpay.ProcessorResult, error) {
-	proc, err := s.capable(ctx, p, op)
-	if err != nil {
-		return ivrpay.ProcessorResult{}, err
-	}
-	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) { return f(ctx, proc) })
-	if err != nil {
-		s.opts.Logger.Warn("processor outcome unknown", "payin_id", p.ID, "error", err)
-		return res, ivrpay.Errorf(ivrpay.EUNAVAILABLE, "the processor did not answer in time; nothing was recorded: send the same request again (it reuses the processor's idempotency key, so it never acts twice)")
-	}
-	return res, nil
 }
 
 // capable returns the processor that made p, or why it cannot do op.

@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -18,9 +19,10 @@ const reconcileBatch = 50
 // payin's idempotency key. An approved payment is recorded with its events;
 // one that moved no money (or was reversed) fails with PROCESSING_ERROR and
 // frees its config. Several processes may reconcile one database: the lease
-// is a conditional write. Refunds whose answer was lost are sent again
-// under their idempotency key. It returns how many payins and refunds it
-// asked about.
+// is a conditional write. Refunds, captures and voids whose answer was
+// lost (or whose process died before it arrived) are sent again under their
+// idempotency key until the processor answers for certain. It returns how
+// many payins, refunds and operations it resolved.
 func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 	wait := max(s.opts.ReconcileAfter, s.opts.ProcessorTimeout+time.Second)
 	payins, err := s.store.ClaimUnresolvedPayins(context.WithoutCancel(ctx), s.now().Add(-wait), 2*s.opts.ProcessorTimeout+time.Second, reconcileBatch)
@@ -55,6 +57,26 @@ func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 			retry := s.postpone(ctx, "refunds", u.Refund.ID, s.now().Sub(u.Refund.CreatedAt), lease)
 			s.opts.Logger.Warn("reconciler could not resolve a refund yet; it tries again later", "refund_id", u.Refund.ID, "retry_in", retry.String(), "error", err)
 		}
+	}
+	ops, err := s.store.ClaimPayinOperations(context.WithoutCancel(ctx), s.now().Add(-wait), lease, reconcileBatch)
+	if err != nil {
+		return n, err
+	}
+	for _, p := range ops {
+		proc, err := s.router.Account(ctx, p.Processor.Account)
+		if err == nil {
+			var outcome string
+			if _, outcome, _, err = s.sendOperation(ctx, proc, p, *p.Operation, true); err == nil && outcome == ivrpay.ProcessorOutcomeUnknown {
+				err = errors.New("no answer from the processor")
+			}
+		}
+		if err != nil {
+			retry := s.postpone(ctx, "payins", p.ID, s.now().Sub(p.UpdatedAt), lease)
+			s.opts.Logger.Warn("reconciler could not resolve a payin operation yet; it tries again later", "payin_id", p.ID,
+				"operation", p.Operation.Kind, "retry_in", retry.String(), "error", err)
+			continue
+		}
+		n++
 	}
 	return n, nil
 }
@@ -132,9 +154,7 @@ func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin, given *ivrpay.Pr
 			return false, err
 		}
 	}
-	if !res.Approved && res.RefusalCode == "" {
-		res.RefusalCode = ivrpay.RefusalProcessingError
-	}
+	res = resolvedResult(res)
 	a := chargeAttempt{cfg: cfg, entry: entry, source: p.Source, stored: stored,
 		account: ivrpay.ProcessorAccountRef{Name: p.Processor.Account, Kind: p.Processor.Kind, AccountRef: p.Processor.AccountRef()}}
 	if p.IVR != nil {
@@ -147,6 +167,15 @@ func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin, given *ivrpay.Pr
 		return false, err
 	}
 	return true, nil
+}
+
+// resolvedResult is Resolve's answer as a charge's outcome: a payment it
+// found no trace of failed with PROCESSING_ERROR when it names no reason.
+func resolvedResult(res ivrpay.ProcessorResult) ivrpay.ProcessorResult {
+	if !res.Approved && res.RefusalCode == "" {
+		res.RefusalCode = ivrpay.RefusalProcessingError
+	}
+	return res
 }
 
 // ivrAnswer is the connector answer a reconciled IVR payin leaves for a

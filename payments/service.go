@@ -150,12 +150,22 @@ func (s *Service) call(ctx context.Context, f func(ctx context.Context) (ivrpay.
 	return s.callWithin(ctx, s.opts.ProcessorTimeout, f)
 }
 
+// connectorMargin is the part of a voice provider's timeout left for the
+// connector's own work and the answer's way back.
+const connectorMargin = time.Second
+
 // ivrProcessorTimeout bounds a processor call of a connector request from
-// provider: ProcessorTimeout, shortened to leave a second of the provider's
-// own timeout, so that Telnyx and SignalWire (5 s) get an answer, if only
-// PAYMENT_PENDING, before they give up on the connector.
+// provider: ProcessorTimeout, shortened to leave connectorMargin of the
+// provider's own timeout, so that Telnyx and SignalWire (5 s) get an answer,
+// if only PAYMENT_PENDING, before they give up on the connector.
 func (s *Service) ivrProcessorTimeout(provider ivrpay.IVRProvider) time.Duration {
-	return min(s.opts.ProcessorTimeout, provider.ConnectorTimeout()-time.Second)
+	return min(s.opts.ProcessorTimeout, provider.ConnectorTimeout()-connectorMargin)
+}
+
+// ivrAnswerBy is when the connector must have answered req: its provider's
+// timeout from its arrival, less connectorMargin.
+func ivrAnswerBy(req ivrpay.IVRRequest) time.Time {
+	return req.ReceivedAt.Add(req.Provider.ConnectorTimeout() - connectorMargin)
 }
 
 // callWithin is call with a deadline of its own (ProcessorTimeout when 0).

@@ -65,16 +65,25 @@ type Store interface {
 	// could not resolve.
 	PostponeReconcile(ctx context.Context, table, id string, until time.Time) error
 
-	// RecordCapture moves an AUTHORIZED payin to PROCESSING (ErrStateChanged otherwise).
-	RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) (*ivrpay.Payin, error)
+	// StartPayinOperation records a capture or void on its payin before the
+	// processor is asked (with a void's idempotency row): ErrStateChanged
+	// when the payin's status changed or another operation is in flight,
+	// ivrpay.ErrIdempotencyKeyTaken when another request committed the key.
+	StartPayinOperation(ctx context.Context, o ivrpay.PayinOperationStart) error
+	// RecordPayinOperationOutcome stores the processor's answer to the
+	// payin's operation (ErrStateChanged when it is no longer in flight) and
+	// returns the payin.
+	RecordPayinOperationOutcome(ctx context.Context, o ivrpay.PayinOperationOutcome) (*ivrpay.Payin, error)
+	// ClaimPayinOperations leases, for the caller alone, up to limit payins
+	// whose operation has been in flight since before cutoff.
+	ClaimPayinOperations(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]*ivrpay.Payin, error)
 	// ReplayVoidOrRefund returns the first result of an idempotency key, an
 	// ECONFLICT when the key was used for another request, or nil, nil.
 	ReplayVoidOrRefund(ctx context.Context, platformID, key, hash string) (*ivrpay.VoidOrRefundResult, error)
-	// RecordVoidOrRefund stores a void (payin CANCELED) or a PROCESSING
-	// refund that reserves its amount, with the idempotency row, and
-	// returns the refund (nil for a void). ErrStateChanged when the payin
-	// changed; ivrpay.ErrIdempotencyKeyTaken when another request committed
-	// the key first.
+	// RecordVoidOrRefund stores a PROCESSING refund that reserves its
+	// amount, with the idempotency row, and returns the refund.
+	// ErrStateChanged when the payin changed; ivrpay.ErrIdempotencyKeyTaken
+	// when another request committed the key first.
 	RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (*ivrpay.Refund, error)
 	// RecordRefundOutcome stores the processor's answer to a refund: its
 	// reference when approved, FAILED with its refusal (and the amount given

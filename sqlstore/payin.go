@@ -23,7 +23,8 @@ const payinSelect = `SELECT (SELECT c.idempotency_key FROM payin_configs c WHERE
 	id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
 	authorized_amount, captured_amount, refunded_amount, refusal_code, refusal_desc, auth_code, avs_result_code, cvc_result_code,
 	brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, created_at, updated_at,
-	processor_account, processor_kind, processor_sub_account, processor_reference, network_transaction_id, processor_outcome, created_by FROM payins`
+	processor_account, processor_kind, processor_sub_account, processor_reference, network_transaction_id, processor_outcome, created_by,
+	operation, operation_amount, operation_key, operation_outcome, operation_request_key FROM payins`
 
 func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var p ivrpay.Payin
@@ -34,11 +35,16 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var created, updated string
 	var proc ivrpay.PayinProcessor
 	var procRef, nti, outcome string
+	var op ivrpay.PayinOperation
 	if err := row.Scan(&idempotencyKey, &pmcID, &chargebacks, &p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
 		&p.AuthorizedAmount, &p.CapturedAmount, &refunded, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
 		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &provider, &txID, &created, &updated,
-		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome, &p.CreatedBy); err != nil {
+		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome, &p.CreatedBy,
+		&op.Kind, &op.Amount, &op.IdempotencyKey, &op.Outcome, &op.RequestKey); err != nil {
 		return nil, err
+	}
+	if op.Kind != "" {
+		p.Operation = &op
 	}
 	proc.Reference, proc.NetworkTransactionID, proc.Outcome = ivrpay.OptString(procRef), ivrpay.OptString(nti), ivrpay.OptString(outcome)
 	p.Processor = &proc

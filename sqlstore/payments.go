@@ -458,7 +458,12 @@ func (s *Store) insertPaymentMethod(ctx context.Context, tx querier, pm ivrpay.N
 // before cutoff.
 func (s *Store) ClaimUnresolvedPayins(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) (out []*ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.ClaimUnresolvedPayins")
-	ids, err := s.leaseDue(ctx, "payins", "status = 'CREATED'", cutoff, lease, limit)
+	return s.leasePayins(ctx, "status = 'CREATED'", cutoff, lease, limit)
+}
+
+// leasePayins is leaseDue on payins, and reads the payins it leased.
+func (s *Store) leasePayins(ctx context.Context, where string, cutoff time.Time, lease time.Duration, limit int) (out []*ivrpay.Payin, err error) {
+	ids, err := s.leaseDue(ctx, "payins", where, cutoff, lease, limit)
 	for _, id := range ids {
 		p, err := s.findPayin(ctx, s.rdb, id)
 		if err != nil {

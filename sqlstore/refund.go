@@ -85,30 +85,6 @@ func (s *Store) loadRefunds(ctx context.Context, q querier, payins ...*ivrpay.Pa
 	return rows.Err()
 }
 
-// RecordCapture moves an AUTHORIZED payin to PROCESSING with its captured
-// amount, by a conditional UPDATE: of two racing captures one wins and the
-// other gets ErrStateChanged.
-func (s *Store) RecordCapture(ctx context.Context, c ivrpay.PayinCaptureRecord) (final *ivrpay.Payin, err error) {
-	defer wrap(&err, "Store.RecordCapture(%q)", c.PayinID)
-	now := ivrpay.FormatTime(c.At)
-	err = s.inTx(ctx, func(tx querier) error {
-		res, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, captured_amount = $3, updated_at = $4, status_at = $4
-			WHERE id = $1 AND status = $5 AND authorized_amount >= $3`,
-			c.PayinID, ivrpay.PayinStatusProcessing, c.Amount, now, ivrpay.PayinStatusAuthorized)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return ivrpay.ErrStateChanged
-		}
-		if final, err = s.findPayin(ctx, tx, c.PayinID); err != nil {
-			return err
-		}
-		return s.emitPayinEvent(ctx, tx, final, "")
-	})
-	return final, err
-}
-
 // ReplayVoidOrRefund returns the first result of an idempotency key, an
 // ECONFLICT when the key was used for a different request, or nil, nil when
 // the key is unused.
@@ -133,43 +109,18 @@ func (s *Store) ReplayVoidOrRefund(ctx context.Context, platformID, key, hash st
 	return res, nil
 }
 
-// RecordVoidOrRefund stores a void (the payin CANCELED) or a PROCESSING
-// refund, with the idempotency row, in one transaction. The refund adds to
-// refunded_amount with an UPDATE whose WHERE requires enough left, so
-// concurrent refunds, in one process or many, never exceed it. It returns
-// the refund as reserved (nil for a void).
+// RecordVoidOrRefund stores a PROCESSING refund, with the idempotency row,
+// in one transaction (a void is a payin operation: StartPayinOperation).
+// The refund adds to refunded_amount with an UPDATE whose WHERE requires
+// enough left, so concurrent refunds, in one process or many, never exceed
+// it. It returns the refund as reserved.
 func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (refund *ivrpay.Refund, err error) {
 	defer wrap(&err, "Store.RecordVoidOrRefund(%q)", r.Payin.ID)
 	p := r.Payin
 	now := ivrpay.FormatTime(r.At)
-	resJSON, err := json.Marshal(r.Result)
-	if err != nil {
-		return nil, err
-	}
 	err = s.inTx(ctx, func(tx querier) error {
-		ins, err := tx.ExecContext(ctx, `INSERT INTO void_or_refund_requests (platform_id, idempotency_key, request_hash, payin_id, result, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
-			r.PlatformID, r.IdempotencyKey, r.RequestHash, p.ID, string(resJSON), now)
-		if err != nil {
+		if err := insertVoidOrRefundRequest(ctx, tx, r, now); err != nil {
 			return err
-		}
-		if n, _ := ins.RowsAffected(); n != 1 {
-			return ivrpay.ErrIdempotencyKeyTaken
-		}
-		if r.Plan.Kind == ivrpay.VoidOrRefundTypeVoid {
-			upd, err := tx.ExecContext(ctx, `UPDATE payins SET status = $2, updated_at = $3, status_at = $3 WHERE id = $1 AND status = $4`,
-				p.ID, ivrpay.PayinStatusCanceled, now, r.Plan.Status)
-			if err != nil {
-				return err
-			}
-			if n, _ := upd.RowsAffected(); n != 1 {
-				return ivrpay.ErrStateChanged
-			}
-			final, err := s.findPayin(ctx, tx, p.ID)
-			if err != nil {
-				return err
-			}
-			return s.emitPayinEvent(ctx, tx, final, "")
 		}
 		upd, err := tx.ExecContext(ctx, `UPDATE payins SET refunded_amount = refunded_amount + $2, updated_at = $3
 			WHERE id = $1 AND status = $4 AND captured_amount - refunded_amount >= $2`,
@@ -200,6 +151,26 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 		return s.emitRefundEvent(ctx, tx, refund)
 	})
 	return refund, err
+}
+
+// insertVoidOrRefundRequest writes the idempotency row of a void or refund
+// request with the result it replays; ivrpay.ErrIdempotencyKeyTaken when
+// another request committed the key first.
+func insertVoidOrRefundRequest(ctx context.Context, tx querier, r ivrpay.VoidOrRefundRecord, now string) error {
+	resJSON, err := json.Marshal(r.Result)
+	if err != nil {
+		return err
+	}
+	ins, err := tx.ExecContext(ctx, `INSERT INTO void_or_refund_requests (platform_id, idempotency_key, request_hash, payin_id, result, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (platform_id, idempotency_key) DO NOTHING`,
+		r.PlatformID, r.IdempotencyKey, r.RequestHash, r.Payin.ID, string(resJSON), now)
+	if err != nil {
+		return err
+	}
+	if n, _ := ins.RowsAffected(); n != 1 {
+		return ivrpay.ErrIdempotencyKeyTaken
+	}
+	return nil
 }
 
 // RecordRefundOutcome stores the processor's answer to a reserved refund

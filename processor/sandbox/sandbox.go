@@ -12,7 +12,13 @@
 //     call; 5120 (TimeoutFirstAmount) times out on the first call of an
 //     idempotency key and answers its repeats; 5121 (LostAnswersAmount)
 //     never answers; 5122 (UnavailableAmount) answers 503 and charges
-//     nothing. Resolve answers them all: approved, except 5122.
+//     nothing. Resolve answers them all: approved, except 5122, and except
+//     5121 while the caller is on the line (CardPayment.DuringCall): its
+//     answers are lost until the reconciler asks.
+//
+// Capture, Void and Refund approve; one of TimeoutFirstAmount cents times out
+// on the first call of its idempotency key (the operation is done) and
+// answers its repeats, like a charge of that amount.
 //  2. Card triggers: the test card numbers of Table decline with their refusal code.
 //  3. CVC: "000" declines with INVALID_CARD_SECURITY_CODE (cvc_result_code N);
 //     "001" approves with cvc_result_code N, as an issuer that approves
@@ -266,34 +272,40 @@ func (p *Processor) Verify(ctx context.Context, a ivrpay.CardPayment) (ivrpay.Pr
 	return answer(a), nil
 }
 
-// Capture, Void and Refund approve; the service has already checked amounts
-// and states.
+// Capture, Void and Refund approve (the service has already checked amounts
+// and states); an operation of TimeoutFirstAmount times out on its first
+// call (the operation is done), as a charge of that amount does.
 func (p *Processor) Capture(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
-	p.calls.Add(1)
-	return operation("cap", op), nil
+	return p.operate(ctx, "cap", op)
 }
 
-// Void approves.
+// Void approves, or times out first (TimeoutFirstAmount).
 func (p *Processor) Void(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
-	p.calls.Add(1)
-	return operation("void", op), nil
+	return p.operate(ctx, "void", op)
 }
 
-// Refund approves; a refund of TimeoutFirstAmount times out on its first
-// call (the refund is made), as a charge of that amount does.
+// Refund approves, or times out first (TimeoutFirstAmount).
 func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	return p.operate(ctx, "re", op)
+}
+
+func (p *Processor) operate(ctx context.Context, kind string, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
 	p.calls.Add(1)
 	if op.Amount == TimeoutFirstAmount && p.firstCall(op.IdempotencyKey) {
 		return ivrpay.ProcessorResult{}, p.timeout(ctx)
 	}
-	return operation("re", op), nil
+	return operation(kind, op), nil
 }
 
 // Resolve answers what the lost call did: the fault triggers that charged
-// are approved, UnavailableAmount charged nothing (PROCESSING_ERROR), and
-// any other request gets the answer Authorize gives it.
+// are approved (LostAnswersAmount only when the reconciler asks: asked
+// during the call, it times out), UnavailableAmount charged nothing
+// (PROCESSING_ERROR), and any other request gets the answer Authorize gives it.
 func (p *Processor) Resolve(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
 	p.calls.Add(1)
+	if a.Amount == LostAnswersAmount && a.DuringCall {
+		return ivrpay.ProcessorResult{}, p.timeout(ctx)
+	}
 	if a.Amount == UnavailableAmount {
 		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError,
 			RefusalDesc:   "sandbox: no charge was made (the processor was unavailable)",
