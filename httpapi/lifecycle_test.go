@@ -44,10 +44,14 @@ type lcEnv struct {
 // lcSetup serves the API on a fresh store of engine, bootstraps a platform
 // with a merchant, an admin key and an IVR key (payin:create only), and runs
 // the sandbox processor's confirmations (after settleAfter) and the delivery
-// worker until the test ends.
-func lcSetup(t *testing.T, engine string, settleAfter time.Duration) *lcEnv {
+// worker until the test ends. adjust may change the test configuration first
+// (its processor, say).
+func lcSetup(t *testing.T, engine string, settleAfter time.Duration, adjust ...func(*paymentstest.Config)) *lcEnv {
 	t.Helper()
 	opts := paymentstest.Options(t)
+	for _, f := range adjust {
+		f(&opts)
+	}
 	store := paymentstest.Open(t, engine, opts)
 	pay := opts.Payments(store)
 	api := &httpapi.Server{Services: httpapi.NewServices(store, pay)}
