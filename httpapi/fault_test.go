@@ -23,11 +23,11 @@ func faultSetup(t *testing.T, engine string) *bundle {
 	})
 }
 
-// reconcile runs the reconciler once its wait (one processor call's time and
+// reconcile runs the reconciler once its wait (two processor calls' time and
 // a second) has passed, and returns how many payins it resolved.
 func (b *bundle) reconcile() int {
 	b.t.Helper()
-	time.Sleep(faultTimeout + 1100*time.Millisecond)
+	time.Sleep(2*faultTimeout + 1100*time.Millisecond)
 	n, err := b.pay.ReconcileDue(context.Background())
 	if err != nil {
 		b.t.Fatalf("reconcile: %v", err)

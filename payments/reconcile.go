@@ -13,8 +13,9 @@ import (
 const reconcileBatch = 50
 
 // ReconcileDue resolves the payins whose processor outcome is unknown: each
-// CREATED payin unchanged for ReconcileAfter (and at least one processor
-// call's time, so that a live attempt is never overtaken) is leased by this
+// CREATED payin unchanged for ReconcileAfter (and at least two processor
+// calls' time: a live attempt, whose connector charge may ask once more in
+// the call, is never overtaken) is leased by this
 // process alone, and its processor asked what the payment did under the
 // payin's idempotency key. An approved payment is recorded with its events;
 // one that moved no money (or was reversed) fails with PROCESSING_ERROR and
@@ -24,12 +25,12 @@ const reconcileBatch = 50
 // idempotency key until the processor answers for certain. It returns how
 // many payins, refunds and operations it resolved.
 func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
-	wait := max(s.opts.ReconcileAfter, s.opts.ProcessorTimeout+time.Second)
-	payins, err := s.store.ClaimUnresolvedPayins(context.WithoutCancel(ctx), s.now().Add(-wait), 2*s.opts.ProcessorTimeout+time.Second, reconcileBatch)
+	lease := 2*s.opts.ProcessorTimeout + time.Second
+	wait := max(s.opts.ReconcileAfter, lease)
+	payins, err := s.store.ClaimUnresolvedPayins(context.WithoutCancel(ctx), s.now().Add(-wait), lease, reconcileBatch)
 	if err != nil {
 		return 0, err
 	}
-	lease := 2*s.opts.ProcessorTimeout + time.Second
 	for _, p := range payins {
 		resolved, err := s.resolve(ctx, p, nil)
 		if err != nil {
@@ -41,7 +42,7 @@ func (s *Service) ReconcileDue(ctx context.Context) (n int, err error) {
 			n++
 		}
 	}
-	refunds, err := s.store.ClaimUnresolvedRefunds(context.WithoutCancel(ctx), s.now().Add(-wait), 2*s.opts.ProcessorTimeout+time.Second, reconcileBatch)
+	refunds, err := s.store.ClaimUnresolvedRefunds(context.WithoutCancel(ctx), s.now().Add(-wait), lease, reconcileBatch)
 	if err != nil {
 		return n, err
 	}

@@ -56,6 +56,70 @@ func TestUnknownOutcomeSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
+// TestLostOperationsSurviveSIGKILL runs the built binary: a capture and a
+// void whose answers are lost (the sandbox's 51.20 times out on the first
+// call of each, and the operation is done) are answered with the payin as it
+// stands (AUTHORIZED; PROCESSING), the server is killed with SIGKILL, and
+// the restarted server's reconciler sends both again under their keys
+// (its sandbox times out once more, then answers): the payin is captured,
+// the other CANCELED, never settled. The connector charges themselves time
+// out first and are found by the Resolve asked in the same exchange.
+func TestLostOperationsSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary, and waits for several 6 s processor timeouts")
+	}
+	t.Parallel()
+	bin := buildIvrpay(t)
+	for _, engine := range paymentstest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			db, vaultKey := paymentstest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
+			srv := whStart(t, bin, db, vaultKey, "--reconcile-after", "1s")
+			admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+			charge := func(name, mode string) string {
+				t.Helper()
+				cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": name,
+					"amount": sandbox.TimeoutFirstAmount, "currency_code": "USD", "processing_mode": mode})["payin_config_id"].(string)
+				a := srv.connector(t, ivrKey, chargeBody(cfg, "CA-"+name, ivrpay.FormatDollars(sandbox.TimeoutFirstAmount)))
+				if a.ChargeID == nil {
+					t.Fatalf("charge %s: %+v, want it found by the Resolve asked in the exchange", name, a)
+				}
+				return *a.ChargeID
+			}
+			// The void is sent as soon as its payin is PROCESSING, long before
+			// --sandbox-settle-after (1 s) would settle it.
+			voided := charge("void-lost", ivrpay.ProcessingModeAuthorizeAndCapture)
+			v := srv.api(t, "POST", "/v1/payins/"+voided+"/void_or_refund", admin, map[string]any{"idempotency_key": "void-lost",
+				"reason": "REQUESTED_BY_CUSTOMER"})
+			if v["type"] != ivrpay.VoidOrRefundTypeVoid || v["payin_status"] != ivrpay.PayinStatusProcessing {
+				t.Fatalf("void whose answer was lost answered %v", v)
+			}
+			captured := charge("capture-lost", ivrpay.ProcessingModeAuthorize)
+			if p := srv.api(t, "POST", "/v1/payins/"+captured+"/capture", admin, map[string]any{}); p["status"] != ivrpay.PayinStatusAuthorized {
+				t.Fatalf("capture whose answer was lost answered %v, want the payin still AUTHORIZED", p["status"])
+			}
+			srv.kill()
+
+			srv = whStart(t, bin, db, vaultKey, "--reconcile-after", "1s")
+			var c, p map[string]any
+			srv.waitFor(t, "the restarted server to send the capture and the void again", func() bool {
+				c, p = srv.api(t, "GET", "/v1/payins/"+captured, admin, nil), srv.api(t, "GET", "/v1/payins/"+voided, admin, nil)
+				return c["status"] != ivrpay.PayinStatusAuthorized && p["status"] == ivrpay.PayinStatusCanceled
+			})
+			if c["status"] == ivrpay.PayinStatusFailed || c["captured_amount"] != float64(sandbox.TimeoutFirstAmount) {
+				t.Fatalf("captured payin after the restart: status %v, captured %v", c["status"], c["captured_amount"])
+			}
+			if refunds, _ := p["refunds"].([]any); len(refunds) != 0 {
+				t.Fatalf("the voided payin has refunds: %v", refunds)
+			}
+			if again := srv.api(t, "POST", "/v1/payins/"+voided+"/void_or_refund", admin, map[string]any{"idempotency_key": "void-lost",
+				"reason": "REQUESTED_BY_CUSTOMER"}); again["payin_status"] != ivrpay.PayinStatusCanceled {
+				t.Fatalf("the void's replay after its outcome: %v", again)
+			}
+		})
+	}
+}
+
 // TestSandboxProcessorLatency: --sandbox-processor-latency slows every
 // answer of the sandbox processor; one longer than the 6 s a processor call
 // gets makes the charge's outcome unknown (PAYMENT_PENDING). Production
