@@ -165,17 +165,19 @@ func (s *Service) void(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidOrR
 	op := ivrpay.PayinOperation{Kind: ivrpay.PayinOperationVoid, Amount: plan.Amount, IdempotencyKey: opKey, RequestKey: rec.IdempotencyKey}
 	rec.Result.PayinStatus = p.Status // until the processor answers
 	if err := s.store.StartPayinOperation(context.WithoutCancel(ctx), ivrpay.PayinOperationStart{PayinID: p.ID, Status: plan.Status,
-		Operation: op, Request: rec, At: s.now()}); err != nil {
+		Operation: op, Request: rec, At: rec.At}); err != nil {
 		return err // nothing was sent: the caller may decide again
 	}
 	final, outcome, res, err := s.sendOperation(ctx, proc, p, op, false)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if outcome == ivrpay.ProcessorOutcomeDeclined {
+	case outcome == ivrpay.ProcessorOutcomeDeclined:
 		return processorRefused("void", p.ID, res)
+	case outcome == ivrpay.ProcessorOutcomeApproved:
+		// As the replay now says: the payin as the void left it.
+		rec.Result.PayinStatus, rec.Result.UpdatedAt = final.Status, final.UpdatedAt
 	}
-	rec.Result.PayinStatus = final.Status
 	return nil
 }
 

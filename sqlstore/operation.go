@@ -63,8 +63,11 @@ func (s *Store) RecordPayinOperationOutcome(ctx context.Context, o ivrpay.PayinO
 		}
 		inFlight := `id = $1 AND operation_key = $2 AND operation <> ''`
 		if o.Outcome == ivrpay.ProcessorOutcomeUnknown {
-			_, err := tx.ExecContext(ctx, `UPDATE payins SET operation_outcome = $3, updated_at = $4 WHERE `+inFlight,
-				o.PayinID, o.IdempotencyKey, ivrpay.ProcessorOutcomeUnknown, now)
+			// Nothing the payin shows changes, so neither does its
+			// updated_at: the void's answer and GET agree, and the
+			// reconciler's back-off counts from the operation's start.
+			_, err := tx.ExecContext(ctx, `UPDATE payins SET operation_outcome = $3 WHERE `+inFlight,
+				o.PayinID, o.IdempotencyKey, ivrpay.ProcessorOutcomeUnknown)
 			final = p
 			return err
 		}
@@ -77,9 +80,11 @@ func (s *Store) RecordPayinOperationOutcome(ctx context.Context, o ivrpay.PayinO
 				status = ivrpay.PayinStatusCanceled
 			}
 		}
-		// A status change restarts the settlement clock (status_at); a
-		// refusal leaves it, so that a payin waits no longer than it would have.
-		res, err := tx.ExecContext(ctx, `UPDATE payins SET status = $3, captured_amount = $4, updated_at = $5,
+		// Only a status change moves updated_at and restarts the settlement
+		// clock (status_at): after a refusal the payin shows what it showed,
+		// and waits no longer than it would have.
+		res, err := tx.ExecContext(ctx, `UPDATE payins SET status = $3, captured_amount = $4,
+			updated_at = CASE WHEN status = $3 THEN updated_at ELSE $5 END,
 			status_at = CASE WHEN status = $3 THEN status_at ELSE $5 END,
 			operation = '', operation_amount = 0, operation_key = '', operation_outcome = '', operation_request_key = '' WHERE `+inFlight,
 			o.PayinID, o.IdempotencyKey, status, captured, now)
@@ -106,7 +111,7 @@ func (s *Store) RecordPayinOperationOutcome(ctx context.Context, o ivrpay.PayinO
 }
 
 // settleVoidRequest makes the replayed answer of the void request key show
-// the payin as its void left it, or deletes the request (release) so that a
+// the payin as its void left it (status and updated_at), or deletes the request (release) so that a
 // void the processor refused uses up no key.
 func (s *Store) settleVoidRequest(ctx context.Context, tx querier, p *ivrpay.Payin, key string, release bool) error {
 	if release {
@@ -122,7 +127,7 @@ func (s *Store) settleVoidRequest(ctx context.Context, tx querier, p *ivrpay.Pay
 	if err := json.Unmarshal([]byte(result), &r); err != nil {
 		return err
 	}
-	r.PayinStatus = p.Status
+	r.PayinStatus, r.UpdatedAt = p.Status, p.UpdatedAt
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
