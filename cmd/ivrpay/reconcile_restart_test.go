@@ -12,6 +12,16 @@ import (
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 )
 
+// startReconciling starts the binary on a fresh database of engine with a
+// 1 s --reconcile-after, and returns it with a function that starts it again
+// on the same database and vault key.
+func startReconciling(t *testing.T, bin, engine string) (*whServer, func() *whServer) {
+	t.Helper()
+	db, vaultKey := paymentstest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
+	start := func() *whServer { return whStart(t, bin, db, vaultKey, "--reconcile-after", "1s") }
+	return start(), start
+}
+
 // TestUnknownOutcomeSurvivesSIGKILL runs the built binary: a charge whose
 // every processor answer is lost (the sandbox's 5121 cents) is answered
 // PAYMENT_PENDING, the server is killed with SIGKILL while the outcome is
@@ -26,8 +36,7 @@ func TestUnknownOutcomeSurvivesSIGKILL(t *testing.T) {
 	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			db, vaultKey := paymentstest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
-			srv := whStart(t, bin, db, vaultKey, "--reconcile-after", "1s")
+			srv, restart := startReconciling(t, bin, engine)
 			admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
 			cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": "lost-1",
 				"amount": sandbox.LostAnswersAmount, "currency_code": "USD"})["payin_config_id"].(string)
@@ -39,7 +48,7 @@ func TestUnknownOutcomeSurvivesSIGKILL(t *testing.T) {
 			}
 			srv.kill()
 
-			srv = whStart(t, bin, db, vaultKey, "--reconcile-after", "1s")
+			srv = restart()
 			var p map[string]any
 			srv.waitFor(t, "the restarted server to resolve the payin", func() bool {
 				p = srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil)
@@ -73,8 +82,7 @@ func TestLostOperationsSurviveSIGKILL(t *testing.T) {
 	for _, engine := range paymentstest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			db, vaultKey := paymentstest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
-			srv := whStart(t, bin, db, vaultKey, "--reconcile-after", "1s")
+			srv, restart := startReconciling(t, bin, engine)
 			admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
 			charge := func(name, mode string) string {
 				t.Helper()
@@ -100,7 +108,7 @@ func TestLostOperationsSurviveSIGKILL(t *testing.T) {
 			}
 			srv.kill()
 
-			srv = whStart(t, bin, db, vaultKey, "--reconcile-after", "1s")
+			srv = restart()
 			var c, p map[string]any
 			srv.waitFor(t, "the restarted server to send the capture and the void again", func() bool {
 				c, p = srv.api(t, "GET", "/v1/payins/"+captured, admin, nil), srv.api(t, "GET", "/v1/payins/"+voided, admin, nil)
