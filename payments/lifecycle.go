@@ -11,11 +11,12 @@ import (
 // CapturePayin captures an AUTHORIZED payin, in full or in part, at the
 // processor that authorized it, which moves it to PROCESSING (then
 // settlement moves it to SUCCEEDED like any other). The capture is recorded
-// on the payin before the processor is asked (a conditional write, so of two
-// racing captures one is sent and the other is a conflict); when its answer
-// is lost the payin stays AUTHORIZED with the capture in flight, and a retry
-// of the request or the reconciler sends it again under the same
-// idempotency key.
+// on the payin before the processor is asked, by a conditional write: of two
+// racing captures one is recorded, and the other, for the same amount,
+// sends that capture again under its idempotency key (for another amount it
+// is a conflict). When its answer is lost the payin stays AUTHORIZED with the
+// capture in flight, and a retry of the request or the reconciler sends it
+// again under the same key.
 func (s *Service) CapturePayin(ctx context.Context, payinID string, in ivrpay.PayinCapture) (*ivrpay.Payin, error) {
 	p, err := s.readable(ctx, "payin:update", payinID)
 	if err != nil {
@@ -48,10 +49,10 @@ func (s *Service) CapturePayin(ctx context.Context, payinID string, in ivrpay.Pa
 			if p, err = s.store.LoadPayin(ctx, payinID); err != nil {
 				return nil, err
 			}
-			if p.Operation == nil {
+			if p.Operation == nil && p.Status != ivrpay.PayinStatusAuthorized {
 				return nil, ivrpay.CaptureConflict(p)
 			}
-			continue
+			continue // decided again on the payin as it is now
 		} else if err != nil {
 			return nil, err
 		}

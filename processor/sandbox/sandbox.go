@@ -198,8 +198,8 @@ const (
 type Processor struct {
 	// Sleep waits d or until ctx is done; tests replace it. nil means a real timer.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// Latency is how long every Authorize and Verify takes before it
-	// answers, like a real acquirer's round trip (serve
+	// Latency is how long every Authorize, Verify and Resolve takes before
+	// it answers, like a real acquirer's round trip (serve
 	// --sandbox-processor-latency); 0 answers at once.
 	Latency time.Duration
 
@@ -303,6 +303,9 @@ func (p *Processor) operate(ctx context.Context, kind string, op ivrpay.PaymentO
 // (PROCESSING_ERROR), and any other request gets the answer Authorize gives it.
 func (p *Processor) Resolve(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
 	p.calls.Add(1)
+	if err := p.wait(ctx); err != nil {
+		return ivrpay.ProcessorResult{}, err
+	}
 	if a.Amount == LostAnswersAmount && a.DuringCall {
 		return ivrpay.ProcessorResult{}, p.timeout(ctx)
 	}
