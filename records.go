@@ -149,6 +149,9 @@ type PayinOutcome struct {
 	// RiskDecline, when set, counts the decline toward the risk rules in
 	// the same transaction.
 	RiskDecline *RiskDecline
+	// Operation, when set, is recorded in flight on the approved payin (a
+	// void whose answer was lost), in the same write.
+	Operation *PayinOperation
 }
 
 // ProcessorOutcome is APPROVED or DECLINED, as the payin shows it, or empty
@@ -178,6 +181,7 @@ func (o PayinOutcome) Applied(p *Payin) *Payin {
 	proc.Reference, proc.NetworkTransactionID, proc.Outcome = OptString(res.Reference), OptString(res.NetworkTransactionID), OptString(o.ProcessorOutcome())
 	f.Processor = &proc
 	f.Refunds, f.Chargebacks = []Refund{}, []PayinChargeback{}
+	f.Operation = o.Operation
 	f.UpdatedAt, _ = time.Parse(time.RFC3339Nano, FormatTime(o.At))
 	return &f
 }

@@ -38,6 +38,9 @@ type chargeAttempt struct {
 	risk *riskCheck
 	// timeout bounds the processor call (0: the service's ProcessorTimeout).
 	timeout time.Duration
+	// voidInFlight is the void of the approval whose answer was lost,
+	// recorded with the approval.
+	voidInFlight *ivrpay.PayinOperation
 	// answerBy, for connector charges, is when the voice provider must have
 	// the answer: a first call that timed out before it is followed by one
 	// Resolve in the time left.
@@ -95,7 +98,8 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 			"payin_id", p.ID, "processor", a.account.Name, "error", err)
 		return s.recordUnknown(ctx, p, a)
 	}
-	return s.recordOutcome(ctx, p, a, s.applyMatchPolicy(ctx, a, p, res))
+	res, a.voidInFlight = s.applyMatchPolicy(ctx, a, p, res)
+	return s.recordOutcome(ctx, p, a, res)
 }
 
 // notSentDesc is the refusal_desc of a payin whose request was refused
@@ -155,7 +159,7 @@ func (s *Service) configUsed(a chargeAttempt, msg string) error {
 // recordOutcome stores the processor's definite answer. When another attempt
 // (a retry, the reconciler) recorded the payin first, its record stands.
 func (s *Service) recordOutcome(ctx context.Context, p *ivrpay.Payin, a chargeAttempt, res ivrpay.ProcessorResult) (*ivrpay.Payin, error) {
-	o := ivrpay.PayinOutcome{PayinID: p.ID, Payin: p, APIVersion: a.version, Result: res, At: s.now()}
+	o := ivrpay.PayinOutcome{PayinID: p.ID, Payin: p, APIVersion: a.version, Result: res, Operation: a.voidInFlight, At: s.now()}
 	o.Status, o.AuthorizedAmount, o.CapturedAmount = outcomeStatus(a.cfg.Amount, a.cfg.ProcessingMode, res)
 	pmStatus := ivrpay.PaymentMethodStatusActive
 	if !res.Approved {

@@ -226,18 +226,23 @@ func TestVoidAnswerLost(t *testing.T) {
 	})
 }
 
-// refusingVoids is the sandbox whose voids are refused (a payment that has
-// already settled at the processor), once lost first when lostFirst is set.
-type refusingVoids struct {
+// scriptedVoids is the sandbox whose voids are refused (a payment that has
+// already settled at the processor) when refuse is set, and whose first void
+// is lost when lostFirst is set.
+type scriptedVoids struct {
 	*sandbox.Processor
+	refuse    bool
 	lostFirst atomic.Bool
 }
 
-func (p *refusingVoids) Void(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+func (p *scriptedVoids) Void(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
 	if p.lostFirst.CompareAndSwap(true, false) {
 		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("test: no answer")
 	}
-	return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: "payment already settled"}, nil
+	if p.refuse {
+		return ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, RefusalDesc: "payment already settled"}, nil
+	}
+	return p.Processor.Void(ctx, op)
 }
 
 // TestVoidRefused: a void the processor refuses leaves the payin as it was
@@ -247,7 +252,7 @@ func (p *refusingVoids) Void(ctx context.Context, op ivrpay.PaymentOperation) (i
 // replay shows the payin as it is.
 func TestVoidRefused(t *testing.T) {
 	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
-		proc := &refusingVoids{Processor: sandbox.New()}
+		proc := &scriptedVoids{Processor: sandbox.New(), refuse: true}
 		b, rec, clock := operationSetup(t, engine, proc)
 
 		t.Run("refused at once", func(t *testing.T) {
@@ -319,5 +324,44 @@ func TestOperationOfACrashedProcess(t *testing.T) {
 		if v := rec.Calls("void", id); len(v) != 1 || v[0].IdempotencyKey != "vor_crashed" {
 			t.Fatalf("voids sent: %+v", v)
 		}
+	})
+}
+
+// TestRiskVoidAnswerLost: an approval the platform's CVC policy refuses is
+// voided at once; when that void's answer is lost the approval stands (money
+// may have moved) with the void in flight: the payin does not settle, and
+// the reconciler sends the void again under its key until it is CANCELED.
+func TestRiskVoidAnswerLost(t *testing.T) {
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		proc := &scriptedVoids{Processor: sandbox.New()}
+		b, rec, clock := operationSetup(t, engine, proc)
+		settings := ivrpay.DefaultRiskSettings
+		settings.RequireCVCMatch = true
+		if _, err := b.Store.SetPlatformRisk(paymentstest.BoundedContext(t), b.Platform.ID, settings); err != nil {
+			t.Fatal(err)
+		}
+		ivrKey := paymentstest.Authenticate(t, b.Store, b.IVRKey.Secret) // with the platform's new settings
+		proc.lostFirst.Store(true)
+		req := paymentstest.ChargeReq(b.PayinConfig(t, 1000).ID, "CA-risk-void-lost", paymentstest.VisaOK, 1000)
+		req.CVV = sandbox.ApproveMismatchCVC
+		res := paymentstest.Process(t, b.Pay, ivrpay.NewContextWithPrincipal(paymentstest.BoundedContext(t), ivrKey), req)
+		paymentstest.MustSucceed(t, res)
+		p := loadPayin(t, b, res.ID)
+		if p.Status != ivrpay.PayinStatusProcessing {
+			t.Fatalf("payin whose policy void was lost: %s, want the approval (PROCESSING)", p.Status)
+		}
+		wantOperation(t, p, ivrpay.PayinOperationVoid, ivrpay.ProcessorOutcomeUnknown)
+		settle(t, b)
+		if p := loadPayin(t, b, res.ID); p.Status != ivrpay.PayinStatusProcessing {
+			t.Fatalf("settlement moved a payin with a void in flight to %s", p.Status)
+		}
+		clock.Advance(3 * time.Minute)
+		if n := reconcile(t, b); n != 1 {
+			t.Fatalf("the reconciler resolved %d, want the void", n)
+		}
+		if p := loadPayin(t, b, res.ID); p.Status != ivrpay.PayinStatusCanceled || p.Operation != nil {
+			t.Fatalf("payin after the reconciler: %s, in flight %+v", p.Status, p.Operation)
+		}
+		sameKey(t, rec.Calls("void", res.ID), 2)
 	})
 }

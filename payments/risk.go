@@ -117,36 +117,46 @@ func (s *Service) afterDecline(ctx context.Context, rc *riskCheck, d *ivrpay.Ris
 
 // applyMatchPolicy is rule 5: an approval the platform's CVC/AVS policy
 // refuses is voided at once and recorded as the decline the check would
-// have been. When the void cannot be made (no void at this processor, no
-// answer, or a refusal) the approval stands: money may have moved, and
-// telling the caller "declined" then would be false.
-func (s *Service) applyMatchPolicy(ctx context.Context, a chargeAttempt, p *ivrpay.Payin, res ivrpay.ProcessorResult) ivrpay.ProcessorResult {
+// have been. When the void cannot be made (no void at this processor, or a
+// refusal) the approval stands: money may have moved, and telling the caller
+// "declined" then would be false. When the void's answer is lost the
+// approval stands too, with the void in flight (the returned operation, to
+// record with it): the payin does not settle, and the reconciler sends the
+// void again until the processor answers.
+func (s *Service) applyMatchPolicy(ctx context.Context, a chargeAttempt, p *ivrpay.Payin, res ivrpay.ProcessorResult) (ivrpay.ProcessorResult, *ivrpay.PayinOperation) {
 	if a.risk == nil {
-		return res
+		return res, nil
 	}
 	rule, code, desc, ok := ivrpay.MatchPolicyRefusal(a.risk.settings, res)
 	if !ok {
-		return res
+		return res, nil
 	}
 	if !a.processor.Capabilities().Void {
 		s.opts.Logger.Warn("risk: the processor cannot void; the approval stands", "payin_id", p.ID, "rule", rule)
-		return res
+		return res, nil
 	}
+	op := ivrpay.PayinOperation{Kind: ivrpay.PayinOperationVoid, Amount: a.cfg.Amount, IdempotencyKey: "riskvoid_" + p.ID,
+		Outcome: ivrpay.ProcessorOutcomeUnknown}
 	void, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
-		return a.processor.Void(ctx, ivrpay.PaymentOperation{IdempotencyKey: "riskvoid_" + p.ID, Reference: res.Reference, PayinID: p.ID,
-			Amount: a.cfg.Amount, Currency: a.cfg.CurrencyCode, AccountRef: a.account.AccountRef})
+		return a.processor.Void(ctx, ivrpay.PaymentOperation{IdempotencyKey: op.IdempotencyKey, Reference: res.Reference, PayinID: p.ID,
+			Amount: op.Amount, Currency: a.cfg.CurrencyCode, AccountRef: a.account.AccountRef})
 	})
-	if err != nil || !void.Approved {
+	if err != nil {
+		s.opts.Logger.Warn("risk: the answer to the void of an approval the match policy refuses was lost; the approval stands with the void in flight",
+			"payin_id", p.ID, "rule", rule, "error", err)
+		return res, &op
+	}
+	if !void.Approved {
 		s.opts.Logger.Error("risk: voiding an approval the match policy refuses failed; the approval stands", "payin_id", p.ID, "rule", rule,
-			"error", fmt.Sprint(err), "refusal", void.RefusalCode)
-		return res
+			"refusal", void.RefusalCode)
+		return res, nil
 	}
 	s.opts.RiskMetrics.Refused(rule)
 	a.risk.policyRule = rule
 	// The answer is the refusal the check itself gives: nothing tells the
 	// caller the issuer approved.
 	return ivrpay.ProcessorResult{RefusalCode: code, RefusalDesc: desc, Reference: res.Reference,
-		AVSResultCode: res.AVSResultCode, CVCResultCode: res.CVCResultCode}
+		AVSResultCode: res.AVSResultCode, CVCResultCode: res.CVCResultCode}, nil
 }
 
 // riskAuditDetail adds the rule behind a refusal to the payin's audit row.

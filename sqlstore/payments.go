@@ -306,13 +306,18 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 				}
 			}
 		}
+		var op ivrpay.PayinOperation
+		if o.Operation != nil {
+			op = *o.Operation
+		}
 		upd, err := s.exec(ctx, tx, `UPDATE payins SET status = $2, payment_method_id = $3, authorized_amount = $4, captured_amount = $5,
 			refusal_code = $6, refusal_desc = $7, auth_code = $8, avs_result_code = $9, cvc_result_code = $10, processor_reference = $11,
-			network_transaction_id = $12, processor_outcome = $13, reconcile_lease_until = NULL, updated_at = $14, status_at = $14
+			network_transaction_id = $12, processor_outcome = $13, reconcile_lease_until = NULL, updated_at = $14, status_at = $14,
+			operation = $15, operation_amount = $16, operation_key = $17, operation_outcome = $18
 			WHERE id = $1 AND status = 'CREATED'`,
 			o.PayinID, o.Status, sql.NullString{String: o.PaymentMethodID, Valid: o.PaymentMethodID != ""}, o.AuthorizedAmount, o.CapturedAmount,
 			res.RefusalCode, res.RefusalDesc, res.AuthCode, res.AVSResultCode, res.CVCResultCode, res.Reference,
-			res.NetworkTransactionID, outcome, at)
+			res.NetworkTransactionID, outcome, at, op.Kind, op.Amount, op.IdempotencyKey, op.Outcome)
 		if err != nil {
 			return err
 		}
