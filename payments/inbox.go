@@ -133,7 +133,8 @@ func (s *Service) applyPaymentEvent(ctx context.Context, ev ivrpay.InboxEvent) e
 	resolved := false
 	for range maxDecisions {
 		state := ivrpay.PayinEventState{Status: p.Status,
-			OutcomeUnknown: p.Processor != nil && p.Processor.Outcome == ivrpay.ProcessorOutcomeUnknown}
+			OutcomeUnknown: p.Processor != nil && p.Processor.Outcome == ivrpay.ProcessorOutcomeUnknown,
+			VoidPending:    p.Operation != nil && p.Operation.Kind == ivrpay.PayinOperationVoid}
 		t := ivrpay.PayinTransitionFor(state, ev.Effect)
 		switch t.Action {
 		case ivrpay.ActionNone:
@@ -144,6 +145,9 @@ func (s *Service) applyPaymentEvent(ctx context.Context, ev ivrpay.InboxEvent) e
 			}
 			return s.finishEvent(ctx, ev, ivrpay.ProcessorEventNoChange, p.ID, "payin is "+p.Status)
 		case ivrpay.ActionWait:
+			if state.VoidPending {
+				return s.retryEvent(ctx, ev, p.ID, "waiting for the outcome of the payin's void", false)
+			}
 			return s.retryEvent(ctx, ev, p.ID, "waiting for the payin's own answer (it is "+p.Status+")", false)
 		case ivrpay.ActionResolveApproved, ivrpay.ActionResolveDeclined:
 			if resolved, err = s.resolve(ctx, p, s.eventResult(ev, t.Action == ivrpay.ActionResolveApproved)); err != nil {

@@ -3,6 +3,7 @@ package payments_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -363,5 +364,109 @@ func TestRiskVoidAnswerLost(t *testing.T) {
 			t.Fatalf("payin after the reconciler: %s, in flight %+v", p.Status, p.Operation)
 		}
 		sameKey(t, rec.Calls("void", res.ID), 2)
+	})
+}
+
+// TestProcessorEventsWaitForAVoid: while a void of a payin is in flight, a
+// processor event confirming its capture waits (PENDING), and applies on
+// the state the void's outcome leaves: dropped once the payin is CANCELED,
+// applied once the processor refused the void. The processor's own word
+// that the payment was canceled ends the void at once.
+func TestProcessorEventsWaitForAVoid(t *testing.T) {
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		proc := &scriptedVoids{Processor: sandbox.New()}
+		b, rec, clock := operationSetup(t, engine, proc)
+		ctx := paymentstest.BoundedContext(t)
+		// voidLost voids a new payin whose void's answer is lost (refused
+		// when it is sent again, with refuse).
+		voidLost := func(t *testing.T, name string, refuse bool) (*ivrpay.Payin, ivrpay.VoidOrRefund) {
+			t.Helper()
+			proc.refuse = refuse
+			id := ivrPayin(t, b, "CA-wait-"+name, 1000)
+			proc.lostFirst.Store(true)
+			req := ivrpay.VoidOrRefund{IdempotencyKey: "void-wait-" + name, Reason: "REQUESTED_BY_CUSTOMER"}
+			if _, err := b.Pay.VoidOrRefund(b.AdminCtx, id, req); err != nil {
+				t.Fatal(err)
+			}
+			p := loadPayin(t, b, id)
+			wantOperation(t, p, ivrpay.PayinOperationVoid, ivrpay.ProcessorOutcomeUnknown)
+			return p, req
+		}
+		receive := func(t *testing.T, e ivrpay.ProcessorEvent) {
+			t.Helper()
+			if err := b.Pay.ReceiveProcessorEvent(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventStatus := func(t *testing.T, e ivrpay.ProcessorEvent) string {
+			t.Helper()
+			stored, err := b.Store.FindProcessorEvent(ctx, e.Account, e.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return stored.Status
+		}
+		event := func(p *ivrpay.Payin, effect ivrpay.EventEffect) ivrpay.ProcessorEvent {
+			return ivrpay.ProcessorEvent{Account: p.Processor.Account, Kind: p.Processor.Kind, ID: "evt_" + string(effect) + "_" + p.ID,
+				Type: "test." + string(effect), Effect: effect, PaymentReference: string(p.Processor.Reference), Reference: p.ID,
+				Amount: p.Amount, Currency: p.CurrencyCode}
+		}
+		// later lets the reconciler and the event's retry come due.
+		later := func(t *testing.T) {
+			t.Helper()
+			clock.Advance(10 * time.Minute)
+			reconcile(t, b)
+			if _, err := b.Pay.ApplyDueProcessorEvents(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		for _, row := range []struct {
+			name   string
+			refuse bool
+			// status is the payin's in the end, event the capture confirmation's.
+			status, event string
+		}{
+			{"the void goes through: the confirmation is dropped", false, ivrpay.PayinStatusCanceled, ivrpay.ProcessorEventNoChange},
+			{"the void is refused: the confirmation applies", true, ivrpay.PayinStatusSucceeded, ivrpay.ProcessorEventApplied},
+		} {
+			t.Run(row.name, func(t *testing.T) {
+				p, _ := voidLost(t, fmt.Sprint(row.refuse), row.refuse)
+				captured := event(p, ivrpay.EffectPaymentCaptured)
+				receive(t, captured)
+				if got := eventStatus(t, captured); got != ivrpay.ProcessorEventPending {
+					t.Fatalf("a capture confirmation with a void in flight is %s, want PENDING", got)
+				}
+				if got := loadPayin(t, b, p.ID).Status; got != ivrpay.PayinStatusProcessing {
+					t.Fatalf("payin with a void in flight moved to %s", got)
+				}
+				later(t)
+				if got := loadPayin(t, b, p.ID); got.Status != row.status || got.Operation != nil {
+					t.Fatalf("payin in the end: %s, in flight %+v; want %s", got.Status, got.Operation, row.status)
+				}
+				if got := eventStatus(t, captured); got != row.event {
+					t.Fatalf("the capture confirmation ended %s, want %s", got, row.event)
+				}
+				if n := events(t, b, p.ID, "payin.succeeded") + events(t, b, p.ID, "payin.canceled"); n != 1 {
+					t.Fatalf("%d payin.succeeded and payin.canceled events, want 1", n)
+				}
+			})
+		}
+		t.Run("the processor's cancellation ends the void", func(t *testing.T) {
+			p, req := voidLost(t, "canceled", false)
+			canceled := event(p, ivrpay.EffectPaymentCanceled)
+			receive(t, canceled)
+			if got := loadPayin(t, b, p.ID); got.Status != ivrpay.PayinStatusCanceled || got.Operation != nil {
+				t.Fatalf("payin after the processor's cancellation: %s, in flight %+v", got.Status, got.Operation)
+			}
+			if again, err := b.Pay.VoidOrRefund(b.AdminCtx, p.ID, req); err != nil || again.PayinStatus != ivrpay.PayinStatusCanceled {
+				t.Fatalf("the void's replay: %+v, %v; want payin_status CANCELED", again, err)
+			}
+			clock.Advance(10 * time.Minute)
+			reconcile(t, b)
+			if v := rec.Calls("void", p.ID); len(v) != 1 {
+				t.Fatalf("%d voids sent; the processor's word ended the void, so the reconciler sends none", len(v))
+			}
+		})
 	})
 }

@@ -156,7 +156,9 @@ func (s *Store) execOne(ctx context.Context, tx querier, notOne error, query str
 // ApplyPayinEventChange moves a payin as an event says, in one transaction
 // with the event marked APPLIED and the payin's webhook: ErrEventDone when
 // another process applied the event first, ErrStateChanged when the payin
-// is no longer c.From (nothing is written either way).
+// is no longer c.From, or has a void in flight and c.To is not CANCELED
+// (nothing is written either way). A move that ends the payin's operation
+// ends it (endOperationBy).
 func (s *Store) ApplyPayinEventChange(ctx context.Context, c ivrpay.PayinEventChange) (final *ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.ApplyPayinEventChange(%q, %q)", c.EventID, c.PayinID)
 	at := ivrpay.FormatTime(c.At)
@@ -171,10 +173,17 @@ func (s *Store) ApplyPayinEventChange(ctx context.Context, c ivrpay.PayinEventCh
 		if c.RefusalCode != "" {
 			query, args = query+fieldf(`, refusal_code = $%d, refusal_desc = $%d`, len(args)+1, len(args)+2), append(args, c.RefusalCode, c.RefusalDesc)
 		}
-		if err := s.execOne(ctx, tx, ivrpay.ErrStateChanged, query+` WHERE id = $1 AND status = $4`, args...); err != nil {
+		where := ` WHERE id = $1 AND status = $4`
+		if c.To != ivrpay.PayinStatusCanceled {
+			where += ` AND ` + NoVoidInFlight // a void started since the decision: the event waits for it
+		}
+		if err := s.execOne(ctx, tx, ivrpay.ErrStateChanged, query+where, args...); err != nil {
 			return err
 		}
 		if final, err = s.findPayin(ctx, tx, c.PayinID); err != nil {
+			return err
+		}
+		if final, err = s.endOperationBy(ctx, tx, final); err != nil {
 			return err
 		}
 		return s.emitPayinEvent(ctx, tx, final, "")
@@ -338,11 +347,13 @@ func optTime(ns sql.NullString) *time.Time {
 }
 
 // sandboxDuePayins lists the sandbox's payins due to be confirmed, oldest
-// first, that have no confirmation in the inbox yet. Its filter and order
-// are the index payins_sandbox_due's, word for word, so that a pass reads
+// first, that have no confirmation in the inbox yet and no void in flight
+// (the sandbox confirms no capture it was asked to cancel; a refused void
+// lets the payin come due again). Its filter and order are the index
+// payins_sandbox_due's, word for word, so that a pass reads
 // only what it confirms (SQLite matches an index expression literally).
 const sandboxDuePayins = `SELECT id, amount, processor_reference, captured_amount, currency_code, COALESCE(status_at, updated_at) FROM payins
-	WHERE status = 'PROCESSING' AND processor_account = 'sandbox' AND COALESCE(status_at, updated_at) <= $1
+	WHERE status = 'PROCESSING' AND processor_account = 'sandbox' AND COALESCE(status_at, updated_at) <= $1 AND ` + NoOperationInFlight + `
 	AND NOT EXISTS (SELECT 1 FROM processor_events e WHERE e.account = 'sandbox' AND e.reference = payins.id AND e.effect = $3)
 	ORDER BY COALESCE(status_at, updated_at), id LIMIT $2`
 
@@ -395,10 +406,11 @@ func (s *Store) DueSandboxConfirmations(ctx context.Context, cutoff time.Time, l
 }
 
 // The rows the look-up fallback asks about: a real account's PROCESSING
-// payins, and the PROCESSING refunds of its payins that the processor
+// payins with no operation in flight (the reconciler's, which shares the
+// lease column, until it ends), and the PROCESSING refunds of its payins that the processor
 // accepted (those whose answer was lost are the reconciler's).
 const (
-	lookupPayins  = `status = 'PROCESSING' AND processor_account <> 'sandbox'`
+	lookupPayins  = `status = 'PROCESSING' AND processor_account <> 'sandbox' AND ` + NoOperationInFlight
 	lookupRefunds = `status = 'PROCESSING' AND processor_outcome = 'APPROVED' AND processor_reference <> ''
 		AND payin_id IN (SELECT id FROM payins WHERE processor_account <> 'sandbox')`
 )

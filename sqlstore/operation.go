@@ -3,10 +3,20 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
+
+// clearOperation is the SET list that ends a payin's operation.
+const clearOperation = `operation = '', operation_amount = 0, operation_key = '', operation_outcome = '', operation_request_key = ''`
+
+// NoVoidInFlight is the condition, on the payins table, that no void of the
+// payin is in flight: a processor event moves a payin anywhere but to
+// CANCELED only under it, so that one decided before a void started waits
+// for the void's outcome instead of settling a payin being canceled.
+const NoVoidInFlight = `operation <> '` + ivrpay.PayinOperationVoid + `'`
 
 // NoOperationInFlight is the condition, on the payins table, that no
 // capture or void of the payin is in flight at the processor: whatever
@@ -71,12 +81,15 @@ func (s *Store) RecordPayinOperationOutcome(ctx context.Context, o ivrpay.PayinO
 			final = p
 			return err
 		}
+		// An approval moves the payin from the statuses the operation
+		// starts from; a payin an event moved meanwhile keeps the processor's
+		// word.
 		status, captured := p.Status, p.CapturedAmount
 		if o.Outcome == ivrpay.ProcessorOutcomeApproved {
-			switch op.Kind {
-			case ivrpay.PayinOperationCapture:
+			switch {
+			case op.Kind == ivrpay.PayinOperationCapture && p.Status == ivrpay.PayinStatusAuthorized:
 				status, captured = ivrpay.PayinStatusProcessing, op.Amount
-			case ivrpay.PayinOperationVoid:
+			case op.Kind == ivrpay.PayinOperationVoid && (p.Status == ivrpay.PayinStatusProcessing || p.Status == ivrpay.PayinStatusAuthorized):
 				status = ivrpay.PayinStatusCanceled
 			}
 		}
@@ -85,8 +98,7 @@ func (s *Store) RecordPayinOperationOutcome(ctx context.Context, o ivrpay.PayinO
 		// and waits no longer than it would have.
 		res, err := tx.ExecContext(ctx, `UPDATE payins SET status = $3, captured_amount = $4,
 			updated_at = CASE WHEN status = $3 THEN updated_at ELSE $5 END,
-			status_at = CASE WHEN status = $3 THEN status_at ELSE $5 END,
-			operation = '', operation_amount = 0, operation_key = '', operation_outcome = '', operation_request_key = '' WHERE `+inFlight,
+			status_at = CASE WHEN status = $3 THEN status_at ELSE $5 END, `+clearOperation+` WHERE `+inFlight,
 			o.PayinID, o.IdempotencyKey, status, captured, now)
 		if err != nil {
 			return err
@@ -108,6 +120,36 @@ func (s *Store) RecordPayinOperationOutcome(ctx context.Context, o ivrpay.PayinO
 		return s.emitPayinEvent(ctx, tx, final, "")
 	})
 	return final, err
+}
+
+// endOperationBy ends the operation in flight on p, in tx, when a processor
+// event moved p to where the operation leads or past it: a void by its
+// cancellation, a capture by the payment's capture, cancellation or
+// failure. A void's replayed answer then shows the payin as it is. It
+// returns p as it now stands.
+func (s *Store) endOperationBy(ctx context.Context, tx querier, p *ivrpay.Payin) (*ivrpay.Payin, error) {
+	op := p.Operation
+	if op == nil {
+		return p, nil
+	}
+	switch {
+	case op.Kind == ivrpay.PayinOperationVoid && p.Status == ivrpay.PayinStatusCanceled:
+	case op.Kind == ivrpay.PayinOperationCapture && slices.Contains([]string{ivrpay.PayinStatusSucceeded, ivrpay.PayinStatusCanceled,
+		ivrpay.PayinStatusFailed}, p.Status):
+	default:
+		return p, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE payins SET `+clearOperation+` WHERE id = $1 AND operation_key = $2`, p.ID, op.IdempotencyKey); err != nil {
+		return nil, err
+	}
+	ended := *p
+	ended.Operation = nil
+	if op.RequestKey != "" {
+		if err := s.settleVoidRequest(ctx, tx, &ended, op.RequestKey, false); err != nil {
+			return nil, err
+		}
+	}
+	return &ended, nil
 }
 
 // settleVoidRequest makes the replayed answer of the void request key show
