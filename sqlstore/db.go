@@ -144,7 +144,9 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		s.Close()
 		return nil, err
 	}
-	provider, err := goose.NewProvider(dialect, s.wdb, mustSub(migrations, "migrations"))
+	// Branches land out of order (a migration numbered below ones already
+	// applied), so a missing migration is applied rather than refused.
+	provider, err := goose.NewProvider(dialect, s.wdb, mustSub(migrations, "migrations"), goose.WithAllowOutofOrder(true))
 	if err != nil {
 		s.Close()
 		return nil, err
