@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -62,52 +61,12 @@ var ErrInvalidRequest = errors.New("invalid connector request")
 // transaction_id is present; the method is returned even when that check fails,
 // so the answer can carry the right id key.
 func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
-	if ivrpay.JSONTooDeep(body) {
-		return &ConnectorRequest{}, fmt.Errorf("%w: the body nests objects or arrays deeper than %d levels", ErrInvalidRequest, ivrpay.MaxJSONDepth)
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return &ConnectorRequest{}, notOneObject(body)
-	}
-	r := &ConnectorRequest{Parameters: map[string]string{}}
-	targets := map[string]*string{
-		"method": &r.Method, "transaction_id": &r.TransactionID, "cardnumber": &r.CardNumber, "cvv": &r.CVV,
-		"expiry_month": &r.ExpiryMonth, "expiry_year": &r.ExpiryYear, "postal_code": &r.PostalCode,
-		"bankaccountnumber": &r.BankAccountNumber, "routingnumber": &r.RoutingNumber, "amount": &r.Amount,
-		"currency_code": &r.CurrencyCode,
-	}
-	// Sorted so that the first bad field reported is always the same one.
-	names := make([]string, 0, len(targets))
-	for name := range targets {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var firstErr error
-	for _, name := range names {
-		raw, ok := fields[name]
-		if !ok {
-			continue
-		}
-		s, isNull, err := scalar(raw)
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("%w: %s must be a string", ErrInvalidRequest, name)
-		}
-		*targets[name] = strings.TrimSpace(s)
-		if name == "amount" && !isNull {
-			r.AmountPresent = true
-		}
-	}
-	if raw, ok := fields["description"]; ok {
-		// Twilio has been seen sending description as an object; keep its text.
-		if s, _, err := scalar(raw); err == nil {
-			r.Description = s
-		} else {
-			r.Description = string(raw)
-		}
-	}
-	if raw, ok := fields["parameters"]; ok {
-		if err := parseParameters(raw, r.Parameters); err != nil && firstErr == nil {
-			firstErr = err
+	r, plain := parsePlain(body)
+	var fieldErr error
+	if !plain {
+		var err error
+		if r, fieldErr, err = parseAny(body); err != nil {
+			return r, err
 		}
 	}
 	r.Method = strings.ToLower(r.Method)
@@ -125,12 +84,15 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 	// encoding/json keeps the last of duplicated keys: {"amount":"10.00",
 	// "amount":"0.07"} must not mean whichever a reader happens to take.
 	// Keys are otherwise matched exactly (map lookups): "AMOUNT" is an
-	// unknown field, ignored like any other.
-	if path, dup := ivrpay.DuplicateJSONKey(body); dup {
-		return r, fmt.Errorf("%w: the key %s appears more than once in its object", ErrInvalidRequest, path)
+	// unknown field, ignored like any other. (parsePlain takes no body with
+	// a repeated key.)
+	if !plain {
+		if path, dup := ivrpay.DuplicateJSONKey(body); dup {
+			return r, fmt.Errorf("%w: the key %s appears more than once in its object", ErrInvalidRequest, path)
+		}
 	}
-	if firstErr != nil {
-		return r, firstErr
+	if fieldErr != nil {
+		return r, fieldErr
 	}
 	if r.TransactionID == "" {
 		return r, fmt.Errorf("%w: transaction_id is required", ErrInvalidRequest)
@@ -149,6 +111,243 @@ func ParseConnectorRequest(body []byte) (*ConnectorRequest, error) {
 		return r, fmt.Errorf("%w: postal_code must be at most %d letters, digits, spaces and dashes", ErrInvalidRequest, ivrpay.MaxPostalCodeLength)
 	}
 	return r, nil
+}
+
+// stringFields are the members read as strings, sorted so that the first
+// bad field reported is always the same one.
+var stringFields = []string{"amount", "bankaccountnumber", "cardnumber", "currency_code", "cvv", "expiry_month",
+	"expiry_year", "method", "postal_code", "routingnumber", "transaction_id"}
+
+// stringField is where the member name (one of stringFields) goes; nil for
+// any other name.
+func (r *ConnectorRequest) stringField(name string) *string {
+	switch name {
+	case "amount":
+		return &r.Amount
+	case "bankaccountnumber":
+		return &r.BankAccountNumber
+	case "cardnumber":
+		return &r.CardNumber
+	case "currency_code":
+		return &r.CurrencyCode
+	case "cvv":
+		return &r.CVV
+	case "expiry_month":
+		return &r.ExpiryMonth
+	case "expiry_year":
+		return &r.ExpiryYear
+	case "method":
+		return &r.Method
+	case "postal_code":
+		return &r.PostalCode
+	case "routingnumber":
+		return &r.RoutingNumber
+	case "transaction_id":
+		return &r.TransactionID
+	}
+	return nil
+}
+
+// parseAny reads the members of any JSON body with encoding/json: err when
+// it is not one JSON object (or nests too deep), fieldErr for the first
+// member that is not a string (ParseConnectorRequest reports it after the
+// method and repeated keys).
+func parseAny(body []byte) (r *ConnectorRequest, fieldErr, err error) {
+	if ivrpay.JSONTooDeep(body) {
+		return &ConnectorRequest{}, nil, fmt.Errorf("%w: the body nests objects or arrays deeper than %d levels", ErrInvalidRequest, ivrpay.MaxJSONDepth)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return &ConnectorRequest{}, nil, notOneObject(body)
+	}
+	r = &ConnectorRequest{Parameters: map[string]string{}}
+	for _, name := range stringFields {
+		raw, ok := fields[name]
+		if !ok {
+			continue
+		}
+		s, isNull, err := scalar(raw)
+		if err != nil && fieldErr == nil {
+			fieldErr = fmt.Errorf("%w: %s must be a string", ErrInvalidRequest, name)
+		}
+		*r.stringField(name) = strings.TrimSpace(s)
+		if name == "amount" && !isNull {
+			r.AmountPresent = true
+		}
+	}
+	if raw, ok := fields["description"]; ok {
+		// Twilio has been seen sending description as an object; keep its text.
+		if s, _, err := scalar(raw); err == nil {
+			r.Description = s
+		} else {
+			r.Description = string(raw)
+		}
+	}
+	if raw, ok := fields["parameters"]; ok {
+		if err := parseParameters(raw, r.Parameters); err != nil && fieldErr == nil {
+			fieldErr = err
+		}
+	}
+	return r, fieldErr, nil
+}
+
+// parsePlain reads, without encoding/json, the body voice platforms send in
+// practice: one JSON object whose members are strings of printable ASCII
+// without escapes, or null, and whose parameters member is such an object
+// (or null). plain is false for anything else (an escape, a number, another
+// nested value, a repeated key, a byte outside printable ASCII, a body that
+// is not JSON), which parseAny then reads; for every body parsePlain takes,
+// both read the same request (TestParsePlainReadsAsParseAny). The fields are
+// substrings of one copy of the body: one allocation instead of one per field.
+func parsePlain(body []byte) (r *ConnectorRequest, plain bool) {
+	p := plainScanner{s: string(body)}
+	var topBuf, paramBuf [16]plainMember
+	top, params, ok := p.object(topBuf[:0], paramBuf[:0])
+	if p.space(); !ok || p.i != len(p.s) {
+		return nil, false
+	}
+	r = &ConnectorRequest{Parameters: make(map[string]string, len(params))}
+	for _, m := range top {
+		switch {
+		case m.key == "parameters":
+			if !m.object && !m.null {
+				return nil, false // a string: parseAny words the refusal
+			}
+		case m.key == "description":
+			r.Description = m.value
+		default:
+			if f := r.stringField(m.key); f != nil {
+				*f = strings.TrimSpace(m.value)
+				if m.key == "amount" && !m.null {
+					r.AmountPresent = true
+				}
+			}
+		}
+	}
+	for _, m := range params {
+		if !m.null {
+			r.Parameters[m.key] = strings.TrimSpace(m.value)
+		}
+	}
+	return r, true
+}
+
+// plainMember is one member parsePlain read: a string value, null, or (the
+// parameters member) an object, whose members are read apart.
+type plainMember struct {
+	key, value   string
+	null, object bool
+}
+
+// plainScanner reads parsePlain's subset of JSON from s, at i.
+type plainScanner struct {
+	s string
+	i int
+}
+
+func (p *plainScanner) space() {
+	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t' || p.s[p.i] == '\n' || p.s[p.i] == '\r') {
+		p.i++
+	}
+}
+
+// next skips whitespace and reports whether c comes next, taking it if so.
+func (p *plainScanner) next(c byte) bool {
+	p.space()
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string of printable ASCII without escapes.
+func (p *plainScanner) str() (string, bool) {
+	if !p.next('"') {
+		return "", false
+	}
+	for j := p.i; j < len(p.s); j++ {
+		switch c := p.s[j]; {
+		case c == '"':
+			s := p.s[p.i:j]
+			p.i = j + 1
+			return s, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// object reads an object of plain members after top, the members of its
+// parameters member (an object) after params. It does not recurse, so that
+// the callers' arrays stay on the stack.
+func (p *plainScanner) object(top, params []plainMember) ([]plainMember, []plainMember, bool) {
+	if !p.next('{') {
+		return nil, nil, false
+	}
+	if p.next('}') {
+		return top, params, true
+	}
+	inParams := false
+	for {
+		key, ok := p.str()
+		if !ok || !p.next(':') {
+			return nil, nil, false
+		}
+		m := plainMember{key: key}
+		p.space()
+		switch {
+		case p.i < len(p.s) && p.s[p.i] == '"':
+			if m.value, ok = p.str(); !ok {
+				return nil, nil, false
+			}
+		case strings.HasPrefix(p.s[p.i:], "null"):
+			p.i += len("null")
+			m.null = true
+		case !inParams && key == "parameters" && p.i < len(p.s) && p.s[p.i] == '{':
+			p.i++
+			m.object = true
+		default:
+			return nil, nil, false
+		}
+		// A repeated key is left to parseAny's caller, which refuses it by name.
+		if inParams {
+			if repeatedKey(params, key) {
+				return nil, nil, false
+			}
+			params = append(params, m)
+		} else {
+			if repeatedKey(top, key) {
+				return nil, nil, false
+			}
+			top = append(top, m)
+		}
+		if m.object {
+			if inParams = !p.next('}'); inParams {
+				continue
+			}
+		}
+		// After a value: the next member, or the end of an object.
+		for !p.next(',') {
+			if !p.next('}') {
+				return nil, nil, false
+			}
+			if !inParams {
+				return top, params, true
+			}
+			inParams = false
+		}
+	}
+}
+
+func repeatedKey(ms []plainMember, key string) bool {
+	for _, m := range ms {
+		if m.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func scalar(raw json.RawMessage) (s string, isNull bool, err error) {
