@@ -252,3 +252,54 @@ func (s *dupScan) key() []byte {
 	}
 	return []byte(k)
 }
+
+// JSONMembers calls fn with the key (unescaped) and the raw value of each
+// member of the JSON object b, in document order, without decoding the
+// values: a walk over b's bytes that allocates nothing for keys without
+// escapes. It reports false when fn did, or when b is not one object the walk
+// could follow to its end (values are skipped, not validated: what a decoder
+// refuses, it refuses later), or when a value holds a repeated key. Keys
+// repeated in b itself are passed to fn as they come (DuplicateJSONKey finds them).
+func JSONMembers(b []byte, fn func(key, value []byte) bool) bool {
+	var frames [8]dupFrame
+	s := dupScan{b: b, path: frames[:0]}
+	s.space()
+	if s.next() != '{' {
+		return false
+	}
+	s.i++
+	s.space()
+	if s.next() == '}' {
+		s.i++
+		s.space()
+		return s.i == len(b)
+	}
+	for {
+		s.space()
+		if s.next() != '"' {
+			return false
+		}
+		key := s.key()
+		s.space()
+		if s.bad || s.next() != ':' {
+			return false
+		}
+		s.i++
+		s.space()
+		start := s.i
+		if s.value() || s.bad || !fn(key, b[start:s.i]) {
+			return false
+		}
+		s.space()
+		switch s.next() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			s.space()
+			return s.i == len(b)
+		default:
+			return false
+		}
+	}
+}

@@ -242,3 +242,43 @@ func BenchmarkDuplicateJSONKey(b *testing.B) {
 		}
 	}
 }
+
+// TestJSONMembers: the members of an object in document order, keys
+// unescaped and values raw; false for what is not one object it can walk.
+func TestJSONMembers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		members  string // "key=value;" for each member
+		ok       bool
+	}{
+		{"empty", ` {} `, "", true},
+		{"members", `{"a": 1, "b" :"x,}", "c":{"d":[1,{"e":null}]}}`, `a=1;b="x,}";c={"d":[1,{"e":null}]};`, true},
+		{"escaped key", `{"\u0061mount":10}`, "amount=10;", true},
+		{"repeated key inside a value", `{"a":{"k":1,"k":2}}`, "", false},
+		{"repeated top-level key", `{"a":1,"a":2}`, "a=1;a=2;", true},
+		{"data after the object", `{"a":1} x`, "a=1;", false},
+		{"cut short", `{"a":1,`, "a=1;", false},
+		{"no colon", `{"a" 1}`, "", false},
+		{"an array", `[1]`, "", false},
+		{"a string", `"a"`, "", false},
+		{"nothing", ``, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got strings.Builder
+			ok := ivrpay.JSONMembers([]byte(tc.in), func(key, value []byte) bool {
+				fmt.Fprintf(&got, "%s=%s;", key, value)
+				return true
+			})
+			if ok != tc.ok || got.String() != tc.members {
+				t.Fatalf("JSONMembers(%s) = %v with %q; want %v with %q", tc.in, ok, got.String(), tc.ok, tc.members)
+			}
+		})
+	}
+	t.Run("fn stops the walk", func(t *testing.T) {
+		calls := 0
+		if ivrpay.JSONMembers([]byte(`{"a":1,"b":2}`), func(key, value []byte) bool { calls++; return false }) || calls != 1 {
+			t.Fatalf("JSONMembers went on after fn returned false (%d calls)", calls)
+		}
+	})
+}
