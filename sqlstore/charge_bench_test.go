@@ -80,3 +80,27 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkChargeRead runs the read every new IVR charge starts with (its
+// connector transaction, payin config, route and risk blocks in one
+// statement) with a request's context, which can end, on SQLite:
+//
+//	go test ./sqlstore -run '^$' -bench ChargeRead -benchmem
+func BenchmarkChargeRead(b *testing.B) {
+	bu := setup(b, sqlstore.EngineSQLite)
+	cfg, err := bu.s.CreatePayinConfig(bu.adminCtx, ivrpay.PayinConfigCreate{MerchantID: bu.merchant.ID,
+		IdempotencyKey: "bench-read", Amount: jsonNumber(1000), CurrencyCode: "USD", Metadata: []byte(`{"source":"bench"}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	key := ivrpay.ConnectorTransactionKey{PlatformID: bu.platform.ID, Provider: ivrpay.ProviderTwilio, TransactionID: "CA-bench-read"}
+	b.ReportAllocs()
+	for b.Loop() {
+		risk := &ivrpay.RiskLookup{CardFingerprint: "fp", Now: time.Now()}
+		if _, _, c, _, err := bu.s.FindConnectorTransactionAndPayinConfig(ctx, key, cfg.ID, risk); err != nil || c == nil {
+			b.Fatalf("config %v, %v", c, err)
+		}
+	}
+}

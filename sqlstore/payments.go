@@ -109,18 +109,19 @@ func (s *Store) readConnectorTransaction(ctx context.Context, k ivrpay.Connector
 // (risk.Blocks; SPEC §11), so that the rules cost a new charge no statement.
 func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error) {
 	defer wrap(&err, "Store.FindConnectorTransactionAndPayinConfig")
+	// A few point lookups: not worth the drivers' watch over a context that
+	// can end (database/sql and modernc.org/sqlite each start a goroutine per
+	// query for it, and SQLite runs a progress handler); a caller that hangs
+	// up gets its answer dropped, as with any write that follows.
+	ctx = context.WithoutCancel(ctx)
 	var c connectorTransactionColumns
 	var platformAccount, merchantAccount, ref, block sql.NullString
 	var lookup ivrpay.RiskLookup
 	if risk != nil {
 		lookup = *risk
 	}
-	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, `SELECT `+payinConfigColumns+`,
-		t.request_hash, t.config_id, t.status, t.response, t.lease_until,
-		pl.processor_account, m.processor_account, m.processor_account_ref, `+riskBlockOfCharge+`
-		`+payinConfigFrom+` JOIN platforms pl ON pl.id = c.platform_id
-		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.provider = $7 AND t.transaction_id = $2
-		WHERE c.id = $3`, k.PlatformID, k.TransactionID, configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now), k.Provider),
+	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, chargeReadQuery,
+		k.PlatformID, k.TransactionID, configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now), k.Provider),
 		append(c.dest(), &platformAccount, &merchantAccount, &ref, &block)})
 	if risk != nil {
 		risk.Blocks = parseRiskBlockOfCharge(block)
@@ -139,6 +140,15 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k iv
 	t, _, err = c.transaction()
 	return t, true, cfg, route, err
 }
+
+// chargeReadQuery is FindConnectorTransactionAndPayinConfig's statement,
+// built once (payinConfigColumns is not a constant).
+var chargeReadQuery = `SELECT ` + payinConfigColumns + `,
+		t.request_hash, t.config_id, t.status, t.response, t.lease_until,
+		pl.processor_account, m.processor_account, m.processor_account_ref, ` + riskBlockOfCharge + `
+		` + payinConfigFrom + ` JOIN platforms pl ON pl.id = c.platform_id
+		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.provider = $7 AND t.transaction_id = $2
+		WHERE c.id = $3`
 
 // connectorTransactionColumns receives a connector transaction's columns,
 // NULL when a LEFT JOIN found none.
