@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/vault"
 )
 
 // Authentication failure limits (PCI DSS 8.3.4: lock out after at most 10
@@ -94,7 +95,7 @@ type AuthLimiter struct {
 	mu      sync.Mutex
 	entries map[string]*list.Element // of *limitEntry
 	order   list.List                // front: least recently used
-	secret  [32]byte                 // keys the credential hashes
+	secret  *vault.MAC               // keys the credential hashes
 
 	sharedFailures atomic.Uint64 // failures recorded in Shared, for pruning
 
@@ -111,9 +112,9 @@ type limitEntry struct {
 
 // NewAuthLimiter returns a limiter of this process alone, on the wall clock.
 func NewAuthLimiter() *AuthLimiter {
-	l := &AuthLimiter{Now: time.Now, entries: map[string]*list.Element{}}
-	_, _ = rand.Read(l.secret[:]) // crypto/rand.Read never fails
-	return l
+	var secret [32]byte
+	_, _ = rand.Read(secret[:]) // crypto/rand.Read never fails
+	return &AuthLimiter{Now: time.Now, entries: map[string]*list.Element{}, secret: vault.NewMAC(secret[:])}
 }
 
 // SharedFailures is where a shared limiter counts failures and keeps the
@@ -155,7 +156,7 @@ func NewSharedAuthLimiter(shared SharedFailures, secret []byte) *AuthLimiter {
 	l.Shared = shared
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("ivrpay auth limiter credential key v1"))
-	copy(l.secret[:], mac.Sum(nil))
+	l.secret = vault.NewMAC(mac.Sum(nil))
 	return l
 }
 
@@ -440,9 +441,8 @@ func (l *AuthLimiter) EventsCredentialKey(address, account string) string {
 // credentialKey is the limiter key of a credential from address; the
 // credential is kept only as an HMAC.
 func (l *AuthLimiter) credentialKey(address, cred string) string {
-	mac := hmac.New(sha256.New, l.secret[:])
-	mac.Write([]byte(cred))
-	return address + "|" + hex.EncodeToString(mac.Sum(nil)[:12])
+	var sum [sha256.Size]byte
+	return address + "|" + hex.EncodeToString(l.secret.Sum(sum[:0], cred)[:12])
 }
 
 // ConnectorAddressKey is the limiter key of a client address on the connector.

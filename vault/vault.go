@@ -83,6 +83,7 @@ type Vault struct {
 	current *key
 	keys    map[string]*key
 	fpKey   []byte
+	fpMAC   *MAC // keyed with fpKey
 	shared  []byte
 }
 
@@ -104,6 +105,7 @@ func New(current []byte, previous ...[]byte) (*Vault, error) {
 		}
 	}
 	v.fpKey, v.shared = derivedSecrets(current)
+	v.fpMAC = NewMAC(v.fpKey)
 	return v, nil
 }
 
@@ -220,6 +222,7 @@ func (v *Vault) setStableSecrets(fingerprint, shared []byte) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.fpKey, v.shared = slices.Clone(fingerprint), slices.Clone(shared)
+	v.fpMAC = NewMAC(v.fpKey)
 }
 
 // SharedSecret is a 32-byte secret every process of the deployment holds
@@ -330,10 +333,10 @@ func isKeyID(s string) bool {
 // rotation: the fingerprint key is not one of the keys that rotate.
 func (v *Vault) Fingerprint(pan string) string {
 	v.mu.RLock()
-	mac := hmac.New(sha256.New, v.fpKey)
+	mac := v.fpMAC
 	v.mu.RUnlock()
-	mac.Write([]byte(pan))
-	return hex.EncodeToString(mac.Sum(nil))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(mac.Sum(sum[:0], pan))
 }
 
 // NeedsReencrypt reports whether ct was not sealed by the current key, which
