@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -23,16 +22,17 @@ var _ ivrpay.WebhookOutbox = (*Store)(nil)
 func (s *Store) emitEvent(ctx context.Context, tx querier, platformID, eventType, objectID string, data any) error {
 	now := s.now().Truncate(time.Microsecond)
 	ev := ivrpay.Event{ID: s.newID(ivrpay.PrefixEvent), Type: eventType, CreatedAt: now, Data: data}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	// Encoded straight into the string the insert binds: one copy of the
+	// payload, not a buffer grown by doubling and then copied into a string.
+	var payload strings.Builder
+	enc := json.NewEncoder(&payload)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(ev); err != nil {
 		return err
 	}
-	payload := bytes.TrimRight(buf.Bytes(), "\n")
 	at := ivrpay.FormatTime(now)
 	if _, err := s.exec(ctx, tx, `INSERT INTO events (id, platform_id, type, object_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		ev.ID, platformID, eventType, objectID, string(payload), at); err != nil {
+		ev.ID, platformID, eventType, objectID, strings.TrimSuffix(payload.String(), "\n"), at); err != nil {
 		return err
 	}
 	endpoints, err := s.endpointsOf(ctx, tx, platformID)
