@@ -10,13 +10,28 @@ import (
 	"github.com/ivrpay/ivrpay"
 )
 
+// jsonStringText draws strings, many of them plain ASCII, with the
+// characters JSON or HTML escaping concerns.
+var jsonStringText = rapid.OneOf(rapid.String(), rapid.StringOf(rapid.RuneFrom([]rune(`az09 _-.:"\<>&`+"\x00\x1f\x7f\u2028é"))))
+
+// TestAppendJSONStringIsMarshal: AppendJSONString appends what json.Marshal
+// makes of a string, byte for byte.
+func TestAppendJSONStringIsMarshal(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		s := jsonStringText.Draw(t, "s")
+		want, _ := json.Marshal(s)
+		if got := ivrpay.AppendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("AppendJSONString(%q) = %s, json.Marshal makes %s", s, got[1:], want)
+		}
+	})
+}
+
 // TestOptStringMarshalsAsJSON: an OptString marshals as null when empty and
-// otherwise as json.Marshal marshals its string, byte for byte (its shortcut
-// for plain ASCII included), alone and inside a struct encoded without HTML
-// escaping, as events are.
+// otherwise as json.Marshal marshals its string, alone and inside a struct
+// encoded without HTML escaping, as events are.
 func TestOptStringMarshalsAsJSON(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		s := rapid.OneOf(rapid.String(), rapid.StringOf(rapid.RuneFrom([]rune(`az09 _-.:"\<>&`+"\x00\x1f\x7f\u2028é")))).Draw(t, "s")
+		s := jsonStringText.Draw(t, "s")
 		got, err := ivrpay.OptString(s).MarshalJSON()
 		want, _ := json.Marshal(s)
 		if s == "" {

@@ -101,21 +101,12 @@ const MethodTypeCard = "CARD"
 // OptString is a string that is JSON null when empty.
 type OptString string
 
-// MarshalJSON writes null for the empty string. A string that needs no
-// escaping (printable ASCII without '"', '\\' or what encoding/json escapes
-// for HTML) is quoted as it is: every payin carries several, so they skip
-// json.Marshal's encoder state (the same bytes, TestOptStringMarshalsAsJSON).
+// MarshalJSON writes null for the empty string.
 func (s OptString) MarshalJSON() ([]byte, error) {
 	if s == "" {
 		return []byte("null"), nil
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return json.Marshal(string(s))
-		}
-	}
-	b := make([]byte, 0, len(s)+2)
-	return append(append(append(b, '"'), s...), '"'), nil
+	return AppendJSONString(make([]byte, 0, len(s)+2), string(s)), nil
 }
 
 // UnmarshalJSON reads null as the empty string.

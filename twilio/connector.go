@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -431,21 +433,19 @@ type ConnectorResponse struct {
 }
 
 // MarshalJSON writes the Twilio shape with a fixed key order, so that equal
-// responses are equal bytes.
+// responses are equal bytes: the values as json.Marshal writes them, the
+// parameters in the order of their keys.
 func (r ConnectorResponse) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := make([]byte, 0, 160+len(r.ErrorMessage)+32*len(r.Parameters))
+	b = append(b, '{')
 	writeField := func(key string, value string) { // keys are plain ASCII: no escaping
-		b.WriteByte('"')
-		b.WriteString(key)
-		b.WriteString(`":`)
+		b = append(append(append(b, '"'), key...), `":`...)
 		if value == "" {
-			b.WriteString("null")
+			b = append(b, "null"...)
 		} else {
-			v, _ := json.Marshal(value)
-			b.Write(v)
+			b = ivrpay.AppendJSONString(b, value)
 		}
-		b.WriteByte(',')
+		b = append(b, ',')
 	}
 	switch r.Method {
 	case MethodCharge:
@@ -458,18 +458,15 @@ func (r ConnectorResponse) MarshalJSON() ([]byte, error) {
 	}
 	writeField("error_code", r.ErrorCode)
 	writeField("error_message", r.ErrorMessage)
-	params := r.Parameters
-	if params == nil {
-		params = map[string]string{}
+	b = append(b, `"parameters":{`...)
+	for i, k := range slices.Sorted(maps.Keys(r.Parameters)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(ivrpay.AppendJSONString(b, k), ':')
+		b = ivrpay.AppendJSONString(b, r.Parameters[k])
 	}
-	p, err := json.Marshal(params)
-	if err != nil {
-		return nil, err
-	}
-	b.WriteString(`"parameters":`)
-	b.Write(p)
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, "}}"...), nil
 }
 
 // UnmarshalJSON reads either id key. The key's presence sets Method, also

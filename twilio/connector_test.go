@@ -250,6 +250,9 @@ func TestConnectorResponseMarshal(t *testing.T) {
 			`{"charge_id":null,"token_id":null,"error_code":null,"error_message":null,"parameters":{}}`},
 		{"quotes", twilio.ConnectorResponse{Method: "charge", ErrorCode: "E", ErrorMessage: `say "hi"` + "\n"},
 			`{"charge_id":null,"error_code":"E","error_message":"say \"hi\"\n","parameters":{}}`},
+		{"markup and text beyond ASCII", twilio.ConnectorResponse{Method: "charge", ErrorCode: "E", ErrorMessage: "<b> & é\u2028",
+			Parameters: map[string]string{"k<": "v&", "a": "\x01"}},
+			`{"charge_id":null,"error_code":"E","error_message":"\u003cb\u003e \u0026 é\u2028","parameters":{"a":"\u0001","k\u003c":"v\u0026"}}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -259,6 +262,11 @@ func TestConnectorResponseMarshal(t *testing.T) {
 			}
 			if string(got) != c.want {
 				t.Errorf("got  %s\nwant %s", got, c.want)
+			}
+			// The answer is written with MarshalJSON alone (voice.answerBody),
+			// without json.Marshal's compaction: the same bytes.
+			if direct, _ := c.res.MarshalJSON(); string(direct) != c.want {
+				t.Errorf("MarshalJSON %s\nwant        %s", direct, c.want)
 			}
 			// Equal responses are equal bytes, every time.
 			again, _ := json.Marshal(c.res)
