@@ -198,6 +198,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if store.Engine() == sqlstore.EngineSQLite {
 		procs = raiseProcs(os.Getenv("GOMAXPROCS"), logger)
 	}
+	keepHeapGoal(os.Getenv("GOGC"))
 	if mode == ivrpay.ModeProduction {
 		if n, err := store.CountProcessorAccounts(ctx); err != nil || n == 0 {
 			if err == nil {
