@@ -180,12 +180,13 @@ func ValidateMetadata(field string, raw json.RawMessage) error {
 	if len(raw) >= MaxMetadataBytes {
 		return FieldErrorf(field, "must be under 8 KiB")
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if trimmed := bytes.TrimLeft(raw, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(raw) {
 		return FieldErrorf(field, "must be a JSON object")
 	}
-	if path, found := metadataCardPath(field, raw); found {
-		return cardNumberError(path)
+	if mayHoldCardNumber(raw) {
+		if path, found := metadataCardPath(field, raw); found {
+			return cardNumberError(path)
+		}
 	}
 	return checkJSONNUL(field, raw)
 }

@@ -56,6 +56,24 @@ func checkFreeText(field, value string) error {
 // metadataCardPath returns the path under field of the first key or value
 // (strings and numbers, at any depth) of the JSON value raw that holds a
 // card number. Objects are walked in key order so the answer is stable.
+// mayHoldCardNumber reports whether the JSON text raw may hold a card number
+// in one of its strings, numbers or keys: false when it has fewer ASCII digits
+// than a card number and nothing that decodes to another digit (an escape, or
+// a byte beyond ASCII, such as a full-width digit's). Most metadata is short
+// text, which this spares a decode.
+func mayHoldCardNumber(raw []byte) bool {
+	digits := 0
+	for _, c := range raw {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '\\' || c >= 0x80:
+			return true
+		}
+	}
+	return digits >= card.MinPANRun
+}
+
 func metadataCardPath(field string, raw json.RawMessage) (string, bool) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
