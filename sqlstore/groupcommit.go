@@ -46,6 +46,9 @@ var errStoreClosed = errors.New("sqlstore: store is closed")
 type groupCommit struct {
 	db       *sql.DB
 	requests chan *writeRequest
+	// savepoint, rollbackTo and release are prepared once on the writer, so
+	// that a batch does not parse them again for each of its writes.
+	savepoint, rollbackTo, release batchStmt
 	// linger is groupLinger (tests change it before the first write).
 	linger time.Duration
 	// avgBatch is the moving average of the batches' sizes, and lastRun
@@ -77,6 +80,10 @@ type writeResult struct {
 
 func newGroupCommit(db *sql.DB) *groupCommit {
 	g := &groupCommit{db: db, requests: make(chan *writeRequest, maxGroupCommit), stop: make(chan struct{}), linger: groupLinger, avgBatch: 1}
+	// Prepared before the loop starts: preparing on the one-connection pool
+	// from inside a batch's transaction would wait for itself.
+	g.savepoint, g.rollbackTo, g.release = newBatchStmt(db, `SAVEPOINT group_commit`), newBatchStmt(db, `ROLLBACK TO group_commit`),
+		newBatchStmt(db, `RELEASE group_commit`)
 	g.stopped.Add(1)
 	go g.loop()
 	return g
@@ -107,6 +114,9 @@ func (g *groupCommit) close() {
 		g.mu.Unlock()
 		close(g.stop)
 		g.stopped.Wait()
+		for _, b := range []batchStmt{g.savepoint, g.rollbackTo, g.release} {
+			b.close()
+		}
 		// Requests that were queued but not taken are answered, not dropped.
 		for {
 			select {
@@ -198,21 +208,22 @@ func (g *groupCommit) run(batch []*writeRequest) {
 		return
 	}
 	results := make([]writeResult, len(batch))
+	savepoint, rollbackTo, release := g.savepoint.in(ctx, tx), g.rollbackTo.in(ctx, tx), g.release.in(ctx, tx)
 	for i, r := range batch {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT group_commit`); err != nil {
+		if _, err := savepoint(); err != nil {
 			g.abort(tx, batch, results, i, err)
 			return
 		}
 		results[i] = call(r.fn, tx)
 		if results[i].err != nil || results[i].panicked != nil {
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO group_commit`); err != nil {
+			if _, err := rollbackTo(); err != nil {
 				// SQLite rolled the whole transaction back (an I/O error,
 				// an interrupt): the earlier closures' work is gone too.
 				g.abort(tx, batch, results, i+1, fmt.Errorf("group commit: transaction lost after a failed write: %w", err))
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE group_commit`); err != nil {
+		if _, err := release(); err != nil {
 			g.abort(tx, batch, results, i+1, fmt.Errorf("group commit: %w", err))
 			return
 		}
@@ -223,6 +234,37 @@ func (g *groupCommit) run(batch []*writeRequest) {
 			results[i].err = commitErr
 		}
 		r.done <- results[i]
+	}
+}
+
+// batchStmt is a statement the loop runs in every batch of several writes.
+type batchStmt struct {
+	query string
+	st    *sql.Stmt // nil when preparing failed: the query then runs unprepared
+}
+
+func newBatchStmt(db *sql.DB, query string) batchStmt {
+	st, _ := db.Prepare(query)
+	return batchStmt{query: query, st: st}
+}
+
+// in returns a function that runs b in tx, bound to tx at its first use.
+func (b batchStmt) in(ctx context.Context, tx *sql.Tx) func() (sql.Result, error) {
+	var bound *sql.Stmt
+	return func() (sql.Result, error) {
+		if b.st == nil {
+			return tx.ExecContext(ctx, b.query)
+		}
+		if bound == nil {
+			bound = tx.StmtContext(ctx, b.st)
+		}
+		return bound.ExecContext(ctx)
+	}
+}
+
+func (b batchStmt) close() {
+	if b.st != nil {
+		b.st.Close()
 	}
 }
 
