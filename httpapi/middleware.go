@@ -72,10 +72,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 					writeError(rec, r, info.err)
 				}
 			}
-			attrs := []slog.Attr{
+			var attrsArray [9]slog.Attr
+			attrs := append(attrsArray[:0],
 				slog.String("request_id", info.id), slog.String("method", r.Method), slog.String("route", r.Pattern),
-				slog.Int("status", rec.status), slog.Duration("latency", time.Since(start)),
-			}
+				slog.Int("status", rec.status), slog.Duration("latency", time.Since(start)))
 			if r.Pattern == "" {
 				attrs[2] = slog.String("route", "unmatched")
 			}
@@ -90,7 +90,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 				level = slog.LevelError
 				attrs = append(attrs, slog.String("error", info.err.Error()))
 			}
-			s.Logger.LogAttrs(r.Context(), level, "request", attrs...)
+			// The handler directly, as Logger.LogAttrs would call it but without
+			// the caller's program counter, which no handler of the server
+			// prints (runtime.Callers on every request).
+			if h := s.Logger.Handler(); h.Enabled(r.Context(), level) {
+				line := slog.NewRecord(time.Now(), level, "request", 0)
+				line.AddAttrs(attrs...)
+				_ = h.Handle(r.Context(), line)
+			}
 			route := r.Pattern
 			if route == "" {
 				route = "unmatched"
