@@ -120,7 +120,7 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k iv
 	if risk != nil {
 		lookup = *risk
 	}
-	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.chargeReadPool(), chargeReadQuery,
+	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, chargeReadQuery,
 		k.PlatformID, k.TransactionID, configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now), k.Provider),
 		append(c.dest(), &platformAccount, &merchantAccount, &ref, &block)})
 	if risk != nil {
@@ -139,20 +139,6 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k iv
 	}
 	t, _, err = c.transaction()
 	return t, true, cfg, route, err
-}
-
-// chargeReadPool is where FindConnectorTransactionAndPayinConfig reads. On
-// SQLite it is the writer's connection: in WAL mode a reader's page cache is
-// dropped whenever another connection committed, which under load is before
-// every read, so a reader fetched every page of the read again (pread and
-// WAL lookups); the writer's cache holds them, since only the writer
-// changes the database. The read waits while a group commit holds the
-// connection (its fsync included) and takes a few microseconds once it has it.
-func (s *Store) chargeReadPool() *sql.DB {
-	if s.group != nil {
-		return s.wdb
-	}
-	return s.rdb
 }
 
 // chargeReadQuery is FindConnectorTransactionAndPayinConfig's statement,
