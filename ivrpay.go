@@ -46,8 +46,43 @@ type SystemClock struct{}
 func (SystemClock) Now() time.Time { return time.Now().UTC() }
 
 // FormatTime formats t as RFC 3339 UTC with microseconds and a fixed width, so
-// that stored times sort as strings on every engine.
-func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
+// that stored times sort as strings on every engine. The digits are written
+// directly (a charge formats a dozen times, and time.Format interprets its
+// layout each time); a year outside 0–9999 goes through time.Format, which
+// says the same for the years in between (TestFormatTimeIsTimeFormat).
+func FormatTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(timeLayout)
+	}
+	hour, minute, second := t.Clock()
+	var b [len(timeLayout)]byte
+	put := func(at, width, v int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, 4, year)
+	b[4] = '-'
+	put(5, 2, int(month))
+	b[7] = '-'
+	put(8, 2, day)
+	b[10] = 'T'
+	put(11, 2, hour)
+	b[13] = ':'
+	put(14, 2, minute)
+	b[16] = ':'
+	put(17, 2, second)
+	b[19] = '.'
+	put(20, 6, t.Nanosecond()/1000)
+	b[26] = 'Z'
+	return string(b[:])
+}
+
+// timeLayout is FormatTime's layout.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
 
 // BillingContact is who pays, as on Rainforest's payin config.
 type BillingContact struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -45,6 +46,23 @@ func TestOptStringMarshalsAsJSON(t *testing.T) {
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(struct{ V ivrpay.OptString }{ivrpay.OptString(s)}); err != nil || plain.String() != `{"V":`+string(want)+"}\n" {
 			t.Fatalf("in a struct: %s (%v), want %s", plain.String(), err, want)
+		}
+	})
+}
+
+// TestFormatTimeIsTimeFormat: FormatTime writes what time.Format writes with
+// its layout, for any instant and zone, years outside 0–9999 included.
+func TestFormatTimeIsTimeFormat(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var at time.Time
+		if rapid.Bool().Draw(t, "near") {
+			at = time.Unix(rapid.Int64Range(-1e10, 1e11).Draw(t, "s"), rapid.Int64Range(0, 999_999_999).Draw(t, "ns"))
+		} else {
+			at = time.Unix(rapid.Int64Range(-1e12, 1e12).Draw(t, "s"), rapid.Int64Range(0, 999_999_999).Draw(t, "ns"))
+		}
+		at = at.In(time.FixedZone("z", rapid.IntRange(-14*3600, 14*3600).Draw(t, "offset")))
+		if got, want := ivrpay.FormatTime(at), at.UTC().Format("2006-01-02T15:04:05.000000Z"); got != want {
+			t.Fatalf("FormatTime(%v) = %q, time.Format writes %q", at, got, want)
 		}
 	})
 }
