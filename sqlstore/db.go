@@ -271,9 +271,45 @@ func wrap(errp *error, format string, args ...any) {
 	*errp = fmt.Errorf(format+": %w", append(args, *errp)...)
 }
 
+// parseTime reads a time the store wrote (ivrpay.FormatTime's fixed layout)
+// without time.Parse's general RFC 3339 reader, which every other text goes
+// through; the zero time when it is none (TestParseTimeIsTimeParse).
 func parseTime(s string) time.Time {
+	if t, ok := parseStoredTime(s); ok {
+		return t
+	}
 	t, _ := time.Parse(time.RFC3339Nano, s)
 	return t.UTC()
+}
+
+// parseStoredTime reads "2006-01-02T15:04:05.000000Z" exactly, in range.
+func parseStoredTime(s string) (time.Time, bool) {
+	if len(s) != len("2006-01-02T15:04:05.000000Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+		s[16] != ':' || s[19] != '.' || s[26] != 'Z' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				ok = false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	hour, minute, second, micro := num(11, 13), num(14, 16), num(17, 19), num(20, 26)
+	if !ok || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, second, micro*1000, time.UTC)
+	if t.Day() != day { // February 30th and the like: time.Parse refuses them
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func boolInt(b bool) int {
