@@ -94,18 +94,32 @@ func newRecordingReceiver(t *testing.T) *recordingReceiver {
 	return r
 }
 
-// await returns the requests received once there are n.
-func (r *recordingReceiver) await(t *testing.T, n int) []signedRequest {
+// received returns the requests received so far.
+func (r *recordingReceiver) received() []signedRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]signedRequest(nil), r.reqs...)
+}
+
+// awaitDelivered waits until the endpoint has want deliveries, every one
+// DELIVERED (its attempt sent and recorded), and returns their event ids.
+// Then no attempt is in flight: whatever the receiver gets afterwards was
+// signed afterwards.
+func (b *bundle) awaitDelivered(t *testing.T, endpointID string, want int) []string {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		r.mu.Lock()
-		got := append([]signedRequest(nil), r.reqs...)
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
+		_, results := b.api("GET", "/v1/webhook_endpoints/"+endpointID+"/deliveries?limit=100", b.admin, nil).list(t)
+		var ids []string
+		for _, d := range results {
+			if d["status"] == "DELIVERED" {
+				ids = append(ids, d["event_id"].(string))
+			}
+		}
+		if len(results) == want && len(ids) == want {
+			return ids
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the receiver got %d requests, want %d", len(got), n)
+			t.Fatalf("the endpoint has %d deliveries, %d of them DELIVERED; want %d, all DELIVERED", len(results), len(ids), want)
 		}
 	}
 }
@@ -128,7 +142,11 @@ func verifies(t *testing.T, secret string, req signedRequest, now time.Time) boo
 // new secret and with the old one for 24 hours (both with Standard Webhooks'
 // and Svix's verifier), across a restart of the server on the same database;
 // after 24 hours only with the new one. A second rotation ends the first
-// secret's overlap at once.
+// secret's overlap at once. Each step (the clock's 24 hours, a rotation)
+// waits until every earlier delivery is recorded DELIVERED: a delivery
+// still in flight when the clock jumps would outlive its lease and be sent
+// again (at least once), signed at the new time, and a request signed
+// before a step must not be judged by the secrets after it.
 func TestRotateWebhookSecret(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
@@ -186,9 +204,37 @@ func TestRotateWebhookSecret(t *testing.T) {
 		}()
 		t.Cleanup(func() { stop(); <-done })
 
+		// deliveriesSince waits for the endpoint's total deliveries and returns
+		// the requests received since the last call: at least one for every new
+		// event, and none for an event of an earlier step.
+		seen, seenReqs := map[string]bool{}, 0
+		deliveriesSince := func(total int) []signedRequest {
+			t.Helper()
+			fresh := map[string]bool{}
+			for _, ev := range b.awaitDelivered(t, id, total) {
+				if !seen[ev] {
+					fresh[ev], seen[ev] = true, true
+				}
+			}
+			all := rcv.received()
+			reqs := all[seenReqs:]
+			seenReqs = len(all)
+			got := map[string]bool{}
+			for _, req := range reqs {
+				if ev := req.header.Get("webhook-id"); !fresh[ev] {
+					t.Errorf("the receiver got %s again after it was recorded DELIVERED", ev)
+				}
+				got[req.header.Get("webhook-id")] = true
+			}
+			if len(got) != len(fresh) {
+				t.Fatalf("the receiver got %d of the %d new events", len(got), len(fresh))
+			}
+			return reqs
+		}
+
 		// Each charge: payin.processing and payment_method.active.
 		b.ivr(ivrKey, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
-		for i, req := range rcv.await(t, 2) {
+		for i, req := range deliveriesSince(2) {
 			if n := len(strings.Fields(req.header.Get("webhook-signature"))); n != 2 || req.header.Get("svix-signature") != req.header.Get("webhook-signature") {
 				t.Errorf("delivery %d within 24 h of the rotation: webhook-signature %q, svix-signature %q; want two signatures in both",
 					i, req.header.Get("webhook-signature"), req.header.Get("svix-signature"))
@@ -204,7 +250,7 @@ func TestRotateWebhookSecret(t *testing.T) {
 			t.Fatalf("24 hours after the rotation the endpoint reads %s", read.Raw)
 		}
 		b.ivr(ivrKey, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
-		for i, req := range rcv.await(t, 4)[2:] {
+		for i, req := range deliveriesSince(4) {
 			if n := len(strings.Fields(req.header.Get("webhook-signature"))); n != 1 {
 				t.Errorf("delivery %d after 24 h: webhook-signature %q, want one signature", i, req.header.Get("webhook-signature"))
 			}
@@ -221,7 +267,7 @@ func TestRotateWebhookSecret(t *testing.T) {
 		wantStatus(t, third, 200)
 		secondSecret, thirdSecret := second.data(t)["secret"].(string), third.data(t)["secret"].(string)
 		b.ivr(ivrKey, chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
-		for i, req := range rcv.await(t, 6)[4:] {
+		for i, req := range deliveriesSince(6) {
 			if !verifies(t, thirdSecret, req, clock.Now()) || !verifies(t, secondSecret, req, clock.Now()) || verifies(t, newSecret, req, clock.Now()) {
 				t.Errorf("delivery %d after two rotations: third %v, second %v, first %v; want the last two only", i,
 					verifies(t, thirdSecret, req, clock.Now()), verifies(t, secondSecret, req, clock.Now()), verifies(t, newSecret, req, clock.Now()))
