@@ -8,14 +8,13 @@ import (
 // Error codes. Transports map them to statuses in exactly one place and never
 // string-match messages.
 const (
-	EINVALID      = "RequestBody"          // 400
-	EUNAUTHORIZED = "AuthUnauthorized"     // 401
-	EFORBIDDEN    = "AuthForbidden"        // 403
-	ENOTFOUND     = "EntityNotFound"       // 404
-	ECONFLICT     = "Conflict"             // 409
-	ERATELIMITED  = "RateLimited"          // 429
-	EUNAVAILABLE  = "ProcessorUnavailable" // 503: the processor did not answer; the same request may be sent again
-	EINTERNAL     = "Internal"             // 500
+	EINVALID      = "RequestBody"      // 400
+	EUNAUTHORIZED = "AuthUnauthorized" // 401
+	EFORBIDDEN    = "AuthForbidden"    // 403
+	ENOTFOUND     = "EntityNotFound"   // 404
+	ECONFLICT     = "Conflict"         // 409
+	ERATELIMITED  = "RateLimited"      // 429
+	EINTERNAL     = "Internal"         // 500
 )
 
 // Error is an error a client may see: a code, the offending field (if any) and

@@ -44,8 +44,6 @@ func ErrorStatus(code string) int {
 		return http.StatusConflict
 	case ivrpay.ERATELIMITED:
 		return http.StatusTooManyRequests
-	case ivrpay.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
