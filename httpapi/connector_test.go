@@ -1680,7 +1680,8 @@ func TestConnectorHangUpAndRetry(t *testing.T) {
 		// A completes without any retry (after the processor's 3 s, well
 		// before its 30 s lease would let a retry take it over).
 		waitFor("the abandoned charge completing on its own", 25*time.Second, func() bool {
-			return count(`SELECT COUNT(*) FROM connector_transactions WHERE transaction_id = $1 AND status = 'DONE'`, bodyA["transaction_id"]) == 1
+			key := ivrpay.ConnectorTransactionKey{Provider: ivrpay.ProviderTwilio, TransactionID: bodyA["transaction_id"].(string)}
+			return count(`SELECT COUNT(*) FROM connector_transactions WHERE transaction_id = $1 AND status = 'DONE'`, sqlstore.ConnectorTransactionID(key)) == 1
 		})
 		statusA, answerA, err := b.post(key, rawA)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
+	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
 func TestIVRIdenticalRequestsRace(t *testing.T) {
@@ -385,12 +386,15 @@ func TestIVRCrashResume(t *testing.T) {
 					t.Fatalf("probe answered %+v", res)
 				}
 				var hash string
-				if err := db.QueryRow(`SELECT request_hash FROM connector_transactions WHERE platform_id = $1 AND transaction_id = 'probe'`, b.Platform.ID).Scan(&hash); err != nil {
+				storedID := func(txID string) string {
+					return sqlstore.ConnectorTransactionID(ivrpay.ConnectorTransactionKey{PlatformID: b.Platform.ID, Provider: ivrpay.ProviderTwilio, TransactionID: txID})
+				}
+				if err := db.QueryRow(`SELECT request_hash FROM connector_transactions WHERE platform_id = $1 AND transaction_id = $2`, b.Platform.ID, storedID("probe")).Scan(&hash); err != nil {
 					t.Fatal(err)
 				}
 
-				if _, err := db.Exec(`INSERT INTO connector_transactions (platform_id, provider, transaction_id, request_hash, status, lease_until, created_at, updated_at)
-					VALUES ($1, 'TWILIO', $2, $3, 'RUNNING', $4, $5, $5)`, b.Platform.ID, tx, hash, ivrpay.FormatTime(now.Add(-time.Minute)), ivrpay.FormatTime(now.Add(-2*time.Minute))); err != nil {
+				if _, err := db.Exec(`INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, status, lease_until, created_at, updated_at)
+					VALUES ($1, $2, $3, 'RUNNING', $4, $5, $5)`, b.Platform.ID, storedID(tx), hash, ivrpay.FormatTime(now.Add(-time.Minute)), ivrpay.FormatTime(now.Add(-2*time.Minute))); err != nil {
 					t.Fatal(err)
 				}
 				var payinID string

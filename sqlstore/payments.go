@@ -51,6 +51,15 @@ func (s *Store) LoadPaymentMethodCard(ctx context.Context, id string) (ciphertex
 	return ciphertext, nti, err
 }
 
+// ConnectorTransactionID is the value of connector_transactions.transaction_id
+// for k: the provider's transaction id qualified by the provider
+// ("TELNYX:abc"). Provider names hold no colon, so the table's key
+// (platform_id, transaction_id) is unique per platform and provider
+// (SPEC §5.6; migration 00029).
+func ConnectorTransactionID(k ivrpay.ConnectorTransactionKey) string {
+	return string(k.Provider) + ":" + k.TransactionID
+}
+
 // ClaimConnectorTransaction inserts the transaction, owned by the caller,
 // or takes over one whose lease has ended, or returns it as it is.
 func (s *Store) ClaimConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey, hash, configID string, lease time.Duration) (t ivrpay.ConnectorTransaction, err error) {
@@ -71,9 +80,9 @@ func (s *Store) ClaimConnectorTransaction(ctx context.Context, k ivrpay.Connecto
 	if t.RequestHash != hash || leaseUntil >= ivrpay.FormatTime(now) {
 		return t, nil
 	}
-	n, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $4, updated_at = $5
-		WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3 AND status = $6 AND lease_until = $7`,
-		k.PlatformID, k.Provider, k.TransactionID, ivrpay.FormatTime(now.Add(lease)), ivrpay.FormatTime(now), txRunning, leaseUntil)
+	n, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $3, updated_at = $4
+		WHERE platform_id = $1 AND transaction_id = $2 AND status = $5 AND lease_until = $6`,
+		k.PlatformID, ConnectorTransactionID(k), ivrpay.FormatTime(now.Add(lease)), ivrpay.FormatTime(now), txRunning, leaseUntil)
 	t.Owned = n == 1
 	return t, err
 }
@@ -88,7 +97,7 @@ func (s *Store) FindConnectorTransaction(ctx context.Context, k ivrpay.Connector
 func (s *Store) readConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
 	var c connectorTransactionColumns
 	err = s.queryRow(ctx, s.rdb, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
-		WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3`, k.PlatformID, k.Provider, k.TransactionID).Scan(c.dest()...)
+		WHERE platform_id = $1 AND transaction_id = $2`, k.PlatformID, ConnectorTransactionID(k)).Scan(c.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, "", false, nil
 	} else if err != nil {
@@ -121,7 +130,7 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k iv
 		lookup = *risk
 	}
 	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, chargeReadQuery,
-		k.PlatformID, k.TransactionID, configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now), k.Provider),
+		k.PlatformID, ConnectorTransactionID(k), configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now)),
 		append(c.dest(), &platformAccount, &merchantAccount, &ref, &block)})
 	if risk != nil {
 		risk.Blocks = parseRiskBlockOfCharge(block)
@@ -147,7 +156,7 @@ var chargeReadQuery = `SELECT ` + payinConfigColumns + `,
 		t.request_hash, t.config_id, t.status, t.response, t.lease_until,
 		pl.processor_account, m.processor_account, m.processor_account_ref, ` + riskBlockOfCharge + `
 		` + payinConfigFrom + ` JOIN platforms pl ON pl.id = c.platform_id
-		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.provider = $7 AND t.transaction_id = $2
+		LEFT JOIN connector_transactions t ON t.platform_id = $1 AND t.transaction_id = $2
 		WHERE c.id = $3`
 
 // connectorTransactionColumns receives a connector transaction's columns,
@@ -180,11 +189,11 @@ func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.als
 
 // claimInsert inserts a running transaction leased to the caller; 0 rows
 // when it exists already.
-const claimInsert = `INSERT INTO connector_transactions (platform_id, provider, transaction_id, request_hash, config_id, status, lease_until, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (platform_id, provider, transaction_id) DO NOTHING`
+const claimInsert = `INSERT INTO connector_transactions (platform_id, transaction_id, request_hash, config_id, status, lease_until, created_at, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (platform_id, transaction_id) DO NOTHING`
 
 func claimArgs(c ivrpay.ConnectorClaim, now time.Time) []any {
-	return []any{c.PlatformID, c.Provider, c.TransactionID, c.RequestHash, c.ConfigID, txRunning, ivrpay.FormatTime(now.Add(c.Lease)), ivrpay.FormatTime(now)}
+	return []any{c.PlatformID, ConnectorTransactionID(c.ConnectorTransactionKey), c.RequestHash, c.ConfigID, txRunning, ivrpay.FormatTime(now.Add(c.Lease)), ivrpay.FormatTime(now)}
 }
 
 // writeClaim inserts the claim a write carries, if any: ErrClaimTaken (which
@@ -210,8 +219,8 @@ func (s *Store) FinishConnectorTransaction(ctx context.Context, a ivrpay.Connect
 // ReleaseConnectorTransaction ends the lease of a running transaction.
 func (s *Store) ReleaseConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (err error) {
 	defer wrap(&err, "Store.ReleaseConnectorTransaction")
-	_, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $4 WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3 AND status = $5`,
-		k.PlatformID, k.Provider, k.TransactionID, ivrpay.FormatTime(s.now()), txRunning)
+	_, err = s.execTx(ctx, `UPDATE connector_transactions SET lease_until = $3 WHERE platform_id = $1 AND transaction_id = $2 AND status = $4`,
+		k.PlatformID, ConnectorTransactionID(k), ivrpay.FormatTime(s.now()), txRunning)
 	return err
 }
 
@@ -221,8 +230,8 @@ func (s *Store) finishTransaction(ctx context.Context, tx querier, a ivrpay.Conn
 	if err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, tx, `UPDATE connector_transactions SET status = $4, response = $5, updated_at = $6
-		WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3`, a.PlatformID, a.Provider, a.TransactionID, txDone, string(b), ivrpay.FormatTime(s.now()))
+	_, err = s.exec(ctx, tx, `UPDATE connector_transactions SET status = $3, response = $4, updated_at = $5
+		WHERE platform_id = $1 AND transaction_id = $2`, a.PlatformID, ConnectorTransactionID(a.ConnectorTransactionKey), txDone, string(b), ivrpay.FormatTime(s.now()))
 	return err
 }
 
