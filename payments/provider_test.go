@@ -6,6 +6,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
+	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
 // TestConnectorTransactionPerProvider: a transaction_id is unique per
@@ -33,6 +34,13 @@ func TestConnectorTransactionPerProvider(t *testing.T) {
 		}
 		if n := paymentstest.Count(t, b.Store.DB(), `SELECT COUNT(*) FROM payins`); n != len(ivrpay.IVRProviders) {
 			t.Fatalf("%d payins, want one per provider", n)
+		}
+		// Stored under one key per provider: the id qualified by its provider.
+		for _, provider := range ivrpay.IVRProviders {
+			key := sqlstore.ConnectorTransactionID(ivrpay.ConnectorTransactionKey{PlatformID: b.Platform.ID, Provider: provider, TransactionID: txID})
+			if n := paymentstest.Count(t, b.Store.DB(), `SELECT COUNT(*) FROM connector_transactions WHERE platform_id = $1 AND transaction_id = $2`, b.Platform.ID, key); n != 1 {
+				t.Fatalf("%d connector transactions %q, want 1", n, key)
+			}
 		}
 		for _, provider := range ivrpay.IVRProviders {
 			t.Run(string(provider), func(t *testing.T) {

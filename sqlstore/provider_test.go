@@ -68,6 +68,84 @@ func TestMigrationIVRProviders(t *testing.T) {
 	})
 }
 
+// TestMigrationQualifiedTransactionKey: migration 00029 qualifies the
+// transaction_id of every connector transaction written under 00028's
+// schema (provider column, three-column key) with its provider, and each
+// still answers its replay; a new request under a migrated id is that
+// provider's DUPLICATE_TRANSACTION, and another provider's request under it
+// a charge of its own. Its Down splits the keys back into provider and id,
+// colons in the id included.
+func TestMigrationQualifiedTransactionKey(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		ctx := boundedContext(t)
+		dsn := paymentstest.DSN(t, engine)
+		opts := paymentstest.Options(t)
+		open := func() *sqlstore.Store {
+			s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			return s
+		}
+		s := open()
+		b := setupOn(t, s, engine, opts)
+		const txID = "CALL:7" // capitals and a colon, as a provider's prefix has
+		requests := map[ivrpay.IVRProvider]ivrpay.IVRRequest{}
+		first := map[ivrpay.IVRProvider]ivrpay.IVRResult{}
+		for _, provider := range []ivrpay.IVRProvider{ivrpay.ProviderTwilio, ivrpay.ProviderTelnyx} {
+			requests[provider] = on(provider, chargeReq(b.payinConfig(t, 1000).ID, txID, visaOK, 1000))
+			first[provider] = process(t, b.pay, b.ivrCtx, requests[provider])
+			mustSucceed(t, first[provider])
+		}
+		s.Close()
+
+		if err := sqlstore.MigrateDownTo(ctx, dsn, 28); err != nil {
+			t.Fatalf("migrate down: %v", err)
+		}
+		raw := rawDB(t, engine, dsn)
+		for provider := range requests {
+			if n := count(t, raw, `SELECT COUNT(*) FROM connector_transactions WHERE platform_id = $1 AND provider = $2 AND transaction_id = $3 AND status = 'DONE'`,
+				b.platform.ID, string(provider), txID); n != 1 {
+				t.Fatalf("under 00028's schema %d DONE transactions (%s, %s), want 1", n, provider, txID)
+			}
+		}
+		if n := count(t, raw, `SELECT COUNT(*) FROM connector_transactions`); n != len(requests) {
+			t.Fatalf("under 00028's schema %d connector transactions, want %d", n, len(requests))
+		}
+		raw.Close()
+
+		s = open()
+		defer s.Close()
+		b.s, b.pay = s, opts.Payments(s)
+		raw = rawDB(t, engine, dsn)
+		defer raw.Close()
+		for provider, req := range requests {
+			t.Run(string(provider), func(t *testing.T) {
+				key := ivrpay.ConnectorTransactionKey{PlatformID: b.platform.ID, Provider: provider, TransactionID: txID}
+				qualified := sqlstore.ConnectorTransactionID(key)
+				if qualified != string(provider)+":"+txID {
+					t.Fatalf("qualified key %q", qualified)
+				}
+				if n := count(t, raw, `SELECT COUNT(*) FROM connector_transactions WHERE platform_id = $1 AND transaction_id = $2 AND status = 'DONE'`,
+					b.platform.ID, qualified); n != 1 {
+					t.Fatalf("after 00029 %d DONE transactions %q, want 1", n, qualified)
+				}
+				if again := process(t, b.pay, b.ivrCtx, req); !reflect.DeepEqual(again, first[provider]) {
+					t.Fatalf("a retry after the migration answered %+v, the first answer %+v", again, first[provider])
+				}
+				other := process(t, b.pay, b.ivrCtx, on(provider, chargeReq(b.payinConfig(t, 1000).ID, txID, visaOK, 1000)))
+				if other.ErrorCode != ivrpay.ConnDuplicateTransaction {
+					t.Fatalf("another request under the migrated id answered %+v, want %s", other, ivrpay.ConnDuplicateTransaction)
+				}
+			})
+		}
+		if _, err := raw.Exec(`SELECT provider FROM connector_transactions`); err == nil {
+			t.Fatal("after 00029 connector_transactions still has a provider column")
+		}
+		mustSucceed(t, process(t, b.pay, b.ivrCtx, on(ivrpay.ProviderSignalWire, chargeReq(b.payinConfig(t, 1000).ID, txID, visaOK, 1000))))
+	})
+}
+
 // rawDB opens the database at dsn without the store.
 func rawDB(t *testing.T, engine, dsn string) *sql.DB {
 	t.Helper()
