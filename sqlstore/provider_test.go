@@ -16,15 +16,7 @@ import (
 func TestMigrationIVRProviders(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		ctx := boundedContext(t)
-		dsn := paymentstest.DSN(t, engine)
-		opts := paymentstest.Options(t)
-		open := func() *sqlstore.Store {
-			s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			return s
-		}
+		dsn, opts, open := reopenable(t, engine)
 		s := open()
 		b := setupOn(t, s, engine, opts)
 		twilioCfg, telnyxCfg := b.payinConfig(t, 1000), b.payinConfig(t, 1000)
@@ -78,15 +70,7 @@ func TestMigrationIVRProviders(t *testing.T) {
 func TestMigrationQualifiedTransactionKey(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		ctx := boundedContext(t)
-		dsn := paymentstest.DSN(t, engine)
-		opts := paymentstest.Options(t)
-		open := func() *sqlstore.Store {
-			s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			return s
-		}
+		dsn, opts, open := reopenable(t, engine)
 		s := open()
 		b := setupOn(t, s, engine, opts)
 		const txID = "CALL:7" // capitals and a colon, as a provider's prefix has
@@ -144,6 +128,22 @@ func TestMigrationQualifiedTransactionKey(t *testing.T) {
 		}
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, on(ivrpay.ProviderSignalWire, chargeReq(b.payinConfig(t, 1000).ID, txID, visaOK, 1000))))
 	})
+}
+
+// reopenable returns a fresh database on engine, the test options and a
+// function that opens the store on it (applying the migrations it lacks),
+// for tests that migrate the database down and up again between openings.
+func reopenable(t *testing.T, engine string) (dsn string, opts paymentstest.Config, open func() *sqlstore.Store) {
+	t.Helper()
+	dsn, opts = paymentstest.DSN(t, engine), paymentstest.Options(t)
+	return dsn, opts, func() *sqlstore.Store {
+		t.Helper()
+		s, err := sqlstore.Open(boundedContext(t), dsn, opts.StoreOptions())
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return s
+	}
 }
 
 // rawDB opens the database at dsn without the store.
