@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -87,6 +88,87 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		}
 		if rows != want {
 			t.Errorf("write %d left %d rows, want %d", i, rows, want)
+		}
+	}
+}
+
+// TestGroupCommitRunsABatchAgainAfterAFailure holds one batch of five
+// writes in a known order, the third of which fails after an insert. The
+// batch runs without savepoints until that failure, then again from the
+// start with a savepoint for each write: the two writes before the failure
+// run twice, the two after it once, and every write but the failed one is
+// committed exactly once.
+func TestGroupCommitRunsABatchAgainAfterAFailure(t *testing.T) {
+	t.Parallel()
+	s := openGroupCommitStore(t)
+	ctx := context.Background()
+	if _, err := s.wdb.Exec(`INSERT INTO gc (id, note) VALUES (0, 'base')`); err != nil {
+		t.Fatal(err)
+	}
+	const n, failing = 5, 2
+	var runs [n]atomic.Int32
+	errs := make([]error, n)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // holds the loop, so that the five queue behind it in order
+		defer wg.Done()
+		if err := s.inTx(ctx, func(tx querier) error { <-release; return nil }); err != nil {
+			t.Error(err)
+		}
+	}()
+	for s.group.batches.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	batchesBefore := s.group.batches.Load()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.inTx(ctx, func(tx querier) error {
+				runs[i].Add(1)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES ($1, 'mine')`, 100+i); err != nil {
+					return err
+				}
+				if i == failing {
+					_, err := tx.ExecContext(ctx, `INSERT INTO gc (id, note) VALUES (0, 'clash')`)
+					return err
+				}
+				return nil
+			})
+		}()
+		for len(s.group.requests) < i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	wg.Wait()
+	if got := s.group.batches.Load() - batchesBefore; got != 1 {
+		t.Fatalf("the five writes ran in %d batches, want 1", got)
+	}
+	for i := range n {
+		wantRuns, wantRows := int32(2), 1
+		switch {
+		case i == failing:
+			wantRows = 0
+			if !isUniqueViolation(errs[i]) {
+				t.Errorf("write %d: err = %v, want its own unique violation", i, errs[i])
+			}
+		case errs[i] != nil:
+			t.Errorf("write %d: err = %v", i, errs[i])
+		}
+		if i > failing {
+			wantRuns = 1
+		}
+		if got := runs[i].Load(); got != wantRuns {
+			t.Errorf("write %d ran %d times, want %d", i, got, wantRuns)
+		}
+		var rows int
+		if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM gc WHERE id = $1`, 100+i).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if rows != wantRows {
+			t.Errorf("write %d left %d rows, want %d", i, rows, wantRows)
 		}
 	}
 }
