@@ -232,7 +232,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
 	// time are prepared for the next ones.
 	defer s.preparePending()
 	if s.group != nil && ctx.Done() == nil {
-		return s.group.do(func(tx *sql.Tx) error { return fn(tx) })
+		return s.group.do(fn)
 	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {

@@ -74,7 +74,7 @@ type groupCommit struct {
 
 // writeRequest is one inTx call waiting for its batch.
 type writeRequest struct {
-	fn   func(tx *sql.Tx) error
+	fn   func(tx querier) error
 	done chan writeResult
 }
 
@@ -96,7 +96,7 @@ func newGroupCommit(db *sql.DB) *groupCommit {
 }
 
 // do queues fn and waits until its batch is committed (or fn failed).
-func (g *groupCommit) do(fn func(tx *sql.Tx) error) error {
+func (g *groupCommit) do(fn func(tx querier) error) error {
 	r := &writeRequest{fn: fn, done: make(chan writeResult, 1)}
 	g.mu.RLock()
 	if g.closed {
@@ -204,7 +204,7 @@ func (g *groupCommit) run(batch []*writeRequest) {
 	if len(batch) == 1 {
 		// Alone in its transaction: no savepoint needed.
 		r := batch[0]
-		res := call(r.fn, tx)
+		res := call(r.fn, &batchTx{Tx: tx})
 		if res.err != nil || res.panicked != nil {
 			tx.Rollback()
 		} else {
@@ -214,8 +214,9 @@ func (g *groupCommit) run(batch []*writeRequest) {
 		return
 	}
 	results := make([]writeResult, len(batch))
+	bt := &batchTx{Tx: tx}
 	for i, r := range batch {
-		if results[i] = call(r.fn, tx); results[i].err != nil || results[i].panicked != nil {
+		if results[i] = call(r.fn, bt); results[i].err != nil || results[i].panicked != nil {
 			// Its partial writes cannot be told from the others': start
 			// over, each closure in its savepoint. (A connection the
 			// rollback left broken fails the next BEGIN, which answers all.)
@@ -242,12 +243,13 @@ func (g *groupCommit) runWithSavepoints(ctx context.Context, batch []*writeReque
 		return
 	}
 	savepoint, rollbackTo, release := g.savepoint.in(ctx, tx), g.rollbackTo.in(ctx, tx), g.release.in(ctx, tx)
+	bt := &batchTx{Tx: tx}
 	for i, r := range batch {
 		if _, err := savepoint(); err != nil {
 			g.abort(tx, batch, results, i, err)
 			return
 		}
-		results[i] = call(r.fn, tx)
+		results[i] = call(r.fn, bt)
 		if results[i].err != nil || results[i].panicked != nil {
 			if _, err := rollbackTo(); err != nil {
 				// SQLite rolled the whole transaction back (an I/O error,
@@ -268,6 +270,27 @@ func (g *groupCommit) runWithSavepoints(ctx context.Context, batch []*writeReque
 		}
 		r.done <- results[i]
 	}
+}
+
+// batchTx is a batch's transaction as its closures see it. A cached
+// statement is bound to the transaction once (tx.StmtContext makes a new
+// *sql.Stmt on every call), and then reused by every closure of the batch.
+type batchTx struct {
+	*sql.Tx
+	bound map[*sql.Stmt]*sql.Stmt
+}
+
+// stmt is st bound to the transaction.
+func (b *batchTx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	if bs := b.bound[st]; bs != nil {
+		return bs
+	}
+	if b.bound == nil {
+		b.bound = make(map[*sql.Stmt]*sql.Stmt, 16)
+	}
+	bs := b.StmtContext(ctx, st)
+	b.bound[st] = bs
+	return bs
 }
 
 // batchStmt is a statement the loop runs in every batch of several writes.
@@ -319,7 +342,7 @@ func (g *groupCommit) abort(tx *sql.Tx, batch []*writeRequest, results []writeRe
 }
 
 // call runs fn, turning a panic into a result so that the loop survives it.
-func call(fn func(tx *sql.Tx) error, tx *sql.Tx) (res writeResult) {
+func call(fn func(tx querier) error, tx *batchTx) (res writeResult) {
 	defer func() {
 		if p := recover(); p != nil {
 			res.panicked = p

@@ -36,6 +36,11 @@ type stmtKey struct {
 // or nil when there is none yet: the caller then runs the query unprepared.
 func (s *Store) prepared(ctx context.Context, q querier, query string) *sql.Stmt {
 	switch q := q.(type) {
+	case *batchTx:
+		if st, ok := s.stmts.stmts.Load(stmtKey{s.wdb, query}); ok {
+			return q.stmt(ctx, st.(*sql.Stmt))
+		}
+		s.stmts.pending.Store(query, struct{}{})
 	case *sql.Tx:
 		if st, ok := s.stmts.stmts.Load(stmtKey{s.wdb, query}); ok {
 			return q.StmtContext(ctx, st.(*sql.Stmt))
