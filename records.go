@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -282,9 +283,61 @@ type UnresolvedRefund struct {
 // RequestHash fingerprints a validated request for idempotency checks: the
 // SHA-256 of its JSON encoding.
 func RequestHash(v any) string {
-	b, _ := json.Marshal(v)
+	var buf [256]byte
+	b, ok := appendHashedList(buf[:0], v)
+	if !ok {
+		b, _ = json.Marshal(v)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// appendHashedList appends what json.Marshal makes of v when v is a list the
+// services hash (every connector request and payin config hashes one): its
+// strings, integers and booleans without the encoder's reflection, any other
+// element by json.Marshal (TestRequestHashIsMarshalHash). False: v is no such
+// list, or an element does not marshal.
+func appendHashedList(b []byte, v any) ([]byte, bool) {
+	switch list := v.(type) {
+	case []string:
+		if list == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, s := range list {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, s)
+		}
+		return append(b, ']'), true
+	case []any:
+		if list == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range list {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			switch x := e.(type) {
+			case string:
+				b = AppendJSONString(b, x)
+			case int64:
+				b = strconv.AppendInt(b, x, 10)
+			case bool:
+				b = strconv.AppendBool(b, x)
+			default:
+				one, err := json.Marshal(e)
+				if err != nil {
+					return nil, false
+				}
+				b = append(b, one...)
+			}
+		}
+		return append(b, ']'), true
+	}
+	return nil, false
 }
 
 // ErrIdempotencyKeyTaken is returned by a Store when another request
