@@ -13,9 +13,11 @@ import (
 
 // chargeAttempt is one payin to make from a config and a card.
 type chargeAttempt struct {
-	cfg    *ivrpay.PayinConfig
-	entry  ivrpay.CardEntry
-	source string
+	cfg   *ivrpay.PayinConfig
+	entry ivrpay.CardEntry
+	// fingerprint is the card's (vault.Fingerprint), when already computed.
+	fingerprint string
+	source      string
 	// ivrProvider and ivrTxID name the connector transaction, for payins made over IVR.
 	ivrProvider ivrpay.IVRProvider
 	ivrTxID     string
@@ -235,9 +237,13 @@ func (s *Service) recordUnknown(ctx context.Context, p *ivrpay.Payin, a chargeAt
 }
 
 func (s *Service) newPaymentMethod(a chargeAttempt, p *ivrpay.Payin, status, nti string) (*ivrpay.NewPaymentMethod, error) {
-	ciphertext, fingerprint, err := s.encryptCard(a.entry.PAN)
+	ciphertext, err := s.encryptCard(a.entry.PAN)
 	if err != nil {
 		return nil, err
+	}
+	fingerprint := a.fingerprint
+	if fingerprint == "" {
+		fingerprint = s.vault.Fingerprint(a.entry.PAN)
 	}
 	return &ivrpay.NewPaymentMethod{ID: s.newID(ivrpay.PrefixPaymentMethod), PlatformID: a.cfg.PlatformID, MerchantID: a.cfg.MerchantID,
 		Status: status, Card: cardOf(a.entry), PANCiphertext: ciphertext, Fingerprint: fingerprint, NetworkTransactionID: nti,

@@ -3,7 +3,7 @@ package payments
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -27,6 +27,8 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 	}
 	key := transactionKey(caller, req)
 	ref := req.ConfigParam()
+	// The card's fingerprint, computed once: the hash, the risk blocks, the
+	// risk check and the stored card all use it.
 	cardFP := ""
 	if req.CardNumber != "" {
 		cardFP = s.vault.Fingerprint(req.CardNumber)
@@ -59,7 +61,7 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		// refusal): one commit before the processor call instead of two.
 		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{ConnectorTransactionKey: key,
 			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, route: route, cfgRead: cfgRead, risk: risk}
-		if res, err = s.runOwned(ctx, caller, req, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
+		if res, err = s.runOwned(ctx, caller, req, cardFP, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
 			return res, err
 		}
 		// Another request claimed it meanwhile: wait for it like any retry.
@@ -82,7 +84,7 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		}
 		return tx.Response, nil
 	}
-	return s.runOwned(ctx, caller, req, nil)
+	return s.runOwned(ctx, caller, req, cardFP, nil)
 }
 
 // newClaim is the claim of a new charge transaction, not written yet: it is
@@ -100,13 +102,14 @@ type newClaim struct {
 }
 
 // runOwned runs a transaction this request has claimed (claim nil) or a new
-// one whose claim it writes with its first change. ErrClaimTaken means
-// another request claimed the new one first and nothing was written.
-func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, claim *newClaim) (ivrpay.IVRResult, error) {
+// one whose claim it writes with its first change. cardFP is the request's
+// card fingerprint. ErrClaimTaken means another request claimed the new one
+// first and nothing was written.
+func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cardFP string, claim *newClaim) (ivrpay.IVRResult, error) {
 	// From here the attempt runs to completion even if Twilio hangs up, so
 	// that its retry finds the answer.
 	ctx = context.WithoutCancel(ctx)
-	res, finished, err := s.runIVR(ctx, caller, req, claim)
+	res, finished, err := s.runIVR(ctx, caller, req, cardFP, claim)
 	if err == nil && !finished {
 		// A refusal decided without a change to record.
 		a := ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: res}
@@ -167,9 +170,9 @@ func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method
 func (s *Service) ivrRequestHash(req ivrpay.IVRRequest, ref ivrpay.IVRConfigRef, cardFP string) string {
 	amount := req.Amount.Raw
 	if req.Amount.Err == nil {
-		amount = fmt.Sprint(req.Amount.Cents)
+		amount = strconv.FormatInt(req.Amount.Cents, 10)
 	}
-	return ivrpay.RequestHash([]string{req.Method, ref.ID, cardFP, amount, fmt.Sprint(req.ACH)})
+	return ivrpay.RequestHash([]string{req.Method, ref.ID, cardFP, amount, strconv.FormatBool(req.ACH)})
 }
 
 // claimTransaction makes this request the owner of its transaction, or
@@ -195,7 +198,7 @@ func (s *Service) claimTransaction(ctx context.Context, key ivrpay.ConnectorTran
 
 // runIVR runs checks 3 to 11 and the charge or tokenize. finished reports
 // that the answer was stored with the change it reports.
-func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, claim *newClaim) (res ivrpay.IVRResult, finished bool, err error) {
+func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cardFP string, claim *newClaim) (res ivrpay.IVRResult, finished bool, err error) {
 	platform := caller.Platform
 	if platform == nil {
 		// Keys from Authenticate carry their platform; others are loaded here.
@@ -222,7 +225,7 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 		if refusal != nil {
 			return refusal.Result(), false, nil
 		}
-		return s.chargeIVR(ctx, caller, req, cfg, entry, claim)
+		return s.chargeIVR(ctx, caller, req, cfg, entry, cardFP, claim)
 	}
 	pmc, err := s.store.LoadPaymentMethodConfig(ctx, ref.ID)
 	if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
@@ -232,10 +235,10 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 	if refusal != nil {
 		return refusal.Result(), false, nil
 	}
-	return s.tokenizeIVR(ctx, caller, req, pmc, entry)
+	return s.tokenizeIVR(ctx, caller, req, pmc, entry, cardFP)
 }
 
-func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry, claim *newClaim) (ivrpay.IVRResult, bool, error) {
+func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry, cardFP string, claim *newClaim) (ivrpay.IVRResult, bool, error) {
 	var read *ivrpay.ProcessorRoute
 	var blocks []ivrpay.RiskBlock
 	readWithConfig := claim != nil && claim.cfgRead && claim.cfg == cfg
@@ -249,7 +252,7 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 	} else if err != nil {
 		return ivrpay.IVRResult{}, false, err
 	}
-	rc, err := s.newRiskCheck(ctx, caller.Platform.Risk, riskAttempt(cfg, s.vault.Fingerprint(entry.PAN), entry.Brand, card.Last4(entry.PAN),
+	rc, err := s.newRiskCheck(ctx, caller.Platform.Risk, riskAttempt(cfg, cardFP, entry.Brand, card.Last4(entry.PAN),
 		ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]), true), blocks, readWithConfig)
 	if err != nil {
 		return ivrpay.IVRResult{}, false, err
@@ -263,7 +266,7 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		return &ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: res}
 	}
 	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrProvider: req.Provider, ivrTxID: req.TransactionID,
-		account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc,
+		fingerprint: cardFP, account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc,
 		timeout: s.ivrProcessorTimeout(req.Provider), answerBy: ivrAnswerBy(req)})
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
@@ -294,7 +297,7 @@ func ivrChargeResult(v ivrpay.APIVersion, p *ivrpay.Payin, entry ivrpay.CardEntr
 	return r
 }
 
-func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, pmc *ivrpay.PaymentMethodConfig, entry ivrpay.CardEntry) (ivrpay.IVRResult, bool, error) {
+func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, pmc *ivrpay.PaymentMethodConfig, entry ivrpay.CardEntry, cardFP string) (ivrpay.IVRResult, bool, error) {
 	account, proc, err := s.route(ctx, pmc.PlatformID, pmc.MerchantID, nil, ivrpay.OpVerify)
 	if refusal := notConfigured(err); refusal != nil {
 		return refusal.Result(), false, nil
@@ -319,13 +322,13 @@ func (s *Service) tokenizeIVR(ctx context.Context, caller *ivrpay.APIKey, req iv
 	}
 	result.ID = pmID
 	params["payment_method_id"] = pmID
-	ciphertext, fingerprint, err := s.encryptCard(entry.PAN)
+	ciphertext, err := s.encryptCard(entry.PAN)
 	if err != nil {
 		return ivrpay.IVRResult{}, false, err
 	}
 	err = s.store.StorePaymentMethod(ctx, ivrpay.NewPaymentMethod{ID: pmID, PlatformID: pmc.PlatformID, MerchantID: pmc.MerchantID,
 		PaymentMethodConfigID: pmc.ID, Status: ivrpay.PaymentMethodStatusActive, Card: cardOf(entry), PANCiphertext: ciphertext,
-		Fingerprint: fingerprint, NetworkTransactionID: verified.NetworkTransactionID,
+		Fingerprint: cardFP, NetworkTransactionID: verified.NetworkTransactionID,
 		BillingContact: pmc.BillingContact.WithPostalCode(entry.PostalCode), Metadata: pmc.Metadata, Announce: true, CreatedAt: s.now(),
 		CreatedBy: caller.ID},
 		&ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: result})

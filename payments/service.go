@@ -199,10 +199,10 @@ func (s *Service) normalizeRefusal(res *ivrpay.ProcessorResult) {
 	res.RefusalDesc = desc
 }
 
-// encryptCard is a card as the store keeps it: vault ciphertext and fingerprint.
-func (s *Service) encryptCard(pan string) (ciphertext, fingerprint string, err error) {
+// encryptCard is a card's number as the store keeps it: vault ciphertext.
+func (s *Service) encryptCard(pan string) (ciphertext string, err error) {
 	if ciphertext, err = s.vault.Encrypt(pan); err != nil {
-		return "", "", fmt.Errorf("vault: %w", err)
+		return "", fmt.Errorf("vault: %w", err)
 	}
-	return ciphertext, s.vault.Fingerprint(pan), nil
+	return ciphertext, nil
 }
