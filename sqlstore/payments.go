@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -269,7 +270,7 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 		at := parseTime(ivrpay.FormatTime(r.CreatedAt))
 		p := &ivrpay.Payin{ID: r.ID, PayinConfigID: cfg.ID, MerchantID: cfg.MerchantID, PlatformID: cfg.PlatformID,
 			PaymentMethodID: ivrpay.OptString(r.PaymentMethodID), Amount: cfg.Amount, CurrencyCode: cfg.CurrencyCode,
-			Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: billingContact(bc), Metadata: rawJSON(md),
+			Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: storedContact(r.BillingContact, bc), Metadata: rawJSON(md),
 			IdempotencyKey: cfg.IdempotencyKey, PaymentMethodConfigID: ivrpay.OptString(r.PaymentMethodConfigID),
 			Source: r.Source, Processor: &ivrpay.PayinProcessor{Account: r.Processor.Name, Kind: r.Processor.Kind, SubAccount: r.Processor.AccountRef},
 			Refunds: []ivrpay.Refund{}, Chargebacks: []ivrpay.PayinChargeback{}, CreatedAt: at, UpdatedAt: at, CreatedBy: r.CreatedBy}
@@ -476,6 +477,22 @@ func (s *Store) insertPaymentMethod(ctx context.Context, tx querier, pm ivrpay.N
 	return &ivrpay.PaymentMethod{ID: pm.ID, PaymentMethodConfigID: ivrpay.OptString(pm.PaymentMethodConfigID), PlatformID: pm.PlatformID,
 		MerchantID: ivrpay.OptString(pm.MerchantID), Status: pm.Status, MethodType: ivrpay.MethodTypeCard, Card: &c,
 		Fingerprint: pm.Fingerprint, BillingContact: billingContact(bc), Metadata: rawJSON(md), CreatedAt: parseTime(at), CreatedBy: pm.CreatedBy}, nil
+}
+
+// storedContact is the billing contact a read of bc returns, bc being what
+// jsonText made of c, without decoding bc: a copy of c, unless one of its
+// strings is not UTF-8, which the JSON encoding replaces (TestStoredContactIsRead).
+func storedContact(c *ivrpay.BillingContact, bc sql.NullString) *ivrpay.BillingContact {
+	if c == nil {
+		return nil
+	}
+	for _, s := range [...]string{c.Name, c.AddressLine1, c.AddressLine2, c.City, c.State, c.PostalCode, c.Country, c.Email, c.Phone} {
+		if !utf8.ValidString(s) {
+			return billingContact(bc)
+		}
+	}
+	read := *c
+	return &read
 }
 
 // ClaimUnresolvedPayins leases up to limit CREATED payins last changed
