@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -459,7 +458,12 @@ func (r ConnectorResponse) MarshalJSON() ([]byte, error) {
 	writeField("error_code", r.ErrorCode)
 	writeField("error_message", r.ErrorMessage)
 	b = append(b, `"parameters":{`...)
-	for i, k := range slices.Sorted(maps.Keys(r.Parameters)) {
+	keys := make([]string, 0, 8) // on the stack for the few parameters an answer has
+	for k := range r.Parameters {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}

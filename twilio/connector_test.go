@@ -248,6 +248,9 @@ func TestConnectorResponseMarshal(t *testing.T) {
 			`{"charge_id":null,"token_id":null,"error_code":"UNAUTHORIZED","error_message":"unauthorized","parameters":{}}`},
 		{"unknown method with an id keeps both ids null", twilio.ConnectorResponse{Method: "Refund", ID: "x"},
 			`{"charge_id":null,"token_id":null,"error_code":null,"error_message":null,"parameters":{}}`},
+		{"more parameters than an answer has", twilio.ConnectorResponse{Method: "charge", ID: "pyi_3", Parameters: map[string]string{
+			"j": "10", "i": "9", "h": "8", "g": "7", "f": "6", "e": "5", "d": "4", "c": "3", "b": "2", "a": "1"}},
+			`{"charge_id":"pyi_3","error_code":null,"error_message":null,"parameters":{"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8","i":"9","j":"10"}}`},
 		{"quotes", twilio.ConnectorResponse{Method: "charge", ErrorCode: "E", ErrorMessage: `say "hi"` + "\n"},
 			`{"charge_id":null,"error_code":"E","error_message":"say \"hi\"\n","parameters":{}}`},
 		{"markup and text beyond ASCII", twilio.ConnectorResponse{Method: "charge", ErrorCode: "E", ErrorMessage: "<b> & é\u2028",
@@ -393,6 +396,22 @@ func BenchmarkParseConnectorRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := twilio.ParseConnectorRequest(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkConnectorResponseMarshal writes an approved charge's answer, as
+// every connector charge does:
+//
+//	go test ./twilio -run '^$' -bench ConnectorResponseMarshal -benchmem
+func BenchmarkConnectorResponseMarshal(b *testing.B) {
+	res := twilio.ConnectorResponse{Method: "charge", ID: "sbx_pyi_3MvqXkjRynkN5661vpwCm1M2gtj", Parameters: map[string]string{
+		"payin_id": "sbx_pyi_3MvqXkjRynkN5661vpwCm1M2gtj", "payin_status": "PROCESSING", "payment_method_id": "sbx_mtd_3MvqXkjRynkN5661vpwCm1M2gtk",
+		"card_brand": "VISA", "card_last_4": "1111"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := res.MarshalJSON(); err != nil {
 			b.Fatal(err)
 		}
 	}
