@@ -483,13 +483,21 @@ func ClientAddress(r *http.Request, behindProxy bool) string {
 // parseIP parses an IP address, bare or with a port, without its IPv6 zone
 // and with an IPv4-mapped IPv6 address as the IPv4 address it is.
 func parseIP(s string) (netip.Addr, bool) {
-	addr, err := netip.ParseAddr(s)
-	if err != nil {
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil {
-			return netip.Addr{}, false
-		}
+	// One parse, chosen by the shape ("[v6]:port" or "v4:port" have a port;
+	// a bare address never has exactly one colon), so that a request's
+	// RemoteAddr is not first refused as a bare address (an error allocated
+	// on every request).
+	var addr netip.Addr
+	var err error
+	if strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1 {
+		var ap netip.AddrPort
+		ap, err = netip.ParseAddrPort(s)
 		addr = ap.Addr()
+	} else {
+		addr, err = netip.ParseAddr(s)
+	}
+	if err != nil {
+		return netip.Addr{}, false
 	}
 	return addr.Unmap().WithZone(""), true
 }
@@ -510,9 +518,14 @@ func LimitAddress(addr string) string {
 	return prefix.String()
 }
 
-// limitAddress is the request's client address as limits count it.
+// limitAddress is the request's client address as limits count it (the
+// request log's middleware has put the address in the context already).
 func (s *Server) limitAddress(r *http.Request) string {
-	return LimitAddress(ClientAddress(r, s.BehindProxy))
+	addr := ivrpay.ClientAddressFromContext(r.Context())
+	if addr == "" {
+		addr = ClientAddress(r, s.BehindProxy)
+	}
+	return LimitAddress(addr)
 }
 
 // connectorLimits are the two counts a failed connector authentication adds
