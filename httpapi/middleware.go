@@ -48,15 +48,21 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// loggedRequest is what logRequests keeps of a request, in one allocation.
+type loggedRequest struct {
+	info requestInfo
+	rec  statusRecorder
+}
+
 // logRequests gives every request an id (X-Request-Id in and out), recovers
 // panics, and logs one line per request. It never logs bodies, so no card
 // data or secret can reach the log.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{id: requestID(r.Header.Get("X-Request-Id"))}
+		logged := &loggedRequest{info: requestInfo{id: requestID(r.Header.Get("X-Request-Id"))}, rec: statusRecorder{ResponseWriter: w}}
+		info, rec := &logged.info, &logged.rec
 		w.Header().Set("X-Request-Id", info.id)
-		rec := &statusRecorder{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), infoKey{}, info)
 		r = r.WithContext(ivrpay.NewContextWithClientAddress(ctx, ClientAddress(r, s.BehindProxy)))
 		defer func() {
