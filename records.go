@@ -300,44 +300,44 @@ func RequestHash(v any) string {
 func appendHashedList(b []byte, v any) ([]byte, bool) {
 	switch list := v.(type) {
 	case []string:
-		if list == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, s := range list {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendJSONString(b, s)
-		}
-		return append(b, ']'), true
+		return appendJSONArray(b, list, func(b []byte, s string) ([]byte, bool) { return AppendJSONString(b, s), true })
 	case []any:
-		if list == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, e := range list {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			switch x := e.(type) {
-			case string:
-				b = AppendJSONString(b, x)
-			case int64:
-				b = strconv.AppendInt(b, x, 10)
-			case bool:
-				b = strconv.AppendBool(b, x)
-			default:
-				one, err := json.Marshal(e)
-				if err != nil {
-					return nil, false
-				}
-				b = append(b, one...)
-			}
-		}
-		return append(b, ']'), true
+		return appendJSONArray(b, list, appendHashedElement)
 	}
 	return nil, false
+}
+
+// appendJSONArray appends list as json.Marshal writes a slice (null when
+// nil), each element by appendElement.
+func appendJSONArray[E any](b []byte, list []E, appendElement func([]byte, E) ([]byte, bool)) ([]byte, bool) {
+	if list == nil {
+		return append(b, "null"...), true
+	}
+	b = append(b, '[')
+	for i, e := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendElement(b, e); !ok {
+			return nil, false
+		}
+	}
+	return append(b, ']'), true
+}
+
+// appendHashedElement appends one element of a hashed []any as json.Marshal writes it.
+func appendHashedElement(b []byte, e any) ([]byte, bool) {
+	switch x := e.(type) {
+	case string:
+		return AppendJSONString(b, x), true
+	case int64:
+		return strconv.AppendInt(b, x, 10), true
+	case bool:
+		return strconv.AppendBool(b, x), true
+	}
+	one, err := json.Marshal(e)
+	return append(b, one...), err == nil
 }
 
 // ErrIdempotencyKeyTaken is returned by a Store when another request
