@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
@@ -73,7 +71,7 @@ func BenchmarkIVRCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.SetParallelism(32) // 64 goroutines on 2 Ps
-	before := processCPU(b)
+	before := paymentstest.ProcessCPU(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -85,14 +83,5 @@ func BenchmarkIVRCall(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64((processCPU(b)-before).Microseconds())/1000/float64(b.N), "cpu-ms/call")
-}
-
-// processCPU is the process's user + system CPU time so far.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((paymentstest.ProcessCPU(b)-before).Microseconds())/1000/float64(b.N), "cpu-ms/call")
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
@@ -54,7 +54,7 @@ func BenchmarkCharge(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.SetParallelism(32) // 64 goroutines on 2 Ps
-			before := cpuTime(b)
+			before := paymentstest.ProcessCPU(b)
 			start := time.Now()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -67,18 +67,9 @@ func BenchmarkCharge(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "charges/s")
-			b.ReportMetric(float64((cpuTime(b)-before).Microseconds())/1000/float64(b.N), "cpu-ms/charge")
+			b.ReportMetric(float64((paymentstest.ProcessCPU(b)-before).Microseconds())/1000/float64(b.N), "cpu-ms/charge")
 		})
 	}
-}
-
-// cpuTime is the process's user + system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkChargeRead runs the read every new IVR charge starts with (its
