@@ -5,6 +5,7 @@ package httpapi_test
 // are written, and NUL characters, which PostgreSQL cannot store (SPEC §9).
 
 import (
+	"encoding/hex"
 	"net/http"
 	"strings"
 	"testing"
@@ -124,6 +125,28 @@ func TestCardNumberInIdentifiers(t *testing.T) {
 			wantStatus(t, r, 200)
 			b.ivr(key, with(chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil)), "transaction_id", "72500aba-328c-445c-a12e-da5700e10b17")).wantOK(t, "charge")
 		})
+	})
+}
+
+// TestFixtureIdempotencyKeys: the fixtures' random idempotency keys are
+// never refused as card numbers. Keys of 16 random hexadecimal characters
+// were, when all 16 came out decimal digits that pass the Luhn check and
+// start like a card: the one 400 of TestStoredCardChargedLater/TWILIO/postgres.
+// The fixtures' keys hold a UUID, an id whatever its digits.
+func TestFixtureIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		// Random bytes whose hexadecimal is decimal digits: 3452750096083446 passes the Luhn check.
+		digits := [16]byte{0x34, 0x52, 0x75, 0x00, 0x96, 0x08, 0x34, 0x46, 0x34, 0x52, 0x75, 0x00, 0x96, 0x08, 0x34, 0x46}
+		payinConfig := func(key string) apiResp {
+			return b.api("POST", "/v1/payin_configs", b.admin, map[string]any{"merchant_id": b.merchantID,
+				"idempotency_key": key, "amount": 1000, "currency_code": "USD"})
+		}
+		want400(t, payinConfig("idem-"+hex.EncodeToString(digits[:8])), "idempotency_key") // a key as the fixtures made them
+		wantStatus(t, payinConfig(idempotencyKeyOf(digits)), 200)
+		wantStatus(t, b.api("POST", "/v1/payment_method_configs", b.admin,
+			map[string]any{"platform_id": b.platformID, "idempotency_key": idempotencyKeyOf(digits)}), 200)
 	})
 }
 
