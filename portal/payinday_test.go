@@ -53,12 +53,19 @@ func (e *env) chargedConfig(t *testing.T, cents int64, mode string) (cfgID, payi
 
 // clickAndWaitFor clicks sel and waits until the browser's location holds
 // want (a click's page replaces one that already shows the same elements).
+// A read of the location can meet the click's navigation half-way and fail
+// ("Inspected target navigated or closed", the page it asked is gone): that
+// read is a "not yet", as the old location is.
 func (b *browser) clickAndWaitFor(sel, want string) {
 	b.t.Helper()
 	b.do(chromedp.Click(chromedp.CSS(sel)))
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(b.location(), want); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		loc, err := chromedp.Run(b.ctx, chromedp.Location())
+		if err == nil && strings.Contains(loc, want) {
+			break
+		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("after clicking %s the browser is at %s, not at a location with %q", sel, b.location(), want)
+			b.t.Fatalf("after clicking %s the browser is at %s (%v), not at a location with %q", sel, loc, err, want)
 		}
 	}
 	b.do(chromedp.WaitReady(chromedp.CSS("footer, body")))
