@@ -474,25 +474,16 @@ func TestConcurrentRefunds(t *testing.T) {
 			e.waitPayinStatus(payinID, "SUCCEEDED")
 
 			const n = 10
-			var wg sync.WaitGroup
 			statuses := make([]int, n)
 			messages := make([]string, n)
-			start := make(chan struct{})
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					r := e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
-						map[string]any{"idempotency_key": fmt.Sprintf("conc-%d", i), "reason": "DUPLICATE", "amount": 300})
-					statuses[i] = r.status
-					if len(r.errors) > 0 {
-						messages[i] = r.errors[0].Message
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
+			paymentstest.AllAtOnce(n, func(i int) {
+				r := e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
+					map[string]any{"idempotency_key": fmt.Sprintf("conc-%d", i), "reason": "DUPLICATE", "amount": 300})
+				statuses[i] = r.status
+				if len(r.errors) > 0 {
+					messages[i] = r.errors[0].Message
+				}
+			})
 			var ok, conflict int
 			for i, s := range statuses {
 				switch s {
@@ -522,16 +513,10 @@ func TestConcurrentRefunds(t *testing.T) {
 
 			// The same key sent ten times at once makes one refund.
 			results := make([]string, n)
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					r := e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
-						map[string]any{"idempotency_key": "same-key", "reason": "DUPLICATE", "amount": 50})
-					results[i] = r.raw
-				}()
-			}
-			wg.Wait()
+			paymentstest.AllAtOnce(n, func(i int) {
+				results[i] = e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
+					map[string]any{"idempotency_key": "same-key", "reason": "DUPLICATE", "amount": 50}).raw
+			})
 			for _, r := range results[1:] {
 				if r != results[0] {
 					t.Fatalf("repeats of one key answered differently:\n%s\n%s", results[0], r)

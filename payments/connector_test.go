@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,30 +18,53 @@ import (
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
+// processAtOnce sends n connector requests with the fixture's IVR key, request
+// i being req(i), all at the same moment, and returns their answers in that
+// order. A request that ends in an error fails the test.
+func processAtOnce(t testing.TB, b *paymentstest.Fixture, n int, req func(i int) ivrpay.IVRRequest) []ivrpay.IVRResult {
+	t.Helper()
+	results := make([]ivrpay.IVRResult, n)
+	errs := make([]error, n)
+	paymentstest.AllAtOnce(n, func(i int) { results[i], errs[i] = b.Pay.ProcessIVR(b.IVRCtx, req(i)) })
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	return results
+}
+
+// onlyWinner fails the test unless exactly one of results succeeded (with
+// an id) and every other was refused CONFIG_ALREADY_USED (without one); it
+// returns the success.
+func onlyWinner(t testing.TB, results []ivrpay.IVRResult) ivrpay.IVRResult {
+	t.Helper()
+	winner := -1
+	for i, res := range results {
+		switch {
+		case res.ErrorCode == "" && res.ID != "":
+			if winner >= 0 {
+				t.Fatalf("requests %d and %d both succeeded on one config: %s and %s", winner, i, results[winner].ID, res.ID)
+			}
+			winner = i
+		case res.ErrorCode != ivrpay.ConnConfigAlreadyUsed || res.ID != "":
+			t.Fatalf("request %d answered %+v, want %s", i, res, ivrpay.ConnConfigAlreadyUsed)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no request succeeded")
+	}
+	return results[winner]
+}
+
 func TestIVRIdenticalRequestsRace(t *testing.T) {
 	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
 		b := paymentstest.Setup(t, engine)
 		cfg := b.PayinConfig(t, 1000)
 		req := paymentstest.ChargeReq(cfg.ID, "CA-identical-30", paymentstest.VisaOK, 1000)
 
-		const n = 30
-		results := make([]ivrpay.IVRResult, n)
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				results[i], errs[i] = b.Pay.ProcessIVR(b.IVRCtx, req)
-			})
-		}
-		close(start)
-		wg.Wait()
-
-		for i := range n {
-			if errs[i] != nil {
-				t.Fatalf("request %d: %v", i, errs[i])
-			}
+		results := processAtOnce(t, b, 30, func(int) ivrpay.IVRRequest { return req })
+		for i := range results {
 			if !reflect.DeepEqual(results[i], results[0]) {
 				t.Fatalf("request %d answered %+v, request 0 answered %+v", i, results[i], results[0])
 			}
@@ -80,37 +102,10 @@ func TestIVRConfigRace(t *testing.T) {
 		b := paymentstest.Setup(t, engine)
 		cfg := b.PayinConfig(t, 2500)
 
-		const n = 20
-		results := make([]ivrpay.IVRResult, n)
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				results[i], errs[i] = b.Pay.ProcessIVR(b.IVRCtx, paymentstest.ChargeReq(cfg.ID, fmt.Sprintf("CA-race-%02d", i), paymentstest.VisaOK, 2500))
-			})
-		}
-		close(start)
-		wg.Wait()
-
-		var winner string
-		for i, res := range results {
-			switch {
-			case errs[i] != nil:
-				t.Fatalf("transaction %d: %v", i, errs[i])
-			case res.ErrorCode == "" && res.ID != "":
-				if winner != "" {
-					t.Fatalf("two transactions succeeded on one payin config: %s and %s", winner, res.ID)
-				}
-				winner = res.ID
-			case res.ErrorCode != ivrpay.ConnConfigAlreadyUsed || res.ID != "":
-				t.Fatalf("transaction %d answered %+v, want %s", i, res, ivrpay.ConnConfigAlreadyUsed)
-			}
-		}
-		if winner == "" {
-			t.Fatal("no transaction succeeded")
-		}
+		results := processAtOnce(t, b, 20, func(i int) ivrpay.IVRRequest {
+			return paymentstest.ChargeReq(cfg.ID, fmt.Sprintf("CA-race-%02d", i), paymentstest.VisaOK, 2500)
+		})
+		winner := onlyWinner(t, results)
 		if got := paymentstest.Count(t, b.Store.DB(), paymentstest.LivePayins, cfg.ID); got != 1 {
 			t.Fatalf("%d live payins for one config, want 1", got)
 		}
@@ -118,12 +113,12 @@ func TestIVRConfigRace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Payin == nil || got.Payin.PayinID != winner {
-			t.Fatalf("config payin = %+v, want %s", got.Payin, winner)
+		if got.Payin == nil || got.Payin.PayinID != winner.ID {
+			t.Fatalf("config payin = %+v, want %s", got.Payin, winner.ID)
 		}
 		// Every loser's retry replays its refusal.
 		for i, res := range results {
-			if res.ID == winner {
+			if res.ID == winner.ID {
 				continue
 			}
 			if again := paymentstest.Process(t, b.Pay, b.IVRCtx, paymentstest.ChargeReq(cfg.ID, fmt.Sprintf("CA-race-%02d", i), paymentstest.VisaOK, 2500)); !reflect.DeepEqual(again, res) {
@@ -137,33 +132,9 @@ func TestIVRTokenizeRace(t *testing.T) {
 	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
 		b := paymentstest.Setup(t, engine)
 		pmc := b.PMConfig(t, b.Merchant.ID)
-		const n = 20
-		results := make([]ivrpay.IVRResult, n)
-		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				results[i], errs[i] = b.Pay.ProcessIVR(b.IVRCtx, paymentstest.TokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, fmt.Sprintf("CA-tok-race-%02d", i), paymentstest.VisaOK))
-			})
-		}
-		close(start)
-		wg.Wait()
-		succeeded := 0
-		for i, res := range results {
-			switch {
-			case errs[i] != nil:
-				t.Fatalf("transaction %d: %v", i, errs[i])
-			case res.ErrorCode == "":
-				succeeded++
-			case res.ErrorCode != ivrpay.ConnConfigAlreadyUsed:
-				t.Fatalf("transaction %d answered %+v, want %s", i, res, ivrpay.ConnConfigAlreadyUsed)
-			}
-		}
-		if succeeded != 1 {
-			t.Fatalf("%d tokenizations succeeded on one payment method config, want 1", succeeded)
-		}
+		onlyWinner(t, processAtOnce(t, b, 20, func(i int) ivrpay.IVRRequest {
+			return paymentstest.TokenizeReq(ivrpay.ParamPaymentMethodConfigID, pmc.ID, fmt.Sprintf("CA-tok-race-%02d", i), paymentstest.VisaOK)
+		}))
 		if got := paymentstest.Count(t, b.Store.DB(), `SELECT COUNT(*) FROM payment_methods WHERE payment_method_config_id = $1`, pmc.ID); got != 1 {
 			t.Fatalf("%d payment methods for one config, want 1", got)
 		}
@@ -612,24 +583,20 @@ func TestChargePaymentMethod(t *testing.T) {
 		// Concurrent charges of stored cards on one config: one payin.
 		raced := b.PayinConfig(t, 1500)
 		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 10 {
+		paymentstest.AllAtOnce(10, func(i int) {
 			pmID := tok.ID
 			if i%2 == 1 {
 				pmID = charged.Parameters["payment_method_id"]
 			}
-			wg.Go(func() {
-				_, err := b.Pay.ChargePaymentMethod(b.AdminCtx, pmID, raced.ID)
-				switch ivrpay.ErrorCode(err) {
-				case "":
-					wins.Add(1)
-				case ivrpay.ECONFLICT:
-				default:
-					t.Errorf("concurrent ChargePaymentMethod: %v", err)
-				}
-			})
-		}
-		wg.Wait()
+			_, err := b.Pay.ChargePaymentMethod(b.AdminCtx, pmID, raced.ID)
+			switch ivrpay.ErrorCode(err) {
+			case "":
+				wins.Add(1)
+			case ivrpay.ECONFLICT:
+			default:
+				t.Errorf("concurrent ChargePaymentMethod: %v", err)
+			}
+		})
 		if wins.Load() != 1 || paymentstest.Count(t, s.DB(), `SELECT COUNT(*) FROM payins WHERE payin_config_id = $1`, raced.ID) != 1 {
 			t.Fatalf("%d of 10 concurrent charges of one config succeeded, want 1", wins.Load())
 		}

@@ -689,25 +689,16 @@ func TestProcessorEventAppliedOnceAcrossProcesses(t *testing.T) {
 		p := processingPayin(e)
 		sandboxed := e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture)
 		ev := paymentEvent(p, ivrpay.EffectPaymentCaptured)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
 		errs := make(chan error, 32)
-		for i := range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				pay := services[i%2]
-				if i%4 == 3 {
-					_, err := pay.ConfirmSandboxDue(context.Background(), 0)
-					errs <- err
-					return
-				}
-				errs <- pay.ReceiveProcessorEvent(context.Background(), ev)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		paymentstest.AllAtOnce(16, func(i int) {
+			pay := services[i%2]
+			if i%4 == 3 {
+				_, err := pay.ConfirmSandboxDue(context.Background(), 0)
+				errs <- err
+				return
+			}
+			errs <- pay.ReceiveProcessorEvent(context.Background(), ev)
+		})
 		close(errs)
 		for err := range errs {
 			if err != nil {

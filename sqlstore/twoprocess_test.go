@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -132,32 +131,25 @@ func fire(t *testing.T, n int, target func(i int) (string, []byte), secret strin
 	client := &http.Client{Timeout: 60 * time.Second}
 	answers := make([][]byte, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
+	paymentstest.AllAtOnce(n, func(i int) {
 		addr, body := target(i)
-		wg.Go(func() {
-			<-start
-			req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/vendor/twilio/pay_generic", bytes.NewReader(body))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			req.SetBasicAuth("api_key", secret)
-			resp, err := client.Do(req)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer resp.Body.Close()
-			answers[i], errs[i] = io.ReadAll(resp.Body)
-			if errs[i] == nil && resp.StatusCode != http.StatusOK {
-				errs[i] = fmt.Errorf("status %d: %s", resp.StatusCode, answers[i])
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/vendor/twilio/pay_generic", bytes.NewReader(body))
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		req.SetBasicAuth("api_key", secret)
+		resp, err := client.Do(req)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		defer resp.Body.Close()
+		answers[i], errs[i] = io.ReadAll(resp.Body)
+		if errs[i] == nil && resp.StatusCode != http.StatusOK {
+			errs[i] = fmt.Errorf("status %d: %s", resp.StatusCode, answers[i])
+		}
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
