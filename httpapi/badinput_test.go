@@ -353,7 +353,7 @@ func TestProductionMode(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		opts := paymentstest.Options(t)
 		opts.Mode = ivrpay.ModeProduction
-		log := &syncBuffer{}
+		log := &paymentstest.LockedBuffer{}
 		opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
 		b := serve(t, engine, paymentstest.Open(t, engine, opts), opts, log)
 		prodID := regexp.MustCompile(`^(plt|mid|api|cfg|pmc)_[0-9A-Za-z]{27}$`)

@@ -30,24 +30,6 @@ import (
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
-// syncBuffer is the server log: handlers write to it from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // tenant is a platform with IVR payments (unless created otherwise), one
 // ACTIVE merchant and the platform's admin key (group#all).
 type tenant struct {
@@ -65,7 +47,7 @@ type bundle struct {
 	engine string
 	store  *sqlstore.Store
 	pay    *payments.Service
-	log    *syncBuffer
+	log    *paymentstest.LockedBuffer
 	logger *slog.Logger
 
 	url    string
@@ -98,7 +80,7 @@ func setup(t *testing.T, engine string, adjust ...func(*paymentstest.Config)) *b
 	for _, f := range adjust {
 		f(&opts)
 	}
-	log := &syncBuffer{}
+	log := &paymentstest.LockedBuffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
 	s := paymentstest.Open(t, engine, opts)
 	return serve(t, engine, s, opts, log)
@@ -106,7 +88,7 @@ func setup(t *testing.T, engine string, adjust ...func(*paymentstest.Config)) *b
 
 // serve starts a server on s and creates the bundle's platform, merchant
 // and admin key.
-func serve(t *testing.T, engine string, s *sqlstore.Store, opts paymentstest.Config, log *syncBuffer) *bundle {
+func serve(t *testing.T, engine string, s *sqlstore.Store, opts paymentstest.Config, log *paymentstest.LockedBuffer) *bundle {
 	t.Helper()
 	b := &bundle{t: t, engine: engine, store: s, pay: opts.Payments(s), log: log, logger: opts.Logger, ctMu: &sync.Mutex{}, ctSeen: map[string][]string{},
 		wire: twilioWire}

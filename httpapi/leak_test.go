@@ -24,7 +24,7 @@ func TestConnectorNoCardDataAtRest(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, engine string) {
 		opts := paymentstest.Options(t)
-		log := &syncBuffer{}
+		log := &paymentstest.LockedBuffer{}
 		opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
 		var dsn, dbPath string
 		if engine == sqlstore.EngineSQLite {

@@ -154,7 +154,7 @@ func TestRotateWebhookSecret(t *testing.T) {
 		clock := &offsetClock{}
 		opts := paymentstest.Options(t)
 		opts.Clock = clock
-		log := &syncBuffer{}
+		log := &paymentstest.LockedBuffer{}
 		opts.Logger = slog.New(slog.NewJSONHandler(log, nil))
 		dsn := paymentstest.DSN(t, engine)
 		s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())

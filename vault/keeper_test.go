@@ -7,7 +7,6 @@ import (
 
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,24 +75,6 @@ func (r *ringTest) process(path, member string) *vault.Keeper {
 	return k
 }
 
-// progress collects what Rotate says.
-type progress struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (p *progress) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.b.Write(b)
-}
-
-func (p *progress) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.b.String()
-}
-
 func ringKeys(t *testing.T, path string) [][]byte {
 	t.Helper()
 	keys, _, err := vault.ReadKeyRing(path)
@@ -132,7 +113,7 @@ func TestKeeperRotatesAcrossProcesses(t *testing.T) {
 			}
 
 			admin := r.process(r.keyFile(), "")
-			var said progress
+			var said paymentstest.LockedBuffer
 			res, err := admin.Rotate(ctx, &said)
 			if err != nil {
 				t.Fatalf("Rotate: %v\n%s", err, said.String())
@@ -199,7 +180,7 @@ func TestKeeperRotationWaitsForWorkInFlight(t *testing.T) {
 			oldID := busy.KeyID()
 			done := busy.Begin()
 			admin := r.process(r.keyFile(), "")
-			var said progress
+			var said paymentstest.LockedBuffer
 			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 			defer cancel()
 			if _, err := admin.Rotate(ctx, &said); !errors.Is(err, context.DeadlineExceeded) {
@@ -243,7 +224,7 @@ func TestKeeperRotationWaitsForUnsavedKey(t *testing.T) {
 			r.process(r.keyFile(), "writable-host")
 			admin := r.process(r.keyFile(), "")
 			oldID := admin.KeyID()
-			var said progress
+			var said paymentstest.LockedBuffer
 			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 			defer cancel()
 			if _, err := admin.Rotate(ctx, &said); !errors.Is(err, context.DeadlineExceeded) {
@@ -278,7 +259,7 @@ func TestKeeperLearnsBeforeItNeeds(t *testing.T) {
 			admin := r.process(shared, "")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			res, err := admin.Rotate(ctx, &progress{})
+			res, err := admin.Rotate(ctx, &paymentstest.LockedBuffer{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -31,7 +32,7 @@ const (
 type emulatorProcess struct {
 	url    string
 	api    *twilioapi.ApiService
-	stdout *lockedBuffer // what it prints
+	stdout *paymentstest.LockedBuffer // what it prints
 }
 
 var emulatorListening = regexp.MustCompile(`listening on (http://\S+)`)
@@ -39,7 +40,7 @@ var emulatorListening = regexp.MustCompile(`listening on (http://\S+)`)
 func startEmulator(t *testing.T, args ...string) *emulatorProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr = &lockedBuffer{}, &lockedBuffer{}
+	var stdout, stderr = &paymentstest.LockedBuffer{}, &paymentstest.LockedBuffer{}
 	exited := make(chan int, 1)
 	go func() {
 		exited <- runTwilioEmulator(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), stdout, stderr)

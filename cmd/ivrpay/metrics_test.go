@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -32,7 +33,7 @@ func startProductionServe(t *testing.T, extra ...string) string {
 	}
 	withProcessorAccount(t, filepath.Join(dir, "prod.db"), keyFile)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
+	var stderr paymentstest.LockedBuffer
 	done := make(chan int, 1)
 	args := append([]string{"--mode", "production", "--addr", "127.0.0.1:0", "--base-url", "https://pay.example.com", "--behind-proxy",
 		"--vault-key-file", keyFile, "--db", filepath.Join(dir, "prod.db")}, extra...)

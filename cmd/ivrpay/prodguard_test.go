@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/vault"
 )
 
@@ -135,7 +136,7 @@ func TestProductionRefusesSandboxKeyAndDatabase(t *testing.T) {
 		prodDB := filepath.Join(dir, "prod.db")
 		withProcessorAccount(t, prodDB, prodKey)
 		runCtx, cancel := context.WithCancel(ctx)
-		var stderr lockedBuffer
+		var stderr paymentstest.LockedBuffer
 		done := make(chan int, 1)
 		go func() {
 			done <- runServe(runCtx, append(prod[1:], "--vault-key-file", prodKey, "--db", prodDB), io.Discard, &stderr)

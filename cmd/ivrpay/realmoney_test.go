@@ -19,6 +19,7 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/vault"
@@ -31,7 +32,7 @@ type deployment struct {
 	mode, db, keyFile string
 	base              string
 	// logs is what serve and the admin commands wrote to stderr.
-	logs lockedBuffer
+	logs paymentstest.LockedBuffer
 }
 
 func newDeployment(t *testing.T, mode string) *deployment {
@@ -99,7 +100,7 @@ func (d *deployment) serve() {
 	d.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
-	var stderr lockedBuffer
+	var stderr paymentstest.LockedBuffer
 	go func() { exited <- runServe(ctx, d.serveArgs(), io.Discard, io.MultiWriter(&stderr, &d.logs)) }()
 	d.t.Cleanup(func() { cancel(); <-exited })
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // buildIvrpay builds the ivrpay binary into a temporary directory.
@@ -180,24 +182,6 @@ func (s *serveProcess) logTail() string {
 	return strings.Join(s.tail, "\n")
 }
 
-// lockedBuffer is an io.Writer that a test reads while a server writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serveInProcess runs `ivrpay serve` in this process on a fresh sandbox (with
 // extra flags), waits until it listens, and stops it at cleanup. Its result
 // answers baseURL and bootstrap like a serveProcess.
@@ -206,7 +190,7 @@ func serveInProcess(t *testing.T, extra ...string) *serveProcess {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serveProcess{exited: make(chan struct{})}
-	var stderr lockedBuffer
+	var stderr paymentstest.LockedBuffer
 	args := append([]string{"--addr", "127.0.0.1:0", "--mode", "sandbox", "--db", filepath.Join(dir, "ivrpay.db"),
 		"--vault-key-file", filepath.Join(dir, "vault.key")}, extra...)
 	go func() {

@@ -277,7 +277,8 @@ func FromProvider(provider ivrpay.IVRProvider, req ivrpay.IVRRequest) ivrpay.IVR
 	return req
 }
 
-// LockedBuffer is a bytes.Buffer safe for a logger shared by goroutines.
+// LockedBuffer is a bytes.Buffer that goroutines may write while a test
+// reads it: a logger shared by handlers, the output of a running server.
 type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
