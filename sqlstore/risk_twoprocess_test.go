@@ -9,7 +9,6 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/vault"
 )
 
 // TestRiskCountsAcrossTwoProcesses: declines of one card spread over two
@@ -23,14 +22,8 @@ func TestRiskCountsAcrossTwoProcesses(t *testing.T) {
 		}
 		bin := buildIvrpay(t)
 		dsn := paymentstest.DSN(t, engine)
-		key, err := vault.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
 		keyFile := filepath.Join(t.TempDir(), "vault.key")
-		if err := vault.WriteKeyFile(keyFile, key); err != nil {
-			t.Fatal(err)
-		}
+		paymentstest.WriteVaultKey(t, keyFile)
 		opts := paymentstest.Options(t)
 		s := openDSN(t, dsn, opts)
 		b := setupOn(t, s, engine, opts)

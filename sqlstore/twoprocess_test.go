@@ -35,14 +35,8 @@ func TestTwoProcessesShareOnePostgres(t *testing.T) {
 		bin := buildIvrpay(t)
 
 		dsn := paymentstest.DSN(t, engine)
-		key, err := vault.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
 		keyFile := filepath.Join(t.TempDir(), "vault.key")
-		if err := vault.WriteKeyFile(keyFile, key); err != nil {
-			t.Fatal(err)
-		}
+		key := paymentstest.WriteVaultKey(t, keyFile)
 		v, err := vault.New(key)
 		if err != nil {
 			t.Fatal(err)

@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ivrpay/ivrpay"
 )
@@ -25,17 +22,8 @@ import (
 // worked from the blocked address still do, while a valid key new to it is
 // refused unchecked.
 func TestAuthLimitsAcrossARestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := buildIvrpay(t)
-	dir := t.TempDir()
-	db, vaultKey := filepath.Join(dir, "ivrpay.db"), filepath.Join(dir, "vault.key")
-	start := func() *serveProcess {
-		return awaitListening(t, spawnServe(t, bin, nil, "--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey,
-			"--behind-proxy", "--drain-delay", "0s"))
-	}
+	inst := freshInstallation(t, binaryTest(t, "builds and runs the binary"))
+	start := func() *serveProcess { return inst.serve(t, nil, "--behind-proxy", "--drain-delay", "0s") }
 	srv := start()
 	admin, ivrKey := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key")
 	const twilio, clumsy = "54.172.60.1", "198.51.100.7"
@@ -64,19 +52,11 @@ func TestAuthLimitsAcrossARestart(t *testing.T) {
 			t.Fatalf("clumsy failure %d: %d", i+1, got)
 		}
 	}
-	srv.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-srv.exited:
-		if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("exit %d after SIGTERM:\n%s", code, srv.logTail())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatalf("no exit within 40s of SIGTERM:\n%s", srv.logTail())
-	}
+	srv.stop(t)
 
 	t.Run("SIGTERM writes every failure to the audit trail", func(t *testing.T) {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), []string{"admin", "--mode", "sandbox", "--db", db, "--vault-key-file", vaultKey,
+		if code := run(context.Background(), []string{"admin", "--mode", "sandbox", "--db", inst.db, "--vault-key-file", inst.vaultKey,
 			"--action", "auth.failure", "--limit", "1000", "--json", "audit"}, &out, &errOut); code != 0 {
 			t.Fatalf("admin audit exited %d: %s", code, errOut.String())
 		}

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,9 +58,7 @@ func crashRecovery(t *testing.T, bin, engine string) {
 	t.Logf("IVRPAY_CRASH_SEED=%d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	dir := t.TempDir()
-	dsn := paymentstest.DSN(t, engine)
-	sv := crashServerConfig{bin: bin, dsn: dsn, vaultKey: filepath.Join(dir, "vault.key")}
+	sv := crashServerConfig{installationOn(t, bin, paymentstest.DSN(t, engine))}
 	srv := sv.start(t)
 	defer func() { srv.kill() }()
 	adminKey := srv.bootstrap(t, "admin api_key")
@@ -87,18 +84,11 @@ func crashRecovery(t *testing.T, bin, engine string) {
 		// Drive charges and kill the server at a random moment.
 		var roundCalls []loadtest.Call
 		driveCtx, stopDriving := context.WithCancel(ctx)
-		done := make(chan *loadtest.Report, 1)
-		go func() {
-			done <- loadtest.Run(driveCtx, target, loadtest.Options{Concurrency: 6, Duration: time.Minute, MaxCalls: 100000,
-				RetryFraction: 0.10, DuplicateFraction: 0.05, Timeout: 10 * time.Second,
-				OnCall: func(c loadtest.Call) {
-					mu.Lock()
-					defer mu.Unlock()
-					if c.Request != nil {
-						roundCalls = append(roundCalls, c)
-					}
-				}})
-		}()
+		done := driveCharges(driveCtx, target, 6, func(c loadtest.Call) {
+			mu.Lock()
+			defer mu.Unlock()
+			roundCalls = append(roundCalls, c)
+		})
 		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
 		srv.kill()
 		stopDriving()
@@ -160,7 +150,7 @@ func crashRecovery(t *testing.T, bin, engine string) {
 		}
 		t.Logf("round %d: %d charges sent, %d answered, %d retried after the restart (%.0fs)", round, len(roundCalls), charged, len(pending), time.Since(began).Seconds())
 		mu.Lock()
-		checkAfterRestart(t, ctx, round, target, engine, dsn, rng, acks)
+		checkAfterRestart(t, ctx, round, target, engine, sv.db, rng, acks)
 		mu.Unlock()
 		if t.Failed() {
 			t.Logf("server log tail:\n%s", srv.logTail())
@@ -169,7 +159,7 @@ func crashRecovery(t *testing.T, bin, engine string) {
 	}
 	srv.kill()
 	if engine == sqlstore.EngineSQLite {
-		checkIntegrity(t, dsn)
+		checkIntegrity(t, sv.db)
 	}
 	t.Logf("%d rounds, %d charges sent, %d acknowledged, in %.0fs", rounds, len(calls), len(acks.acked), time.Since(began).Seconds())
 }
@@ -258,23 +248,40 @@ func checkIntegrity(t *testing.T, path string) {
 	}
 }
 
-// crashServerConfig is how the crash test runs `ivrpay serve`.
-type crashServerConfig struct {
-	bin, dsn, vaultKey string
+// driveCharges runs the loadtest driver's charges, with retries and
+// duplicates, against target from concurrency callers until ctx ends (for
+// a minute at most), and hands record every call that sent a charge (from
+// the callers' goroutines). The driver's report arrives on the channel.
+func driveCharges(ctx context.Context, target *loadtest.Target, concurrency int, record func(loadtest.Call)) <-chan *loadtest.Report {
+	done := make(chan *loadtest.Report, 1)
+	go func() {
+		done <- loadtest.Run(ctx, target, loadtest.Options{Concurrency: concurrency, Duration: time.Minute, MaxCalls: 100000,
+			RetryFraction: 0.10, DuplicateFraction: 0.05, Timeout: 10 * time.Second,
+			OnCall: func(c loadtest.Call) {
+				if c.Request != nil {
+					record(c)
+				}
+			}})
+	}()
+	return done
 }
+
+// crashServerConfig is how the crash test runs `ivrpay serve`: sandbox,
+// with the short connector lease crashLease (a killed process's charges
+// are taken over within seconds).
+type crashServerConfig struct{ installation }
 
 // crashServer is one `ivrpay serve` process of the crash test.
 type crashServer = serveProcess
 
-// spawn starts the process without waiting for it to listen.
-func (c crashServerConfig) spawn(t *testing.T) *crashServer {
+// spawn starts the process (with extra flags) without waiting for it to listen.
+func (c crashServerConfig) spawn(t *testing.T, extra ...string) *crashServer {
 	t.Helper()
-	return spawnServe(t, c.bin, []string{connectorLeaseEnv + "=" + crashLease.String()},
-		"--addr", "127.0.0.1:0", "--db", c.dsn, "--vault-key-file", c.vaultKey, "--mode", "sandbox")
+	return c.installation.spawn(t, []string{connectorLeaseEnv + "=" + crashLease.String()}, append([]string{"--mode", "sandbox"}, extra...)...)
 }
 
 // start spawns the server and waits until it listens.
-func (c crashServerConfig) start(t *testing.T) *crashServer {
+func (c crashServerConfig) start(t *testing.T, extra ...string) *crashServer {
 	t.Helper()
-	return awaitListening(t, c.spawn(t))
+	return awaitListening(t, c.spawn(t, extra...))
 }

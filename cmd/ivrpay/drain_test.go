@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,16 +24,9 @@ import (
 // answer (HTTP 200 with a stored outcome, not an internal error), and the
 // process exits 0.
 func TestSIGTERMDrains(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := buildIvrpay(t)
-	dir := t.TempDir()
-	srv := awaitListening(t, spawnServe(t, bin, nil, "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "ivrpay.db"),
-		"--vault-key-file", filepath.Join(dir, "vault.key"), "--drain-delay", "1s"))
+	srv := freshInstallation(t, binaryTest(t, "builds and runs the binary")).serve(t, nil, "--drain-delay", "1s")
 	ws := &whServer{srv}
-	admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+	admin, ivrKey, merchant := srv.sandboxKeys(t)
 
 	const inFlight = 3
 	type answer struct {
@@ -97,12 +89,5 @@ func TestSIGTERMDrains(t *testing.T) {
 			t.Errorf("a charge in flight at SIGTERM was answered %d %s, want a stored connector answer", a.status, a.body)
 		}
 	}
-	select {
-	case <-srv.exited:
-		if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("ivrpay serve exited %d after SIGTERM:\n%s", code, srv.logTail())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatalf("ivrpay serve did not exit within 40s of SIGTERM:\n%s", srv.logTail())
-	}
+	srv.awaitExit0(t)
 }

@@ -169,8 +169,8 @@ func (e *emulatorProcess) pay(t *testing.T, callSid, statusCallback string, crea
 func TestAgentAssistedPaymentThroughTheEmulator(t *testing.T) {
 	t.Parallel()
 	srv := serveInProcess(t)
-	admin, ivrKey := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key")
-	merchant, platform := srv.bootstrap(t, "merchant_id"), srv.bootstrap(t, "platform_id")
+	admin, ivrKey, merchant := srv.sandboxKeys(t)
+	platform := srv.bootstrap(t, "platform_id")
 	connector := strings.Replace(srv.baseURL, "http://", "http://api_key:"+ivrKey+"@", 1) + httpapi.ConnectorPath
 	wrongKey := strings.Replace(srv.baseURL, "http://", "http://api_key:sbx_apikey_"+strings.Repeat("0", 64)+"@", 1) + httpapi.ConnectorPath
 	emu := startEmulator(t, "--account-sid", emuAccount, "--auth-token", emuToken, "--connector", "ivrpay_sandbox="+connector,
@@ -326,7 +326,7 @@ func TestTwilioEmulatorFlags(t *testing.T) {
 // ps shows neither. Not parallel: it sets the environment.
 func TestTwilioEmulatorSecretsOffTheCommandLine(t *testing.T) {
 	srv := serveInProcess(t)
-	admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+	admin, ivrKey, merchant := srv.sandboxKeys(t)
 	api := &httpapi.Client{BaseURL: srv.baseURL, APIKey: admin}
 	noPassword := strings.Replace(srv.baseURL, "http://", "http://api_key@", 1) + httpapi.ConnectorPath
 	dir := t.TempDir()

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
@@ -59,49 +58,39 @@ func (s *whServer) countDeliveries(t *testing.T, admin, endpointID, eventType st
 // with SIGKILL, and a new server on the same database applies the event:
 // the payin SUCCEEDED, with one payin.succeeded webhook.
 func TestProcessorEventSurvivesSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := buildIvrpay(t)
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			db, vaultKey := paymentstest.DSN(t, engine), filepath.Join(t.TempDir(), "vault.key")
-			rcv := whNewReceiver(t)
-			env := []string{webhookScheduleEnv + "=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s", holdProcessorEventsEnv + "=1"}
-			srv := &whServer{awaitListening(t, spawnServe(t, bin, env, "--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey,
-				"--sandbox-settle-after", "200ms"))}
-			admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
-			ep := srv.api(t, "POST", "/v1/webhook_endpoints", admin, map[string]any{"url": rcv.URL + "/hooks", "events": []string{"payin.succeeded"}})
-			rcv.setSecret(ep["secret"].(string))
-			cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": "order-1",
-				"amount": 1000, "currency_code": "USD"})
-			payinID := srv.chargeIVR(t, ivrKey, cfg["payin_config_id"].(string))
-			srv.waitFor(t, "the sandbox's confirmation stored in the inbox", func() bool {
-				return fmt.Sprint(inboxEvents(t, db, payinID)) == "[PENDING]"
-			})
-			if p := srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil); p["status"] != ivrpay.PayinStatusProcessing {
-				t.Fatalf("the held event was applied: payin %v", p["status"])
-			}
-			srv.kill()
-
-			srv = whStart(t, bin, db, vaultKey)
-			srv.waitFor(t, "the payin SUCCEEDED after the restart", func() bool {
-				return srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil)["status"] == ivrpay.PayinStatusSucceeded
-			})
-			srv.waitFor(t, "payin.succeeded delivered", func() bool {
-				_, delivered := srv.countDeliveries(t, admin, ep["webhook_endpoint_id"].(string), "payin.succeeded")
-				return delivered && len(rcv.ids()) == 1
-			})
-			if n, _ := srv.countDeliveries(t, admin, ep["webhook_endpoint_id"].(string), "payin.succeeded"); n != 1 {
-				t.Fatalf("%d payin.succeeded deliveries, want 1", n)
-			}
-			if got := fmt.Sprint(inboxEvents(t, db, payinID)); got != "[APPLIED]" {
-				t.Fatalf("the inbox holds %s for the payin, want one APPLIED event", got)
-			}
+	binaryTestOnEachEngine(t, "builds and runs the binary", func(t *testing.T, inst installation) {
+		rcv := whNewReceiver(t)
+		env := []string{webhookScheduleEnv + "=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s", holdProcessorEventsEnv + "=1"}
+		srv := &whServer{inst.serve(t, env, "--sandbox-settle-after", "200ms")}
+		admin, ivrKey, merchant := srv.sandboxKeys(t)
+		ep := srv.api(t, "POST", "/v1/webhook_endpoints", admin, map[string]any{"url": rcv.URL + "/hooks", "events": []string{"payin.succeeded"}})
+		rcv.setSecret(ep["secret"].(string))
+		cfg := srv.api(t, "POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": "order-1",
+			"amount": 1000, "currency_code": "USD"})
+		payinID := srv.chargeIVR(t, ivrKey, cfg["payin_config_id"].(string))
+		srv.waitFor(t, "the sandbox's confirmation stored in the inbox", func() bool {
+			return fmt.Sprint(inboxEvents(t, inst.db, payinID)) == "[PENDING]"
 		})
-	}
+		if p := srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil); p["status"] != ivrpay.PayinStatusProcessing {
+			t.Fatalf("the held event was applied: payin %v", p["status"])
+		}
+		srv.kill()
+
+		srv = whStart(t, inst)
+		srv.waitFor(t, "the payin SUCCEEDED after the restart", func() bool {
+			return srv.api(t, "GET", "/v1/payins/"+payinID, admin, nil)["status"] == ivrpay.PayinStatusSucceeded
+		})
+		srv.waitFor(t, "payin.succeeded delivered", func() bool {
+			_, delivered := srv.countDeliveries(t, admin, ep["webhook_endpoint_id"].(string), "payin.succeeded")
+			return delivered && len(rcv.ids()) == 1
+		})
+		if n, _ := srv.countDeliveries(t, admin, ep["webhook_endpoint_id"].(string), "payin.succeeded"); n != 1 {
+			t.Fatalf("%d payin.succeeded deliveries, want 1", n)
+		}
+		if got := fmt.Sprint(inboxEvents(t, inst.db, payinID)); got != "[APPLIED]" {
+			t.Fatalf("the inbox holds %s for the payin, want one APPLIED event", got)
+		}
+	})
 }
 
 // TestTwoProcessesApplyEachProcessorEventOnce runs two built binaries on
@@ -110,20 +99,12 @@ func TestProcessorEventSurvivesSIGKILL(t *testing.T) {
 // at about the same moment; each is stored once and applied once, with one
 // payin.succeeded webhook per payin.
 func TestTwoProcessesApplyEachProcessorEventOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	engines := paymentstest.Engines(t)
-	if engines[len(engines)-1] != sqlstore.EnginePostgres {
-		t.Skip("several server processes share a database only on PostgreSQL")
-	}
-	bin := buildIvrpay(t)
-	db, vaultKey := paymentstest.DSN(t, sqlstore.EnginePostgres), filepath.Join(t.TempDir(), "vault.key")
+	bin := binaryTest(t, "builds and runs the binary")
+	inst := installationOn(t, bin, sharedPostgres(t))
 	rcv := whNewReceiver(t)
-	first := whStart(t, bin, db, vaultKey, "--sandbox-settle-after", "500ms")
-	admin, ivrKey, merchant := first.bootstrap(t, "admin api_key"), first.bootstrap(t, "ivr api_key"), first.bootstrap(t, "merchant_id")
-	servers := []*whServer{first, whStart(t, bin, db, vaultKey, "--sandbox-settle-after", "500ms")}
+	first := whStart(t, inst, "--sandbox-settle-after", "500ms")
+	admin, ivrKey, merchant := first.sandboxKeys(t)
+	servers := []*whServer{first, whStart(t, inst, "--sandbox-settle-after", "500ms")}
 	ep := first.api(t, "POST", "/v1/webhook_endpoints", admin, map[string]any{"url": rcv.URL + "/hooks", "events": []string{"payin.succeeded"}})
 	rcv.setSecret(ep["secret"].(string))
 	endpointID := ep["webhook_endpoint_id"].(string)
@@ -145,7 +126,7 @@ func TestTwoProcessesApplyEachProcessorEventOnce(t *testing.T) {
 		t.Fatalf("the platform received %d distinct webhooks for %d payins", got, len(payins))
 	}
 	for _, id := range payins {
-		if got := fmt.Sprint(inboxEvents(t, db, id)); got != "[APPLIED]" {
+		if got := fmt.Sprint(inboxEvents(t, inst.db, id)); got != "[APPLIED]" {
 			t.Errorf("payin %s: inbox %s, want one APPLIED event", id, got)
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
-	"github.com/ivrpay/ivrpay/vault"
 )
 
 // startProductionServe runs `ivrpay serve --mode production` in this process
@@ -24,13 +23,7 @@ func startProductionServe(t *testing.T, extra ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "prod.key")
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vault.WriteKeyFile(keyFile, key); err != nil {
-		t.Fatal(err)
-	}
+	paymentstest.WriteVaultKey(t, keyFile)
 	withProcessorAccount(t, filepath.Join(dir, "prod.db"), keyFile)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr paymentstest.LockedBuffer

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
-	"github.com/ivrpay/ivrpay/vault"
 )
 
 // TestRealAccountSettlesByProcessorEvents runs the built binary with a
@@ -46,14 +46,8 @@ func TestRealAccountSettlesByProcessorEvents(t *testing.T) {
 func settlesByProcessorEvents(t *testing.T, bin string, mode ivrpay.Mode) {
 	fake := stripetest.NewTLSFake(t)
 	dir := t.TempDir()
-	db, keyFile := filepath.Join(dir, "ivrpay.db"), filepath.Join(dir, "vault.key")
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vault.WriteKeyFile(keyFile, key); err != nil {
-		t.Fatal(err)
-	}
+	inst := freshInstallation(t, bin)
+	paymentstest.WriteVaultKey(t, inst.vaultKey)
 	const whsec = "whsec_IvrpayEndToEndEventsSecret42"
 	apiKey := "sk_test_51IvrpayEventsEndToEnd"
 	if mode == ivrpay.ModeProduction {
@@ -67,7 +61,7 @@ func settlesByProcessorEvents(t *testing.T, bin string, mode ivrpay.Mode) {
 	}
 	admin := func(args ...string) map[string]any {
 		t.Helper()
-		code, stdout, stderr := runBinary(t, bin, append([]string{"admin", "--mode", string(mode), "--db", db, "--vault-key-file", keyFile}, args...)...)
+		code, stdout, stderr := inst.admin(t, string(mode), args...)
 		if code != 0 {
 			t.Fatalf("admin %v: exit %d\n%s", args, code, stderr)
 		}
@@ -81,11 +75,11 @@ func settlesByProcessorEvents(t *testing.T, bin string, mode ivrpay.Mode) {
 	platformID, adminKey := p["platform_id"].(string), p["api_key"].(string)
 	admin("platform", "set-processor", platformID, "stripe-main")
 
-	args := []string{"--addr", "127.0.0.1:0", "--mode", string(mode), "--db", db, "--vault-key-file", keyFile, "--sandbox-settle-after", "200ms"}
+	flags := []string{"--mode", string(mode), "--sandbox-settle-after", "200ms"}
 	if mode == ivrpay.ModeProduction {
-		args = append(args, "--base-url", "https://pay.example.com", "--behind-proxy")
+		flags = append(flags, "--base-url", "https://pay.example.com", "--behind-proxy")
 	}
-	srv := &whServer{awaitListening(t, spawnServe(t, bin, nil, args...))}
+	srv := &whServer{inst.serve(t, nil, flags...)}
 	merchant := srv.api(t, "POST", "/v1/merchants", adminKey, map[string]any{"name": "Corner Bakery"})["merchant_id"].(string)
 	if mode == ivrpay.ModeProduction {
 		admin("merchant", "activate", merchant)
@@ -96,8 +90,7 @@ func settlesByProcessorEvents(t *testing.T, bin string, mode ivrpay.Mode) {
 		ep := srv.api(t, "POST", "/v1/webhook_endpoints", adminKey, map[string]any{"url": rcv.URL + "/hooks"})
 		rcv.setSecret(ep["secret"].(string))
 	}
-	ivrKey := srv.api(t, "POST", "/v1/api_keys", adminKey, map[string]any{"statements": []any{map[string]any{
-		"permissions": []string{"payin:create"}, "constraints": map[string]any{"platform": map[string]any{"platform_id": platformID}}}}})["api_key"].(string)
+	ivrKey := srv.api(t, "POST", "/v1/api_keys", adminKey, ivrKeyRequest(platformID))["api_key"].(string)
 	cfg := srv.api(t, "POST", "/v1/payin_configs", adminKey, map[string]any{"merchant_id": merchant, "idempotency_key": "order-1",
 		"amount": 2000, "currency_code": "USD"})["payin_config_id"].(string)
 	answer := srv.connector(t, ivrKey, chargeBody(cfg, "CA-events-1", "20.00"))

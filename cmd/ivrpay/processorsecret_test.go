@@ -123,8 +123,7 @@ func TestChargeNeverSentIsNotPending(t *testing.T) {
 	}
 	d.mustAdmin("platform", "set-processor", platformID, "stripe-test")
 	d.serve()
-	ivrKey := d.mustAPI("POST", "/v1/api_keys", admin, map[string]any{"statements": []any{map[string]any{
-		"permissions": []string{"payin:create"}, "constraints": map[string]any{"platform": map[string]any{"platform_id": platformID}}}}})["api_key"].(string)
+	ivrKey := d.mustAPI("POST", "/v1/api_keys", admin, ivrKeyRequest(platformID))["api_key"].(string)
 	merchant := func(name string) string {
 		return d.mustAPI("POST", "/v1/merchants", admin, map[string]any{"name": name})["merchant_id"].(string)
 	}

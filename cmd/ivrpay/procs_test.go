@@ -36,13 +36,11 @@ func TestServeKeepsTwoProcsOnOneCPU(t *testing.T) {
 		{name: "PostgreSQL, GOMAXPROCS unset", engine: sqlstore.EnginePostgres, want: "gomaxprocs=1"},
 	} {
 		t.Run(row.name, func(t *testing.T) {
-			dir := t.TempDir()
 			env := []string{"GOMAXPROCS="} // unset unless the row sets it; os.Environ may carry one
 			if row.env != "" {
 				env = []string{row.env}
 			}
-			s := awaitListening(t, spawnServe(t, oneCPU, env, "--addr", "127.0.0.1:0", "--db", paymentstest.DSN(t, row.engine),
-				"--vault-key-file", filepath.Join(dir, "vault.key")))
+			s := installationOn(t, oneCPU, paymentstest.DSN(t, row.engine)).serve(t, env)
 			log := s.logTail()
 			var listening string
 			for _, line := range strings.Split(log, "\n") {

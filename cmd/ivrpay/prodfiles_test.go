@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivrpay/ivrpay/vault"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestProductionFilePermissions runs the binary in production: every
@@ -30,13 +30,7 @@ func TestProductionFilePermissions(t *testing.T) {
 	bin := buildIvrpay(t)
 	dir := t.TempDir()
 	db, keyFile := filepath.Join(dir, "prod.db"), filepath.Join(dir, "vault.key")
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vault.WriteKeyFile(keyFile, key); err != nil {
-		t.Fatal(err)
-	}
+	paymentstest.WriteVaultKey(t, keyFile)
 	write := func(name string, content []byte, perm os.FileMode) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, content, perm); err != nil {

@@ -20,14 +20,8 @@ import (
 func TestProductionGuards(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyFile := filepath.Join(dir, "prod-vault.key")
-	if err := vault.WriteKeyFile(keyFile, key); err != nil {
-		t.Fatal(err)
-	}
+	paymentstest.WriteVaultKey(t, keyFile)
 	db := filepath.Join(dir, "prod.db")
 	// Checked after the parallel subtests have run.
 	t.Cleanup(func() {
@@ -76,13 +70,7 @@ func TestProductionRefusesSandboxKeyAndDatabase(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	prodKey := filepath.Join(dir, "prod.key")
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vault.WriteKeyFile(prodKey, key); err != nil { // by hand: no mode recorded
-		t.Fatal(err)
-	}
+	paymentstest.WriteVaultKey(t, prodKey) // by hand: no mode recorded
 	sandboxKey := filepath.Join(dir, "sbx.key")
 	if _, _, err := vault.LoadOrCreate(sandboxKey); err != nil {
 		t.Fatal(err)

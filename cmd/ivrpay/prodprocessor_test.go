@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
-	"github.com/ivrpay/ivrpay/vault"
 )
 
 // TestProductionProcessorNeedsHTTPS runs the binary in production: `admin
@@ -22,23 +22,16 @@ import (
 // unknown, nothing reached Stripe).
 func TestProductionProcessorNeedsHTTPS(t *testing.T) {
 	t.Parallel()
-	bin := buildIvrpay(t)
+	inst := freshInstallation(t, buildIvrpay(t))
 	fake := stripetest.NewTLSFake(t)
-	dir := t.TempDir()
-	db, keyFile, secretFile := filepath.Join(dir, "prod.db"), filepath.Join(dir, "vault.key"), filepath.Join(dir, "stripe.key")
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vault.WriteKeyFile(keyFile, key); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := filepath.Join(t.TempDir(), "stripe.key")
+	paymentstest.WriteVaultKey(t, inst.vaultKey)
 	if err := os.WriteFile(secretFile, []byte("sk_live_51IvrpayProductionKey"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	admin := func(args ...string) (int, map[string]any, string) {
 		t.Helper()
-		code, stdout, stderr := runBinary(t, bin, append([]string{"admin", "--mode", "production", "--db", db, "--vault-key-file", keyFile}, args...)...)
+		code, stdout, stderr := inst.admin(t, "production", args...)
 		var out map[string]any
 		json.Unmarshal([]byte(stdout), &out)
 		return code, out, stderr
@@ -57,14 +50,13 @@ func TestProductionProcessorNeedsHTTPS(t *testing.T) {
 	}
 
 	serve := func(certFile string) *whServer {
-		return &whServer{awaitListening(t, spawnServe(t, bin, []string{"SSL_CERT_FILE=" + certFile}, "--addr", "127.0.0.1:0", "--mode", "production",
-			"--db", db, "--vault-key-file", keyFile, "--base-url", "https://pay.example.com", "--behind-proxy"))}
+		return &whServer{inst.serve(t, []string{"SSL_CERT_FILE=" + certFile}, "--mode", "production",
+			"--base-url", "https://pay.example.com", "--behind-proxy")}
 	}
 	srv := serve(os.Getenv("SSL_CERT_FILE")) // httptest's certificate (TestMain)
 	merchant := srv.api(t, "POST", "/v1/merchants", adminKey, map[string]any{"name": "Corner Bakery"})["merchant_id"].(string)
 	admin("merchant", "activate", merchant)
-	ivrKey := srv.api(t, "POST", "/v1/api_keys", adminKey, map[string]any{"statements": []any{map[string]any{
-		"permissions": []string{"payin:create"}, "constraints": map[string]any{"platform": map[string]any{"platform_id": platformID}}}}})["api_key"].(string)
+	ivrKey := srv.api(t, "POST", "/v1/api_keys", adminKey, ivrKeyRequest(platformID))["api_key"].(string)
 	charge := func(s *whServer) connectorAnswer {
 		cfg := s.api(t, "POST", "/v1/payin_configs", adminKey, map[string]any{"merchant_id": merchant, "idempotency_key": fmt.Sprint("k", time.Now().UnixNano()),
 			"amount": 1000, "currency_code": "USD"})["payin_config_id"].(string)

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,16 +19,10 @@ import (
 // a call against `ivrpay serve`: a charge and a tokenize complete, and the
 // payin records the provider; with a wrong key, the platform's failure result.
 func TestSimulateEachProviderAgainstServe(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := buildIvrpay(t)
-	dir := t.TempDir()
-	srv := awaitListening(t, spawnServe(t, bin, nil, "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "ivrpay.db"),
-		"--vault-key-file", filepath.Join(dir, "vault.key")))
+	bin := binaryTest(t, "builds and runs the binary")
+	srv := freshInstallation(t, bin).serve(t, nil)
 	ws := &whServer{srv}
-	admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+	admin, ivrKey, merchant := srv.sandboxKeys(t)
 	platformID := srv.bootstrap(t, "platform_id")
 	caller := []string{"--card", "4111111111111111", "--exp", "12/39", "--cvv", "123", "--postal-code", "94111"}
 

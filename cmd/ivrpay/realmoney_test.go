@@ -22,7 +22,6 @@ import (
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
 	"github.com/ivrpay/ivrpay/sqlstore"
-	"github.com/ivrpay/ivrpay/vault"
 )
 
 // deployment is an ivrpay deployment driven as an operator does: the admin
@@ -39,13 +38,7 @@ func newDeployment(t *testing.T, mode string) *deployment {
 	t.Helper()
 	dir := t.TempDir()
 	d := &deployment{t: t, mode: mode, db: filepath.Join(dir, "ivrpay.db"), keyFile: filepath.Join(dir, "vault.key")}
-	key, err := vault.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vault.WriteKeyFile(d.keyFile, key); err != nil {
-		t.Fatal(err)
-	}
+	paymentstest.WriteVaultKey(t, d.keyFile)
 	return d
 }
 
@@ -307,8 +300,7 @@ func TestProductionWithStripe(t *testing.T) {
 	m := d.mustAPI("POST", "/v1/merchants", admin, map[string]any{"name": "Corner Bakery"})
 	merchant := m["merchant_id"].(string)
 	d.mustAdmin("merchant", "activate", merchant)
-	ivrKey := d.mustAPI("POST", "/v1/api_keys", admin, map[string]any{"statements": []any{map[string]any{
-		"permissions": []string{"payin:create"}, "constraints": map[string]any{"platform": map[string]any{"platform_id": platformID}}}}})["api_key"].(string)
+	ivrKey := d.mustAPI("POST", "/v1/api_keys", admin, ivrKeyRequest(platformID))["api_key"].(string)
 	config := func(amount int64, mode string) string {
 		return d.mustAPI("POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": fmt.Sprint("k", time.Now().UnixNano()),
 			"amount": amount, "currency_code": "USD", "processing_mode": mode})["payin_config_id"].(string)
@@ -472,8 +464,7 @@ func TestSandboxMerchantWithAdyen(t *testing.T) {
 	d.serve()
 	merchant := d.mustAPI("POST", "/v1/merchants", admin, map[string]any{"name": "Corner Bakery"})["merchant_id"].(string)
 	d.mustAdmin("merchant", "set-processor", merchant, "adyen-test", "--account-ref", "BakeryMOTO")
-	ivrKey := d.mustAPI("POST", "/v1/api_keys", admin, map[string]any{"statements": []any{map[string]any{
-		"permissions": []string{"payin:create"}, "constraints": map[string]any{"platform": map[string]any{"platform_id": platformID}}}}})["api_key"].(string)
+	ivrKey := d.mustAPI("POST", "/v1/api_keys", admin, ivrKeyRequest(platformID))["api_key"].(string)
 	config := func(mode string) string {
 		return d.mustAPI("POST", "/v1/payin_configs", admin, map[string]any{"merchant_id": merchant, "idempotency_key": fmt.Sprint("k", time.Now().UnixNano()),
 			"amount": 1000, "currency_code": "USD", "processing_mode": mode})["payin_config_id"].(string)

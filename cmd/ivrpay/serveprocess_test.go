@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,21 +18,115 @@ import (
 	"time"
 
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
+	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
-// buildIvrpay builds the ivrpay binary into a temporary directory.
+// builtBinary is the ivrpay binary the tests run, built once by the first
+// test that asks for it; TestMain removes its directory.
+var builtBinary struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// buildIvrpay returns the ivrpay binary, building it on the first call.
 func buildIvrpay(t *testing.T) string {
 	t.Helper()
-	// go test puts its own GOROOT/bin first on the PATH of the tests it runs.
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is not on PATH: %v", err)
+	builtBinary.once.Do(func() {
+		// go test puts its own GOROOT/bin first on the PATH of the tests it runs.
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			builtBinary.err = fmt.Errorf("the go command is not on PATH: %v", err)
+			return
+		}
+		if builtBinary.dir, err = os.MkdirTemp("", "ivrpay-test-bin"); err != nil {
+			builtBinary.err = err
+			return
+		}
+		bin := filepath.Join(builtBinary.dir, "ivrpay")
+		if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			builtBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		builtBinary.path = bin
+	})
+	if builtBinary.err != nil {
+		t.Fatal(builtBinary.err)
 	}
-	bin := filepath.Join(t.TempDir(), "ivrpay")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	return builtBinary.path
+}
+
+// binaryTest is how a test that runs the built binary begins: skipped under
+// -short (why says what makes it slow), run in parallel. It returns the
+// binary.
+func binaryTest(t *testing.T, why string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
 	}
-	return bin
+	t.Parallel()
+	return buildIvrpay(t)
+}
+
+// binaryTestOnEachEngine is binaryTest with test run on every engine, each a
+// parallel subtest given an installation on a fresh database of its engine.
+func binaryTestOnEachEngine(t *testing.T, why string, test func(t *testing.T, inst installation)) {
+	t.Helper()
+	bin := binaryTest(t, why)
+	for _, engine := range paymentstest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			test(t, installationOn(t, bin, paymentstest.DSN(t, engine)))
+		})
+	}
+}
+
+// sharedPostgres returns a fresh PostgreSQL database for the processes of a
+// test to share, and skips the test where there is none (under CI=true it
+// fails instead): several processes share a database only on PostgreSQL.
+func sharedPostgres(t *testing.T) string {
+	t.Helper()
+	if !slices.Contains(paymentstest.Engines(t), sqlstore.EnginePostgres) {
+		t.Skip("several processes share a database only on PostgreSQL; set IVRPAY_TEST_POSTGRES")
+	}
+	return paymentstest.DSN(t, sqlstore.EnginePostgres)
+}
+
+// installation is the built binary with one database and one vault key
+// file: every server a test starts of it shares both, as the processes of
+// one deployment do, and a server started again finds what the last one
+// left.
+type installation struct{ bin, db, vaultKey string }
+
+// installationOn is an installation of bin on the database db, with a vault
+// key file the first server creates.
+func installationOn(t *testing.T, bin, db string) installation {
+	return installation{bin: bin, db: db, vaultKey: filepath.Join(t.TempDir(), "vault.key")}
+}
+
+// freshInstallation is an installation of bin on a new SQLite file.
+func freshInstallation(t *testing.T, bin string) installation {
+	return installationOn(t, bin, filepath.Join(t.TempDir(), "ivrpay.db"))
+}
+
+// spawn starts a server of inst on a loopback port of its own (with env and
+// extra flags) without waiting for it to listen.
+func (inst installation) spawn(t *testing.T, env []string, extra ...string) *serveProcess {
+	t.Helper()
+	return spawnServe(t, inst.bin, env, append([]string{"--addr", "127.0.0.1:0", "--db", inst.db, "--vault-key-file", inst.vaultKey}, extra...)...)
+}
+
+// admin runs `ivrpay admin` of inst in mode (sandbox or production) and
+// returns its exit code, stdout and stderr.
+func (inst installation) admin(t *testing.T, mode string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runBinary(t, inst.bin, append([]string{"admin", "--mode", mode, "--db", inst.db, "--vault-key-file", inst.vaultKey}, args...)...)
+}
+
+// serve starts a server of inst and waits until it listens.
+func (inst installation) serve(t *testing.T, env []string, extra ...string) *serveProcess {
+	t.Helper()
+	return awaitListening(t, inst.spawn(t, env, extra...))
 }
 
 // runBinary runs `bin args…` to its end (killed after 30 s) and returns its
@@ -173,6 +269,35 @@ func (s *serveProcess) bootstrap(t *testing.T, label string) string {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the bootstrap output:\n%s", label, out)
 		}
+	}
+}
+
+// sandboxKeys returns what the sandbox bootstrap printed: the admin key,
+// the IVR key and the merchant's id.
+func (s *serveProcess) sandboxKeys(t *testing.T) (admin, ivrKey, merchant string) {
+	t.Helper()
+	return s.bootstrap(t, "admin api_key"), s.bootstrap(t, "ivr api_key"), s.bootstrap(t, "merchant_id")
+}
+
+// stop sends SIGTERM and waits for the server to exit 0.
+func (s *serveProcess) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.awaitExit0(t)
+}
+
+// awaitExit0 waits up to 40 s for a server sent SIGTERM to exit, and fails
+// the test unless it exits 0.
+func (s *serveProcess) awaitExit0(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.exited:
+		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("ivrpay serve exited %d after SIGTERM:\n%s", code, s.logTail())
+		}
+	case <-time.After(40 * time.Second):
+		s.kill()
+		t.Fatalf("ivrpay serve did not exit within 40s of SIGTERM:\n%s", s.logTail())
 	}
 }
 

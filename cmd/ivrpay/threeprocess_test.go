@@ -13,21 +13,17 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/httpapi"
 	"github.com/ivrpay/ivrpay/loadtest"
-	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/processor/sandbox"
-	"github.com/ivrpay/ivrpay/sqlstore"
 	"github.com/ivrpay/ivrpay/twilio"
 )
 
@@ -45,20 +41,12 @@ import (
 // restarted, then another gets SIGKILL: afterwards every acknowledged charge
 // is a payin of its transaction_id and none is duplicated.
 func TestThreeProcessesActAsOne(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs three server processes")
-	}
-	t.Parallel()
-	engines := paymentstest.Engines(t) // under CI=true, fails without PostgreSQL
-	if !strings.Contains(strings.Join(engines, " "), sqlstore.EnginePostgres) {
-		t.Skip("several processes share a database only on PostgreSQL; set IVRPAY_TEST_POSTGRES")
-	}
-	bin := buildIvrpay(t)
-	cfg := clusterConfig{bin: bin, dsn: paymentstest.DSN(t, sqlstore.EnginePostgres), vaultKey: filepath.Join(t.TempDir(), "vault.key")}
+	bin := binaryTest(t, "builds and runs three server processes")
+	cfg := clusterConfig{crashServerConfig{installationOn(t, bin, sharedPostgres(t))}}
 	// The first process bootstraps the database and creates the vault key
 	// the others then share.
 	procs := []*serveProcess{cfg.start(t)}
-	admin, ivrKey, merchant := procs[0].bootstrap(t, "admin api_key"), procs[0].bootstrap(t, "ivr api_key"), procs[0].bootstrap(t, "merchant_id")
+	admin, ivrKey, merchant := procs[0].sandboxKeys(t)
 	procs = append(procs, cfg.start(t), cfg.start(t))
 	lb := newBalancer(t)
 	for i, p := range procs {
@@ -212,18 +200,11 @@ func TestThreeProcessesActAsOne(t *testing.T) {
 		count := func() int { mu.Lock(); defer mu.Unlock(); return len(calls) }
 		driveCtx, stopDriving := context.WithCancel(ctx)
 		defer stopDriving()
-		done := make(chan *loadtest.Report, 1)
-		go func() {
-			done <- loadtest.Run(driveCtx, target, loadtest.Options{Concurrency: 3, Duration: time.Minute, MaxCalls: 100000,
-				RetryFraction: 0.1, DuplicateFraction: 0.05, Timeout: 10 * time.Second,
-				OnCall: func(c loadtest.Call) {
-					mu.Lock()
-					defer mu.Unlock()
-					if c.Request != nil {
-						calls = append(calls, c)
-					}
-				}})
-		}()
+		done := driveCharges(driveCtx, target, 3, func(c loadtest.Call) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, c)
+		})
 		waitUntil(t, "the load to get going", func() bool { return count() >= 10 })
 
 		// Two slow charges pinned to process 0 are at its processor when it
@@ -246,15 +227,7 @@ func TestThreeProcessesActAsOne(t *testing.T) {
 			return n == 2
 		})
 		inFlight := lb.inFlight(0)
-		procs[0].cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-procs[0].exited:
-			if code := procs[0].cmd.ProcessState.ExitCode(); code != 0 {
-				t.Errorf("process 0 exited %d after SIGTERM:\n%s", code, procs[0].logTail())
-			}
-		case <-time.After(40 * time.Second):
-			t.Fatalf("process 0 did not exit within 40s of SIGTERM:\n%s", procs[0].logTail())
-		}
+		procs[0].stop(t)
 		results := lb.untrack(0)
 		if len(inFlight) < 2 {
 			t.Errorf("%d requests were in flight at SIGTERM, want at least the 2 slow charges", len(inFlight))
@@ -328,17 +301,14 @@ func TestThreeProcessesActAsOne(t *testing.T) {
 	})
 }
 
-// clusterConfig is how the three-process test runs `ivrpay serve`: sandbox
-// on one PostgreSQL schema and one vault key, behind a proxy, with a short
-// connector lease (a killed process's charges are taken over within
-// seconds), quick settlement and a drain delay the balancer notices.
-type clusterConfig struct{ bin, dsn, vaultKey string }
+// clusterConfig is how the three-process test runs `ivrpay serve`: as the
+// crash test does, on one PostgreSQL schema and one vault key, and behind a
+// proxy, with quick settlement and a drain delay the balancer notices.
+type clusterConfig struct{ crashServerConfig }
 
 func (c clusterConfig) start(t *testing.T) *serveProcess {
 	t.Helper()
-	return awaitListening(t, spawnServe(t, c.bin, []string{connectorLeaseEnv + "=" + crashLease.String()},
-		"--addr", "127.0.0.1:0", "--db", c.dsn, "--vault-key-file", c.vaultKey, "--mode", "sandbox",
-		"--behind-proxy", "--sandbox-settle-after", "1s", "--drain-delay", "1s"))
+	return c.crashServerConfig.start(t, "--behind-proxy", "--sandbox-settle-after", "1s", "--drain-delay", "1s")
 }
 
 // waitUntil polls cond for up to a minute.
@@ -625,18 +595,7 @@ func (lb *balancer) send(i int, ivrKey string, body []byte) balancerResult {
 // connector posts a connector request through the balancer and decodes the answer.
 func (lb *balancer) connector(t *testing.T, ivrKey string, body []byte) connectorAnswer {
 	t.Helper()
-	req, _ := http.NewRequest("POST", lb.URL+httpapi.ConnectorPath, bytes.NewReader(body))
-	req.SetBasicAuth("api_key", ivrKey)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out connectorAnswer
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("connector: HTTP %d %v", res.StatusCode, err)
-	}
-	return out
+	return postConnector(t, lb.URL, ivrKey, body)
 }
 
 // browser is a client with a cookie jar that follows redirects, through the balancer.

@@ -14,7 +14,8 @@ import (
 // SSL_CERT_FILE, in this test process and in every ivrpay binary it runs:
 // production needs https processor endpoints (SPEC §9), so the tests'
 // processor doubles serve TLS with that certificate, and a deployment
-// trusts a test double's certificate exactly so.
+// trusts a test double's certificate exactly so. At the end it removes the
+// binary the tests built.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ivrpay-test-ca")
 	if err != nil {
@@ -33,5 +34,8 @@ func TestMain(m *testing.M) {
 	os.Setenv("SSL_CERT_FILE", certFile)
 	code := m.Run()
 	os.RemoveAll(dir)
+	if builtBinary.dir != "" {
+		os.RemoveAll(builtBinary.dir)
+	}
 	os.Exit(code)
 }

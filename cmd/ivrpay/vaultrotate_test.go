@@ -56,16 +56,15 @@ func rotationUnderLoad(t *testing.T, bin, engine string) {
 	if engine == sqlstore.EnginePostgres {
 		hosts = 2 // SQLite serves one process
 	}
-	keyFiles := make([]string, hosts)
-	for i := range keyFiles {
-		keyFiles[i] = filepath.Join(t.TempDir(), "vault.key")
-		if err := vault.WriteKeyFile(keyFiles[i], key); err != nil {
+	// Each host has its own key file, all with the same key.
+	installs := make([]installation, hosts)
+	for i := range installs {
+		installs[i] = installationOn(t, bin, dsn)
+		if err := vault.WriteKeyFile(installs[i].vaultKey, key); err != nil {
 			t.Fatal(err)
 		}
 	}
-	start := func(i int) *serveProcess {
-		return awaitListening(t, spawnServe(t, bin, nil, "--addr", "127.0.0.1:0", "--mode", "sandbox", "--db", dsn, "--vault-key-file", keyFiles[i]))
-	}
+	start := func(i int) *serveProcess { return installs[i].serve(t, nil, "--mode", "sandbox") }
 	servers := []*serveProcess{start(0)}
 	adminKey, platformID := servers[0].bootstrap(t, "admin api_key"), servers[0].bootstrap(t, "platform_id")
 	for i := 1; i < hosts; i++ {
@@ -81,7 +80,7 @@ func rotationUnderLoad(t *testing.T, bin, engine string) {
 	// The admin commands run on the first host, with its key file.
 	admin := func(args ...string) (string, string) {
 		t.Helper()
-		code, stdout, stderr := runBinary(t, bin, append([]string{"admin", "--mode", "sandbox", "--db", dsn, "--vault-key-file", keyFiles[0]}, args...)...)
+		code, stdout, stderr := installs[0].admin(t, "sandbox", args...)
 		if code != 0 {
 			t.Fatalf("admin %v: exit %d\n%s", args, code, stderr)
 		}
@@ -148,7 +147,8 @@ func rotationUnderLoad(t *testing.T, bin, engine string) {
 	}
 
 	// Every host's key file now holds the new key alone, the old one as a retired copy.
-	for i, f := range keyFiles {
+	for i, inst := range installs {
+		f := inst.vaultKey
 		waitUntil(t, fmt.Sprintf("host %d's key file to drop the old key", i), func() bool {
 			keys, _, err := vault.ReadKeyRing(f)
 			return err == nil && len(keys) == 1 && vaultKeyID(t, keys[0]) == rotated.KeyID

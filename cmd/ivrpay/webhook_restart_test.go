@@ -11,16 +11,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ivrpay/ivrpay/httpapi"
-	"github.com/ivrpay/ivrpay/payments/paymentstest"
 )
 
 // TestWebhooksSurviveSIGKILL runs the built binary: events are produced while
@@ -31,26 +28,15 @@ import (
 // webhook-id and body. A final SIGTERM must stop the server and its workers
 // cleanly.
 func TestWebhooksSurviveSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	t.Parallel()
-	bin := buildIvrpay(t)
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			webhooksSurviveSIGKILL(t, bin, paymentstest.DSN(t, engine))
-		})
-	}
+	binaryTestOnEachEngine(t, "builds and runs the binary", webhooksSurviveSIGKILL)
 }
 
-func webhooksSurviveSIGKILL(t *testing.T, bin, db string) {
-	vaultKey := filepath.Join(t.TempDir(), "vault.key")
+func webhooksSurviveSIGKILL(t *testing.T, inst installation) {
 	rcv := whNewReceiver(t)
 	rcv.down.Store(true)
 
-	srv := whStart(t, bin, db, vaultKey)
-	admin, ivrKey, merchant := srv.bootstrap(t, "admin api_key"), srv.bootstrap(t, "ivr api_key"), srv.bootstrap(t, "merchant_id")
+	srv := whStart(t, inst)
+	admin, ivrKey, merchant := srv.sandboxKeys(t)
 	ep := srv.api(t, "POST", "/v1/webhook_endpoints", admin, map[string]any{"url": rcv.URL + "/hooks"})
 	rcv.setSecret(ep["secret"].(string))
 	endpointID := ep["webhook_endpoint_id"].(string)
@@ -79,7 +65,7 @@ func webhooksSurviveSIGKILL(t *testing.T, bin, db string) {
 	}
 
 	rcv.down.Store(false)
-	srv = whStart(t, bin, db, vaultKey)
+	srv = whStart(t, inst)
 	var ds []map[string]any
 	srv.waitFor(t, "every delivery DELIVERED after the restart (refund.succeeded included)", func() bool {
 		ds = srv.deliveries(t, admin, endpointID)
@@ -112,27 +98,19 @@ func webhooksSurviveSIGKILL(t *testing.T, bin, db string) {
 	if bad := rcv.refused(); len(bad) > 0 {
 		t.Fatalf("the receiver refused deliveries: %v", bad)
 	}
-	srv.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-srv.exited:
-		if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("ivrpay serve exited %d after SIGTERM:\n%s", code, srv.logTail())
-		}
-	case <-time.After(40 * time.Second):
-		srv.kill()
-		t.Fatalf("ivrpay serve did not stop within 40s of SIGTERM:\n%s", srv.logTail())
-	}
+	srv.stop(t)
 }
 
 // whServer is one `ivrpay serve` process of the webhook restart test.
 type whServer struct{ *serveProcess }
 
-func whStart(t *testing.T, bin, db, vaultKey string, extra ...string) *whServer {
+// whStart starts a server of inst that settles payins after 1 s (extra
+// flags may change that) and retries webhooks every second.
+func whStart(t *testing.T, inst installation, extra ...string) *whServer {
 	t.Helper()
 	// Retries every second, so the test does not wait for the real 5-minute step.
 	env := []string{webhookScheduleEnv + "=0s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"}
-	return &whServer{awaitListening(t, spawnServe(t, bin, env, append([]string{
-		"--addr", "127.0.0.1:0", "--db", db, "--vault-key-file", vaultKey, "--sandbox-settle-after", "1s"}, extra...)...))}
+	return &whServer{inst.serve(t, env, append([]string{"--sandbox-settle-after", "1s"}, extra...)...)}
 }
 
 func (s *whServer) api(t *testing.T, method, path, key string, body any) map[string]any {
@@ -178,10 +156,24 @@ func chargeBody(cfgID, txID, amount string) []byte {
 	return body
 }
 
+// ivrKeyRequest is the body of POST /v1/api_keys that makes an IVR key: one
+// that may create payins on the platform.
+func ivrKeyRequest(platformID string) map[string]any {
+	return map[string]any{"statements": []any{map[string]any{
+		"permissions": []string{"payin:create"}, "constraints": map[string]any{"platform": map[string]any{"platform_id": platformID}}}}}
+}
+
 // connector posts a connector request with ivrKey and decodes the answer.
 func (s *whServer) connector(t *testing.T, ivrKey string, body []byte) connectorAnswer {
 	t.Helper()
-	req, _ := http.NewRequest("POST", s.baseURL+"/vendor/twilio/pay_generic", bytes.NewReader(body))
+	return postConnector(t, s.baseURL, ivrKey, body)
+}
+
+// postConnector posts a connector request to the server at baseURL with
+// ivrKey and decodes the answer, which must be a 200.
+func postConnector(t *testing.T, baseURL, ivrKey string, body []byte) connectorAnswer {
+	t.Helper()
+	req, _ := http.NewRequest("POST", baseURL+httpapi.ConnectorPath, bytes.NewReader(body))
 	req.SetBasicAuth("api_key", ivrKey)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -189,7 +181,7 @@ func (s *whServer) connector(t *testing.T, ivrKey string, body []byte) connector
 	}
 	defer res.Body.Close()
 	var out connectorAnswer
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != 200 {
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("connector: HTTP %d %v", res.StatusCode, err)
 	}
 	return out

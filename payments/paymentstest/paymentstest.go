@@ -79,6 +79,20 @@ func NewVault(tb testing.TB) *vault.Vault {
 	return v
 }
 
+// WriteVaultKey writes a fresh vault key to the key file path (recording no
+// mode, as a key made by hand) and returns the key.
+func WriteVaultKey(tb testing.TB, path string) []byte {
+	tb.Helper()
+	key, err := vault.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := vault.WriteKeyFile(path, key); err != nil {
+		tb.Fatal(err)
+	}
+	return key
+}
+
 // StoreOptions are the store's part of c.
 func (c Config) StoreOptions() sqlstore.Options {
 	return sqlstore.Options{Mode: c.Mode, Clock: c.Clock, Logger: c.Logger}
