@@ -103,75 +103,72 @@ func countedFailures(t *testing.T, events []ivrpay.AuditEvent) int {
 // never worked from there is refused unchecked.
 func TestKnownGoodCredentialsPassABlockedAddressOnEveryProcess(t *testing.T) {
 	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			store := paymentstest.Open(t, engine, paymentstest.Options(t))
-			platform, admin, err := store.CreatePlatform(ctx, "Known good", true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			unused, err := store.CreateAPIKey(ivrpay.NewContextWithPrincipal(ctx, admin), ivrKeyStatements(platform.ID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ivrKey, err := store.CreateAPIKey(ivrpay.NewContextWithPrincipal(ctx, admin), ivrKeyStatements(platform.ID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			const twilio = "54.172.60.1"
+	forEachEngine(t, func(t *testing.T, engine string) {
+		ctx := context.Background()
+		store := paymentstest.Open(t, engine, paymentstest.Options(t))
+		platform, admin, err := store.CreatePlatform(ctx, "Known good", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unused, err := store.CreateAPIKey(ivrpay.NewContextWithPrincipal(ctx, admin), ivrKeyStatements(platform.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ivrKey, err := store.CreateAPIKey(ivrpay.NewContextWithPrincipal(ctx, admin), ivrKeyStatements(platform.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const twilio = "54.172.60.1"
 
-			before, _ := sharedLimitServer(t, store, true, nil)
-			if got := connectorPost(t, before, basic(ivrKey.Secret), twilio); got != http.StatusOK {
-				t.Fatalf("the IVR key before the attack: %d", got)
-			}
-			if got := restStatus(t, before, admin.Secret, twilio); got != http.StatusOK {
-				t.Fatalf("the admin key before the attack: %d", got)
-			}
+		before, _ := sharedLimitServer(t, store, true, nil)
+		if got := connectorPost(t, before, basic(ivrKey.Secret), twilio); got != http.StatusOK {
+			t.Fatalf("the IVR key before the attack: %d", got)
+		}
+		if got := restStatus(t, before, admin.Secret, twilio); got != http.StatusOK {
+			t.Fatalf("the admin key before the attack: %d", got)
+		}
 
-			// The process restarts; the attacker shares the address.
-			restarted, _ := sharedLimitServer(t, store, true, nil)
-			for i := range httpapi.ConnectorAddressFailureLimit {
-				if got := connectorPost(t, restarted, basic(fmt.Sprintf("sbx_apikey_%064d", i)), twilio); got != http.StatusUnauthorized {
-					t.Fatalf("connector guess %d: %d", i+1, got)
+		// The process restarts; the attacker shares the address.
+		restarted, _ := sharedLimitServer(t, store, true, nil)
+		for i := range httpapi.ConnectorAddressFailureLimit {
+			if got := connectorPost(t, restarted, basic(fmt.Sprintf("sbx_apikey_%064d", i)), twilio); got != http.StatusUnauthorized {
+				t.Fatalf("connector guess %d: %d", i+1, got)
+			}
+		}
+		for i := range httpapi.AuthFailureLimit {
+			if got := restStatus(t, restarted, "sbx_apikey_wrong", twilio); got != http.StatusUnauthorized {
+				t.Fatalf("REST failure %d: %d", i+1, got)
+			}
+		}
+		other, otherSrv := sharedLimitServer(t, store, true, nil)
+		if err := otherSrv.Limiter.Refresh(ctx); err != nil { // Run does this every second
+			t.Fatal(err)
+		}
+		for name, url := range map[string]string{"the restarted process": restarted, "another process": other} {
+			t.Run(name, func(t *testing.T) {
+				if got := connectorPost(t, url, basic("sbx_apikey_another_guess"), twilio); got != http.StatusTooManyRequests {
+					t.Errorf("a guess from the blocked address: %d, want 429", got)
 				}
-			}
-			for i := range httpapi.AuthFailureLimit {
-				if got := restStatus(t, restarted, "sbx_apikey_wrong", twilio); got != http.StatusUnauthorized {
-					t.Fatalf("REST failure %d: %d", i+1, got)
+				if got := connectorPost(t, url, basic(unused.Secret), twilio); got != http.StatusTooManyRequests {
+					t.Errorf("a valid key new to the blocked address, on the connector: %d, want 429", got)
 				}
-			}
-			other, otherSrv := sharedLimitServer(t, store, true, nil)
-			if err := otherSrv.Limiter.Refresh(ctx); err != nil { // Run does this every second
-				t.Fatal(err)
-			}
-			for name, url := range map[string]string{"the restarted process": restarted, "another process": other} {
-				t.Run(name, func(t *testing.T) {
-					if got := connectorPost(t, url, basic("sbx_apikey_another_guess"), twilio); got != http.StatusTooManyRequests {
-						t.Errorf("a guess from the blocked address: %d, want 429", got)
-					}
-					if got := connectorPost(t, url, basic(unused.Secret), twilio); got != http.StatusTooManyRequests {
-						t.Errorf("a valid key new to the blocked address, on the connector: %d, want 429", got)
-					}
-					if got := restStatus(t, url, unused.Secret, twilio); got != http.StatusTooManyRequests {
-						t.Errorf("a valid key new to the blocked address, on the REST API: %d, want 429", got)
-					}
-					if got := connectorPost(t, url, basic(ivrKey.Secret), twilio); got != http.StatusOK {
-						t.Errorf("the IVR key that worked from the address: %d, want 200", got)
-					}
-					if got := restStatus(t, url, admin.Secret, twilio); got != http.StatusOK {
-						t.Errorf("the admin key that worked from the address: %d, want 200", got)
-					}
-				})
-			}
-			// One shared row per credential and address, written once: the
-			// successes on the other processes found it and wrote nothing.
-			if n := countRows(t, store, "auth_known_good"); n != 2 {
-				t.Errorf("%d known-good rows, want 2 (one per credential and address)", n)
-			}
-		})
-	}
+				if got := restStatus(t, url, unused.Secret, twilio); got != http.StatusTooManyRequests {
+					t.Errorf("a valid key new to the blocked address, on the REST API: %d, want 429", got)
+				}
+				if got := connectorPost(t, url, basic(ivrKey.Secret), twilio); got != http.StatusOK {
+					t.Errorf("the IVR key that worked from the address: %d, want 200", got)
+				}
+				if got := restStatus(t, url, admin.Secret, twilio); got != http.StatusOK {
+					t.Errorf("the admin key that worked from the address: %d, want 200", got)
+				}
+			})
+		}
+		// One shared row per credential and address, written once: the
+		// successes on the other processes found it and wrote nothing.
+		if n := countRows(t, store, "auth_known_good"); n != 2 {
+			t.Errorf("%d known-good rows, want 2 (one per credential and address)", n)
+		}
+	})
 }
 
 // ivrKeyStatements are the guide's IVR key statements.

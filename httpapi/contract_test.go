@@ -184,14 +184,11 @@ func TestContractRoutesDocumented(t *testing.T) {
 // TestContract runs the scenario on every engine.
 func TestContract(t *testing.T) {
 	doc := loadContractDoc(t)
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			c := newContract(t, doc, engine)
-			c.run()
-			c.checkCoverage()
-		})
-	}
+	forEachEngine(t, func(t *testing.T, engine string) {
+		c := newContract(t, doc, engine)
+		c.run()
+		c.checkCoverage()
+	})
 }
 
 // ---- the validating transport ----

@@ -357,108 +357,105 @@ func (e *lcEnv) createEndpoint(rcv *lcReceiver, events ...string) lcObj {
 // loopback receiver and verified there — and the objects as GET shows them.
 func TestLifecycleWebhooks(t *testing.T) {
 	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := lcSetup(t, engine, 300*time.Millisecond)
-			all, refundsOnly := lcNewReceiver(t), lcNewReceiver(t)
-			ep := e.createEndpoint(all)
-			filtered := e.createEndpoint(refundsOnly, ivrpay.EventRefundSucceeded)
-			if !strings.HasPrefix(ep.str("webhook_endpoint_id"), "sbx_whe_") || !strings.HasPrefix(ep.str("secret"), "whsec_") ||
-				ep.str("status") != "ENABLED" || fmt.Sprint(ep["events"]) != "[]" {
-				t.Fatalf("created endpoint = %v", ep)
-			}
-			if got := e.ok("GET", "/v1/webhook_endpoints/"+ep.str("webhook_endpoint_id"), e.admin, nil); got["secret"] != nil || got.str("url") != ep.str("url") {
-				t.Fatalf("GET endpoint = %v, want it without its secret", got)
-			}
+	forEachEngine(t, func(t *testing.T, engine string) {
+		e := lcSetup(t, engine, 300*time.Millisecond)
+		all, refundsOnly := lcNewReceiver(t), lcNewReceiver(t)
+		ep := e.createEndpoint(all)
+		filtered := e.createEndpoint(refundsOnly, ivrpay.EventRefundSucceeded)
+		if !strings.HasPrefix(ep.str("webhook_endpoint_id"), "sbx_whe_") || !strings.HasPrefix(ep.str("secret"), "whsec_") ||
+			ep.str("status") != "ENABLED" || fmt.Sprint(ep["events"]) != "[]" {
+			t.Fatalf("created endpoint = %v", ep)
+		}
+		if got := e.ok("GET", "/v1/webhook_endpoints/"+ep.str("webhook_endpoint_id"), e.admin, nil); got["secret"] != nil || got.str("url") != ep.str("url") {
+			t.Fatalf("GET endpoint = %v, want it without its secret", got)
+		}
 
-			params := e.chargeIVR(e.payinConfig(1000, nil), 1000)
-			payinID, pmID := params["payin_id"], params["payment_method_id"]
-			if params["payin_status"] != "PROCESSING" {
-				t.Fatalf("charge parameters = %v", params)
-			}
-			processing := all.wait(t, ivrpay.EventPayinProcessing, "payin_id", payinID)
-			if !strings.HasPrefix(processing.ID, "sbx_evt_") || processing.Data.str("status") != "PROCESSING" ||
-				processing.Data.str("source") != "IVR" || processing.Data.num("amount") != 1000 {
-				t.Fatalf("payin.processing = %+v", processing)
-			}
-			all.wait(t, ivrpay.EventPaymentMethodActive, "payment_method_id", pmID)
-			succeeded := all.wait(t, ivrpay.EventPayinSucceeded, "payin_id", payinID)
-			if succeeded.Data.num("refundable_amount") != 1000 || succeeded.ID == processing.ID {
-				t.Fatalf("payin.succeeded = %+v", succeeded)
-			}
+		params := e.chargeIVR(e.payinConfig(1000, nil), 1000)
+		payinID, pmID := params["payin_id"], params["payment_method_id"]
+		if params["payin_status"] != "PROCESSING" {
+			t.Fatalf("charge parameters = %v", params)
+		}
+		processing := all.wait(t, ivrpay.EventPayinProcessing, "payin_id", payinID)
+		if !strings.HasPrefix(processing.ID, "sbx_evt_") || processing.Data.str("status") != "PROCESSING" ||
+			processing.Data.str("source") != "IVR" || processing.Data.num("amount") != 1000 {
+			t.Fatalf("payin.processing = %+v", processing)
+		}
+		all.wait(t, ivrpay.EventPaymentMethodActive, "payment_method_id", pmID)
+		succeeded := all.wait(t, ivrpay.EventPayinSucceeded, "payin_id", payinID)
+		if succeeded.Data.num("refundable_amount") != 1000 || succeeded.ID == processing.ID {
+			t.Fatalf("payin.succeeded = %+v", succeeded)
+		}
 
-			refund := e.voidOrRefund(payinID, map[string]any{"idempotency_key": "refund-1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300})
-			if refund.status != 200 {
-				t.Fatalf("refund: %s", refund.raw)
-			}
-			r := refund.obj(t)
-			refundID := r.str("refund_id")
-			if r.str("type") != "REFUND" || !strings.HasPrefix(refundID, "sbx_rfd_") || r.str("refund_status") != "PROCESSING" ||
-				r.str("payin_status") != "SUCCEEDED" || r.num("amount") != 300 || r.str("currency_code") != "USD" || r.str("reason") != "REQUESTED_BY_CUSTOMER" {
-				t.Fatalf("refund result = %v", r)
-			}
-			if again := e.voidOrRefund(payinID, map[string]any{"idempotency_key": "refund-1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300}); again.raw != refund.raw {
-				t.Fatalf("repeat of the same request = %s, want the first result %s", again.raw, refund.raw)
-			}
-			rp := all.wait(t, ivrpay.EventRefundProcessing, "refund_id", refundID)
-			if rp.Data.num("amount") != 300 || rp.Data.str("payin_id") != payinID || rp.Data.str("status") != "PROCESSING" {
-				t.Fatalf("refund.processing = %+v", rp)
-			}
-			rs := all.wait(t, ivrpay.EventRefundSucceeded, "refund_id", refundID)
-			if rs.Data.str("status") != "SUCCEEDED" {
-				t.Fatalf("refund.succeeded = %+v", rs)
-			}
-			refundsOnly.wait(t, ivrpay.EventRefundSucceeded, "refund_id", refundID)
+		refund := e.voidOrRefund(payinID, map[string]any{"idempotency_key": "refund-1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300})
+		if refund.status != 200 {
+			t.Fatalf("refund: %s", refund.raw)
+		}
+		r := refund.obj(t)
+		refundID := r.str("refund_id")
+		if r.str("type") != "REFUND" || !strings.HasPrefix(refundID, "sbx_rfd_") || r.str("refund_status") != "PROCESSING" ||
+			r.str("payin_status") != "SUCCEEDED" || r.num("amount") != 300 || r.str("currency_code") != "USD" || r.str("reason") != "REQUESTED_BY_CUSTOMER" {
+			t.Fatalf("refund result = %v", r)
+		}
+		if again := e.voidOrRefund(payinID, map[string]any{"idempotency_key": "refund-1", "reason": "REQUESTED_BY_CUSTOMER", "amount": 300}); again.raw != refund.raw {
+			t.Fatalf("repeat of the same request = %s, want the first result %s", again.raw, refund.raw)
+		}
+		rp := all.wait(t, ivrpay.EventRefundProcessing, "refund_id", refundID)
+		if rp.Data.num("amount") != 300 || rp.Data.str("payin_id") != payinID || rp.Data.str("status") != "PROCESSING" {
+			t.Fatalf("refund.processing = %+v", rp)
+		}
+		rs := all.wait(t, ivrpay.EventRefundSucceeded, "refund_id", refundID)
+		if rs.Data.str("status") != "SUCCEEDED" {
+			t.Fatalf("refund.succeeded = %+v", rs)
+		}
+		refundsOnly.wait(t, ivrpay.EventRefundSucceeded, "refund_id", refundID)
 
-			got := e.ok("GET", "/v1/refunds/"+refundID, e.admin, nil)
-			if got.str("status") != "SUCCEEDED" || got.str("merchant_id") != e.merchantID || got.num("amount") != 300 || got.str("created_at") == "" {
-				t.Fatalf("GET refund = %v", got)
-			}
-			p := e.payin(payinID)
-			refunds, _ := p["refunds"].([]any)
-			if p.num("refundable_amount") != 700 || p.num("captured_amount") != 1000 || len(refunds) != 1 ||
-				refunds[0].(map[string]any)["refund_id"] != refundID {
-				t.Fatalf("payin after a 3.00 refund = %v", p)
-			}
+		got := e.ok("GET", "/v1/refunds/"+refundID, e.admin, nil)
+		if got.str("status") != "SUCCEEDED" || got.str("merchant_id") != e.merchantID || got.num("amount") != 300 || got.str("created_at") == "" {
+			t.Fatalf("GET refund = %v", got)
+		}
+		p := e.payin(payinID)
+		refunds, _ := p["refunds"].([]any)
+		if p.num("refundable_amount") != 700 || p.num("captured_amount") != 1000 || len(refunds) != 1 ||
+			refunds[0].(map[string]any)["refund_id"] != refundID {
+			t.Fatalf("payin after a 3.00 refund = %v", p)
+		}
 
-			// Deliveries: every event delivered once, each attempt recorded (the
-			// receiver may see the last one a moment before the worker records it).
-			var ds lcObj
-			var results []any
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				ds = e.ok("GET", "/v1/webhook_endpoints/"+ep.str("webhook_endpoint_id")+"/deliveries", e.admin, nil)
-				results, _ = ds["results"].([]any)
-				delivered := 0
-				for _, x := range results {
-					if x.(map[string]any)["status"] == "DELIVERED" {
-						delivered++
-					}
-				}
-				if delivered == 5 || time.Now().After(deadline) {
-					break
-				}
-			}
-			if len(results) != 5 || ds.num("total_results") != 5 {
-				t.Fatalf("deliveries = %v, want 5 (processing, payment method, succeeded, refund processing, refund succeeded)", ds)
-			}
+		// Deliveries: every event delivered once, each attempt recorded (the
+		// receiver may see the last one a moment before the worker records it).
+		var ds lcObj
+		var results []any
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			ds = e.ok("GET", "/v1/webhook_endpoints/"+ep.str("webhook_endpoint_id")+"/deliveries", e.admin, nil)
+			results, _ = ds["results"].([]any)
+			delivered := 0
 			for _, x := range results {
-				d := lcObj(x.(map[string]any))
-				attempts, _ := d["attempts"].([]any)
-				if d.str("status") != "DELIVERED" || d.num("attempt_count") != 1 || len(attempts) != 1 ||
-					attempts[0].(map[string]any)["status_code"].(float64) != 200 || d["next_attempt_at"] != nil {
-					t.Fatalf("delivery = %v", d)
+				if x.(map[string]any)["status"] == "DELIVERED" {
+					delivered++
 				}
 			}
-			if types := refundsOnly.types(); len(types) != 1 {
-				t.Fatalf("endpoint subscribed to refund.succeeded received %v", types)
+			if delivered == 5 || time.Now().After(deadline) {
+				break
 			}
-			fds := e.ok("GET", "/v1/webhook_endpoints/"+filtered.str("webhook_endpoint_id")+"/deliveries", e.admin, nil)
-			if fds.num("total_results") != 1 {
-				t.Fatalf("filtered endpoint deliveries = %v", fds)
+		}
+		if len(results) != 5 || ds.num("total_results") != 5 {
+			t.Fatalf("deliveries = %v, want 5 (processing, payment method, succeeded, refund processing, refund succeeded)", ds)
+		}
+		for _, x := range results {
+			d := lcObj(x.(map[string]any))
+			attempts, _ := d["attempts"].([]any)
+			if d.str("status") != "DELIVERED" || d.num("attempt_count") != 1 || len(attempts) != 1 ||
+				attempts[0].(map[string]any)["status_code"].(float64) != 200 || d["next_attempt_at"] != nil {
+				t.Fatalf("delivery = %v", d)
 			}
-		})
-	}
+		}
+		if types := refundsOnly.types(); len(types) != 1 {
+			t.Fatalf("endpoint subscribed to refund.succeeded received %v", types)
+		}
+		fds := e.ok("GET", "/v1/webhook_endpoints/"+filtered.str("webhook_endpoint_id")+"/deliveries", e.admin, nil)
+		if fds.num("total_results") != 1 {
+			t.Fatalf("filtered endpoint deliveries = %v", fds)
+		}
+	})
 }
 
 // TestConcurrentRefunds sends ten refunds of 30% each at once, with different
@@ -466,67 +463,64 @@ func TestLifecycleWebhooks(t *testing.T) {
 // engine, because the refundable amount is enforced by the database.
 func TestConcurrentRefunds(t *testing.T) {
 	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := lcSetup(t, engine, 10*time.Millisecond)
-			payinID := e.approvedPayin(1000, nil)
-			e.waitPayinStatus(payinID, "SUCCEEDED")
+	forEachEngine(t, func(t *testing.T, engine string) {
+		e := lcSetup(t, engine, 10*time.Millisecond)
+		payinID := e.approvedPayin(1000, nil)
+		e.waitPayinStatus(payinID, "SUCCEEDED")
 
-			const n = 10
-			statuses := make([]int, n)
-			messages := make([]string, n)
-			paymentstest.AllAtOnce(n, func(i int) {
-				r := e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
-					map[string]any{"idempotency_key": fmt.Sprintf("conc-%d", i), "reason": "DUPLICATE", "amount": 300})
-				statuses[i] = r.status
-				if len(r.errors) > 0 {
-					messages[i] = r.errors[0].Message
-				}
-			})
-			var ok, conflict int
-			for i, s := range statuses {
-				switch s {
-				case 200:
-					ok++
-				case 409:
-					conflict++
-					if !strings.Contains(messages[i], "refundable amount") {
-						t.Errorf("409 message %q does not say why", messages[i])
-					}
-				default:
-					t.Errorf("refund %d: HTTP %d", i, s)
-				}
-			}
-			if ok != 3 || conflict != 7 {
-				t.Fatalf("%d refunds succeeded and %d were refused, want 3 and 7", ok, conflict)
-			}
-			p := e.payin(payinID)
-			refunds, _ := p["refunds"].([]any)
-			var sum int64
-			for _, r := range refunds {
-				sum += int64(r.(map[string]any)["amount"].(float64))
-			}
-			if p.num("refundable_amount") != 100 || len(refunds) != 3 || sum != 900 {
-				t.Fatalf("payin after concurrent refunds: refundable %d, %d refunds summing to %d", p.num("refundable_amount"), len(refunds), sum)
-			}
-
-			// The same key sent ten times at once makes one refund.
-			results := make([]string, n)
-			paymentstest.AllAtOnce(n, func(i int) {
-				results[i] = e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
-					map[string]any{"idempotency_key": "same-key", "reason": "DUPLICATE", "amount": 50}).raw
-			})
-			for _, r := range results[1:] {
-				if r != results[0] {
-					t.Fatalf("repeats of one key answered differently:\n%s\n%s", results[0], r)
-				}
-			}
-			if p := e.payin(payinID); p.num("refundable_amount") != 50 {
-				t.Fatalf("refundable after ten repeats of one 0.50 refund = %d, want 50", p.num("refundable_amount"))
+		const n = 10
+		statuses := make([]int, n)
+		messages := make([]string, n)
+		paymentstest.AllAtOnce(n, func(i int) {
+			r := e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
+				map[string]any{"idempotency_key": fmt.Sprintf("conc-%d", i), "reason": "DUPLICATE", "amount": 300})
+			statuses[i] = r.status
+			if len(r.errors) > 0 {
+				messages[i] = r.errors[0].Message
 			}
 		})
-	}
+		var ok, conflict int
+		for i, s := range statuses {
+			switch s {
+			case 200:
+				ok++
+			case 409:
+				conflict++
+				if !strings.Contains(messages[i], "refundable amount") {
+					t.Errorf("409 message %q does not say why", messages[i])
+				}
+			default:
+				t.Errorf("refund %d: HTTP %d", i, s)
+			}
+		}
+		if ok != 3 || conflict != 7 {
+			t.Fatalf("%d refunds succeeded and %d were refused, want 3 and 7", ok, conflict)
+		}
+		p := e.payin(payinID)
+		refunds, _ := p["refunds"].([]any)
+		var sum int64
+		for _, r := range refunds {
+			sum += int64(r.(map[string]any)["amount"].(float64))
+		}
+		if p.num("refundable_amount") != 100 || len(refunds) != 3 || sum != 900 {
+			t.Fatalf("payin after concurrent refunds: refundable %d, %d refunds summing to %d", p.num("refundable_amount"), len(refunds), sum)
+		}
+
+		// The same key sent ten times at once makes one refund.
+		results := make([]string, n)
+		paymentstest.AllAtOnce(n, func(i int) {
+			results[i] = e.do("POST", "/v1/payins/"+payinID+"/void_or_refund", e.admin,
+				map[string]any{"idempotency_key": "same-key", "reason": "DUPLICATE", "amount": 50}).raw
+		})
+		for _, r := range results[1:] {
+			if r != results[0] {
+				t.Fatalf("repeats of one key answered differently:\n%s\n%s", results[0], r)
+			}
+		}
+		if p := e.payin(payinID); p.num("refundable_amount") != 50 {
+			t.Fatalf("refundable after ten repeats of one 0.50 refund = %d, want 50", p.num("refundable_amount"))
+		}
+	})
 }
 
 // TestVoidAndCapture covers what each state allows: voiding a PROCESSING
@@ -535,136 +529,133 @@ func TestConcurrentRefunds(t *testing.T) {
 // why), partial capture of an AUTHORIZED payin, and the idempotency key.
 func TestVoidAndCapture(t *testing.T) {
 	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e := lcSetup(t, engine, time.Hour) // settlement only when the test asks
-			rcv := lcNewReceiver(t)
-			e.createEndpoint(rcv)
-			settle := func() {
-				t.Helper()
-				paymentstest.Settle(t, e.store)
-			}
-			reason := "REQUESTED_BY_CUSTOMER"
+	forEachEngine(t, func(t *testing.T, engine string) {
+		e := lcSetup(t, engine, time.Hour) // settlement only when the test asks
+		rcv := lcNewReceiver(t)
+		e.createEndpoint(rcv)
+		settle := func() {
+			t.Helper()
+			paymentstest.Settle(t, e.store)
+		}
+		reason := "REQUESTED_BY_CUSTOMER"
 
-			// Void while PROCESSING.
-			a := e.approvedPayin(1000, nil)
-			msg := e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason, "amount": 400})
-			if !strings.Contains(msg, "cannot be partially voided") {
-				t.Fatalf("partial void message = %q", msg)
-			}
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason, "type": "REFUND"})
-			if !strings.Contains(msg, "has not settled") {
-				t.Fatalf("refund before settlement message = %q", msg)
-			}
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/capture", e.admin, nil)
-			if !strings.Contains(msg, "only AUTHORIZED payins") || !strings.Contains(msg, "PROCESSING") {
-				t.Fatalf("capture of a PROCESSING payin message = %q", msg)
-			}
-			void := e.voidOrRefund(a, map[string]any{"idempotency_key": "void-a", "reason": reason})
-			v := void.obj(t)
-			if void.status != 200 || v.str("type") != "VOID" || v.str("payin_status") != "CANCELED" || v.num("amount") != 1000 ||
-				v["refund_id"] != nil || v["refund_status"] != nil {
-				t.Fatalf("void = %s", void.raw)
-			}
-			if canceled := rcv.wait(t, ivrpay.EventPayinCanceled, "payin_id", a); canceled.Data.str("status") != "CANCELED" {
-				t.Fatalf("payin.canceled = %+v", canceled)
-			}
-			if p := e.payin(a); p.str("status") != "CANCELED" || p.num("refundable_amount") != 0 {
-				t.Fatalf("voided payin = %v", p)
-			}
-			settle() // a voided payin never settles
-			if p := e.payin(a); p.str("status") != "CANCELED" {
-				t.Fatalf("voided payin settled: %v", p)
-			}
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason})
-			if !strings.Contains(msg, "CANCELED") {
-				t.Fatalf("void of a CANCELED payin message = %q", msg)
-			}
-			// Idempotency: a repeat replays, another request under the key is 409,
-			// and a 400 does not use a key up.
-			if again := e.voidOrRefund(a, map[string]any{"idempotency_key": "void-a", "reason": reason}); again.raw != void.raw {
-				t.Fatalf("repeat of the void = %s", again.raw)
-			}
-			if r := e.voidOrRefund(a, map[string]any{"idempotency_key": "void-a", "reason": "FRAUDULENT"}); r.status != 409 || r.errors[0].Field != "idempotency_key" {
-				t.Fatalf("same key, other body = %s", r.raw)
-			}
-			b := e.approvedPayin(2000, nil)
-			if r := e.voidOrRefund(b, map[string]any{"idempotency_key": "key-b", "reason": "BECAUSE"}); r.status != 400 || r.errors[0].Field != "reason" {
-				t.Fatalf("bad reason = %s", r.raw)
-			}
-			if r := e.voidOrRefund(b, map[string]any{"idempotency_key": "key-b", "reason": reason, "unknown": 1}); r.status != 400 {
-				t.Fatalf("unknown field = %s", r.raw)
-			}
+		// Void while PROCESSING.
+		a := e.approvedPayin(1000, nil)
+		msg := e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason, "amount": 400})
+		if !strings.Contains(msg, "cannot be partially voided") {
+			t.Fatalf("partial void message = %q", msg)
+		}
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason, "type": "REFUND"})
+		if !strings.Contains(msg, "has not settled") {
+			t.Fatalf("refund before settlement message = %q", msg)
+		}
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/capture", e.admin, nil)
+		if !strings.Contains(msg, "only AUTHORIZED payins") || !strings.Contains(msg, "PROCESSING") {
+			t.Fatalf("capture of a PROCESSING payin message = %q", msg)
+		}
+		void := e.voidOrRefund(a, map[string]any{"idempotency_key": "void-a", "reason": reason})
+		v := void.obj(t)
+		if void.status != 200 || v.str("type") != "VOID" || v.str("payin_status") != "CANCELED" || v.num("amount") != 1000 ||
+			v["refund_id"] != nil || v["refund_status"] != nil {
+			t.Fatalf("void = %s", void.raw)
+		}
+		if canceled := rcv.wait(t, ivrpay.EventPayinCanceled, "payin_id", a); canceled.Data.str("status") != "CANCELED" {
+			t.Fatalf("payin.canceled = %+v", canceled)
+		}
+		if p := e.payin(a); p.str("status") != "CANCELED" || p.num("refundable_amount") != 0 {
+			t.Fatalf("voided payin = %v", p)
+		}
+		settle() // a voided payin never settles
+		if p := e.payin(a); p.str("status") != "CANCELED" {
+			t.Fatalf("voided payin settled: %v", p)
+		}
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+a+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason})
+		if !strings.Contains(msg, "CANCELED") {
+			t.Fatalf("void of a CANCELED payin message = %q", msg)
+		}
+		// Idempotency: a repeat replays, another request under the key is 409,
+		// and a 400 does not use a key up.
+		if again := e.voidOrRefund(a, map[string]any{"idempotency_key": "void-a", "reason": reason}); again.raw != void.raw {
+			t.Fatalf("repeat of the void = %s", again.raw)
+		}
+		if r := e.voidOrRefund(a, map[string]any{"idempotency_key": "void-a", "reason": "FRAUDULENT"}); r.status != 409 || r.errors[0].Field != "idempotency_key" {
+			t.Fatalf("same key, other body = %s", r.raw)
+		}
+		b := e.approvedPayin(2000, nil)
+		if r := e.voidOrRefund(b, map[string]any{"idempotency_key": "key-b", "reason": "BECAUSE"}); r.status != 400 || r.errors[0].Field != "reason" {
+			t.Fatalf("bad reason = %s", r.raw)
+		}
+		if r := e.voidOrRefund(b, map[string]any{"idempotency_key": "key-b", "reason": reason, "unknown": 1}); r.status != 400 {
+			t.Fatalf("unknown field = %s", r.raw)
+		}
 
-			// After settlement: a void is refused, a refund works.
-			settle()
-			rcv.wait(t, ivrpay.EventPayinSucceeded, "payin_id", b)
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+b+"/void_or_refund", e.admin, map[string]any{"idempotency_key": "key-b", "reason": reason, "type": "VOID"})
-			if !strings.Contains(msg, "can no longer be voided") || !strings.Contains(msg, "use a refund") {
-				t.Fatalf("void after settlement message = %q", msg)
-			}
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+b+"/void_or_refund", e.admin, map[string]any{"idempotency_key": "key-b", "reason": reason, "amount": 2001})
-			if !strings.Contains(msg, "more than the refundable amount 20.00") {
-				t.Fatalf("over-refund message = %q", msg)
-			}
-			full := e.voidOrRefund(b, map[string]any{"idempotency_key": "key-b", "reason": reason}) // the key was not used up by the refusals
-			if f := full.obj(t); full.status != 200 || f.str("type") != "REFUND" || f.num("amount") != 2000 {
-				t.Fatalf("full refund = %s", full.raw)
-			}
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+b+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("r"), "reason": reason, "amount": 1})
-			if !strings.Contains(msg, "fully refunded") {
-				t.Fatalf("refund of a fully refunded payin message = %q", msg)
-			}
+		// After settlement: a void is refused, a refund works.
+		settle()
+		rcv.wait(t, ivrpay.EventPayinSucceeded, "payin_id", b)
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+b+"/void_or_refund", e.admin, map[string]any{"idempotency_key": "key-b", "reason": reason, "type": "VOID"})
+		if !strings.Contains(msg, "can no longer be voided") || !strings.Contains(msg, "use a refund") {
+			t.Fatalf("void after settlement message = %q", msg)
+		}
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+b+"/void_or_refund", e.admin, map[string]any{"idempotency_key": "key-b", "reason": reason, "amount": 2001})
+		if !strings.Contains(msg, "more than the refundable amount 20.00") {
+			t.Fatalf("over-refund message = %q", msg)
+		}
+		full := e.voidOrRefund(b, map[string]any{"idempotency_key": "key-b", "reason": reason}) // the key was not used up by the refusals
+		if f := full.obj(t); full.status != 200 || f.str("type") != "REFUND" || f.num("amount") != 2000 {
+			t.Fatalf("full refund = %s", full.raw)
+		}
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+b+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("r"), "reason": reason, "amount": 1})
+		if !strings.Contains(msg, "fully refunded") {
+			t.Fatalf("refund of a fully refunded payin message = %q", msg)
+		}
 
-			// A declined payin: payin.failed, and nothing to void or refund.
-			declined := e.chargeIVR(e.payinConfig(5101, nil), 5101)
-			if declined["payin_status"] != "FAILED" {
-				t.Fatalf("5101 cents was not declined: %v", declined)
-			}
-			rcv.wait(t, ivrpay.EventPayinFailed, "payin_id", declined["payin_id"])
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+declined["payin_id"]+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason})
-			if !strings.Contains(msg, "FAILED") {
-				t.Fatalf("void of a FAILED payin message = %q", msg)
-			}
+		// A declined payin: payin.failed, and nothing to void or refund.
+		declined := e.chargeIVR(e.payinConfig(5101, nil), 5101)
+		if declined["payin_status"] != "FAILED" {
+			t.Fatalf("5101 cents was not declined: %v", declined)
+		}
+		rcv.wait(t, ivrpay.EventPayinFailed, "payin_id", declined["payin_id"])
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+declined["payin_id"]+"/void_or_refund", e.admin, map[string]any{"idempotency_key": lcKey("v"), "reason": reason})
+		if !strings.Contains(msg, "FAILED") {
+			t.Fatalf("void of a FAILED payin message = %q", msg)
+		}
 
-			// AUTHORIZE: payin.authorized, a partial capture, then settlement.
-			c := e.approvedPayin(1000, map[string]any{"processing_mode": "AUTHORIZE"})
-			if auth := rcv.wait(t, ivrpay.EventPayinAuthorized, "payin_id", c); auth.Data.str("status") != "AUTHORIZED" || auth.Data.num("captured_amount") != 0 {
-				t.Fatalf("payin.authorized = %+v", auth)
-			}
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+c+"/capture", e.admin, map[string]any{"amount": 1001})
-			if !strings.Contains(msg, "more than the authorized amount") {
-				t.Fatalf("over-capture message = %q", msg)
-			}
-			e.refused(400, "RequestBody", "POST", "/v1/payins/"+c+"/capture", e.admin, map[string]any{"amount": 0})
-			captured := e.ok("POST", "/v1/payins/"+c+"/capture", e.admin, map[string]any{"amount": 600})
-			if captured.str("status") != "PROCESSING" || captured.num("captured_amount") != 600 || captured.num("authorized_amount") != 1000 {
-				t.Fatalf("captured payin = %v", captured)
-			}
-			if ev := rcv.wait(t, ivrpay.EventPayinProcessing, "payin_id", c); ev.Data.num("captured_amount") != 600 {
-				t.Fatalf("payin.processing after capture = %+v", ev)
-			}
-			msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+c+"/capture", e.admin, nil)
-			if !strings.Contains(msg, "only AUTHORIZED payins") {
-				t.Fatalf("second capture message = %q", msg)
-			}
-			settle()
-			if p := rcv.wait(t, ivrpay.EventPayinSucceeded, "payin_id", c); p.Data.num("refundable_amount") != 600 {
-				t.Fatalf("settled partial capture = %+v", p)
-			}
-			// A full capture with no body, and a void of an AUTHORIZED payin.
-			d := e.approvedPayin(800, map[string]any{"processing_mode": "AUTHORIZE"})
-			if p := e.ok("POST", "/v1/payins/"+d+"/capture", e.admin, nil); p.num("captured_amount") != 800 {
-				t.Fatalf("full capture = %v", p)
-			}
-			f := e.approvedPayin(900, map[string]any{"processing_mode": "AUTHORIZE"})
-			if v := e.voidOrRefund(f, map[string]any{"idempotency_key": lcKey("v"), "reason": reason}); v.status != 200 || v.obj(t).num("amount") != 900 {
-				t.Fatalf("void of an AUTHORIZED payin = %s", v.raw)
-			}
-			rcv.wait(t, ivrpay.EventPayinCanceled, "payin_id", f)
-		})
-	}
+		// AUTHORIZE: payin.authorized, a partial capture, then settlement.
+		c := e.approvedPayin(1000, map[string]any{"processing_mode": "AUTHORIZE"})
+		if auth := rcv.wait(t, ivrpay.EventPayinAuthorized, "payin_id", c); auth.Data.str("status") != "AUTHORIZED" || auth.Data.num("captured_amount") != 0 {
+			t.Fatalf("payin.authorized = %+v", auth)
+		}
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+c+"/capture", e.admin, map[string]any{"amount": 1001})
+		if !strings.Contains(msg, "more than the authorized amount") {
+			t.Fatalf("over-capture message = %q", msg)
+		}
+		e.refused(400, "RequestBody", "POST", "/v1/payins/"+c+"/capture", e.admin, map[string]any{"amount": 0})
+		captured := e.ok("POST", "/v1/payins/"+c+"/capture", e.admin, map[string]any{"amount": 600})
+		if captured.str("status") != "PROCESSING" || captured.num("captured_amount") != 600 || captured.num("authorized_amount") != 1000 {
+			t.Fatalf("captured payin = %v", captured)
+		}
+		if ev := rcv.wait(t, ivrpay.EventPayinProcessing, "payin_id", c); ev.Data.num("captured_amount") != 600 {
+			t.Fatalf("payin.processing after capture = %+v", ev)
+		}
+		msg = e.refused(409, "Conflict", "POST", "/v1/payins/"+c+"/capture", e.admin, nil)
+		if !strings.Contains(msg, "only AUTHORIZED payins") {
+			t.Fatalf("second capture message = %q", msg)
+		}
+		settle()
+		if p := rcv.wait(t, ivrpay.EventPayinSucceeded, "payin_id", c); p.Data.num("refundable_amount") != 600 {
+			t.Fatalf("settled partial capture = %+v", p)
+		}
+		// A full capture with no body, and a void of an AUTHORIZED payin.
+		d := e.approvedPayin(800, map[string]any{"processing_mode": "AUTHORIZE"})
+		if p := e.ok("POST", "/v1/payins/"+d+"/capture", e.admin, nil); p.num("captured_amount") != 800 {
+			t.Fatalf("full capture = %v", p)
+		}
+		f := e.approvedPayin(900, map[string]any{"processing_mode": "AUTHORIZE"})
+		if v := e.voidOrRefund(f, map[string]any{"idempotency_key": lcKey("v"), "reason": reason}); v.status != 200 || v.obj(t).num("amount") != 900 {
+			t.Fatalf("void of an AUTHORIZED payin = %s", v.raw)
+		}
+		rcv.wait(t, ivrpay.EventPayinCanceled, "payin_id", f)
+	})
 }
 
 // TestWebhookEndpointsAPI covers endpoint management and who may do it.

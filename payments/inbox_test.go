@@ -141,13 +141,7 @@ func (e *inboxEnv) open() (*sqlstore.Store, *payments.Service) {
 // forEachInboxEngine runs f, in parallel, on a fresh environment of every
 // engine.
 func forEachInboxEngine(t *testing.T, f func(t *testing.T, e *inboxEnv)) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			f(t, newInboxEnv(t, engine))
-		})
-	}
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) { f(t, newInboxEnv(t, engine)) })
 }
 
 // config makes a payin config of amount cents for merchant in mode.

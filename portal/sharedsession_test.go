@@ -23,110 +23,106 @@ import (
 // of the key, the database holds neither the cookie's session id nor the key
 // secret in clear, and an idle session ends and is deleted.
 func TestSessionsAreSharedByProcesses(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			e, clock, _ := setupShared(t, engine)
-			ctx := context.Background()
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		e, clock, _ := setupShared(t, engine)
+		ctx := context.Background()
 
-			t.Run("pages land on both processes", func(t *testing.T) {
-				c := e.newClient(t)
-				c.signIn(e.admin.Secret)
-				for _, path := range []string{"/portal/", "/portal/keys", "/portal/merchants", "/portal/configs", "/portal/payins", "/portal/webhooks"} {
-					p := c.get(path)
-					if p.status != http.StatusOK || p.url.Path != path {
-						t.Fatalf("GET %s: status %d at %s", path, p.status, p.url)
-					}
+		t.Run("pages land on both processes", func(t *testing.T) {
+			c := e.newClient(t)
+			c.signIn(e.admin.Secret)
+			for _, path := range []string{"/portal/", "/portal/keys", "/portal/merchants", "/portal/configs", "/portal/payins", "/portal/webhooks"} {
+				p := c.get(path)
+				if p.status != http.StatusOK || p.url.Path != path {
+					t.Fatalf("GET %s: status %d at %s", path, p.status, p.url)
 				}
-				// A form posted to the other process than the one that rendered it.
-				keys := c.get("/portal/merchants")
-				created := c.post("/portal/merchants", url.Values{"csrf_token": {keys.csrf(t)}, "name": {"Second Bakery"}})
-				if created.status != http.StatusOK || strings.Contains(created.url.Path, "signin") {
-					t.Fatalf("POST /portal/merchants: status %d at %s:\n%s", created.status, created.url, created.text())
-				}
-			})
-
-			t.Run("sign-out ends the session on every process", func(t *testing.T) {
-				c := e.newClient(t)
-				csrf := c.signIn(e.admin.Secret)
-				out := c.post("/portal/signout", url.Values{"csrf_token": {csrf}})
-				if out.url.Path != "/portal/signin" {
-					t.Fatalf("sign-out ended at %s", out.url)
-				}
-				for i := range 2 {
-					if p := c.get("/portal/keys"); p.url.Path != "/portal/signin" {
-						t.Fatalf("request %d after sign-out reached %s", i, p.url)
-					}
-				}
-			})
-
-			t.Run("disabling the key ends its sessions on every process", func(t *testing.T) {
-				key, err := e.store.CreateAPIKey(ivrpay.NewContextWithPrincipal(ctx, e.admin), []ivrpay.Statement{{Permissions: []string{"group#all"},
-					Constraints: ivrpay.Constraints{Platform: &ivrpay.PlatformConstraint{PlatformID: e.platform.ID}}}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				c := e.newClient(t)
-				c.signIn(key.Secret)
-				if _, err := e.store.SetAPIKeyStatus(ivrpay.NewContextWithPrincipal(ctx, e.admin), key.ID, ivrpay.APIKeyStatusDisabled); err != nil {
-					t.Fatal(err)
-				}
-				for i := range 2 {
-					if p := c.get("/portal/keys"); p.url.Path != "/portal/signin" {
-						t.Fatalf("request %d after the key was disabled reached %s", i, p.url)
-					}
-				}
-			})
-
-			t.Run("the database holds no session id or key secret in clear", func(t *testing.T) {
-				c := e.newClient(t)
-				c.signIn(e.admin.Secret)
-				u, _ := url.Parse(e.srv.URL + "/portal/")
-				var cookie string
-				for _, ck := range c.http.Jar.Cookies(u) {
-					if ck.Name == portal.SessionCookie {
-						cookie = ck.Value
-					}
-				}
-				if cookie == "" {
-					t.Fatal("no session cookie")
-				}
-				rows, err := e.store.DB().Query(`SELECT id_hash || ' ' || key_secret FROM portal_sessions`)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer rows.Close()
-				n := 0
-				for rows.Next() {
-					var row string
-					rows.Scan(&row)
-					n++
-					if strings.Contains(row, cookie) || strings.Contains(row, e.admin.Secret) {
-						t.Fatalf("a stored session holds the cookie's id or the key secret in clear: %s", row)
-					}
-				}
-				if n == 0 {
-					t.Fatal("no session stored")
-				}
-			})
-
-			t.Run("an idle session ends and is deleted", func(t *testing.T) {
-				c := e.newClient(t)
-				c.signIn(e.admin.Secret)
-				clock.Add(int64(2 * time.Hour))
-				if p := c.get("/portal/keys"); p.url.Path != "/portal/signin" {
-					t.Fatalf("an idle session reached %s", p.url)
-				}
-				// The next sign-in deletes every expired session.
-				c.signIn(e.admin.Secret)
-				var n int
-				if err := e.store.DB().QueryRow(`SELECT COUNT(*) FROM portal_sessions`).Scan(&n); err != nil || n != 1 {
-					t.Fatalf("%d sessions (%v) after the others expired, want the new one", n, err)
-				}
-			})
+			}
+			// A form posted to the other process than the one that rendered it.
+			keys := c.get("/portal/merchants")
+			created := c.post("/portal/merchants", url.Values{"csrf_token": {keys.csrf(t)}, "name": {"Second Bakery"}})
+			if created.status != http.StatusOK || strings.Contains(created.url.Path, "signin") {
+				t.Fatalf("POST /portal/merchants: status %d at %s:\n%s", created.status, created.url, created.text())
+			}
 		})
-	}
+
+		t.Run("sign-out ends the session on every process", func(t *testing.T) {
+			c := e.newClient(t)
+			csrf := c.signIn(e.admin.Secret)
+			out := c.post("/portal/signout", url.Values{"csrf_token": {csrf}})
+			if out.url.Path != "/portal/signin" {
+				t.Fatalf("sign-out ended at %s", out.url)
+			}
+			for i := range 2 {
+				if p := c.get("/portal/keys"); p.url.Path != "/portal/signin" {
+					t.Fatalf("request %d after sign-out reached %s", i, p.url)
+				}
+			}
+		})
+
+		t.Run("disabling the key ends its sessions on every process", func(t *testing.T) {
+			key, err := e.store.CreateAPIKey(ivrpay.NewContextWithPrincipal(ctx, e.admin), []ivrpay.Statement{{Permissions: []string{"group#all"},
+				Constraints: ivrpay.Constraints{Platform: &ivrpay.PlatformConstraint{PlatformID: e.platform.ID}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := e.newClient(t)
+			c.signIn(key.Secret)
+			if _, err := e.store.SetAPIKeyStatus(ivrpay.NewContextWithPrincipal(ctx, e.admin), key.ID, ivrpay.APIKeyStatusDisabled); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				if p := c.get("/portal/keys"); p.url.Path != "/portal/signin" {
+					t.Fatalf("request %d after the key was disabled reached %s", i, p.url)
+				}
+			}
+		})
+
+		t.Run("the database holds no session id or key secret in clear", func(t *testing.T) {
+			c := e.newClient(t)
+			c.signIn(e.admin.Secret)
+			u, _ := url.Parse(e.srv.URL + "/portal/")
+			var cookie string
+			for _, ck := range c.http.Jar.Cookies(u) {
+				if ck.Name == portal.SessionCookie {
+					cookie = ck.Value
+				}
+			}
+			if cookie == "" {
+				t.Fatal("no session cookie")
+			}
+			rows, err := e.store.DB().Query(`SELECT id_hash || ' ' || key_secret FROM portal_sessions`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var row string
+				rows.Scan(&row)
+				n++
+				if strings.Contains(row, cookie) || strings.Contains(row, e.admin.Secret) {
+					t.Fatalf("a stored session holds the cookie's id or the key secret in clear: %s", row)
+				}
+			}
+			if n == 0 {
+				t.Fatal("no session stored")
+			}
+		})
+
+		t.Run("an idle session ends and is deleted", func(t *testing.T) {
+			c := e.newClient(t)
+			c.signIn(e.admin.Secret)
+			clock.Add(int64(2 * time.Hour))
+			if p := c.get("/portal/keys"); p.url.Path != "/portal/signin" {
+				t.Fatalf("an idle session reached %s", p.url)
+			}
+			// The next sign-in deletes every expired session.
+			c.signIn(e.admin.Secret)
+			var n int
+			if err := e.store.DB().QueryRow(`SELECT COUNT(*) FROM portal_sessions`).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("%d sessions (%v) after the others expired, want the new one", n, err)
+			}
+		})
+	})
 }
 
 // setupShared is setup with two portals on engine's database behind one

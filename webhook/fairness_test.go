@@ -105,49 +105,45 @@ func (s *stallingEndpoints) register(t *testing.T, f *fixture) []*ivrpay.Webhook
 // and the other platform's delivery came only after the stalled attempts
 // timed out.
 func TestStallingPlatformDoesNotDelayOthers(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			s := paymentstest.Open(t, engine, paymentstest.Options(t))
-			slow, healthy := newFixture(t, s), newFixture(t, s)
-			stalls := newStallingEndpoints(t, ivrpay.MaxWebhookEndpointsPerPlatform)
-			stalls.register(t, slow)
-			rcv := newReceiver(t)
-			ep, err := s.CreateWebhookEndpoint(healthy.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rcv.secret = ep.Secret
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		s := paymentstest.Open(t, engine, paymentstest.Options(t))
+		slow, healthy := newFixture(t, s), newFixture(t, s)
+		stalls := newStallingEndpoints(t, ivrpay.MaxWebhookEndpointsPerPlatform)
+		stalls.register(t, slow)
+		rcv := newReceiver(t)
+		ep, err := s.CreateWebhookEndpoint(healthy.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcv.secret = ep.Secret
 
-			const timeout = time.Minute
-			defer startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: testSchedule,
-				PollInterval: 10 * time.Millisecond, Timeout: timeout})()
-			defer stalls.releaseAll() // before the worker stops, which waits for its attempts
-			// payin.processing and payment_method.active to each of 16 endpoints.
-			slow.charge(t, 1500)
-			waitUntil(t, "the stalling platform's attempts to be open", 10*time.Second, func() bool { return stalls.open.Load() > 0 })
-			time.Sleep(50 * time.Millisecond) // let the worker fill what it will with the stalled platform
-			openBefore := stalls.open.Load()
+		const timeout = time.Minute
+		defer startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: testSchedule,
+			PollInterval: 10 * time.Millisecond, Timeout: timeout})()
+		defer stalls.releaseAll() // before the worker stops, which waits for its attempts
+		// payin.processing and payment_method.active to each of 16 endpoints.
+		slow.charge(t, 1500)
+		waitUntil(t, "the stalling platform's attempts to be open", 10*time.Second, func() bool { return stalls.open.Load() > 0 })
+		time.Sleep(50 * time.Millisecond) // let the worker fill what it will with the stalled platform
+		openBefore := stalls.open.Load()
 
-			healthy.charge(t, 800)
-			waitUntil(t, "the other platform's two events while the stalled attempts are open", 20*time.Second, func() bool {
-				got, _ := rcv.snapshot()
-				return len(got) == 2
-			}, func() string {
-				return fmt.Sprintf("stalled requests: %d arrived, %d open, %d ended", stalls.arrived.Load(), stalls.open.Load(), stalls.ended.Load())
-			})
-			if n := stalls.ended.Load(); n != 0 {
-				t.Fatalf("%d stalled attempts ended before the other platform's delivery: it waited for an attempt timeout", n)
-			}
-			if open := stalls.open.Load(); open < openBefore {
-				t.Fatalf("stalled attempts open: %d before, %d after the other platform's delivery", openBefore, open)
-			}
-			if _, bad := rcv.snapshot(); len(bad) > 0 {
-				t.Fatalf("the receiver refused deliveries: %v", bad)
-			}
+		healthy.charge(t, 800)
+		waitUntil(t, "the other platform's two events while the stalled attempts are open", 20*time.Second, func() bool {
+			got, _ := rcv.snapshot()
+			return len(got) == 2
+		}, func() string {
+			return fmt.Sprintf("stalled requests: %d arrived, %d open, %d ended", stalls.arrived.Load(), stalls.open.Load(), stalls.ended.Load())
 		})
-	}
+		if n := stalls.ended.Load(); n != 0 {
+			t.Fatalf("%d stalled attempts ended before the other platform's delivery: it waited for an attempt timeout", n)
+		}
+		if open := stalls.open.Load(); open < openBefore {
+			t.Fatalf("stalled attempts open: %d before, %d after the other platform's delivery", openBefore, open)
+		}
+		if _, bad := rcv.snapshot(); len(bad) > 0 {
+			t.Fatalf("the receiver refused deliveries: %v", bad)
+		}
+	})
 }
 
 // TestTwoProcessesSendEachAttemptOnce runs two stores (two processes) on one
@@ -160,83 +156,79 @@ func TestStallingPlatformDoesNotDelayOthers(t *testing.T) {
 // claimed 50 deliveries at a time for one lease and sent the last of them
 // after it ran out, when the other process had claimed and sent them too.
 func TestTwoProcessesSendEachAttemptOnce(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
-			var stores []*sqlstore.Store
-			for range 2 {
-				s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				stores = append(stores, s)
-			}
-			slow, healthy := newFixture(t, stores[0]), newFixture(t, stores[1])
-			stalls := newStallingEndpoints(t, ivrpay.MaxWebhookEndpointsPerPlatform)
-			endpoints := stalls.register(t, slow)
-			rcv := newReceiver(t)
-			ep, err := stores[1].CreateWebhookEndpoint(healthy.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL})
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		ctx := context.Background()
+		dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
+		var stores []*sqlstore.Store
+		for range 2 {
+			s, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
-			rcv.secret = ep.Secret
+			defer s.Close()
+			stores = append(stores, s)
+		}
+		slow, healthy := newFixture(t, stores[0]), newFixture(t, stores[1])
+		stalls := newStallingEndpoints(t, ivrpay.MaxWebhookEndpointsPerPlatform)
+		endpoints := stalls.register(t, slow)
+		rcv := newReceiver(t)
+		ep, err := stores[1].CreateWebhookEndpoint(healthy.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcv.secret = ep.Secret
 
-			// One attempt each: the retry is an hour away.
-			schedule := []time.Duration{0, time.Hour}
-			var stops []func()
-			for _, s := range stores {
-				stops = append(stops, startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: schedule,
-					PollInterval: 20 * time.Millisecond, Timeout: 2 * time.Second, Concurrency: 4}))
-			}
-			slow.charge(t, 1500)
-			healthy.charge(t, 800)
-			attempted := func() bool {
-				for _, e := range endpoints {
-					ds := deliveries(t, slow.adminCtx, stores[0], e.ID)
-					if len(ds) != 2 {
+		// One attempt each: the retry is an hour away.
+		schedule := []time.Duration{0, time.Hour}
+		var stops []func()
+		for _, s := range stores {
+			stops = append(stops, startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: schedule,
+				PollInterval: 20 * time.Millisecond, Timeout: 2 * time.Second, Concurrency: 4}))
+		}
+		slow.charge(t, 1500)
+		healthy.charge(t, 800)
+		attempted := func() bool {
+			for _, e := range endpoints {
+				ds := deliveries(t, slow.adminCtx, stores[0], e.ID)
+				if len(ds) != 2 {
+					return false
+				}
+				for _, d := range ds {
+					if d.AttemptCount == 0 {
 						return false
 					}
-					for _, d := range ds {
-						if d.AttemptCount == 0 {
-							return false
-						}
-					}
-				}
-				got, _ := rcv.snapshot()
-				return len(got) == 2
-			}
-			waitUntil(t, "one attempt of every delivery", 90*time.Second, attempted, func() string {
-				return fmt.Sprintf("stalled requests: %d arrived, %d open, %d ended", stalls.arrived.Load(), stalls.open.Load(), stalls.ended.Load())
-			})
-			for _, stop := range stops {
-				stop() // finishes and records what is in flight
-			}
-
-			recorded := 0
-			for _, e := range endpoints {
-				for _, d := range deliveries(t, slow.adminCtx, stores[0], e.ID) {
-					recorded += len(d.Attempts)
-					if n := stalls.sendsTo(strings.TrimSuffix(e.URL, "/stall"), d.EventID); n != len(d.Attempts) {
-						t.Errorf("delivery of %s to %s: %d requests for %d recorded attempts", d.EventID, e.ID, n, len(d.Attempts))
-					}
 				}
 			}
-			if sends := stalls.totalSends(); sends != recorded {
-				t.Errorf("the stalling endpoints got %d requests for %d recorded attempts", sends, recorded)
-			}
-			got, bad := rcv.snapshot()
-			if len(bad) > 0 {
-				t.Fatalf("the receiver refused deliveries: %v", bad)
-			}
-			for id, bodies := range got {
-				if len(bodies) != 1 {
-					t.Errorf("the other platform's event %s was sent %d times", id, len(bodies))
-				}
-			}
+			got, _ := rcv.snapshot()
+			return len(got) == 2
+		}
+		waitUntil(t, "one attempt of every delivery", 90*time.Second, attempted, func() string {
+			return fmt.Sprintf("stalled requests: %d arrived, %d open, %d ended", stalls.arrived.Load(), stalls.open.Load(), stalls.ended.Load())
 		})
-	}
+		for _, stop := range stops {
+			stop() // finishes and records what is in flight
+		}
+
+		recorded := 0
+		for _, e := range endpoints {
+			for _, d := range deliveries(t, slow.adminCtx, stores[0], e.ID) {
+				recorded += len(d.Attempts)
+				if n := stalls.sendsTo(strings.TrimSuffix(e.URL, "/stall"), d.EventID); n != len(d.Attempts) {
+					t.Errorf("delivery of %s to %s: %d requests for %d recorded attempts", d.EventID, e.ID, n, len(d.Attempts))
+				}
+			}
+		}
+		if sends := stalls.totalSends(); sends != recorded {
+			t.Errorf("the stalling endpoints got %d requests for %d recorded attempts", sends, recorded)
+		}
+		got, bad := rcv.snapshot()
+		if len(bad) > 0 {
+			t.Fatalf("the receiver refused deliveries: %v", bad)
+		}
+		for id, bodies := range got {
+			if len(bodies) != 1 {
+				t.Errorf("the other platform's event %s was sent %d times", id, len(bodies))
+			}
+		}
+	})
 }

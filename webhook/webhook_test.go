@@ -301,153 +301,145 @@ var testSchedule = []time.Duration{0, 20 * time.Millisecond, 50 * time.Milliseco
 // store and worker, and brings the receiver back: every event arrives, and
 // repeats carry the same webhook-id and body.
 func TestRestartLosesNothing(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
-			s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := newFixture(t, s1)
-			rcv := newReceiver(t)
-			rcv.down.Store(true)
-			ep, err := s1.CreateWebhookEndpoint(f.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL + "/hooks"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rcv.secret = ep.Secret
-			stop1 := startWorker(&webhook.Worker{Outbox: s1, AllowPrivate: true, Schedule: testSchedule, PollInterval: 10 * time.Millisecond})
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		ctx := context.Background()
+		dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
+		s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := newFixture(t, s1)
+		rcv := newReceiver(t)
+		rcv.down.Store(true)
+		ep, err := s1.CreateWebhookEndpoint(f.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL + "/hooks"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcv.secret = ep.Secret
+		stop1 := startWorker(&webhook.Worker{Outbox: s1, AllowPrivate: true, Schedule: testSchedule, PollInterval: 10 * time.Millisecond})
 
-			payin := f.charge(t, 1000)
-			paymentstest.Settle(t, s1)
-			if _, err := f.pay.VoidOrRefund(f.adminCtx, payin, ivrpay.VoidOrRefund{IdempotencyKey: "r1", Reason: ivrpay.RefundReasonDuplicate, Amount: "250"}); err != nil {
-				t.Fatal(err)
-			}
-			paymentstest.Settle(t, s1)
-			f.charge(t, 2000)
-			// payin.processing, payment_method.active, payin.succeeded, refund.processing, refund.succeeded,
-			// and the second charge's payin.processing and payment_method.active.
-			if n := len(events(t, s1)); n != 7 {
-				t.Fatalf("%d events in the outbox, want 7", n)
-			}
-			waitUntil(t, "a failed attempt of every delivery", 10*time.Second, func() bool {
-				for _, d := range deliveries(t, f.adminCtx, s1, ep.ID) {
-					if d.AttemptCount == 0 {
-						return false
-					}
-				}
-				return true
-			})
-			stop1()
-			// A process killed after claiming (maybe after sending) never records.
-			if _, err := s1.ClaimWebhookDeliveries(ctx, ivrpay.WebhookClaim{Limit: 3, Lease: 300 * time.Millisecond}); err != nil {
-				t.Fatal(err)
-			}
+		payin := f.charge(t, 1000)
+		paymentstest.Settle(t, s1)
+		if _, err := f.pay.VoidOrRefund(f.adminCtx, payin, ivrpay.VoidOrRefund{IdempotencyKey: "r1", Reason: ivrpay.RefundReasonDuplicate, Amount: "250"}); err != nil {
+			t.Fatal(err)
+		}
+		paymentstest.Settle(t, s1)
+		f.charge(t, 2000)
+		// payin.processing, payment_method.active, payin.succeeded, refund.processing, refund.succeeded,
+		// and the second charge's payin.processing and payment_method.active.
+		if n := len(events(t, s1)); n != 7 {
+			t.Fatalf("%d events in the outbox, want 7", n)
+		}
+		waitUntil(t, "a failed attempt of every delivery", 10*time.Second, func() bool {
 			for _, d := range deliveries(t, f.adminCtx, s1, ep.ID) {
-				if d.Status != ivrpay.DeliveryStatusPending || d.Attempts[0].StatusCode != http.StatusServiceUnavailable {
-					t.Fatalf("delivery while the receiver was down: %+v", d)
+				if d.AttemptCount == 0 {
+					return false
 				}
 			}
-			s1.Close()
-
-			rcv.down.Store(false)
-			s2, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s2.Close()
-			adminCtx := adminContext(t, s2, f.secret)
-			stop2 := startWorker(&webhook.Worker{Outbox: s2, AllowPrivate: true, Schedule: testSchedule, PollInterval: 10 * time.Millisecond})
-			defer stop2()
-			waitUntil(t, "every delivery DELIVERED after the restart", 15*time.Second, func() bool {
-				for _, d := range deliveries(t, adminCtx, s2, ep.ID) {
-					if d.Status != ivrpay.DeliveryStatusDelivered {
-						return false
-					}
-				}
-				return true
-			}, func() string { return dump(deliveries(t, adminCtx, s2, ep.ID)) })
-			got, bad := rcv.snapshot()
-			if len(bad) > 0 {
-				t.Fatalf("receiver refused deliveries: %v", bad)
-			}
-			for _, id := range events(t, s2) {
-				bodies := got[id]
-				if len(bodies) == 0 {
-					t.Errorf("event %s was never delivered", id)
-				}
-				for _, b := range bodies[1:] {
-					if b != bodies[0] {
-						t.Errorf("event %s was delivered with different bodies:\n%s\n%s", id, bodies[0], b)
-					}
-				}
-			}
-			if len(got) != 7 {
-				t.Errorf("receiver got %d distinct webhook-ids, want 7", len(got))
-			}
+			return true
 		})
-	}
+		stop1()
+		// A process killed after claiming (maybe after sending) never records.
+		if _, err := s1.ClaimWebhookDeliveries(ctx, ivrpay.WebhookClaim{Limit: 3, Lease: 300 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range deliveries(t, f.adminCtx, s1, ep.ID) {
+			if d.Status != ivrpay.DeliveryStatusPending || d.Attempts[0].StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("delivery while the receiver was down: %+v", d)
+			}
+		}
+		s1.Close()
+
+		rcv.down.Store(false)
+		s2, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s2.Close()
+		adminCtx := adminContext(t, s2, f.secret)
+		stop2 := startWorker(&webhook.Worker{Outbox: s2, AllowPrivate: true, Schedule: testSchedule, PollInterval: 10 * time.Millisecond})
+		defer stop2()
+		waitUntil(t, "every delivery DELIVERED after the restart", 15*time.Second, func() bool {
+			for _, d := range deliveries(t, adminCtx, s2, ep.ID) {
+				if d.Status != ivrpay.DeliveryStatusDelivered {
+					return false
+				}
+			}
+			return true
+		}, func() string { return dump(deliveries(t, adminCtx, s2, ep.ID)) })
+		got, bad := rcv.snapshot()
+		if len(bad) > 0 {
+			t.Fatalf("receiver refused deliveries: %v", bad)
+		}
+		for _, id := range events(t, s2) {
+			bodies := got[id]
+			if len(bodies) == 0 {
+				t.Errorf("event %s was never delivered", id)
+			}
+			for _, b := range bodies[1:] {
+				if b != bodies[0] {
+					t.Errorf("event %s was delivered with different bodies:\n%s\n%s", id, bodies[0], b)
+				}
+			}
+		}
+		if len(got) != 7 {
+			t.Errorf("receiver got %d distinct webhook-ids, want 7", len(got))
+		}
+	})
 }
 
 // TestWorkersNeverDoubleSend runs two stores (two "processes") with two
 // workers each on one database: with no crash, each event is sent once.
 func TestWorkersNeverDoubleSend(t *testing.T) {
-	t.Parallel()
-	for _, engine := range paymentstest.Engines(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
-			s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s1.Close()
-			s2, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s2.Close()
-			f := newFixture(t, s1)
-			rcv := newReceiver(t)
-			ep, err := s1.CreateWebhookEndpoint(f.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL, Events: []string{ivrpay.EventPayinProcessing}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rcv.secret = ep.Secret
-			for _, s := range []*sqlstore.Store{s1, s2, s1, s2} {
-				defer startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: testSchedule, PollInterval: 5 * time.Millisecond, Concurrency: 3})()
-			}
-			const payins = 12
-			for range payins {
-				f.charge(t, 700)
-			}
-			waitUntil(t, "every delivery DELIVERED", 15*time.Second, func() bool {
-				ds := deliveries(t, f.adminCtx, s1, ep.ID)
-				for _, d := range ds {
-					if d.Status != ivrpay.DeliveryStatusDelivered {
-						return false
-					}
-				}
-				return len(ds) == payins
-			})
-			got, bad := rcv.snapshot()
-			if len(bad) > 0 {
-				t.Fatalf("receiver refused deliveries: %v", bad)
-			}
-			if len(got) != payins {
-				t.Fatalf("receiver got %d events, want %d (the endpoint subscribes to payin.processing only)", len(got), payins)
-			}
-			for id, bodies := range got {
-				if len(bodies) != 1 {
-					t.Errorf("event %s was sent %d times", id, len(bodies))
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		ctx := context.Background()
+		dsn, opts := paymentstest.DSN(t, engine), paymentstest.Options(t)
+		s1, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s1.Close()
+		s2, err := sqlstore.Open(ctx, dsn, opts.StoreOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s2.Close()
+		f := newFixture(t, s1)
+		rcv := newReceiver(t)
+		ep, err := s1.CreateWebhookEndpoint(f.adminCtx, ivrpay.WebhookEndpointCreate{URL: rcv.URL, Events: []string{ivrpay.EventPayinProcessing}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcv.secret = ep.Secret
+		for _, s := range []*sqlstore.Store{s1, s2, s1, s2} {
+			defer startWorker(&webhook.Worker{Outbox: s, AllowPrivate: true, Schedule: testSchedule, PollInterval: 5 * time.Millisecond, Concurrency: 3})()
+		}
+		const payins = 12
+		for range payins {
+			f.charge(t, 700)
+		}
+		waitUntil(t, "every delivery DELIVERED", 15*time.Second, func() bool {
+			ds := deliveries(t, f.adminCtx, s1, ep.ID)
+			for _, d := range ds {
+				if d.Status != ivrpay.DeliveryStatusDelivered {
+					return false
 				}
 			}
+			return len(ds) == payins
 		})
-	}
+		got, bad := rcv.snapshot()
+		if len(bad) > 0 {
+			t.Fatalf("receiver refused deliveries: %v", bad)
+		}
+		if len(got) != payins {
+			t.Fatalf("receiver got %d events, want %d (the endpoint subscribes to payin.processing only)", len(got), payins)
+		}
+		for id, bodies := range got {
+			if len(bodies) != 1 {
+				t.Errorf("event %s was sent %d times", id, len(bodies))
+			}
+		}
+	})
 }
 
 // TestGiveUpAndPrivateAddresses: a production worker refuses to connect to a
