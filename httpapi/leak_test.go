@@ -5,7 +5,6 @@ package httpapi_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -176,7 +175,7 @@ func TestConnectorNoCardDataAtRest(t *testing.T) {
 		}
 
 		// Every column of every table, as text.
-		dump := dumpTables(t, engine, b.store.DB())
+		dump := dumpTables(t, b.store)
 		if !strings.Contains(dump, visa[len(visa)-4:]) {
 			t.Fatal("the database dump lacks even the card's last 4; the scan would prove nothing")
 		}
@@ -218,54 +217,23 @@ func TestConnectorNoCardDataAtRest(t *testing.T) {
 }
 
 // dumpTables renders every row of every table of the schema as text.
-func dumpTables(t *testing.T, engine string, db *sql.DB) string {
+func dumpTables(t *testing.T, s *sqlstore.Store) string {
 	t.Helper()
 	// Every table, including those other features add (audit, outbox, …).
-	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if engine != sqlstore.EngineSQLite {
-		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
-	}
-	trows, err := db.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for trows.Next() {
-		var name string
-		if err := trows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	trows.Close()
+	tables := paymentstest.Tables(t, s)
 	if !slices.Contains(tables, "payins") || !slices.Contains(tables, "connector_transactions") {
 		t.Fatalf("tables %v lack the payment tables", tables)
 	}
 	var out strings.Builder
 	for _, table := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
-		if err != nil {
-			t.Fatalf("dump %s: %v", table, err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
+		cols := paymentstest.Columns(t, s.DB(), table)
+		for _, vals := range paymentstest.ReadRows(t, s.DB(), `SELECT * FROM "`+table+`"`) {
 			for i, v := range vals {
 				if b, ok := v.([]byte); ok {
 					v = string(b)
 				}
 				fmt.Fprintf(&out, "%s.%s=%v\n", table, cols[i], v)
 			}
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
 		}
 	}
 	return out.String()

@@ -263,38 +263,13 @@ func keys[V any](m map[string]V) []string {
 // allColumns lists the columns of every table of the store's schema.
 func allColumns(t *testing.T, s *sqlstore.Store) map[string][]string {
 	t.Helper()
-	query := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if s.Engine() == sqlstore.EnginePostgres {
-		query = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
-	}
-	rows, err := s.DB().Query(query)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
+	tables := paymentstest.Tables(t, s)
 	if len(tables) < 8 {
 		t.Fatalf("only %d tables found: %v", len(tables), tables)
 	}
 	out := map[string][]string{}
 	for _, table := range tables {
-		r, err := s.DB().Query(`SELECT * FROM ` + table + ` WHERE 1 = 0`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, err := r.Columns()
-		r.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[table] = cols
+		out[table] = paymentstest.Columns(t, s.DB(), table)
 	}
 	return out
 }
@@ -339,27 +314,11 @@ func storedValues(t *testing.T, s *sqlstore.Store, columns map[string][]string) 
 		}
 	}
 	for table, cols := range columns {
-		rows, err := s.DB().Query(`SELECT * FROM ` + table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
+		for _, vals := range paymentstest.ReadRows(t, s.DB(), `SELECT * FROM `+table) {
 			for i, v := range vals {
 				add(table+"."+cols[i], v)
 			}
 		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
 	}
 	for k := range seen {
 		if k == canaryAmex || k == canaryVisa {

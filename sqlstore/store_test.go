@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
@@ -460,29 +459,32 @@ func TestPayinConfigIdempotency(t *testing.T) {
 		wantCode(t, err, ivrpay.ENOTFOUND)
 
 		// Concurrent creations with one key make one config.
-		const n = 10
-		ids := make([]string, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				c, err := s.CreatePayinConfig(b.adminCtx, valid("concurrent"))
-				errs[i] = err
-				if err == nil {
-					ids[i] = c.ID
-				}
-			})
-		}
-		wg.Wait()
-		for i := range n {
-			if errs[i] != nil || ids[i] != ids[0] {
-				t.Fatalf("concurrent create %d: id %s, err %v; want id %s", i, ids[i], errs[i], ids[0])
+		sameIDAtOnce(t, 10, func() (string, error) {
+			c, err := s.CreatePayinConfig(b.adminCtx, valid("concurrent"))
+			if err != nil {
+				return "", err
 			}
-		}
+			return c.ID, nil
+		})
 		if got := count(t, s.DB(), `SELECT COUNT(*) FROM payin_configs WHERE idempotency_key LIKE '%concurrent'`); got != 1 {
 			t.Fatalf("%d payin configs for one idempotency key", got)
 		}
 	})
+}
+
+// sameIDAtOnce runs create n times at the same moment and fails the test
+// unless every call succeeds with the same id: an idempotency key used
+// concurrently makes one object.
+func sameIDAtOnce(t testing.TB, n int, create func() (id string, err error)) {
+	t.Helper()
+	ids := make([]string, n)
+	errs := make([]error, n)
+	paymentstest.AllAtOnce(n, func(i int) { ids[i], errs[i] = create() })
+	for i := range n {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Fatalf("concurrent create %d: id %s, err %v; want id %s", i, ids[i], errs[i], ids[0])
+		}
+	}
 }
 
 func TestPaymentMethodConfigIdempotency(t *testing.T) {
@@ -545,25 +547,13 @@ func TestPaymentMethodConfigIdempotency(t *testing.T) {
 		_, err = s.CreatePaymentMethodConfig(b.ivrCtx, valid("ivr"))
 		wantCode(t, err, ivrpay.EFORBIDDEN)
 
-		const n = 10
-		ids := make([]string, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				c, err := s.CreatePaymentMethodConfig(b.adminCtx, valid("concurrent"))
-				errs[i] = err
-				if err == nil {
-					ids[i] = c.ID
-				}
-			})
-		}
-		wg.Wait()
-		for i := range n {
-			if errs[i] != nil || ids[i] != ids[0] {
-				t.Fatalf("concurrent create %d: id %s, err %v; want id %s", i, ids[i], errs[i], ids[0])
+		sameIDAtOnce(t, 10, func() (string, error) {
+			c, err := s.CreatePaymentMethodConfig(b.adminCtx, valid("concurrent"))
+			if err != nil {
+				return "", err
 			}
-		}
+			return c.ID, nil
+		})
 		if got := count(t, s.DB(), `SELECT COUNT(*) FROM payment_method_configs WHERE idempotency_key LIKE '%concurrent'`); got != 1 {
 			t.Fatalf("%d payment method configs for one idempotency key", got)
 		}
@@ -795,25 +785,8 @@ func TestListScoping(t *testing.T) {
 // stored anywhere" checks.
 func tableDump(t *testing.T, s *sqlstore.Store, table string) string {
 	t.Helper()
-	rows, err := s.DB().Query(`SELECT * FROM ` + table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var sb strings.Builder
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
+	for _, vals := range paymentstest.ReadRows(t, s.DB(), `SELECT * FROM `+table) {
 		for _, v := range vals {
 			switch x := v.(type) {
 			case []byte:
@@ -824,9 +797,6 @@ func tableDump(t *testing.T, s *sqlstore.Store, table string) string {
 			sb.WriteByte('\x00')
 		}
 		sb.WriteByte('\n')
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return sb.String()
 }
