@@ -450,16 +450,7 @@ func TestEmulatorConfirmation(t *testing.T) {
 
 func TestEmulatorRetriesLikeTwilio(t *testing.T) {
 	t.Parallel()
-	s := newEmulatorSetup(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		if n == 1 {
-			select {
-			case <-time.After(10 * time.Second):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		answerJSON(approved)(n, w, r)
-	}, func(o *EmulatorOptions) { o.Timeout = time.Second })
+	s := newEmulatorSetup(t, slowFirstAnswer(approved), func(o *EmulatorOptions) { o.Timeout = time.Second })
 	sid := s.create(t, nil)
 	s.enterCard(t, sid)
 	if err := s.update(sid, "", "complete"); err != nil {

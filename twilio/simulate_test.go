@@ -72,6 +72,22 @@ func answerJSON(body string) func(int, http.ResponseWriter, *http.Request) {
 	}
 }
 
+// slowFirstAnswer answers body like answerJSON, the first request only after
+// 10 s (longer than any timeout the tests set), as a charge slower than
+// Twilio waits for.
+func slowFirstAnswer(body string) func(int, http.ResponseWriter, *http.Request) {
+	return func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			select {
+			case <-time.After(10 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		answerJSON(body)(n, w, r)
+	}
+}
+
 const approved = `{"charge_id":"pyi_1","error_code":null,"error_message":null,` +
 	`"parameters":{"payin_id":"pyi_1","payin_status":"PROCESSING","card_brand":"VISA","card_last_4":"1111"}}`
 
@@ -241,16 +257,7 @@ func TestSimulateRetriesSlowAnswer(t *testing.T) {
 	t.Parallel()
 	// Like an 11-second charge against Twilio's 10 s, scaled down: the first
 	// attempt answers after the timeout, the retry at once.
-	fake := newFakeConnector(t, func(n int, w http.ResponseWriter, r *http.Request) {
-		if n == 1 {
-			select {
-			case <-time.After(10 * time.Second):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		answerJSON(approved)(n, w, r)
-	})
+	fake := newFakeConnector(t, slowFirstAnswer(approved))
 	o := testOptions(fake.URL, payinPay(t))
 	o.Timeout = time.Second // long enough to reach the fake server on a loaded machine
 	sim, err := Simulate(context.Background(), o)
