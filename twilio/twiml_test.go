@@ -2,37 +2,14 @@ package twilio
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ivrpay/ivrpay/card"
+	"github.com/ivrpay/ivrpay/internal/golden"
 	"github.com/twilio/twilio-go/twiml"
 )
-
-var update = flag.Bool("update", false, "rewrite the testdata/*.golden files")
-
-// golden compares got with testdata/name, or rewrites the file under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 func TestCardTypeMapping(t *testing.T) {
 	t.Parallel()
@@ -96,13 +73,13 @@ func TestGenerateTwiMLGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".twiml.golden", doc)
+			golden.Check(t, name+".twiml.golden", doc)
 			p, err := NewPay(o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+".studio.golden", p.StudioFlow())
-			golden(t, name+".studio-widget.golden", p.StudioWidget())
+			golden.Check(t, name+".studio.golden", p.StudioFlow())
+			golden.Check(t, name+".studio-widget.golden", p.StudioWidget())
 		})
 	}
 }

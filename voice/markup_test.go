@@ -2,37 +2,14 @@ package voice_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/ivrpay/ivrpay/internal/golden"
 	"github.com/ivrpay/ivrpay/twilio"
 	"github.com/ivrpay/ivrpay/voice"
 )
-
-var update = flag.Bool("update", false, "rewrite the testdata/*.golden files")
-
-// golden compares got with testdata/name, or rewrites the file under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 const (
 	payinConfig = "sbx_cfg_3N8Y0gUGYIj3dUsq758HbYohGOy"
@@ -82,7 +59,7 @@ func TestDocuments(t *testing.T) {
 					t.Fatal(err)
 				}
 				if d.platform != voice.Twilio { // Twilio's goldens live in package twilio
-					golden(t, kind+"."+d.format+".golden", doc)
+					golden.Check(t, kind+"."+d.format+".golden", doc)
 				}
 				opts := twilio.LintOptions{AmountCents: o.AmountCents, ConfigKind: strings.TrimSuffix(kind, "-caller"), WantCaller: o.Caller}
 				findings, err := d.platform.Check(doc, opts)
