@@ -3,12 +3,9 @@ package sqlstore_test
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/ivrpay/ivrpay"
-	"github.com/ivrpay/ivrpay/payments/paymentstest"
-	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
 // TestRiskCountsAcrossTwoProcesses: declines of one card spread over two
@@ -17,17 +14,7 @@ import (
 // whichever process the attempt reaches; and the block is seen by both.
 func TestRiskCountsAcrossTwoProcesses(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		if engine != sqlstore.EnginePostgres {
-			t.Skip("several server processes share a database only on PostgreSQL")
-		}
-		bin := buildIvrpay(t)
-		dsn := paymentstest.DSN(t, engine)
-		keyFile := filepath.Join(t.TempDir(), "vault.key")
-		paymentstest.WriteVaultKey(t, keyFile)
-		opts := paymentstest.Options(t)
-		s := openDSN(t, dsn, opts)
-		b := setupOn(t, s, engine, opts)
-		servers := []string{startServer(t, bin, dsn, keyFile), startServer(t, bin, dsn, keyFile)}
+		b, servers := twoServers(t, engine)
 
 		charge := func(server int, pan string) connectorAnswer {
 			t.Helper()
@@ -62,7 +49,7 @@ func TestRiskCountsAcrossTwoProcesses(t *testing.T) {
 				t.Fatalf("the card's next attempt on server %d answered %s, want RISK_BLOCKED", server, got)
 			}
 		}
-		if n := count(t, s.DB(), `SELECT COUNT(*) FROM payins WHERE refusal_code = $1`, ivrpay.RefusalDeclined); n != 3 {
+		if n := count(t, b.s.DB(), `SELECT COUNT(*) FROM payins WHERE refusal_code = $1`, ivrpay.RefusalDeclined); n != 3 {
 			t.Fatalf("%d payins reached the processor's decline, want 3", n)
 		}
 		if got := code(charge(1, visaOK)); got != "OK" {

@@ -29,26 +29,10 @@ import (
 // shared between them.
 func TestTwoProcessesShareOnePostgres(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		if engine != sqlstore.EnginePostgres {
-			t.Skip("several server processes share a database only on PostgreSQL")
-		}
-		bin := buildIvrpay(t)
-
-		dsn := paymentstest.DSN(t, engine)
-		keyFile := filepath.Join(t.TempDir(), "vault.key")
-		key := paymentstest.WriteVaultKey(t, keyFile)
-		v, err := vault.New(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts := paymentstest.Options(t)
-		opts.Vault = v // the servers' key, so fingerprints match
-		s := openDSN(t, dsn, opts)
-		b := setupOn(t, s, engine, opts)
+		b, servers := twoServers(t, engine)
+		s := b.s
 		identicalCfg := b.payinConfig(t, 1000)
 		raceCfg := b.payinConfig(t, 1000)
-
-		servers := []string{startServer(t, bin, dsn, keyFile), startServer(t, bin, dsn, keyFile)}
 
 		t.Run("30 identical requests", func(t *testing.T) {
 			body := connectorBody(identicalCfg.ID, "CA-2proc-identical")
@@ -99,6 +83,29 @@ func TestTwoProcessesShareOnePostgres(t *testing.T) {
 			}
 		})
 	})
+}
+
+// twoServers skips the test unless engine is PostgreSQL; otherwise it makes
+// a fresh database, starts two `ivrpay serve` processes of the built binary
+// on it, with one vault key file, and returns the bundle set up on the
+// database (with the servers' vault key, so that card fingerprints match)
+// and the servers' addresses.
+func twoServers(t *testing.T, engine string) (*bundle, []string) {
+	t.Helper()
+	if engine != sqlstore.EnginePostgres {
+		t.Skip("several server processes share a database only on PostgreSQL")
+	}
+	bin := buildIvrpay(t)
+	dsn := paymentstest.DSN(t, engine)
+	keyFile := filepath.Join(t.TempDir(), "vault.key")
+	v, err := vault.New(paymentstest.WriteVaultKey(t, keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := paymentstest.Options(t)
+	opts.Vault = v
+	b := setupOn(t, openDSN(t, dsn, opts), engine, opts)
+	return b, []string{startServer(t, bin, dsn, keyFile), startServer(t, bin, dsn, keyFile)}
 }
 
 // connectorAnswer is the Twilio-shaped connector response.
