@@ -144,10 +144,7 @@ the command line: IVRPAY_AUTH_TOKEN or --auth-token-file, and a connector's pass
 	if code := parseCommandLine(fs, args); code >= 0 {
 		return code
 	}
-	usage := func(format string, args ...any) int {
-		fmt.Fprintf(stderr, "ivrpay twilio-emulator: "+format+"\n", args...)
-		return 2
-	}
+	usage := usageExit(stderr, "twilio-emulator")
 	switch {
 	case fs.NArg() > 0:
 		return usage("unexpected argument %q", fs.Arg(0))

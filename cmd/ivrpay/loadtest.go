@@ -56,10 +56,7 @@ A progress line on stderr is updated once a second.
 	if code := parseCommandLine(fs, args); code >= 0 {
 		return code
 	}
-	usage := func(format string, args ...any) int {
-		fmt.Fprintf(stderr, "ivrpay loadtest: "+format+"\n", args...)
-		return 2
-	}
+	usage := usageExit(stderr, "loadtest")
 	switch {
 	case fs.NArg() > 0:
 		return usage("unexpected argument %q", fs.Arg(0))

@@ -63,10 +63,7 @@ Every flag can also be set as IVRPAY_<NAME>, e.g. IVRPAY_ENDPOINT.
 	if code := parseCommandLine(fs, args); code >= 0 {
 		return code
 	}
-	usage := func(format string, args ...any) int {
-		fmt.Fprintf(stderr, "ivrpay simulate: "+format+"\n", args...)
-		return 2
-	}
+	usage := usageExit(stderr, "simulate")
 	platform, err := lookupProvider(*provider)
 	if err != nil {
 		return usage("%v", err)

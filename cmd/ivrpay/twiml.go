@@ -45,6 +45,16 @@ func parseCommandLine(fs *flag.FlagSet, args []string) int {
 	}
 }
 
+// usageExit returns the function a subcommand reports a mistake in its
+// command line with: it prints "ivrpay command: " and the message on stderr
+// and returns the exit code, 2.
+func usageExit(stderr io.Writer, command string) func(format string, args ...any) int {
+	return func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "ivrpay "+command+": "+format+"\n", args...)
+		return 2
+	}
+}
+
 // payFlags are the flags that describe a <Pay>: `ivrpay twiml` prints it,
 // `ivrpay simulate` plays it.
 type payFlags struct {
