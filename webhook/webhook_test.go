@@ -263,6 +263,18 @@ func deliveries(t *testing.T, ctx context.Context, s *sqlstore.Store, endpointID
 	return l.Results
 }
 
+// deliveriesAre reports whether the endpoint has n deliveries, all in status.
+func deliveriesAre(t *testing.T, ctx context.Context, s *sqlstore.Store, endpointID string, n int, status string) bool {
+	t.Helper()
+	ds := deliveries(t, ctx, s, endpointID)
+	for _, d := range ds {
+		if d.Status != status {
+			return false
+		}
+	}
+	return len(ds) == n
+}
+
 func dump(v any) string {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	return string(b)
@@ -419,13 +431,7 @@ func TestWorkersNeverDoubleSend(t *testing.T) {
 			f.charge(t, 700)
 		}
 		waitUntil(t, "every delivery DELIVERED", 15*time.Second, func() bool {
-			ds := deliveries(t, f.adminCtx, s1, ep.ID)
-			for _, d := range ds {
-				if d.Status != ivrpay.DeliveryStatusDelivered {
-					return false
-				}
-			}
-			return len(ds) == payins
+			return deliveriesAre(t, f.adminCtx, s1, ep.ID, payins, ivrpay.DeliveryStatusDelivered)
 		})
 		got, bad := rcv.snapshot()
 		if len(bad) > 0 {
@@ -459,13 +465,7 @@ func TestGiveUpAndPrivateAddresses(t *testing.T) {
 	defer startWorker(w)()
 	f.charge(t, 900)
 	waitUntil(t, "the deliveries to be marked FAILED", 10*time.Second, func() bool {
-		ds := deliveries(t, f.adminCtx, s, ep.ID)
-		for _, d := range ds {
-			if d.Status != ivrpay.DeliveryStatusFailed {
-				return false
-			}
-		}
-		return len(ds) == 2
+		return deliveriesAre(t, f.adminCtx, s, ep.ID, 2, ivrpay.DeliveryStatusFailed)
 	})
 	for _, d := range deliveries(t, f.adminCtx, s, ep.ID) {
 		if d.AttemptCount != 3 || len(d.Attempts) != 3 || d.NextAttemptAt != nil {
