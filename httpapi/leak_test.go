@@ -226,8 +226,8 @@ func dumpTables(t *testing.T, s *sqlstore.Store) string {
 	}
 	var out strings.Builder
 	for _, table := range tables {
-		cols := paymentstest.Columns(t, s.DB(), table)
-		for _, vals := range paymentstest.ReadRows(t, s.DB(), `SELECT * FROM "`+table+`"`) {
+		cols, rows := paymentstest.ReadRows(t, s.DB(), `SELECT * FROM "`+table+`"`)
+		for _, vals := range rows {
 			for i, v := range vals {
 				if b, ok := v.([]byte); ok {
 					v = string(b)

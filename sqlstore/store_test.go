@@ -786,7 +786,8 @@ func TestListScoping(t *testing.T) {
 func tableDump(t *testing.T, s *sqlstore.Store, table string) string {
 	t.Helper()
 	var sb strings.Builder
-	for _, vals := range paymentstest.ReadRows(t, s.DB(), `SELECT * FROM `+table) {
+	_, rows := paymentstest.ReadRows(t, s.DB(), `SELECT * FROM `+table)
+	for _, vals := range rows {
 		for _, v := range vals {
 			switch x := v.(type) {
 			case []byte:

@@ -17,7 +17,8 @@ func Tables(tb testing.TB, s *sqlstore.Store) []string {
 		query = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
 	}
 	var tables []string
-	for _, row := range ReadRows(tb, s.DB(), query) {
+	_, rows := ReadRows(tb, s.DB(), query)
+	for _, row := range rows {
 		switch name := row[0].(type) {
 		case string:
 			tables = append(tables, name)
@@ -30,48 +31,31 @@ func Tables(tb testing.TB, s *sqlstore.Store) []string {
 	return tables
 }
 
-// Columns returns the column names of table.
-func Columns(tb testing.TB, db *sql.DB, table string) []string {
+// ReadRows runs query and returns its columns' names and every row's values
+// as the driver gives them (text may come as []byte), in the columns' order.
+func ReadRows(tb testing.TB, db *sql.DB, query string, args ...any) (cols []string, rows [][]any) {
 	tb.Helper()
-	rows, err := db.Query(`SELECT * FROM "` + table + `" WHERE 1 = 0`)
-	if err != nil {
-		tb.Fatalf("columns of %s: %v", table, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		tb.Fatalf("columns of %s: %v", table, err)
-	}
-	return cols
-}
-
-// ReadRows runs query and returns every row's values as the driver gives
-// them (text may come as []byte), in the order of the query's columns.
-func ReadRows(tb testing.TB, db *sql.DB, query string, args ...any) [][]any {
-	tb.Helper()
-	rows, err := db.Query(query, args...)
+	r, err := db.Query(query, args...)
 	if err != nil {
 		tb.Fatalf("%s: %v", query, err)
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
+	defer r.Close()
+	if cols, err = r.Columns(); err != nil {
 		tb.Fatalf("%s: %v", query, err)
 	}
-	var out [][]any
-	for rows.Next() {
+	for r.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
-		if err := rows.Scan(ptrs...); err != nil {
+		if err := r.Scan(ptrs...); err != nil {
 			tb.Fatalf("%s: %v", query, err)
 		}
-		out = append(out, vals)
+		rows = append(rows, vals)
 	}
-	if err := rows.Err(); err != nil {
+	if err := r.Err(); err != nil {
 		tb.Fatalf("%s: %v", query, err)
 	}
-	return out
+	return cols, rows
 }
