@@ -263,7 +263,7 @@ func (s *Store) FindEventPayin(ctx context.Context, account, reference, paymentR
 		}
 	}
 	if id == "" && paymentReference != "" {
-		err = s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE processor_reference = $1 AND processor_account = $2`, paymentReference, account).Scan(&id)
+		err = s.queryRow(ctx, s.rdb, payinByProcessorReference, paymentReference, account).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, err
 		}
@@ -273,6 +273,18 @@ func (s *Store) FindEventPayin(ctx context.Context, account, reference, paymentR
 	}
 	return s.findPayin(ctx, s.rdb, id)
 }
+
+// payinByProcessorReference and refundByProcessorReference find an event's
+// object by the processor's reference. Each repeats the predicate of its
+// partial index (payins_processor_reference, refunds_processor_reference:
+// the reference is not empty), which an engine uses only when the query
+// implies it: without it every event naming a processor reference read all
+// payins.
+const (
+	payinByProcessorReference  = `SELECT id FROM payins WHERE processor_reference = $1 AND processor_reference <> '' AND processor_account = $2`
+	refundByProcessorReference = `SELECT r.id FROM refunds r JOIN payins p ON p.id = r.payin_id
+		WHERE r.processor_reference = $1 AND r.processor_reference <> '' AND p.processor_account = $2`
+)
 
 // FindEventRefund returns the refund of account an event is about: by
 // ivrpay's id (reference), else by the processor's reference of the
@@ -288,8 +300,7 @@ func (s *Store) FindEventRefund(ctx context.Context, account, reference, refundR
 		}
 	}
 	if id == "" && refundReference != "" {
-		err = s.queryRow(ctx, s.rdb, `SELECT r.id FROM refunds r JOIN payins p ON p.id = r.payin_id
-			WHERE r.processor_reference = $1 AND p.processor_account = $2`, refundReference, account).Scan(&id)
+		err = s.queryRow(ctx, s.rdb, refundByProcessorReference, refundReference, account).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, err
 		}
@@ -351,11 +362,24 @@ func optTime(ns sql.NullString) *time.Time {
 // (the sandbox confirms no capture it was asked to cancel; a refused void
 // lets the payin come due again). Its filter and order are the index
 // payins_sandbox_due's, word for word, so that a pass reads
-// only what it confirms (SQLite matches an index expression literally).
+// only what it confirms (SQLite matches an index expression literally); the
+// inbox look-up repeats processor_events_reference's predicate (the
+// reference is not empty) for the same reason, without which it read every
+// event of the account for each payin.
 const sandboxDuePayins = `SELECT id, amount, processor_reference, captured_amount, currency_code, COALESCE(status_at, updated_at) FROM payins
 	WHERE status = 'PROCESSING' AND processor_account = 'sandbox' AND COALESCE(status_at, updated_at) <= $1 AND ` + NoOperationInFlight + `
-	AND NOT EXISTS (SELECT 1 FROM processor_events e WHERE e.account = 'sandbox' AND e.reference = payins.id AND e.effect = $3)
+	AND NOT EXISTS (SELECT 1 FROM processor_events e WHERE e.account = 'sandbox' AND e.reference = payins.id AND e.reference <> '' AND e.effect = $3)
 	ORDER BY COALESCE(status_at, updated_at), id LIMIT $2`
+
+// sandboxDueRefunds lists the sandbox's refunds due to be confirmed, oldest
+// first, that have no confirmation in the inbox yet (reference <> ” as in
+// sandboxDuePayins).
+const sandboxDueRefunds = `SELECT r.id, r.amount, r.processor_reference, r.created_at, p.id, p.amount, p.processor_reference,
+		p.captured_amount, p.currency_code
+	FROM refunds r JOIN payins p ON p.id = r.payin_id
+	WHERE r.status = 'PROCESSING' AND r.created_at <= $1 AND r.processor_outcome <> 'UNKNOWN' AND p.processor_account = 'sandbox'
+	AND NOT EXISTS (SELECT 1 FROM processor_events e WHERE e.account = 'sandbox' AND e.reference = r.id AND e.reference <> '')
+	ORDER BY r.created_at, r.id LIMIT $2`
 
 // DueSandboxConfirmations lists what the built-in sandbox processor
 // confirms next: its payins and refunds PROCESSING since before cutoff
@@ -382,12 +406,7 @@ func (s *Store) DueSandboxConfirmations(ctx context.Context, cutoff time.Time, l
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = s.query(ctx, s.rdb, `SELECT r.id, r.amount, r.processor_reference, r.created_at, p.id, p.amount, p.processor_reference,
-			p.captured_amount, p.currency_code
-		FROM refunds r JOIN payins p ON p.id = r.payin_id
-		WHERE r.status = 'PROCESSING' AND r.created_at <= $1 AND r.processor_outcome <> 'UNKNOWN' AND p.processor_account = 'sandbox'
-		AND NOT EXISTS (SELECT 1 FROM processor_events e WHERE e.account = 'sandbox' AND e.reference = r.id)
-		ORDER BY r.created_at, r.id LIMIT $2`, at, limit)
+	rows, err = s.query(ctx, s.rdb, sandboxDueRefunds, at, limit)
 	if err != nil {
 		return nil, err
 	}
