@@ -2,7 +2,6 @@ package payments
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -33,65 +32,24 @@ func (s *Service) ConfirmSandboxDue(ctx context.Context, settleAfter time.Durati
 	if err != nil {
 		return 0, err
 	}
-	sends := make([][]ivrpay.ProcessorEvent, len(due))
-	for i, d := range due {
-		sends[i] = s.opts.SandboxConfirmations(d)
+	for _, d := range due {
+		if err := s.receiveAll(ctx, s.opts.SandboxConfirmations(d), &n); err != nil {
+			return n, err
+		}
 	}
-	if n, err = s.receiveConcurrently(ctx, sends); err != nil || s.opts.SandboxDisputes == nil {
-		return n, err
+	if s.opts.SandboxDisputes == nil {
+		return n, nil
 	}
 	disputes, err := s.store.DueSandboxDisputes(ctx, cutoff, sandboxBatch)
 	if err != nil {
 		return n, err
 	}
-	sends = make([][]ivrpay.ProcessorEvent, len(disputes))
-	for i, d := range disputes {
-		sends[i] = s.opts.SandboxDisputes(d)
-	}
-	m, err := s.receiveConcurrently(ctx, sends)
-	return n + m, err
-}
-
-// sandboxConcurrency is how many objects a sandbox pass confirms at once.
-// Their writes then share group commits: one at a time, each confirmation
-// waited for two commits of its own, and the sandbox confirmed about 400
-// payins a second at 0.85 ms of CPU each, less than a burst of charges
-// makes (docs/benchmarks.md).
-const sandboxConcurrency = 16
-
-// receiveConcurrently receives each object's events in order, up to
-// sandboxConcurrency objects at once (the inbox applies events in any
-// order, as a processor may send them), and returns how many it received
-// and the first error, after which it starts no more.
-func (s *Service) receiveConcurrently(ctx context.Context, sends [][]ivrpay.ProcessorEvent) (n int, err error) {
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		running = make(chan struct{}, sandboxConcurrency)
-	)
-	for _, events := range sends {
-		mu.Lock()
-		failed := err != nil
-		mu.Unlock()
-		if failed {
-			break
+	for _, d := range disputes {
+		if err := s.receiveAll(ctx, s.opts.SandboxDisputes(d), &n); err != nil {
+			return n, err
 		}
-		running <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-running; wg.Done() }()
-			var k int
-			rerr := s.receiveAll(ctx, events, &k)
-			mu.Lock()
-			defer mu.Unlock()
-			n += k
-			if err == nil {
-				err = rerr
-			}
-		}()
 	}
-	wg.Wait()
-	return n, err
+	return n, nil
 }
 
 // receiveAll receives the sandbox's events in order, counting them in n.
