@@ -84,6 +84,9 @@ type writeResult struct {
 	panicked any
 }
 
+// failed reports whether the closure returned an error or panicked.
+func (r writeResult) failed() bool { return r.err != nil || r.panicked != nil }
+
 func newGroupCommit(db *sql.DB) *groupCommit {
 	g := &groupCommit{db: db, requests: make(chan *writeRequest, maxGroupCommit), stop: make(chan struct{}), linger: groupLinger, avgBatch: 1}
 	// Prepared before the loop starts: preparing on the one-connection pool
@@ -196,16 +199,14 @@ func (g *groupCommit) run(batch []*writeRequest) {
 	ctx := context.Background()
 	tx, err := g.db.BeginTx(ctx, nil)
 	if err != nil {
-		for _, r := range batch {
-			r.done <- writeResult{err: err}
-		}
+		answerAll(batch, err)
 		return
 	}
 	if len(batch) == 1 {
 		// Alone in its transaction: no savepoint needed.
 		r := batch[0]
 		res := call(r.fn, &batchTx{Tx: tx})
-		if res.err != nil || res.panicked != nil {
+		if res.failed() {
 			tx.Rollback()
 		} else {
 			res.err = tx.Commit()
@@ -216,7 +217,7 @@ func (g *groupCommit) run(batch []*writeRequest) {
 	results := make([]writeResult, len(batch))
 	bt := &batchTx{Tx: tx}
 	for i, r := range batch {
-		if results[i] = call(r.fn, bt); results[i].err != nil || results[i].panicked != nil {
+		if results[i] = call(r.fn, bt); results[i].failed() {
 			// Its partial writes cannot be told from the others': start
 			// over, each closure in its savepoint. (A connection the
 			// rollback left broken fails the next BEGIN, which answers all.)
@@ -225,11 +226,7 @@ func (g *groupCommit) run(batch []*writeRequest) {
 			return
 		}
 	}
-	commitErr := tx.Commit()
-	for i, r := range batch {
-		results[i].err = commitErr
-		r.done <- results[i]
-	}
+	commitAndAnswer(tx, batch, results)
 }
 
 // runWithSavepoints commits batch in a new transaction, each closure inside
@@ -237,9 +234,7 @@ func (g *groupCommit) run(batch []*writeRequest) {
 func (g *groupCommit) runWithSavepoints(ctx context.Context, batch []*writeRequest, results []writeResult) {
 	tx, err := g.db.BeginTx(ctx, nil)
 	if err != nil {
-		for _, r := range batch {
-			r.done <- writeResult{err: err}
-		}
+		answerAll(batch, err)
 		return
 	}
 	savepoint, rollbackTo, release := g.savepoint.in(ctx, tx), g.rollbackTo.in(ctx, tx), g.release.in(ctx, tx)
@@ -250,7 +245,7 @@ func (g *groupCommit) runWithSavepoints(ctx context.Context, batch []*writeReque
 			return
 		}
 		results[i] = call(r.fn, bt)
-		if results[i].err != nil || results[i].panicked != nil {
+		if results[i].failed() {
 			if _, err := rollbackTo(); err != nil {
 				// SQLite rolled the whole transaction back (an I/O error,
 				// an interrupt): the earlier closures' work is gone too.
@@ -263,12 +258,25 @@ func (g *groupCommit) runWithSavepoints(ctx context.Context, batch []*writeReque
 			return
 		}
 	}
+	commitAndAnswer(tx, batch, results)
+}
+
+// commitAndAnswer commits tx and answers every request of batch: with its
+// own failure, or else with the commit's outcome.
+func commitAndAnswer(tx *sql.Tx, batch []*writeRequest, results []writeResult) {
 	commitErr := tx.Commit()
 	for i, r := range batch {
-		if results[i].err == nil && results[i].panicked == nil {
+		if !results[i].failed() {
 			results[i].err = commitErr
 		}
 		r.done <- results[i]
+	}
+}
+
+// answerAll answers every request of batch with err.
+func answerAll(batch []*writeRequest, err error) {
+	for _, r := range batch {
+		r.done <- writeResult{err: err}
 	}
 }
 
@@ -331,7 +339,7 @@ func (b batchStmt) close() {
 func (g *groupCommit) abort(tx *sql.Tx, batch []*writeRequest, results []writeResult, ran int, err error) {
 	tx.Rollback()
 	for i := range ran {
-		if results[i].err == nil && results[i].panicked == nil {
+		if !results[i].failed() {
 			results[i].err = err
 		}
 		batch[i].done <- results[i]
