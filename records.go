@@ -57,6 +57,16 @@ type ConnectorTransaction struct {
 	ConfigID string
 }
 
+// ChargeRead is what a new connector charge reads before it writes: its
+// transaction (Found when it exists), the payin config it names (nil when
+// there is none) and the processor route of the config's merchant.
+type ChargeRead struct {
+	Transaction ConnectorTransaction
+	Found       bool
+	Config      *PayinConfig
+	Route       ProcessorRoute
+}
+
 // ConnectorAnswer is the answer of a connector transaction, stored with the
 // change that decided it.
 type ConnectorAnswer struct {

@@ -62,11 +62,19 @@ const minResolveTime = 500 * time.Millisecond
 // finds its CREATED payin and asks the processor again under the same key.
 // A config already in use is an ECONFLICT, or CONFIG_ALREADY_USED over IVR.
 func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, error) {
-	p, resumed, err := s.reserve(ctx, a)
+	reserved, holder, err := s.store.ReservePayin(context.WithoutCancel(ctx), s.newReservation(a))
+	return s.runReserved(ctx, a, reserved, holder, err)
+}
+
+// runReserved runs a charge on from its reservation (ReservePayin's answer:
+// the payin reserved, or the payin holding the config), steps (2) and (3).
+func (s *Service) runReserved(ctx context.Context, a chargeAttempt, reserved, holder *ivrpay.Payin, err error) (*ivrpay.Payin, error) {
+	p, resumed, err := s.reserved(a, reserved, holder, err)
 	if err != nil || p.Status != ivrpay.PayinStatusCreated {
 		return p, err
 	}
 	if a.risk != nil && a.risk.refusal != nil {
+		s.opts.RiskMetrics.Refused(a.risk.refusal.Block.Rule)
 		return s.recordOutcome(ctx, p, a, riskRefusedResult(a.risk.refusal)) // the card never leaves
 	}
 	pay := ivrpay.CardPayment{IdempotencyKey: p.ID, Reference: p.ID, Amount: a.cfg.Amount, Currency: a.cfg.CurrencyCode,
@@ -108,10 +116,8 @@ func (s *Service) charge(ctx context.Context, a chargeAttempt) (*ivrpay.Payin, e
 // before it was sent.
 const notSentDesc = "The payment could not be sent to the processor; nothing was charged"
 
-// reserve inserts the CREATED payin, or finds the payin of the same attempt
-// (a crashed or unknown one, which the caller resumes: resumed), or
-// refuses: the config is used.
-func (s *Service) reserve(ctx context.Context, a chargeAttempt) (p *ivrpay.Payin, resumed bool, err error) {
+// newReservation is the CREATED payin attempt a reserves its config with.
+func (s *Service) newReservation(a chargeAttempt) ivrpay.PayinReservation {
 	r := ivrpay.PayinReservation{ID: s.newID(ivrpay.PrefixPayin), Config: a.cfg, Card: cardOf(a.entry),
 		BillingContact: a.cfg.BillingContact.WithPostalCode(a.entry.PostalCode), Source: a.source,
 		IVRProvider: a.ivrProvider, IVRTransactionID: a.ivrTxID, Processor: a.account, CreatedAt: s.now(), CreatedBy: a.createdBy}
@@ -121,7 +127,13 @@ func (s *Service) reserve(ctx context.Context, a chargeAttempt) (p *ivrpay.Payin
 	if a.claim != nil && !a.claim.written {
 		r.Claim = &a.claim.ConnectorClaim
 	}
-	p, holder, err := s.store.ReservePayin(context.WithoutCancel(ctx), r)
+	return r
+}
+
+// reserved is the payin attempt a goes on with after its reservation wrote
+// p, or found holder: the payin of the same attempt (a crashed or unknown
+// one, which the caller resumes: resumed), or a refusal: the config is used.
+func (s *Service) reserved(a chargeAttempt, p, holder *ivrpay.Payin, err error) (*ivrpay.Payin, bool, error) {
 	if err != nil || holder == nil {
 		if err == nil && a.claim != nil {
 			a.claim.written = true

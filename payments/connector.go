@@ -34,37 +34,42 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		cardFP = s.vault.Fingerprint(req.CardNumber)
 	}
 	hash := s.ivrRequestHash(req, ref, cardFP)
-	// A read first: a replay of an answered transaction writes nothing. A
-	// charge naming a payin config reads the config in the same statement,
-	// for the new charge it most likely is.
+	newClaimOf := func() *newClaim {
+		return &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{ConnectorTransactionKey: key, RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}}
+	}
 	var tx ivrpay.ConnectorTransaction
 	var found bool
+	// cfg is the payin config read with the transaction (cfgRead; nil when
+	// it does not exist), for the replay's check.
 	var cfg *ivrpay.PayinConfig
-	var route ivrpay.ProcessorRoute
-	var risk *ivrpay.RiskLookup
 	cfgRead := req.Method == ivrpay.IVRMethodCharge && ivrpay.IDHasKind(ref.ID, ivrpay.PrefixPayinConfig)
 	if cfgRead {
-		// The same read finds the risk blocks on the card, caller, config and merchant.
-		risk = &ivrpay.RiskLookup{CardFingerprint: cardFP, Now: s.now()}
-		if c := ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]); c != "" {
-			risk.CallerSubject = ivrpay.CallerSubject(caller.PlatformID, c)
-		}
-		tx, found, cfg, route, err = s.store.FindConnectorTransactionAndPayinConfig(ctx, key, ref.ID, risk)
-	} else {
-		tx, found, err = s.store.FindConnectorTransaction(ctx, key)
-	}
-	if err != nil {
-		return res, err
-	}
-	if !found && req.Method == ivrpay.IVRMethodCharge {
-		// A new charge writes its claim with its payin's reservation (or its
-		// refusal): one commit before the processor call instead of two.
-		claim := &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{ConnectorTransactionKey: key,
-			RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}, cfg: cfg, route: route, cfgRead: cfgRead, risk: risk}
-		if res, err = s.runOwned(ctx, caller, req, cardFP, claim); !errors.Is(err, ivrpay.ErrClaimTaken) {
+		// The new charge it most likely is reads, decides and reserves in
+		// one write; a replay of an answered transaction writes nothing.
+		var read ivrpay.ChargeRead
+		read, res, err = s.startIVRCharge(ctx, caller, req, cardFP, newClaimOf())
+		if !read.Found && !errors.Is(err, ivrpay.ErrClaimTaken) {
 			return res, err
 		}
-		// Another request claimed it meanwhile: wait for it like any retry.
+		tx, found, cfg = read.Transaction, read.Found, read.Config
+		// ErrClaimTaken: another request claimed it meanwhile; wait for it like any retry.
+	} else {
+		// A read first: a replay of an answered transaction writes nothing.
+		if tx, found, err = s.store.FindConnectorTransaction(ctx, key); err != nil {
+			return res, err
+		}
+		if !found && req.Method == ivrpay.IVRMethodCharge {
+			// A new charge writes its claim with its payin's reservation (or
+			// its refusal): one commit before the processor call instead of two.
+			claim := newClaimOf()
+			res, err = s.runOwned(ctx, caller, req, claim, func(ctx context.Context) (ivrpay.IVRResult, bool, error) {
+				return s.runIVR(ctx, caller, req, cardFP, claim)
+			})
+			if !errors.Is(err, ivrpay.ErrClaimTaken) {
+				return res, err
+			}
+			// Another request claimed it meanwhile: wait for it like any retry.
+		}
 	}
 	if !tx.Done {
 		if tx, err = s.claimTransaction(ctx, key, hash, ref.ID); err != nil {
@@ -84,7 +89,47 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		}
 		return tx.Response, nil
 	}
-	return s.runOwned(ctx, caller, req, cardFP, nil)
+	return s.runOwned(ctx, caller, req, nil, func(ctx context.Context) (ivrpay.IVRResult, bool, error) {
+		return s.runIVR(ctx, caller, req, cardFP, nil)
+	})
+}
+
+// startIVRCharge starts a connector charge naming a payin config: one
+// write reads its transaction, config, route and risk blocks, decides
+// (planIVRCharge) and, for a new transaction the checks let through,
+// reserves the payin with the claim; then the charge runs on as runOwned
+// runs it. read.Found means the transaction existed, and nothing was done;
+// ErrClaimTaken that another request claimed it first, and nothing was
+// written.
+func (s *Service) startIVRCharge(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cardFP string, claim *newClaim) (read ivrpay.ChargeRead, res ivrpay.IVRResult, err error) {
+	// The same read finds the risk blocks on the card, caller, config and merchant.
+	claim.risk = &ivrpay.RiskLookup{CardFingerprint: cardFP, Now: s.now()}
+	if c := ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]); c != "" {
+		claim.risk.CallerSubject = ivrpay.CallerSubject(caller.PlatformID, c)
+	}
+	var plan ivrChargePlan
+	read, reserved, holder, err := s.store.ReserveConnectorCharge(ctx, claim.ConnectorTransactionKey, claim.ConfigID, claim.risk,
+		func(read ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) {
+			claim.cfg, claim.route, claim.cfgRead = read.Config, read.Route, true
+			var err error
+			if plan, err = s.planIVRCharge(ctx, caller, req, cardFP, claim); err != nil || plan.refusal != nil {
+				return nil, err
+			}
+			return &plan.reservation, nil
+		})
+	if read.Found || errors.Is(err, ivrpay.ErrClaimTaken) {
+		return read, res, err
+	}
+	res, err = s.runOwned(ctx, caller, req, claim, func(ctx context.Context) (ivrpay.IVRResult, bool, error) {
+		if err != nil {
+			return ivrpay.IVRResult{}, false, err
+		} else if plan.refusal != nil {
+			return plan.refusal.Result(), false, nil
+		}
+		p, err := s.runReserved(ctx, plan.attempt, reserved, holder, nil)
+		return ivrChargeAnswer(plan.attempt, p, err)
+	})
+	return read, res, err
 }
 
 // newClaim is the claim of a new charge transaction, not written yet: it is
@@ -102,14 +147,14 @@ type newClaim struct {
 }
 
 // runOwned runs a transaction this request has claimed (claim nil) or a new
-// one whose claim it writes with its first change. cardFP is the request's
-// card fingerprint. ErrClaimTaken means another request claimed the new one
-// first and nothing was written.
-func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cardFP string, claim *newClaim) (ivrpay.IVRResult, error) {
+// one whose claim it writes with its first change, by run. ErrClaimTaken
+// means another request claimed the new one first and nothing was written.
+func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, claim *newClaim,
+	run func(ctx context.Context) (res ivrpay.IVRResult, finished bool, err error)) (ivrpay.IVRResult, error) {
 	// From here the attempt runs to completion even if Twilio hangs up, so
 	// that its retry finds the answer.
 	ctx = context.WithoutCancel(ctx)
-	res, finished, err := s.runIVR(ctx, caller, req, cardFP, claim)
+	res, finished, err := run(ctx)
 	if err == nil && !finished {
 		// A refusal decided without a change to record.
 		a := ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: res}
@@ -199,33 +244,21 @@ func (s *Service) claimTransaction(ctx context.Context, key ivrpay.ConnectorTran
 // runIVR runs checks 3 to 11 and the charge or tokenize. finished reports
 // that the answer was stored with the change it reports.
 func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cardFP string, claim *newClaim) (res ivrpay.IVRResult, finished bool, err error) {
-	platform := caller.Platform
-	if platform == nil {
-		// Keys from Authenticate carry their platform; others are loaded here.
-		if platform, err = s.store.FindPlatform(ctx, caller.PlatformID); err != nil {
-			return res, false, err
-		}
-		caller.Platform = platform
-	}
-	if refusal := ivrpay.CheckIVRPlatform(platform); refusal != nil {
-		return refusal.Result(), false, nil
-	}
-	ref, refusal := ivrpay.CheckIVRConfigParam(req)
-	if refusal != nil {
-		return refusal.Result(), false, nil
-	}
 	if req.Method == ivrpay.IVRMethodCharge {
-		var cfg *ivrpay.PayinConfig
-		if claim != nil && claim.cfgRead && claim.ConfigID == ref.ID {
-			cfg = claim.cfg
-		} else if cfg, err = s.store.LoadPayinConfig(ctx, ref.ID); err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+		plan, err := s.planIVRCharge(ctx, caller, req, cardFP, claim)
+		if err != nil {
 			return res, false, err
+		} else if plan.refusal != nil {
+			return plan.refusal.Result(), false, nil
 		}
-		entry, refusal := ivrpay.CheckIVRCharge(caller, cfg, ref.ID, req, s.now())
-		if refusal != nil {
-			return refusal.Result(), false, nil
-		}
-		return s.chargeIVR(ctx, caller, req, cfg, entry, cardFP, claim)
+		p, err := s.charge(ctx, plan.attempt)
+		return ivrChargeAnswer(plan.attempt, p, err)
+	}
+	ref, refusal, err := s.checkIVRCaller(ctx, caller, req)
+	if err != nil {
+		return res, false, err
+	} else if refusal != nil {
+		return refusal.Result(), false, nil
 	}
 	pmc, err := s.store.LoadPaymentMethodConfig(ctx, ref.ID)
 	if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
@@ -238,24 +271,70 @@ func (s *Service) runIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.
 	return s.tokenizeIVR(ctx, caller, req, pmc, entry, cardFP)
 }
 
-func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cfg *ivrpay.PayinConfig, entry ivrpay.CardEntry, cardFP string, claim *newClaim) (ivrpay.IVRResult, bool, error) {
+// checkIVRCaller runs the checks a charge and a tokenize share: the
+// caller's platform (check 3) and the config parameter.
+func (s *Service) checkIVRCaller(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest) (ivrpay.IVRConfigRef, *ivrpay.ConnectorError, error) {
+	platform := caller.Platform
+	if platform == nil {
+		// Keys from Authenticate carry their platform; others are loaded here.
+		var err error
+		if platform, err = s.store.FindPlatform(ctx, caller.PlatformID); err != nil {
+			return ivrpay.IVRConfigRef{}, nil, err
+		}
+		caller.Platform = platform
+	}
+	if refusal := ivrpay.CheckIVRPlatform(platform); refusal != nil {
+		return ivrpay.IVRConfigRef{}, refusal, nil
+	}
+	ref, refusal := ivrpay.CheckIVRConfigParam(req)
+	return ref, refusal, nil
+}
+
+// ivrChargePlan is what a connector charge decides before its first write:
+// a refusal to answer, or the attempt to make with its reservation.
+type ivrChargePlan struct {
+	refusal     *ivrpay.ConnectorError
+	attempt     chargeAttempt
+	reservation ivrpay.PayinReservation
+}
+
+// planIVRCharge runs a charge's checks (3 to 11), finds its processor and
+// checks it against the risk blocks, with the config, route and blocks read
+// with its transaction when claim holds them (cfgRead). It writes nothing,
+// and it may run inside the write that reserves the payin
+// (Store.ReserveConnectorCharge), more than once.
+func (s *Service) planIVRCharge(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cardFP string, claim *newClaim) (plan ivrChargePlan, err error) {
+	ref, refusal, err := s.checkIVRCaller(ctx, caller, req)
+	if err != nil || refusal != nil {
+		return ivrChargePlan{refusal: refusal}, err
+	}
+	var cfg *ivrpay.PayinConfig
+	readWithConfig := claim != nil && claim.cfgRead && claim.ConfigID == ref.ID
+	if readWithConfig {
+		cfg = claim.cfg
+	} else if cfg, err = s.store.LoadPayinConfig(ctx, ref.ID); err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
+		return plan, err
+	}
+	entry, refusal := ivrpay.CheckIVRCharge(caller, cfg, ref.ID, req, s.now())
+	if refusal != nil {
+		return ivrChargePlan{refusal: refusal}, nil
+	}
 	var read *ivrpay.ProcessorRoute
 	var blocks []ivrpay.RiskBlock
-	readWithConfig := claim != nil && claim.cfgRead && claim.cfg == cfg
 	if readWithConfig {
 		read = &claim.route // read with the config
 		blocks = claim.risk.Blocks
 	}
 	account, proc, err := s.route(ctx, cfg.PlatformID, cfg.MerchantID, read, paymentOps(cfg.ProcessingMode)...)
 	if refusal := notConfigured(err); refusal != nil {
-		return refusal.Result(), false, nil
+		return ivrChargePlan{refusal: refusal}, nil
 	} else if err != nil {
-		return ivrpay.IVRResult{}, false, err
+		return plan, err
 	}
 	rc, err := s.newRiskCheck(ctx, caller.Platform.Risk, riskAttempt(cfg, cardFP, entry.Brand, card.Last4(entry.PAN),
 		ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]), true), blocks, readWithConfig)
 	if err != nil {
-		return ivrpay.IVRResult{}, false, err
+		return plan, err
 	}
 	version := caller.Platform.MinAPIVersion
 	answer := func(p *ivrpay.Payin) *ivrpay.ConnectorAnswer {
@@ -265,15 +344,22 @@ func (s *Service) chargeIVR(ctx context.Context, caller *ivrpay.APIKey, req ivrp
 		}
 		return &ivrpay.ConnectorAnswer{ConnectorTransactionKey: transactionKey(caller, req), Result: res}
 	}
-	p, err := s.charge(ctx, chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrProvider: req.Provider, ivrTxID: req.TransactionID,
+	plan.attempt = chargeAttempt{cfg: cfg, entry: entry, source: ivrpay.PayinSourceIVR, ivrProvider: req.Provider, ivrTxID: req.TransactionID,
 		fingerprint: cardFP, account: account, processor: proc, answer: answer, version: version, claim: claim, createdBy: caller.ID, risk: rc,
-		timeout: s.ivrProcessorTimeout(req.Provider), answerBy: ivrAnswerBy(req)})
+		timeout: s.ivrProcessorTimeout(req.Provider), answerBy: ivrAnswerBy(req)}
+	plan.reservation = s.newReservation(plan.attempt)
+	return plan, nil
+}
+
+// ivrChargeAnswer is the connector's answer to charge attempt a, made (p)
+// or refused (err): a refusal's answer is not stored yet (finished false).
+func ivrChargeAnswer(a chargeAttempt, p *ivrpay.Payin, err error) (ivrpay.IVRResult, bool, error) {
 	if ce := ivrpay.AsConnectorError(err); ce != nil {
 		return ce.Result(), false, nil
 	} else if err != nil {
 		return ivrpay.IVRResult{}, false, err
 	}
-	return answer(p).Result, true, nil
+	return a.answer(p).Result, true, nil
 }
 
 // ivrChargeResult is the connector's answer for a payin: its id when

@@ -926,9 +926,22 @@ func (s *staleLookup) FindConnectorTransaction(context.Context, ivrpay.Connector
 	return ivrpay.ConnectorTransaction{}, false, nil
 }
 
-func (s *staleLookup) FindConnectorTransactionAndPayinConfig(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (ivrpay.ConnectorTransaction, bool, *ivrpay.PayinConfig, ivrpay.ProcessorRoute, error) {
-	_, _, cfg, route, err := s.Store.FindConnectorTransactionAndPayinConfig(ctx, k, configID, risk)
-	return ivrpay.ConnectorTransaction{}, false, cfg, route, err
+// ReserveConnectorCharge reads as a store whose read and write are not one
+// transaction would: the transaction not found, then the reservation
+// written apart.
+func (s *staleLookup) ReserveConnectorCharge(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup,
+	decide func(ivrpay.ChargeRead) (*ivrpay.PayinReservation, error)) (ivrpay.ChargeRead, *ivrpay.Payin, *ivrpay.Payin, error) {
+	read, _, _, err := s.Store.ReserveConnectorCharge(ctx, k, configID, risk, func(ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) { return nil, nil })
+	if err != nil {
+		return read, nil, nil, err
+	}
+	read.Transaction, read.Found = ivrpay.ConnectorTransaction{}, false
+	r, err := decide(read)
+	if err != nil || r == nil {
+		return read, nil, nil, err
+	}
+	p, holder, err := s.ReservePayin(ctx, *r)
+	return read, p, holder, err
 }
 
 func (s *staleLookup) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (*ivrpay.Payin, *ivrpay.Payin, error) {

@@ -48,11 +48,9 @@ func (s *Service) newRiskCheck(ctx context.Context, settings ivrpay.RiskSettings
 			return nil, err
 		}
 	}
-	rc := &riskCheck{attempt: a, settings: settings, refusal: ivrpay.RefuseByRisk(blocks, s.now())}
-	if rc.refusal != nil {
-		s.opts.RiskMetrics.Refused(rc.refusal.Block.Rule)
-	}
-	return rc, nil
+	// Refused is counted when the refusal is recorded (runReserved): this
+	// check may run more than once (planIVRCharge).
+	return &riskCheck{attempt: a, settings: settings, refusal: ivrpay.RefuseByRisk(blocks, s.now())}, nil
 }
 
 // riskAttempt is the attempt of a card on a config.

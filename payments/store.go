@@ -26,12 +26,16 @@ type Store interface {
 
 	// FindConnectorTransaction reads a transaction without claiming it.
 	FindConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, found bool, err error)
-	// FindConnectorTransactionAndPayinConfig reads a transaction and, in the
-	// same read, the payin config a charge names (nil when there is none)
-	// with the processor route of its merchant, and (risk not nil) the risk
-	// block that weighs most among those active on the charge's card,
-	// caller, config and merchant, in risk.Blocks.
-	FindConnectorTransactionAndPayinConfig(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error)
+	// ReserveConnectorCharge starts a new connector charge in one write: it
+	// reads the transaction and, in the same read, the payin config the
+	// charge names (nil when there is none) with the processor route of its
+	// merchant, and (risk not nil) the risk block that weighs most among
+	// those active on the charge's card, caller, config and merchant, in
+	// risk.Blocks. When the transaction does not exist it calls decide, which
+	// must not write and may run more than once, and writes the reservation
+	// decide returns as ReservePayin does (nil: nothing is written).
+	ReserveConnectorCharge(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup,
+		decide func(ivrpay.ChargeRead) (*ivrpay.PayinReservation, error)) (read ivrpay.ChargeRead, reserved, holder *ivrpay.Payin, err error)
 	// ClaimConnectorTransaction inserts the transaction (owned), takes over
 	// one whose lease has ended (owned), or returns it as it is.
 	ClaimConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey, requestHash, configID string, lease time.Duration) (ivrpay.ConnectorTransaction, error)

@@ -74,7 +74,8 @@ func BenchmarkCharge(b *testing.B) {
 
 // BenchmarkChargeRead runs the read every new IVR charge starts with (its
 // connector transaction, payin config, route and risk blocks in one
-// statement) with a request's context, which can end, on SQLite:
+// statement, inside ReserveConnectorCharge's write, reserving nothing) with
+// a request's context, which can end, on SQLite:
 //
 //	go test ./sqlstore -run '^$' -bench ChargeRead -benchmem
 func BenchmarkChargeRead(b *testing.B) {
@@ -90,8 +91,9 @@ func BenchmarkChargeRead(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		risk := &ivrpay.RiskLookup{CardFingerprint: "fp", Now: time.Now()}
-		if _, _, c, _, err := bu.s.FindConnectorTransactionAndPayinConfig(ctx, key, cfg.ID, risk); err != nil || c == nil {
-			b.Fatalf("config %v, %v", c, err)
+		read, _, _, err := bu.s.ReserveConnectorCharge(ctx, key, cfg.ID, risk, func(ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) { return nil, nil })
+		if err != nil || read.Config == nil {
+			b.Fatalf("config %v, %v", read.Config, err)
 		}
 	}
 }

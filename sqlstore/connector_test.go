@@ -2,10 +2,12 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,11 +190,11 @@ func openDSN(t *testing.T, dsn string, opts paymentstest.Config) *sqlstore.Store
 	return s
 }
 
-// TestFindConnectorTransactionAndPayinConfig: the one read a charge starts
-// with returns what the three reads it replaces return, whether the
-// transaction, the config, both or neither exist, and whichever processor
-// account serves the config's merchant.
-func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
+// TestChargeReadIsTheReadsItReplaces: the one read a charge starts with
+// (ReserveConnectorCharge's) returns what the three reads it replaces
+// return, whether the transaction, the config, both or neither exist, and
+// whichever processor account serves the config's merchant.
+func TestChargeReadIsTheReadsItReplaces(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
 		b := setup(t, engine)
 		ctx := boundedContext(t)
@@ -201,10 +203,8 @@ func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
 		unused := b.payinConfig(t, 1000)
 		check := func(t *testing.T, txID, configID string, wantTx, wantCfg bool) ivrpay.ProcessorRoute {
 			key := ivrpay.ConnectorTransactionKey{PlatformID: b.platform.ID, Provider: ivrpay.ProviderTwilio, TransactionID: txID}
-			tx, found, cfg, route, err := b.s.FindConnectorTransactionAndPayinConfig(ctx, key, configID, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			read := chargeRead(t, b.s, key, configID, nil)
+			tx, found, cfg, route := read.Transaction, read.Found, read.Config, read.Route
 			aloneTx, aloneFound, err := b.s.FindConnectorTransaction(ctx, key)
 			if err != nil {
 				t.Fatal(err)
@@ -279,4 +279,141 @@ func TestFindConnectorTransactionAndPayinConfig(t *testing.T) {
 			})
 		}
 	})
+}
+
+// chargeRead is ReserveConnectorCharge's read, with a decide that reserves
+// nothing; it fails the test when decide is called for a transaction that
+// exists, or not called for one that does not.
+func chargeRead(t testing.TB, s *sqlstore.Store, key ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) ivrpay.ChargeRead {
+	t.Helper()
+	var decided *ivrpay.ChargeRead
+	read, reserved, holder, err := s.ReserveConnectorCharge(context.Background(), key, configID, risk, func(r ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) {
+		decided = &r
+		return nil, nil
+	})
+	if err != nil || reserved != nil || holder != nil {
+		t.Fatalf("ReserveConnectorCharge with nothing to reserve: reserved %v, holder %v, %v", reserved, holder, err)
+	}
+	if (decided == nil) != read.Found || (decided != nil && !reflect.DeepEqual(*decided, read)) {
+		t.Fatalf("decide saw %+v for the read %+v; want it called with the read exactly when the transaction does not exist", decided, read)
+	}
+	return read
+}
+
+// TestReserveConnectorCharge: the reservation decide returns is written with
+// its claim, or, when the config's live payin refuses it, neither is and the
+// holder comes back; a decide that refuses (nil) or fails writes nothing.
+func TestReserveConnectorCharge(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		b := setup(t, engine)
+		ctx := boundedContext(t)
+		key := func(txID string) ivrpay.ConnectorTransactionKey {
+			return ivrpay.ConnectorTransactionKey{PlatformID: b.platform.ID, Provider: ivrpay.ProviderTwilio, TransactionID: txID}
+		}
+		reservation := func(read ivrpay.ChargeRead, k ivrpay.ConnectorTransactionKey, payinID string) *ivrpay.PayinReservation {
+			return &ivrpay.PayinReservation{ID: payinID, Config: read.Config, Card: ivrpay.Card{Brand: "VISA", Last4: "4242", ExpMonth: 12, ExpYear: 2040},
+				Source: ivrpay.PayinSourceIVR, IVRProvider: k.Provider, IVRTransactionID: k.TransactionID,
+				Processor: ivrpay.ProcessorAccountRef{Name: payments.SandboxAccount, Kind: ivrpay.ProcessorKindSandbox}, CreatedAt: time.Now(),
+				Claim: &ivrpay.ConnectorClaim{ConnectorTransactionKey: k, RequestHash: "hash", ConfigID: read.Config.ID, Lease: time.Minute}}
+		}
+		claimed := func(t *testing.T, k ivrpay.ConnectorTransactionKey) bool {
+			t.Helper()
+			_, found, err := b.s.FindConnectorTransaction(ctx, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return found
+		}
+		payins := func(t *testing.T, cfgID string) int {
+			t.Helper()
+			return paymentstest.Count(t, b.s.DB(), `SELECT COUNT(*) FROM payins WHERE payin_config_id = $1`, cfgID)
+		}
+		cfg := b.payinConfig(t, 1000)
+		t.Run("a new transaction on an unused config", func(t *testing.T) {
+			k := key("CA-reserve-new")
+			read, reserved, holder, err := b.s.ReserveConnectorCharge(ctx, k, cfg.ID, nil, func(read ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) {
+				return reservation(read, k, "sbx_pay_reservenew"), nil
+			})
+			if err != nil || holder != nil || reserved == nil || reserved.ID != "sbx_pay_reservenew" || reserved.Status != ivrpay.PayinStatusCreated {
+				t.Fatalf("reserved %+v, holder %+v, %v", reserved, holder, err)
+			}
+			if read.Found || read.Config == nil || read.Config.ID != cfg.ID {
+				t.Fatalf("read %+v", read)
+			}
+			stored, err := b.s.LoadPayin(ctx, reserved.ID)
+			if err != nil || stored.Status != ivrpay.PayinStatusCreated || stored.IVR == nil || stored.IVR.TransactionID != k.TransactionID {
+				t.Fatalf("stored payin %+v, %v", stored, err)
+			}
+			if !claimed(t, k) {
+				t.Fatal("the claim was not written with the reservation")
+			}
+		})
+		t.Run("a config another payin holds", func(t *testing.T) {
+			k := key("CA-reserve-held")
+			_, reserved, holder, err := b.s.ReserveConnectorCharge(ctx, k, cfg.ID, nil, func(read ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) {
+				return reservation(read, k, "sbx_pay_reserveheld"), nil
+			})
+			if err != nil || reserved != nil || holder == nil || holder.ID != "sbx_pay_reservenew" {
+				t.Fatalf("reserved %+v, holder %+v, %v; want the first payin as holder", reserved, holder, err)
+			}
+			if claimed(t, k) {
+				t.Fatal("the claim was written without its reservation")
+			}
+			if n := payins(t, cfg.ID); n != 1 {
+				t.Fatalf("the config has %d payins, want 1", n)
+			}
+		})
+		for _, row := range []struct {
+			name string
+			err  error
+		}{
+			{"decide refuses", nil},
+			{"decide fails", errors.New("decide failed")},
+		} {
+			t.Run(row.name, func(t *testing.T) {
+				unused := b.payinConfig(t, 1000)
+				k := key("CA-reserve-" + strings.ReplaceAll(row.name, " ", "-"))
+				_, reserved, holder, err := b.s.ReserveConnectorCharge(ctx, k, unused.ID, nil, func(ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) {
+					return nil, row.err
+				})
+				if !errors.Is(err, row.err) || reserved != nil || holder != nil {
+					t.Fatalf("reserved %+v, holder %+v, %v; want %v", reserved, holder, err, row.err)
+				}
+				if claimed(t, k) || payins(t, unused.ID) != 0 {
+					t.Fatal("a decide that reserved nothing wrote something")
+				}
+			})
+		}
+	})
+}
+
+// TestReserveConnectorChargeDecidesAgainWhenItsBatchRunsAgain: on SQLite a
+// group commit runs a batch again after one of its writes failed, so decide
+// runs twice; the reservation of its last run is the one written, once.
+func TestReserveConnectorChargeDecidesAgainWhenItsBatchRunsAgain(t *testing.T) {
+	b := setup(t, sqlstore.EngineSQLite)
+	cfg := b.payinConfig(t, 1000)
+	k := ivrpay.ConnectorTransactionKey{PlatformID: b.platform.ID, Provider: ivrpay.ProviderTwilio, TransactionID: "CA-reserve-again"}
+	var decided []string
+	var reserved *ivrpay.Payin
+	var err error
+	batchmate := b.s.RunInAFailingBatch(func() {
+		_, reserved, _, err = b.s.ReserveConnectorCharge(context.Background(), k, cfg.ID, nil, func(read ivrpay.ChargeRead) (*ivrpay.PayinReservation, error) {
+			id := fmt.Sprintf("sbx_pay_again%d", len(decided))
+			decided = append(decided, id)
+			return &ivrpay.PayinReservation{ID: id, Config: read.Config, Source: ivrpay.PayinSourceIVR, IVRProvider: k.Provider, IVRTransactionID: k.TransactionID,
+				Processor: ivrpay.ProcessorAccountRef{Name: payments.SandboxAccount, Kind: ivrpay.ProcessorKindSandbox}, CreatedAt: time.Now(),
+				Claim: &ivrpay.ConnectorClaim{ConnectorTransactionKey: k, RequestHash: "hash", ConfigID: cfg.ID, Lease: time.Minute}}, nil
+		})
+	})
+	if batchmate == nil {
+		t.Fatal("the batchmate did not fail: the batch was not run again")
+	}
+	if err != nil || len(decided) != 2 || reserved == nil || reserved.ID != decided[1] {
+		t.Fatalf("decided %v, reserved %+v, %v; want two runs and the last one's payin", decided, reserved, err)
+	}
+	_, rows := paymentstest.ReadRows(t, b.s.DB(), `SELECT id FROM payins WHERE payin_config_id = $1`, cfg.ID)
+	if len(rows) != 1 || fmt.Sprint(rows[0][0]) != decided[1] {
+		t.Fatalf("the config's payins: %v, want only %s", rows, decided[1])
+	}
 }

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
@@ -43,4 +45,37 @@ func MigrateDownTo(ctx context.Context, dsn string, version int64) error {
 	}
 	_, err = provider.DownTo(ctx, version)
 	return err
+}
+
+// errBatchmate is the failure of RunInAFailingBatch's second write.
+var errBatchmate = errors.New("the batchmate fails")
+
+// RunInAFailingBatch runs write, which must make one group-committed write,
+// in one batch with a write queued after it that fails, so that the batch
+// runs again with savepoints and write's closure runs twice (SQLite). It
+// returns the failing write's error.
+func (s *Store) RunInAFailingBatch(write func()) error {
+	ctx := context.Background()
+	release, held := make(chan struct{}), make(chan error, 1)
+	before := s.group.batches.Load()
+	go func() { held <- s.inTx(ctx, func(querier) error { <-release; return nil }) }()
+	for s.group.batches.Load() == before { // the loop is held: the two writes queue behind it, in order
+		time.Sleep(time.Millisecond)
+	}
+	written := make(chan struct{})
+	go func() { write(); close(written) }()
+	for len(s.group.requests) < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	failed := make(chan error, 1)
+	go func() { failed <- s.inTx(ctx, func(querier) error { return errBatchmate }) }()
+	for len(s.group.requests) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	<-written
+	if err := <-held; err != nil {
+		return err
+	}
+	return <-failed
 }

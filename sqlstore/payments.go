@@ -71,7 +71,7 @@ func (s *Store) ClaimConnectorTransaction(ctx context.Context, k ivrpay.Connecto
 	if err != nil || n == 1 {
 		return ivrpay.ConnectorTransaction{Owned: n == 1, RequestHash: hash, ConfigID: configID}, err
 	}
-	t, leaseUntil, found, err := s.readConnectorTransaction(ctx, k)
+	t, leaseUntil, found, err := s.readConnectorTransaction(ctx, s.rdb, k)
 	if err != nil || !found || t.Done {
 		if err == nil && !found {
 			err = fmt.Errorf("connector transaction %s vanished after its insert conflicted", k.TransactionID)
@@ -91,13 +91,13 @@ func (s *Store) ClaimConnectorTransaction(ctx context.Context, k ivrpay.Connecto
 // FindConnectorTransaction reads a transaction without claiming it.
 func (s *Store) FindConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, found bool, err error) {
 	defer wrap(&err, "Store.FindConnectorTransaction")
-	t, _, found, err = s.readConnectorTransaction(ctx, k)
+	t, _, found, err = s.readConnectorTransaction(ctx, s.rdb, k)
 	return t, found, err
 }
 
-func (s *Store) readConnectorTransaction(ctx context.Context, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
+func (s *Store) readConnectorTransaction(ctx context.Context, q querier, k ivrpay.ConnectorTransactionKey) (t ivrpay.ConnectorTransaction, leaseUntil string, found bool, err error) {
 	var c connectorTransactionColumns
-	err = s.queryRow(ctx, s.rdb, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
+	err = s.queryRow(ctx, q, `SELECT request_hash, config_id, status, response, lease_until FROM connector_transactions
 		WHERE platform_id = $1 AND transaction_id = $2`, k.PlatformID, ConnectorTransactionID(k)).Scan(c.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, "", false, nil
@@ -108,29 +108,83 @@ func (s *Store) readConnectorTransaction(ctx context.Context, k ivrpay.Connector
 	return t, leaseUntil, true, err
 }
 
-// FindConnectorTransactionAndPayinConfig reads a transaction, like
-// FindConnectorTransaction, the payin config a charge names, like
-// LoadPayinConfig, and the processor route of the config's merchant, like
-// ProcessorRoute, in one statement: the reads every new IVR charge starts
-// with. cfg is nil (and route empty) when there is no such config.
+// ReserveConnectorCharge starts a new connector charge in one write
+// transaction: it reads the transaction, like FindConnectorTransaction, the
+// payin config the charge names, like LoadPayinConfig, and the processor
+// route of the config's merchant, like ProcessorRoute, in one statement;
+// then, when the transaction does not exist, it asks decide for the
+// charge's reservation and writes it, with its claim, as ReservePayin does.
+// decide returning nil (a refusal) writes nothing.
 //
 // With risk, the same statement also reads the risk block that weighs most
 // among those active on the charge's card, caller, config and merchant
 // (risk.Blocks; SPEC §11), so that the rules cost a new charge no statement.
-func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (t ivrpay.ConnectorTransaction, found bool, cfg *ivrpay.PayinConfig, route ivrpay.ProcessorRoute, err error) {
-	defer wrap(&err, "Store.FindConnectorTransactionAndPayinConfig")
-	// A few point lookups: not worth the drivers' watch over a context that
-	// can end (database/sql and modernc.org/sqlite each start a goroutine per
-	// query for it, and SQLite runs a progress handler); a caller that hangs
-	// up gets its answer dropped, as with any write that follows.
+//
+// On SQLite the read runs inside the write, so that it meets the writer's
+// page cache, which other commits do not drop (a reader's is dropped at each
+// commit), and so that nothing commits between the read and the claim.
+// decide therefore runs inside a write: it may read, must not write, and
+// may run more than once (a group commit runs a batch again after a failure:
+// the last run's reservation is the one written).
+func (s *Store) ReserveConnectorCharge(ctx context.Context, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup,
+	decide func(ivrpay.ChargeRead) (*ivrpay.PayinReservation, error)) (read ivrpay.ChargeRead, reserved, holder *ivrpay.Payin, err error) {
+	defer wrap(&err, "Store.ReserveConnectorCharge")
+	// A few point lookups and one insert: not worth the drivers' watch over
+	// a context that can end (database/sql and modernc.org/sqlite each start
+	// a goroutine per query for it, and SQLite runs a progress handler), and
+	// the write shares a group commit only under such a context.
 	ctx = context.WithoutCancel(ctx)
+	var r *ivrpay.PayinReservation
+	if s.engine == EnginePostgres {
+		// PostgreSQL keeps no per-connection cache a commit drops, and a
+		// read inside the transaction would cost it a round trip of its own
+		// (BEGIN cannot ride on it): read, then reserve. A claim that commits
+		// in between refuses the reservation (ErrClaimTaken).
+		if read, err = s.readCharge(ctx, s.rdb, k, configID, risk); err != nil || read.Found {
+			return read, nil, nil, err
+		}
+		if r, err = decide(read); err != nil || r == nil {
+			return read, nil, nil, err
+		}
+		reserved, holder, err = s.ReservePayin(ctx, *r)
+		return read, reserved, holder, err
+	}
+	var w reservationWrite
+	err = s.inTx(ctx, func(tx querier) error {
+		r = nil
+		var err error
+		if read, err = s.readCharge(ctx, tx, k, configID, risk); err != nil || read.Found {
+			return err
+		}
+		if r, err = decide(read); err != nil || r == nil {
+			return err
+		}
+		if w, err = newReservationWrite(*r); err != nil {
+			return err
+		}
+		return s.writeReservation(ctx, tx, w)
+	})
+	if err == nil && r != nil {
+		return read, w.payin(), nil, nil
+	} else if err != nil && isUniqueViolation(err) {
+		holder, err = s.payinHolding(ctx, *r)
+		if err == nil && holder == nil {
+			// The holder finished (declined or voided) since the insert: try again.
+			reserved, holder, err = s.ReservePayin(ctx, *r)
+		}
+	}
+	return read, reserved, holder, err
+}
+
+// readCharge is ReserveConnectorCharge's read, on q.
+func (s *Store) readCharge(ctx context.Context, q querier, k ivrpay.ConnectorTransactionKey, configID string, risk *ivrpay.RiskLookup) (read ivrpay.ChargeRead, err error) {
 	var c connectorTransactionColumns
 	var platformAccount, merchantAccount, ref, block sql.NullString
 	var lookup ivrpay.RiskLookup
 	if risk != nil {
 		lookup = *risk
 	}
-	cfg, err = scanPayinConfig(scanAlso{s.queryRow(ctx, s.rdb, chargeReadQuery,
+	read.Config, err = scanPayinConfig(scanAlso{s.queryRow(ctx, q, chargeReadQuery,
 		k.PlatformID, ConnectorTransactionID(k), configID, lookup.CardFingerprint, lookup.CallerSubject, ivrpay.FormatTime(lookup.Now)),
 		append(c.dest(), &platformAccount, &merchantAccount, &ref, &block)})
 	if risk != nil {
@@ -138,20 +192,21 @@ func (s *Store) FindConnectorTransactionAndPayinConfig(ctx context.Context, k iv
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		// No such config (a refusal to come): the transaction on its own.
-		t, _, found, err = s.readConnectorTransaction(ctx, k)
-		return t, found, nil, route, err
+		read.Config = nil
+		read.Transaction, _, read.Found, err = s.readConnectorTransaction(ctx, q, k)
+		return read, err
 	} else if err != nil {
-		return t, false, nil, route, err
+		return ivrpay.ChargeRead{}, err
 	}
-	route = processorRoute(platformAccount, merchantAccount, ref)
-	if !c.requestHash.Valid {
-		return t, false, cfg, route, nil
+	read.Route = processorRoute(platformAccount, merchantAccount, ref)
+	if c.requestHash.Valid {
+		read.Transaction, _, err = c.transaction()
+		read.Found = true
 	}
-	t, _, err = c.transaction()
-	return t, true, cfg, route, err
+	return read, err
 }
 
-// chargeReadQuery is FindConnectorTransactionAndPayinConfig's statement,
+// chargeReadQuery is readCharge's statement,
 // built once (payinConfigColumns is not a constant).
 var chargeReadQuery = `SELECT ` + payinConfigColumns + `,
 		t.request_hash, t.config_id, t.status, t.response, t.lease_until,
@@ -240,58 +295,89 @@ func (s *Store) finishTransaction(ctx context.Context, tx querier, a ivrpay.Conn
 // config (or the IVR transaction) as holder.
 func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (reserved, holder *ivrpay.Payin, err error) {
 	defer wrap(&err, "Store.ReservePayin")
-	cfg := r.Config
-	bc, err := jsonText(r.BillingContact)
+	w, err := newReservationWrite(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	md, err := jsonText(cfg.Metadata)
-	if err != nil {
-		return nil, nil, err
-	}
-	txID := sql.NullString{String: r.IVRTransactionID, Valid: r.IVRTransactionID != ""}
-	provider := sql.NullString{String: string(r.IVRProvider), Valid: r.IVRTransactionID != ""}
-	pmID := sql.NullString{String: r.PaymentMethodID, Valid: r.PaymentMethodID != ""}
-	err = s.inTx(ctx, func(tx querier) error {
-		if err := s.writeClaim(ctx, tx, r.Claim); err != nil {
-			return err
-		}
-		_, err := s.exec(ctx, tx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
-			brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, processor_account, processor_kind,
-			processor_sub_account, created_at, updated_at, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21, $22)`,
-			r.ID, cfg.PlatformID, cfg.MerchantID, cfg.ID, pmID, cfg.Amount, cfg.CurrencyCode, ivrpay.PayinStatusCreated,
-			r.Card.Brand, r.Card.Last4, r.Card.ExpMonth, r.Card.ExpYear, bc, md, r.Source, provider, txID,
-			r.Processor.Name, r.Processor.Kind, r.Processor.AccountRef, ivrpay.FormatTime(r.CreatedAt), r.CreatedBy)
-		return err
-	})
+	err = s.inTx(ctx, func(tx querier) error { return s.writeReservation(ctx, tx, w) })
 	if err == nil {
-		// The payin as a read would return it, without reading it.
-		at := parseTime(ivrpay.FormatTime(r.CreatedAt))
-		p := &ivrpay.Payin{ID: r.ID, PayinConfigID: cfg.ID, MerchantID: cfg.MerchantID, PlatformID: cfg.PlatformID,
-			PaymentMethodID: ivrpay.OptString(r.PaymentMethodID), Amount: cfg.Amount, CurrencyCode: cfg.CurrencyCode,
-			Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: storedContact(r.BillingContact, bc), Metadata: rawJSON(md),
-			IdempotencyKey: cfg.IdempotencyKey, PaymentMethodConfigID: ivrpay.OptString(r.PaymentMethodConfigID),
-			Source: r.Source, Processor: &ivrpay.PayinProcessor{Account: r.Processor.Name, Kind: r.Processor.Kind, SubAccount: r.Processor.AccountRef},
-			Refunds: []ivrpay.Refund{}, Chargebacks: []ivrpay.PayinChargeback{}, CreatedAt: at, UpdatedAt: at, CreatedBy: r.CreatedBy}
-		if r.Card.Brand != "" {
-			c := r.Card
-			p.Card = &c
-		}
-		if r.IVRTransactionID != "" {
-			p.IVR = &ivrpay.IVRInfo{Provider: r.IVRProvider, TransactionID: r.IVRTransactionID}
-		}
-		return p, nil, nil
+		return w.payin(), nil, nil
 	}
 	if !isUniqueViolation(err) {
 		return nil, nil, err
 	}
+	if holder, err = s.payinHolding(ctx, r); err == nil && holder == nil {
+		// The holder finished (declined or voided) since the insert: try again.
+		return s.ReservePayin(ctx, r)
+	}
+	return nil, holder, err
+}
+
+// reservationWrite is a reservation with its columns encoded.
+type reservationWrite struct {
+	r                    ivrpay.PayinReservation
+	billingContact, meta sql.NullString
+}
+
+func newReservationWrite(r ivrpay.PayinReservation) (w reservationWrite, err error) {
+	w.r = r
+	if w.billingContact, err = jsonText(r.BillingContact); err != nil {
+		return w, err
+	}
+	w.meta, err = jsonText(r.Config.Metadata)
+	return w, err
+}
+
+// writeReservation inserts the reservation's claim, if any, and its payin.
+func (s *Store) writeReservation(ctx context.Context, tx querier, w reservationWrite) error {
+	r, cfg := w.r, w.r.Config
+	if err := s.writeClaim(ctx, tx, r.Claim); err != nil {
+		return err
+	}
+	txID := sql.NullString{String: r.IVRTransactionID, Valid: r.IVRTransactionID != ""}
+	provider := sql.NullString{String: string(r.IVRProvider), Valid: r.IVRTransactionID != ""}
+	pmID := sql.NullString{String: r.PaymentMethodID, Valid: r.PaymentMethodID != ""}
+	_, err := s.exec(ctx, tx, `INSERT INTO payins (id, platform_id, merchant_id, payin_config_id, payment_method_id, amount, currency_code, status,
+		brand, last4, exp_month, exp_year, billing_contact, metadata, source, ivr_provider, ivr_transaction_id, processor_account, processor_kind,
+		processor_sub_account, created_at, updated_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21, $22)`,
+		r.ID, cfg.PlatformID, cfg.MerchantID, cfg.ID, pmID, cfg.Amount, cfg.CurrencyCode, ivrpay.PayinStatusCreated,
+		r.Card.Brand, r.Card.Last4, r.Card.ExpMonth, r.Card.ExpYear, w.billingContact, w.meta, r.Source, provider, txID,
+		r.Processor.Name, r.Processor.Kind, r.Processor.AccountRef, ivrpay.FormatTime(r.CreatedAt), r.CreatedBy)
+	return err
+}
+
+// payin is the reserved payin as a read would return it, without reading it.
+func (w reservationWrite) payin() *ivrpay.Payin {
+	r, cfg := w.r, w.r.Config
+	at := parseTime(ivrpay.FormatTime(r.CreatedAt))
+	p := &ivrpay.Payin{ID: r.ID, PayinConfigID: cfg.ID, MerchantID: cfg.MerchantID, PlatformID: cfg.PlatformID,
+		PaymentMethodID: ivrpay.OptString(r.PaymentMethodID), Amount: cfg.Amount, CurrencyCode: cfg.CurrencyCode,
+		Status: ivrpay.PayinStatusCreated, MethodType: ivrpay.MethodTypeCard, BillingContact: storedContact(r.BillingContact, w.billingContact), Metadata: rawJSON(w.meta),
+		IdempotencyKey: cfg.IdempotencyKey, PaymentMethodConfigID: ivrpay.OptString(r.PaymentMethodConfigID),
+		Source: r.Source, Processor: &ivrpay.PayinProcessor{Account: r.Processor.Name, Kind: r.Processor.Kind, SubAccount: r.Processor.AccountRef},
+		Refunds: []ivrpay.Refund{}, Chargebacks: []ivrpay.PayinChargeback{}, CreatedAt: at, UpdatedAt: at, CreatedBy: r.CreatedBy}
+	if r.Card.Brand != "" {
+		c := r.Card
+		p.Card = &c
+	}
+	if r.IVRTransactionID != "" {
+		p.IVR = &ivrpay.IVRInfo{Provider: r.IVRProvider, TransactionID: r.IVRTransactionID}
+	}
+	return p
+}
+
+// payinHolding is the payin whose unique key refused reservation r: the
+// payin of its IVR transaction, or the live payin of its config; nil when
+// that payin finished since.
+func (s *Store) payinHolding(ctx context.Context, r ivrpay.PayinReservation) (*ivrpay.Payin, error) {
+	cfg := r.Config
 	var id string
 	if r.IVRTransactionID != "" {
 		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE platform_id = $1 AND ivr_provider = $2 AND ivr_transaction_id = $3`,
 			cfg.PlatformID, r.IVRProvider, r.IVRTransactionID).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if id == "" {
@@ -299,14 +385,12 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 		err := s.queryRow(ctx, s.rdb, `SELECT id FROM payins WHERE payin_config_id = $1 AND `+holdsConfig,
 			cfg.ID).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			// The holder finished (declined or voided) since the insert: try again.
-			return s.ReservePayin(ctx, r)
+			return nil, nil
 		} else if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	holder, err = s.findPayin(ctx, s.rdb, id)
-	return nil, holder, err
+	return s.findPayin(ctx, s.rdb, id)
 }
 
 // RecordPayinOutcome stores a CREATED payin's definite outcome.

@@ -102,7 +102,7 @@ func scanRiskBlock(sc scanner) (ivrpay.RiskBlock, error) {
 }
 
 // riskBlockOfCharge is the column the read a new IVR charge starts with adds
-// (FindConnectorTransactionAndPayinConfig): the block that weighs most
+// (readCharge): the block that weighs most
 // (ivrpay.RiskKinds' order) among those active at $6 on the charge's card
 // ($4), caller ($5), config and merchant, as "kind|subject|rule|until", or
 // NULL. Four primary-key lookups inside a read the charge makes anyway, taken

@@ -29,9 +29,8 @@ func TestChargeReadFindsTheBlockThatWeighsMost(t *testing.T) {
 			t.Helper()
 			risk := &ivrpay.RiskLookup{CardFingerprint: "fp-card", CallerSubject: caller, Now: now}
 			key := ivrpay.ConnectorTransactionKey{PlatformID: bu.platform.ID, Provider: ivrpay.ProviderTwilio, TransactionID: "tx-risk-read"}
-			_, found, c, _, err := bu.s.FindConnectorTransactionAndPayinConfig(ctx, key, cfg.ID, risk)
-			if err != nil || found || c == nil {
-				t.Fatalf("read: found %v, config %v, %v", found, c, err)
+			if r := chargeRead(t, bu.s, key, cfg.ID, risk); r.Found || r.Config == nil {
+				t.Fatalf("read: %+v", r)
 			}
 			switch len(risk.Blocks) {
 			case 0:

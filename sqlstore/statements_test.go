@@ -24,8 +24,8 @@ const chargeStatementBudget = 9
 const chargeWriteBudget = 2
 
 // chargeRoundTripBudget is what an approved IVR charge costs on PostgreSQL
-// in round trips: the look-up of the transaction with its config, the reservation
-// (BEGIN and the claim, whose outcome it must know; then the payin and
+// in round trips: the reservation (BEGIN and the look-up of the transaction
+// with its config; the claim, whose outcome it must know; then the payin and
 // COMMIT) and the outcome (BEGIN and the payin's conditional update; then
 // the event, audit, answer and COMMIT). Each write transaction's statements
 // are pipelined (pgTx); one by one they were 14 round trips.
@@ -38,7 +38,7 @@ const chargeRoundTripBudget = 5
 const configStatementBudget = 1
 
 // TestChargeStatementCount counts the statements of one approved IVR charge
-// and of its replay (which must read, never write, beyond the claim), and
+// and of its replay (which must read, never write), and
 // on PostgreSQL their round trips.
 func TestChargeStatementCount(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
@@ -78,11 +78,14 @@ func TestChargeStatementCount(t *testing.T) {
 		}
 		before, writesBefore = b.s.Statements(), b.s.WriteTransactions()
 		mustSucceed(t, process(t, b.pay, b.ivrCtx, req))
+		// The replay's one statement is the charge's read, inside the write
+		// transaction a new charge reserves in (ReserveConnectorCharge); it
+		// finds the transaction answered and writes nothing.
 		if replay := b.s.Statements() - before; replay > 1 {
 			t.Fatalf("a replay ran %d statements, want 1 (the transaction's read with its config, which the permission check uses)", replay)
 		}
-		if w := b.s.WriteTransactions() - writesBefore; w != 0 {
-			t.Fatalf("a replay ran %d write transactions, want none", w)
+		if w := b.s.WriteTransactions() - writesBefore; w > 1 {
+			t.Fatalf("a replay ran %d write transactions, want at most the read's", w)
 		}
 	})
 }
