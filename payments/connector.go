@@ -102,6 +102,9 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 // ErrClaimTaken that another request claimed it first, and nothing was
 // written.
 func (s *Service) startIVRCharge(ctx context.Context, caller *ivrpay.APIKey, req ivrpay.IVRRequest, cardFP string, claim *newClaim) (read ivrpay.ChargeRead, res ivrpay.IVRResult, err error) {
+	// The attempt runs to completion even if the caller hangs up (runOwned),
+	// and what decide reads inside the write must not fail the write's batch.
+	ctx = context.WithoutCancel(ctx)
 	// The same read finds the risk blocks on the card, caller, config and merchant.
 	claim.risk = &ivrpay.RiskLookup{CardFingerprint: cardFP, Now: s.now()}
 	if c := ivrpay.NormalizeCaller(req.Parameters[ivrpay.ParamCaller]); c != "" {
