@@ -38,7 +38,6 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		return &newClaim{ConnectorClaim: ivrpay.ConnectorClaim{ConnectorTransactionKey: key, RequestHash: hash, ConfigID: ref.ID, Lease: s.opts.ConnectorLease}}
 	}
 	var tx ivrpay.ConnectorTransaction
-	var found bool
 	// cfg is the payin config read with the transaction (cfgRead; nil when
 	// it does not exist), for the replay's check.
 	var cfg *ivrpay.PayinConfig
@@ -51,10 +50,11 @@ func (s *Service) ProcessIVR(ctx context.Context, req ivrpay.IVRRequest) (res iv
 		if !read.Found && !errors.Is(err, ivrpay.ErrClaimTaken) {
 			return res, err
 		}
-		tx, found, cfg = read.Transaction, read.Found, read.Config
+		tx, cfg = read.Transaction, read.Config
 		// ErrClaimTaken: another request claimed it meanwhile; wait for it like any retry.
 	} else {
 		// A read first: a replay of an answered transaction writes nothing.
+		var found bool
 		if tx, found, err = s.store.FindConnectorTransaction(ctx, key); err != nil {
 			return res, err
 		}
