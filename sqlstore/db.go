@@ -77,6 +77,17 @@ const (
 	readerCacheKiB = 2000
 )
 
+// walCheckpointPages is the WAL size, in pages, at which a commit copies the
+// WAL back into the database file (SQLite's default is 1,000). A checkpoint
+// copies each page the WAL holds once, however many commits wrote it, and
+// fsyncs the database file; the pages a charge writes are mostly the same
+// few (the tables' and indexes' right edges), so ten times the WAL copies
+// them a tenth as often. Measured at 64 callers: checkpoints 0.033 → 0.015 ms
+// of CPU per call, fsyncs 0.031 → 0.021 ms (docs/benchmarks.md). The WAL
+// file then grows to about 40 MiB before it is reused, and a crash replays up
+// to that much at the next open.
+const walCheckpointPages = 10000
+
 // Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the
 // migrations and returns the store.
 func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
@@ -122,7 +133,7 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		poolDSN := func(cacheKiB int) string {
 			q := url.Values{}
 			for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)",
-				"temp_store(MEMORY)", fmt.Sprintf("cache_size(-%d)", cacheKiB)} {
+				"temp_store(MEMORY)", fmt.Sprintf("cache_size(-%d)", cacheKiB), fmt.Sprintf("wal_autocheckpoint(%d)", walCheckpointPages)} {
 				q.Add("_pragma", p)
 			}
 			q.Set("_txlock", "immediate")

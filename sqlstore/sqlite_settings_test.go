@@ -8,8 +8,9 @@ import (
 )
 
 // TestSQLitePoolSettings: both pools are durable (WAL, synchronous=FULL,
-// foreign keys on, temp store in memory) and each has its own page cache
-// size: the writer's 8 MiB, the readers' 2 MiB.
+// foreign keys on, temp store in memory), checkpoint the WAL at
+// walCheckpointPages, and each has its own page cache size: the writer's
+// 8 MiB, the readers' 2 MiB.
 func TestSQLitePoolSettings(t *testing.T) {
 	t.Parallel()
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "settings.db"), Options{})
@@ -38,7 +39,7 @@ func TestSQLitePoolSettings(t *testing.T) {
 				return v
 			}
 			for name, want := range map[string]any{"journal_mode": "wal", "synchronous": int64(2), "foreign_keys": int64(1),
-				"temp_store": int64(2), "cache_size": pool.cache} {
+				"temp_store": int64(2), "cache_size": pool.cache, "wal_autocheckpoint": int64(walCheckpointPages)} {
 				if got := pragma(name); got != want {
 					t.Errorf("PRAGMA %s = %v (%T), want %v", name, got, got, want)
 				}
