@@ -427,11 +427,13 @@ func (s *Store) DueSandboxConfirmations(ctx context.Context, cutoff time.Time, l
 // The rows the look-up fallback asks about: a real account's PROCESSING
 // payins with no operation in flight (the reconciler's, which shares the
 // lease column, until it ends), and the PROCESSING refunds of its payins that the processor
-// accepted (those whose answer was lost are the reconciler's).
+// accepted (those whose answer was lost are the reconciler's). The refunds'
+// payin is checked row by row: as `payin_id IN (SELECT id FROM payins …)`
+// SQLite listed every payin first, at each pass.
 const (
 	lookupPayins  = `status = 'PROCESSING' AND processor_account <> 'sandbox' AND ` + NoOperationInFlight
 	lookupRefunds = `status = 'PROCESSING' AND processor_outcome = 'APPROVED' AND processor_reference <> ''
-		AND payin_id IN (SELECT id FROM payins WHERE processor_account <> 'sandbox')`
+		AND EXISTS (SELECT 1 FROM payins p WHERE p.id = refunds.payin_id AND p.processor_account <> 'sandbox')`
 )
 
 // ClaimDueLookups leases, for the caller alone, up to limit payins and as

@@ -610,6 +610,13 @@ func (s *Store) PostponeReconcile(ctx context.Context, table, id string, until t
 	return err
 }
 
+// dueQuery lists the ids of table's rows that match where, changed before
+// $1 and not leased at $2, oldest first, up to $3.
+func dueQuery(table, where string) string {
+	return `SELECT id FROM ` + table + ` WHERE ` + where + ` AND updated_at <= $1
+		AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`
+}
+
 // leaseDue leases, for the caller alone, up to limit rows of table that
 // match where, changed before cutoff and are not leased by another: each
 // row is claimed by a conditional UPDATE of its reconcile_lease_until, so of
@@ -617,8 +624,7 @@ func (s *Store) PostponeReconcile(ctx context.Context, table, id string, until t
 // returns the leased ids.
 func (s *Store) leaseDue(ctx context.Context, table, where string, cutoff time.Time, lease time.Duration, limit int) ([]string, error) {
 	now := ivrpay.FormatTime(s.now())
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM `+table+` WHERE `+where+` AND updated_at <= $1
-		AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`, ivrpay.FormatTime(cutoff), now, limit)
+	rows, err := s.rdb.QueryContext(ctx, dueQuery(table, where), ivrpay.FormatTime(cutoff), now, limit)
 	if err != nil {
 		return nil, err
 	}
