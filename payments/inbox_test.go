@@ -836,21 +836,25 @@ func (c *passClock) sleep(d time.Duration) {
 }
 
 // TestSandboxPassPaces: a pass spread over a second confirms its four due
-// payins one at a time and waits a quarter of the second between two, less
-// what the last confirmation took (none when it took longer than that:
-// a late pass is not caught up with); a pass whose context ends during a
-// wait stops there, and the next pass confirms the rest.
+// payins one at a time, the i-th a quarter of the second after the one
+// before when nothing else takes time; a wait that ends late is made up by
+// the next one, and a pass whose confirmations outlast their steps does
+// not wait at all. A pass whose context ends during a wait stops there,
+// and the next pass confirms the rest.
 func TestSandboxPassPaces(t *testing.T) {
+	const ms = time.Millisecond
 	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
 		ctx := context.Background()
 		for _, tc := range []struct {
 			name      string
 			tick      time.Duration // how far the clock moves at each reading
+			late      time.Duration // how much later than asked each wait ends
 			waits     []time.Duration
 			confirmed []int // payins SUCCEEDED at each wait
 		}{
-			{"confirmations take no time", 0, []time.Duration{250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond}, []int{1, 2, 3}},
-			{"each confirmation outlasts its step", time.Second, nil, nil},
+			{"confirmations take no time", 0, 0, []time.Duration{250 * ms, 250 * ms, 250 * ms}, []int{1, 2, 3}},
+			{"waits end late", 0, 50 * ms, []time.Duration{250 * ms, 200 * ms, 200 * ms}, []int{1, 2, 3}},
+			{"each confirmation outlasts its step", time.Second, 0, nil, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				ids := make([]string, 4)
@@ -872,7 +876,7 @@ func TestSandboxPassPaces(t *testing.T) {
 					SandboxConfirmations: sandbox.Confirmations,
 					Sleep: func(_ context.Context, d time.Duration) error {
 						waits, confirmed = append(waits, d), append(confirmed, succeeded())
-						clock.sleep(d)
+						clock.sleep(d + tc.late)
 						return nil
 					}})
 				if n, err := pay.ConfirmSandboxDue(ctx, 0, time.Second); err != nil || n != 4 {
