@@ -64,7 +64,7 @@ func lcSetup(t *testing.T, engine string, settleAfter time.Duration, adjust ...f
 		defer wg.Done()
 		// The sandbox processor's confirmations, as serve's worker sends them.
 		for t := time.NewTicker(20 * time.Millisecond); ctx.Err() == nil; <-t.C {
-			pay.ConfirmSandboxDue(ctx, settleAfter, 0)
+			pay.ConfirmSandboxDue(ctx, settleAfter)
 		}
 	}()
 	w := &webhook.Worker{Outbox: store, AllowPrivate: true, PollInterval: 10 * time.Millisecond,

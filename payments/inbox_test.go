@@ -687,7 +687,7 @@ func TestProcessorEventAppliedOnceAcrossProcesses(t *testing.T) {
 		paymentstest.AllAtOnce(16, func(i int) {
 			pay := services[i%2]
 			if i%4 == 3 {
-				_, err := pay.ConfirmSandboxDue(context.Background(), 0, 0)
+				_, err := pay.ConfirmSandboxDue(context.Background(), 0)
 				errs <- err
 				return
 			}
@@ -760,11 +760,11 @@ func TestSandboxConfirmations(t *testing.T) {
 		const delay = time.Minute
 		p := e.charge(e.merchantID, 10000, ivrpay.ProcessingModeAuthorizeAndCapture)
 		real := processingPayin(e)
-		if n, err := e.pay.ConfirmSandboxDue(ctx, delay, 0); err != nil || n != 0 {
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
 			t.Fatalf("before the delay the sandbox sent %d events (%v)", n, err)
 		}
 		e.clock.advance(delay)
-		if n, err := e.pay.ConfirmSandboxDue(ctx, delay, 0); err != nil || n != 1 {
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 1 {
 			t.Fatalf("after the delay the sandbox sent %d events (%v), want 1", n, err)
 		}
 		if got := e.payin(p.ID); got.Status != ivrpay.PayinStatusSucceeded {
@@ -782,7 +782,7 @@ func TestSandboxConfirmations(t *testing.T) {
 		p = e.payin(p.ID)
 		refunds := []ivrpay.Refund{e.refund(p, 500), e.refund(p, sandbox.RefundFailsAmount), e.refund(fails, 1000)}
 		e.clock.advance(delay)
-		if n, err := e.pay.ConfirmSandboxDue(ctx, delay, 0); err != nil || n != 3 {
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 3 {
 			t.Fatalf("the sandbox sent %d refund events (%v), want 3", n, err)
 		}
 		for i, want := range []string{ivrpay.RefundStatusSucceeded, ivrpay.RefundStatusFailed, ivrpay.RefundStatusFailed} {
@@ -808,109 +808,9 @@ func TestSandboxConfirmations(t *testing.T) {
 		if got := e.payin(fails.ID); got.RefundableAmount != sandbox.RefundFailsAmount {
 			t.Errorf("the 51.40 payin's refundable %d after its refund failed, want all of it", got.RefundableAmount)
 		}
-		if n, err := e.pay.ConfirmSandboxDue(ctx, delay, 0); err != nil || n != 0 {
+		if n, err := e.pay.ConfirmSandboxDue(ctx, delay); err != nil || n != 0 {
 			t.Fatalf("a second pass sent %d events (%v), want none", n, err)
 		}
-	})
-}
-
-// passClock is a clock that moves tick at each reading and by every wait
-// a sandbox pass asks for.
-type passClock struct {
-	mu   sync.Mutex
-	t    time.Time
-	tick time.Duration
-}
-
-func (c *passClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(c.tick)
-	return c.t
-}
-
-func (c *passClock) sleep(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// TestSandboxPassPaces: a pass spread over a second confirms its four due
-// payins one at a time, the i-th a quarter of the second after the one
-// before when nothing else takes time; a wait that ends late is made up by
-// the next one, and a pass whose confirmations outlast their steps does
-// not wait at all. A pass whose context ends during a wait stops there,
-// and the next pass confirms the rest.
-func TestSandboxPassPaces(t *testing.T) {
-	const ms = time.Millisecond
-	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
-		ctx := context.Background()
-		for _, tc := range []struct {
-			name      string
-			tick      time.Duration // how far the clock moves at each reading
-			late      time.Duration // how much later than asked each wait ends
-			waits     []time.Duration
-			confirmed []int // payins SUCCEEDED at each wait
-		}{
-			{"confirmations take no time", 0, 0, []time.Duration{250 * ms, 250 * ms, 250 * ms}, []int{1, 2, 3}},
-			{"waits end late", 0, 50 * ms, []time.Duration{250 * ms, 200 * ms, 200 * ms}, []int{1, 2, 3}},
-			{"each confirmation outlasts its step", time.Second, 0, nil, nil},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				ids := make([]string, 4)
-				for i := range ids {
-					ids[i] = e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture).ID
-				}
-				succeeded := func() (n int) {
-					for _, id := range ids {
-						if e.payin(id).Status == ivrpay.PayinStatusSucceeded {
-							n++
-						}
-					}
-					return n
-				}
-				clock := &passClock{t: e.clock.Now(), tick: tc.tick}
-				var waits []time.Duration
-				var confirmed []int
-				pay := payments.New(e.store, e.opts.Vault, e.router, payments.Options{Mode: ivrpay.ModeSandbox, Clock: clock,
-					SandboxConfirmations: sandbox.Confirmations,
-					Sleep: func(_ context.Context, d time.Duration) error {
-						waits, confirmed = append(waits, d), append(confirmed, succeeded())
-						clock.sleep(d + tc.late)
-						return nil
-					}})
-				if n, err := pay.ConfirmSandboxDue(ctx, 0, time.Second); err != nil || n != 4 {
-					t.Fatalf("the pass sent %d events (%v), want 4", n, err)
-				}
-				if !slices.Equal(waits, tc.waits) || !slices.Equal(confirmed, tc.confirmed) {
-					t.Fatalf("waits %v with %v payins confirmed at each; want %v with %v", waits, confirmed, tc.waits, tc.confirmed)
-				}
-				if got := succeeded(); got != 4 {
-					t.Fatalf("%d of 4 payins SUCCEEDED after the pass", got)
-				}
-			})
-		}
-
-		t.Run("stopped at a wait", func(t *testing.T) {
-			ids := make([]string, 3)
-			for i := range ids {
-				ids[i] = e.charge(e.merchantID, 1000, ivrpay.ProcessingModeAuthorizeAndCapture).ID
-			}
-			stopping := payments.New(e.store, e.opts.Vault, e.router, payments.Options{Mode: ivrpay.ModeSandbox, Clock: e.clock,
-				SandboxConfirmations: sandbox.Confirmations,
-				Sleep:                func(context.Context, time.Duration) error { return context.Canceled }})
-			if n, err := stopping.ConfirmSandboxDue(ctx, 0, time.Hour); err != nil || n != 1 {
-				t.Fatalf("the stopped pass sent %d events (%v), want 1 and no error", n, err)
-			}
-			if n, err := e.pay.ConfirmSandboxDue(ctx, 0, 0); err != nil || n != 2 {
-				t.Fatalf("the next pass sent %d events (%v), want the 2 left", n, err)
-			}
-			for _, id := range ids {
-				if got := e.payin(id); got.Status != ivrpay.PayinStatusSucceeded {
-					t.Errorf("payin %s is %s after both passes", id, got.Status)
-				}
-			}
-		})
 	})
 }
 

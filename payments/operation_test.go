@@ -61,7 +61,7 @@ func reconcile(t *testing.T, b *paymentstest.Fixture) int {
 // capture confirmed) through the inbox, as settlement does.
 func settle(t *testing.T, b *paymentstest.Fixture) {
 	t.Helper()
-	if _, err := b.Pay.ConfirmSandboxDue(paymentstest.BoundedContext(t), 0, 0); err != nil {
+	if _, err := b.Pay.ConfirmSandboxDue(paymentstest.BoundedContext(t), 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -57,9 +57,6 @@ type Options struct {
 	// (processor/sandbox.DisputeEvents: the triggers 5130 and 5131); nil
 	// where there is no sandbox processor.
 	SandboxDisputes func(due ivrpay.SandboxDisputeDue) []ivrpay.ProcessorEvent
-	// Sleep waits d, or until ctx ends and then returns its error (default:
-	// a timer). The sandbox's paced passes wait with it; tests record the waits.
-	Sleep func(ctx context.Context, d time.Duration) error
 	// HoldProcessorEvents stores received events without applying them:
 	// a test-only setting that keeps events between stored and applied,
 	// for the crash test to kill the process there.
@@ -119,9 +116,6 @@ func New(store Store, vault ivrpay.Vault, router Router, opts Options) *Service 
 	if opts.RiskMetrics == nil {
 		opts.RiskMetrics = noRiskMetrics{}
 	}
-	if opts.Sleep == nil {
-		opts.Sleep = sleep
-	}
 	return &Service{store: store, vault: vault, router: router, opts: opts, pollEvery: 20 * time.Millisecond}
 }
 
@@ -130,18 +124,6 @@ var (
 	_ ivrpay.PayinService          = (*Service)(nil)
 	_ ivrpay.PayinLifecycleService = (*Service)(nil)
 )
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 func (s *Service) now() time.Time { return s.opts.Clock.Now().UTC() }
 

@@ -21,36 +21,18 @@ const sandboxBatch = 100
 // disputed at once, and its dispute ends once it has awaited the merchant
 // for settleAfter. The events' ids are fixed per object and step, so
 // several processes confirming at once store each once and apply it once.
-// The confirmations are spread over spread (serve: the pass interval), the
-// i-th i·spread/len(due) into the pass, so that their writes do not queue
-// the callers' behind a burst; 0 sends them back to back. When ctx ends the
-// pass stops at its next wait, and the next pass confirms the rest; ctx
-// never cuts a write short. It returns how many events it sent.
-func (s *Service) ConfirmSandboxDue(ctx context.Context, settleAfter, spread time.Duration) (n int, err error) {
+// It returns how many events it sent.
+func (s *Service) ConfirmSandboxDue(ctx context.Context, settleAfter time.Duration) (n int, err error) {
 	if s.opts.SandboxConfirmations == nil {
 		return 0, nil
 	}
-	paceCtx := ctx
 	ctx = context.WithoutCancel(ctx)
-	start := s.now()
-	cutoff := start.Add(-settleAfter)
+	cutoff := s.now().Add(-settleAfter)
 	due, err := s.store.DueSandboxConfirmations(ctx, cutoff, sandboxBatch)
 	if err != nil {
 		return 0, err
 	}
-	var step time.Duration
-	if len(due) > 0 {
-		step = spread / time.Duration(len(due))
-	}
-	for i, d := range due {
-		// The i-th starts i steps into the pass: the time the pass took
-		// so far, late wake-ups included, counts towards the steps, so
-		// that it keeps its pace of len(due) per spread.
-		if i > 0 && step > 0 {
-			if wait := start.Add(time.Duration(i) * step).Sub(s.now()); wait > 0 && s.opts.Sleep(paceCtx, wait) != nil {
-				return n, nil
-			}
-		}
+	for _, d := range due {
 		if err := s.receiveAll(ctx, s.opts.SandboxConfirmations(d), &n); err != nil {
 			return n, err
 		}

@@ -155,7 +155,7 @@ func settleOnly(t *testing.T, b *bundle) {
 	t.Helper()
 	pay := payments.New(b.s, b.opts.Vault, payments.SandboxRouter{Processor: b.opts.Processor},
 		payments.Options{SandboxConfirmations: sandbox.Confirmations})
-	if n, err := pay.ConfirmSandboxDue(boundedContext(t), 0, 0); err != nil || n == 0 {
+	if n, err := pay.ConfirmSandboxDue(boundedContext(t), 0); err != nil || n == 0 {
 		t.Fatalf("sandbox confirmations: %d, %v", n, err)
 	}
 }

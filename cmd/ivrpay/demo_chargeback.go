@@ -48,7 +48,7 @@ func demoChargeback(ctx context.Context, out io.Writer, service *payments.Servic
 		if time.Now().After(deadline) {
 			return "", "", errors.New("the chargeback was not lost within 10 s")
 		}
-		if _, err := service.ConfirmSandboxDue(ctx, demoSettleAfter, 0); err != nil {
+		if _, err := service.ConfirmSandboxDue(ctx, demoSettleAfter); err != nil {
 			return "", "", err
 		}
 		l, err := api.ListChargebacks(ctx, ivrpay.ChargebackFilter{PayinID: payinID})

@@ -125,7 +125,7 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 	}
 	// What the sandbox processor does once --sandbox-settle-after has
 	// passed: it sends its capture confirmation, which the inbox applies.
-	if _, err := service.ConfirmSandboxDue(ctx, 0, 0); err != nil {
+	if _, err := service.ConfirmSandboxDue(ctx, 0); err != nil {
 		return err
 	}
 	payin, err := api.GetPayin(ctx, payinID)
@@ -143,7 +143,7 @@ func demoMoneyFlow(ctx context.Context, out io.Writer, step func(int, string), f
 		return err
 	}
 	printJSON(out, "POST /v1/payins/"+payinID+"/void_or_refund", res)
-	if _, err := service.ConfirmSandboxDue(ctx, 0, 0); err != nil {
+	if _, err := service.ConfirmSandboxDue(ctx, 0); err != nil {
 		return err
 	}
 	var refund json.RawMessage

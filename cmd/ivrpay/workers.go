@@ -62,16 +62,7 @@ func startWorkers(store *sqlstore.Store, pay *payments.Service, logger *slog.Log
 		{time.Minute, func(ctx context.Context) error { _, err := store.DeleteExpiredSessions(ctx); return err }, "expired session cleanup failed"},
 	}
 	if mode == ivrpay.ModeSandbox {
-		// A pass spreads its confirmations over the interval between passes;
-		// stop ends its waits (not its writes), so it does not hold stop up.
-		confirm := func(pass context.Context) error {
-			pass, cancel := context.WithCancel(pass)
-			defer cancel()
-			defer context.AfterFunc(ctx, cancel)()
-			_, err := pay.ConfirmSandboxDue(pass, settleAfter, poll)
-			return err
-		}
-		passes = append(passes, workerPass{poll, confirm, "sandbox confirmation pass failed"})
+		passes = append(passes, workerPass{poll, func(ctx context.Context) error { _, err := pay.ConfirmSandboxDue(ctx, settleAfter); return err }, "sandbox confirmation pass failed"})
 	}
 	for _, p := range passes {
 		w.wg.Add(1)

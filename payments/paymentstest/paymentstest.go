@@ -121,7 +121,7 @@ func (c Config) PaymentsOn(store payments.Store) *payments.Service {
 // real processor's. It returns how many events it sent.
 func Settle(tb testing.TB, store payments.Store) int {
 	tb.Helper()
-	n, err := Options(tb).PaymentsOn(store).ConfirmSandboxDue(context.Background(), 0, 0)
+	n, err := Options(tb).PaymentsOn(store).ConfirmSandboxDue(context.Background(), 0)
 	if err != nil {
 		tb.Fatalf("sandbox confirmations: %v", err)
 	}
