@@ -167,11 +167,7 @@ func (s *Store) ReserveConnectorCharge(ctx context.Context, k ivrpay.ConnectorTr
 	if err == nil && r != nil {
 		return read, w.payin(), nil, nil
 	} else if err != nil && isUniqueViolation(err) {
-		holder, err = s.payinHolding(ctx, *r)
-		if err == nil && holder == nil {
-			// The holder finished (declined or voided) since the insert: try again.
-			reserved, holder, err = s.ReservePayin(ctx, *r)
-		}
+		reserved, holder, err = s.reservationRefused(ctx, *r)
 	}
 	return read, reserved, holder, err
 }
@@ -306,8 +302,14 @@ func (s *Store) ReservePayin(ctx context.Context, r ivrpay.PayinReservation) (re
 	if !isUniqueViolation(err) {
 		return nil, nil, err
 	}
+	return s.reservationRefused(ctx, r)
+}
+
+// reservationRefused answers a reservation a unique key refused: the payin
+// holding it, or, when that payin finished (declined or voided) since the
+// insert, the reservation tried again.
+func (s *Store) reservationRefused(ctx context.Context, r ivrpay.PayinReservation) (reserved, holder *ivrpay.Payin, err error) {
 	if holder, err = s.payinHolding(ctx, r); err == nil && holder == nil {
-		// The holder finished (declined or voided) since the insert: try again.
 		return s.ReservePayin(ctx, r)
 	}
 	return nil, holder, err
