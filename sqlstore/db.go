@@ -57,6 +57,11 @@ type Store struct {
 	opts Options
 	// group is SQLite's group commit (see inTx); nil on PostgreSQL.
 	group *groupCommit
+	// checkpoints copies SQLite's WAL into the database file in the
+	// background (walCheckpointEvery), on ckdb, a connection of its own;
+	// both nil on PostgreSQL.
+	checkpoints *checkpointer
+	ckdb        *sql.DB
 	// stmts caches the hot paths' prepared statements (see stmtCache).
 	stmts stmtCache
 	// statements counts what went through stmts (Statements).
@@ -73,19 +78,22 @@ type Store struct {
 
 // SQLite's page cache per connection (see Open).
 const (
-	writerCacheKiB = 8000
-	readerCacheKiB = 2000
+	writerCacheKiB     = 8000
+	readerCacheKiB     = 2000
+	checkpointCacheKiB = 100
 )
 
 // walCheckpointPages is the WAL size, in pages, at which a commit copies the
-// WAL back into the database file (SQLite's default is 1,000). A checkpoint
-// copies each page the WAL holds once, however many commits wrote it, and
-// fsyncs the database file; the pages a charge writes are mostly the same
-// few (the tables' and indexes' right edges), so ten times the WAL copies
-// them a tenth as often. Measured at 64 callers: checkpoints 0.033 → 0.015 ms
-// of CPU per call, fsyncs 0.031 → 0.021 ms (docs/benchmarks.md). The WAL
-// file then grows to about 40 MiB before it is reused, and a crash replays up
-// to that much at the next open.
+// WAL back into the database file itself (SQLite's default is 1,000). The
+// background checkpoint (walCheckpointEvery) normally copies it first; this
+// bounds the WAL when that one falls behind. A checkpoint copies each page
+// the WAL holds once, however many commits wrote it, and fsyncs the
+// database file; the pages a charge writes are mostly the same few (the
+// tables' and indexes' right edges), so ten times the WAL copies them a
+// tenth as often. Measured at 64 callers, before the background
+// checkpoint: checkpoints 0.033 → 0.015 ms of CPU per call, fsyncs 0.031 →
+// 0.021 ms (docs/benchmarks.md). The WAL file can grow to about 40 MiB
+// before it is reused, and a crash replays up to that much at the next open.
 const walCheckpointPages = 10000
 
 // Open connects to dsn (a SQLite file path, or a postgres:// URL), applies the
@@ -150,6 +158,13 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 		// Idle readers are kept (database/sql keeps 2 by default), and with
 		// them the statements prepared on them (see stmtCache).
 		s.rdb.SetMaxIdleConns(8)
+		// A checkpoint reads the WAL and writes the database file directly,
+		// not through the page cache.
+		if s.ckdb, err = sql.Open("sqlite", poolDSN(checkpointCacheKiB)); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.ckdb.SetMaxOpenConns(1)
 	}
 	if err := s.wdb.PingContext(ctx); err != nil {
 		s.Close()
@@ -172,6 +187,7 @@ func Open(ctx context.Context, dsn string, opts Options) (s *Store, err error) {
 	}
 	if s.engine == EngineSQLite {
 		s.group = newGroupCommit(s.wdb)
+		s.checkpoints = startCheckpointer(s.ckdb, walCheckpointEvery, s.writes.Load, opts.Logger)
 	}
 	return s, nil
 }
@@ -207,10 +223,16 @@ func (s *Store) Close() error {
 	if s.group != nil {
 		s.group.close()
 	}
+	if s.checkpoints != nil {
+		s.checkpoints.close()
+	}
 	s.closeStmts()
 	err := s.wdb.Close()
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
+	}
+	if s.ckdb != nil {
+		err = errors.Join(err, s.ckdb.Close())
 	}
 	return err
 }

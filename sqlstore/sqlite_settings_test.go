@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// TestSQLitePoolSettings: both pools are durable (WAL, synchronous=FULL,
+// TestSQLitePoolSettings: every pool is durable (WAL, synchronous=FULL,
 // foreign keys on, temp store in memory), checkpoint the WAL at
 // walCheckpointPages, and each has its own page cache size: the writer's
-// 8 MiB, the readers' 2 MiB.
+// 8 MiB, the readers' 2 MiB, the background checkpoint's 100 KiB.
 func TestSQLitePoolSettings(t *testing.T) {
 	t.Parallel()
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "settings.db"), Options{})
@@ -25,6 +25,7 @@ func TestSQLitePoolSettings(t *testing.T) {
 	}{
 		{"writer", s.wdb, -writerCacheKiB},
 		{"reader", s.rdb, -readerCacheKiB},
+		{"checkpoint", s.ckdb, -checkpointCacheKiB},
 	} {
 		t.Run(pool.name, func(t *testing.T) {
 			pragma := func(name string) any {
