@@ -239,6 +239,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// process enforces one limit and a restart forgets nothing.
 	api.Limiter, api.BehindProxy = httpapi.NewSharedAuthLimiter(store, secret), *behindProxy
 	api.Limiter.Audit = store
+	// The blocks in force are read before the first request, not on Run's
+	// first pass: a restart must not let a blocked address guess again, or
+	// a key new to it in, while that pass is under way.
+	if err := api.Limiter.Refresh(ctx); err != nil {
+		fmt.Fprintf(stderr, "ivrpay serve: reading the authentication blocks: %v\n", err)
+		return 1
+	}
 	// The limiter runs until the server has drained, so that the failures of
 	// the last requests reach the audit trail (Run writes them as it stops).
 	limiterCtx, stopLimiter := context.WithCancel(context.WithoutCancel(ctx))
