@@ -235,14 +235,21 @@ func TestGroupCommitCancelableContext(t *testing.T) {
 	}
 }
 
-// TestGroupCommitClose answers writes that arrive after Close instead of hanging.
+// TestGroupCommitClose answers writes that arrive after Close instead of
+// hanging, and a second Close (a deferred one after an explicit one) is
+// harmless.
 func TestGroupCommitClose(t *testing.T) {
 	t.Parallel()
 	s := openGroupCommitStore(t)
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 	err := s.inTx(context.Background(), func(tx querier) error { return fmt.Errorf("must not run") })
 	if !errors.Is(err, errStoreClosed) {
 		t.Errorf("inTx after Close: %v, want errStoreClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
 	}
 }
 
