@@ -177,7 +177,8 @@ func CheckProcessorEvent(e ProcessorEvent) error {
 	for _, f := range []struct{ name, value string }{
 		{"account", e.Account}, {"kind", e.Kind}, {"id", e.ID}, {"type", e.Type}, {"payment_reference", e.PaymentReference},
 		{"reference", e.Reference}, {"refund_reference", e.RefundReference}, {"currency", e.Currency},
-		{"refusal_code", e.RefusalCode}, {"refusal_desc", e.RefusalDesc},
+		{"refusal_code", e.RefusalCode}, {"refusal_desc", e.RefusalDesc}, {"auth_code", e.AuthCode},
+		{"avs_result_code", e.AVSResultCode}, {"cvc_result_code", e.CVCResultCode}, {"network_transaction_id", e.NetworkTransactionID},
 	} {
 		if len(f.value) > maxEventField {
 			return FieldErrorf(f.name, "must be at most %d bytes", maxEventField)

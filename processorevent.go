@@ -38,6 +38,15 @@ type ProcessorEvent struct {
 	// RefusalCode (normalized) and RefusalDesc for failure effects.
 	RefusalCode string
 	RefusalDesc string
+	// AuthCode, AVSResultCode, CVCResultCode and NetworkTransactionID are
+	// the card network's answer as the event states it, mapped as the
+	// adapter maps its synchronous answer (ProcessorResult's fields); each
+	// is empty when the event does not carry it. They reach the payin when
+	// the event resolves its unknown outcome.
+	AuthCode             string
+	AVSResultCode        string
+	CVCResultCode        string
+	NetworkTransactionID string
 	// Dispute is set for EffectDispute.
 	Dispute *DisputeDetails
 	// OccurredAt is when the processor says the event happened.

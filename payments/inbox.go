@@ -213,12 +213,18 @@ func (s *Service) applyRefundEvent(ctx context.Context, ev ivrpay.InboxEvent) er
 }
 
 // eventResult is the processor's answer an event gives for a payin whose
-// outcome was unknown.
+// outcome was unknown, with the card network's answer as far as the event
+// states it (an approval's auth code and network transaction id, the AVS
+// and CVC results of either), as the synchronous answer would have given
+// it. The match policy (require_cvc_match, require_avs_match) is not
+// applied to it, as to no resolved outcome: the money has moved already.
 func (s *Service) eventResult(ev ivrpay.InboxEvent, approved bool) *ivrpay.ProcessorResult {
+	res := &ivrpay.ProcessorResult{Reference: ev.PaymentReference, AVSResultCode: ev.AVSResultCode, CVCResultCode: ev.CVCResultCode}
 	if approved {
-		return &ivrpay.ProcessorResult{Approved: true, Reference: ev.PaymentReference, AuthorizedAmount: ev.Amount}
+		res.Approved, res.AuthorizedAmount = true, ev.Amount
+		res.AuthCode, res.NetworkTransactionID = ev.AuthCode, ev.NetworkTransactionID
+		return res
 	}
-	res := &ivrpay.ProcessorResult{Reference: ev.PaymentReference}
 	res.RefusalCode, res.RefusalDesc = s.eventRefusal(ev)
 	return res
 }

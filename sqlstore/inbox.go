@@ -16,7 +16,8 @@ import (
 // payments service's decision.
 
 const processorEventColumns = `account, event_id, kind, type, effect, payment_reference, reference, refund_reference, amount, currency,
-	refusal_code, refusal_desc, dispute, occurred_at, received_at, status, object_id, note, attempts, next_attempt_at, applied_at`
+	refusal_code, refusal_desc, dispute, occurred_at, received_at, status, object_id, note, attempts, next_attempt_at, applied_at,
+	auth_code, avs_result_code, cvc_result_code, network_transaction_id`
 
 // processorEventRow receives a processor_events row.
 type processorEventRow struct {
@@ -29,7 +30,7 @@ func (r *processorEventRow) dest() []any {
 	e := &r.InboxEvent
 	return []any{&e.Account, &e.ID, &e.Kind, &e.Type, &e.Effect, &e.PaymentReference, &e.Reference, &e.RefundReference, &e.Amount,
 		&e.Currency, &e.RefusalCode, &e.RefusalDesc, &r.dispute, &r.occurredAt, &r.receivedAt, &e.Status, &e.ObjectID, &e.Note,
-		&e.Attempts, &r.nextAttemptAt, &r.appliedAt}
+		&e.Attempts, &r.nextAttemptAt, &r.appliedAt, &e.AuthCode, &e.AVSResultCode, &e.CVCResultCode, &e.NetworkTransactionID}
 }
 
 func (r *processorEventRow) event() (ivrpay.InboxEvent, error) {
@@ -66,10 +67,13 @@ func (s *Store) InsertProcessorEvent(ctx context.Context, e ivrpay.ProcessorEven
 		occurred = sql.NullString{String: ivrpay.FormatTime(e.OccurredAt), Valid: true}
 	}
 	n, err := s.execTx(ctx, `INSERT INTO processor_events (account, event_id, kind, type, effect, payment_reference, reference, refund_reference,
-		amount, currency, refusal_code, refusal_desc, dispute, occurred_at, received_at, status, next_attempt_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (account, event_id) DO NOTHING`,
+		amount, currency, refusal_code, refusal_desc, dispute, occurred_at, received_at, status, next_attempt_at,
+		auth_code, avs_result_code, cvc_result_code, network_transaction_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		ON CONFLICT (account, event_id) DO NOTHING`,
 		e.Account, e.ID, e.Kind, e.Type, string(e.Effect), e.PaymentReference, e.Reference, e.RefundReference, e.Amount, e.Currency,
-		e.RefusalCode, e.RefusalDesc, dispute, occurred, ivrpay.FormatTime(at), ivrpay.ProcessorEventPending, ivrpay.FormatTime(at.Add(hold)))
+		e.RefusalCode, e.RefusalDesc, dispute, occurred, ivrpay.FormatTime(at), ivrpay.ProcessorEventPending, ivrpay.FormatTime(at.Add(hold)),
+		e.AuthCode, e.AVSResultCode, e.CVCResultCode, e.NetworkTransactionID)
 	return n == 1, err
 }
 

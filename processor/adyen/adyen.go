@@ -2,6 +2,7 @@ package adyen
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -328,16 +329,16 @@ func (p *Processor) pay(ctx context.Context, pay ivrpay.CardPayment, value int64
 // paymentResult reads a /payments answer.
 func paymentResult(res paymentResponse, pay ivrpay.CardPayment, value int64) (ivrpay.ProcessorResult, error) {
 	ad := res.AdditionalData
+	n := networkAnswer(func(key string) string { return ad[key] })
 	r := ivrpay.ProcessorResult{
 		Reference:     res.PSPReference,
-		AVSResultCode: avsResult(ad["avsResult"]),
-		CVCResultCode: cvcResult(ad["cvcResult"], pay),
+		AVSResultCode: cmp.Or(n.avs, avsResult("")),
+		CVCResultCode: cmp.Or(n.cvc, cvcResult("", pay)),
 	}
 	switch res.ResultCode {
 	case "Authorised":
 		r.Approved = true
-		r.AuthCode = ad["authCode"]
-		r.NetworkTransactionID = ad["networkTxReference"]
+		r.AuthCode, r.NetworkTransactionID = n.authCode, n.nti
 		r.AuthorizedAmount = value
 		return r, nil
 	case "Refused", "Cancelled":

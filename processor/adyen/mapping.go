@@ -94,6 +94,27 @@ func leadingNumber(s string) (int, bool) {
 	return n, err == nil
 }
 
+// cardAnswer is the card network's answer to a payment as Adyen's
+// additionalData states it, mapped: empty where the data lacks it.
+type cardAnswer struct{ authCode, avs, cvc, nti string }
+
+// networkAnswer reads the card network's answer out of a payment's
+// additionalData, whose keys a /payments answer and an AUTHORISATION
+// notification share (the notification's when the webhook's "Add Acquirer
+// Result" setting is on): authCode, avsResult, cvcResult and
+// networkTxReference. Only the mapped avsResult and cvcResult count, as
+// for the synchronous answer, not their *Raw forms.
+func networkAnswer(ad func(key string) string) cardAnswer {
+	a := cardAnswer{authCode: ad("authCode"), nti: ad("networkTxReference")}
+	if s := ad("avsResult"); s != "" {
+		a.avs = avsResult(s)
+	}
+	if s := ad("cvcResult"); s != "" {
+		a.cvc = cvcResult(s, ivrpay.CardPayment{})
+	}
+	return a
+}
+
 // avsResult maps Adyen's avsResult to Y (postal code matches), N (it does
 // not) or U (not checked or unknown). Only the postal code counts: it is all
 // <Pay> collects, and the street ivrpay sends is "N/A".

@@ -171,6 +171,16 @@ func VerifyNotifications(account string, body []byte, keys []string) ([]ivrpay.P
 	return events, nil
 }
 
+// identifier is an id of the card network's (an auth code, a network
+// transaction id) as an event keeps it: one longer than any network's is
+// dropped, since a cut one would be wrong where a later charge cites it.
+func identifier(s string) string {
+	if len(s) > 64 {
+		return ""
+	}
+	return s
+}
+
 // disputeStatuses maps Adyen's dispute event codes to chargeback statuses
 // (SPEC §4.3; DISPUTE_OPENED_WITH_CHARGEBACK, a chargeback without the
 // notice before it, is a refinement: docs/decisions.md).
@@ -227,9 +237,14 @@ func (it *notificationItem) event(account string) ivrpay.ProcessorEvent {
 	case "AUTHORISATION":
 		// The payment itself: pspReference is the payment's, and
 		// merchantReference the payin id the adapter sent.
+		// additionalData holds the card network's answer, as /payments
+		// gives it, when the webhook includes it.
 		e.PaymentReference = it.PSPReference
+		n := networkAnswer(ad)
+		e.AVSResultCode, e.CVCResultCode = n.avs, n.cvc
 		if success {
 			e.Effect = ivrpay.EffectPaymentAuthorized
+			e.AuthCode, e.NetworkTransactionID = identifier(n.authCode), identifier(n.nti)
 		} else {
 			failed(ivrpay.EffectPaymentFailed, refusalCode(ad("refusalReasonCode"), it.Reason, ad("refusalReasonRaw")))
 		}

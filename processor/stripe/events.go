@@ -130,10 +130,78 @@ type eventIntent struct {
 		Code        string `json:"code"`
 		DeclineCode string `json:"decline_code"`
 	} `json:"last_payment_error"`
+	// LatestCharge is the charge's id (API versions from 2022-11-15), or
+	// the charge itself where the endpoint expands it; Charges lists the
+	// charges, newest first, in API versions before 2022-11-15.
+	LatestCharge *eventChargeCard `json:"latest_charge"`
+	Charges      *struct {
+		Data []*eventChargeCard `json:"data"`
+	} `json:"charges"`
+}
+
+// eventChargeCard is what ivrpay reads of the charge a PaymentIntent
+// event carries: its id, and its card's answer when the charge is there
+// as an object. Only these fields are decoded, so that a field of another
+// shape in some API version never fails the event.
+type eventChargeCard struct {
+	ID   string
+	card *struct {
+		AuthorizationCode    string                                          `json:"authorization_code"`
+		NetworkTransactionID string                                          `json:"network_transaction_id"`
+		Checks               *stripeapi.ChargePaymentMethodDetailsCardChecks `json:"checks"`
+	}
+}
+
+func (c *eventChargeCard) UnmarshalJSON(b []byte) error {
+	if id, ok := stripeapi.ParseID(b); ok {
+		c.ID = id
+		return nil
+	}
+	var v struct {
+		ID                   string `json:"id"`
+		PaymentMethodDetails *struct {
+			Card json.RawMessage `json:"card"`
+		} `json:"payment_method_details"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	c.ID = v.ID
+	if v.PaymentMethodDetails != nil && len(v.PaymentMethodDetails.Card) > 0 {
+		return json.Unmarshal(v.PaymentMethodDetails.Card, &c.card)
+	}
+	return nil
+}
+
+// charge is the PaymentIntent's charge whose card's answer the event
+// carries: latest_charge when expanded, else that charge (or, before
+// latest_charge existed, the newest) in charges.data; nil when the event
+// carries none (the current API versions' latest_charge is an id).
+func (pi eventIntent) charge() *stripeapi.Charge {
+	found := pi.LatestCharge
+	if (found == nil || found.card == nil) && pi.Charges != nil {
+		for _, c := range pi.Charges.Data {
+			if c != nil && c.card != nil && (found == nil || c.ID == found.ID) {
+				found = c
+				break
+			}
+		}
+	}
+	if found == nil || found.card == nil {
+		return nil
+	}
+	card := &stripeapi.ChargePaymentMethodDetailsCard{AuthorizationCode: found.card.AuthorizationCode,
+		NetworkTransactionID: found.card.NetworkTransactionID, Checks: found.card.Checks}
+	return &stripeapi.Charge{ID: found.ID, PaymentMethodDetails: &stripeapi.ChargePaymentMethodDetails{Card: card}}
 }
 
 func (pi eventIntent) event(e ivrpay.ProcessorEvent) ivrpay.ProcessorEvent {
 	e.PaymentReference, e.Reference, e.Currency = pi.ID, pi.Metadata[MetadataReference], strings.ToUpper(pi.Currency)
+	// The card network's answer, read as the synchronous answer reads it.
+	var r ivrpay.ProcessorResult
+	if chargeAnswer(&r, pi.charge()) {
+		e.AuthCode, e.NetworkTransactionID, e.AVSResultCode, e.CVCResultCode = r.AuthCode, r.NetworkTransactionID, r.AVSResultCode, r.CVCResultCode
+	}
 	switch e.Type {
 	case "payment_intent.succeeded":
 		e.Effect, e.Amount = ivrpay.EffectPaymentCaptured, pi.AmountReceived

@@ -249,3 +249,74 @@ func TestCheckEventsSecret(t *testing.T) {
 		})
 	}
 }
+
+// chargeObject is a Charge as a PaymentIntent of an API version before
+// 2022-11-15 lists it in charges.data (and as an expanded latest_charge
+// reads), with the card details ivrpay must not copy.
+func chargeObject(id, status, cvc, postal, authCode, nti string) map[string]any {
+	return map[string]any{"id": id, "object": "charge", "amount": 1500, "amount_captured": 1500, "captured": status == "succeeded",
+		"currency": "usd", "paid": status == "succeeded", "payment_intent": "pi_3EventTest", "payment_method": "pm_1EventTest", "status": status,
+		"outcome": map[string]any{"network_status": "approved_by_network", "risk_level": "normal", "seller_message": "Payment complete.", "type": "authorized"},
+		"refunds": map[string]any{"object": "list", "data": []any{}, "has_more": false, "total_count": 0, "url": "/v1/charges/" + id + "/refunds"},
+		"payment_method_details": map[string]any{"type": "card", "card": map[string]any{
+			"brand": "visa", "country": "US", "exp_month": 8, "exp_year": 2039, "fingerprint": "FpCardFingerprint1", "funding": "credit",
+			"last4": "9995", "network": "visa", "three_d_secure": nil, "wallet": nil, "mandate": nil, "installments": nil,
+			"checks":             map[string]any{"address_line1_check": nil, "address_postal_code_check": postal, "cvc_check": cvc},
+			"authorization_code": authCode, "network_transaction_id": nti}}}
+}
+
+// TestStripeEventsCardAnswer: a PaymentIntent event gives the card
+// network's answer (auth code, AVS and CVC checks, network transaction
+// id) where it carries the charge: charges.data in API versions before
+// 2022-11-15, or latest_charge as an object. The current versions' id alone
+// gives nothing, and nothing is made up.
+func TestStripeEventsCardAnswer(t *testing.T) {
+	t.Parallel()
+	const oldVersion = "2020-08-27"
+	charges := func(c ...any) map[string]any {
+		return map[string]any{"object": "list", "data": c, "has_more": false, "total_count": len(c), "url": "/v1/charges?payment_intent=pi_3EventTest"}
+	}
+	for _, tc := range []struct {
+		name, version, typ string
+		object             map[string]any
+		want               [4]string // auth code, AVS, CVC, network transaction id
+	}{
+		{"old version, succeeded", oldVersion, "payment_intent.succeeded", intentObject("succeeded", map[string]any{"amount_received": 1500,
+			"latest_charge": nil, "charges": charges(chargeObject("ch_3EventTest", "succeeded", "pass", "pass", "831000", "104557651805572"))}),
+			[4]string{"831000", "Y", "M", "104557651805572"}},
+		{"old version, authorized with a mismatched postal code", oldVersion, "payment_intent.amount_capturable_updated",
+			intentObject("requires_capture", map[string]any{"amount_capturable": 1500, "capture_method": "manual", "latest_charge": nil,
+				"charges": charges(chargeObject("ch_3EventTest", "succeeded", "pass", "fail", "T4F9Q2", "586214590330745"))}),
+			[4]string{"T4F9Q2", "N", "M", "586214590330745"}},
+		{"old version, the newest of two attempts", oldVersion, "payment_intent.succeeded", intentObject("succeeded", map[string]any{
+			"amount_received": 1500, "latest_charge": nil, "charges": charges(
+				chargeObject("ch_3Second", "succeeded", "unchecked", "unavailable", "655182", "300000000000001"),
+				chargeObject("ch_3First", "failed", "fail", "pass", "", ""))}),
+			[4]string{"655182", "U", "P", "300000000000001"}},
+		{"old version, refused with a CVC mismatch", oldVersion, "payment_intent.payment_failed", intentObject("requires_payment_method", map[string]any{
+			"latest_charge": nil, "charges": charges(chargeObject("ch_3EventTest", "failed", "fail", "pass", "", "")),
+			"last_payment_error": map[string]any{"type": "card_error", "code": "incorrect_cvc", "message": "Your card's security code is incorrect.",
+				"payment_method": cardOnError}}),
+			[4]string{"", "Y", "N", ""}},
+		{"latest_charge expanded", stripetest.EventAPIVersion, "payment_intent.succeeded", intentObject("succeeded", map[string]any{
+			"amount_received": 1500, "latest_charge": chargeObject("ch_3EventTest", "succeeded", "pass", "pass", "831000", "104557651805572")}),
+			[4]string{"831000", "Y", "M", "104557651805572"}},
+		{"current version: latest_charge is an id", stripetest.EventAPIVersion, "payment_intent.succeeded",
+			intentObject("succeeded", map[string]any{"amount_received": 1500}), [4]string{}},
+		{"current version pinned to 2022-11-15", "2022-11-15", "payment_intent.amount_capturable_updated",
+			intentObject("requires_capture", map[string]any{"amount_capturable": 1500, "capture_method": "manual"}), [4]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := verifyOne(t, stripetest.EventOfVersion(tc.version, "evt_1CardAnswer", tc.typ, tc.object))
+			if g := [4]string{got.AuthCode, got.AVSResultCode, got.CVCResultCode, got.NetworkTransactionID}; g != tc.want {
+				t.Fatalf("auth code, AVS, CVC, network transaction id %q, want %q", g, tc.want)
+			}
+			if got.Effect == ivrpay.EffectNone || got.PaymentReference != "pi_3EventTest" || got.Reference != "pyn_eventtest" {
+				t.Fatalf("event %s", processortest.EventJSON(t, got))
+			}
+			if b := processortest.EventJSON(t, got); strings.Contains(b, "9995") || strings.Contains(b, "Fingerprint") || strings.Contains(b, "2039") {
+				t.Fatalf("card data was copied: %s", b)
+			}
+		})
+	}
+}

@@ -254,16 +254,26 @@ func approvedIntent(pi *stripeapi.PaymentIntent) ivrpay.ProcessorResult {
 	} else {
 		r.AuthorizedAmount = pi.AmountReceived
 	}
-	if ch := pi.LatestCharge; ch != nil && ch.PaymentMethodDetails != nil && ch.PaymentMethodDetails.Card != nil {
-		card := ch.PaymentMethodDetails.Card
-		r.NetworkTransactionID = card.NetworkTransactionID
-		r.AuthCode = card.AuthorizationCode
-		if card.Checks != nil {
-			r.AVSResultCode = avsCode(string(card.Checks.AddressPostalCodeCheck))
-			r.CVCResultCode = cvcCode(string(card.Checks.CVCCheck))
-		}
-	}
+	chargeAnswer(&r, pi.LatestCharge)
 	return r
+}
+
+// chargeAnswer sets r's auth code, network transaction id and AVS and CVC
+// result codes from the card details of the payment's charge, when ch
+// carries them (an expanded charge; a charge id alone does not). A
+// PaymentIntent's answer and its events read them alike.
+func chargeAnswer(r *ivrpay.ProcessorResult, ch *stripeapi.Charge) bool {
+	if ch == nil || ch.PaymentMethodDetails == nil || ch.PaymentMethodDetails.Card == nil {
+		return false
+	}
+	card := ch.PaymentMethodDetails.Card
+	r.NetworkTransactionID = card.NetworkTransactionID
+	r.AuthCode = card.AuthorizationCode
+	if card.Checks != nil {
+		r.AVSResultCode = avsCode(string(card.Checks.AddressPostalCodeCheck))
+		r.CVCResultCode = cvcCode(string(card.Checks.CVCCheck))
+	}
+	return true
 }
 
 // Verify checks a card with a SetupIntent (see the package documentation).

@@ -17,8 +17,15 @@ const EventAPIVersion = "2024-06-20"
 // Event is a Stripe event of type typ about object, as Stripe posts it to a
 // webhook endpoint (a snapshot event: the object as it was).
 func Event(id, typ string, object map[string]any) []byte {
+	return EventOfVersion(EventAPIVersion, id, typ, object)
+}
+
+// EventOfVersion is Event stamped with another API version (an endpoint
+// pinned to it): before 2022-11-15 a PaymentIntent lists its charges in
+// charges.data, from it names only latest_charge.
+func EventOfVersion(version, id, typ string, object map[string]any) []byte {
 	b, err := json.Marshal(map[string]any{
-		"id": id, "object": "event", "api_version": EventAPIVersion, "created": time.Now().Unix(),
+		"id": id, "object": "event", "api_version": version, "created": time.Now().Unix(),
 		"livemode": false, "pending_webhooks": 1, "request": map[string]any{"id": nil, "idempotency_key": nil},
 		"type": typ, "data": map[string]any{"object": object},
 	})
