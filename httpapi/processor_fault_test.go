@@ -49,6 +49,9 @@ type double struct {
 	payment func(payinID string) (ref string, reversed bool)
 	// reversals counts the reversals for payinID that reached the fake.
 	reversals func(payinID string) int
+	// The fake itself (one of them is set).
+	stripe *stripetest.Fake
+	adyen  *adyentest.Fake
 }
 
 func stripeDouble(t *testing.T) double {
@@ -60,6 +63,7 @@ func stripeDouble(t *testing.T) double {
 	return double{
 		router: oneAccount{ivrpay.ProcessorAccountRef{Name: "stripe-test", Kind: ivrpay.ProcessorKindStripe}, p},
 		hang:   stripetest.AmountHang,
+		stripe: f,
 		payment: func(id string) (string, bool) {
 			in := f.IntentsFor(id)
 			if len(in) == 0 {
@@ -91,6 +95,7 @@ func adyenDouble(t *testing.T) double {
 		router:   oneAccount{ivrpay.ProcessorAccountRef{Name: "adyen-test", Kind: ivrpay.ProcessorKindAdyen}, p},
 		hang:     adyentest.AmountHang,
 		reverses: true,
+		adyen:    f,
 		payment: func(id string) (string, bool) {
 			pay, ok := f.Payment(id)
 			if !ok {

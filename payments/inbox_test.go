@@ -925,3 +925,48 @@ func TestLookUpFallback(t *testing.T) {
 		}
 	})
 }
+
+// TestEventResolutionCardAnswer: an event that resolves a payin's unknown
+// outcome gives the payin the card network's answer it carries, also when
+// a later worker pass applies it (the event is stored with it); an
+// approval's network transaction id reaches the card stored with the
+// payin, and a refusal keeps its AVS and CVC results but no auth code. A
+// CVC mismatch on an approval leaves it approved: the money has moved.
+func TestEventResolutionCardAnswer(t *testing.T) {
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		ctx := context.Background()
+		holder := payments.New(e.store, e.opts.Vault, e.router, payments.Options{Mode: ivrpay.ModeSandbox, Clock: e.clock, HoldProcessorEvents: true})
+		for _, tc := range []struct {
+			name     string
+			effect   ivrpay.EventEffect
+			status   string
+			authCode string
+			nti      string
+		}{
+			{"approved", ivrpay.EffectPaymentAuthorized, ivrpay.PayinStatusProcessing, "A1B2C3", "586214590330745"},
+			{"refused", ivrpay.EffectPaymentFailed, ivrpay.PayinStatusFailed, "", ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e.t = t
+				p := unknownPayin(e)
+				ev := paymentEvent(p, tc.effect)
+				ev.AuthCode, ev.AVSResultCode, ev.CVCResultCode, ev.NetworkTransactionID = "A1B2C3", "Y", "N", "586214590330745"
+				if err := holder.ReceiveProcessorEvent(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+				if n, err := e.pay.ApplyDueProcessorEvents(ctx); err != nil || n != 1 {
+					t.Fatalf("the worker pass claimed %d events (%v), want 1", n, err)
+				}
+				got := e.payin(p.ID)
+				if got.Status != tc.status || string(got.AuthCode) != tc.authCode || got.AVSResultCode != "Y" || got.CVCResultCode != "N" ||
+					string(got.Processor.NetworkTransactionID) != tc.nti {
+					t.Fatalf("payin %s: auth_code %q, avs %q, cvc %q, network transaction id %q; want %s, %q, Y, N, %q",
+						got.Status, got.AuthCode, got.AVSResultCode, got.CVCResultCode, got.Processor.NetworkTransactionID, tc.status, tc.authCode, tc.nti)
+				}
+				if _, nti, err := e.store.LoadPaymentMethodCard(ctx, string(got.PaymentMethodID)); err != nil || nti != tc.nti {
+					t.Fatalf("the stored card's network transaction id is %q (%v), want %q", nti, err, tc.nti)
+				}
+			})
+		}
+	})
+}

@@ -1,0 +1,174 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/httpapi"
+	"github.com/ivrpay/ivrpay/payments"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
+	"github.com/ivrpay/ivrpay/processor/adyen/adyentest"
+	"github.com/ivrpay/ivrpay/processor/processortest"
+	"github.com/ivrpay/ivrpay/processor/stripe/stripetest"
+)
+
+// eventDetailsCase is one processor whose signed event resolves a payin's
+// unknown outcome with the card network's answer.
+type eventDetailsCase struct {
+	name  string
+	open  func(t *testing.T) double
+	whsec string // the events secret the account holds
+	// event is the signed delivery (path under /vendor/, body, headers)
+	// that approves the payment made under payinID at the fake.
+	event func(t *testing.T, d double, payinID string) (path string, body []byte, headers map[string]string)
+	// citedNTI is the network transaction id the fake received with the
+	// latest merchant-initiated charge.
+	citedNTI func(t *testing.T, d double) string
+	// status is the payin's after the event: Stripe's succeeded also
+	// confirms the capture.
+	status string
+}
+
+// The card network's answer the events below carry, and what the payin
+// then shows.
+const (
+	eventAuthCode = "831000"
+	eventNTI      = "104557651805572"
+)
+
+// TestUnknownOutcomeResolvedByEventShowsCardAnswer: a charge whose
+// processor answer was lost (the fakes' 5121: charged, then a 500) is
+// PAYMENT_PENDING; a signed event approving it, posted to the processor
+// events endpoint over HTTP, resolves it, and GET /v1/payins/{id} then
+// shows the auth code, AVS and CVC result codes and the network transaction
+// id the event carried, as the synchronous answer would have. The card
+// stored with the payin keeps the network transaction id: its later
+// merchant-initiated charge cites it at the processor (Adyen's fake refuses
+// a ContAuth charge without one).
+func TestUnknownOutcomeResolvedByEventShowsCardAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []eventDetailsCase{{
+		name: "adyen AUTHORISATION", open: adyenDouble, whsec: adyentest.HMACKey, status: ivrpay.PayinStatusProcessing,
+		event: func(t *testing.T, d double, payinID string) (string, []byte, map[string]string) {
+			psp, _ := d.payment(payinID)
+			body := adyentest.Notification(adyentest.HMACKey, adyentest.Item{EventCode: "AUTHORISATION", Success: true, PSPReference: psp,
+				MerchantReference: payinID, Value: processortest.AmountLostAnswers, Currency: "USD",
+				AdditionalData: map[string]string{"authCode": eventAuthCode, "avsResult": "7 Both postal code and address match", "avsResultRaw": "Y",
+					"cvcResult": "1 Matches", "cvcResultRaw": "M", "networkTxReference": eventNTI, "cardSummary": "1111", "expiryDate": "8/2030"}})
+			return "/vendor/adyen/notifications/adyen-test", body, nil
+		},
+		citedNTI: func(t *testing.T, d double) string {
+			got := d.adyen.Received("/payments")
+			return adyentest.Str(got[len(got)-1].Body, "additionalData", "networkTxReference")
+		},
+	}, {
+		name: "stripe payment_intent.succeeded of API version 2020-08-27", open: stripeDouble, whsec: eventsWhsec, status: ivrpay.PayinStatusSucceeded,
+		event: func(t *testing.T, d double, payinID string) (string, []byte, map[string]string) {
+			pi, _ := d.payment(payinID)
+			charge := map[string]any{"id": "ch_" + pi[3:], "object": "charge", "amount": processortest.AmountLostAnswers, "captured": true,
+				"currency": "usd", "paid": true, "payment_intent": pi, "status": "succeeded",
+				"payment_method_details": map[string]any{"type": "card", "card": map[string]any{"brand": "visa", "last4": "1111", "exp_month": 8,
+					"exp_year": 2030, "network": "visa", "authorization_code": eventAuthCode, "network_transaction_id": eventNTI,
+					"checks": map[string]any{"address_line1_check": nil, "address_postal_code_check": "pass", "cvc_check": "pass"}}}}
+			body := stripetest.EventOfVersion("2020-08-27", "evt_1LostAnswerResolved", "payment_intent.succeeded", map[string]any{
+				"id": pi, "object": "payment_intent", "amount": processortest.AmountLostAnswers, "amount_received": processortest.AmountLostAnswers,
+				"amount_capturable": 0, "currency": "usd", "status": "succeeded", "metadata": map[string]any{"ivrpay_reference": payinID},
+				"charges": map[string]any{"object": "list", "data": []any{charge}, "has_more": false, "total_count": 1}})
+			return "/vendor/stripe/events/stripe-test", body, map[string]string{"Stripe-Signature": stripetest.Sign(body, time.Now(), eventsWhsec)}
+		},
+		citedNTI: func(t *testing.T, d double) string {
+			got := d.stripe.Recorded("POST", "/v1/payment_intents")
+			return got[len(got)-1].Form.Get("payment_method_options[card][mit_exemption][network_transaction_id]")
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			forEachEngine(t, func(t *testing.T, engine string) {
+				d := tc.open(t)
+				var opts *paymentstest.Config
+				b := setup(t, engine, func(c *paymentstest.Config) { c.Router, opts = d.router, c })
+				events := b.serveEvents(t, opts, d.router.ref, tc.whsec)
+
+				cfg := b.payinConfig(b.admin, b.merchantID, processortest.AmountLostAnswers, nil)
+				id := b.wantPending(b.ivr(b.ivrKey("payin:create"), with(chargeBody(cfg), "amount", ivrpay.FormatDollars(processortest.AmountLostAnswers))))
+				path, body, headers := tc.event(t, d, id)
+				if status := postEvent(t, events+path, body, headers); status != http.StatusOK {
+					t.Fatalf("the event answered HTTP %d", status)
+				}
+				p := b.payin(id)
+				proc, _ := p["processor"].(map[string]any)
+				if p["status"] != tc.status || processorOutcome(p) != ivrpay.ProcessorOutcomeApproved {
+					t.Fatalf("payin after the event: %v / %v", p["status"], processorOutcome(p))
+				}
+				if p["auth_code"] != eventAuthCode || p["avs_result_code"] != "Y" || p["cvc_result_code"] != "M" || proc["network_transaction_id"] != eventNTI {
+					t.Fatalf("payin resolved by the event shows auth_code %v, avs_result_code %v, cvc_result_code %v, network_transaction_id %v; want %s, Y, M, %s",
+						p["auth_code"], p["avs_result_code"], p["cvc_result_code"], proc["network_transaction_id"], eventAuthCode, eventNTI)
+				}
+
+				// The stored card's later merchant-initiated charge cites the NTI.
+				pm, _ := p["payment_method_id"].(string)
+				next := b.payinConfig(b.admin, b.merchantID, 1200, map[string]any{"idempotency_key": "after-the-event"})
+				r := b.api("POST", "/v1/payment_methods/"+pm+"/payin", b.admin, map[string]any{"payin_config_id": next})
+				wantStatus(t, r, 200)
+				if got := r.data(t); got["status"] != ivrpay.PayinStatusProcessing {
+					t.Fatalf("the stored card's charge is %v (%v)", got["status"], got["refusal_code"])
+				}
+				if got := tc.citedNTI(t, d); got != eventNTI {
+					t.Fatalf("the stored card's charge cited network transaction id %q, want %q", got, eventNTI)
+				}
+			})
+		})
+	}
+}
+
+// serveEvents serves the processor events endpoints on the bundle's store
+// and service, as cmd/ivrpay wires them, for an account named as ref whose
+// events secret is whsec; it returns the server's URL.
+func (b *bundle) serveEvents(t *testing.T, opts *paymentstest.Config, ref ivrpay.ProcessorAccountRef, whsec string) string {
+	t.Helper()
+	encrypt := func(s string) string {
+		ct, err := opts.Vault.Encrypt(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ct
+	}
+	a := ivrpay.ProcessorAccount{Name: ref.Name, Kind: ref.Kind, SecretCiphertext: encrypt("the API secret"), EventsSecretCiphertext: encrypt(whsec)}
+	if ref.Kind == ivrpay.ProcessorKindAdyen {
+		a.MerchantAccount = adyentest.MerchantAccount
+	}
+	if err := b.store.CreateProcessorAccount(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	services := httpapi.NewServices(b.store, b.pay)
+	services.EventSecrets, services.ProcessorEvents = &payments.AccountRouter{Store: b.store, Vault: opts.Vault}, b.pay
+	srv := httptest.NewServer((&httpapi.Server{Services: services, Logger: b.logger}).Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// postEvent delivers a processor's event and returns the HTTP status.
+func postEvent(t *testing.T, url string, body []byte, headers map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	io.Copy(io.Discard, res.Body)
+	return res.StatusCode
+}
