@@ -61,6 +61,20 @@ func (b *bundle) wantPending(r connResp) string {
 	return id
 }
 
+// checkCardAnswer checks that a payin of chargeBody's card (CVV 123,
+// postal code 94111) resolved after a lost answer shows what the sandbox
+// answers that card synchronously: an auth code, AVS Y, CVC M and a
+// network transaction id.
+func checkCardAnswer(t *testing.T, p map[string]any) {
+	t.Helper()
+	proc, _ := p["processor"].(map[string]any)
+	if code, _ := p["auth_code"].(string); len(code) != 6 || p["avs_result_code"] != sandbox.AVSMatch || p["cvc_result_code"] != sandbox.CVCMatch ||
+		proc["network_transaction_id"] == nil || proc["network_transaction_id"] == "" {
+		t.Fatalf("resolved payin shows auth_code %v, avs_result_code %v, cvc_result_code %v, network_transaction_id %v; want an auth code, Y, M and an id",
+			p["auth_code"], p["avs_result_code"], p["cvc_result_code"], proc["network_transaction_id"])
+	}
+}
+
 // checkNoLostMoney is what must hold after any fault: no payin of a trigger
 // that charged (5120, 5121) is FAILED, and no config has two live payins.
 func (b *bundle) checkNoLostMoney() {
@@ -96,9 +110,11 @@ func TestFaultTriggersConnector(t *testing.T) {
 			cfg, body := charge(sandbox.TimeoutFirstAmount)
 			first := b.ivr(key, body)
 			id := first.wantOK(t, "charge")
-			if p := b.payin(id); p["status"] != ivrpay.PayinStatusProcessing || processorOutcome(p) != ivrpay.ProcessorOutcomeApproved {
+			p := b.payin(id)
+			if p["status"] != ivrpay.PayinStatusProcessing || processorOutcome(p) != ivrpay.ProcessorOutcomeApproved {
 				t.Fatalf("payin after the first exchange: %v / %v", p["status"], processorOutcome(p))
 			}
+			checkCardAnswer(t, p)
 			// The config is used: another transaction cannot charge it.
 			b.ivr(key, with(chargeBody(cfg), "amount", "51.20")).wantErr(t, "charge", ivrpay.ConnConfigAlreadyUsed, 200)
 			if again := b.ivr(key, body); string(again.Raw) != string(first.Raw) {
@@ -118,6 +134,9 @@ func TestFaultTriggersConnector(t *testing.T) {
 			if p["status"] != ivrpay.PayinStatusProcessing || processorOutcome(p) != ivrpay.ProcessorOutcomeApproved || p["payment_method_id"] == nil {
 				t.Fatalf("payin after reconciliation: %v / %v / card %v", p["status"], processorOutcome(p), p["payment_method_id"])
 			}
+			// The card network's answer is the one the lost call had:
+			// the CVC result too, though the CVV was never kept.
+			checkCardAnswer(t, p)
 			// A late retry of the transaction gets the resolved answer.
 			if got := b.ivr(key, body).wantOK(t, "charge"); got != id {
 				t.Fatalf("late retry answered payin %s, want %s", got, id)

@@ -205,6 +205,11 @@ type Processor struct {
 
 	mu   sync.Mutex
 	seen map[string]bool // idempotency keys of TimeoutFirstAmount already answered once
+	// lost holds the answers of charges made whose answer was lost (the
+	// fault triggers), by idempotency key, for Resolve: the CVV that gave
+	// the CVC result is not in Resolve's request (ivrpay never keeps it),
+	// but the acquirer remembers what it answered.
+	lost map[string]ivrpay.ProcessorResult
 
 	calls atomic.Int64 // calls of every kind, for tests
 }
@@ -247,19 +252,36 @@ func (p *Processor) Authorize(ctx context.Context, a ivrpay.CardPayment) (ivrpay
 	switch a.Amount {
 	case SlowAmount:
 		// The charge goes through at the "acquirer" however long the caller waits.
+		res := p.charged(a)
 		if err := p.sleep(ctx, SlowDelay); err != nil {
 			return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("sandbox: no answer within the deadline: %v", err)
 		}
+		return res, nil
 	case TimeoutFirstAmount:
 		if p.firstCall(a.IdempotencyKey) {
+			p.charged(a)
 			return ivrpay.ProcessorResult{}, p.timeout(ctx)
 		}
 	case LostAnswersAmount:
+		p.charged(a)
 		return ivrpay.ProcessorResult{}, p.timeout(ctx)
 	case UnavailableAmount:
 		return ivrpay.ProcessorResult{}, ivrpay.UnknownOutcome("sandbox: HTTP 503 Service Unavailable")
 	}
 	return answer(a), nil
+}
+
+// charged makes the charge a at the "acquirer" and remembers its answer
+// for Resolve (bounded like seen), the answer being lost on the way back.
+func (p *Processor) charged(a ivrpay.CardPayment) ivrpay.ProcessorResult {
+	res := answer(a)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lost == nil || len(p.lost) >= maxSeen {
+		p.lost = map[string]ivrpay.ProcessorResult{}
+	}
+	p.lost[a.IdempotencyKey] = res
+	return res
 }
 
 // Verify checks a card without an amount: the card, CVC and AVS rules apply.
@@ -301,6 +323,10 @@ func (p *Processor) operate(ctx context.Context, kind string, op ivrpay.PaymentO
 // are approved (LostAnswersAmount only when the reconciler asks: asked
 // during the call, it times out), UnavailableAmount charged nothing
 // (PROCESSING_ERROR), and any other request gets the answer Authorize gives it.
+// A charge this process made is answered as it was made, auth code, AVS
+// and CVC results and network transaction id alike; one it does not
+// remember (another process's, or from before a restart) gets the same
+// answer but for cvc_result_code P, since Resolve carries no CVV.
 func (p *Processor) Resolve(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
 	p.calls.Add(1)
 	if err := p.wait(ctx); err != nil {
@@ -314,6 +340,14 @@ func (p *Processor) Resolve(ctx context.Context, a ivrpay.CardPayment) (ivrpay.P
 			RefusalDesc:   "sandbox: no charge was made (the processor was unavailable)",
 			AVSResultCode: avsResult(a.Card.PostalCode), CVCResultCode: cvcResult(a.Card.CVV)}, nil
 	}
+	p.mu.Lock()
+	res, ok := p.lost[a.IdempotencyKey]
+	p.mu.Unlock()
+	if ok {
+		return res, nil
+	}
+	// Made by another process, or before a restart: the same answer but
+	// for the CVC result, which the CVV (not in a Resolve) gave.
 	return answer(a), nil
 }
 

@@ -426,3 +426,41 @@ func TestConfirmations(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveGivesTheLostAnswer: Resolve of a charge whose answer was lost
+// answers what Authorize would have said, CVC result included, although
+// Resolve carries no CVV; another process's Resolve, which did not make
+// the charge, can only say the CVC was not processed.
+func TestResolveGivesTheLostAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, cvv, postal, wantCVC, wantAVS string
+	}{
+		{"matching CVC", "123", "94111", CVCMatch, AVSMatch},
+		{"approved despite a CVC mismatch", ApproveMismatchCVC, "94111", CVCNoMatch, AVSMatch},
+		{"approved despite a postal code mismatch", "123", ApproveMismatchPostalCode, CVCMatch, AVSNoMatch},
+	} {
+		for _, amount := range []int64{TimeoutFirstAmount, LostAnswersAmount} {
+			t.Run(fmt.Sprint(tc.name, " ", amount), func(t *testing.T) {
+				t.Parallel()
+				p, rec := setup(t)
+				rec.err = context.DeadlineExceeded
+				a := auth("4111111111111111", amount)
+				a.Card.CVV, a.Card.PostalCode = tc.cvv, tc.postal
+				want := answer(a)
+				if _, err := p.Authorize(context.Background(), a); !errors.Is(err, ivrpay.ErrOutcomeUnknown) {
+					t.Fatalf("Authorize: %v, want an unknown outcome", err)
+				}
+				a.Card.CVV = "" // never kept
+				got, err := p.Resolve(context.Background(), a)
+				if err != nil || got != want || got.CVCResultCode != tc.wantCVC || got.AVSResultCode != tc.wantAVS || got.AuthCode == "" || got.NetworkTransactionID == "" {
+					t.Fatalf("Resolve = %+v, %v; want %+v", got, err, want)
+				}
+				other, _ := setup(t)
+				if got, err := other.Resolve(context.Background(), a); err != nil || !got.Approved || got.CVCResultCode != CVCNotProvided || got.AuthCode != want.AuthCode {
+					t.Fatalf("another process's Resolve = %+v, %v; want approved with cvc P and the same auth code", got, err)
+				}
+			})
+		}
+	}
+}
