@@ -67,7 +67,9 @@
 // CANCELLATION, TECHNICAL_CANCEL, CANCEL_OR_REFUND, REFUND, REFUND_FAILED,
 // REFUNDED_REVERSED and the dispute codes (docs/processors.md lists what
 // each does). One item without a valid signature refuses the whole
-// delivery.
+// delivery. AUTHORISATION's additionalData authCode, avsResult, cvcResult
+// and networkTxReference (the webhook's "Add Acquirer Result" setting) are
+// read as the /payments answer's.
 //
 // # Resolve
 //

@@ -14,7 +14,9 @@
 //     never answers; 5122 (UnavailableAmount) answers 503 and charges
 //     nothing. Resolve answers them all: approved, except 5122, and except
 //     5121 while the caller is on the line (CardPayment.DuringCall): its
-//     answers are lost until the reconciler asks.
+//     answers are lost until the reconciler asks. Resolve gives the answer
+//     the charge got (AVS and CVC results included), as remembered in
+//     memory by the process that made it.
 //
 // Capture, Void and Refund approve; one of TimeoutFirstAmount cents times out
 // on the first call of its idempotency key (the operation is done) and

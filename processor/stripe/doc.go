@@ -69,7 +69,11 @@
 // payment_intent.succeeded, .amount_capturable_updated, .payment_failed and
 // .canceled; refund.created, .updated, .failed, charge.refund.updated and
 // charge.refunded by the refund's status; charge.dispute.* by the dispute's
-// status (docs/processors.md lists what each does).
+// status (docs/processors.md lists what each does). A PaymentIntent event
+// also gives its charge's card answer (authorization_code, the checks,
+// network_transaction_id, mapped as the synchronous answer) where it
+// carries the charge: charges.data before API version 2022-11-15, or an
+// expanded latest_charge; a latest_charge id alone gives none.
 //
 // # Test mode and Twilio
 //
