@@ -27,6 +27,11 @@ const (
 	// while it was retried; kept for the operator
 	// (ivrpay admin events list --unmatched).
 	ProcessorEventUnmatched = "UNMATCHED"
+	// ProcessorEventFailed: applying it returned an error at every attempt
+	// until the bound (payments.MaxEventFailures); it changed nothing and
+	// is kept, with its last error as its note, for the operator to fix
+	// and retry (ivrpay admin events list --failed, events retry).
+	ProcessorEventFailed = "FAILED"
 )
 
 // InboxEvent is a processor event as the inbox keeps it.
@@ -35,10 +40,19 @@ type InboxEvent struct {
 	Status string
 	// ObjectID is the payin, refund or chargeback the event was matched to.
 	ObjectID string
-	// Note says why the event waits, is unmatched or changed nothing.
-	Note       string
-	Attempts   int
+	// Note says why the event waits, is unmatched or changed nothing, or
+	// the error its last attempt failed with.
+	Note     string
+	Attempts int
+	// Failures counts the attempts that failed with an error (since the
+	// last operator retry).
+	Failures   int
 	ReceivedAt time.Time
+	// Claim is the end of the lease under which the caller holds the event
+	// (its next_attempt_at as the claim wrote it): the caller's bookkeeping
+	// (ProcessorEventDone, ProcessorEventRetry) is conditional on it, so a
+	// caller whose lease another process took over writes nothing.
+	Claim time.Time
 }
 
 // ProcessorEventListing is one event as `ivrpay admin events list` prints
@@ -60,6 +74,7 @@ type ProcessorEventListing struct {
 	Dispute          json.RawMessage `json:"dispute,omitempty"`
 	Note             OptString       `json:"note"`
 	Attempts         int             `json:"attempts"`
+	Failures         int             `json:"failures"`
 	OccurredAt       *time.Time      `json:"occurred_at"`
 	ReceivedAt       time.Time       `json:"received_at"`
 	AppliedAt        *time.Time      `json:"applied_at"`
@@ -67,7 +82,8 @@ type ProcessorEventListing struct {
 
 // ProcessorEventFilter selects events for `ivrpay admin events list`.
 type ProcessorEventFilter struct {
-	// Status, when set, lists only events of that status (UNMATCHED for --unmatched).
+	// Status, when set, lists only events of that status (UNMATCHED for
+	// --unmatched, FAILED for --failed).
 	Status string
 	Limit  int
 }
@@ -125,12 +141,27 @@ type RefundEventChange struct {
 }
 
 // ProcessorEventDone records an event that changed nothing (NO_CHANGE,
-// IGNORED) or that no object matched (UNMATCHED).
+// IGNORED), that no object matched (UNMATCHED) or whose application kept
+// failing (FAILED).
 type ProcessorEventDone struct {
 	Account, EventID string
-	Status           string
-	ObjectID, Note   string
-	At               time.Time
+	// Claim is InboxEvent.Claim of the caller's claim.
+	Claim          time.Time
+	Status         string
+	ObjectID, Note string
+	At             time.Time
+}
+
+// ProcessorEventRetry keeps a claimed event PENDING for another attempt at
+// Next, counting this one, with why it waits.
+type ProcessorEventRetry struct {
+	Account, EventID string
+	// Claim is InboxEvent.Claim of the caller's claim.
+	Claim          time.Time
+	ObjectID, Note string
+	Next           time.Time
+	// Failed: this attempt returned an error (counted in Failures).
+	Failed bool
 }
 
 // SandboxDue is a payin or refund of the built-in sandbox processor that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ivrpay/ivrpay"
@@ -27,6 +28,15 @@ const (
 	// answer of the request that made the object to be recorded, and for
 	// the reconciler to resolve an unknown outcome.
 	UnmatchedAfter = time.Hour
+	// MaxEventFailures is how many attempts whose application returned an
+	// error an event gets before it is kept as FAILED for an operator: at
+	// the back-off above, some 20 minutes from the first, longer than a
+	// transient error lasts (a deadlock, a failover, a busy database); an
+	// error that outlasts them is a bug or a row the code cannot handle,
+	// which no further attempt fixes.
+	MaxEventFailures = 10
+	// maxEventNote bounds the error kept as an event's note.
+	maxEventNote = 1000
 	// eventBatch bounds how many due events one pass claims.
 	eventBatch = 100
 )
@@ -54,11 +64,7 @@ func (s *Service) ReceiveProcessorEvent(ctx context.Context, e ivrpay.ProcessorE
 	if err != nil || !inserted {
 		return err
 	}
-	ev := ivrpay.InboxEvent{ProcessorEvent: e, Status: ivrpay.ProcessorEventPending, ReceivedAt: at}
-	if err := s.applyEvent(ctx, ev); err != nil {
-		s.opts.Logger.Error("processor event stored; applying it failed, the next worker pass tries again",
-			"account", e.Account, "event_id", e.ID, "error", err)
-	}
+	s.apply(ctx, ivrpay.InboxEvent{ProcessorEvent: e, Status: ivrpay.ProcessorEventPending, ReceivedAt: at, Claim: at.Add(eventHold)})
 	return nil
 }
 
@@ -73,12 +79,40 @@ func (s *Service) ApplyDueProcessorEvents(ctx context.Context) (int, error) {
 	ctx = context.WithoutCancel(ctx)
 	due, err := s.store.ClaimProcessorEvents(ctx, s.now(), eventHold, eventBatch)
 	for _, ev := range due {
-		if err := s.applyEvent(ctx, ev); err != nil {
-			s.opts.Logger.Error("applying a processor event failed; it is tried again after its lease",
-				"account", ev.Account, "event_id", ev.ID, "error", err)
-		}
+		s.apply(ctx, ev)
 	}
 	return len(due), err
+}
+
+// apply applies one claimed event. An attempt that fails with an error is
+// tried again after the inbox's back-off, the error kept as the event's
+// note, and the MaxEventFailures-th keeps the event as FAILED: a poison
+// event is listed for an operator (ivrpay admin events list --failed), not
+// tried at every lease for ever. The bookkeeping is under the claim, so a
+// process whose lease was taken over records nothing.
+func (s *Service) apply(ctx context.Context, ev ivrpay.InboxEvent) {
+	applyErr := s.applyEvent(ctx, ev)
+	if applyErr == nil {
+		return
+	}
+	note := "applying failed: " + applyErr.Error()
+	if len(note) > maxEventNote {
+		note = strings.ToValidUTF8(note[:maxEventNote], "")
+	}
+	log := s.opts.Logger.With("account", ev.Account, "event_id", ev.ID, "type", ev.Type, "failures", ev.Failures+1, "error", applyErr)
+	var err error
+	if ev.Failures+1 >= MaxEventFailures {
+		log.Error("applying a processor event failed again; kept as FAILED for an operator (ivrpay admin events list --failed)")
+		err = s.finishEvent(ctx, ev, ivrpay.ProcessorEventFailed, ev.ObjectID, note)
+	} else {
+		next := s.nextAttempt(ev, false)
+		log.Error("applying a processor event failed; it is tried again later", "retry_at", next)
+		err = s.store.PostponeProcessorEvent(ctx, ivrpay.ProcessorEventRetry{Account: ev.Account, EventID: ev.ID, Claim: ev.Claim,
+			ObjectID: ev.ObjectID, Note: note, Next: next, Failed: true})
+	}
+	if err != nil {
+		log.Error("recording a processor event's failure failed; it is tried again after its lease", "record_error", err)
+	}
 }
 
 // applyEvent applies one claimed event by its effect.
@@ -256,10 +290,16 @@ func (s *Service) unmatched(ctx context.Context, ev ivrpay.InboxEvent, note stri
 	return s.retryEvent(ctx, ev, "", note, true)
 }
 
-// retryEvent keeps an event PENDING for another attempt after a back-off
-// that doubles with each attempt (eventRetryFirst to eventRetryMax); an
-// event still looking for its object is tried once more at UnmatchedAfter.
+// retryEvent keeps an event PENDING for another attempt (nextAttempt).
 func (s *Service) retryEvent(ctx context.Context, ev ivrpay.InboxEvent, objectID, note string, looking bool) error {
+	return s.store.PostponeProcessorEvent(ctx, ivrpay.ProcessorEventRetry{Account: ev.Account, EventID: ev.ID, Claim: ev.Claim,
+		ObjectID: objectID, Note: note, Next: s.nextAttempt(ev, looking)})
+}
+
+// nextAttempt is when an event is tried again: after a back-off that
+// doubles with each attempt (eventRetryFirst to eventRetryMax); an event
+// still looking for its object is tried once more at UnmatchedAfter.
+func (s *Service) nextAttempt(ev ivrpay.InboxEvent, looking bool) time.Time {
 	wait := eventRetryMax
 	if ev.Attempts < 10 {
 		wait = min(eventRetryFirst<<ev.Attempts, eventRetryMax)
@@ -268,10 +308,10 @@ func (s *Service) retryEvent(ctx context.Context, ev ivrpay.InboxEvent, objectID
 	if deadline := ev.ReceivedAt.Add(UnmatchedAfter); looking && next.After(deadline) {
 		next = deadline
 	}
-	return s.store.PostponeProcessorEvent(ctx, ev.Account, ev.ID, objectID, note, next)
+	return next
 }
 
 func (s *Service) finishEvent(ctx context.Context, ev ivrpay.InboxEvent, status, objectID, note string) error {
-	return s.store.FinishProcessorEvent(ctx, ivrpay.ProcessorEventDone{Account: ev.Account, EventID: ev.ID, Status: status,
+	return s.store.FinishProcessorEvent(ctx, ivrpay.ProcessorEventDone{Account: ev.Account, EventID: ev.ID, Claim: ev.Claim, Status: status,
 		ObjectID: objectID, Note: note, At: s.now()})
 }

@@ -135,10 +135,13 @@ type Store interface {
 	// webhook, in one transaction; ivrpay.ErrEventDone when another process
 	// applied the event first. changed reports whether the chargeback moved.
 	ApplyDisputeEvent(ctx context.Context, c ivrpay.DisputeChange) (cb *ivrpay.Chargeback, changed bool, err error)
-	// FinishProcessorEvent records an event that changed or matched nothing.
+	// FinishProcessorEvent records an event that changed or matched
+	// nothing, or kept failing (FAILED); PostponeProcessorEvent keeps a
+	// PENDING event for another attempt. Both write only under the caller's
+	// claim (InboxEvent.Claim): nothing when another process applied the
+	// event or took its lease over.
 	FinishProcessorEvent(ctx context.Context, d ivrpay.ProcessorEventDone) error
-	// PostponeProcessorEvent keeps a PENDING event for another attempt at next.
-	PostponeProcessorEvent(ctx context.Context, account, id, objectID, note string, next time.Time) error
+	PostponeProcessorEvent(ctx context.Context, r ivrpay.ProcessorEventRetry) error
 	// DueSandboxConfirmations lists the sandbox processor's payins and
 	// refunds PROCESSING since before cutoff without a confirmation yet.
 	DueSandboxConfirmations(ctx context.Context, cutoff time.Time, limit int) ([]ivrpay.SandboxDue, error)

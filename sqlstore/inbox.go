@@ -16,7 +16,7 @@ import (
 // payments service's decision.
 
 const processorEventColumns = `account, event_id, kind, type, effect, payment_reference, reference, refund_reference, amount, currency,
-	refusal_code, refusal_desc, dispute, occurred_at, received_at, status, object_id, note, attempts, next_attempt_at, applied_at,
+	refusal_code, refusal_desc, dispute, occurred_at, received_at, status, object_id, note, attempts, failures, next_attempt_at, applied_at,
 	auth_code, avs_result_code, cvc_result_code, network_transaction_id`
 
 // processorEventRow receives a processor_events row.
@@ -30,7 +30,7 @@ func (r *processorEventRow) dest() []any {
 	e := &r.InboxEvent
 	return []any{&e.Account, &e.ID, &e.Kind, &e.Type, &e.Effect, &e.PaymentReference, &e.Reference, &e.RefundReference, &e.Amount,
 		&e.Currency, &e.RefusalCode, &e.RefusalDesc, &r.dispute, &r.occurredAt, &r.receivedAt, &e.Status, &e.ObjectID, &e.Note,
-		&e.Attempts, &r.nextAttemptAt, &r.appliedAt, &e.AuthCode, &e.AVSResultCode, &e.CVCResultCode, &e.NetworkTransactionID}
+		&e.Attempts, &e.Failures, &r.nextAttemptAt, &r.appliedAt, &e.AuthCode, &e.AVSResultCode, &e.CVCResultCode, &e.NetworkTransactionID}
 }
 
 func (r *processorEventRow) event() (ivrpay.InboxEvent, error) {
@@ -130,6 +130,7 @@ func (s *Store) ClaimProcessorEvents(ctx context.Context, now time.Time, lease t
 		if err != nil {
 			return claimed, err
 		}
+		e.Claim = now.Add(lease)
 		claimed = append(claimed, e)
 	}
 	return claimed, nil
@@ -234,24 +235,77 @@ func (s *Store) ApplyRefundEventChange(ctx context.Context, c ivrpay.RefundEvent
 	})
 }
 
-// FinishProcessorEvent records an event that changed nothing or matched
-// nothing (d.Status NO_CHANGE, IGNORED or UNMATCHED). An event no longer
-// PENDING (applied by another process) is left as it is.
+// FinishProcessorEvent records an event that changed nothing, matched
+// nothing or kept failing (d.Status NO_CHANGE, IGNORED, UNMATCHED or
+// FAILED, which counts a failure and leaves applied_at empty: nothing was
+// applied). It writes only under the caller's claim (d.Claim): an event
+// applied by another process, or whose lease another process took over,
+// is left as it is.
 func (s *Store) FinishProcessorEvent(ctx context.Context, d ivrpay.ProcessorEventDone) (err error) {
 	defer wrap(&err, "Store.FinishProcessorEvent(%q, %q)", d.Account, d.EventID)
-	_, err = s.execTx(ctx, `UPDATE processor_events SET status = $3, object_id = $4, note = $5, applied_at = $6, attempts = attempts + 1
-		WHERE account = $1 AND event_id = $2 AND status = 'PENDING'`, d.Account, d.EventID, d.Status, d.ObjectID, d.Note, ivrpay.FormatTime(d.At))
+	applied, failed := sql.NullString{String: ivrpay.FormatTime(d.At), Valid: true}, 0
+	if d.Status == ivrpay.ProcessorEventFailed {
+		applied, failed = sql.NullString{}, 1
+	}
+	_, err = s.execTx(ctx, `UPDATE processor_events SET status = $4, object_id = $5, note = $6, applied_at = $7, attempts = attempts + 1,
+		failures = failures + $8
+		WHERE account = $1 AND event_id = $2 AND status = 'PENDING' AND next_attempt_at = $3`,
+		d.Account, d.EventID, ivrpay.FormatTime(d.Claim), d.Status, d.ObjectID, d.Note, applied, failed)
 	return err
 }
 
 // PostponeProcessorEvent keeps a PENDING event for another attempt at
-// next, counting this one, with why it waits.
-func (s *Store) PostponeProcessorEvent(ctx context.Context, account, id, objectID, note string, next time.Time) (err error) {
-	defer wrap(&err, "Store.PostponeProcessorEvent(%q, %q)", account, id)
-	_, err = s.execTx(ctx, `UPDATE processor_events SET attempts = attempts + 1, next_attempt_at = $3, object_id = $4, note = $5
-		WHERE account = $1 AND event_id = $2 AND status = 'PENDING'`, account, id, ivrpay.FormatTime(next), objectID, note)
+// r.Next, counting this one (and, r.Failed, its failure), with why it
+// waits; only under the caller's claim, as FinishProcessorEvent.
+func (s *Store) PostponeProcessorEvent(ctx context.Context, r ivrpay.ProcessorEventRetry) (err error) {
+	defer wrap(&err, "Store.PostponeProcessorEvent(%q, %q)", r.Account, r.EventID)
+	failed := 0
+	if r.Failed {
+		failed = 1
+	}
+	_, err = s.execTx(ctx, `UPDATE processor_events SET attempts = attempts + 1, failures = failures + $7, next_attempt_at = $4,
+		object_id = $5, note = $6
+		WHERE account = $1 AND event_id = $2 AND status = 'PENDING' AND next_attempt_at = $3`,
+		r.Account, r.EventID, ivrpay.FormatTime(r.Claim), ivrpay.FormatTime(r.Next), r.ObjectID, r.Note, failed)
 	return err
 }
+
+// RetryProcessorEvent puts a FAILED event back to PENDING, due at now,
+// with its failures counted from 0 again (`ivrpay admin events retry`,
+// once the cause is fixed), with an audit row; the inbox worker of every
+// serve process applies it at its next pass. ENOTFOUND when there is no
+// such event, ECONFLICT when it is not FAILED.
+func (s *Store) RetryProcessorEvent(ctx context.Context, account, id string, now time.Time) (l ivrpay.ProcessorEventListing, err error) {
+	defer wrap(&err, "Store.RetryProcessorEvent(%q, %q)", account, id)
+	err = s.inTx(ctx, func(tx querier) error {
+		err := s.execOne(ctx, tx, errNotFailed, `UPDATE processor_events SET status = 'PENDING', failures = 0, next_attempt_at = $3
+			WHERE account = $1 AND event_id = $2 AND status = 'FAILED'`, account, id, ivrpay.FormatTime(now))
+		if errors.Is(err, errNotFailed) {
+			var status string
+			err = s.queryRow(ctx, tx, `SELECT status FROM processor_events WHERE account = $1 AND event_id = $2`, account, id).Scan(&status)
+			if errors.Is(err, sql.ErrNoRows) {
+				return ivrpay.Errorf(ivrpay.ENOTFOUND, "processor event %s of account %s not found", id, account)
+			} else if err == nil {
+				return ivrpay.Errorf(ivrpay.ECONFLICT, "processor event %s of account %s is %s: only a FAILED event is retried", id, account, status)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		var r processorEventRow
+		if err := s.queryRow(ctx, tx, `SELECT `+processorEventColumns+` FROM processor_events WHERE account = $1 AND event_id = $2`,
+			account, id).Scan(r.dest()...); err != nil {
+			return err
+		}
+		l = r.listing()
+		return s.insertAudit(ctx, tx, ivrpay.AuditEvent{Action: "processor_event.retry", Target: id, Outcome: ivrpay.AuditSuccess,
+			Detail: "account=" + account})
+	})
+	return l, err
+}
+
+// errNotFailed: RetryProcessorEvent's event is not FAILED (or not there).
+var errNotFailed = errors.New("processor event not FAILED")
 
 // FindEventPayin returns the payin of account an event is about: by
 // ivrpay's own id when the event carries it (reference), else by the
@@ -345,18 +399,24 @@ func (s *Store) ListProcessorEvents(ctx context.Context, f ivrpay.ProcessorEvent
 		if err := rows.Scan(r.dest()...); err != nil {
 			return nil, err
 		}
-		e := r.InboxEvent
-		l := ivrpay.ProcessorEventListing{Account: e.Account, Kind: e.Kind, EventID: e.ID, Type: e.Type, Effect: e.Effect, Status: e.Status,
-			ObjectID: ivrpay.OptString(e.ObjectID), Reference: ivrpay.OptString(e.Reference), PaymentReference: ivrpay.OptString(e.PaymentReference),
-			RefundReference: ivrpay.OptString(e.RefundReference), Amount: e.Amount, Currency: ivrpay.OptString(e.Currency),
-			RefusalCode: ivrpay.OptString(e.RefusalCode), Note: ivrpay.OptString(e.Note), Attempts: e.Attempts, ReceivedAt: parseTime(r.receivedAt)}
-		if r.dispute.Valid {
-			l.Dispute = json.RawMessage(r.dispute.String)
-		}
-		l.OccurredAt, l.AppliedAt = optTime(r.occurredAt), optTime(r.appliedAt)
-		out = append(out, l)
+		out = append(out, r.listing())
 	}
 	return out, rows.Err()
+}
+
+// listing is the row as `ivrpay admin events list` prints it.
+func (r *processorEventRow) listing() ivrpay.ProcessorEventListing {
+	e := r.InboxEvent
+	l := ivrpay.ProcessorEventListing{Account: e.Account, Kind: e.Kind, EventID: e.ID, Type: e.Type, Effect: e.Effect, Status: e.Status,
+		ObjectID: ivrpay.OptString(e.ObjectID), Reference: ivrpay.OptString(e.Reference), PaymentReference: ivrpay.OptString(e.PaymentReference),
+		RefundReference: ivrpay.OptString(e.RefundReference), Amount: e.Amount, Currency: ivrpay.OptString(e.Currency),
+		RefusalCode: ivrpay.OptString(e.RefusalCode), Note: ivrpay.OptString(e.Note), Attempts: e.Attempts, Failures: e.Failures,
+		ReceivedAt: parseTime(r.receivedAt)}
+	if r.dispute.Valid {
+		l.Dispute = json.RawMessage(r.dispute.String)
+	}
+	l.OccurredAt, l.AppliedAt = optTime(r.occurredAt), optTime(r.appliedAt)
+	return l
 }
 
 func optTime(ns sql.NullString) *time.Time {

@@ -167,10 +167,12 @@ func (d *deployment) eventsListed(stale, psp string) {
 	defer s.Close()
 	stranger := ivrpay.ProcessorEvent{Account: "adyen-test", Kind: "adyen", ID: "ZX000000000000:REFUND:true", Type: "REFUND",
 		Effect: ivrpay.EffectRefundSucceeded, RefundReference: "ZX000000000000"}
-	if _, err := s.InsertProcessorEvent(ctx, stranger, time.Now(), 0); err != nil {
+	at := time.Now()
+	if _, err := s.InsertProcessorEvent(ctx, stranger, at, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.FinishProcessorEvent(ctx, ivrpay.ProcessorEventDone{Account: stranger.Account, EventID: stranger.ID,
+	// Stored due at once (no hold): its claim is at.
+	if err := s.FinishProcessorEvent(ctx, ivrpay.ProcessorEventDone{Account: stranger.Account, EventID: stranger.ID, Claim: at,
 		Status: ivrpay.ProcessorEventUnmatched, Note: "no refund matches", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
