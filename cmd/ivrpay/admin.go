@@ -37,10 +37,14 @@ const adminUsage = `Usage: ivrpay admin [--db FILE|URL] [--mode sandbox|producti
                                              for 7 days unless --forget-previous
   processor list                             JSON, never a secret (events_secret_set says whether one is set)
   processor remove NAME                      refused while a platform, merchant or payin uses it
-  events list [--unmatched | --stale] [--limit N]
+  events list [--unmatched | --failed | --stale] [--limit N]
                                              JSON: the processor events inbox, newest first; --unmatched: events no
-                                             payin or refund matched; --stale: a real account's payins and refunds
-                                             PROCESSING for over 24 h (no event came, no look-up settled them)
+                                             payin or refund matched; --failed: events whose application failed with
+                                             an error 10 times (the note holds the last error; they changed nothing):
+                                             fix the cause, then retry them; --stale: a real account's payins and
+                                             refunds PROCESSING for over 24 h (no event came, no look-up settled them)
+  events retry ACCOUNT EVENT_ID              puts a FAILED event back to PENDING, due now: the next inbox pass of a
+                                             serve process applies it (audited)
   key disable ID
   vault rotate                               adds a new vault key that every serve process learns, then re-encrypts
                                              every stored secret under it and retires the old key (while serving)
@@ -64,6 +68,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	since := fs.String("since", "", "audit: only events since a time (RFC 3339) or a duration ago (e.g. 24h)")
 	fs.IntVar(&af.Limit, "limit", 100, "audit, events list: at most this many events, newest first")
 	unmatched := fs.Bool("unmatched", false, "events list: only the processor events that matched no payin or refund")
+	failed := fs.Bool("failed", false, "events list: only the processor events whose application kept failing (FAILED)")
 	stale := fs.Bool("stale", false, "events list: a real account's payins and refunds PROCESSING for over 24 h, instead of events")
 	asJSON := fs.Bool("json", false, "audit: print JSON lines instead of a table")
 	var pf processorFlags
@@ -142,10 +147,12 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case fs.NArg() == 4 && arg(0) == "risk" && arg(1) == "clear":
 		out, err = store.ClearRiskBlock(ctx, arg(2), arg(3), time.Now())
 	case cmd == "events list":
-		if out, err = listProcessorEvents(ctx, store, *unmatched, *stale, af.Limit); ivrpay.ErrorCode(err) == ivrpay.EINVALID {
+		if out, err = listProcessorEvents(ctx, store, *unmatched, *failed, *stale, af.Limit); ivrpay.ErrorCode(err) == ivrpay.EINVALID {
 			fmt.Fprintf(stderr, "ivrpay admin events list: %s\n", ivrpay.ErrorMessage(err))
 			return 2
 		}
+	case fs.NArg() == 4 && arg(0) == "events" && arg(1) == "retry":
+		out, err = store.RetryProcessorEvent(ctx, arg(2), arg(3), time.Now())
 	case cmd == "vault rotate":
 		out, err = v.Rotate(ctx, stderr)
 	default:
@@ -162,11 +169,22 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // listProcessorEvents is `admin events list`: the inbox's events (only the
-// unmatched ones), or the stale payins and refunds (SPEC §4.2). Events
-// carry no card data and no secret.
-func listProcessorEvents(ctx context.Context, store *sqlstore.Store, unmatched, stale bool, limit int) (any, error) {
-	if unmatched && stale {
-		return nil, ivrpay.FieldErrorf("stale", "--unmatched lists events and --stale lists payins and refunds: give one of them")
+// unmatched or the failed ones), or the stale payins and refunds (SPEC
+// §4.2). Events carry no card data and no secret.
+func listProcessorEvents(ctx context.Context, store *sqlstore.Store, unmatched, failed, stale bool, limit int) (any, error) {
+	var given []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"--unmatched", unmatched}, {"--failed", failed}, {"--stale", stale}} {
+		if f.set {
+			given = append(given, f.name)
+		}
+	}
+	if len(given) > 1 {
+		return nil, ivrpay.FieldErrorf(strings.TrimPrefix(given[1], "--"),
+			"%s and %s: give one of them (--unmatched and --failed list events of that status, --stale lists payins and refunds)",
+			strings.Join(given[:len(given)-1], ", "), given[len(given)-1])
 	}
 	if limit < 1 || limit > ivrpay.MaxPageLimit {
 		return nil, ivrpay.FieldErrorf("limit", "must be 1 to %d", ivrpay.MaxPageLimit)
@@ -175,8 +193,11 @@ func listProcessorEvents(ctx context.Context, store *sqlstore.Store, unmatched, 
 		return store.ListStaleObjects(ctx, time.Now().Add(-ivrpay.StaleAfter), limit)
 	}
 	f := ivrpay.ProcessorEventFilter{Limit: limit}
-	if unmatched {
+	switch {
+	case unmatched:
 		f.Status = ivrpay.ProcessorEventUnmatched
+	case failed:
+		f.Status = ivrpay.ProcessorEventFailed
 	}
 	return store.ListProcessorEvents(ctx, f)
 }

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ivrpay/ivrpay"
+	"github.com/ivrpay/ivrpay/payments/paymentstest"
 	"github.com/ivrpay/ivrpay/sqlstore"
 )
 
@@ -155,4 +157,93 @@ func TestServeRefusesBadCheckDelays(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdminFailedProcessorEvents: on both engines, `ivrpay admin events
+// list --failed` lists the FAILED events alone, with their note, attempts
+// and failures; --failed, --unmatched and --stale are refused together with
+// an error naming those given; `events retry ACCOUNT EVENT_ID` puts a FAILED
+// event back to PENDING and refuses one that is not FAILED or not there.
+func TestAdminFailedProcessorEvents(t *testing.T) {
+	paymentstest.ForEngine(t, func(t *testing.T, engine string) {
+		d := newDeployment(t, string(ivrpay.ModeSandbox))
+		d.db = paymentstest.DSN(t, engine)
+		ctx := context.Background()
+		s, err := sqlstore.Open(ctx, d.db, sqlstore.Options{Mode: ivrpay.ModeSandbox})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		const note = "applying failed: Store.ApplyPayinEventChange(\"evt_poison\", \"sbx_pyi_x\"): constraint failed"
+		for _, done := range []ivrpay.ProcessorEventDone{
+			{EventID: "evt_poison", Status: ivrpay.ProcessorEventFailed, Note: note},
+			{EventID: "evt_stranger", Status: ivrpay.ProcessorEventUnmatched, Note: "no payin matches"},
+		} {
+			at := time.Now()
+			e := ivrpay.ProcessorEvent{Account: "stripe-main", Kind: "stripe", ID: done.EventID, Type: "payment_intent.succeeded",
+				Effect: ivrpay.EffectPaymentCaptured, PaymentReference: "pi_" + done.EventID}
+			if _, err := s.InsertProcessorEvent(ctx, e, at, 0); err != nil {
+				t.Fatal(err)
+			}
+			// Stored due at once (no hold): the claim is at.
+			done.Account, done.Claim, done.At = e.Account, at, at
+			if err := s.FinishProcessorEvent(ctx, done); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list := func(args ...string) []any {
+			t.Helper()
+			code, v, stderr := d.admin(append([]string{"events", "list"}, args...)...)
+			if code != 0 {
+				t.Fatalf("events list %v: exit %d: %s", args, code, stderr)
+			}
+			rows, _ := v.([]any)
+			return rows
+		}
+		rows := list("--failed")
+		if len(rows) != 1 {
+			t.Fatalf("events list --failed: %v; want the FAILED event", rows)
+		}
+		if row := rows[0].(map[string]any); row["event_id"] != "evt_poison" || row["status"] != ivrpay.ProcessorEventFailed || row["note"] != note ||
+			row["attempts"] != 1.0 || row["failures"] != 1.0 || row["applied_at"] != nil {
+			t.Fatalf("events list --failed: %v", row)
+		}
+		if rows := list("--unmatched"); len(rows) != 1 || rows[0].(map[string]any)["event_id"] != "evt_stranger" {
+			t.Fatalf("events list --unmatched: %v; want the unmatched event alone", rows)
+		}
+
+		for _, flags := range [][]string{{"--failed", "--unmatched"}, {"--failed", "--stale"}, {"--unmatched", "--stale"},
+			{"--unmatched", "--failed", "--stale"}} {
+			t.Run(strings.Join(flags, " "), func(t *testing.T) {
+				code, _, stderr := d.admin(append([]string{"events", "list"}, flags...)...)
+				if code != 2 || !strings.Contains(stderr, "give one of them") {
+					t.Fatalf("exit %d, stderr %q; want 2 and one of them asked for", code, stderr)
+				}
+				for _, f := range flags {
+					if !strings.Contains(stderr, f) {
+						t.Fatalf("stderr %q does not name %s", stderr, f)
+					}
+				}
+			})
+		}
+
+		code, v, stderr := d.admin("events", "retry", "stripe-main", "evt_poison")
+		if row, _ := v.(map[string]any); code != 0 || row["status"] != ivrpay.ProcessorEventPending || row["failures"] != 0.0 {
+			t.Fatalf("events retry: exit %d, %v, %s; want the event PENDING with no failures", code, v, stderr)
+		}
+		if rows := list("--failed"); len(rows) != 0 {
+			t.Fatalf("events list --failed after the retry: %v", rows)
+		}
+		for _, tc := range []struct{ name, account, id, want string }{
+			{"a PENDING event", "stripe-main", "evt_poison", "is PENDING: only a FAILED event is retried"},
+			{"an UNMATCHED event", "stripe-main", "evt_stranger", "is UNMATCHED: only a FAILED event is retried"},
+			{"an unknown event", "stripe-main", "evt_nowhere", "not found"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if code, _, stderr := d.admin("events", "retry", tc.account, tc.id); code != 1 || !strings.Contains(stderr, tc.want) {
+					t.Fatalf("events retry %s: exit %d, stderr %q; want 1 and %q", tc.id, code, stderr, tc.want)
+				}
+			})
+		}
+	})
 }
