@@ -648,26 +648,33 @@ func TestProcessorEventsUnmatched(t *testing.T) {
 func TestProcessorEventRetryBackOff(t *testing.T) {
 	t.Parallel()
 	e := newInboxEnv(t, sqlstore.EngineSQLite)
-	ctx := context.Background()
 	e.receive(ivrpay.ProcessorEvent{Account: realAccount, Kind: "stripe", ID: "evt_backoff", Type: "charge.refunded",
 		Effect: ivrpay.EffectRefundSucceeded, RefundReference: "re_unknown"})
 	var waits []time.Duration
-	for len(waits) < 9 {
-		before := e.clock.Now()
-		for {
-			e.clock.advance(time.Second)
-			if n, err := e.pay.ApplyDueProcessorEvents(ctx); err != nil {
-				t.Fatal(err)
-			} else if n == 1 {
-				break
-			}
-		}
-		waits = append(waits, e.clock.Now().Sub(before).Round(time.Second))
+	for len(waits) < len(backOff) {
+		waits = append(waits, e.untilClaimed())
 	}
-	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second,
-		300 * time.Second, 300 * time.Second, 300 * time.Second}
-	if !slices.Equal(waits, want) {
-		t.Fatalf("waits between attempts %v, want %v", waits, want)
+	if !slices.Equal(waits, backOff) {
+		t.Fatalf("waits between attempts %v, want %v", waits, backOff)
+	}
+}
+
+// backOff is the inbox's wait after each of an event's first nine attempts.
+var backOff = []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second,
+	300 * time.Second, 300 * time.Second, 300 * time.Second}
+
+// untilClaimed moves the clock a second at a time until a worker pass
+// claims the one event waiting, and returns how long that took.
+func (e *inboxEnv) untilClaimed() time.Duration {
+	e.t.Helper()
+	before := e.clock.Now()
+	for {
+		e.clock.advance(time.Second)
+		if n, err := e.pay.ApplyDueProcessorEvents(context.Background()); err != nil {
+			e.t.Fatal(err)
+		} else if n == 1 {
+			return e.clock.Now().Sub(before).Round(time.Second)
+		}
 	}
 }
 
