@@ -121,6 +121,18 @@ func ChargebackStatusAwaitsMerchant(status string) bool {
 	return status == ChargebackStatusInquiryActionRequired || status == ChargebackStatusDisputeActionRequired
 }
 
+// ChargebackStatusesRefusingRefunds are the statuses in which a chargeback
+// makes its payin unrefundable: a formal dispute that has taken the money
+// back from the merchant, or may still (PROVISIONAL_WIN can end LOST), and
+// one that was LOST. A refund would then pay the cardholder a second time,
+// and processors refuse it (Stripe's charge_disputed, Adyen's blocked
+// refund). An inquiry moved no money and a refund is what closes it, and a
+// WON dispute gave the money back to the merchant: both allow refunds.
+// The store's refund reservation names the same list (docs/decisions.md,
+// "Refunds of disputed payins").
+var ChargebackStatusesRefusingRefunds = []string{ChargebackStatusDisputeActionRequired, ChargebackStatusChargebackProcessing,
+	ChargebackStatusProvisionalWin, ChargebackStatusLost}
+
 // CheckDispute validates what a processor event says of a dispute before it
 // is applied: an adapter's bug must not write a chargeback without a
 // reference or with a status outside the table.

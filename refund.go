@@ -153,7 +153,8 @@ type PayinLifecycleService interface {
 	CapturePayin(ctx context.Context, payinID string, c PayinCapture) (*Payin, error)
 	// VoidOrRefund voids a PROCESSING or AUTHORIZED payin in full (→
 	// CANCELED), or refunds a SUCCEEDED one in full or in part, never beyond
-	// its refundable amount. It needs refund:create. The idempotency key is
+	// its refundable amount, and never while a chargeback refuses it
+	// (RefundRefusedByChargeback). It needs refund:create. The idempotency key is
 	// scoped to the platform: a repeat of the same request returns the first
 	// result, a different request under the same key is ECONFLICT, and a
 	// refused request does not use up its key.
@@ -206,6 +207,9 @@ func PlanVoidOrRefund(p *Payin, kind string, amount int64) (VoidOrRefundPlan, er
 		if p.RefundableAmount == 0 {
 			return conflict("", "payin %s is already fully refunded: its refundable amount is 0.00", p.ID)
 		}
+		if err := RefundRefusedByChargeback(p); err != nil {
+			return VoidOrRefundPlan{}, err
+		}
 		if amount == 0 {
 			amount = p.RefundableAmount
 		}
@@ -216,6 +220,24 @@ func PlanVoidOrRefund(p *Payin, kind string, amount int64) (VoidOrRefundPlan, er
 		return VoidOrRefundPlan{Kind: VoidOrRefundTypeRefund, Amount: amount, Status: p.Status}, nil
 	}
 	return conflict("", "payin %s is %s and cannot be voided or refunded", p.ID, p.Status)
+}
+
+// RefundRefusedByChargeback is the refusal (ECONFLICT) of any refund of p
+// while one of its chargebacks is in a status of
+// ChargebackStatusesRefusingRefunds, naming that chargeback; nil when none is.
+func RefundRefusedByChargeback(p *Payin) error {
+	for _, c := range p.Chargebacks {
+		if !slices.Contains(ChargebackStatusesRefusingRefunds, c.Status) {
+			continue
+		}
+		if c.Status == ChargebackStatusLost {
+			return Errorf(ECONFLICT, "payin %s cannot be refunded: its chargeback %s is LOST, so the cardholder already got the money back through the dispute; a refund would pay them twice",
+				p.ID, c.ID)
+		}
+		return Errorf(ECONFLICT, "payin %s cannot be refunded while its chargeback %s is %s: the dispute takes the money back from the merchant (or may still), so a refund would pay the cardholder twice; answer or accept the dispute in the processor's dashboard, and refund only if it ends WON",
+			p.ID, c.ID, c.Status)
+	}
+	return nil
 }
 
 // CheckCaptureVersion refuses a capture at an API version without AUTHORIZED payins.

@@ -2,6 +2,8 @@ package ivrpay
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +156,33 @@ func TestPlanVoidOrRefund(t *testing.T) {
 	payin := func(status string, captured, refundable int64) *Payin {
 		return &Payin{ID: "p", Status: status, AuthorizedAmount: 1000, CapturedAmount: captured, RefundableAmount: refundable}
 	}
+	// disputed is a settled payin with one chargeback in each status.
+	disputed := func(statuses ...string) *Payin {
+		p := payin(PayinStatusSucceeded, 1000, 1000)
+		for i, st := range statuses {
+			p.Chargebacks = append(p.Chargebacks, PayinChargeback{ID: fmt.Sprint("chb_", i), Status: st, Amount: 1000})
+		}
+		return p
+	}
+	// A refund is refused (without a field: no part of the request is
+	// wrong) while a chargeback takes or may still take the money back.
+	for _, st := range ChargebackStatuses {
+		refused := slices.Contains([]string{ChargebackStatusDisputeActionRequired, ChargebackStatusChargebackProcessing,
+			ChargebackStatusProvisionalWin, ChargebackStatusLost}, st)
+		t.Run("refund with a chargeback "+st, func(t *testing.T) {
+			plan, err := PlanVoidOrRefund(disputed(st), "", 300)
+			if !refused {
+				if err != nil || plan.Kind != VoidOrRefundTypeRefund || plan.Amount != 300 {
+					t.Fatalf("plan %+v, %v; want a refund of 300", plan, err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != ECONFLICT || e.Field != "" || !strings.Contains(e.Message, "chb_0 is "+st) {
+				t.Fatalf("err = %v, want a conflict naming chargeback chb_0 and its status", err)
+			}
+		})
+	}
 	for _, tc := range []struct {
 		name       string
 		p          *Payin
@@ -175,6 +204,8 @@ func TestPlanVoidOrRefund(t *testing.T) {
 		{"CREATED", payin(PayinStatusCreated, 0, 0), "", 0, "", 0, ""},
 		{"FAILED", payin(PayinStatusFailed, 0, 0), "", 0, "", 0, ""},
 		{"CANCELED", payin(PayinStatusCanceled, 0, 0), "", 0, "", 0, ""},
+		{"void after settlement of a disputed payin", disputed(ChargebackStatusLost), VoidOrRefundTypeVoid, 0, "", 0, "type"},
+		{"refund beside a won dispute and a lost one", disputed(ChargebackStatusWon, ChargebackStatusLost), "", 300, "", 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan, err := PlanVoidOrRefund(tc.p, tc.kind, tc.amount)

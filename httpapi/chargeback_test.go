@@ -310,9 +310,10 @@ func TestSandboxDisputeTriggers(t *testing.T) {
 			cents      int64
 			open, end  string
 			openReason string
+			refundCode int // HTTP status of a refund once the dispute ended
 		}{
-			{sandbox.ChargebackAmount, ivrpay.ChargebackStatusDisputeActionRequired, ivrpay.ChargebackStatusLost, "fraudulent"},
-			{sandbox.InquiryAmount, ivrpay.ChargebackStatusInquiryActionRequired, ivrpay.ChargebackStatusWon, "general"},
+			{sandbox.ChargebackAmount, ivrpay.ChargebackStatusDisputeActionRequired, ivrpay.ChargebackStatusLost, "fraudulent", 409},
+			{sandbox.InquiryAmount, ivrpay.ChargebackStatusInquiryActionRequired, ivrpay.ChargebackStatusWon, "general", 200},
 		} {
 			t.Run(ivrpay.FormatDollars(tc.cents), func(t *testing.T) {
 				payinID := e.approvedPayin(tc.cents, nil)
@@ -348,6 +349,90 @@ func TestSandboxDisputeTriggers(t *testing.T) {
 				rcv.mu.Unlock()
 				if count != 2 {
 					t.Fatalf("%d chargeback webhooks for %s, want 2 (opened, ended)", count, cbID)
+				}
+				// A lost dispute gave the money back already: no refund; a won inquiry's payin refunds.
+				if r := e.voidOrRefund(payinID, map[string]any{"idempotency_key": lcKey("r"), "reason": "REQUESTED_BY_CUSTOMER"}); r.status != tc.refundCode {
+					t.Fatalf("refund after %s: HTTP %d %s, want %d", tc.end, r.status, r.raw, tc.refundCode)
+				}
+			})
+		}
+	})
+}
+
+// TestRefundOfDisputedPayin: a refund of a payin one of whose chargebacks
+// has taken the money back, or may still, is a 409 naming the chargeback
+// and its status, refused before the processor is asked and writing
+// nothing (no refund, the idempotency key still free); an inquiry or a WON
+// dispute allows it.
+func TestRefundOfDisputedPayin(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		proc := sandbox.New()
+		e := lcSetup(t, engine, 10*time.Millisecond, func(c *paymentstest.Config) { c.Processor = proc })
+		for _, tc := range []struct {
+			statuses []string // one chargeback of the payin in each status
+			refused  string   // the status the refusal names; "" when the refund is accepted
+		}{
+			{[]string{ivrpay.ChargebackStatusInquiryActionRequired}, ""},
+			{[]string{ivrpay.ChargebackStatusInquiryProcessing}, ""},
+			{[]string{ivrpay.ChargebackStatusDisputeActionRequired}, ivrpay.ChargebackStatusDisputeActionRequired},
+			{[]string{ivrpay.ChargebackStatusChargebackProcessing}, ivrpay.ChargebackStatusChargebackProcessing},
+			{[]string{ivrpay.ChargebackStatusProvisionalWin}, ivrpay.ChargebackStatusProvisionalWin},
+			{[]string{ivrpay.ChargebackStatusWon}, ""},
+			{[]string{ivrpay.ChargebackStatusLost}, ivrpay.ChargebackStatusLost},
+			{[]string{ivrpay.ChargebackStatusWon, ivrpay.ChargebackStatusLost}, ivrpay.ChargebackStatusLost},
+		} {
+			t.Run(strings.Join(tc.statuses, "+"), func(t *testing.T) {
+				payinID := e.settledPayin(2000).str("payin_id")
+				var refusing *ivrpay.Chargeback
+				for _, st := range tc.statuses {
+					cb, changed := e.apply(disputeEvent(payinID, "", "du_"+lcKey("r"), st))
+					if !changed || cb.Status != st {
+						t.Fatalf("dispute event %s: changed %v, %+v", st, changed, cb)
+					}
+					if st == tc.refused {
+						refusing = cb
+					}
+				}
+				key := lcKey("refund")
+				calls := proc.Calls()
+				r := e.voidOrRefund(payinID, map[string]any{"idempotency_key": key, "reason": "REQUESTED_BY_CUSTOMER", "amount": 500})
+				if tc.refused == "" {
+					if r.status != 200 || r.obj(t).str("type") != "REFUND" || r.obj(t).str("refund_status") != ivrpay.RefundStatusProcessing {
+						t.Fatalf("refund with chargebacks %v: HTTP %d %s, want a PROCESSING refund", tc.statuses, r.status, r.raw)
+					}
+					if p := e.payin(payinID); p.num("refundable_amount") != 1500 || len(p["refunds"].([]any)) != 1 {
+						t.Fatalf("payin after the refund: %v", p)
+					}
+					return
+				}
+				for _, body := range []map[string]any{
+					{"idempotency_key": key, "reason": "REQUESTED_BY_CUSTOMER", "amount": 500},
+					{"idempotency_key": key, "reason": "FRAUDULENT", "type": "REFUND"}, // all of it, type stated
+				} {
+					r := e.voidOrRefund(payinID, body)
+					if r.status != 409 || len(r.errors) != 1 || r.errors[0].Code != ivrpay.ECONFLICT || r.errors[0].Field != "" {
+						t.Fatalf("refund %v with chargebacks %v: HTTP %d %s, want 409 Conflict", body, tc.statuses, r.status, r.raw)
+					}
+					if msg := r.errors[0].Message; !strings.Contains(msg, refusing.ID) || !strings.Contains(msg, tc.refused) || !strings.Contains(msg, "twice") {
+						t.Fatalf("refusal %q does not name chargeback %s, its status %s and why", msg, refusing.ID, tc.refused)
+					}
+				}
+				if r.status != 409 {
+					t.Fatalf("first refund: HTTP %d %s, want 409", r.status, r.raw)
+				}
+				if got := proc.Calls(); got != calls {
+					t.Fatalf("the processor was asked %d times for refused refunds", got-calls)
+				}
+				p := e.payin(payinID)
+				if refunds, _ := p["refunds"].([]any); p.str("status") != ivrpay.PayinStatusSucceeded || p.num("refundable_amount") != 2000 || len(refunds) != 0 {
+					t.Fatalf("payin after refused refunds: %v", p)
+				}
+				// Nothing kept the key: it refunds another payin of the merchant.
+				other := e.settledPayin(1000).str("payin_id")
+				if r := e.voidOrRefund(other, map[string]any{"idempotency_key": key, "reason": "REQUESTED_BY_CUSTOMER"}); r.status != 200 ||
+					r.obj(t).str("payin_id") != other || r.obj(t).num("amount") != 1000 {
+					t.Fatalf("the refused request's key on another payin: HTTP %d %s, want its refund", r.status, r.raw)
 				}
 			})
 		}

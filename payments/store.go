@@ -86,8 +86,9 @@ type Store interface {
 	ReplayVoidOrRefund(ctx context.Context, platformID, key, hash string) (*ivrpay.VoidOrRefundResult, error)
 	// RecordVoidOrRefund stores a PROCESSING refund that reserves its
 	// amount, with the idempotency row, and returns the refund.
-	// ErrStateChanged when the payin changed; ivrpay.ErrIdempotencyKeyTaken
-	// when another request committed the key first.
+	// ErrStateChanged when the payin changed (a chargeback that refuses
+	// refunds included); ivrpay.ErrIdempotencyKeyTaken when another request
+	// committed the key first.
 	RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (*ivrpay.Refund, error)
 	// RecordRefundOutcome stores the processor's answer to a refund: its
 	// reference when approved, FAILED with its refusal (and the amount given

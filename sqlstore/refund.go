@@ -109,11 +109,18 @@ func (s *Store) ReplayVoidOrRefund(ctx context.Context, platformID, key, hash st
 	return res, nil
 }
 
+// refundRefusingChargebacks is ivrpay.ChargebackStatusesRefusingRefunds as
+// an SQL list (constants of ours, not input).
+var refundRefusingChargebacks = "'" + strings.Join(ivrpay.ChargebackStatusesRefusingRefunds, "', '") + "'"
+
 // RecordVoidOrRefund stores a PROCESSING refund, with the idempotency row,
 // in one transaction (a void is a payin operation: StartPayinOperation).
 // The refund adds to refunded_amount with an UPDATE whose WHERE requires
-// enough left, so concurrent refunds, in one process or many, never exceed
-// it. It returns the refund as reserved.
+// enough left and no chargeback of the payin that refuses refunds, so
+// concurrent refunds, in one process or many, never exceed it, and a
+// refund decided on a payin read before its chargeback was recorded is
+// refused (ErrStateChanged: the caller decides again on the payin as it
+// is now). It returns the refund as reserved.
 func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRecord) (refund *ivrpay.Refund, err error) {
 	defer wrap(&err, "Store.RecordVoidOrRefund(%q)", r.Payin.ID)
 	p := r.Payin
@@ -123,7 +130,8 @@ func (s *Store) RecordVoidOrRefund(ctx context.Context, r ivrpay.VoidOrRefundRec
 			return err
 		}
 		upd, err := tx.ExecContext(ctx, `UPDATE payins SET refunded_amount = refunded_amount + $2, updated_at = $3
-			WHERE id = $1 AND status = $4 AND captured_amount - refunded_amount >= $2`,
+			WHERE id = $1 AND status = $4 AND captured_amount - refunded_amount >= $2
+				AND NOT EXISTS (SELECT 1 FROM chargebacks c WHERE c.payin_id = $1 AND c.status IN (`+refundRefusingChargebacks+`))`,
 			p.ID, r.Plan.Amount, now, ivrpay.PayinStatusSucceeded)
 		if err != nil {
 			return err
