@@ -151,6 +151,10 @@ type PaymentOperation struct {
 	Amount     int64 // cents
 	Currency   string
 	AccountRef string
+	// PaymentAmount is the payment's own amount in cents, set on refunds. A
+	// real processor knows it already; the sandbox, which remembers
+	// nothing, reads its dispute trigger from it.
+	PaymentAmount int64
 }
 
 // ProcessorResult is a definite answer of the processor.

@@ -2,7 +2,9 @@ package payments_test
 
 // Refunds of disputed payins (docs/decisions.md, "Refunds of disputed
 // payins"): ivrpay's own refusal holds when the chargeback is recorded
-// between the request's read of the payin and its reservation.
+// between the request's read of the payin and its reservation, and the
+// sandbox processor refuses a refund of a payment it disputes before ivrpay
+// has heard of the dispute.
 
 import (
 	"context"
@@ -16,6 +18,7 @@ import (
 	"github.com/ivrpay/ivrpay"
 	"github.com/ivrpay/ivrpay/payments"
 	"github.com/ivrpay/ivrpay/payments/paymentstest"
+	"github.com/ivrpay/ivrpay/processor/sandbox"
 )
 
 // disputeMeanwhile is the store as a refund request meets it when a
@@ -91,6 +94,50 @@ func TestChargebackBetweenReadAndReservation(t *testing.T) {
 					t.Fatalf("the refused refund left %d refunds, %d idempotency rows, refundable %d", refunds, requests, e.payin(p.ID).RefundableAmount)
 				}
 			})
+		}
+	})
+}
+
+// TestSandboxRefusesRefundOfItsDispute: a payin of 51.30 that settled but
+// whose dispute event has not been applied yet is refunded by ivrpay, and
+// the sandbox processor refuses it as disputed (the refund FAILED, its
+// amount refundable again); once the dispute's event is applied, ivrpay
+// refuses the refund itself, without asking the processor.
+func TestSandboxRefusesRefundOfItsDispute(t *testing.T) {
+	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
+		p := e.charge(e.merchantID, sandbox.ChargebackAmount, ivrpay.ProcessingModeAuthorizeAndCapture)
+		// Settled by the capture's event alone: the sandbox pass that would
+		// also open the dispute has not run.
+		if ev := e.receive(paymentEvent(p, ivrpay.EffectPaymentCaptured)); ev.Status != ivrpay.ProcessorEventApplied {
+			t.Fatalf("capture event: %s %q", ev.Status, ev.Note)
+		}
+		if p = e.payin(p.ID); p.Status != ivrpay.PayinStatusSucceeded || len(p.Chargebacks) != 0 {
+			t.Fatalf("payin %s with chargebacks %v, want SUCCEEDED without any yet", p.Status, p.Chargebacks)
+		}
+		rf := e.refund(p, 1000)
+		if rf.Status != ivrpay.RefundStatusFailed || rf.RefusalCode != ivrpay.RefusalProcessingError ||
+			rf.RefusalDesc != "Processing error (sandbox charge_disputed)" {
+			t.Fatalf("refund of a payment the sandbox disputes: %+v, want FAILED as charge_disputed", rf)
+		}
+		if got := e.payin(p.ID).RefundableAmount; got != sandbox.ChargebackAmount {
+			t.Fatalf("refundable %d after the refused refund, want all of it", got)
+		}
+
+		// The sandbox pass opens the dispute; now ivrpay knows.
+		if _, err := e.pay.ConfirmSandboxDue(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		if cbs := e.payin(p.ID).Chargebacks; len(cbs) != 1 || cbs[0].Status != ivrpay.ChargebackStatusDisputeActionRequired {
+			t.Fatalf("chargebacks after the sandbox pass: %v", cbs)
+		}
+		calls := e.router.sandbox.Calls()
+		_, err := e.pay.VoidOrRefund(e.adminCtx, p.ID, ivrpay.VoidOrRefund{IdempotencyKey: fmt.Sprint("r-", e.txn.Add(1)),
+			Reason: ivrpay.RefundReasonRequestedByCustomer})
+		if ivrpay.ErrorCode(err) != ivrpay.ECONFLICT || !strings.Contains(ivrpay.ErrorMessage(err), ivrpay.ChargebackStatusDisputeActionRequired) {
+			t.Fatalf("refund once the dispute is known: %v, want a conflict naming it", err)
+		}
+		if got := e.router.sandbox.Calls(); got != calls {
+			t.Fatalf("the processor was asked %d times", got-calls)
 		}
 	})
 }

@@ -220,7 +220,7 @@ func (s *Service) refund(ctx context.Context, p *ivrpay.Payin, plan ivrpay.VoidO
 func (s *Service) sendRefund(ctx context.Context, proc ivrpay.Processor, p *ivrpay.Payin, refundID, opKey string, amount int64) (*ivrpay.Refund, error) {
 	res, err := s.call(ctx, func(ctx context.Context) (ivrpay.ProcessorResult, error) {
 		return proc.Refund(ctx, ivrpay.PaymentOperation{IdempotencyKey: opKey, Reference: string(p.Processor.Reference), PayinID: p.ID,
-			Amount: amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef()})
+			Amount: amount, Currency: p.CurrencyCode, AccountRef: p.Processor.AccountRef(), PaymentAmount: p.Amount})
 	})
 	o := ivrpay.RefundOutcome{RefundID: refundID, Outcome: ivrpay.ProcessorOutcomeApproved, Result: res, At: s.now()}
 	switch {

@@ -69,3 +69,37 @@ func TestDisputeEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestRefundOfDisputedPayment: the sandbox refuses any refund of a payment
+// it disputes (51.30), as Stripe's charge_disputed, and refunds the others,
+// the inquiry's (51.31) included: an inquiry moved no money.
+func TestRefundOfDisputedPayment(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		payment, refund int64
+		refused         bool
+	}{
+		{"full refund of a disputed payment", sandbox.ChargebackAmount, sandbox.ChargebackAmount, true},
+		{"partial refund of a disputed payment", sandbox.ChargebackAmount, 100, true},
+		{"refund of an inquired payment", sandbox.InquiryAmount, sandbox.InquiryAmount, false},
+		{"refund of 51.30 of another payment", 9000, sandbox.ChargebackAmount, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := sandbox.New()
+			res, err := p.Refund(t.Context(), ivrpay.PaymentOperation{IdempotencyKey: "vor_1", Reference: "sbxproc_ch_1", PayinID: "sbx_pyi_1",
+				Amount: tc.refund, Currency: "USD", PaymentAmount: tc.payment})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Approved == tc.refused {
+				t.Fatalf("refund of %d of a payment of %d: %+v, want refused %v", tc.refund, tc.payment, res, tc.refused)
+			}
+			if tc.refused && (res.RefusalCode != ivrpay.RefusalProcessingError || res.ProcessorCode != "sandbox charge_disputed") {
+				t.Fatalf("refusal %+v, want PROCESSING_ERROR with the processor's code sandbox charge_disputed", res)
+			}
+			if p.Calls() != 1 {
+				t.Fatalf("%d calls counted, want 1", p.Calls())
+			}
+		})
+	}
+}

@@ -20,7 +20,10 @@
 //
 // Capture, Void and Refund approve; one of TimeoutFirstAmount cents times out
 // on the first call of its idempotency key (the operation is done) and
-// answers its repeats, like a charge of that amount.
+// answers its repeats, like a charge of that amount. A refund of a payment
+// of ChargebackAmount is refused as disputed (Stripe's charge_disputed):
+// the sandbox disputes that payment from settlement on, before its dispute
+// event reaches ivrpay.
 //  2. Card triggers: the test card numbers of Table decline with their refusal code.
 //  3. CVC: "000" declines with INVALID_CARD_SECURITY_CODE (cvc_result_code N);
 //     "001" approves with cvc_result_code N, as an issuer that approves
@@ -308,10 +311,21 @@ func (p *Processor) Void(ctx context.Context, op ivrpay.PaymentOperation) (ivrpa
 	return p.operate(ctx, "void", op)
 }
 
-// Refund approves, or times out first (TimeoutFirstAmount).
+// Refund approves, or times out first (TimeoutFirstAmount), or refuses a
+// payment the sandbox disputes (ChargebackAmount) as Stripe does.
 func (p *Processor) Refund(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
+	if op.PaymentAmount == ChargebackAmount {
+		p.calls.Add(1)
+		return disputedRefund, nil
+	}
 	return p.operate(ctx, "re", op)
 }
+
+// disputedRefund is the sandbox's refusal of a refund of a disputed payment:
+// a refusal with the processor's code, as the Stripe adapter maps
+// charge_disputed.
+var disputedRefund = ivrpay.ProcessorResult{RefusalCode: ivrpay.RefusalProcessingError, ProcessorCode: "sandbox charge_disputed",
+	RefusalDesc: "sandbox: the payment is disputed; a refund would pay the cardholder twice"}
 
 func (p *Processor) operate(ctx context.Context, kind string, op ivrpay.PaymentOperation) (ivrpay.ProcessorResult, error) {
 	p.calls.Add(1)
