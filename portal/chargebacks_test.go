@@ -4,6 +4,8 @@ package portal_test
 // badge on the payin page that links to the processor's dashboard.
 
 import (
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -80,4 +82,34 @@ func TestChargebackPages(t *testing.T) {
 	mustContain(t, rc.get("/portal/chargebacks"), "Unavailable: your key lacks the permission chargeback:read")
 	pi = rc.get("/portal/payins/" + payinID)
 	mustContain(t, pi, "Chargeback LOST · $25.00", "Deadlines and dashboard links need the permission chargeback:read")
+}
+
+// TestRefundOfDisputedPayinPage: the payin page of a payin whose chargeback
+// refuses refunds offers no refund form but says why, with the service's
+// own refusal; a form posted anyway is refused with the same words and
+// refunds nothing. An inquiry leaves the refund form in place.
+func TestRefundOfDisputedPayinPage(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	_, disputed := e.chargedConfig(t, 2500, "")
+	_, inquired := e.chargedConfig(t, 1200, "")
+	paymentstest.Settle(t, e.store)
+	cb := e.dispute(t, disputed, "du_portal_refund_1", ivrpay.ChargebackStatusDisputeActionRequired, nil, "")
+	e.dispute(t, inquired, "du_portal_refund_2", ivrpay.ChargebackStatusInquiryActionRequired, nil, "")
+
+	admin := e.newClient(t)
+	token := admin.signIn(e.admin.Secret)
+	pi := admin.get("/portal/payins/" + disputed)
+	mustContain(t, pi, `id="refund-refused"`, "cannot be refunded while its chargeback "+cb.ID+" is DISPUTE_ACTION_REQUIRED", "pay the cardholder twice")
+	if strings.Contains(pi.body, `id="refund-button"`) {
+		t.Errorf("the disputed payin's page offers a refund:\n%s", pi.text())
+	}
+	p := admin.post("/portal/payins/"+disputed+"/refund", url.Values{"csrf_token": {token}, "idempotency_key": {"k-disputed"}, "reason": {"DUPLICATE"}})
+	if p.status != http.StatusConflict || !strings.Contains(p.text(), "chargeback "+cb.ID) {
+		t.Errorf("refund form of the disputed payin posted anyway: status %d:\n%s", p.status, p.text())
+	}
+	if n := paymentstest.Count(t, e.store.DB(), `SELECT COUNT(*) FROM refunds WHERE payin_id = $1`, disputed); n != 0 {
+		t.Errorf("%d refunds of the disputed payin", n)
+	}
+	mustContain(t, admin.get("/portal/payins/"+inquired), `id="refund-button"`)
 }

@@ -80,17 +80,24 @@ type payinAction struct {
 	Allowed bool
 	// Applies: the payin's status admits the action.
 	Applies bool
+	// Refused, when the status admits the action, is why the payin still
+	// does not: the service's own refusal (a chargeback refuses refunds).
+	Refused string
 }
 
 // payinActions lists the actions and whether the key and the payin's status allow each.
 func payinActions(key *ivrpay.APIKey, pi *ivrpay.Payin) []payinAction {
 	obj := pi.Object()
+	refund := payinAction{"refund", "refund:create", ivrpay.Allows(key, "refund:create", obj),
+		pi.Status == ivrpay.PayinStatusSucceeded && pi.RefundableAmount > 0, ""}
+	if err := ivrpay.RefundRefusedByChargeback(pi); err != nil && refund.Applies {
+		refund.Applies, refund.Refused = false, ivrpay.ErrorMessage(err)
+	}
 	return []payinAction{
-		{"capture", "payin:update", ivrpay.Allows(key, "payin:update", obj), pi.Status == ivrpay.PayinStatusAuthorized},
+		{"capture", "payin:update", ivrpay.Allows(key, "payin:update", obj), pi.Status == ivrpay.PayinStatusAuthorized, ""},
 		{"void", "refund:create", ivrpay.Allows(key, "refund:create", obj),
-			pi.Status == ivrpay.PayinStatusProcessing || pi.Status == ivrpay.PayinStatusAuthorized},
-		{"refund", "refund:create", ivrpay.Allows(key, "refund:create", obj),
-			pi.Status == ivrpay.PayinStatusSucceeded && pi.RefundableAmount > 0},
+			pi.Status == ivrpay.PayinStatusProcessing || pi.Status == ivrpay.PayinStatusAuthorized, ""},
+		refund,
 	}
 }
 
