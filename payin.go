@@ -134,26 +134,29 @@ type IVRInfo struct {
 
 // Payin is the money movement made from a payin config and card data.
 type Payin struct {
-	ID               string          `json:"payin_id"`
-	PayinConfigID    string          `json:"payin_config_id"`
-	MerchantID       string          `json:"merchant_id"`
-	PlatformID       string          `json:"platform_id"`
-	PaymentMethodID  OptString       `json:"payment_method_id"`
-	Amount           int64           `json:"amount"`
-	CurrencyCode     string          `json:"currency_code"`
-	Status           string          `json:"status"`
-	AuthorizedAmount int64           `json:"authorized_amount"`
-	CapturedAmount   int64           `json:"captured_amount"`
-	RefundableAmount int64           `json:"refundable_amount"`
-	RefusalCode      OptString       `json:"refusal_code"`
-	RefusalDesc      OptString       `json:"refusal_desc"`
-	AuthCode         OptString       `json:"auth_code"`
-	AVSResultCode    OptString       `json:"avs_result_code"`
-	CVCResultCode    OptString       `json:"cvc_result_code"`
-	MethodType       string          `json:"method_type"`
-	Card             *Card           `json:"card"`
-	BillingContact   *BillingContact `json:"billing_contact"`
-	Metadata         json.RawMessage `json:"metadata"`
+	ID               string    `json:"payin_id"`
+	PayinConfigID    string    `json:"payin_config_id"`
+	MerchantID       string    `json:"merchant_id"`
+	PlatformID       string    `json:"platform_id"`
+	PaymentMethodID  OptString `json:"payment_method_id"`
+	Amount           int64     `json:"amount"`
+	CurrencyCode     string    `json:"currency_code"`
+	Status           string    `json:"status"`
+	AuthorizedAmount int64     `json:"authorized_amount"`
+	CapturedAmount   int64     `json:"captured_amount"`
+	RefundableAmount int64     `json:"refundable_amount"`
+	// NonRefundableReasonCode is why RefundableAmount is 0 (null when it
+	// is not): one of the NonRefundable* codes. SetRefundable sets both.
+	NonRefundableReasonCode OptString       `json:"non_refundable_reason_code"`
+	RefusalCode             OptString       `json:"refusal_code"`
+	RefusalDesc             OptString       `json:"refusal_desc"`
+	AuthCode                OptString       `json:"auth_code"`
+	AVSResultCode           OptString       `json:"avs_result_code"`
+	CVCResultCode           OptString       `json:"cvc_result_code"`
+	MethodType              string          `json:"method_type"`
+	Card                    *Card           `json:"card"`
+	BillingContact          *BillingContact `json:"billing_contact"`
+	Metadata                json.RawMessage `json:"metadata"`
 	// IdempotencyKey is the payin config's idempotency_key, as its creator sent it.
 	IdempotencyKey string `json:"idempotency_key"`
 	// PaymentMethodConfigID is the config the charged card was stored from
@@ -172,6 +175,10 @@ type Payin struct {
 	// CreatedBy is the API key or session id the payin was made through
 	// (empty for payins made before ivrpay recorded it); not shown.
 	CreatedBy string `json:"-"`
+	// RefundedAmount is what the payin's refunds took of CapturedAmount
+	// (a refund counts from its creation; a FAILED one gave it back); not
+	// shown: RefundableAmount is.
+	RefundedAmount int64 `json:"-"`
 	// Operation is the capture or void in flight at the processor, nil when
 	// none is; not shown. While it is set, settlement and capture
 	// confirmations of the payin wait for its outcome.

@@ -182,7 +182,7 @@ func (o PayinOutcome) Applied(p *Payin) *Payin {
 	f := *p
 	res := o.Result
 	f.Status, f.PaymentMethodID = o.Status, OptString(o.PaymentMethodID)
-	f.AuthorizedAmount, f.CapturedAmount, f.RefundableAmount = o.AuthorizedAmount, o.CapturedAmount, 0
+	f.AuthorizedAmount, f.CapturedAmount, f.RefundedAmount = o.AuthorizedAmount, o.CapturedAmount, 0
 	f.RefusalCode, f.RefusalDesc, f.AuthCode = OptString(res.RefusalCode), OptString(res.RefusalDesc), OptString(res.AuthCode)
 	f.AVSResultCode, f.CVCResultCode = OptString(res.AVSResultCode), OptString(res.CVCResultCode)
 	var proc PayinProcessor
@@ -192,6 +192,7 @@ func (o PayinOutcome) Applied(p *Payin) *Payin {
 	proc.Reference, proc.NetworkTransactionID, proc.Outcome = OptString(res.Reference), OptString(res.NetworkTransactionID), OptString(o.ProcessorOutcome())
 	f.Processor = &proc
 	f.Refunds, f.Chargebacks = []Refund{}, []PayinChargeback{}
+	f.SetRefundable()
 	f.Operation = o.Operation
 	f.UpdatedAt, _ = time.Parse(time.RFC3339Nano, FormatTime(o.At))
 	return &f

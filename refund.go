@@ -204,11 +204,13 @@ func PlanVoidOrRefund(p *Payin, kind string, amount int64) (VoidOrRefundPlan, er
 			return conflict("type", "payin %s has settled (SUCCEEDED) and can no longer be voided; use a refund instead (type REFUND, or no type) for all or part of its refundable amount %s",
 				p.ID, FormatDollars(p.RefundableAmount))
 		}
-		if p.RefundableAmount == 0 {
-			return conflict("", "payin %s is already fully refunded: its refundable amount is 0.00", p.ID)
-		}
+		// The chargeback first: it refuses the refund whatever the amount,
+		// and it is why a disputed payin's refundable amount is 0.
 		if err := RefundRefusedByChargeback(p); err != nil {
 			return VoidOrRefundPlan{}, err
+		}
+		if p.RefundableAmount == 0 {
+			return conflict("", "payin %s is already fully refunded: its refundable amount is 0.00", p.ID)
 		}
 		if amount == 0 {
 			amount = p.RefundableAmount
@@ -226,18 +228,66 @@ func PlanVoidOrRefund(p *Payin, kind string, amount int64) (VoidOrRefundPlan, er
 // while one of its chargebacks is in a status of
 // ChargebackStatusesRefusingRefunds, naming that chargeback; nil when none is.
 func RefundRefusedByChargeback(p *Payin) error {
-	for _, c := range p.Chargebacks {
-		if !slices.Contains(ChargebackStatusesRefusingRefunds, c.Status) {
-			continue
+	c := refusingChargeback(p)
+	switch {
+	case c == nil:
+		return nil
+	case c.Status == ChargebackStatusLost:
+		return Errorf(ECONFLICT, "payin %s cannot be refunded: its chargeback %s is LOST, so the cardholder already got the money back through the dispute; a refund would pay them twice",
+			p.ID, c.ID)
+	}
+	return Errorf(ECONFLICT, "payin %s cannot be refunded while its chargeback %s is %s: the dispute takes the money back from the merchant (or may still), so a refund would pay the cardholder twice; answer or accept the dispute in the processor's dashboard, and refund only if it ends WON",
+		p.ID, c.ID, c.Status)
+}
+
+// refusingChargeback is the first of p's chargebacks in a status of
+// ChargebackStatusesRefusingRefunds, nil when none is.
+func refusingChargeback(p *Payin) *PayinChargeback {
+	for i, c := range p.Chargebacks {
+		if slices.Contains(ChargebackStatusesRefusingRefunds, c.Status) {
+			return &p.Chargebacks[i]
 		}
-		if c.Status == ChargebackStatusLost {
-			return Errorf(ECONFLICT, "payin %s cannot be refunded: its chargeback %s is LOST, so the cardholder already got the money back through the dispute; a refund would pay them twice",
-				p.ID, c.ID)
-		}
-		return Errorf(ECONFLICT, "payin %s cannot be refunded while its chargeback %s is %s: the dispute takes the money back from the merchant (or may still), so a refund would pay the cardholder twice; answer or accept the dispute in the processor's dashboard, and refund only if it ends WON",
-			p.ID, c.ID, c.Status)
 	}
 	return nil
+}
+
+// Why a payin has nothing to refund: Rainforest's non_refundable_reason_code,
+// the values that apply to ivrpay's card payins (docs/decisions.md, "What a
+// payin's refundable_amount says").
+const (
+	NonRefundableVoided             = "VOIDED"
+	NonRefundableFailed             = "FAILED"
+	NonRefundableFullyRefunded      = "FULLY_REFUNDED"
+	NonRefundableHasChargebacks     = "HAS_CHARGEBACKS"
+	NonRefundableInSettlementWindow = "IN_SETTLEMENT_WINDOW"
+)
+
+// SetRefundable sets p.RefundableAmount and p.NonRefundableReasonCode from
+// its status, CapturedAmount, RefundedAmount and Chargebacks: the one place
+// they are decided, so that the amount shown is what a refund may take. A
+// SUCCEEDED payin may be refunded what its refunds have not taken, nothing
+// while a chargeback refuses refunds (that reason first, as in
+// PlanVoidOrRefund: it holds whatever the amount); a payin not yet settled
+// is voided, not refunded.
+func (p *Payin) SetRefundable() {
+	p.RefundableAmount, p.NonRefundableReasonCode = 0, ""
+	switch p.Status {
+	case PayinStatusSucceeded:
+		switch {
+		case refusingChargeback(p) != nil:
+			p.NonRefundableReasonCode = NonRefundableHasChargebacks
+		case p.CapturedAmount > p.RefundedAmount:
+			p.RefundableAmount = p.CapturedAmount - p.RefundedAmount
+		default:
+			p.NonRefundableReasonCode = NonRefundableFullyRefunded
+		}
+	case PayinStatusFailed:
+		p.NonRefundableReasonCode = NonRefundableFailed
+	case PayinStatusCanceled:
+		p.NonRefundableReasonCode = NonRefundableVoided
+	default: // CREATED, PROCESSING, AUTHORIZED
+		p.NonRefundableReasonCode = NonRefundableInSettlementWindow
+	}
 }
 
 // CheckCaptureVersion refuses a capture at an API version without AUTHORIZED payins.

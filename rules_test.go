@@ -170,7 +170,12 @@ func TestPlanVoidOrRefund(t *testing.T) {
 		refused := slices.Contains([]string{ChargebackStatusDisputeActionRequired, ChargebackStatusChargebackProcessing,
 			ChargebackStatusProvisionalWin, ChargebackStatusLost}, st)
 		t.Run("refund with a chargeback "+st, func(t *testing.T) {
-			plan, err := PlanVoidOrRefund(disputed(st), "", 300)
+			// As the store reads it: a refusing chargeback makes the
+			// refundable amount 0, and the refusal must still be the
+			// chargeback's, not "already fully refunded".
+			p := disputed(st)
+			p.SetRefundable()
+			plan, err := PlanVoidOrRefund(p, "", 300)
 			if !refused {
 				if err != nil || plan.Kind != VoidOrRefundTypeRefund || plan.Amount != 300 {
 					t.Fatalf("plan %+v, %v; want a refund of 300", plan, err)
@@ -218,6 +223,65 @@ func TestPlanVoidOrRefund(t *testing.T) {
 			var e *Error
 			if !errors.As(err, &e) || e.Code != ECONFLICT || e.Field != tc.conflict {
 				t.Fatalf("err = %v, want a conflict on field %q", err, tc.conflict)
+			}
+		})
+	}
+}
+
+// TestPlanVoidOrRefundFullyRefundedAndDisputed: a payin both fully refunded
+// and disputed is refused with the chargeback's message, the reason its
+// non_refundable_reason_code gives.
+func TestPlanVoidOrRefundFullyRefundedAndDisputed(t *testing.T) {
+	t.Parallel()
+	p := &Payin{ID: "p", Status: PayinStatusSucceeded, CapturedAmount: 1000, RefundedAmount: 1000,
+		Chargebacks: []PayinChargeback{{ID: "chb_1", Status: ChargebackStatusLost, Amount: 1000}}}
+	p.SetRefundable()
+	_, err := PlanVoidOrRefund(p, "", 0)
+	if p.NonRefundableReasonCode != NonRefundableHasChargebacks || ErrorCode(err) != ECONFLICT || !strings.Contains(ErrorMessage(err), "chb_1 is LOST") {
+		t.Fatalf("reason %q, refusal %v; want HAS_CHARGEBACKS and the chargeback's refusal", p.NonRefundableReasonCode, err)
+	}
+}
+
+// TestSetRefundable: refundable_amount and non_refundable_reason_code for
+// each status, refunds and chargebacks.
+func TestSetRefundable(t *testing.T) {
+	t.Parallel()
+	cb := func(statuses ...string) []PayinChargeback {
+		var out []PayinChargeback
+		for i, st := range statuses {
+			out = append(out, PayinChargeback{ID: fmt.Sprint("chb_", i), Status: st, Amount: 1000})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name        string
+		status      string
+		captured    int64
+		refunded    int64
+		chargebacks []PayinChargeback
+		refundable  int64
+		reason      OptString
+	}{
+		{"created", PayinStatusCreated, 0, 0, nil, 0, NonRefundableInSettlementWindow},
+		{"processing", PayinStatusProcessing, 1000, 0, nil, 0, NonRefundableInSettlementWindow},
+		{"authorized", PayinStatusAuthorized, 0, 0, nil, 0, NonRefundableInSettlementWindow},
+		{"failed", PayinStatusFailed, 0, 0, nil, 0, NonRefundableFailed},
+		{"canceled", PayinStatusCanceled, 0, 0, nil, 0, NonRefundableVoided},
+		{"succeeded", PayinStatusSucceeded, 1000, 0, nil, 1000, ""},
+		{"partly refunded", PayinStatusSucceeded, 1000, 300, nil, 700, ""},
+		{"fully refunded", PayinStatusSucceeded, 1000, 1000, nil, 0, NonRefundableFullyRefunded},
+		{"inquiry", PayinStatusSucceeded, 1000, 300, cb(ChargebackStatusInquiryActionRequired), 700, ""},
+		{"won", PayinStatusSucceeded, 1000, 0, cb(ChargebackStatusWon), 1000, ""},
+		{"dispute", PayinStatusSucceeded, 1000, 300, cb(ChargebackStatusDisputeActionRequired), 0, NonRefundableHasChargebacks},
+		{"won and provisional win", PayinStatusSucceeded, 1000, 0, cb(ChargebackStatusWon, ChargebackStatusProvisionalWin), 0, NonRefundableHasChargebacks},
+		{"fully refunded and lost", PayinStatusSucceeded, 1000, 1000, cb(ChargebackStatusLost), 0, NonRefundableHasChargebacks},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Payin{Status: tc.status, CapturedAmount: tc.captured, RefundedAmount: tc.refunded, Chargebacks: tc.chargebacks,
+				RefundableAmount: 12345, NonRefundableReasonCode: "stale"}
+			p.SetRefundable()
+			if p.RefundableAmount != tc.refundable || p.NonRefundableReasonCode != tc.reason {
+				t.Fatalf("refundable %d (%q), want %d (%q)", p.RefundableAmount, p.NonRefundableReasonCode, tc.refundable, tc.reason)
 			}
 		})
 	}

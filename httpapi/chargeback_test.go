@@ -425,7 +425,8 @@ func TestRefundOfDisputedPayin(t *testing.T) {
 					t.Fatalf("the processor was asked %d times for refused refunds", got-calls)
 				}
 				p := e.payin(payinID)
-				if refunds, _ := p["refunds"].([]any); p.str("status") != ivrpay.PayinStatusSucceeded || p.num("refundable_amount") != 2000 || len(refunds) != 0 {
+				if refunds, _ := p["refunds"].([]any); p.str("status") != ivrpay.PayinStatusSucceeded || p.num("refundable_amount") != 0 ||
+					p.str("non_refundable_reason_code") != ivrpay.NonRefundableHasChargebacks || len(refunds) != 0 {
 					t.Fatalf("payin after refused refunds: %v", p)
 				}
 				// Nothing kept the key: it refunds another payin of the merchant.

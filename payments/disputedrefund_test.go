@@ -90,8 +90,11 @@ func TestChargebackBetweenReadAndReservation(t *testing.T) {
 				if got := e.router.sandbox.Calls(); got != calls {
 					t.Fatalf("the processor was asked %d times", got-calls)
 				}
-				if refunds != 0 || requests != 0 || e.payin(p.ID).RefundableAmount != 2000 {
-					t.Fatalf("the refused refund left %d refunds, %d idempotency rows, refundable %d", refunds, requests, e.payin(p.ID).RefundableAmount)
+				// Nothing reserved; the refundable amount is 0 because of the chargeback.
+				if got := e.payin(p.ID); refunds != 0 || requests != 0 || got.RefundedAmount != 0 || got.RefundableAmount != 0 ||
+					got.NonRefundableReasonCode != ivrpay.NonRefundableHasChargebacks {
+					t.Fatalf("the refused refund left %d refunds, %d idempotency rows, refunded %d, refundable %d (%s)",
+						refunds, requests, got.RefundedAmount, got.RefundableAmount, got.NonRefundableReasonCode)
 				}
 			})
 		}

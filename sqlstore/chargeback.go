@@ -90,7 +90,8 @@ func (s *Store) ListChargebacks(ctx context.Context, f ivrpay.ChargebackFilter) 
 }
 
 // loadChargebacks fills the chargebacks of the payins that have some
-// (payinSelect counts them), oldest first, with one query.
+// (payinSelect counts them), oldest first, with one query, and then their
+// refundable amount (which a chargeback may make 0).
 func (s *Store) loadChargebacks(ctx context.Context, q querier, payins ...*ivrpay.Payin) error {
 	var lq listQuery
 	byID := map[string]*ivrpay.Payin{}
@@ -120,7 +121,13 @@ func (s *Store) loadChargebacks(ctx context.Context, q querier, payins ...*ivrpa
 			p.Chargebacks = append(p.Chargebacks, c)
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, p := range byID {
+		p.SetRefundable()
+	}
+	return nil
 }
 
 // ApplyDisputeEvent creates or advances the chargeback of a dispute event,

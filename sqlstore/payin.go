@@ -29,7 +29,7 @@ const payinSelect = `SELECT (SELECT c.idempotency_key FROM payin_configs c WHERE
 func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var p ivrpay.Payin
 	var pmID, bc, md, provider, txID, idempotencyKey, pmcID sql.NullString
-	var refunded, chargebacks int64
+	var chargebacks int64
 	var refusalCode, refusalDesc, authCode, avs, cvc, brand, last4 string
 	var expMonth, expYear int
 	var created, updated string
@@ -37,7 +37,7 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	var procRef, nti, outcome string
 	var op ivrpay.PayinOperation
 	if err := row.Scan(&idempotencyKey, &pmcID, &chargebacks, &p.ID, &p.PlatformID, &p.MerchantID, &p.PayinConfigID, &pmID, &p.Amount, &p.CurrencyCode, &p.Status,
-		&p.AuthorizedAmount, &p.CapturedAmount, &refunded, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
+		&p.AuthorizedAmount, &p.CapturedAmount, &p.RefundedAmount, &refusalCode, &refusalDesc, &authCode, &avs, &cvc,
 		&brand, &last4, &expMonth, &expYear, &bc, &md, &p.Source, &provider, &txID, &created, &updated,
 		&proc.Account, &proc.Kind, &proc.SubAccount, &procRef, &nti, &outcome, &p.CreatedBy,
 		&op.Kind, &op.Amount, &op.IdempotencyKey, &op.Outcome, &op.RequestKey); err != nil {
@@ -56,9 +56,6 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	if brand != "" {
 		p.Card = &ivrpay.Card{Brand: brand, Last4: last4, ExpMonth: expMonth, ExpYear: expYear}
 	}
-	if p.Status == ivrpay.PayinStatusSucceeded {
-		p.RefundableAmount = p.CapturedAmount - refunded
-	}
 	p.BillingContact, p.Metadata = billingContact(bc), rawJSON(md)
 	if txID.Valid {
 		p.IVR = &ivrpay.IVRInfo{Provider: ivrpay.IVRProvider(provider.String), TransactionID: txID.String}
@@ -66,7 +63,8 @@ func scanPayin(row scanner) (*ivrpay.Payin, error) {
 	p.Refunds = []ivrpay.Refund{}
 	if chargebacks == 0 {
 		p.Chargebacks = []ivrpay.PayinChargeback{}
-	} // else nil until loadChargebacks reads them
+		p.SetRefundable()
+	} // else nil until loadChargebacks reads them, and sets the refundable amount they decide
 	p.CreatedAt, p.UpdatedAt = parseTime(created), parseTime(updated)
 	return &p, nil
 }

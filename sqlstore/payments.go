@@ -366,6 +366,7 @@ func (w reservationWrite) payin() *ivrpay.Payin {
 	if r.IVRTransactionID != "" {
 		p.IVR = &ivrpay.IVRInfo{Provider: r.IVRProvider, TransactionID: r.IVRTransactionID}
 	}
+	p.SetRefundable()
 	return p
 }
 
