@@ -6,6 +6,7 @@ package portal_test
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +113,68 @@ func TestRefundOfDisputedPayinPage(t *testing.T) {
 		t.Errorf("%d refunds of the disputed payin", n)
 	}
 	mustContain(t, admin.get("/portal/payins/"+inquired), `id="refund-button"`)
+}
+
+// TestRefundFormFollowsRefundableAmount: the payin page offers the refund
+// form exactly when the payin has a refundable amount, shows the
+// non_refundable_reason_code beside a 0, and names the chargeback when one
+// is the reason.
+func TestRefundFormFollowsRefundableAmount(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	admin := e.newClient(t)
+	token := admin.signIn(e.admin.Secret)
+	type row struct {
+		name   string
+		payin  func(t *testing.T) string
+		reason string // "" when the payin is refundable (the form is offered)
+	}
+	settled := func(t *testing.T) string {
+		_, id := e.chargedConfig(t, 2000, "")
+		paymentstest.Settle(t, e.store)
+		return id
+	}
+	var rows []row
+	for _, st := range ivrpay.ChargebackStatuses {
+		r := row{"chargeback " + st, func(t *testing.T) string {
+			id := settled(t)
+			e.dispute(t, id, "du_form_"+st, st, nil, "")
+			return id
+		}, ""}
+		if slices.Contains(ivrpay.ChargebackStatusesRefusingRefunds, st) {
+			r.reason = ivrpay.NonRefundableHasChargebacks
+		}
+		rows = append(rows, r)
+	}
+	rows = append(rows,
+		row{"settled", settled, ""},
+		row{"fully refunded", func(t *testing.T) string {
+			id := settled(t)
+			if p := admin.post("/portal/payins/"+id+"/refund", url.Values{"csrf_token": {token}, "idempotency_key": {"k-full-" + id}, "reason": {"DUPLICATE"}}); p.status != http.StatusOK {
+				t.Fatalf("full refund from the form: status %d:\n%s", p.status, p.text())
+			}
+			return id
+		}, ivrpay.NonRefundableFullyRefunded},
+		// Settled by the next row that settles, once its own checks are done.
+		row{"processing", func(t *testing.T) string { _, id := e.chargedConfig(t, 2000, ""); return id }, ivrpay.NonRefundableInSettlementWindow},
+	)
+	for _, tc := range rows {
+		t.Run(tc.name, func(t *testing.T) {
+			id := tc.payin(t)
+			pi := admin.get("/portal/payins/" + id)
+			if form := strings.Contains(pi.body, `id="refund-button"`); form != (tc.reason == "") {
+				t.Errorf("refund form offered: %v, want %v (reason %q):\n%s", form, tc.reason == "", tc.reason, pi.text())
+			}
+			if tc.reason == "" {
+				if strings.Contains(pi.body, `id="payin-non-refundable"`) {
+					t.Errorf("a refundable payin shows a non-refundable reason:\n%s", pi.text())
+				}
+				return
+			}
+			mustContain(t, pi, "("+tc.reason+")")
+			if refused := strings.Contains(pi.body, `id="refund-refused"`); refused != (tc.reason == ivrpay.NonRefundableHasChargebacks) {
+				t.Errorf("refusal shown: %v, want it only for a chargeback:\n%s", refused, pi.text())
+			}
+		})
+	}
 }

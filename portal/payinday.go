@@ -78,20 +78,20 @@ type payinAction struct {
 	Permission string
 	// Allowed: the key holds Permission on this payin.
 	Allowed bool
-	// Applies: the payin's status admits the action.
+	// Applies: the payin's state admits the action (a refund: a
+	// refundable amount).
 	Applies bool
-	// Refused, when the status admits the action, is why the payin still
-	// does not: the service's own refusal (a chargeback refuses refunds).
+	// Refused is why a settled payin takes no refund when the reason is a
+	// chargeback: the service's own refusal, naming it.
 	Refused string
 }
 
 // payinActions lists the actions and whether the key and the payin's status allow each.
 func payinActions(key *ivrpay.APIKey, pi *ivrpay.Payin) []payinAction {
 	obj := pi.Object()
-	refund := payinAction{"refund", "refund:create", ivrpay.Allows(key, "refund:create", obj),
-		pi.Status == ivrpay.PayinStatusSucceeded && pi.RefundableAmount > 0, ""}
-	if err := ivrpay.RefundRefusedByChargeback(pi); err != nil && refund.Applies {
-		refund.Applies, refund.Refused = false, ivrpay.ErrorMessage(err)
+	refund := payinAction{"refund", "refund:create", ivrpay.Allows(key, "refund:create", obj), pi.RefundableAmount > 0, ""}
+	if pi.NonRefundableReasonCode == ivrpay.NonRefundableHasChargebacks {
+		refund.Refused = ivrpay.ErrorMessage(ivrpay.RefundRefusedByChargeback(pi))
 	}
 	return []payinAction{
 		{"capture", "payin:update", ivrpay.Allows(key, "payin:update", obj), pi.Status == ivrpay.PayinStatusAuthorized, ""},

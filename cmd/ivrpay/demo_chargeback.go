@@ -71,6 +71,7 @@ func demoChargeback(ctx context.Context, out io.Writer, service *payments.Servic
 		return "", "", err
 	}
 	summary, _ := json.Marshal(p.Chargebacks)
-	fmt.Fprintf(out, "payin %s stays %s, with \"chargebacks\": %s\n", p.ID, p.Status, summary)
+	fmt.Fprintf(out, "payin %s stays %s, with \"chargebacks\": %s, refundable %d cents (%s)\n", p.ID, p.Status, summary,
+		p.RefundableAmount, p.NonRefundableReasonCode)
 	return payinID, chargebackID, nil
 }

@@ -28,6 +28,7 @@ func TestDemo(t *testing.T) {
 		"verified payin.succeeded", "verified refund.succeeded", "svix-id sbx_evt_",
 		// The chargeback trigger: opened, lost, each a verified webhook; the payin stays SUCCEEDED.
 		`"status": "DISPUTE_ACTION_REQUIRED"`, `"respond_by": "`, "is LOST", `stays SUCCEEDED, with "chargebacks": [{"chargeback_id":"sbx_chb_`,
+		`"status":"LOST","amount":5130}], refundable 0 cents (HAS_CHARGEBACKS)`,
 		"verified chargeback.dispute_action_required", "verified chargeback.lost"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %s", want)
