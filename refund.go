@@ -201,6 +201,10 @@ func PlanVoidOrRefund(p *Payin, kind string, amount int64) (VoidOrRefundPlan, er
 		return VoidOrRefundPlan{Kind: VoidOrRefundTypeVoid, Amount: full, Status: p.Status}, nil
 	case PayinStatusSucceeded:
 		if kind == VoidOrRefundTypeVoid {
+			if p.RefundableAmount == 0 {
+				return conflict("type", "payin %s has settled (SUCCEEDED) and can no longer be voided, and nothing of it can be refunded (%s)",
+					p.ID, p.NonRefundableReasonCode)
+			}
 			return conflict("type", "payin %s has settled (SUCCEEDED) and can no longer be voided; use a refund instead (type REFUND, or no type) for all or part of its refundable amount %s",
 				p.ID, FormatDollars(p.RefundableAmount))
 		}

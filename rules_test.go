@@ -242,6 +242,34 @@ func TestPlanVoidOrRefundFullyRefundedAndDisputed(t *testing.T) {
 	}
 }
 
+// TestVoidOfASettledPayinWithNothingRefundable: a void of a settled payin
+// says it cannot be voided and, when nothing of it is refundable, why,
+// instead of pointing to a refund of 0.00.
+func TestVoidOfASettledPayinWithNothingRefundable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		refunded int64
+		cb       []PayinChargeback
+		want     string
+	}{
+		{"disputed", 0, []PayinChargeback{{ID: "chb_1", Status: ChargebackStatusLost, Amount: 1000}}, "nothing of it can be refunded (HAS_CHARGEBACKS)"},
+		{"fully refunded", 1000, nil, "nothing of it can be refunded (FULLY_REFUNDED)"},
+		{"refundable", 400, nil, "use a refund instead (type REFUND, or no type) for all or part of its refundable amount 6.00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Payin{ID: "p", Status: PayinStatusSucceeded, CapturedAmount: 1000, RefundedAmount: tc.refunded, Chargebacks: tc.cb}
+			p.SetRefundable()
+			_, err := PlanVoidOrRefund(p, VoidOrRefundTypeVoid, 0)
+			var e *Error
+			if !errors.As(err, &e) || e.Code != ECONFLICT || e.Field != "type" || !strings.Contains(e.Message, "can no longer be voided") ||
+				!strings.Contains(e.Message, tc.want) {
+				t.Fatalf("err = %v, want a conflict on type saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestSetRefundable: refundable_amount and non_refundable_reason_code for
 // each status, refunds and chargebacks.
 func TestSetRefundable(t *testing.T) {
