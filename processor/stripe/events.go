@@ -197,11 +197,7 @@ func (pi eventIntent) charge() *stripeapi.Charge {
 
 func (pi eventIntent) event(e ivrpay.ProcessorEvent) ivrpay.ProcessorEvent {
 	e.PaymentReference, e.Reference, e.Currency = pi.ID, pi.Metadata[MetadataReference], strings.ToUpper(pi.Currency)
-	// The card network's answer, read as the synchronous answer reads it.
-	var r ivrpay.ProcessorResult
-	if chargeAnswer(&r, pi.charge()) {
-		e.AuthCode, e.NetworkTransactionID, e.AVSResultCode, e.CVCResultCode = r.AuthCode, r.NetworkTransactionID, r.AVSResultCode, r.CVCResultCode
-	}
+	eventChargeAnswer(&e, pi.charge())
 	switch e.Type {
 	case "payment_intent.succeeded":
 		e.Effect, e.Amount = ivrpay.EffectPaymentCaptured, pi.AmountReceived

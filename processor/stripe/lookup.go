@@ -16,14 +16,21 @@ var _ ivrpay.StatusLookup = (*Processor)(nil)
 // requires_capture PAYMENT_AUTHORIZED, canceled PAYMENT_CANCELED,
 // requires_payment_method (refused) PAYMENT_FAILED with its card's refusal;
 // processing, and a state that waits for the customer, are EffectNone.
+// The intent's latest charge is expanded, so that the answer carries the
+// card network's answer (auth code, AVS and CVC results, network
+// transaction id) as the synchronous answer does: the card-answer pass
+// fills a payin resolved by an event that named its charge by id only.
 func (p *Processor) LookupPayment(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorEvent, error) {
 	s := p.scrubber(ivrpay.CardDetails{})
-	pi, err := p.client.V1PaymentIntents.Retrieve(ctx, op.Reference, &stripeapi.PaymentIntentRetrieveParams{Params: params(ctx, "", op.AccountRef)})
+	rp := &stripeapi.PaymentIntentRetrieveParams{Params: params(ctx, "", op.AccountRef)}
+	rp.AddExpand("latest_charge")
+	pi, err := p.client.V1PaymentIntents.Retrieve(ctx, op.Reference, rp)
 	if err != nil {
 		return ivrpay.ProcessorEvent{}, fmt.Errorf("stripe: look up payment intent %s: %s", op.Reference, s.describe(err))
 	}
 	e := ivrpay.ProcessorEvent{Type: "payment_intent." + string(pi.Status), PaymentReference: pi.ID, Amount: pi.Amount,
 		Currency: strings.ToUpper(string(pi.Currency)), Effect: ivrpay.EffectNone}
+	eventChargeAnswer(&e, pi.LatestCharge)
 	switch pi.Status {
 	case stripeapi.PaymentIntentStatusSucceeded:
 		e.Effect, e.Amount = ivrpay.EffectPaymentCaptured, pi.AmountReceived

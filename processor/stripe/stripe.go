@@ -276,6 +276,16 @@ func chargeAnswer(r *ivrpay.ProcessorResult, ch *stripeapi.Charge) bool {
 	return true
 }
 
+// eventChargeAnswer sets an event's (or a look-up's) card network answer
+// from ch, read as the synchronous answer reads it; nothing when ch does
+// not carry it.
+func eventChargeAnswer(e *ivrpay.ProcessorEvent, ch *stripeapi.Charge) {
+	var r ivrpay.ProcessorResult
+	if chargeAnswer(&r, ch) {
+		e.AuthCode, e.NetworkTransactionID, e.AVSResultCode, e.CVCResultCode = r.AuthCode, r.NetworkTransactionID, r.AVSResultCode, r.CVCResultCode
+	}
+}
+
 // Verify checks a card with a SetupIntent (see the package documentation).
 func (p *Processor) Verify(ctx context.Context, a ivrpay.CardPayment) (ivrpay.ProcessorResult, error) {
 	if a.IdempotencyKey == "" {

@@ -725,6 +725,25 @@ func TestLookup(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a payment's look-up carries its charge's card answer", func(t *testing.T) {
+		// The synchronous answer of the same payment is what the look-up must repeat.
+		e, err := p.LookupPayment(ctx, op(captured.Reference))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if captured.AuthCode == "" || captured.NetworkTransactionID == "" {
+			t.Fatalf("the fake's synchronous answer has no card answer: %+v", captured)
+		}
+		if e.AuthCode != captured.AuthCode || e.NetworkTransactionID != captured.NetworkTransactionID ||
+			e.AVSResultCode != captured.AVSResultCode || e.CVCResultCode != captured.CVCResultCode {
+			t.Errorf("look-up's card answer %q/%q/%q/%q, want the charge's %q/%q/%q/%q", e.AuthCode, e.NetworkTransactionID, e.AVSResultCode,
+				e.CVCResultCode, captured.AuthCode, captured.NetworkTransactionID, captured.AVSResultCode, captured.CVCResultCode)
+		}
+		got := f.Recorded("GET", "/v1/payment_intents/"+captured.Reference)
+		if len(got) == 0 || got[len(got)-1].Form.Get("expand[0]") != "latest_charge" {
+			t.Errorf("the look-up did not expand latest_charge: %+v", got)
+		}
+	})
 	t.Run("a missing object or a 5xx is an error, not an answer", func(t *testing.T) {
 		if _, err := p.LookupPayment(ctx, op("pi_missing")); err == nil || !strings.Contains(err.Error(), "resource_missing") {
 			t.Errorf("missing intent: %v", err)

@@ -112,7 +112,7 @@ func TestStripeMock(t *testing.T) {
 		{"look up a payment, connected account", func() (ivrpay.ProcessorResult, error) {
 			_, err := p.LookupPayment(ctx, connected)
 			return ivrpay.ProcessorResult{}, err
-		}, []check{want("GET", "/v1/payment_intents/pi_1MockIntent", "", "acct_1MockConnected", nil)}},
+		}, []check{want("GET", "/v1/payment_intents/pi_1MockIntent", "", "acct_1MockConnected", map[string]string{"expand[0]": "latest_charge"})}},
 		{"look up a refund", func() (ivrpay.ProcessorResult, error) {
 			_, err := p.LookupRefund(ctx, op, "re_1MockRefund")
 			return ivrpay.ProcessorResult{}, err
