@@ -190,6 +190,29 @@ type DueLookup struct {
 	RefundReference string
 }
 
+// DueCardAnswer is a payin whose unknown outcome an event approved without
+// the card network's answer (auth code, network transaction id), leased by
+// the card-answer pass so that its processor is asked for it (StatusLookup).
+type DueCardAnswer struct {
+	Payin *Payin
+	// Since is when the payin was marked; Claim is the end of the pass's
+	// lease, which PostponeCardAnswer must name.
+	Since, Claim time.Time
+}
+
+// PayinCardAnswer is the card network's answer a look-up found for a
+// payin: each field fills the payin's only where it is empty, and
+// NetworkTransactionID the empty one of PaymentMethodID's card (empty: no
+// card to fill). An empty answer fills nothing and only clears the mark.
+type PayinCardAnswer struct {
+	PayinID              string
+	PaymentMethodID      string
+	AuthCode             string
+	AVSResultCode        string
+	CVCResultCode        string
+	NetworkTransactionID string
+}
+
 // maxEventField bounds each text field of a stored event.
 const maxEventField = 255
 

@@ -163,6 +163,10 @@ type PayinOutcome struct {
 	// Operation, when set, is recorded in flight on the approved payin (a
 	// void whose answer was lost), in the same write.
 	Operation *PayinOperation
+	// CardAnswerDue marks the payin for the card-answer pass: an approval
+	// (an event's) that lacks the card network's answer its processor can
+	// be asked for.
+	CardAnswerDue bool
 }
 
 // ProcessorOutcome is APPROVED or DECLINED, as the payin shows it, or empty

@@ -33,6 +33,11 @@ type eventDetailsCase struct {
 	// status is the payin's after the event: Stripe's succeeded also
 	// confirms the capture.
 	status string
+	// lookedUp: the event names its charge by id only (Stripe's current API
+	// versions), so the payin shows no card answer until the card-answer
+	// pass has looked the payment up; authCode is the one it then shows.
+	lookedUp bool
+	authCode string
 }
 
 // The card network's answer the events below carry, and what the payin
@@ -42,6 +47,28 @@ const (
 	eventNTI      = "104557651805572"
 )
 
+// stripeSucceeded is a signed payment_intent.succeeded of API version
+// for the payment the Stripe fake made under payinID, carrying extra
+// (the charge, in a version's shape).
+func stripeSucceeded(d double, version, eventID, payinID string, extra map[string]any) (string, []byte, map[string]string) {
+	pi, _ := d.payment(payinID)
+	intent := map[string]any{"id": pi, "object": "payment_intent", "amount": processortest.AmountLostAnswers,
+		"amount_received": processortest.AmountLostAnswers, "amount_capturable": 0, "currency": "usd", "status": "succeeded",
+		"metadata": map[string]any{"ivrpay_reference": payinID}}
+	for k, v := range extra {
+		intent[k] = v
+	}
+	body := stripetest.EventOfVersion(version, eventID, "payment_intent.succeeded", intent)
+	return "/vendor/stripe/events/stripe-test", body, map[string]string{"Stripe-Signature": stripetest.Sign(body, time.Now(), eventsWhsec)}
+}
+
+// stripeCitedNTI is the network transaction id the Stripe fake received
+// with the latest merchant-initiated charge.
+func stripeCitedNTI(t *testing.T, d double) string {
+	got := d.stripe.Recorded("POST", "/v1/payment_intents")
+	return got[len(got)-1].Form.Get("payment_method_options[card][mit_exemption][network_transaction_id]")
+}
+
 // TestUnknownOutcomeResolvedByEventShowsCardAnswer: a charge whose
 // processor answer was lost (the fakes' 5121: charged, then a 500) is
 // PAYMENT_PENDING; a signed event approving it, posted to the processor
@@ -50,11 +77,15 @@ const (
 // id the event carried, as the synchronous answer would have. The card
 // stored with the payin keeps the network transaction id: its later
 // merchant-initiated charge cites it at the processor (Adyen's fake refuses
-// a ContAuth charge without one).
+// a ContAuth charge without one). A Stripe event of a current API version
+// names its charge by id only: the payin is approved with no card answer,
+// and one card-answer pass (FillCardAnswersDue, which serve runs) looks
+// the PaymentIntent up with its charge expanded and fills it, and the
+// stored card's NTI with it. The pass finds nothing to do for the others.
 func TestUnknownOutcomeResolvedByEventShowsCardAnswer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []eventDetailsCase{{
-		name: "adyen AUTHORISATION", open: adyenDouble, whsec: adyentest.HMACKey, status: ivrpay.PayinStatusProcessing,
+		name: "adyen AUTHORISATION", open: adyenDouble, whsec: adyentest.HMACKey, status: ivrpay.PayinStatusProcessing, authCode: eventAuthCode,
 		event: func(t *testing.T, d double, payinID string) (string, []byte, map[string]string) {
 			psp, _ := d.payment(payinID)
 			body := adyentest.Notification(adyentest.HMACKey, adyentest.Item{EventCode: "AUTHORISATION", Success: true, PSPReference: psp,
@@ -69,6 +100,7 @@ func TestUnknownOutcomeResolvedByEventShowsCardAnswer(t *testing.T) {
 		},
 	}, {
 		name: "stripe payment_intent.succeeded of API version 2020-08-27", open: stripeDouble, whsec: eventsWhsec, status: ivrpay.PayinStatusSucceeded,
+		authCode: eventAuthCode,
 		event: func(t *testing.T, d double, payinID string) (string, []byte, map[string]string) {
 			pi, _ := d.payment(payinID)
 			charge := map[string]any{"id": "ch_" + pi[3:], "object": "charge", "amount": processortest.AmountLostAnswers, "captured": true,
@@ -76,16 +108,18 @@ func TestUnknownOutcomeResolvedByEventShowsCardAnswer(t *testing.T) {
 				"payment_method_details": map[string]any{"type": "card", "card": map[string]any{"brand": "visa", "last4": "1111", "exp_month": 8,
 					"exp_year": 2030, "network": "visa", "authorization_code": eventAuthCode, "network_transaction_id": eventNTI,
 					"checks": map[string]any{"address_line1_check": nil, "address_postal_code_check": "pass", "cvc_check": "pass"}}}}
-			body := stripetest.EventOfVersion("2020-08-27", "evt_1LostAnswerResolved", "payment_intent.succeeded", map[string]any{
-				"id": pi, "object": "payment_intent", "amount": processortest.AmountLostAnswers, "amount_received": processortest.AmountLostAnswers,
-				"amount_capturable": 0, "currency": "usd", "status": "succeeded", "metadata": map[string]any{"ivrpay_reference": payinID},
+			return stripeSucceeded(d, "2020-08-27", "evt_1LostAnswerResolved", payinID, map[string]any{
 				"charges": map[string]any{"object": "list", "data": []any{charge}, "has_more": false, "total_count": 1}})
-			return "/vendor/stripe/events/stripe-test", body, map[string]string{"Stripe-Signature": stripetest.Sign(body, time.Now(), eventsWhsec)}
 		},
-		citedNTI: func(t *testing.T, d double) string {
-			got := d.stripe.Recorded("POST", "/v1/payment_intents")
-			return got[len(got)-1].Form.Get("payment_method_options[card][mit_exemption][network_transaction_id]")
+		citedNTI: stripeCitedNTI,
+	}, {
+		name: "stripe payment_intent.succeeded of API version 2024-06-20, then the card-answer pass", open: stripeDouble, whsec: eventsWhsec,
+		status: ivrpay.PayinStatusSucceeded, lookedUp: true, authCode: stripetest.FakeAuthCode,
+		event: func(t *testing.T, d double, payinID string) (string, []byte, map[string]string) {
+			pi, _ := d.payment(payinID)
+			return stripeSucceeded(d, "2024-06-20", "evt_1LostAnswerCurrent", payinID, map[string]any{"latest_charge": "ch_" + pi[3:]})
 		},
+		citedNTI: stripeCitedNTI,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -102,13 +136,38 @@ func TestUnknownOutcomeResolvedByEventShowsCardAnswer(t *testing.T) {
 					t.Fatalf("the event answered HTTP %d", status)
 				}
 				p := b.payin(id)
-				proc, _ := p["processor"].(map[string]any)
 				if p["status"] != tc.status || processorOutcome(p) != ivrpay.ProcessorOutcomeApproved {
 					t.Fatalf("payin after the event: %v / %v", p["status"], processorOutcome(p))
 				}
-				if p["auth_code"] != eventAuthCode || p["avs_result_code"] != "Y" || p["cvc_result_code"] != "M" || proc["network_transaction_id"] != eventNTI {
-					t.Fatalf("payin resolved by the event shows auth_code %v, avs_result_code %v, cvc_result_code %v, network_transaction_id %v; want %s, Y, M, %s",
-						p["auth_code"], p["avs_result_code"], p["cvc_result_code"], proc["network_transaction_id"], eventAuthCode, eventNTI)
+				if tc.lookedUp {
+					// Approved by the event, which carried no card answer.
+					proc, _ := p["processor"].(map[string]any)
+					if p["auth_code"] != nil || p["avs_result_code"] != nil || p["cvc_result_code"] != nil || proc["network_transaction_id"] != nil {
+						t.Fatalf("before the look-up the payin shows auth_code %v, avs_result_code %v, cvc_result_code %v, network_transaction_id %v; want none",
+							p["auth_code"], p["avs_result_code"], p["cvc_result_code"], proc["network_transaction_id"])
+					}
+				} else {
+					wantCardAnswer(t, "resolved by the event", p, tc.authCode)
+				}
+
+				// The card-answer pass looks up only the payin whose event lacked the answer.
+				want := 0
+				if tc.lookedUp {
+					want = 1
+				}
+				if n, err := b.pay.FillCardAnswersDue(context.Background()); err != nil || n != want {
+					t.Fatalf("card-answer pass filled %d payins (%v), want %d", n, err, want)
+				}
+				if n, err := b.pay.FillCardAnswersDue(context.Background()); err != nil || n != 0 {
+					t.Fatalf("a second card-answer pass filled %d payins (%v), want none", n, err)
+				}
+				wantCardAnswer(t, "after the card-answer pass", b.payin(id), tc.authCode)
+				if tc.lookedUp {
+					pi, _ := d.payment(id)
+					got := d.stripe.Recorded("GET", "/v1/payment_intents/"+pi)
+					if len(got) != 1 || got[0].Form.Get("expand[0]") != "latest_charge" || got[0].Key != "" {
+						t.Fatalf("the look-up's requests: %+v; want one GET expanding latest_charge, without an idempotency key", got)
+					}
 				}
 
 				// The stored card's later merchant-initiated charge cites the NTI.
@@ -124,6 +183,18 @@ func TestUnknownOutcomeResolvedByEventShowsCardAnswer(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// wantCardAnswer checks the card network's answer payin p shows: authCode,
+// AVS Y, CVC M and the network transaction id eventNTI (the Stripe fake's
+// charges carry the same one).
+func wantCardAnswer(t *testing.T, when string, p map[string]any, authCode string) {
+	t.Helper()
+	proc, _ := p["processor"].(map[string]any)
+	if p["auth_code"] != authCode || p["avs_result_code"] != "Y" || p["cvc_result_code"] != "M" || proc["network_transaction_id"] != eventNTI {
+		t.Fatalf("payin %s shows auth_code %v, avs_result_code %v, cvc_result_code %v, network_transaction_id %v; want %s, Y, M, %s",
+			when, p["auth_code"], p["avs_result_code"], p["cvc_result_code"], proc["network_transaction_id"], authCode, eventNTI)
 	}
 }
 

@@ -43,6 +43,9 @@ type chargeAttempt struct {
 	// voidInFlight is the void of the approval whose answer was lost,
 	// recorded with the approval.
 	voidInFlight *ivrpay.PayinOperation
+	// cardAnswerDue marks an approval given without the card network's
+	// answer for the card-answer pass (FillCardAnswersDue).
+	cardAnswerDue bool
 	// answerBy, for connector charges, is when the voice provider must have
 	// the answer: a first call that timed out before it is followed by one
 	// Resolve in the time left.
@@ -173,7 +176,8 @@ func (s *Service) configUsed(a chargeAttempt, msg string) error {
 // recordOutcome stores the processor's definite answer. When another attempt
 // (a retry, the reconciler) recorded the payin first, its record stands.
 func (s *Service) recordOutcome(ctx context.Context, p *ivrpay.Payin, a chargeAttempt, res ivrpay.ProcessorResult) (*ivrpay.Payin, error) {
-	o := ivrpay.PayinOutcome{PayinID: p.ID, Payin: p, APIVersion: a.version, Result: res, Operation: a.voidInFlight, At: s.now()}
+	o := ivrpay.PayinOutcome{PayinID: p.ID, Payin: p, APIVersion: a.version, Result: res, Operation: a.voidInFlight, At: s.now(),
+		CardAnswerDue: a.cardAnswerDue}
 	o.Status, o.AuthorizedAmount, o.CapturedAmount = outcomeStatus(a.cfg.Amount, a.cfg.ProcessingMode, res)
 	pmStatus := ivrpay.PaymentMethodStatusActive
 	if !res.Approved {

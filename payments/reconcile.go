@@ -97,12 +97,19 @@ func (s *Service) postpone(ctx context.Context, table, id string, unknownFor, le
 
 // postponeUpTo is postpone with another bound than maxReconcileBackoff.
 func (s *Service) postponeUpTo(ctx context.Context, table, id string, unknownFor, lease, most time.Duration) time.Duration {
-	wait := min(max(unknownFor/4, lease), most)
+	wait := backOff(unknownFor, lease, most)
 	if err := s.store.PostponeReconcile(context.WithoutCancel(ctx), table, id, s.now().Add(wait)); err != nil {
 		s.opts.Logger.Error("reconciler could not postpone its next question", "id", id, "error", err)
 		return lease
 	}
 	return wait
+}
+
+// backOff is the wait before a worker asks again about something it has
+// waited on for waited: a quarter of that, at least the lease it holds, at
+// most most.
+func backOff(waited, lease, most time.Duration) time.Duration {
+	return min(max(waited/4, lease), most)
 }
 
 // resolve records the outcome of a payin whose processor outcome is
@@ -158,6 +165,9 @@ func (s *Service) resolve(ctx context.Context, p *ivrpay.Payin, given *ivrpay.Pr
 	res = resolvedResult(res)
 	a := chargeAttempt{cfg: cfg, entry: entry, source: p.Source, stored: stored,
 		account: ivrpay.ProcessorAccountRef{Name: p.Processor.Account, Kind: p.Processor.Kind, AccountRef: p.Processor.AccountRef()}}
+	if given != nil {
+		a.cardAnswerDue = s.cardAnswerDue(ctx, p, res)
+	}
 	if p.IVR != nil {
 		a.ivrProvider, a.ivrTxID = p.IVR.Provider, p.IVR.TransactionID
 		if a.answer, err = s.ivrAnswer(ctx, p, entry); err != nil {

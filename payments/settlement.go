@@ -106,16 +106,11 @@ func (s *Service) LookUpProcessingDue(ctx context.Context) (n int, err error) {
 // It reports whether the processor could be asked.
 func (s *Service) lookUp(ctx context.Context, l ivrpay.DueLookup, id string) (bool, error) {
 	p := l.Payin
-	proc, err := s.router.Account(ctx, p.Processor.Account)
-	if err != nil {
-		return false, err
+	looker, err := s.statusLookup(ctx, p)
+	if err != nil || looker == nil {
+		return false, err // without a look-up it waits for its processor's notification; after ivrpay.StaleAfter it is listed as stale
 	}
-	looker, ok := proc.(ivrpay.StatusLookup)
-	if !ok {
-		return false, nil // it waits for its processor's notification; after ivrpay.StaleAfter it is listed as stale
-	}
-	op := ivrpay.PaymentOperation{Reference: string(p.Processor.Reference), PayinID: p.ID, Amount: p.Amount, Currency: p.CurrencyCode,
-		AccountRef: p.Processor.AccountRef()}
+	op := lookupOperation(p)
 	var e ivrpay.ProcessorEvent
 	callCtx, cancel := context.WithTimeout(ctx, s.opts.ProcessorTimeout)
 	defer cancel()
@@ -133,4 +128,21 @@ func (s *Service) lookUp(ctx context.Context, l ivrpay.DueLookup, id string) (bo
 		e.Type = "lookup"
 	}
 	return true, s.ReceiveProcessorEvent(ctx, e)
+}
+
+// statusLookup is the look-up of the payin's processor account, nil when
+// its processor cannot be asked (ivrpay.StatusLookup: Adyen).
+func (s *Service) statusLookup(ctx context.Context, p *ivrpay.Payin) (ivrpay.StatusLookup, error) {
+	proc, err := s.router.Account(ctx, p.Processor.Account)
+	if err != nil {
+		return nil, err
+	}
+	looker, _ := proc.(ivrpay.StatusLookup)
+	return looker, nil
+}
+
+// lookupOperation names the payin's payment to its processor's look-up.
+func lookupOperation(p *ivrpay.Payin) ivrpay.PaymentOperation {
+	return ivrpay.PaymentOperation{Reference: string(p.Processor.Reference), PayinID: p.ID, Amount: p.Amount, Currency: p.CurrencyCode,
+		AccountRef: p.Processor.AccountRef()}
 }

@@ -153,6 +153,16 @@ type Store interface {
 	// ClaimDueLookups leases a real account's payins and refunds
 	// PROCESSING since before cutoff, for the look-up fallback.
 	ClaimDueLookups(ctx context.Context, cutoff time.Time, lease time.Duration, limit int) ([]ivrpay.DueLookup, error)
+	// ClaimDueCardAnswers leases the payins marked for the card-answer
+	// pass (ivrpay.PayinOutcome.CardAnswerDue) whose look-up is due.
+	ClaimDueCardAnswers(ctx context.Context, lease time.Duration, limit int) ([]ivrpay.DueCardAnswer, error)
+	// PostponeCardAnswer makes a claimed payin's look-up due again at
+	// next, only under the caller's claim.
+	PostponeCardAnswer(ctx context.Context, payinID string, claim, next time.Time) error
+	// FillPayinCardAnswer fills a marked payin's empty card answer fields
+	// (and its card's empty network transaction id) and clears the mark, in
+	// one transaction; false when it was not marked (filled by another).
+	FillPayinCardAnswer(ctx context.Context, a ivrpay.PayinCardAnswer) (filled bool, err error)
 
 	// The reads the REST API serves, with their permission checks.
 	FindPayin(ctx context.Context, id string) (*ivrpay.Payin, error)

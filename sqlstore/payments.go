@@ -420,11 +420,13 @@ func (s *Store) RecordPayinOutcome(ctx context.Context, o ivrpay.PayinOutcome) (
 		upd, err := s.exec(ctx, tx, `UPDATE payins SET status = $2, payment_method_id = $3, authorized_amount = $4, captured_amount = $5,
 			refusal_code = $6, refusal_desc = $7, auth_code = $8, avs_result_code = $9, cvc_result_code = $10, processor_reference = $11,
 			network_transaction_id = $12, processor_outcome = $13, reconcile_lease_until = NULL, updated_at = $14, status_at = $14,
-			operation = $15, operation_amount = $16, operation_key = $17, operation_outcome = $18
+			operation = $15, operation_amount = $16, operation_key = $17, operation_outcome = $18,
+			card_answer_due_at = $19, card_answer_since = $19
 			WHERE id = $1 AND status = 'CREATED'`,
 			o.PayinID, o.Status, sql.NullString{String: o.PaymentMethodID, Valid: o.PaymentMethodID != ""}, o.AuthorizedAmount, o.CapturedAmount,
 			res.RefusalCode, res.RefusalDesc, res.AuthCode, res.AVSResultCode, res.CVCResultCode, res.Reference,
-			res.NetworkTransactionID, outcome, at, op.Kind, op.Amount, op.IdempotencyKey, op.Outcome)
+			res.NetworkTransactionID, outcome, at, op.Kind, op.Amount, op.IdempotencyKey, op.Outcome,
+			sql.NullString{String: at, Valid: o.CardAnswerDue})
 		if err != nil {
 			return err
 		}
@@ -615,9 +617,12 @@ func (s *Store) PostponeReconcile(ctx context.Context, table, id string, until t
 
 // dueQuery lists the ids of table's rows that match where, changed before
 // $1 and not leased at $2, oldest first, up to $3.
-func dueQuery(table, where string) string {
+func dueQuery(table, where string) string { return dueQueryOn(table, "reconcile_lease_until", where) }
+
+// dueQueryOn is dueQuery with another lease column.
+func dueQueryOn(table, column, where string) string {
 	return `SELECT id FROM ` + table + ` WHERE ` + where + ` AND updated_at <= $1
-		AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $2) ORDER BY updated_at LIMIT $3`
+		AND (` + column + ` IS NULL OR ` + column + ` < $2) ORDER BY updated_at LIMIT $3`
 }
 
 // leaseDue leases, for the caller alone, up to limit rows of table that
@@ -626,35 +631,42 @@ func dueQuery(table, where string) string {
 // several processes that read the same row exactly one leases it. It
 // returns the leased ids.
 func (s *Store) leaseDue(ctx context.Context, table, where string, cutoff time.Time, lease time.Duration, limit int) ([]string, error) {
+	ids, _, err := s.leaseDueOn(ctx, table, "reconcile_lease_until", where, cutoff, lease, limit)
+	return ids, err
+}
+
+// leaseDueOn is leaseDue with another lease column; it also returns the end
+// of the lease it wrote (the claim a later conditional write names).
+func (s *Store) leaseDueOn(ctx context.Context, table, column, where string, cutoff time.Time, lease time.Duration, limit int) ([]string, string, error) {
 	now := ivrpay.FormatTime(s.now())
-	rows, err := s.rdb.QueryContext(ctx, dueQuery(table, where), ivrpay.FormatTime(cutoff), now, limit)
+	until := ivrpay.FormatTime(s.now().Add(lease))
+	rows, err := s.rdb.QueryContext(ctx, dueQueryOn(table, column, where), ivrpay.FormatTime(cutoff), now, limit)
 	if err != nil {
-		return nil, err
+		return nil, until, err
 	}
 	var candidates []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, until, err
 		}
 		candidates = append(candidates, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, until, err
 	}
-	until := ivrpay.FormatTime(s.now().Add(lease))
 	var leased []string
 	for _, id := range candidates {
-		n, err := s.execTx(ctx, `UPDATE `+table+` SET reconcile_lease_until = $2 WHERE id = $1 AND `+where+`
-			AND (reconcile_lease_until IS NULL OR reconcile_lease_until < $3)`, id, until, now)
+		n, err := s.execTx(ctx, `UPDATE `+table+` SET `+column+` = $2 WHERE id = $1 AND `+where+`
+			AND (`+column+` IS NULL OR `+column+` < $3)`, id, until, now)
 		if err != nil {
-			return leased, err
+			return leased, until, err
 		}
 		if n == 1 { // else another process leased it, or it was resolved
 			leased = append(leased, id)
 		}
 	}
-	return leased, nil
+	return leased, until, nil
 }

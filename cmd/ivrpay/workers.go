@@ -16,7 +16,8 @@ import (
 
 // backgroundWorkers are the loops `ivrpay serve` runs beside the HTTP server:
 // the reconciler, the processor events inbox, the sandbox processor's
-// confirmations, the look-up fallback, webhook delivery and the cleanups.
+// confirmations, the look-up fallback, the card-answer look-ups, webhook
+// delivery and the cleanups.
 // All are safe to run in several processes on one database.
 type backgroundWorkers struct {
 	cancel context.CancelFunc
@@ -43,11 +44,11 @@ type workerPass struct {
 // events not applied yet, or waiting for their object), the sandbox
 // processor's confirmations (its payins and refunds PROCESSING for
 // settleAfter; in sandbox only: no timer settles a real account's), the
-// look-up fallback, the webhook delivery worker and the cleanups. In
-// sandbox, deliveries may go to loopback and private addresses; in
-// production only to public ones. They run until stop, not until the
-// server's context ends, so that SIGTERM stops them only once they reach a
-// safe point.
+// look-up fallback, the card-answer pass, the webhook delivery worker and
+// the cleanups. In sandbox, deliveries may go to loopback and private
+// addresses; in production only to public ones. They run until stop, not
+// until the server's context ends, so that SIGTERM stops them only once
+// they reach a safe point.
 func startWorkers(store *sqlstore.Store, pay *payments.Service, logger *slog.Logger, mode ivrpay.Mode, settleAfter time.Duration) *backgroundWorkers {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &backgroundWorkers{cancel: cancel}
@@ -56,6 +57,8 @@ func startWorkers(store *sqlstore.Store, pay *payments.Service, logger *slog.Log
 		{time.Second, func(ctx context.Context) error { _, err := pay.ReconcileDue(ctx); return err }, "reconciler pass failed"},
 		{poll, func(ctx context.Context) error { _, err := pay.ApplyDueProcessorEvents(ctx); return err }, "processor events pass failed"},
 		{lookupPoll, func(ctx context.Context) error { _, err := pay.LookUpProcessingDue(ctx); return err }, "processor look-up pass failed"},
+		// The card network's answer of payins an event approved without it.
+		{lookupPoll, func(ctx context.Context) error { _, err := pay.FillCardAnswersDue(ctx); return err }, "card answer look-up pass failed"},
 		// Risk counters and blocks expire by themselves; this deletes them once they have.
 		{time.Minute, func(ctx context.Context) error { return store.PruneRisk(ctx, time.Now()) }, "risk prune pass failed"},
 		// Expired sessions already answer 401; this deletes their rows.

@@ -70,6 +70,9 @@ type FakeRequest struct {
 	Form                       url.Values
 }
 
+// FakeAuthCode is the authorization code of every charge the Fake makes.
+const FakeAuthCode = "A1B2C3"
+
 // Amounts (cents) the Fake answers specially, beyond processortest's.
 const (
 	// AmountIncorrectCVC and the declines after it answer a 402 card_error
@@ -392,7 +395,7 @@ func (in *fakeIntent) json(expandCharge bool) map[string]any {
 			"outcome": map[string]any{"network_status": "approved_by_network", "reason": nil, "risk_level": "normal",
 				"seller_message": "Payment complete.", "type": "authorized"},
 			"payment_method_details": map[string]any{"type": "card", "card": map[string]any{
-				"amount_authorized": in.Amount, "authorization_code": "A1B2C3", "brand": "visa", "country": "US",
+				"amount_authorized": in.Amount, "authorization_code": FakeAuthCode, "brand": "visa", "country": "US",
 				"exp_month": 12, "exp_year": 2030, "funding": "credit", "last4": "1111", "moto": true, "network": "visa",
 				"network_transaction_id": "104557651805572",
 				"checks":                 map[string]any{"address_line1_check": nil, "address_postal_code_check": "pass", "cvc_check": cvc},
