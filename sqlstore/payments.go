@@ -615,11 +615,8 @@ func (s *Store) PostponeReconcile(ctx context.Context, table, id string, until t
 	return err
 }
 
-// dueQuery lists the ids of table's rows that match where, changed before
-// $1 and not leased at $2, oldest first, up to $3.
-func dueQuery(table, where string) string { return dueQueryOn(table, "reconcile_lease_until", where) }
-
-// dueQueryOn is dueQuery with another lease column.
+// dueQueryOn lists the ids of table's rows that match where, changed
+// before $1 and not leased (by column) at $2, oldest first, up to $3.
 func dueQueryOn(table, column, where string) string {
 	return `SELECT id FROM ` + table + ` WHERE ` + where + ` AND updated_at <= $1
 		AND (` + column + ` IS NULL OR ` + column + ` < $2) ORDER BY updated_at LIMIT $3`

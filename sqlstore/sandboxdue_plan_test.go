@@ -68,18 +68,20 @@ func TestProcessorEventLookupsUseTheirIndexes(t *testing.T) {
 
 // TestLookupsDueReadTheirIndexes: the look-up fallback's pass (every 5 s in
 // every serve process) finds a real account's PROCESSING payins and
-// refunds from their partial indexes, the refunds' payins by their key:
+// refunds from their partial indexes, the refunds' payins by their key, and
+// the card-answer pass its marked payins from theirs:
 // never a read of every payin, which cost each pass tens of milliseconds
 // of the callers' CPU once a sandbox had made 100,000 payins.
 func TestLookupsDueReadTheirIndexes(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
-			for _, c := range []struct{ table, where, index string }{
-				{"payins", lookupPayins, "payins_check_due"},
-				{"refunds", lookupRefunds, "refunds_check_due"},
+			for _, c := range []struct{ name, table, column, where, index string }{
+				{"payins", "payins", "reconcile_lease_until", lookupPayins, "payins_check_due"},
+				{"refunds", "refunds", "reconcile_lease_until", lookupRefunds, "refunds_check_due"},
+				{"card answers", "payins", "card_answer_due_at", cardAnswerDue, "payins_card_answer_due"},
 			} {
-				t.Run(c.table, func(t *testing.T) {
-					whole := queryPlan(t, engine, dueQuery(c.table, c.where), "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", 50)
+				t.Run(c.name, func(t *testing.T) {
+					whole := queryPlan(t, engine, dueQueryOn(c.table, c.column, c.where), "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", 50)
 					if !strings.Contains(whole, c.index) {
 						t.Errorf("the query does not use %s:\n%s", c.index, whole)
 					}
