@@ -73,7 +73,8 @@
 // also gives its charge's card answer (authorization_code, the checks,
 // network_transaction_id, mapped as the synchronous answer) where it
 // carries the charge: charges.data before API version 2022-11-15, or an
-// expanded latest_charge; a latest_charge id alone gives none.
+// expanded latest_charge; a latest_charge id alone gives none, and the
+// card-answer pass gets it with LookupPayment, which expands latest_charge.
 //
 // # Test mode and Twilio
 //
