@@ -53,7 +53,9 @@ type StatusLookup interface {
 	// LookupPayment reports the payment op.Reference as the event that
 	// would say so: Effect PAYMENT_CAPTURED, PAYMENT_AUTHORIZED,
 	// PAYMENT_CANCELED or PAYMENT_FAILED, or EffectNone while the processor
-	// has not decided yet; with PaymentReference, Amount and Currency.
+	// has not decided yet; with PaymentReference, Amount and Currency, and
+	// the card network's answer of its charge (AuthCode, AVSResultCode,
+	// CVCResultCode, NetworkTransactionID) where the processor gives it.
 	// Account, Kind and ID are the caller's. An error is a look-up that
 	// got no answer.
 	LookupPayment(ctx context.Context, op PaymentOperation) (ProcessorEvent, error)
