@@ -382,7 +382,7 @@ func RefuseByRisk(blocks []RiskBlock, now time.Time) *RiskRefusal {
 	switch pick.Rule {
 	case RiskRuleConfigAttempts:
 		r.Code = ConnConfigLocked
-		r.Message = fmt.Sprintf("risk rule config attempts: payin config %s had too many declined attempts and is locked; create a new payin config for this payment", pick.Value)
+		r.Message = fmt.Sprintf("risk rule config attempts: payin config %s had too many declined attempts and is locked until %s; create a new payin config for this payment", pick.Value, until)
 	case RiskRuleMerchantBreaker:
 		r.Message = fmt.Sprintf("risk rule merchant breaker: IVR charges for merchant %s are paused until %s after a high decline rate", pick.Value, until)
 	case RiskRuleCallerVelocity:

@@ -174,7 +174,7 @@ func TestRefuseByRisk(t *testing.T) {
 		{"none", nil, "", "", ""},
 		{"an ended block", []RiskBlock{ended}, "", "", ""},
 		{"a card", []RiskBlock{card}, RiskRuleCardVelocity, ConnRiskBlocked, "until 2026-03-15T11:00:00Z"},
-		{"a config lock weighs most", []RiskBlock{card, caller, cfg}, RiskRuleConfigAttempts, ConnConfigLocked, "create a new payin config"},
+		{"a config lock weighs most", []RiskBlock{card, caller, cfg}, RiskRuleConfigAttempts, ConnConfigLocked, "is locked until 2026-04-14T10:00:00Z; create a new payin config"},
 		{"a merchant pause before a caller", []RiskBlock{caller, merchant}, RiskRuleMerchantBreaker, ConnRiskBlocked, "until 2026-03-15T10:15:00Z"},
 		{"a caller before a card", []RiskBlock{card, caller}, RiskRuleCallerVelocity, ConnRiskBlocked, "caller velocity"},
 	} {

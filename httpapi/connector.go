@@ -60,7 +60,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request, platfor
 			refuse(ivrpay.ConnUnauthorized, "unauthorized: the connector's Password is not an enabled API key of this deployment")
 		} else {
 			info.err = err
-			refuse(ivrpay.ConnInternal, "internal error; the voice platform may retry")
+			refuse(ivrpay.ConnInternal, "internal error before the payment was looked at; nothing was charged: try the payment again")
 		}
 		return
 	}
@@ -94,5 +94,7 @@ func (s *Server) handleConnector(w http.ResponseWriter, r *http.Request, platfor
 	respond(res)
 }
 
-// internalErrorMessage answers a connector request that failed inside ivrpay.
-const internalErrorMessage = "internal error; the voice platform may retry with the same transaction_id"
+// internalErrorMessage answers a connector request that failed inside
+// ivrpay. The voice platforms do not retry an answered request (SPEC §5.2),
+// so the message says how to learn the outcome instead of promising a retry.
+const internalErrorMessage = "internal error: the payment's outcome could not be given; the same request sent again with the same transaction_id returns it"

@@ -56,6 +56,11 @@ func TestConnectorPanicKeepsTwilioShape(t *testing.T) {
 			if resp.Header.Get("Content-Type") != "application/json" {
 				t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
 			}
+			// Twilio and Telnyx do not retry an answered request: the
+			// message says how to learn the outcome, not that a retry comes.
+			if msg, _ := shape["error_message"].(string); c.path != httpapi.SignalWireConnectorPath && !strings.Contains(msg, "same transaction_id returns it") {
+				t.Fatalf("error_message %q, want how to learn the outcome", msg)
+			}
 		})
 	}
 }
