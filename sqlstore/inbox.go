@@ -569,3 +569,22 @@ func (s *Store) ListStaleObjects(ctx context.Context, cutoff time.Time, limit in
 	}
 	return out, rows.Err()
 }
+
+// UnappliedProcessorEventCounts counts the events not applied, by status
+// (PENDING, UNMATCHED, FAILED), over the status index: the metrics' gauge.
+// Every status has its row, zero included, so that an alert on FAILED sees
+// a 0 rather than no series.
+func (s *Store) UnappliedProcessorEventCounts(ctx context.Context) (counts map[string]int, err error) {
+	defer wrap(&err, "Store.UnappliedProcessorEventCounts")
+	counts, err = s.statusCounts(ctx, `SELECT status, COUNT(*) FROM processor_events WHERE status IN ($1, $2, $3) GROUP BY status`,
+		ivrpay.ProcessorEventPending, ivrpay.ProcessorEventUnmatched, ivrpay.ProcessorEventFailed)
+	if err != nil {
+		return nil, err
+	}
+	for _, status := range []string{ivrpay.ProcessorEventPending, ivrpay.ProcessorEventUnmatched, ivrpay.ProcessorEventFailed} {
+		if _, ok := counts[status]; !ok {
+			counts[status] = 0
+		}
+	}
+	return counts, nil
+}

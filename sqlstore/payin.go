@@ -210,13 +210,18 @@ func (s *Store) DeactivatePaymentMethod(ctx context.Context, id string) (pm *ivr
 // creation time), so its cost follows recent traffic, never the whole table.
 func (s *Store) RecentPayinStatusCounts(ctx context.Context, since time.Time) (counts map[string]int, err error) {
 	defer wrap(&err, "Store.RecentPayinStatusCounts")
-	rows, err := s.rdb.QueryContext(ctx, `SELECT status, COUNT(*) FROM payins WHERE id >= $1 AND id < $2 GROUP BY status`,
+	return s.statusCounts(ctx, `SELECT status, COUNT(*) FROM payins WHERE id >= $1 AND id < $2 GROUP BY status`,
 		ivrpay.FirstIDAt(s.opts.Mode, ivrpay.PrefixPayin, since), s.opts.Mode.IDPrefix()+ivrpay.PrefixPayin+"~")
+}
+
+// statusCounts runs a query of (status, count) rows on a reader.
+func (s *Store) statusCounts(ctx context.Context, query string, args ...any) (map[string]int, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	counts = map[string]int{}
+	counts := map[string]int{}
 	for rows.Next() {
 		var status string
 		var n int

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,6 +214,8 @@ func TestAdminFailedProcessorEvents(t *testing.T) {
 			t.Fatalf("events list --unmatched: %v; want the unmatched event alone", rows)
 		}
 
+		unappliedGauge(t, s, map[string]int{"PENDING": 0, "UNMATCHED": 1, "FAILED": 1})
+
 		for _, flags := range [][]string{{"--failed", "--unmatched"}, {"--failed", "--stale"}, {"--unmatched", "--stale"},
 			{"--unmatched", "--failed", "--stale"}} {
 			t.Run(strings.Join(flags, " "), func(t *testing.T) {
@@ -234,6 +238,7 @@ func TestAdminFailedProcessorEvents(t *testing.T) {
 		if rows := list("--failed"); len(rows) != 0 {
 			t.Fatalf("events list --failed after the retry: %v", rows)
 		}
+		unappliedGauge(t, s, map[string]int{"PENDING": 1, "UNMATCHED": 1, "FAILED": 0})
 		for _, tc := range []struct{ name, account, id, want string }{
 			{"a PENDING event", "stripe-main", "evt_poison", "is PENDING: only a FAILED event is retried"},
 			{"an UNMATCHED event", "stripe-main", "evt_stranger", "is UNMATCHED: only a FAILED event is retried"},
@@ -246,4 +251,24 @@ func TestAdminFailedProcessorEvents(t *testing.T) {
 			})
 		}
 	})
+}
+
+// unappliedGauge scrapes a fresh /metrics registry on s and checks the
+// ivrpay_processor_events_unapplied series, zeros included.
+func unappliedGauge(t *testing.T, s *sqlstore.Store, want map[string]int) {
+	t.Helper()
+	_, handler := newMetrics(s)
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	got := map[string]int{}
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		var status string
+		var n int
+		if _, err := fmt.Sscanf(strings.ReplaceAll(line, `"`, " "), "ivrpay_processor_events_unapplied{status= %s } %d", &status, &n); err == nil {
+			got[status] = n
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("ivrpay_processor_events_unapplied: %v, want %v", got, want)
+	}
 }

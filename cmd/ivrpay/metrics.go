@@ -16,33 +16,46 @@ import (
 )
 
 // newMetrics builds the registry behind /metrics: the transport's request and
-// connector metrics, recent payins by status (read from the database, so true
-// across every process, but cheaply: see payinCollector), the database pool
-// and the Go runtime, and any further collectors.
+// connector metrics, recent payins and unapplied processor events by status
+// (read from the database, so true across every process, but cheaply: see
+// countCollector), the database pool and the Go runtime, and any further
+// collectors.
 func newMetrics(store *sqlstore.Store, more ...prometheus.Collector) (*httpapi.Metrics, http.Handler) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(more...)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(store.DB(), "ivrpay"), newPayinCollector(store.RecentPayinStatusCounts, time.Now))
+		collectors.NewDBStatsCollector(store.DB(), "ivrpay"),
+		newPayinCollector(store.RecentPayinStatusCounts, time.Now),
+		newCountCollector(processorEventsDesc, func(ctx context.Context, _ time.Time) (map[string]int, error) {
+			return store.UnappliedProcessorEventCounts(ctx)
+		}, time.Now))
 	return httpapi.NewMetrics(reg), promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
-// Payin gauge bounds: the gauge covers payins created in the last
-// payinWindow and is refreshed at most once per payinRefresh, whatever the
-// scrape rate.
+// The counted gauges' bounds: the payin gauge covers payins created in the
+// last payinWindow, and each gauge is refreshed at most once per
+// countRefresh, whatever the scrape rate.
 const (
 	payinWindow  = 24 * time.Hour
-	payinRefresh = time.Minute
+	countRefresh = time.Minute
 )
 
-var payinsDesc = prometheus.NewDesc("ivrpay_payins_recent", "Payins created in the last 24 hours, by status (refreshed at most once a minute).", []string{"status"}, nil)
+var (
+	payinsDesc = prometheus.NewDesc("ivrpay_payins_recent", "Payins created in the last 24 hours, by status (refreshed at most once a minute).", []string{"status"}, nil)
+	// An operator alerts on FAILED (ivrpay admin events list --failed) and
+	// watches UNMATCHED and PENDING grow.
+	processorEventsDesc = prometheus.NewDesc("ivrpay_processor_events_unapplied",
+		"Processor events not applied, by status: PENDING (to apply, or waiting for their object), UNMATCHED, FAILED (refreshed at most once a minute).",
+		[]string{"status"}, nil)
+)
 
-// payinCollector serves a cached count of recent payins by status. The
-// count is a range of the payins' primary key (the last 24 hours of ids),
-// never a scan of every payin, and a scrape inside payinRefresh of the last
-// one reads no database at all.
-type payinCollector struct {
-	count func(ctx context.Context, since time.Time) (map[string]int, error)
+// countCollector serves a cached count by status read from the database:
+// each count reads an index (a range of the payins' primary key, the
+// processor events' status index), and a scrape inside countRefresh of the
+// last read reads no database at all.
+type countCollector struct {
+	desc  *prometheus.Desc
+	count func(ctx context.Context, now time.Time) (map[string]int, error)
 	now   func() time.Time
 
 	mu      sync.Mutex
@@ -51,18 +64,25 @@ type payinCollector struct {
 	lastErr error
 }
 
-func newPayinCollector(count func(context.Context, time.Time) (map[string]int, error), now func() time.Time) *payinCollector {
-	return &payinCollector{count: count, now: now}
+func newCountCollector(desc *prometheus.Desc, count func(context.Context, time.Time) (map[string]int, error), now func() time.Time) *countCollector {
+	return &countCollector{desc: desc, count: count, now: now}
 }
 
-func (c *payinCollector) Describe(ch chan<- *prometheus.Desc) { ch <- payinsDesc }
+// newPayinCollector counts the payins created in the last payinWindow.
+func newPayinCollector(count func(ctx context.Context, since time.Time) (map[string]int, error), now func() time.Time) *countCollector {
+	return newCountCollector(payinsDesc, func(ctx context.Context, now time.Time) (map[string]int, error) {
+		return count(ctx, now.Add(-payinWindow))
+	}, now)
+}
 
-func (c *payinCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *countCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *countCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := c.now(); c.read.IsZero() || now.Sub(c.read) >= payinRefresh {
+	if now := c.now(); c.read.IsZero() || now.Sub(c.read) >= countRefresh {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		counts, err := c.count(ctx, now.Add(-payinWindow))
+		counts, err := c.count(ctx, now)
 		cancel()
 		c.read, c.lastErr = now, err
 		if err == nil {
@@ -70,11 +90,11 @@ func (c *payinCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if c.lastErr != nil {
-		ch <- prometheus.NewInvalidMetric(payinsDesc, c.lastErr)
+		ch <- prometheus.NewInvalidMetric(c.desc, c.lastErr)
 		return
 	}
 	for status, n := range c.counts {
-		ch <- prometheus.MustNewConstMetric(payinsDesc, prometheus.GaugeValue, float64(n), status)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), status)
 	}
 }
 
