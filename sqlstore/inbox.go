@@ -570,14 +570,17 @@ func (s *Store) ListStaleObjects(ctx context.Context, cutoff time.Time, limit in
 	return out, rows.Err()
 }
 
+// unappliedEventCounts is UnappliedProcessorEventCounts' statement: it
+// reads processor_events_received (status first), never the applied events.
+const unappliedEventCounts = `SELECT status, COUNT(*) FROM processor_events WHERE status IN ($1, $2, $3) GROUP BY status`
+
 // UnappliedProcessorEventCounts counts the events not applied, by status
 // (PENDING, UNMATCHED, FAILED), over the status index: the metrics' gauge.
 // Every status has its row, zero included, so that an alert on FAILED sees
 // a 0 rather than no series.
 func (s *Store) UnappliedProcessorEventCounts(ctx context.Context) (counts map[string]int, err error) {
 	defer wrap(&err, "Store.UnappliedProcessorEventCounts")
-	counts, err = s.statusCounts(ctx, `SELECT status, COUNT(*) FROM processor_events WHERE status IN ($1, $2, $3) GROUP BY status`,
-		ivrpay.ProcessorEventPending, ivrpay.ProcessorEventUnmatched, ivrpay.ProcessorEventFailed)
+	counts, err = s.statusCounts(ctx, unappliedEventCounts, ivrpay.ProcessorEventPending, ivrpay.ProcessorEventUnmatched, ivrpay.ProcessorEventFailed)
 	if err != nil {
 		return nil, err
 	}

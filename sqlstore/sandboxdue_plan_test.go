@@ -96,6 +96,24 @@ func TestLookupsDueReadTheirIndexes(t *testing.T) {
 	}
 }
 
+// TestUnappliedEventCountReadsItsIndex: the metrics' count of unapplied
+// processor events reads the status index, never every event.
+func TestUnappliedEventCountReadsItsIndex(t *testing.T) {
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			whole := queryPlan(t, engine, unappliedEventCounts, "PENDING", "UNMATCHED", "FAILED")
+			if !strings.Contains(whole, "processor_events_received") {
+				t.Errorf("the count does not use processor_events_received:\n%s", whole)
+			}
+			for _, bad := range []string{"Seq Scan", "SCAN processor_events"} {
+				if strings.Contains(whole, bad) {
+					t.Errorf("the plan has %q:\n%s", bad, whole)
+				}
+			}
+		})
+	}
+}
+
 // TestSandboxDisputesDueReadsOnlyItsIndex: the sandbox's dispute triggers
 // are found from payins_sandbox_disputes, which holds only the settled
 // payins of the two trigger amounts, in its order: never a scan of the
