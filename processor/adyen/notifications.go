@@ -193,6 +193,11 @@ var disputeStatuses = map[string]string{
 	"PREARBITRATION_WON":             ivrpay.ChargebackStatusWon,
 	"SECOND_CHARGEBACK":              ivrpay.ChargebackStatusLost,
 	"PREARBITRATION_LOST":            ivrpay.ChargebackStatusLost,
+	// Adyen's later codes that end a dispute without one of the above:
+	// the issuer accepted the defence or did not answer in time (won), and
+	// the merchant did not defend in time or accepted liability (lost).
+	"ISSUER_RESPONSE_TIMEFRAME_EXPIRED": ivrpay.ChargebackStatusWon,
+	"DISPUTE_DEFENSE_PERIOD_ENDED":      ivrpay.ChargebackStatusLost,
 }
 
 // DisputeStatus is the chargeback status of a dispute event code, and
@@ -201,10 +206,17 @@ var disputeStatuses = map[string]string{
 // later event comes for it.
 func DisputeStatus(eventCode, disputeStatus string) (string, bool) {
 	status, ok := disputeStatuses[eventCode]
-	if ok && eventCode == "CHARGEBACK" {
+	switch {
+	case !ok:
+	case eventCode == "CHARGEBACK", eventCode == "ISSUER_RESPONSE_TIMEFRAME_EXPIRED", eventCode == "DISPUTE_DEFENSE_PERIOD_ENDED":
+		// What the dispute's own status says wins over the code's reading.
 		switch strings.ToLower(disputeStatus) {
 		case "accepted", "lost", "expired":
 			status = ivrpay.ChargebackStatusLost
+		case "won":
+			if eventCode != "CHARGEBACK" {
+				status = ivrpay.ChargebackStatusWon
+			}
 		}
 	}
 	return status, ok

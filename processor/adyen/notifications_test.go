@@ -177,6 +177,12 @@ func TestAdyenNotifications(t *testing.T) {
 		{"PREARBITRATION_WON", "Won", ivrpay.ChargebackStatusWon},
 		{"SECOND_CHARGEBACK", "Lost", ivrpay.ChargebackStatusLost},
 		{"PREARBITRATION_LOST", "Lost", ivrpay.ChargebackStatusLost},
+		{"ISSUER_RESPONSE_TIMEFRAME_EXPIRED", "Won", ivrpay.ChargebackStatusWon},
+		{"ISSUER_RESPONSE_TIMEFRAME_EXPIRED", "", ivrpay.ChargebackStatusWon},
+		{"DISPUTE_DEFENSE_PERIOD_ENDED", "Lost", ivrpay.ChargebackStatusLost},
+		{"DISPUTE_DEFENSE_PERIOD_ENDED", "Expired", ivrpay.ChargebackStatusLost},
+		{"DISPUTE_DEFENSE_PERIOD_ENDED", "", ivrpay.ChargebackStatusLost},
+		{"DISPUTE_DEFENSE_PERIOD_ENDED", "Won", ivrpay.ChargebackStatusWon},
 	} {
 		t.Run(tc.code+" "+tc.disputeStatus, func(t *testing.T) {
 			ad := map[string]string{"chargebackReasonCode": "13.1", "chargebackSchemeCode": "visa", "defensePeriodEndsAt": "2026-02-01T13:00:00+01:00"}
