@@ -51,6 +51,42 @@ var EventTypes = append([]string{EventPayinCreated, EventPayinProcessing, EventP
 	EventPayinAuthorized, EventPaymentMethodActive, EventRefundProcessing, EventRefundSucceeded, EventRefundFailed,
 	EventMerchantRiskPaused}, ChargebackEventTypes()...)
 
+// EventWildcard subscribes an endpoint to every event, as an empty events
+// list does; "<family>.*" (EventPatterns) subscribes it to every event of a
+// family, including event types added to it later.
+const EventWildcard = "*"
+
+// EventPatterns lists the wildcard subscriptions an endpoint can have: "*"
+// and "<family>.*" for each family of EventTypes (payin.*, chargeback.*, …).
+var EventPatterns = eventPatterns()
+
+func eventPatterns() []string {
+	out := []string{EventWildcard}
+	for _, t := range EventTypes {
+		if p := eventFamily(t) + ".*"; !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// eventFamily is the part of an event type before its dot: "chargeback"
+// for chargeback.lost.
+func eventFamily(eventType string) string {
+	family, _, _ := strings.Cut(eventType, ".")
+	return family
+}
+
+// EventMatches reports whether a subscription (an event type or one of
+// EventPatterns) covers eventType.
+func EventMatches(subscription, eventType string) bool {
+	if subscription == eventType || subscription == EventWildcard {
+		return true
+	}
+	family, ok := strings.CutSuffix(subscription, ".*")
+	return ok && family == eventFamily(eventType)
+}
+
 // Event is one state change, as a webhook delivers it. Its ID is the
 // webhook-id header of every delivery attempt.
 type Event struct {
@@ -91,9 +127,18 @@ const WebhookSecretOverlap = 24 * time.Hour
 // Object returns what permissions on e are checked against.
 func (e *WebhookEndpoint) Object() Object { return Object{PlatformID: e.PlatformID} }
 
-// Wants reports whether the endpoint subscribes to eventType (no filter means every event).
+// Wants reports whether the endpoint subscribes to eventType (no filter
+// means every event), by name or by a pattern it was created with.
 func (e *WebhookEndpoint) Wants(eventType string) bool {
-	return len(e.Events) == 0 || slices.Contains(e.Events, eventType)
+	if len(e.Events) == 0 {
+		return true
+	}
+	for _, s := range e.Events {
+		if EventMatches(s, eventType) {
+			return true
+		}
+	}
+	return false
 }
 
 // WebhookEndpointCreate is the body of POST /v1/webhook_endpoints.
@@ -103,7 +148,9 @@ type WebhookEndpointCreate struct {
 }
 
 // Validate checks the body's shape (not where the URL points: see
-// CheckWebhookURL) and removes duplicate events.
+// CheckWebhookURL) and removes duplicate events. Patterns are kept as
+// given, not expanded, so that an endpoint of chargeback.* also gets a
+// chargeback status added later and reads back as it was registered.
 func (c *WebhookEndpointCreate) Validate() error {
 	if c.URL == "" {
 		return FieldErrorf("url", "is required: the http(s) URL that receives events")
@@ -120,8 +167,15 @@ func (c *WebhookEndpointCreate) Validate() error {
 	}
 	var events []string
 	for i, e := range c.Events {
-		if !slices.Contains(EventTypes, e) {
-			return FieldErrorf("events["+strconv.Itoa(i)+"]", "unknown event type %q; known types are %s", e, strings.Join(EventTypes, ", "))
+		field := "events[" + strconv.Itoa(i) + "]"
+		switch {
+		case slices.Contains(EventTypes, e), slices.Contains(EventPatterns, e):
+		case strings.Contains(e, "*"):
+			return FieldErrorf(field, "pattern %q is not accepted: a wildcard is %q (every event) or a whole family followed by \".*\", one of %s",
+				e, EventWildcard, strings.Join(EventPatterns[1:], ", "))
+		default:
+			return FieldErrorf(field, "unknown event type %q; known types are %s, and the patterns %s", e,
+				strings.Join(EventTypes, ", "), strings.Join(EventPatterns, ", "))
 		}
 		if !slices.Contains(events, e) {
 			events = append(events, e)

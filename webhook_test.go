@@ -78,12 +78,92 @@ func TestWebhookEndpointCreateValidate(t *testing.T) {
 	if err := c.Validate(); ivrpay.ErrorField(err) != "events[1]" {
 		t.Fatalf("Validate = %v, want a 400 naming events[1]", err)
 	}
+	// Patterns: "*" and a whole family followed by ".*", kept as given;
+	// anything else naming the element it is.
+	for _, tc := range []struct {
+		events []string
+		field  string // "" when accepted
+		msg    string // what the refusal says, or (accepted) the events stored, comma-separated
+	}{
+		{[]string{"chargeback.*"}, "", "chargeback.*"},
+		{[]string{"payin.*", "refund.*", "payment_method.*", "merchant.*"}, "", "payin.*,refund.*,payment_method.*,merchant.*"},
+		{[]string{"*"}, "", "*"},
+		{[]string{"chargeback.*", "chargeback.lost", "chargeback.*"}, "", "chargeback.*,chargeback.lost"},
+		{[]string{"payin.failed", "charge*"}, "events[1]", "pattern"},
+		{[]string{"chargeback."}, "events[0]", "unknown event type"},
+		{[]string{"*.lost"}, "events[0]", "pattern"},
+		{[]string{"chargeback.**"}, "events[0]", "pattern"},
+		{[]string{"chargeback.*.lost"}, "events[0]", "pattern"},
+		{[]string{"invoice.*"}, "events[0]", "pattern"},
+		{[]string{"chargeback*"}, "events[0]", "pattern"},
+		{[]string{"**"}, "events[0]", "pattern"},
+		{[]string{".*"}, "events[0]", "pattern"},
+		{[]string{"Chargeback.*"}, "events[0]", "pattern"},
+		{[]string{"chargeback"}, "events[0]", "unknown event type"},
+	} {
+		t.Run(strings.Join(tc.events, ","), func(t *testing.T) {
+			c := ivrpay.WebhookEndpointCreate{URL: "https://example.com", Events: slices.Clone(tc.events)}
+			err := c.Validate()
+			if tc.field == "" {
+				if err != nil || strings.Join(c.Events, ",") != tc.msg {
+					t.Fatalf("Validate = %v, events %v", err, c.Events)
+				}
+				return
+			}
+			if ivrpay.ErrorCode(err) != ivrpay.EINVALID || ivrpay.ErrorField(err) != tc.field || !strings.Contains(err.Error(), tc.msg) ||
+				!strings.Contains(err.Error(), "chargeback.*") {
+				t.Fatalf("Validate = %v, want a 400 naming %s that says %q and lists chargeback.*", err, tc.field, tc.msg)
+			}
+		})
+	}
 	if err := (&ivrpay.WebhookEndpointCreate{}).Validate(); ivrpay.ErrorField(err) != "url" {
 		t.Fatalf("Validate = %v, want url required", err)
 	}
 	secret := ivrpay.NewWebhookSecret()
 	if !strings.HasPrefix(secret, "whsec_") || len(secret) != len("whsec_")+44 {
 		t.Fatalf("secret %q is not whsec_ and the base64 of 32 bytes", secret)
+	}
+}
+
+// TestWebhookEndpointWants: an endpoint gets the events it names, those of
+// a family it subscribed to with "<family>.*", and all with "*" or none.
+func TestWebhookEndpointWants(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		events []string
+		want   []string // of the event types below, those delivered
+	}{
+		{nil, []string{"payin.succeeded", "payment_method.active", "chargeback.dispute_action_required", "chargeback.lost", "merchant.risk_paused"}},
+		{[]string{"*"}, []string{"payin.succeeded", "payment_method.active", "chargeback.dispute_action_required", "chargeback.lost", "merchant.risk_paused"}},
+		{[]string{"chargeback.*"}, []string{"chargeback.dispute_action_required", "chargeback.lost"}},
+		{[]string{"chargeback.lost", "payin.*"}, []string{"payin.succeeded", "chargeback.lost"}},
+		{[]string{"payin.*"}, []string{"payin.succeeded"}}, // payment_method is another family, not payin's prefix
+		{[]string{"merchant.risk_paused"}, []string{"merchant.risk_paused"}},
+	} {
+		t.Run(strings.Join(tc.events, ","), func(t *testing.T) {
+			e := &ivrpay.WebhookEndpoint{Events: tc.events}
+			var got []string
+			for _, ev := range []string{"payin.succeeded", "payment_method.active", "chargeback.dispute_action_required", "chargeback.lost", "merchant.risk_paused"} {
+				if e.Wants(ev) {
+					got = append(got, ev)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Wants: %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// Every family of EventTypes has its pattern, and each pattern covers some event type.
+	for _, et := range ivrpay.EventTypes {
+		family, _, _ := strings.Cut(et, ".")
+		if !slices.Contains(ivrpay.EventPatterns, family+".*") {
+			t.Errorf("EventPatterns %v lacks %s.*", ivrpay.EventPatterns, family)
+		}
+	}
+	for _, p := range ivrpay.EventPatterns {
+		if !slices.ContainsFunc(ivrpay.EventTypes, func(et string) bool { return ivrpay.EventMatches(p, et) }) {
+			t.Errorf("pattern %s covers no event type", p)
+		}
 	}
 }
 

@@ -439,3 +439,50 @@ func TestRefundOfDisputedPayin(t *testing.T) {
 		}
 	})
 }
+
+// TestChargebackWildcardSubscription: an endpoint registered with
+// "chargeback.*" (SPEC §7's name for the family) keeps the pattern as given
+// and receives every chargeback event of the sandbox's 51.30 dispute, once
+// each, and no payin event; one that adds "payin.*" gets those too.
+// Malformed patterns are refused naming the element, and write nothing.
+func TestChargebackWildcardSubscription(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		e := lcSetup(t, engine, 300*time.Millisecond)
+		cbRcv, bothRcv := lcNewReceiver(t), lcNewReceiver(t)
+		cbOnly := e.createEndpoint(cbRcv, "chargeback.*")
+		both := e.createEndpoint(bothRcv, "payin.*", "chargeback.*")
+		for _, ep := range []lcObj{cbOnly, e.ok("GET", "/v1/webhook_endpoints/"+cbOnly.str("webhook_endpoint_id"), e.admin, nil)} {
+			if !reflect.DeepEqual(ep["events"], []any{"chargeback.*"}) {
+				t.Fatalf("endpoint events = %v, want the pattern as registered", ep["events"])
+			}
+		}
+
+		payinID := e.approvedPayin(sandbox.ChargebackAmount, nil)
+		opened := cbRcv.wait(t, "chargeback.dispute_action_required", "payin_id", payinID)
+		cbID := opened.Data.str("chargeback_id")
+		cbRcv.wait(t, "chargeback.lost", "chargeback_id", cbID)
+		bothRcv.wait(t, "chargeback.lost", "chargeback_id", cbID)
+		wantCB := []string{"chargeback.dispute_action_required", "chargeback.lost"}
+		if got := e.deliveryTypes(cbOnly.str("webhook_endpoint_id")); !reflect.DeepEqual(got, wantCB) {
+			t.Fatalf("deliveries to the chargeback.* endpoint = %v, want %v (no payin event, each chargeback event once)", got, wantCB)
+		}
+		// The payin's events were written before its dispute opened.
+		want := append([]string{ivrpay.EventPayinProcessing, ivrpay.EventPayinSucceeded}, wantCB...)
+		if got := e.deliveryTypes(both.str("webhook_endpoint_id")); !reflect.DeepEqual(got, want) {
+			t.Fatalf("deliveries to the payin.* + chargeback.* endpoint = %v, want %v", got, want)
+		}
+
+		for _, pattern := range []string{"charge*", "chargeback.", "*.lost", "chargeback.**", "chargeback.*.lost", "invoice.*", "chargeback*", "**"} {
+			t.Run(pattern, func(t *testing.T) {
+				r := e.do("POST", "/v1/webhook_endpoints", e.admin, map[string]any{"url": cbRcv.URL, "events": []string{"payin.*", pattern}})
+				if r.status != 400 || len(r.errors) != 1 || r.errors[0].Field != "events[1]" || !strings.Contains(r.errors[0].Message, pattern) {
+					t.Fatalf("events [payin.* %s]: HTTP %d %s, want a 400 naming events[1] and the pattern", pattern, r.status, r.raw)
+				}
+			})
+		}
+		if l := e.ok("GET", "/v1/webhook_endpoints?limit=100", e.admin, nil); len(l["results"].([]any)) != 2 {
+			t.Fatalf("endpoints after the refusals: %v, want the 2 created", l["results"])
+		}
+	})
+}

@@ -129,6 +129,29 @@ func TestContractDocumentIsValidOpenAPI(t *testing.T) {
 	}
 }
 
+// TestContractEventTypes: the document's event types and subscription
+// patterns are the ones the code knows, no more and no fewer.
+func TestContractEventTypes(t *testing.T) {
+	doc := loadContractDoc(t)
+	enum := func(s *openapi3.Schema) []string {
+		var out []string
+		for _, v := range s.Enum {
+			out = append(out, fmt.Sprint(v))
+		}
+		return out
+	}
+	if got := enum(doc.Components.Schemas["EventType"].Value); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(ivrpay.EventTypes))) {
+		t.Errorf("EventType enum %v, want ivrpay.EventTypes %v", got, ivrpay.EventTypes)
+	}
+	sub := doc.Components.Schemas["EventSubscription"].Value
+	if len(sub.AnyOf) != 2 || sub.AnyOf[0].Ref != "#/components/schemas/EventType" {
+		t.Fatalf("EventSubscription is not anyOf [EventType, the patterns]")
+	}
+	if got := enum(sub.AnyOf[1].Value); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(ivrpay.EventPatterns))) {
+		t.Errorf("EventSubscription patterns %v, want ivrpay.EventPatterns %v", got, ivrpay.EventPatterns)
+	}
+}
+
 // serverRouteRE matches the patterns server.go registers: mux.Handle("GET /v1/…", …),
 // and "POST "+p.Path() for every voice platform p.
 var serverRouteRE = regexp.MustCompile(`mux\.Handle(?:Func)?\("([^"]*)"(\+p\.Path\(\))?`)
@@ -602,7 +625,7 @@ func (c *contract) run() {
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close() // deliveries to it fail: attempts with an error
 	a = c.req("POST", "/v1/webhook_endpoints").key(admin).
-		json(map[string]any{"url": receiver.URL + "/hooks", "events": []string{"payin.processing", "payin.succeeded", "refund.processing"}}).
+		json(map[string]any{"url": receiver.URL + "/hooks", "events": []string{"payin.processing", "payin.succeeded", "refund.processing", "chargeback.*"}}).
 		expect(200)
 	hookOK := a.str(t, "webhook_endpoint_id")
 	if !strings.HasPrefix(a.str(t, "secret"), "whsec_") {
@@ -614,6 +637,8 @@ func (c *contract) run() {
 		violates("unknown field").expect(400).wantField(t, "retries")
 	c.req("POST", "/v1/webhook_endpoints").key(admin).json(map[string]any{"url": receiver.URL, "events": []string{"payin.exploded"}}).
 		violates("unknown event type").expect(400).wantField(t, "events[0]")
+	c.req("POST", "/v1/webhook_endpoints").key(admin).json(map[string]any{"url": receiver.URL, "events": []string{"payin.*", "charge*"}}).
+		violates("not a documented pattern").expect(400).wantField(t, "events[1]")
 
 	// API keys.
 	ivrStatements := fmt.Sprintf(`[{"permissions":["payin:create","payment_method:create"],"constraints":{"platform":{"platform_id":%q}}}]`, c.platformID)
