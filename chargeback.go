@@ -207,8 +207,11 @@ const (
 // trigger amount whose dispute has a step due: none opened yet, or one that
 // has awaited the merchant for the settle delay.
 type SandboxDisputeDue struct {
-	PayinID        string
+	PayinID string
+	// PayinAmount is the amount authorized, which decides the trigger;
+	// CapturedAmount is what was taken, which the dispute claims back.
 	PayinAmount    int64
+	CapturedAmount int64
 	PayinReference string
 	Currency       string
 	// ChargebackStatus is the status of the dispute opened so far; empty

@@ -359,6 +359,32 @@ func TestSandboxDisputeTriggers(t *testing.T) {
 	})
 }
 
+// TestSandboxDisputeOfPartialCapture: an authorization of 51.30 captured in
+// part is disputed for what was captured, not for what was authorized: a
+// chargeback never claims back more than was taken.
+func TestSandboxDisputeOfPartialCapture(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, engine string) {
+		e := lcSetup(t, engine, 300*time.Millisecond)
+		rcv := lcNewReceiver(t)
+		e.createEndpoint(rcv, "chargeback.dispute_action_required")
+		const captured = 5000
+		payinID := e.approvedPayin(sandbox.ChargebackAmount, map[string]any{"processing_mode": "AUTHORIZE"})
+		if p := e.ok("POST", "/v1/payins/"+payinID+"/capture", e.admin, map[string]any{"amount": captured}); p.num("captured_amount") != captured {
+			t.Fatalf("captured payin = %v", p)
+		}
+		opened := rcv.wait(t, "chargeback.dispute_action_required", "payin_id", payinID)
+		cbID := opened.Data.str("chargeback_id")
+		if got := e.ok("GET", "/v1/chargebacks/"+cbID, e.admin, nil); got.num("amount") != captured || opened.Data.num("amount") != captured {
+			t.Fatalf("chargeback of a 51.30 authorization captured for 50.00: GET %v, webhook %v; want amount %d", got, opened.Data, captured)
+		}
+		p := e.payin(payinID)
+		if p.num("amount") != sandbox.ChargebackAmount || len(chargebacksOf(p)) != 1 || chargebacksOf(p)[0]["amount"] != float64(captured) {
+			t.Fatalf("payin after its dispute: %v", p)
+		}
+	})
+}
+
 // TestRefundOfDisputedPayin: a refund of a payin one of whose chargebacks
 // has taken the money back, or may still, is a 409 naming the chargeback
 // and its status, refused before the processor is asked and writing

@@ -249,7 +249,7 @@ func (s *Store) announceChargeback(ctx context.Context, tx querier, id string) (
 // trigger amounts (the literals match the partial index
 // payins_sandbox_disputes) whose dispute has a step due: none opened yet, or
 // one awaiting the merchant since before the cutoff ($1).
-var sandboxDisputesDue = `SELECT p.id, p.amount, p.processor_reference, p.currency_code, COALESCE(p.status_at, p.updated_at),
+var sandboxDisputesDue = `SELECT p.id, p.amount, p.captured_amount, p.processor_reference, p.currency_code, COALESCE(p.status_at, p.updated_at),
 		COALESCE(c.status, ''), COALESCE(c.updated_at, '')
 	FROM payins p LEFT JOIN chargebacks c ON c.payin_id = p.id AND c.processor_account = p.processor_account
 	WHERE p.amount IN (` + strconv.Itoa(ivrpay.SandboxChargebackAmount) + `, ` + strconv.Itoa(ivrpay.SandboxInquiryAmount) + `)
@@ -272,7 +272,7 @@ func (s *Store) DueSandboxDisputes(ctx context.Context, cutoff time.Time, limit 
 	for rows.Next() {
 		var d ivrpay.SandboxDisputeDue
 		var settled, changed string
-		if err := rows.Scan(&d.PayinID, &d.PayinAmount, &d.PayinReference, &d.Currency, &settled, &d.ChargebackStatus, &changed); err != nil {
+		if err := rows.Scan(&d.PayinID, &d.PayinAmount, &d.CapturedAmount, &d.PayinReference, &d.Currency, &settled, &d.ChargebackStatus, &changed); err != nil {
 			return nil, err
 		}
 		d.Since = parseTime(settled)

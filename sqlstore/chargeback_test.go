@@ -115,7 +115,7 @@ func TestDueSandboxDisputes(t *testing.T) {
 		}
 		settleOnly(t, b)
 		d := due(time.Now().Add(-time.Hour))
-		if len(d) != 2 || d[lost].ChargebackStatus != "" || d[won].PayinAmount != sandbox.InquiryAmount || d[lost].Since.IsZero() || d[lost].Currency != "USD" {
+		if len(d) != 2 || d[lost].ChargebackStatus != "" || d[won].PayinAmount != sandbox.InquiryAmount || d[won].CapturedAmount != sandbox.InquiryAmount || d[lost].Since.IsZero() || d[lost].Currency != "USD" {
 			t.Fatalf("due after settlement: %+v (plain payin %s)", d, plain)
 		}
 		apply := func(d ivrpay.SandboxDisputeDue) {

@@ -43,7 +43,9 @@ func DisputeEvents(d ivrpay.SandboxDisputeDue) []ivrpay.ProcessorEvent {
 	if !ok {
 		return nil
 	}
-	dispute := &ivrpay.DisputeDetails{Reference: reference("du", d.PayinID), Amount: d.PayinAmount, Currency: d.Currency,
+	// A dispute claims back what was taken: the captured amount, less than
+	// the trigger amount when an authorization was captured in part.
+	dispute := &ivrpay.DisputeDetails{Reference: reference("du", d.PayinID), Amount: d.CapturedAmount, Currency: d.Currency,
 		ReasonCode: script.reasonCode, ReasonDesc: script.reasonDesc}
 	switch d.ChargebackStatus {
 	case "":
@@ -56,5 +58,5 @@ func DisputeEvents(d ivrpay.SandboxDisputeDue) []ivrpay.ProcessorEvent {
 	}
 	return []ivrpay.ProcessorEvent{{Account: ivrpay.SandboxAccount, Kind: Kind, ID: dispute.Reference + ":" + dispute.Status,
 		Type: "sandbox.dispute." + strings.ToLower(dispute.Status), Effect: ivrpay.EffectDispute, Reference: d.PayinID,
-		PaymentReference: d.PayinReference, Amount: d.PayinAmount, Currency: d.Currency, Dispute: dispute, OccurredAt: d.Since}}
+		PaymentReference: d.PayinReference, Amount: dispute.Amount, Currency: d.Currency, Dispute: dispute, OccurredAt: d.Since}}
 }

@@ -13,9 +13,13 @@ import (
 func TestDisputeEvents(t *testing.T) {
 	settled := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	due := func(amount int64, status string) ivrpay.SandboxDisputeDue {
-		return ivrpay.SandboxDisputeDue{PayinID: "sbx_pyi_1", PayinAmount: amount, PayinReference: "sbxproc_ch_1", Currency: "USD",
-			ChargebackStatus: status, Since: settled}
+		return ivrpay.SandboxDisputeDue{PayinID: "sbx_pyi_1", PayinAmount: amount, CapturedAmount: amount, PayinReference: "sbxproc_ch_1",
+			Currency: "USD", ChargebackStatus: status, Since: settled}
 	}
+	// An authorization of 51.30 captured in part: the trigger is the
+	// authorized amount, the dispute claims what was captured.
+	partial := due(sandbox.ChargebackAmount, "")
+	partial.CapturedAmount = 5000
 	for _, tc := range []struct {
 		name      string
 		d         ivrpay.SandboxDisputeDue
@@ -29,6 +33,7 @@ func TestDisputeEvents(t *testing.T) {
 		{"5131 settled", due(sandbox.InquiryAmount, ""), ivrpay.ChargebackStatusInquiryActionRequired, true},
 		{"5131 inquiry", due(sandbox.InquiryAmount, ivrpay.ChargebackStatusInquiryActionRequired), ivrpay.ChargebackStatusWon, false},
 		{"5131 won", due(sandbox.InquiryAmount, ivrpay.ChargebackStatusWon), "", false},
+		{"5130 captured in part", partial, ivrpay.ChargebackStatusDisputeActionRequired, true},
 		{"another amount", due(5100, ""), "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +52,7 @@ func TestDisputeEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			if e.Account != ivrpay.SandboxAccount || e.Kind != sandbox.Kind || e.Effect != ivrpay.EffectDispute || e.Reference != "sbx_pyi_1" ||
-				e.PaymentReference != "sbxproc_ch_1" || e.Dispute.Status != tc.status || e.Dispute.Amount != tc.d.PayinAmount ||
+				e.PaymentReference != "sbxproc_ch_1" || e.Dispute.Status != tc.status || e.Dispute.Amount != tc.d.CapturedAmount || e.Amount != tc.d.CapturedAmount ||
 				e.ID != e.Dispute.Reference+":"+tc.status || e.Type == "" {
 				t.Fatalf("event %+v, dispute %+v", e, e.Dispute)
 			}
