@@ -11,26 +11,40 @@ import (
 	"syscall"
 )
 
-const usage = `ivrpay — card payments over the phone (Twilio Generic Pay Connector) behind a Rainforest-style API
+// usage is the top-level help. Every serve flag and every admin command is
+// listed (TestUsageListsEveryCommand checks it against serve -h and admin
+// -h); the other commands show their common forms and say where the rest is.
+const usage = `ivrpay — card payments over the phone (Twilio, Telnyx and SignalWire pay connectors), Rainforest-style API
 
 Usage:
   ivrpay serve     [--addr 127.0.0.1:8080] [--db ivrpay.db | --db postgres://…] [--mode sandbox|production]
                    [--base-url URL] [--vault-key-file FILE] [--tls-cert F --tls-key F | --behind-proxy]
-                   [--metrics-addr ADDR] [--reconcile-after 2m] [--session-secret-file F] [--drain-delay D]
-  ivrpay admin     platform create --name N [--enable-ivr] | platform enable-ivr ID | platform disable-ivr ID
+                   [--metrics-addr ADDR] [--reconcile-after 2m] [--processor-check-after 30m]
+                   [--session-secret-file F] [--drain-delay D]
+                   [--sandbox-settle-after 60s] [--sandbox-processor-latency D]   (ivrpay serve -h)
+  ivrpay admin     [--db …] [--mode …] [--vault-key-file F] COMMAND, one of:   (ivrpay admin -h)
+                   platform create --name N [--enable-ivr] | platform enable-ivr ID | platform disable-ivr ID
                    platform set-min-api-version ID VERSION | platform set-processor ID ACCOUNT
-                   merchant activate ID | merchant set-processor ID ACCOUNT [--account-ref REF]
                    platform set-risk ID [--card-declines N/1h] [--config-attempts N] [--caller-declines N/1h]
-                   [--merchant-breaker on|off] [--require-cvc-match] [--require-avs-match] | risk list | risk clear KIND VALUE
-                   processor add|list|remove … | key disable ID | vault rotate | audit …   (ivrpay admin -h)
+                     [--merchant-breaker on|off] [--require-cvc-match] [--require-avs-match]
+                   merchant activate ID | merchant set-processor ID ACCOUNT [--account-ref REF]
+                   risk list [--platform P] | risk clear KIND VALUE
+                   processor add --name N --kind stripe|adyen … [--events-secret-file F] | processor list
+                   processor set-events-secret NAME --events-secret-file F [--forget-previous]
+                   processor remove NAME
+                   events list [--unmatched | --failed | --stale] [--limit N] | events retry ACCOUNT EVENT_ID
+                   key disable ID | vault rotate
+                   audit [--actor A] [--platform P] [--action X] [--outcome O] [--since 24h] [--limit N] [--json]
   ivrpay twiml     --amount 10.00 --payin-config-id ID --connector NAME | --payment-method-config-id ID --connector NAME
-  ivrpay twiml check FILE [--amount A]
+                   [--provider twilio|telnyx|signalwire] [--format …]   (ivrpay twiml -h)
+  ivrpay twiml check FILE [--provider P] [--amount A]
   ivrpay simulate  --endpoint URL --api-key KEY (--twiml FILE | twiml flags) --card N --exp MM/YY --cvv C --postal-code Z
-                   [--username U] [--content-type T] [--status-callback URL] [--account-sid AC…] [--auth-token T]
+                   [--provider telnyx|signalwire] [--username U] [--content-type T] [--status-callback URL]
+                   [--account-sid AC…] [--auth-token T]   (ivrpay simulate -h)
   ivrpay twilio-emulator --auth-token T --connector NAME=URL [--addr 127.0.0.1:8089] [--account-sid AC…]
                    Twilio's Payments REST resource (agent-assisted payments) and a keypad, locally
-  ivrpay demo      the whole story on a throw-away database
-  ivrpay loadtest  --base-url URL --api-key ADMIN_KEY [--rate R | --concurrency C] --duration D
+  ivrpay demo      [--keep]   the whole story on a throw-away database
+  ivrpay loadtest  --base-url URL --api-key ADMIN_KEY [--rate R | --concurrency C] --duration D   (ivrpay loadtest -h)
 
 Every flag can also be set as an environment variable IVRPAY_<NAME> (e.g. IVRPAY_DB, IVRPAY_VAULT_KEY_FILE).
 `
