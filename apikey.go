@@ -235,16 +235,55 @@ func Authorize(key *APIKey, permission string, obj Object) error {
 // AuthorizeObject is Authorize for an object that may belong to another
 // platform: that answers 404 (its existence is not revealed), and an object
 // of the key's platform that its statements exclude answers 403, naming the
-// permission, except to a payer's browser (a permission held only through
-// group#payment_component), which is answered 404 as well.
+// permission, except to a payer's browser when the object is beyond its
+// reach (Hidden), which is answered 404 as well. kind names the object in
+// the 404 ("payin", "payment method", "API key", …).
 func AuthorizeObject(key *APIKey, permission, kind, id string, obj Object) error {
 	if key == nil {
 		return Errorf(EUNAUTHORIZED, "Unauthorized.")
 	}
-	if obj.PlatformID != key.PlatformID || (!Allows(key, permission, obj) && key.payerBound(permission, obj)) {
+	if Hidden(key, permission, kind, obj) {
 		return Errorf(ENOTFOUND, "%s %s not found", kind, id)
 	}
 	return Authorize(key, permission, obj)
+}
+
+// Hidden reports whether key, asking for permission on obj (an object of
+// the given kind), is to be answered as if obj did not exist: obj is another
+// platform's, or key is refused and obj is beyond a payer's browser's reach
+// (SPEC §1.1). Reach is decided before permissions, so a browser's refusal
+// never depends on, nor names, an object it cannot see: key holds
+// permission only through group#payment_component (or such a grant matches
+// obj but for who made it), or every grant of key comes from the group and
+// it may not read obj (its other refusals, a capture of its own payin, stay
+// 403 naming the permission). Ordinary keys keep their 403.
+func Hidden(key *APIKey, permission, kind string, obj Object) bool {
+	if key == nil || obj.PlatformID != key.PlatformID {
+		return true
+	}
+	if Allows(key, permission, obj) {
+		return false
+	}
+	return key.payerBound(permission, obj) || (key.payerOnly() && !Allows(key, readPermission(kind), obj))
+}
+
+// payerOnly reports whether every grant of k comes from
+// group#payment_component: k is a payer's browser credential throughout.
+func (k *APIKey) payerOnly() bool {
+	for _, s := range k.Statements {
+		for _, p := range s.Permissions {
+			if p != PermissionPaymentComponent {
+				return false
+			}
+		}
+	}
+	return len(k.Statements) > 0
+}
+
+// readPermission is the permission that reads an object of kind ("payment
+// method" → payment_method:read, "API key" → api_key:read).
+func readPermission(kind string) string {
+	return strings.ReplaceAll(strings.ToLower(kind), " ", "_") + ":read"
 }
 
 // ReadScope says which objects of its platform a key may list with a

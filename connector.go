@@ -276,13 +276,24 @@ func (c CardEntry) Details() CardDetails {
 	return CardDetails{PAN: c.PAN, CVV: c.CVV, ExpMonth: c.Expiry.Month, ExpYear: c.Expiry.Year, PostalCode: c.PostalCode, Brand: string(c.Brand)}
 }
 
+// ConfigNotFound is the connector's answer to a config the caller may not
+// see: none, another platform's, or one beyond a payer's browser's reach
+// (SPEC §1.1), alike so that it reveals nothing.
+func ConfigNotFound(method, configID, platformID string) *ConnectorError {
+	kind := "payin config"
+	if method != IVRMethodCharge {
+		kind = "payment method config"
+	}
+	return ConnectorErrorf(ConnConfigNotFound, "%s %s not found on platform %s", kind, ShownConfigID(configID), platformID)
+}
+
 // CheckIVRCharge runs checks 4 to 10 of a charge against the payin config
 // the request names (nil when there is none): the config exists on the
 // caller's platform, the key may charge it, then the card request, then the
 // config's single use.
 func CheckIVRCharge(caller *APIKey, cfg *PayinConfig, configID string, req IVRRequest, now time.Time) (CardEntry, *ConnectorError) {
-	if cfg == nil || cfg.PlatformID != caller.PlatformID {
-		return CardEntry{}, ConnectorErrorf(ConnConfigNotFound, "payin config %s not found on platform %s", ShownConfigID(configID), caller.PlatformID)
+	if cfg == nil || Hidden(caller, "payin:create", "payin config", cfg.Object()) {
+		return CardEntry{}, ConfigNotFound(IVRMethodCharge, configID, caller.PlatformID)
 	}
 	if !Allows(caller, "payin:create", cfg.Object()) {
 		return CardEntry{}, ConnectorErrorf(ConnForbidden, "API key %s lacks permission payin:create for merchant %s", caller.ID, cfg.MerchantID)
@@ -300,8 +311,8 @@ func CheckIVRCharge(caller *APIKey, cfg *PayinConfig, configID string, req IVRRe
 // CheckIVRTokenize runs checks 4 to 10 of a tokenize against the payment
 // method config the request names (nil when there is none).
 func CheckIVRTokenize(caller *APIKey, pmc *PaymentMethodConfig, configID string, req IVRRequest, now time.Time) (CardEntry, *ConnectorError) {
-	if pmc == nil || pmc.PlatformID != caller.PlatformID {
-		return CardEntry{}, ConnectorErrorf(ConnConfigNotFound, "payment method config %s not found on platform %s", ShownConfigID(configID), caller.PlatformID)
+	if pmc == nil || Hidden(caller, "payment_method:create", "payment method config", pmc.Object()) {
+		return CardEntry{}, ConfigNotFound(IVRMethodTokenize, configID, caller.PlatformID)
 	}
 	if !Allows(caller, "payment_method:create", pmc.Object()) {
 		where := "platform " + pmc.PlatformID

@@ -249,6 +249,14 @@ type PaymentMethodService interface {
 	DeactivatePaymentMethod(ctx context.Context, id string) (*PaymentMethod, error)
 }
 
+// StoredChargeConfigNotFound answers a stored card's charge whose
+// payin_config_id names no config the caller may see: none, another
+// platform's, or one beyond a payer's browser's reach. One answer for all
+// three, so that it reveals nothing.
+func StoredChargeConfigNotFound(id, platformID string) *Error {
+	return FieldErrorf("payin_config_id", "payin config %s not found on platform %s", id, platformID)
+}
+
 // PostalCodeOrEmpty is b's postal code, or "" when b is nil.
 func (b *BillingContact) PostalCodeOrEmpty() string {
 	if b == nil {
@@ -275,11 +283,16 @@ func (b *BillingContact) WithPostalCode(postal string) *BillingContact {
 // card, and may read the card (charging a stored card picks whose card pays,
 // which an IVR key's payin:create alone must not), a merchant's card never
 // pays another merchant, the card is ACTIVE and unexpired, and the config
-// has no approved payin yet. A payer's browser charges only a card stored
-// through it: any other is not found, before anything is said of it.
+// has no approved payin yet. A payer's browser is answered first whether it
+// can see the card and the config (Hidden): a card it did not store, or a
+// config beyond its constraints, is not found, as another platform's is,
+// before anything is said of either.
 func CheckStoredCharge(caller *APIKey, pm *PaymentMethod, cfg *PayinConfig, now time.Time) error {
-	if err := AuthorizeObject(caller, "payment_method:read", "payment method", pm.ID, pm.Object()); ErrorCode(err) == ENOTFOUND {
-		return err
+	if Hidden(caller, "payment_method:read", "payment method", pm.Object()) {
+		return Errorf(ENOTFOUND, "payment method %s not found", pm.ID)
+	}
+	if Hidden(caller, "payin:create", "payin config", cfg.Object()) {
+		return StoredChargeConfigNotFound(cfg.ID, caller.PlatformID)
 	}
 	if err := Authorize(caller, "payin:create", cfg.Object()); err != nil {
 		return err

@@ -224,20 +224,20 @@ func endpoints() []endpoint {
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/api_keys/{id}", "api_key:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/api_keys/" + f.targetKey, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"POST /v1/api_keys/{id}/disable", "api_key:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/api_keys/" + f.freshKey(false) + "/disable", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"POST /v1/api_keys/{id}/enable", "api_key:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/api_keys/" + f.freshKey(true) + "/enable", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"DELETE /v1/api_keys/{id}", "api_key:delete",
 			func(f *permFixture) (string, string, any) { return "DELETE", "/v1/api_keys/" + f.freshKey(false), nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"POST /v1/merchants", "merchant:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/merchants", map[string]any{"name": "New merchant"}
@@ -248,10 +248,10 @@ func endpoints() []endpoint {
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/merchants/{M}", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantID, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"GET /v1/merchants/{N} (excluded by the merchant constraint)", "merchant:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/merchants/" + f.merchantN, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"POST /v1/payin_configs", "payin_config:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payin_configs", map[string]any{"merchant_id": f.merchantID, "idempotency_key": "k-" + randHex(6),
@@ -323,36 +323,38 @@ func endpoints() []endpoint {
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payment_methods/" + f.freshPaymentMethod() + "/deactivate", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		// Acting on a payin needs a permission outside group#payment_component:
-		// refused by name, as for any key that lacks it.
+		// refused by name, as for any key that lacks it, except to a payer's
+		// browser, for which a payin it did not make is not found (SPEC §1.1).
 		{"POST /v1/payins/{id}/capture", "payin:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payins/" + f.approvedPayin(ivrpay.ProcessingModeAuthorize) + "/capture", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"POST /v1/payins/{id}/void_or_refund", "refund:create",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/payins/" + f.approvedPayin("") + "/void_or_refund",
 					map[string]any{"idempotency_key": "v-" + randHex(6), "reason": "REQUESTED_BY_CUSTOMER"}
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"GET /v1/refunds/{id}", "refund:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/refunds/" + f.refundM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		// Chargebacks are read with chargeback:read, which no IVR key and no
 		// payer's browser holds (group#payment_component does not include
-		// it); a merchant constraint and a payin config constraint reach the
-		// chargebacks of that merchant's, that config's payins.
+		// it: a browser is answered as if they did not exist); a merchant
+		// constraint and a payin config constraint reach the chargebacks of
+		// that merchant's, that config's payins.
 		{"GET /v1/chargebacks", "chargeback:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/chargebacks", nil },
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/chargebacks/{of payinM}", "chargeback:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/chargebacks/" + f.chbM, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 200, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"GET /v1/chargebacks/{of merchant N}", "chargeback:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/chargebacks/" + f.chbN, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		// Sessions and webhook endpoints are the platform's.
 		{"POST /v1/sessions", "session:create",
 			func(f *permFixture) (string, string, any) {
@@ -370,22 +372,22 @@ func endpoints() []endpoint {
 			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 200, cfg: 403, pmc: 403, session: 403}, nil},
 		{"GET /v1/webhook_endpoints/{id}", "webhook_endpoint:read",
 			func(f *permFixture) (string, string, any) { return "GET", "/v1/webhook_endpoints/" + f.webhookID, nil },
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"GET /v1/webhook_endpoints/{id}/deliveries", "webhook_endpoint:read",
 			func(f *permFixture) (string, string, any) {
 				return "GET", "/v1/webhook_endpoints/" + f.webhookID + "/deliveries", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"DELETE /v1/webhook_endpoints/{id}", "webhook_endpoint:delete",
 			func(f *permFixture) (string, string, any) {
 				return "DELETE", "/v1/webhook_endpoints/" + f.freshWebhookEndpoint(), nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 		{"POST /v1/webhook_endpoints/{id}/rotate_secret", "webhook_endpoint:update",
 			func(f *permFixture) (string, string, any) {
 				return "POST", "/v1/webhook_endpoints/" + f.webhookID + "/rotate_secret", nil
 			},
-			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 403, pmc: 403, session: 403}, nil},
+			expect{admin: 200, payins: 403, pms: 403, both: 403, merchant: 403, read: 403, disabled: 401, none: 401, other: 404, cfg: 404, pmc: 404, session: 404}, nil},
 	}
 }
 
@@ -523,7 +525,7 @@ func TestListsShowOnlyReadableObjects(t *testing.T) {
 		if cbs, _ := r.data(t)["chargebacks"].([]any); len(cbs) != 1 || cbs[0].(map[string]any)["chargeback_id"] != f.chbM {
 			t.Errorf("payin %s read by the payment component key lists chargebacks %v", f.payinM, r.data(t)["chargebacks"])
 		}
-		wantStatus(t, f.api("GET", "/v1/chargebacks/"+f.chbM, f.keys[shCfg], nil), 403)
+		wantStatus(t, f.api("GET", "/v1/chargebacks/"+f.chbM, f.keys[shCfg], nil), 404)
 		wantStatus(t, f.api("GET", "/v1/chargebacks?payin_id="+f.payinM, f.keys[shCfg], nil), 403)
 		// The other platform's key list holds only its admin key.
 		r = f.api("GET", "/v1/api_keys", f.other.admin, nil)

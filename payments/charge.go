@@ -274,7 +274,9 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 		return nil, ivrpay.FieldErrorf("payin_config_id", "is required")
 	}
 	pm, err := s.store.LoadPaymentMethod(ctx, paymentMethodID)
-	if err != nil || pm.PlatformID != caller.PlatformID {
+	// A card a payer's browser cannot see is not found before the config is
+	// looked at, so that the config's answer says nothing of the card.
+	if err != nil || ivrpay.Hidden(caller, "payment_method:read", "payment method", pm.Object()) {
 		if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
 			return nil, err
 		}
@@ -285,7 +287,7 @@ func (s *Service) ChargePaymentMethod(ctx context.Context, paymentMethodID, payi
 		if err != nil && ivrpay.ErrorCode(err) != ivrpay.ENOTFOUND {
 			return nil, err
 		}
-		return nil, ivrpay.FieldErrorf("payin_config_id", "payin config %s not found on platform %s", payinConfigID, caller.PlatformID)
+		return nil, ivrpay.StoredChargeConfigNotFound(payinConfigID, caller.PlatformID)
 	}
 	if err := ivrpay.CheckStoredCharge(caller, pm, cfg, s.now()); err != nil {
 		return nil, err

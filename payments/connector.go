@@ -185,7 +185,7 @@ func (s *Service) runOwned(ctx context.Context, caller *ivrpay.APIKey, req ivrpa
 // not read again.
 func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method, configID string, cfg *ivrpay.PayinConfig, cfgRead bool) (*ivrpay.ConnectorError, error) {
 	var obj ivrpay.Object
-	permission := "payin:create"
+	permission, kind := "payin:create", "payin config"
 	if method == ivrpay.IVRMethodCharge {
 		if !cfgRead {
 			var err error
@@ -204,10 +204,14 @@ func (s *Service) checkReplay(ctx context.Context, caller *ivrpay.APIKey, method
 		} else if err != nil {
 			return nil, err
 		}
-		permission, obj = "payment_method:create", pmc.Object()
+		permission, kind, obj = "payment_method:create", "payment method config", pmc.Object()
 	}
 	if ivrpay.Allows(caller, permission, obj) {
 		return nil, nil
+	}
+	if ivrpay.Hidden(caller, permission, kind, obj) {
+		// A payer's browser is answered as for a config it cannot see.
+		return ivrpay.ConfigNotFound(method, configID, caller.PlatformID), nil
 	}
 	return ivrpay.ConnectorErrorf(ivrpay.ConnForbidden, "API key %s lacks permission %s on the config of this transaction_id", caller.ID, permission), nil
 }

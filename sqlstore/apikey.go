@@ -176,10 +176,7 @@ func (s *Store) authorizeKeyChange(ctx context.Context, id, permission string) (
 		return nil, err
 	}
 	caller := ivrpay.PrincipalFromContext(ctx)
-	if caller == nil || k.PlatformID != caller.PlatformID {
-		return nil, ivrpay.Errorf(ivrpay.ENOTFOUND, "API key %s not found", id)
-	}
-	if err := ivrpay.Authorize(caller, permission, ivrpay.Object{PlatformID: k.PlatformID}); err != nil {
+	if err := ivrpay.AuthorizeObject(caller, permission, "API key", id, ivrpay.Object{PlatformID: k.PlatformID}); err != nil {
 		return nil, err
 	}
 	if caller.Session {
