@@ -132,7 +132,7 @@ func TestUnknownOutcomeResolvedByEventShowsCardAnswer(t *testing.T) {
 				cfg := b.payinConfig(b.admin, b.merchantID, processortest.AmountLostAnswers, nil)
 				id := b.wantPending(b.ivr(b.ivrKey("payin:create"), with(chargeBody(cfg), "amount", ivrpay.FormatDollars(processortest.AmountLostAnswers))))
 				path, body, headers := tc.event(t, d, id)
-				if status := postEvent(t, events+path, body, headers); status != http.StatusOK {
+				if status, _ := postEvent(t, events+path, body, headers); status != http.StatusOK {
 					t.Fatalf("the event answered HTTP %d", status)
 				}
 				p := b.payin(id)
@@ -224,8 +224,9 @@ func (b *bundle) serveEvents(t *testing.T, opts *paymentstest.Config, ref ivrpay
 	return srv.URL
 }
 
-// postEvent delivers a processor's event and returns the HTTP status.
-func postEvent(t *testing.T, url string, body []byte, headers map[string]string) int {
+// postEvent delivers a processor's event and returns the HTTP status and
+// the answer's body.
+func postEvent(t *testing.T, url string, body []byte, headers map[string]string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
 	if err != nil {
@@ -240,6 +241,9 @@ func postEvent(t *testing.T, url string, body []byte, headers map[string]string)
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	io.Copy(io.Discard, res.Body)
-	return res.StatusCode
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(raw)
 }

@@ -26,8 +26,9 @@ type deliveredEvent struct {
 // subscriber is a webhook endpoint of the bundle's platform with its
 // receiver; its deliveries are verified with the endpoint's secret.
 type subscriber struct {
-	rcv    *recordingReceiver
-	secret string
+	rcv        *recordingReceiver
+	secret     string
+	endpointID string
 }
 
 // subscribe creates an endpoint for events (none: every event) and starts a
@@ -48,7 +49,8 @@ func (b *bundle) subscribe(t *testing.T, events ...string) *subscriber {
 		close(done)
 	}()
 	t.Cleanup(func() { stop(); <-done })
-	return &subscriber{rcv: rcv, secret: r.data(t)["secret"].(string)}
+	ep := r.data(t)
+	return &subscriber{rcv: rcv, secret: ep["secret"].(string), endpointID: ep["webhook_endpoint_id"].(string)}
 }
 
 // events returns every delivery so far, each verified and decoded.
@@ -74,17 +76,18 @@ func (s *subscriber) events(t *testing.T) []deliveredEvent {
 	return out
 }
 
-// wait returns the first delivered event of type eventType about the payin.
-func (s *subscriber) wait(t *testing.T, eventType, payinID string) deliveredEvent {
+// wait returns the first delivered event of type eventType about objectID
+// (the data's payin_id, chargeback_id…, as idKey names it).
+func (s *subscriber) wait(t *testing.T, eventType, idKey, objectID string) deliveredEvent {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		for _, ev := range s.events(t) {
-			if ev.Type == eventType && ev.Data["payin_id"] == payinID {
+			if ev.Type == eventType && ev.Data[idKey] == objectID {
 				return ev
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s for payin %s was delivered", eventType, payinID)
+			t.Fatalf("no %s for %s %s was delivered", eventType, idKey, objectID)
 		}
 	}
 }
@@ -161,7 +164,7 @@ func TestPayinConfigFields(t *testing.T) {
 		})
 		t.Run("webhook", func(t *testing.T) {
 			for id := range wants {
-				check(t, "payin.processing", hooks.wait(t, ivrpay.EventPayinProcessing, id).Data)
+				check(t, "payin.processing", hooks.wait(t, ivrpay.EventPayinProcessing, "payin_id", id).Data)
 			}
 		})
 	})
@@ -188,7 +191,7 @@ func TestPayinCreatedEvent(t *testing.T) {
 		}
 		wantCreated := func(t *testing.T, id, idempotencyKey string) {
 			t.Helper()
-			ev := hooks.wait(t, ivrpay.EventPayinCreated, id)
+			ev := hooks.wait(t, ivrpay.EventPayinCreated, "payin_id", id)
 			if ev.Data["status"] != ivrpay.PayinStatusCreated || processorOutcome(ev.Data) != ivrpay.ProcessorOutcomeUnknown ||
 				ev.Data["idempotency_key"] != idempotencyKey || ev.Data["amount"] != float64(sandbox.LostAnswersAmount) {
 				t.Fatalf("payin.created data = %v", ev.Data)
@@ -199,7 +202,7 @@ func TestPayinCreatedEvent(t *testing.T) {
 			if n := b.on(t).reconcile(); n < 1 {
 				t.Fatalf("the reconciler resolved %d payins", n)
 			}
-			if ev := hooks.wait(t, ivrpay.EventPayinProcessing, id); ev.Data["status"] != ivrpay.PayinStatusProcessing {
+			if ev := hooks.wait(t, ivrpay.EventPayinProcessing, "payin_id", id); ev.Data["status"] != ivrpay.PayinStatusProcessing {
 				t.Fatalf("payin.processing after reconciliation = %v", ev.Data)
 			}
 			if n := createdEvents(id); n != 1 {
@@ -241,7 +244,7 @@ func TestPayinCreatedEvent(t *testing.T) {
 		})
 		t.Run("approved charges emit none", func(t *testing.T) {
 			id := b.ivr(b.ivrKey("payin:create"), chargeBody(b.payinConfig(b.admin, b.merchantID, 1000, nil))).wantOK(t, "charge")
-			hooks.wait(t, ivrpay.EventPayinProcessing, id)
+			hooks.wait(t, ivrpay.EventPayinProcessing, "payin_id", id)
 			if n := createdEvents(id); n != 0 {
 				t.Fatalf("an approved payin has %d payin.created events", n)
 			}
