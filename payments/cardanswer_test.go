@@ -13,41 +13,6 @@ import (
 	"github.com/ivrpay/ivrpay/processor/sandbox"
 )
 
-// cardLooker is a processor whose look-up answers a payment with the card
-// network's answer it is given, or fails with err.
-type cardLooker struct {
-	*sandbox.Processor
-	mu     sync.Mutex
-	answer ivrpay.ProcessorEvent
-	err    error
-	calls  int
-}
-
-func (l *cardLooker) set(answer ivrpay.ProcessorEvent, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.answer, l.err = answer, err
-}
-
-func (l *cardLooker) LookupPayment(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorEvent, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.calls++
-	e := l.answer
-	e.Effect, e.PaymentReference = ivrpay.EffectPaymentCaptured, op.Reference
-	return e, l.err
-}
-
-func (l *cardLooker) LookupRefund(ctx context.Context, op ivrpay.PaymentOperation, ref string) (ivrpay.ProcessorEvent, error) {
-	return ivrpay.ProcessorEvent{}, errors.New("no refund is looked up here")
-}
-
-func (l *cardLooker) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.calls
-}
-
 // lookedUpAnswer is the card network's answer the look-ups below find.
 var lookedUpAnswer = ivrpay.ProcessorEvent{AuthCode: "L00KUP", AVSResultCode: "Y", CVCResultCode: "M", NetworkTransactionID: "401234567890123"}
 
@@ -94,7 +59,7 @@ func (e *inboxEnv) storedNTI(p *ivrpay.Payin) string {
 func TestCardAnswerPass(t *testing.T) {
 	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
 		ctx := context.Background()
-		looker := &cardLooker{Processor: sandbox.New()}
+		looker := &lookingProcessor{Processor: sandbox.New()}
 		pass := func(want int) {
 			t.Helper()
 			if n, err := e.pay.FillCardAnswersDue(ctx); err != nil || n != want {
@@ -120,7 +85,7 @@ func TestCardAnswerPass(t *testing.T) {
 					p.Processor.NetworkTransactionID, e.storedNTI(p))
 			}
 			hooks := e.webhooks(p.ID)
-			looker.set(ivrpay.ProcessorEvent{}, errors.New("stripe: look up payment intent: HTTP 503"))
+			looker.answerCard(ivrpay.ProcessorEvent{}, errors.New("stripe: look up payment intent: HTTP 503"))
 			calls := looker.count()
 			pass(0)
 			pass(0) // backed off
@@ -128,7 +93,7 @@ func TestCardAnswerPass(t *testing.T) {
 				t.Fatalf("%d look-ups after a failure and a pass within its back-off (marked %v), want 1", looker.count()-calls, e.cardAnswerMarked(p.ID))
 			}
 			e.clock.advance(time.Minute)
-			looker.set(lookedUpAnswer, nil)
+			looker.answerCard(lookedUpAnswer, nil)
 			pass(1)
 			pass(0)
 			got := e.payin(p.ID)
@@ -152,7 +117,7 @@ func TestCardAnswerPass(t *testing.T) {
 			if !e.cardAnswerMarked(p.ID) {
 				t.Fatal("an approval without a network transaction id is not marked")
 			}
-			looker.set(lookedUpAnswer, nil)
+			looker.answerCard(lookedUpAnswer, nil)
 			pass(1)
 			got := e.payin(p.ID)
 			if got.AuthCode != "EVT123" || string(got.Processor.NetworkTransactionID) != lookedUpAnswer.NetworkTransactionID {
@@ -163,7 +128,7 @@ func TestCardAnswerPass(t *testing.T) {
 		t.Run("given up after a day of failures", func(t *testing.T) {
 			e.t = t
 			p := approvedByEvent(e, "")
-			looker.set(ivrpay.ProcessorEvent{}, errors.New("stripe: look up payment intent: HTTP 503"))
+			looker.answerCard(ivrpay.ProcessorEvent{}, errors.New("stripe: look up payment intent: HTTP 503"))
 			for range 3 {
 				pass(0)
 				e.clock.advance(payments.CardAnswerGiveUpAfter / 2)
@@ -190,7 +155,7 @@ func TestCardAnswerPass(t *testing.T) {
 func TestCardAnswerFillRace(t *testing.T) {
 	forEachInboxEngine(t, func(t *testing.T, e *inboxEnv) {
 		ctx := context.Background()
-		e.router.lookup = &cardLooker{Processor: sandbox.New()}
+		e.router.lookup = &lookingProcessor{Processor: sandbox.New()}
 		p := approvedByEvent(e, "")
 		stores := []payments.Store{e.store}
 		other, _ := e.open()

@@ -827,6 +827,8 @@ type lookingProcessor struct {
 	*sandbox.Processor
 	mu              sync.Mutex
 	payment, refund ivrpay.EventEffect
+	card            ivrpay.ProcessorEvent // the card network's answer a payment look-up carries
+	err             error                 // what a payment look-up fails with
 	lookups         int
 }
 
@@ -836,11 +838,21 @@ func (l *lookingProcessor) answer(payment, refund ivrpay.EventEffect) {
 	l.payment, l.refund = payment, refund
 }
 
+// answerCard makes a payment look-up find the payment captured with the
+// card network's answer card, or fail with err.
+func (l *lookingProcessor) answerCard(card ivrpay.ProcessorEvent, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.payment, l.card, l.err = ivrpay.EffectPaymentCaptured, card, err
+}
+
 func (l *lookingProcessor) LookupPayment(ctx context.Context, op ivrpay.PaymentOperation) (ivrpay.ProcessorEvent, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lookups++
-	return ivrpay.ProcessorEvent{Type: "payment_intent.looked_up", Effect: l.payment, PaymentReference: op.Reference, Amount: op.Amount}, nil
+	e := l.card
+	e.Type, e.Effect, e.PaymentReference, e.Amount = "payment_intent.looked_up", l.payment, op.Reference, op.Amount
+	return e, l.err
 }
 
 func (l *lookingProcessor) LookupRefund(ctx context.Context, op ivrpay.PaymentOperation, ref string) (ivrpay.ProcessorEvent, error) {
