@@ -14,20 +14,53 @@ type webhookForm struct {
 }
 
 type webhooksData struct {
-	Available  bool
-	Endpoints  []*ivrpay.WebhookEndpoint
-	ListError  string
-	Next       string
-	EventTypes []string
-	Form       webhookForm
+	Available bool
+	Endpoints []*ivrpay.WebhookEndpoint
+	ListError string
+	Next      string
+	// Wildcard is "*"; Families are the form's checkbox groups.
+	Wildcard string
+	Families []eventFamily
+	Form     webhookForm
 }
 
-// Has reports whether the form subscribes to an event type (for checkboxes).
+// eventFamily is one group of the form's checkboxes: the family's pattern
+// (chargeback.*), which also covers event types added to it later, and its
+// event types.
+type eventFamily struct {
+	Name    string
+	Pattern string
+	Types   []string
+}
+
+// eventFamilies groups ivrpay.EventTypes under ivrpay.EventPatterns, so a
+// family or an event type added there appears in the form.
+func eventFamilies() []eventFamily {
+	var out []eventFamily
+	for _, pat := range ivrpay.EventPatterns {
+		if pat == ivrpay.EventWildcard {
+			continue
+		}
+		f := eventFamily{Name: strings.TrimSuffix(pat, ".*"), Pattern: pat}
+		for _, t := range ivrpay.EventTypes {
+			if ivrpay.EventMatches(pat, t) {
+				f.Types = append(f.Types, t)
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+var webhookFamilies = eventFamilies()
+
+// Has reports whether the form subscribes to an event type or pattern (for
+// checkboxes).
 func (f webhookForm) Has(event string) bool { return slices.Contains(f.Events, event) }
 
 func (p *Portal) webhooksPage(rq *request, form webhookForm) *page {
 	pg := rq.basePage("Webhooks", "webhooks")
-	d := &webhooksData{Available: p.svc.Webhooks != nil, EventTypes: ivrpay.EventTypes, Form: form}
+	d := &webhooksData{Available: p.svc.Webhooks != nil, Wildcard: ivrpay.EventWildcard, Families: webhookFamilies, Form: form}
 	if d.Available && can(rq.key, "webhook_endpoint:read").OK {
 		l, err := p.svc.Webhooks.ListWebhookEndpoints(rq.Context(), ivrpay.Page{Limit: listLimit, StartKey: rq.URL.Query().Get("after")})
 		if err != nil {
