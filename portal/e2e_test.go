@@ -354,6 +354,7 @@ func TestPortalScreenshots(t *testing.T) {
 		{"payins", "/portal/payins", "#payins-table"},
 		{"payin-detail", "/portal/payins/" + payinID, "#payin-source"},
 		{"chargebacks", "/portal/chargebacks", "#chargebacks-table"},
+		{"webhooks", "/portal/webhooks", "#create-webhook"},
 	}
 	sizes := []struct {
 		name          string

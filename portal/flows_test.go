@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -481,5 +482,88 @@ func TestWebhookEndpoints(t *testing.T) {
 		t.Errorf("delete: status %d", p.status)
 	} else {
 		mustContain(t, p, "deleted")
+	}
+}
+
+// TestWebhookEndpointPatterns: the form offers every pattern of
+// ivrpay.EventPatterns beside the event types; a checked pattern is posted
+// and stored as itself, and a pattern the API refuses is refused here too,
+// naming the element, with nothing created.
+func TestWebhookEndpointPatterns(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.newClient(t)
+	token := c.signIn(e.admin.Secret)
+	admin := ivrpay.NewContextWithPrincipal(t.Context(), e.admin)
+	endpoints := func(t *testing.T) []*ivrpay.WebhookEndpoint {
+		t.Helper()
+		l, err := e.store.ListWebhookEndpoints(admin, ivrpay.Page{Limit: ivrpay.MaxPageLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Results
+	}
+
+	form := c.get("/portal/webhooks")
+	for _, v := range append(slices.Clone(ivrpay.EventPatterns), ivrpay.EventTypes...) {
+		mustContain(t, form, `name="events" value="`+v+`"`)
+	}
+
+	hrefID := regexp.MustCompile(`href="/portal/webhooks/([^"]+)"`)
+	for _, tc := range []struct {
+		name   string
+		events []string
+	}{
+		{"a family", []string{"chargeback.*"}},
+		{"every event", []string{"*"}},
+		{"a family and a type of another", []string{"refund.*", "chargeback.lost"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.on(t)
+			p := c.post("/portal/webhooks", url.Values{"csrf_token": {token}, "url": {"http://127.0.0.1:9/" + url.PathEscape(tc.name)}, "events": tc.events})
+			if p.status != http.StatusOK {
+				t.Fatalf("create: status %d:\n%s", p.status, p.text())
+			}
+			m := hrefID.FindStringSubmatch(p.body)
+			if m == nil {
+				t.Fatalf("no endpoint link on the created page:\n%s", p.text())
+			}
+			got, err := e.store.FindWebhookEndpoint(admin, m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Events, tc.events) {
+				t.Errorf("endpoint events %q, want %q as posted", got.Events, tc.events)
+			}
+			mustContain(t, c.get("/portal/webhooks/"+got.ID), strings.Join(tc.events, ", "))
+		})
+	}
+
+	for _, tc := range []struct {
+		name, field string
+		events      []string
+	}{
+		{"a partial family", "events[0]", []string{"charge*"}},
+		{"a doubled star", "events[0]", []string{"chargeback.**"}},
+		{"an unknown family after a good one", "events[1]", []string{"chargeback.*", "nosuch.*"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.on(t)
+			before := len(endpoints(t))
+			p := c.post("/portal/webhooks", url.Values{"csrf_token": {token}, "url": {"http://127.0.0.1:9/refused"}, "events": tc.events})
+			if p.status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400:\n%s", p.status, p.text())
+			}
+			mustContain(t, p, tc.field+": pattern", "http://127.0.0.1:9/refused")
+			// The form comes back with what was checked still checked.
+			for _, ev := range tc.events {
+				if slices.Contains(ivrpay.EventPatterns, ev) {
+					mustContain(t, p, `value="`+ev+`" checked`)
+				}
+			}
+			if n := len(endpoints(t)); n != before {
+				t.Errorf("%d endpoints after a refused create, want %d", n, before)
+			}
+		})
 	}
 }
