@@ -329,7 +329,7 @@ func (p *Processor) pay(ctx context.Context, pay ivrpay.CardPayment, value int64
 // paymentResult reads a /payments answer.
 func paymentResult(res paymentResponse, pay ivrpay.CardPayment, value int64) (ivrpay.ProcessorResult, error) {
 	ad := res.AdditionalData
-	n := networkAnswer(func(key string) string { return ad[key] })
+	n := networkAnswer(func(key string) string { return ad[key] }, pay)
 	r := ivrpay.ProcessorResult{
 		Reference:     res.PSPReference,
 		AVSResultCode: cmp.Or(n.avs, avsResult("")),

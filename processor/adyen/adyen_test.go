@@ -228,10 +228,23 @@ func TestCheckResults(t *testing.T) {
 		{"5 Issuer not certified for CVC/CVV", withCVV, "U"},
 		{"", withCVV, "U"},
 		{"", noCVV, "P"},
+		{"not a number", withCVV, "U"},
+		{"not a number", noCVV, "P"},
 	} {
 		t.Run("cvc "+tc.cvc, func(t *testing.T) {
 			if got := cvcResult(tc.cvc, tc.pay); got != tc.want {
 				t.Errorf("cvcResult(%q) = %s, want %s", tc.cvc, got, tc.want)
+			}
+			// The shared reading of additionalData gives the same, for the
+			// payment asked for (empty when the data has no result).
+			n := networkAnswer(func(key string) string {
+				if key == "cvcResult" {
+					return tc.cvc
+				}
+				return ""
+			}, tc.pay)
+			if tc.cvc != "" && n.cvc != tc.want {
+				t.Errorf("networkAnswer's cvc of %q = %s, want %s", tc.cvc, n.cvc, tc.want)
 			}
 		})
 	}

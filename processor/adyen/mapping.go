@@ -103,14 +103,16 @@ type cardAnswer struct{ authCode, avs, cvc, nti string }
 // notification share (the notification's when the webhook's "Add Acquirer
 // Result" setting is on): authCode, avsResult, cvcResult and
 // networkTxReference. Only the mapped avsResult and cvcResult count, as
-// for the synchronous answer, not their *Raw forms.
-func networkAnswer(ad func(key string) string) cardAnswer {
+// for the synchronous answer, not their *Raw forms. pay is the payment
+// asked for (what cvcResult reads of an unreadable result), empty for a
+// notification.
+func networkAnswer(ad func(key string) string, pay ivrpay.CardPayment) cardAnswer {
 	a := cardAnswer{authCode: ad("authCode"), nti: ad("networkTxReference")}
 	if s := ad("avsResult"); s != "" {
 		a.avs = avsResult(s)
 	}
 	if s := ad("cvcResult"); s != "" {
-		a.cvc = cvcResult(s, ivrpay.CardPayment{})
+		a.cvc = cvcResult(s, pay)
 	}
 	return a
 }

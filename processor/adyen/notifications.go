@@ -252,7 +252,7 @@ func (it *notificationItem) event(account string) ivrpay.ProcessorEvent {
 		// additionalData holds the card network's answer, as /payments
 		// gives it, when the webhook includes it.
 		e.PaymentReference = it.PSPReference
-		n := networkAnswer(ad)
+		n := networkAnswer(ad, ivrpay.CardPayment{})
 		e.AVSResultCode, e.CVCResultCode = n.avs, n.cvc
 		if success {
 			e.Effect = ivrpay.EffectPaymentAuthorized
