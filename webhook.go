@@ -130,15 +130,7 @@ func (e *WebhookEndpoint) Object() Object { return Object{PlatformID: e.Platform
 // Wants reports whether the endpoint subscribes to eventType (no filter
 // means every event), by name or by a pattern it was created with.
 func (e *WebhookEndpoint) Wants(eventType string) bool {
-	if len(e.Events) == 0 {
-		return true
-	}
-	for _, s := range e.Events {
-		if EventMatches(s, eventType) {
-			return true
-		}
-	}
-	return false
+	return len(e.Events) == 0 || slices.ContainsFunc(e.Events, func(s string) bool { return EventMatches(s, eventType) })
 }
 
 // WebhookEndpointCreate is the body of POST /v1/webhook_endpoints.

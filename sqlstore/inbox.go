@@ -580,14 +580,12 @@ const unappliedEventCounts = `SELECT status, COUNT(*) FROM processor_events WHER
 // a 0 rather than no series.
 func (s *Store) UnappliedProcessorEventCounts(ctx context.Context) (counts map[string]int, err error) {
 	defer wrap(&err, "Store.UnappliedProcessorEventCounts")
-	counts, err = s.statusCounts(ctx, unappliedEventCounts, ivrpay.ProcessorEventPending, ivrpay.ProcessorEventUnmatched, ivrpay.ProcessorEventFailed)
-	if err != nil {
+	statuses := []any{ivrpay.ProcessorEventPending, ivrpay.ProcessorEventUnmatched, ivrpay.ProcessorEventFailed}
+	if counts, err = s.statusCounts(ctx, unappliedEventCounts, statuses...); err != nil {
 		return nil, err
 	}
-	for _, status := range []string{ivrpay.ProcessorEventPending, ivrpay.ProcessorEventUnmatched, ivrpay.ProcessorEventFailed} {
-		if _, ok := counts[status]; !ok {
-			counts[status] = 0
-		}
+	for _, status := range statuses {
+		counts[status.(string)] += 0 // a series for every status, 0 included
 	}
 	return counts, nil
 }
