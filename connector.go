@@ -292,10 +292,15 @@ func ConfigNotFound(method, configID, platformID string) *ConnectorError {
 // caller's platform, the key may charge it, then the card request, then the
 // config's single use.
 func CheckIVRCharge(caller *APIKey, cfg *PayinConfig, configID string, req IVRRequest, now time.Time) (CardEntry, *ConnectorError) {
-	if cfg == nil || Hidden(caller, "payin:create", "payin config", cfg.Object()) {
+	if cfg == nil || cfg.PlatformID != caller.PlatformID {
 		return CardEntry{}, ConfigNotFound(IVRMethodCharge, configID, caller.PlatformID)
 	}
+	// The statements are evaluated once on a charge's own path; a refusal
+	// is not found where the config is beyond a payer's browser's reach.
 	if !Allows(caller, "payin:create", cfg.Object()) {
+		if Hidden(caller, "payin:create", "payin config", cfg.Object()) {
+			return CardEntry{}, ConfigNotFound(IVRMethodCharge, configID, caller.PlatformID)
+		}
 		return CardEntry{}, ConnectorErrorf(ConnForbidden, "API key %s lacks permission payin:create for merchant %s", caller.ID, cfg.MerchantID)
 	}
 	c, refusal := checkIVRCard(req, cfg.Amount, cfg.BillingContact.PostalCodeOrEmpty(), now)
@@ -311,10 +316,13 @@ func CheckIVRCharge(caller *APIKey, cfg *PayinConfig, configID string, req IVRRe
 // CheckIVRTokenize runs checks 4 to 10 of a tokenize against the payment
 // method config the request names (nil when there is none).
 func CheckIVRTokenize(caller *APIKey, pmc *PaymentMethodConfig, configID string, req IVRRequest, now time.Time) (CardEntry, *ConnectorError) {
-	if pmc == nil || Hidden(caller, "payment_method:create", "payment method config", pmc.Object()) {
+	if pmc == nil || pmc.PlatformID != caller.PlatformID {
 		return CardEntry{}, ConfigNotFound(IVRMethodTokenize, configID, caller.PlatformID)
 	}
 	if !Allows(caller, "payment_method:create", pmc.Object()) {
+		if Hidden(caller, "payment_method:create", "payment method config", pmc.Object()) {
+			return CardEntry{}, ConfigNotFound(IVRMethodTokenize, configID, caller.PlatformID)
+		}
 		where := "platform " + pmc.PlatformID
 		if pmc.MerchantID != "" {
 			where = "merchant " + pmc.MerchantID
